@@ -1,0 +1,458 @@
+"""The ``framehive`` command: submit a .blend to a coordinator, follow the job and download its frames.
+
+Exit codes: 0 success; 1 the operation failed (error from the coordinator, coordinator unreachable, job
+failed or cancelled); 2 bad usage (missing coordinator or token, not a .blend file); 130 Ctrl-C.
+Results go to stdout (``submit`` prints only the job id, for scripts); progress and messages to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, TextIO
+
+from .client import CLIENT_VERSION, DOWNLOADABLE_STATES, ApiError, Client, ConnectionFailed
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+ENV_COORDINATOR = "FRAMEHIVE_COORDINATOR"
+ENV_TOKEN = "FRAMEHIVE_TOKEN"
+DEFAULT_OUTPUT = Path("framehive-output")
+
+# What a .blend starts with: plain, zstd-compressed (Blender 3.0+) or gzip-compressed (older versions).
+BLEND_MAGICS = (b"BLENDER", b"\x28\xb5\x2f\xfd", b"\x1f\x8b")
+# Display order of frame states; states the coordinator adds later are shown after these.
+STATE_ORDER = ("queued", "rendering", "rendered", "verifying", "verified", "rejected", "failed")
+
+
+class UsageError(Exception):
+    """The command line cannot be carried out as given (exit code 2)."""
+
+
+# ---------------------------------------------------------------------- entry point
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the ``framehive`` command with ``argv`` (default: ``sys.argv[1:]``); return the exit code."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse exits on --help and on bad arguments; callers want a code
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    try:
+        return _run(args, os.environ)
+    except UsageError as exc:
+        _say(f"framehive: {exc}")
+        return EXIT_USAGE
+    except ApiError as exc:
+        _say(f"framehive: {explain_error(exc)}")
+        return EXIT_FAILED
+    except OSError as exc:  # local files: unreadable scene, full disk, no permission on the output folder
+        _say(f"framehive: {_describe_os_error(exc)}")
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        _say("framehive: interrupted")
+        return EXIT_INTERRUPTED
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with its five subcommands."""
+    parser = argparse.ArgumentParser(
+        prog="framehive", description="Render Blender scenes on a Framehive network."
+    )
+    parser.add_argument("--version", action="version", version=f"framehive {CLIENT_VERSION}")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--coordinator", metavar="URL", help=f"coordinator address (default: ${ENV_COORDINATOR})"
+    )
+    common.add_argument(
+        "--token", help=f"API token (default: ${ENV_TOKEN}; the variable keeps it out of `ps` output)"
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    submit = commands.add_parser("submit", parents=[common], help="upload a .blend and start a render job")
+    submit.add_argument("scene", metavar="SCENE.blend", type=Path)
+    submit.add_argument("--frames", metavar="RANGE", help="frames to render, e.g. 1-24 or 1,5,10-12")
+    submit.add_argument("--chunk", type=_positive_int, metavar="N", help="frames per task")
+    submit.add_argument("--priority", type=int, metavar="P", help="job priority")
+    submit.add_argument("--name", help="job name (default: the file name)")
+    submit.add_argument("--wait", action="store_true", help="follow the job and download the frames")
+    submit.add_argument(
+        "--out", type=Path, metavar="DIR", help=f"with --wait: frame folder (default: {DEFAULT_OUTPUT}/JOB)"
+    )
+    submit.set_defaults(handler=cmd_submit)
+
+    status = commands.add_parser("status", parents=[common], help="show a job's progress")
+    status.add_argument("job", type=_positive_int, metavar="JOB")
+    status.add_argument("--json", action="store_true", help="print the job as JSON")
+    status.set_defaults(handler=cmd_status)
+
+    download = commands.add_parser("download", parents=[common], help="download a job's rendered frames")
+    download.add_argument("job", type=_positive_int, metavar="JOB")
+    download.add_argument("--out", type=Path, metavar="DIR", required=True, help="folder for the frames")
+    download.set_defaults(handler=cmd_download)
+
+    cancel = commands.add_parser("cancel", parents=[common], help="cancel a job")
+    cancel.add_argument("job", type=_positive_int, metavar="JOB")
+    cancel.set_defaults(handler=cmd_cancel)
+
+    jobs = commands.add_parser("jobs", parents=[common], help="list your jobs")
+    jobs.set_defaults(handler=cmd_jobs)
+    return parser
+
+
+def _run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    url, token = resolve_connection(args, environ)
+    try:
+        client = Client(url, token)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    return args.handler(client, args)
+
+
+def resolve_connection(args: argparse.Namespace, environ: Mapping[str, str]) -> tuple[str, str]:
+    """Coordinator URL and token from the options, else from the environment; UsageError if missing."""
+    url = (args.coordinator or environ.get(ENV_COORDINATOR) or "").strip()
+    token = (args.token or environ.get(ENV_TOKEN) or "").strip()
+    if not url:
+        raise UsageError(f"no coordinator given: pass --coordinator URL or set {ENV_COORDINATOR}")
+    if not token:
+        raise UsageError(f"no token given: pass --token TOKEN or set {ENV_TOKEN}")
+    return url, token
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}")
+    return value
+
+
+# ---------------------------------------------------------------------- commands
+
+
+def cmd_submit(client: Client, args: argparse.Namespace) -> int:
+    """Upload the scene if needed, create the job, print its id; with --wait follow it to the end."""
+    check_blend(args.scene)
+    if args.out is not None and not args.wait:
+        raise UsageError("--out needs --wait (or download later: framehive download JOB --out DIR)")
+    upload = _UploadDisplay(StatusLine(sys.stderr), args.scene.name)
+    try:
+        job = client.submit(
+            args.scene,
+            frames=args.frames,
+            chunk=args.chunk,
+            priority=args.priority,
+            name=args.name,
+            progress=upload,
+        )
+    finally:
+        upload.line.finish()
+    if not upload.called:
+        _say(f"{args.scene.name} is already on the coordinator; nothing to upload")
+    job_id = _int(job.get("id"))
+    if not job_id:
+        raise ApiError(0, "bad_response", f"the coordinator created a job without an id: {job!r}"[:300])
+    print(job_id, flush=True)
+    _say(f"submitted job {job_id} ({_describe_job(job)}); follow it with `framehive status {job_id}`")
+    if not args.wait:
+        return EXIT_OK
+    return _follow(client, job_id, args.out)
+
+
+def cmd_status(client: Client, args: argparse.Namespace) -> int:
+    """Print a job's summary, or its raw JSON with --json."""
+    job = client.job(args.job)
+    print(json.dumps(job, indent=2) if args.json else format_summary(job))
+    return EXIT_OK
+
+
+def cmd_download(client: Client, args: argparse.Namespace) -> int:
+    """Download the job's rendered frames that are not already in the output folder."""
+    return _download(client, args.job, args.out)
+
+
+def cmd_cancel(client: Client, args: argparse.Namespace) -> int:
+    """Cancel a job."""
+    job = client.cancel(args.job)
+    print(f"job {args.job} {job.get('state', 'cancelled')}")
+    return EXIT_OK
+
+
+def cmd_jobs(client: Client, args: argparse.Namespace) -> int:
+    """List the token owner's jobs."""
+    print(format_job_list(client.jobs()))
+    return EXIT_OK
+
+
+def _follow(client: Client, job_id: int, out: Path | None) -> int:
+    """--wait: show live progress until the job ends, then download the frames if it completed."""
+    try:
+        job = _wait_with_progress(client, job_id)
+    except KeyboardInterrupt:
+        # Only the local wait stops; the job itself is the coordinator's and renders on.
+        _say(f"job {job_id} keeps running; `framehive status {job_id}`")
+        return EXIT_INTERRUPTED
+    if job.get("state") != "completed":
+        error = job.get("error")
+        _say(f"framehive: job {job_id} {job.get('state')}" + (f": {error}" if error else ""))
+        return EXIT_FAILED
+    return _download(client, job_id, out if out is not None else DEFAULT_OUTPUT / str(job_id))
+
+
+def _wait_with_progress(client: Client, job_id: int) -> dict[str, Any]:
+    line = StatusLine(sys.stderr)
+    started = time.monotonic()
+
+    def show(job: dict[str, Any]) -> None:
+        line.show(format_progress(job, time.monotonic() - started), key=progress_key(job))
+
+    try:
+        return client.wait(job_id, on_update=show)
+    finally:
+        line.finish()
+
+
+def _download(client: Client, job_id: int, out_dir: Path) -> int:
+    line = StatusLine(sys.stderr)
+    totals = [0]
+
+    def progress(done: int, total: int) -> None:
+        totals[0] = total
+        # Off a terminal: a line every 10 %, not one per frame of a 2000-frame job.
+        line.show(f"downloading frames: {done}/{total}", key=done * 10 // total)
+
+    try:
+        paths = client.download_job(job_id, out_dir, states=DOWNLOADABLE_STATES, progress=progress)
+    finally:
+        line.finish()
+    if not totals[0]:
+        _say(f"job {job_id} has no rendered frames to download yet")
+    else:
+        skipped = totals[0] - len(paths)
+        note = f" ({skipped} already up to date)" if skipped else ""
+        _say(f"downloaded {len(paths)} frame(s) to {out_dir}{note}")
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------------- checks and messages
+
+
+def check_blend(path: Path) -> None:
+    """Refuse, before any upload, a path that is missing or does not start like a .blend file."""
+    if not path.exists():
+        raise UsageError(f"{path}: no such file")
+    if not path.is_file():
+        raise UsageError(f"{path}: not a file")
+    with path.open("rb") as fp:
+        head = fp.read(8)
+    if not head.startswith(BLEND_MAGICS):
+        raise UsageError(f"{path}: not a .blend file (no Blender, zstd or gzip header)")
+
+
+def explain_error(exc: ApiError) -> str:
+    """One line for an API error, with a hint where the usual fix is known."""
+    if isinstance(exc, ConnectionFailed):
+        return f"{exc}; is it running? (--coordinator or ${ENV_COORDINATOR})"
+    if exc.status == 401:
+        return f"{exc}; check --token or ${ENV_TOKEN}"
+    return str(exc)
+
+
+def _describe_os_error(exc: OSError) -> str:
+    reason = exc.strerror or str(exc)
+    return f"{exc.filename}: {reason}" if exc.filename else reason
+
+
+def _say(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------------- display
+
+
+class StatusLine:
+    """A progress line on ``stream``: redrawn in place on a terminal, printed once per change otherwise.
+
+    CI logs have no terminal; there a carriage-return line would be repeated on every poll, so a new line
+    is written only when ``key`` (default: the text) changes.
+    """
+
+    def __init__(self, stream: TextIO, tty: bool | None = None) -> None:
+        self.stream = stream
+        self.tty = _isatty(stream) if tty is None else tty
+        self._drawn = 0  # characters of the in-place line currently on screen
+        self._key: object = None
+
+    def show(self, text: str, key: object = None) -> None:
+        """Display ``text`` as the current status."""
+        if self.tty:
+            # Longer than the terminal, the line would wrap and "\r" could no longer overwrite it.
+            text = text[: max(20, shutil.get_terminal_size().columns - 1)]
+            self.stream.write("\r" + text + " " * max(0, self._drawn - len(text)))
+            self._drawn = len(text)
+        else:
+            key = text if key is None else key
+            if key == self._key:
+                return
+            self._key = key
+            self.stream.write(text + "\n")
+        self.stream.flush()
+
+    def finish(self) -> None:
+        """End the in-place line so that later output starts on a line of its own."""
+        if self.tty and self._drawn:
+            self.stream.write("\n")
+            self.stream.flush()
+        self._drawn = 0
+
+
+class _UploadDisplay:
+    """``progress`` callback for Client.submit: one status line for the scene upload."""
+
+    def __init__(self, line: StatusLine, name: str) -> None:
+        self.line = line
+        self.name = name
+        self.called = False
+
+    def __call__(self, sent: int, total: int) -> None:
+        self.called = True
+        percent = 100 * sent // total if total else 100
+        text = f"uploading {self.name}: {percent:3d}%  {format_bytes(sent)} / {format_bytes(total)}"
+        self.line.show(text, key=percent // 10)
+
+
+def format_progress(job: dict[str, Any], elapsed: float, width: int = 20) -> str:
+    """One progress line: state, bar, done/total frames, per-state counts and elapsed time.
+
+    ``job 7 running [########------------]  8/20 frames 40%  queued 11, rendering 1, rendered 8  01:05``
+    """
+    counts = job_counts(job)
+    done = sum(counts.get(state, 0) for state in DOWNLOADABLE_STATES)
+    total = _int(job.get("total")) or sum(counts.values())
+    filled = min(width, width * done // total) if total else 0
+    bar = "#" * filled + "-" * (width - filled)
+    percent = f"{100 * done // total}%" if total else "-"
+    states = ", ".join(f"{state} {count}" for state, count in counts.items() if count)
+    parts = [f"job {job.get('id')} {job.get('state')} [{bar}]", f"{done}/{total} frames {percent}"]
+    if states:
+        parts.append(states)
+    parts.append(format_elapsed(elapsed))
+    return "  ".join(parts)
+
+
+def progress_key(job: dict[str, Any]) -> tuple[Any, ...]:
+    """What must change for a new progress line off a terminal: state and counts, not the clock."""
+    return (job.get("state"), tuple(job_counts(job).items()))
+
+
+def job_counts(job: dict[str, Any]) -> dict[str, int]:
+    """Frames per state in display order, from ``counts`` or else counted from ``frame_states``."""
+    raw = job.get("counts")
+    if isinstance(raw, dict):
+        counts = {str(state): _int(count) for state, count in raw.items()}
+    else:
+        counts = {}
+        for entry in job.get("frame_states") or []:
+            state = str(entry.get("state")) if isinstance(entry, dict) else "unknown"
+            counts[state] = counts.get(state, 0) + 1
+    order = {state: i for i, state in enumerate(STATE_ORDER)}
+    return dict(sorted(counts.items(), key=lambda item: order.get(item[0], len(order))))
+
+
+def format_summary(job: dict[str, Any]) -> str:
+    """A readable multi-line summary of a job for ``framehive status``."""
+    counts = job_counts(job)
+    done = sum(counts.get(state, 0) for state in DOWNLOADABLE_STATES)
+    total = _int(job.get("total")) or sum(counts.values())
+    states = ", ".join(f"{state} {count}" for state, count in counts.items() if count) or "none yet"
+    rows = [
+        ("state", str(job.get("state"))),
+        ("frames", f"{job.get('frames') or '-'}: {done}/{total} done ({states})"),
+        ("priority", f"{job.get('priority', '-')}, chunk {job.get('chunk', '-')}"),
+        ("tasks", _task_summary(job.get("tasks"))),
+        ("created", str(job.get("created_at") or "-")),
+        ("finished", str(job.get("finished_at") or "-")),
+    ]
+    if job.get("error"):
+        rows.append(("error", str(job["error"])))
+    header = f"job {job.get('id')} {job.get('name', '')}".rstrip()
+    return "\n".join([header, *(f"  {label:<9} {value}" for label, value in rows)])
+
+
+def _task_summary(tasks: Any) -> str:
+    if not isinstance(tasks, list) or not tasks:
+        return "-"
+    by_state: dict[str, int] = {}
+    for task in tasks:
+        state = str(task.get("state")) if isinstance(task, dict) else "unknown"
+        by_state[state] = by_state.get(state, 0) + 1
+    return f"{len(tasks)} (" + ", ".join(f"{state} {n}" for state, n in by_state.items()) + ")"
+
+
+def format_job_list(jobs: list[dict[str, Any]]) -> str:
+    """A table of jobs for ``framehive jobs``."""
+    if not jobs:
+        return "no jobs"
+    rows = [("ID", "STATE", "DONE", "CREATED", "NAME")]
+    for job in jobs:
+        counts = job_counts(job)
+        done = sum(counts.get(state, 0) for state in DOWNLOADABLE_STATES)
+        total = _int(job.get("total")) or sum(counts.values())
+        created = str(job.get("created_at") or "-")
+        rows.append(
+            (str(job.get("id")), str(job.get("state")), f"{done}/{total}", created, str(job.get("name")))
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    return "\n".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(row[:-1], widths, strict=True)) + "  " + row[-1]
+        for row in rows
+    )
+
+
+def format_elapsed(seconds: float) -> str:
+    """``mm:ss``, or ``h:mm:ss`` from one hour on."""
+    minutes, secs = divmod(int(max(0.0, seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes:02d}:{secs:02d}"
+
+
+def format_bytes(size: int) -> str:
+    """Size in B, KiB, MiB or GiB with one decimal."""
+    value = float(size)
+    for unit in ("B", "KiB", "MiB"):
+        if value < 1024:
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} GiB"
+
+
+def _describe_job(job: dict[str, Any]) -> str:
+    total = job.get("total")
+    frames = f"frames {job.get('frames')}" if job.get("frames") else "scene frame range"
+    return f"{job.get('name')}, {frames}" + (f", {total} frames" if total else "")
+
+
+def _int(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def _isatty(stream: TextIO) -> bool:
+    isatty: Callable[[], bool] | None = getattr(stream, "isatty", None)
+    return bool(isatty and isatty())
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,485 @@
+"""HTTP client for a Framehive coordinator, shared by the ``framehive`` command line and the Blender add-on.
+
+Standard library only and free of ``bpy``: Blender's bundled Python has no third-party packages, and the
+command line must run on a bare Python. Every failure reaches the caller as :class:`ApiError` (or its
+subclass :class:`ConnectionFailed`), so a user interface needs a single ``except`` to show a clean message.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import json
+import os
+import re
+import secrets
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any, BinaryIO
+
+__all__ = [
+    "API_PREFIX",
+    "CLIENT_VERSION",
+    "DOWNLOADABLE_STATES",
+    "FINAL_STATES",
+    "USER_AGENT",
+    "ApiError",
+    "Client",
+    "ConnectionFailed",
+    "sha256_file",
+]
+
+CLIENT_VERSION = "0.1.0"
+USER_AGENT = f"framehive-client/{CLIENT_VERSION}"
+API_PREFIX = "/api/v1"
+CHUNK_SIZE = 1024 * 1024
+FINAL_STATES = frozenset({"completed", "failed", "cancelled"})
+DOWNLOADABLE_STATES = ("rendered", "verified")
+# How long Client.wait tolerates an unreachable coordinator (a restart) before giving up.
+RECONNECT_GRACE = 60.0
+
+Progress = Callable[[int, int], None]
+
+_ERROR_BODY_LIMIT = 64 * 1024
+_SHA256_RE = re.compile(r"[0-9a-f]{64}")
+_NETWORK_ERRORS = (OSError, http.client.HTTPException)
+# Used when an error answer carries no JSON code of its own (a proxy page, a crash).
+_STATUS_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "too_large",
+    429: "rate_limited",
+}
+
+
+class ApiError(Exception):
+    """An error answer from the coordinator, or a problem the client found itself (``status`` 0)."""
+
+    def __init__(self, status: int, code: str, message: str, details: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.details: dict[str, Any] = details or {}
+
+    def __str__(self) -> str:
+        text = f"{self.code}: {self.message}"
+        return f"{text} (HTTP {self.status})" if self.status else text
+
+
+class ConnectionFailed(ApiError):
+    """The coordinator could not be reached, or the connection broke mid-request (refused, DNS, timeout)."""
+
+    def __init__(self, url: str, reason: object) -> None:
+        self.url = url
+        message = f"cannot reach the coordinator at {url} ({_describe(reason)})"
+        super().__init__(0, "unreachable", message, {"url": url})
+
+
+def sha256_file(path: Path | str) -> str:
+    """Hex SHA-256 of a file, read in 1 MiB chunks so that multi-GB scenes never sit in memory."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fp:
+        while chunk := fp.read(CHUNK_SIZE):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+class Client:
+    """Talks to one coordinator's HTTP API (``<base_url>/api/v1``) on behalf of one token."""
+
+    def __init__(self, base_url: str, token: str | None, timeout: float = 30) -> None:
+        """``base_url`` is the coordinator's root, e.g. ``http://render.example:8000``; ``timeout`` applies
+        to each socket operation (connect, each read), not to a whole transfer."""
+        base_url = base_url.strip().rstrip("/")
+        if not base_url.startswith(("http://", "https://")):
+            raise ValueError(f"the coordinator URL must start with http:// or https://, got {base_url!r}")
+        self.base_url = base_url
+        self.token = token
+        self.timeout = timeout
+        # A private opener: inside Blender another add-on may have installed a global one.
+        self._opener = urllib.request.build_opener()
+
+    # ------------------------------------------------------------------ account
+
+    def health(self) -> dict[str, Any]:
+        """The coordinator's health report (needs no valid token)."""
+        return _expect_dict(self._json("GET", "/health"), "health report")
+
+    def me(self) -> dict[str, Any]:
+        """The account the token belongs to."""
+        return _expect_dict(self._json("GET", "/me"), "account")
+
+    # ------------------------------------------------------------------ blobs
+
+    def missing_blobs(self, hashes: list[str]) -> list[str]:
+        """The subset of ``hashes`` (hex SHA-256) that the coordinator does not store yet."""
+        answer = self._json("POST", "/blobs/missing", {"sha256": list(hashes)})
+        missing = answer.get("missing") if isinstance(answer, dict) else None
+        if not isinstance(missing, list):
+            raise _bad_response("the answer to blobs/missing has no 'missing' list")
+        return [h for h in missing if isinstance(h, str)]
+
+    def upload_blob(self, path: Path, sha256: str, progress: Progress | None = None) -> dict[str, Any]:
+        """Upload a file as the blob ``sha256``, streamed from disk; ``progress(sent, total)`` in bytes.
+
+        The coordinator checks the bytes against the hash and answers ``{"sha256", "size"}``.
+        """
+        sha256 = _check_sha256(sha256)
+        with Path(path).open("rb") as fp:
+            size = os.fstat(fp.fileno()).st_size
+            body = _ProgressReader(fp, size, progress)
+            headers = {"Content-Type": "application/octet-stream", "Content-Length": str(size)}
+            if progress is not None:
+                progress(0, size)
+            with self._open("PUT", f"/blobs/{sha256}", body, headers) as response:
+                return _expect_dict(_read_json(response), "blob")
+
+    # ------------------------------------------------------------------ jobs
+
+    def submit(
+        self,
+        scene: Path,
+        frames: str | None = None,
+        chunk: int | None = None,
+        priority: int | None = None,
+        name: str | None = None,
+        progress: Progress | None = None,
+    ) -> dict[str, Any]:
+        """Upload the scene if the coordinator lacks it, then create a job; returns the new job.
+
+        ``frames`` is a range spec such as ``"1-24"`` (default: the scene's own range); ``progress`` gets
+        ``(sent, total)`` bytes and is not called at all when nothing needs uploading.
+        """
+        scene = Path(scene)
+        digest = sha256_file(scene)
+        self._upload_missing({digest: scene}, progress)
+        payload = {
+            "scene": digest,
+            "frames": frames,
+            "chunk": chunk,
+            "priority": priority,
+            "name": name or scene.stem,
+            "filename": scene.name,
+        }
+        body = {key: value for key, value in payload.items() if value is not None}
+        return _expect_dict(self._json("POST", "/jobs", body), "job")
+
+    def job(self, job_id: int) -> dict[str, Any]:
+        """One job with its per-state counts, frame states and tasks."""
+        return _expect_dict(self._json("GET", f"/jobs/{int(job_id)}"), "job")
+
+    def jobs(self) -> list[dict[str, Any]]:
+        """The token owner's jobs."""
+        answer = self._json("GET", "/jobs")
+        jobs = answer.get("jobs") if isinstance(answer, dict) else None
+        if not isinstance(jobs, list):
+            raise _bad_response("the job list has no 'jobs' list")
+        return [job for job in jobs if isinstance(job, dict)]
+
+    def cancel(self, job_id: int) -> dict[str, Any]:
+        """Cancel a job; returns the job as it is after cancelling."""
+        return _expect_dict(self._json("POST", f"/jobs/{int(job_id)}/cancel", {}), "job")
+
+    def wait(
+        self,
+        job_id: int,
+        poll: float = 1.0,
+        on_update: Callable[[dict[str, Any]], None] | None = None,
+        timeout: float | None = None,
+    ) -> dict[str, Any]:
+        """Poll a job until it is completed, failed or cancelled, and return it.
+
+        ``on_update`` gets the job after every poll. An unreachable coordinator is retried for
+        :data:`RECONNECT_GRACE` seconds (a restart must not end a wait on a long render); ``timeout``
+        raises :class:`TimeoutError`.
+        """
+        start = last_contact = time.monotonic()
+        while True:
+            try:
+                job = self.job(job_id)
+            except ConnectionFailed:
+                if time.monotonic() - last_contact > RECONNECT_GRACE:
+                    raise
+            else:
+                last_contact = time.monotonic()
+                if on_update is not None:
+                    on_update(job)
+                if job.get("state") in FINAL_STATES:
+                    return job
+            if timeout is not None and time.monotonic() - start >= timeout:
+                raise TimeoutError(f"job {job_id} did not finish within {timeout:g} s")
+            time.sleep(poll)
+
+    # ------------------------------------------------------------------ frames
+
+    def download_frame(self, job_id: int, frame: int, dest: Path, expected_sha256: str | None = None) -> Path:
+        """Download one rendered frame (PNG) to ``dest`` and return ``dest``.
+
+        The bytes go to a temporary file next to ``dest`` that is renamed only once complete and checked
+        against the ``X-Content-SHA256`` header and ``expected_sha256`` (either mismatch: ApiError
+        ``hash_mismatch``), so ``dest`` never holds a half-written or corrupt frame.
+        """
+        dest = Path(dest)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        path = f"/jobs/{int(job_id)}/frames/{int(frame)}"
+        # A hidden name of our own rather than mkstemp, whose 0600 mode would stick to the frame.
+        tmp = dest.with_name(f".{dest.name}.{secrets.token_hex(4)}.part")
+        try:
+            with open(tmp, "xb") as out, self._open("GET", path, headers={"Accept": "image/png"}) as response:
+                digest, size = _copy_hashed(response, out, self._url(path))
+                length = response.headers.get("Content-Length")
+                announced = response.headers.get("X-Content-SHA256")
+            _check_download(
+                f"frame {frame} of job {job_id}", size, digest, length, announced, expected_sha256
+            )
+            os.replace(tmp, dest)
+        except BaseException:
+            # Also on Ctrl-C: a stray .part file would only confuse the artist.
+            tmp.unlink(missing_ok=True)
+            raise
+        return dest
+
+    def download_job(
+        self,
+        job_id: int,
+        out_dir: Path,
+        pattern: str = "frame_{frame:04d}.png",
+        states: Iterable[str] = DOWNLOADABLE_STATES,
+        progress: Progress | None = None,
+    ) -> list[Path]:
+        """Download the job's frames whose state is in ``states`` into ``out_dir``; return the new files.
+
+        A frame already on disk with the sha256 the coordinator reports is skipped (not in the returned
+        list). ``progress(done, total)`` counts frames, skipped ones included.
+        """
+        out_dir = Path(out_dir)
+        wanted_states = set(states)
+        entries = [entry for entry in _frame_states(self.job(job_id)) if entry.get("state") in wanted_states]
+        downloaded: list[Path] = []
+        for done, entry in enumerate(entries, start=1):
+            frame = _frame_number(entry)
+            dest = out_dir / pattern.format(frame=frame)
+            sha256 = entry.get("sha256") if isinstance(entry.get("sha256"), str) else None
+            if not _already_downloaded(dest, sha256):
+                downloaded.append(self.download_frame(job_id, frame, dest, expected_sha256=sha256))
+            if progress is not None:
+                progress(done, len(entries))
+        return downloaded
+
+    # ------------------------------------------------------------------ plumbing
+
+    def _upload_missing(self, files: dict[str, Path], progress: Progress | None) -> None:
+        """Upload those of ``files`` (sha256 → path) that the coordinator does not have."""
+        missing = set(self.missing_blobs(list(files)))
+        for digest, path in files.items():
+            if digest in missing:
+                self.upload_blob(path, digest, progress)
+
+    def _url(self, path: str) -> str:
+        return f"{self.base_url}{API_PREFIX}{path}"
+
+    def _json(self, method: str, path: str, body: Any = None) -> Any:
+        """Send a request with an optional JSON body and return the decoded JSON answer."""
+        headers = {"Accept": "application/json"}
+        data = None
+        if body is not None:
+            data = json.dumps(body).encode("utf-8")
+            headers["Content-Type"] = "application/json"
+        with self._open(method, path, data, headers) as response:
+            return _read_json(response)
+
+    def _open(
+        self,
+        method: str,
+        path: str,
+        body: bytes | _ProgressReader | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> http.client.HTTPResponse:
+        """Send a request and return the open response if it is a success; raise ApiError otherwise."""
+        url = self._url(path)
+        request = urllib.request.Request(
+            url, data=body, method=method, headers={"User-Agent": USER_AGENT, **(headers or {})}
+        )
+        if self.token:
+            # Unredirected: a redirect to another host must not carry the artist's token along.
+            request.add_unredirected_header("Authorization", f"Bearer {self.token}")
+        try:
+            return self._opener.open(request, timeout=self.timeout)
+        except urllib.error.HTTPError as exc:
+            with exc:
+                raise _error_from_response(exc, url) from None
+        except urllib.error.URLError as exc:
+            raise ConnectionFailed(url, exc.reason) from None
+        except _NETWORK_ERRORS as exc:
+            raise ConnectionFailed(url, exc) from None
+
+
+class _ProgressReader:
+    """Request body that streams a file and reports progress; http.client pulls it through ``read``."""
+
+    def __init__(self, fp: BinaryIO, total: int, progress: Progress | None) -> None:
+        self._fp = fp
+        self._total = total
+        self._progress = progress
+        self._sent = 0
+        self._reported = 0
+
+    def read(self, size: int = -1) -> bytes:
+        # Never more than Content-Length promised, even if the file grew since it was measured.
+        remaining = self._total - self._sent
+        size = remaining if size < 0 else min(size, remaining)
+        data = self._fp.read(size) if size else b""
+        self._sent += len(data)
+        self._report()
+        return data
+
+    def _report(self) -> None:
+        # http.client reads 8 KiB blocks; reporting each would redraw a progress bar 100 000 times per GB.
+        if self._progress is None or self._sent == self._reported:
+            return
+        if self._sent - self._reported >= CHUNK_SIZE or self._sent == self._total:
+            self._reported = self._sent
+            self._progress(self._sent, self._total)
+
+
+def _describe(reason: object) -> str:
+    """Short text for a low-level network failure ("Connection refused", "timed out")."""
+    if isinstance(reason, OSError) and reason.strerror:
+        return reason.strerror
+    return str(reason) or type(reason).__name__
+
+
+def _bad_response(message: str, status: int = 0) -> ApiError:
+    return ApiError(status, "bad_response", message)
+
+
+def _expect_dict(value: Any, what: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise _bad_response(f"expected a {what} object from the coordinator, got {type(value).__name__}")
+    return value
+
+
+def _check_sha256(sha256: str) -> str:
+    """Normalise a hex digest; refuse anything else since it becomes part of the URL path."""
+    digest = sha256.strip().lower() if isinstance(sha256, str) else ""
+    if not _SHA256_RE.fullmatch(digest):
+        raise ValueError(f"not a hex SHA-256 digest: {sha256!r}")
+    return digest
+
+
+def _read_json(response: http.client.HTTPResponse) -> Any:
+    """Read a whole (small) JSON answer."""
+    try:
+        raw = response.read()
+    except _NETWORK_ERRORS as exc:
+        raise ConnectionFailed(_response_url(response), exc) from None
+    try:
+        return json.loads(raw)
+    except ValueError:
+        raise _bad_response(f"expected JSON from {_response_url(response)}", response.status) from None
+
+
+def _response_url(response: http.client.HTTPResponse) -> str:
+    return str(getattr(response, "url", "") or "the coordinator")
+
+
+def _error_from_response(exc: urllib.error.HTTPError, url: str) -> ApiError:
+    """Turn an HTTP error answer into ApiError, using the server's ``{"error": {...}}`` body if present."""
+    status = exc.code
+    try:
+        raw = exc.read(_ERROR_BODY_LIMIT)
+    except _NETWORK_ERRORS:
+        raw = b""
+    error = _json_error(raw)
+    if error is not None:
+        code = error.get("code") if isinstance(error.get("code"), str) else _default_code(status)
+        message = error.get("message") if isinstance(error.get("message"), str) else exc.reason
+        details = error.get("details")
+        if not isinstance(details, dict):
+            details = {key: value for key, value in error.items() if key not in ("code", "message")}
+        return ApiError(status, code, str(message), details)
+    return ApiError(status, _default_code(status), _generic_message(status, exc, raw, url))
+
+
+def _json_error(raw: bytes) -> dict[str, Any] | None:
+    """The ``error`` object of a JSON error body, or None for anything else."""
+    try:
+        payload = json.loads(raw)
+    except ValueError:
+        return None
+    if not isinstance(payload, dict):
+        return None
+    error = payload.get("error")
+    if isinstance(error, str):
+        return {"message": error}
+    return error if isinstance(error, dict) else None
+
+
+def _default_code(status: int) -> str:
+    return _STATUS_CODES.get(status, "server_error" if status >= 500 else "http_error")
+
+
+def _generic_message(status: int, exc: urllib.error.HTTPError, raw: bytes, url: str) -> str:
+    """Message for an error without a JSON body; a short plain-text body is worth showing, HTML is not."""
+    message = f"{exc.reason or 'error'} from {url}"
+    content_type = (exc.headers.get("Content-Type") or "") if exc.headers else ""
+    if content_type.startswith("text/plain"):
+        first_line = raw.decode("utf-8", "replace").strip().splitlines()[:1]
+        if first_line:
+            message += f": {first_line[0][:200]}"
+    return message
+
+
+def _copy_hashed(response: http.client.HTTPResponse, out: BinaryIO, url: str) -> tuple[str, int]:
+    """Copy a response body to ``out`` in chunks; return its sha256 and size."""
+    digest = hashlib.sha256()
+    size = 0
+    while True:
+        try:
+            chunk = response.read(CHUNK_SIZE)
+        except _NETWORK_ERRORS as exc:
+            raise ConnectionFailed(url, exc) from None
+        if not chunk:
+            return digest.hexdigest(), size
+        digest.update(chunk)
+        out.write(chunk)  # a full disk is an OSError of its own, not a network failure
+        size += len(chunk)
+
+
+def _check_download(
+    what: str, size: int, digest: str, length: str | None, announced: str | None, expected: str | None
+) -> None:
+    """Refuse a truncated download or one whose bytes do not match the hash the coordinator gave."""
+    if length is not None and length.isdigit() and int(length) != size:
+        raise ApiError(0, "incomplete_download", f"{what}: received {size} of {length} bytes")
+    for source, wanted in (("X-Content-SHA256 header", announced), ("job's frame list", expected)):
+        if wanted and wanted.strip().lower() != digest:
+            message = f"{what}: downloaded bytes have sha256 {digest}, the {source} says {wanted.strip()}"
+            raise ApiError(0, "hash_mismatch", message, {"sha256": digest, "expected": wanted.strip()})
+
+
+def _frame_states(job: dict[str, Any]) -> list[dict[str, Any]]:
+    states = job.get("frame_states")
+    if not isinstance(states, list):
+        raise _bad_response("the job has no 'frame_states' list")
+    return [entry for entry in states if isinstance(entry, dict)]
+
+
+def _frame_number(entry: dict[str, Any]) -> int:
+    """The frame number of a frame_states entry; checked because it becomes part of a file name."""
+    frame = entry.get("frame")
+    if not isinstance(frame, int) or isinstance(frame, bool):
+        raise _bad_response(f"frame number {frame!r} in the job's frame list is not an integer")
+    return frame
+
+
+def _already_downloaded(dest: Path, sha256: str | None) -> bool:
+    return bool(sha256) and dest.is_file() and sha256_file(dest) == sha256.strip().lower()

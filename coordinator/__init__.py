@@ -1,0 +1,45 @@
+"""Framehive coordinator: ``create_app()`` builds the Flask app; nothing happens at import time."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+
+__version__ = "0.1.0"
+
+
+def create_app(test_config: dict[str, Any] | None = None, data_dir: str | Path | None = None) -> Flask:
+    """Build a coordinator app; its state lives in ``data_dir`` unless the config says otherwise."""
+    from . import api, config, worker_channel
+    from .db import configure_engine, db
+    from .dispatch import Dispatcher
+    from .errors import register_error_handlers
+    from .reaper import Reaper
+    from .storage import open_storage
+
+    app = Flask(__name__)
+    data = Path(data_dir) if data_dir else Path(tempfile.mkdtemp(prefix="framehive-"))
+    data.mkdir(parents=True, exist_ok=True)
+    app.config.from_mapping(config.defaults(data))
+    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {"pool_pre_ping": True}
+    if test_config:
+        app.config.from_mapping(test_config)
+
+    db.init_app(app)
+    with app.app_context():
+        configure_engine(db.engine)
+        db.create_all()
+    app.extensions["framehive_storage"] = open_storage(app.config["FRAMEHIVE_STORAGE"])
+    app.extensions["framehive_dispatcher"] = Dispatcher()
+    register_error_handlers(app)
+    api.register(app)
+    app.register_blueprint(worker_channel.bp)
+    worker_channel.sock.init_app(app)
+    reaper = Reaper(app)
+    app.extensions["framehive_reaper"] = reaper
+    if app.config["FRAMEHIVE_START_REAPER"]:
+        reaper.start()
+    return app

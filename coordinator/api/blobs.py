@@ -1,0 +1,81 @@
+"""Content-addressed uploads: ask what is missing, upload only that; every upload is re-hashed."""
+
+from __future__ import annotations
+
+from flask import Blueprint, current_app, jsonify, request, send_file
+from sqlalchemy import select
+
+from ..auth import current_caller, require
+from ..db import db
+from ..errors import ApiError
+from ..models import Blob, Job, Task, Worker
+from ..states import TaskState
+from ..storage import BlobTooLarge, HashMismatch
+from ..storage.local import SHA256_RE
+from ..storage_access import storage
+
+bp = Blueprint("blobs", __name__)
+MAX_MISSING_QUERY = 10_000
+
+
+def _sha_or_400(sha256: str) -> str:
+    if not SHA256_RE.match(sha256):
+        raise ApiError(400, "bad_hash", "a blob is named by its sha256: 64 lowercase hex characters")
+    return sha256
+
+
+@bp.post("/blobs/missing")
+@require("user")
+def missing():  # type: ignore[no-untyped-def]
+    body = request.get_json(silent=True)
+    hashes = body.get("sha256") if isinstance(body, dict) else None
+    if not isinstance(hashes, list) or not all(isinstance(h, str) for h in hashes) or len(hashes) > MAX_MISSING_QUERY:
+        raise ApiError(400, "bad_request", 'send {"sha256": ["<hex>", ...]}')
+    for sha in hashes:
+        _sha_or_400(sha)
+    known = set(db.session.execute(select(Blob.sha256).where(Blob.sha256.in_(hashes))).scalars())
+    return jsonify({"missing": [h for h in dict.fromkeys(hashes) if h not in known]})
+
+
+@bp.put("/blobs/<sha256>")
+@require("user")
+def upload(sha256: str):  # type: ignore[no-untyped-def]
+    _sha_or_400(sha256)
+    if db.session.get(Blob, sha256) is not None:
+        request.stream.read()  # drain, so the client sees our answer and not a reset
+        return jsonify({"sha256": sha256, "size": db.session.get(Blob, sha256).size, "existed": True}), 200
+    limit = current_app.config["FRAMEHIVE_MAX_SCENE_BYTES"]
+    if request.content_length is not None and request.content_length > limit:
+        raise ApiError(413, "too_large", f"blobs are limited to {limit} bytes")
+    if request.content_length == 0:
+        raise ApiError(400, "empty", "the upload is empty")
+    try:
+        size = storage().put(sha256, request.stream, limit)
+    except HashMismatch as exc:
+        raise ApiError(400, "hash_mismatch", str(exc)) from None
+    except BlobTooLarge as exc:
+        raise ApiError(413, "too_large", str(exc)) from None
+    db.session.add(Blob(sha256=sha256, size=size, uploader_id=current_caller().account_id))
+    db.session.commit()
+    return jsonify({"sha256": sha256, "size": size, "existed": False}), 201
+
+
+@bp.get("/blobs/<sha256>")
+@require("worker", "admin")
+def download(sha256: str):  # type: ignore[no-untyped-def]
+    """Workers may fetch only the scene of a task leased to one of their agents."""
+    _sha_or_400(sha256)
+    caller = current_caller()
+    if not caller.is_admin:
+        leased = db.session.execute(
+            select(Task.id)
+            .join(Job, Job.id == Task.job_id)
+            .join(Worker, Worker.id == Task.worker_id)
+            .where(Job.scene_sha256 == sha256, Task.state == TaskState.LEASED, Worker.account_id == caller.account_id)
+            .limit(1)
+        ).first()
+        if leased is None:
+            raise ApiError(403, "forbidden", "this blob is not the scene of a task leased to you")
+    if db.session.get(Blob, sha256) is None:
+        raise ApiError(404, "not_found", "no such blob")
+    return send_file(storage().path(sha256), mimetype="application/octet-stream", max_age=0)

@@ -1,0 +1,134 @@
+"""Jobs: submit, list, inspect (with per-frame and per-task state), cancel, and download frames."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import UTC, datetime
+from typing import Any
+
+from flask import Blueprint, current_app, jsonify, request, send_file
+from sqlalchemy import select
+
+from ..auth import current_caller, require
+from ..db import db
+from ..errors import ApiError
+from ..models import Frame, Job, TaskFailure
+from ..outcomes import cancel_job
+from ..states import FrameState, JobState
+from ..storage_access import storage
+from ..submission import create_job
+
+bp = Blueprint("jobs", __name__)
+
+
+def _iso(ts: float | None) -> str | None:
+    return datetime.fromtimestamp(ts, UTC).isoformat() if ts is not None else None
+
+
+def job_summary(job: Job) -> dict[str, Any]:
+    counts = Counter(f.state for f in job.frames)
+    return {
+        "id": job.id,
+        "name": job.name,
+        "owner": job.account.name,
+        "state": job.state,
+        "priority": job.priority,
+        "chunk": job.chunk,
+        "frames": job.frames_spec,
+        "total": len(job.frames),
+        "counts": {state: counts.get(state, 0) for state in FrameState.ALL},
+        "resolution": [job.resolution_x, job.resolution_y],
+        "scene": job.scene_sha256,
+        "filename": job.filename,
+        "error": job.error,
+        "created_at": _iso(job.created_at),
+        "started_at": _iso(job.started_at),
+        "finished_at": _iso(job.finished_at),
+    }
+
+
+def job_detail(job: Job) -> dict[str, Any]:
+    failures = db.session.execute(
+        select(TaskFailure).filter_by(job_id=job.id).order_by(TaskFailure.id)
+    ).scalars().all()
+    return {
+        **job_summary(job),
+        "frame_states": [
+            {"frame": f.number, "state": f.state, "sha256": f.blob_sha256,
+             "worker": f.worker.name if f.worker else None, "task": f.task_id}
+            for f in job.frames
+        ],
+        "tasks": [
+            {"id": t.id, "frames": t.frames_spec, "state": t.state, "attempts": t.attempt, "failures": t.failures,
+             "worker": t.worker.name if t.worker else None}
+            for t in job.tasks
+        ],
+        "failures": [
+            {"task": f.task_id, "worker_id": f.worker_id, "attempt": f.attempt, "reason": f.reason,
+             "error": f.error, "log_tail": f.log_tail[-2000:]}
+            for f in failures
+        ],
+    }
+
+
+def _own_job(job_id: int) -> Job:
+    """The job if the caller may see it; 404 otherwise (no hint that someone else's job exists)."""
+    job = db.session.get(Job, job_id)
+    caller = current_caller()
+    if job is None or (job.account_id != caller.account_id and not caller.is_admin):
+        raise ApiError(404, "not_found", f"no job {job_id}")
+    return job
+
+
+@bp.post("/jobs")
+@require("user")
+def submit():  # type: ignore[no-untyped-def]
+    body = request.get_json(silent=True)
+    if body is None:
+        raise ApiError(400, "bad_json", "the body must be JSON (Content-Type: application/json)")
+    job = create_job(current_caller().account_id, body)
+    current_app.extensions["framehive_dispatcher"].kick()
+    return jsonify(job_detail(job)), 201
+
+
+@bp.get("/jobs")
+@require("user")
+def list_jobs():  # type: ignore[no-untyped-def]
+    caller = current_caller()
+    query = select(Job).order_by(Job.id.desc())
+    if not caller.is_admin:
+        query = query.filter_by(account_id=caller.account_id)
+    return jsonify({"jobs": [job_summary(j) for j in db.session.execute(query).scalars()]})
+
+
+@bp.get("/jobs/<int:job_id>")
+@require("user")
+def get_job(job_id: int):  # type: ignore[no-untyped-def]
+    return jsonify(job_detail(_own_job(job_id)))
+
+
+@bp.post("/jobs/<int:job_id>/cancel")
+@require("user")
+def cancel(job_id: int):  # type: ignore[no-untyped-def]
+    job = _own_job(job_id)
+    if job.state in JobState.FINAL:
+        raise ApiError(409, "job_finished", f"job {job_id} is already {job.state}")
+    lost = cancel_job(job)
+    current_app.extensions["framehive_dispatcher"].drop_leases(lost)
+    current_app.extensions["framehive_dispatcher"].kick()
+    return jsonify(job_detail(job))
+
+
+@bp.get("/jobs/<int:job_id>/frames/<int:number>")
+@require("user")
+def frame(job_id: int, number: int):  # type: ignore[no-untyped-def]
+    job = _own_job(job_id)
+    row = db.session.execute(select(Frame).filter_by(job_id=job.id, number=number)).scalar_one_or_none()
+    if row is None:
+        raise ApiError(404, "not_found", f"frame {number} is not part of job {job_id} ({job.frames_spec})")
+    if row.state not in FrameState.HAVE_PIXELS or row.blob_sha256 is None:
+        raise ApiError(404, "not_rendered", f"frame {number} is {row.state}, not rendered yet")
+    response = send_file(storage().path(row.blob_sha256), mimetype="image/png", max_age=0,
+                         download_name=f"frame_{number:04d}.png")
+    response.headers["X-Content-SHA256"] = row.blob_sha256
+    return response

@@ -1,0 +1,113 @@
+"""The OpenAPI 3.1 document for /api/v1. A test checks that it lists exactly the routes the app serves."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .. import __version__
+
+BEARER = [{"bearer": []}]
+ERROR = {"$ref": "#/components/responses/Error"}
+
+
+def _op(summary: str, ok: dict[str, Any], *, auth: bool = True, body: dict[str, Any] | None = None,
+        errors: tuple[int, ...] = (400, 401, 403, 404)) -> dict[str, Any]:
+    op: dict[str, Any] = {"summary": summary, "responses": {**ok, **{str(code): ERROR for code in errors}}}
+    if auth:
+        op["security"] = BEARER
+    if body is not None:
+        op["requestBody"] = {"required": True, "content": body}
+    return op
+
+
+def _json(schema: str) -> dict[str, Any]:
+    return {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema}"}}}
+
+
+def _ok(code: int, description: str, content: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {str(code): {"description": description, **({"content": content} if content else {})}}
+
+
+BINARY = {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}
+PNG = {"image/png": {"schema": {"type": "string", "format": "binary"}}}
+JOB_ID = {"name": "job_id", "in": "path", "required": True, "schema": {"type": "integer"}}
+SHA = {"name": "sha256", "in": "path", "required": True, "schema": {"type": "string", "pattern": "^[0-9a-f]{64}$"}}
+
+
+def openapi_document() -> dict[str, Any]:
+    paths: dict[str, Any] = {
+        "/api/v1/health": {"get": _op("Liveness and version", _ok(200, "ok"), auth=False, errors=())},
+        "/api/v1/openapi.json": {"get": _op("This document", _ok(200, "OpenAPI"), auth=False, errors=())},
+        "/api/v1/me": {"get": _op("Who the token belongs to", _ok(200, "account and token kind"))},
+        "/api/v1/blobs/missing": {"post": _op(
+            "Which of these sha256 hashes the coordinator lacks (user)", _ok(200, "missing hashes", _json("Missing")),
+            body=_json("HashList"))},
+        "/api/v1/blobs/{sha256}": {
+            "parameters": [SHA],
+            "put": _op("Upload a blob; re-hashed on arrival, a mismatch stores nothing (user)",
+                       {**_ok(201, "stored"), **_ok(200, "already stored")}, body=BINARY, errors=(400, 401, 403, 413)),
+            "get": _op("Download a blob: a worker only the scene of a task leased to it", _ok(200, "bytes", BINARY)),
+        },
+        "/api/v1/jobs": {
+            "post": _op("Submit a job for an uploaded scene (user)", _ok(201, "the job", _json("Job")),
+                        body=_json("JobRequest")),
+            "get": _op("The caller's jobs (all jobs for admins)", _ok(200, "jobs")),
+        },
+        "/api/v1/jobs/{job_id}": {"parameters": [JOB_ID], "get": _op(
+            "A job with per-frame and per-task state", _ok(200, "the job", _json("Job")))},
+        "/api/v1/jobs/{job_id}/cancel": {"parameters": [JOB_ID], "post": _op(
+            "Cancel a queued or running job", _ok(200, "the job", _json("Job")), errors=(401, 403, 404, 409))},
+        "/api/v1/jobs/{job_id}/frames/{number}": {
+            "parameters": [JOB_ID, {"name": "number", "in": "path", "required": True, "schema": {"type": "integer"}}],
+            "get": _op("A rendered frame (PNG); header X-Content-SHA256", _ok(200, "PNG", PNG))},
+        "/api/v1/worker/tasks/{task_id}/frames/{number}": {
+            "parameters": [
+                {"name": "task_id", "in": "path", "required": True, "schema": {"type": "integer"}},
+                {"name": "number", "in": "path", "required": True, "schema": {"type": "integer"}},
+                {"name": "attempt", "in": "query", "required": True, "schema": {"type": "integer"}},
+                {"name": "X-Framehive-Worker", "in": "header", "required": True, "schema": {"type": "integer"}},
+                {"name": "X-Content-SHA256", "in": "header", "required": True, "schema": {"type": "string"}},
+            ],
+            "put": _op("Upload one rendered frame of a task the worker holds (worker)",
+                       {**_ok(201, "accepted"), **_ok(200, "duplicate, ignored")}, body=PNG,
+                       errors=(400, 401, 403, 409, 413))},
+        "/api/v1/worker/ws": {"get": _op(
+            "WebSocket for worker agents (messages: protocol/messages.py)", _ok(101, "switching protocols"),
+            errors=(401, 403))},
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Framehive coordinator", "version": __version__},
+        "paths": paths,
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "responses": {"Error": {"description": "error", "content": _json("Error")}},
+            "schemas": _schemas(),
+        },
+    }
+
+
+def _schemas() -> dict[str, Any]:
+    hexes = {"type": "array", "items": {"type": "string", "pattern": "^[0-9a-f]{64}$"}}
+    return {
+        "Error": {"type": "object", "required": ["error"], "properties": {"error": {
+            "type": "object", "required": ["code", "message"],
+            "properties": {"code": {"type": "string"}, "message": {"type": "string"}, "details": {"type": "object"}}}}},
+        "HashList": {"type": "object", "required": ["sha256"], "properties": {"sha256": hexes}},
+        "Missing": {"type": "object", "properties": {"missing": hexes}},
+        "JobRequest": {"type": "object", "required": ["scene"], "additionalProperties": False, "properties": {
+            "scene": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+            "frames": {"type": "string", "description": "e.g. '1-24' or '1,5,10-12'; default: the scene's range"},
+            "chunk": {"type": "integer", "minimum": 1, "maximum": 10000},
+            "priority": {"type": "integer", "minimum": 0, "maximum": 100, "default": 50},
+            "name": {"type": "string", "maxLength": 200},
+            "filename": {"type": "string", "maxLength": 200}}},
+        "Job": {"type": "object", "properties": {
+            "id": {"type": "integer"}, "name": {"type": "string"}, "owner": {"type": "string"},
+            "state": {"enum": ["queued", "running", "completed", "failed", "cancelled"]},
+            "priority": {"type": "integer"}, "chunk": {"type": "integer"}, "frames": {"type": "string"},
+            "total": {"type": "integer"}, "counts": {"type": "object"},
+            "resolution": {"type": "array", "items": {"type": "integer"}},
+            "frame_states": {"type": "array"}, "tasks": {"type": "array"}, "failures": {"type": "array"},
+            "error": {"type": ["string", "null"]}}},
+    }

@@ -1,0 +1,76 @@
+"""Frame uploads from workers: one HTTP PUT per frame, as soon as it is written.
+
+The worker must hold the task's lease for that attempt; the bytes must hash to the announced sha256 and
+decode as a PNG of the job's resolution. A frame that already has pixels is a harmless duplicate.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+
+from flask import Blueprint, current_app, jsonify, request
+
+from ..auth import current_caller, require
+from ..db import db
+from ..errors import ApiError
+from ..frame_check import BadFrame, check_png
+from ..leases import held_task, lease_timeout
+from ..models import Blob, Frame, Worker
+from ..outcomes import frame_rendered
+from ..states import FrameState
+from ..storage import BlobTooLarge, HashMismatch
+from ..storage.local import SHA256_RE
+from ..storage_access import storage
+
+bp = Blueprint("worker_frames", __name__)
+
+
+def _worker_id() -> int:
+    value = request.headers.get("X-Framehive-Worker", "")
+    if not value.isdigit():
+        raise ApiError(400, "bad_request", "send the X-Framehive-Worker header (the id from 'welcome')")
+    worker = db.session.get(Worker, int(value))
+    if worker is None or worker.account_id != current_caller().account_id:
+        raise ApiError(403, "forbidden", "that worker is not yours")
+    return worker.id
+
+
+@bp.put("/worker/tasks/<int:task_id>/frames/<int:number>")
+@require("worker")
+def upload_frame(task_id: int, number: int):  # type: ignore[no-untyped-def]
+    worker_id = _worker_id()
+    attempt = request.args.get("attempt", type=int)
+    sha256 = request.headers.get("X-Content-SHA256", "")
+    if not SHA256_RE.match(sha256):
+        raise ApiError(400, "bad_hash", "send X-Content-SHA256 with the frame's sha256 (64 lowercase hex)")
+    frame = db.session.execute(db.select(Frame).filter_by(task_id=task_id, number=number)).scalar_one_or_none()
+    if frame is not None and frame.state in FrameState.HAVE_PIXELS:
+        request.stream.read()
+        return jsonify({"accepted": False, "reason": "duplicate"}), 200
+    task = held_task(worker_id, task_id, attempt)
+    if task is None:
+        raise ApiError(409, "lease_lost", f"you do not hold task {task_id} attempt {attempt}")
+    if frame is None:
+        raise ApiError(400, "bad_frame", f"frame {number} is not part of task {task_id} ({task.frames_spec})")
+    limit = current_app.config["FRAMEHIVE_MAX_FRAME_BYTES"]
+    if request.content_length is not None and request.content_length > limit:
+        raise ApiError(413, "too_large", f"frames are limited to {limit} bytes")
+    data = request.stream.read(limit + 1)
+    if len(data) > limit:
+        raise ApiError(413, "too_large", f"frames are limited to {limit} bytes")
+    if hashlib.sha256(data).hexdigest() != sha256:
+        raise ApiError(400, "hash_mismatch", "the frame does not hash to X-Content-SHA256")
+    job = task.job
+    try:
+        check_png(data, job.resolution_x, job.resolution_y, current_app.config["FRAMEHIVE_MAX_FRAME_PIXELS"])
+    except BadFrame as exc:
+        raise ApiError(400, "bad_frame", str(exc)) from None
+    if db.session.get(Blob, sha256) is None:
+        try:
+            size = storage().put(sha256, io.BytesIO(data), limit)
+        except (HashMismatch, BlobTooLarge) as exc:  # cannot happen after the checks above; be safe
+            raise ApiError(400, "bad_frame", str(exc)) from None
+        db.session.add(Blob(sha256=sha256, size=size, uploader_id=current_caller().account_id))
+    accepted = frame_rendered(task, number, sha256, lease_timeout())
+    return jsonify({"accepted": accepted}), 201 if accepted else 200

@@ -1,0 +1,102 @@
+"""``framehive-coordinator``: run the server and manage tokens against the same data dir / database."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+DEFAULT_PORT = 8400
+
+
+def default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "framehive" / "coordinator"
+
+
+def _add_store_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data-dir", type=Path, default=default_data_dir(),
+                        help="where the SQLite database and blobs live (default: %(default)s)")
+    parser.add_argument("--db", help="SQLAlchemy database URL, e.g. postgresql+psycopg://user@host/framehive")
+    parser.add_argument("--storage", help="blob storage URL (default: file://DATA_DIR/blobs)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="framehive-coordinator", description="Framehive coordinator")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the coordinator (REST API + worker WebSocket)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
+    serve.add_argument("--port", type=int, default=DEFAULT_PORT, help="port; 0 picks a free one (default: %(default)s)")
+    _add_store_args(serve)
+    token = sub.add_parser("token", help="manage API tokens")
+    token_sub = token.add_subparsers(dest="token_command", required=True)
+    create = token_sub.add_parser("create", help="create a token and print it (it is shown only once)")
+    create.add_argument("--kind", choices=("user", "worker", "admin"), required=True)
+    create.add_argument("--name", required=True, help="token name; also the account name unless --account")
+    create.add_argument("--account", help="account that owns the token (created if new)")
+    _add_store_args(create)
+    return parser
+
+
+def _app_config(args: argparse.Namespace) -> dict[str, Any]:
+    config: dict[str, Any] = {}
+    if args.db:
+        config["SQLALCHEMY_DATABASE_URI"] = args.db
+    if args.storage:
+        config["FRAMEHIVE_STORAGE"] = args.storage
+    return config
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "serve":
+        return _serve(args)
+    return _token_create(args)
+
+
+def _token_create(args: argparse.Namespace) -> int:
+    from . import create_app
+    from .auth import create_token
+
+    app = create_app({**_app_config(args), "FRAMEHIVE_START_REAPER": False}, data_dir=args.data_dir)
+    with app.app_context():
+        print(create_token(args.kind, args.name, args.account))
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from werkzeug.serving import make_server
+
+    from . import create_app
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    app = create_app(_app_config(args), data_dir=args.data_dir)
+    # Werkzeug's threaded server: one thread per request and per worker WebSocket (flask-sock needs a
+    # server that hands over the raw socket; Werkzeug and gunicorn's gthread worker both do).
+    server = make_server(args.host, args.port, app, threaded=True)
+    stop = threading.Event()
+
+    def _shutdown(signum: int, _frame: object) -> None:
+        if not stop.is_set():
+            stop.set()
+            threading.Thread(target=server.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, _shutdown)
+    signal.signal(signal.SIGINT, _shutdown)
+    print(f"Framehive coordinator listening on http://{args.host}:{server.port}", flush=True)
+    try:
+        server.serve_forever()
+    finally:
+        app.extensions["framehive_reaper"].stop()
+    print("coordinator stopped", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,44 @@
+"""Coordinator configuration: every tunable is named here with its default and the reason for it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+# How often a worker must say it is alive. Short enough that a silent worker is noticed quickly.
+HEARTBEAT_INTERVAL = 5.0
+# A lease not renewed for this long is lost and the task goes to another worker (several missed heartbeats).
+LEASE_TIMEOUT = 30.0
+# How often the reaper looks for expired leases and stuck jobs.
+REAPER_INTERVAL = 1.0
+# A task whose renders failed this many times (on any workers) fails its job: retries are bounded.
+MAX_TASK_FAILURES = 3
+# A worker that failed this many times on one job is blocklisted for that job.
+BLOCKLIST_THRESHOLD = 3
+# Upload limits: a scene with its packed assets, and one rendered frame.
+MAX_SCENE_BYTES = 2 * 1024**3
+MAX_FRAME_BYTES = 256 * 1024**2
+# Frames are decoded before anyone trusts them; refuse images bigger than 16K x 16K.
+MAX_FRAME_PIXELS = 16384 * 16384
+# Default chunking: aim for this many tasks per online worker so small jobs spread over all of them.
+TASKS_PER_WORKER = 2
+MAX_DEFAULT_CHUNK = 20
+DEFAULT_PRIORITY = 50
+
+
+def defaults(data_dir: Path) -> dict[str, Any]:
+    """Flask config for a coordinator whose state lives under ``data_dir``."""
+    return {
+        "FRAMEHIVE_DATA_DIR": str(data_dir),
+        "SQLALCHEMY_DATABASE_URI": f"sqlite:///{data_dir / 'framehive.sqlite3'}",
+        "FRAMEHIVE_STORAGE": f"file://{data_dir / 'blobs'}",
+        "FRAMEHIVE_HEARTBEAT_INTERVAL": HEARTBEAT_INTERVAL,
+        "FRAMEHIVE_LEASE_TIMEOUT": LEASE_TIMEOUT,
+        "FRAMEHIVE_REAPER_INTERVAL": REAPER_INTERVAL,
+        "FRAMEHIVE_MAX_TASK_FAILURES": MAX_TASK_FAILURES,
+        "FRAMEHIVE_BLOCKLIST_THRESHOLD": BLOCKLIST_THRESHOLD,
+        "FRAMEHIVE_MAX_SCENE_BYTES": MAX_SCENE_BYTES,
+        "FRAMEHIVE_MAX_FRAME_BYTES": MAX_FRAME_BYTES,
+        "FRAMEHIVE_MAX_FRAME_PIXELS": MAX_FRAME_PIXELS,
+        "FRAMEHIVE_START_REAPER": True,
+    }

@@ -1,0 +1,41 @@
+"""The SQLAlchemy handle and per-dialect connection setup."""
+
+from __future__ import annotations
+
+from flask_sqlalchemy import SQLAlchemy
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+db = SQLAlchemy(model_class=Base)
+
+# SQLite waits this long (ms) for another writer instead of failing with "database is locked".
+SQLITE_BUSY_TIMEOUT_MS = 15_000
+
+
+def configure_engine(engine: Engine) -> None:
+    """SQLite: WAL, a busy timeout, foreign keys, and BEGIN IMMEDIATE.
+
+    BEGIN IMMEDIATE takes the write lock when a transaction starts, so a read-then-write transaction never
+    fails half-way with SQLITE_BUSY (the busy timeout does not help a deferred transaction that must upgrade).
+    """
+    if engine.dialect.name != "sqlite":
+        return
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record):  # type: ignore[no-untyped-def]
+        dbapi_connection.isolation_level = None  # we issue BEGIN ourselves
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection):  # type: ignore[no-untyped-def]
+        connection.exec_driver_sql("BEGIN IMMEDIATE")

@@ -1,0 +1,118 @@
+"""Claiming tasks for workers and keeping, losing and expiring their leases.
+
+The claim is a compare-and-set ``UPDATE … WHERE state='queued'``: two claimers (threads, or coordinators
+sharing one PostgreSQL) can never both win the same task.
+"""
+
+from __future__ import annotations
+
+from flask import current_app
+from sqlalchemy import select, update
+
+from .db import db
+from .models import Frame, Job, JobBlock, Task, Worker, now
+from .outcomes import LostLease, fail_job, move_job, record_failure, requeue
+from .states import FrameState, JobState, TaskState
+
+CLAIM_CANDIDATES = 20
+
+
+def lease_timeout() -> float:
+    return float(current_app.config["FRAMEHIVE_LEASE_TIMEOUT"])
+
+
+def claim_task(worker_id: int) -> Task | None:
+    """Lease the best queued task this worker may run, or return None. Commits."""
+    blocked = select(JobBlock.job_id).where(JobBlock.worker_id == worker_id)
+    candidates = db.session.execute(
+        select(Task.id)
+        .join(Job, Job.id == Task.job_id)
+        .where(Task.state == TaskState.QUEUED, Job.state.in_(JobState.ACTIVE), Job.id.not_in(blocked))
+        .order_by(Job.priority.desc(), Job.id, Task.id)
+        .limit(CLAIM_CANDIDATES)
+    ).scalars().all()
+    for task_id in candidates:
+        won = db.session.execute(
+            update(Task)
+            .where(Task.id == task_id, Task.state == TaskState.QUEUED)
+            .values(state=TaskState.LEASED, worker_id=worker_id, attempt=Task.attempt + 1,
+                    lease_expires=now() + lease_timeout(), updated_at=now())
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        if won == 1:
+            task = db.session.get(Task, task_id, populate_existing=True)
+            assert task is not None
+            if task.job.state == JobState.QUEUED:
+                move_job(task.job, JobState.RUNNING)
+            db.session.commit()
+            return task
+    db.session.commit()
+    return None
+
+
+def held_task(worker_id: int, task_id: int, attempt: int | None = None) -> Task | None:
+    """The task if ``worker_id`` holds its lease (for ``attempt``, when given), else None."""
+    task = db.session.get(Task, task_id)
+    if task is None or task.state != TaskState.LEASED or task.worker_id != worker_id:
+        return None
+    if attempt is not None and task.attempt != attempt:
+        return None
+    return task
+
+
+def renew(task: Task, rendering_frame: int | None = None) -> None:
+    """Extend the lease; optionally mark the frame the worker just started. Commits."""
+    task.lease_expires = now() + lease_timeout()
+    if rendering_frame is not None:
+        query = select(Frame).filter_by(task_id=task.id, number=rendering_frame)
+        frame = db.session.execute(query).scalar_one_or_none()
+        if frame is not None and frame.state == FrameState.QUEUED:
+            frame.state = FrameState.RENDERING
+    db.session.commit()
+
+
+def hand_back(task: Task) -> None:
+    """The worker gives the task back (graceful shutdown): requeue, no failure counted. Commits."""
+    requeue(task)
+    db.session.commit()
+
+
+def release_worker(worker_id: int, reason: str) -> list[LostLease]:
+    """The worker disconnected: every lease it holds is lost (counted as a failure). Commits."""
+    lost: list[LostLease] = []
+    tasks = db.session.execute(select(Task).filter_by(worker_id=worker_id, state=TaskState.LEASED)).scalars().all()
+    for task in tasks:
+        lost.extend(record_failure(task, "lease_lost", reason))
+    db.session.commit()
+    return lost
+
+
+def expire_leases() -> list[LostLease]:
+    """Requeue tasks whose lease ran out (a silent worker). Commits."""
+    lost: list[LostLease] = []
+    expired = db.session.execute(
+        select(Task).where(Task.state == TaskState.LEASED, Task.lease_expires < now())
+    ).scalars().all()
+    for task in expired:
+        lost.append(LostLease(task.id, task.worker_id or 0, "lease expired"))
+        lost.extend(record_failure(task, "lease_lost", "no heartbeat before the lease expired"))
+    db.session.commit()
+    return lost
+
+
+def fail_jobs_without_eligible_workers() -> list[LostLease]:
+    """A job with queued work whose every online worker is blocklisted can never finish: fail it."""
+    online = set(db.session.execute(select(Worker.id).filter_by(online=True)).scalars())
+    lost: list[LostLease] = []
+    if not online:
+        return lost
+    waiting = db.session.execute(
+        select(Job).join(Task, Task.job_id == Job.id)
+        .where(Job.state.in_(JobState.ACTIVE), Task.state == TaskState.QUEUED).distinct()
+    ).scalars().all()
+    for job in waiting:
+        blocked = set(db.session.execute(select(JobBlock.worker_id).filter_by(job_id=job.id)).scalars())
+        if online <= blocked:
+            lost.extend(fail_job(job, "every online worker failed this job repeatedly and is blocklisted for it"))
+    db.session.commit()
+    return lost

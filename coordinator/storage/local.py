@@ -1,0 +1,62 @@
+"""Blobs on local disk under ``root/ab/cdef…``; written through a temp file and renamed when complete."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import BinaryIO
+
+SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+CHUNK = 1024 * 1024
+
+
+class HashMismatch(ValueError):
+    """The bytes received do not hash to the announced sha256."""
+
+
+class BlobTooLarge(ValueError):
+    """More bytes than the caller is allowed to upload."""
+
+
+class LocalStorage:
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        (self.root / "tmp").mkdir(exist_ok=True)
+
+    def path(self, sha256: str) -> Path:
+        if not SHA256_RE.match(sha256):
+            raise ValueError("not a sha256 hex digest")
+        return self.root / sha256[:2] / sha256[2:]
+
+    def exists(self, sha256: str) -> bool:
+        return self.path(sha256).is_file()
+
+    def put(self, sha256: str, stream: BinaryIO, max_size: int) -> int:
+        """Store ``stream`` if it hashes to ``sha256``; return its size. Nothing is kept on any error."""
+        target = self.path(sha256)
+        digest = hashlib.sha256()
+        size = 0
+        fd, tmp_name = tempfile.mkstemp(dir=self.root / "tmp")
+        try:
+            with os.fdopen(fd, "wb") as tmp:
+                while chunk := stream.read(CHUNK):
+                    size += len(chunk)
+                    if size > max_size:
+                        raise BlobTooLarge(f"larger than the limit of {max_size} bytes")
+                    digest.update(chunk)
+                    tmp.write(chunk)
+            if digest.hexdigest() != sha256:
+                raise HashMismatch(f"content hashes to {digest.hexdigest()}, not {sha256}")
+            target.parent.mkdir(exist_ok=True)
+            os.replace(tmp_name, target)  # atomic: readers see the whole blob or none
+        except BaseException:
+            Path(tmp_name).unlink(missing_ok=True)
+            raise
+        return size
+
+    def open(self, sha256: str) -> BinaryIO:
+        return self.path(sha256).open("rb")

@@ -1,0 +1,119 @@
+"""Turning a submit request into a job, its tasks and its frames, in one transaction."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import current_app
+
+from protocol import frameranges
+
+from . import config, splitting
+from .db import db
+from .errors import ApiError
+from .models import Blob, Frame, Job, Task, Worker
+from .scene_inspect import NotABlendFile, inspect_scene
+from .storage.local import SHA256_RE
+from .storage_access import storage
+
+
+def scene_info(blob: Blob) -> dict[str, Any]:
+    """Parse the scene blob once and cache what it says on the blob row."""
+    if blob.info is None:
+        try:
+            blob.info = {"ok": True, **inspect_scene(storage().path(blob.sha256))}
+        except NotABlendFile as exc:
+            blob.info = {"ok": False, "error": str(exc)}
+    if not blob.info.get("ok"):
+        raise ApiError(400, "not_a_blend", f"the scene is not a usable .blend file ({blob.info['error']})")
+    return blob.info
+
+
+def _int_field(body: dict[str, Any], name: str, default: int | None, low: int, high: int) -> int | None:
+    value = body.get(name, default)
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise ApiError(400, "bad_request", f"'{name}' must be an integer from {low} to {high}")
+    return value
+
+
+def validate(body: Any) -> dict[str, Any]:
+    """Check a submit request fully before anything is written."""
+    if not isinstance(body, dict):
+        raise ApiError(400, "bad_request", "the body must be a JSON object")
+    unknown = set(body) - {"scene", "frames", "chunk", "priority", "name", "filename"}
+    if unknown:
+        raise ApiError(400, "bad_request", f"unknown field(s): {', '.join(sorted(unknown))}")
+    sha = body.get("scene")
+    if not isinstance(sha, str) or not SHA256_RE.match(sha):
+        raise ApiError(400, "bad_request", "'scene' must be the sha256 (64 lowercase hex) of an uploaded blob")
+    blob = db.session.get(Blob, sha)
+    if blob is None:
+        raise ApiError(400, "unknown_blob", "the scene blob was not uploaded; upload it first")
+    info = scene_info(blob)
+    frames = _frames(body.get("frames"), info)
+    for text in ("name", "filename"):
+        if text in body and (not isinstance(body[text], str) or len(body[text]) > 200):
+            raise ApiError(400, "bad_request", f"'{text}' must be a string of at most 200 characters")
+    return {
+        "blob": blob,
+        "info": info,
+        "frames": frames,
+        "chunk": _int_field(body, "chunk", None, 1, 10_000),
+        "priority": _int_field(body, "priority", config.DEFAULT_PRIORITY, 0, 100),
+        "name": body.get("name") or body.get("filename") or "job",
+        "filename": body.get("filename", ""),
+    }
+
+
+def _frames(spec: Any, info: dict[str, Any]) -> list[int]:
+    start, end = info["frame_start"], info["frame_end"]
+    if spec is None:
+        return list(range(start, end + 1))
+    try:
+        frames = frameranges.parse(spec)
+    except frameranges.FrameRangeError as exc:
+        raise ApiError(400, "bad_frames", str(exc)) from None
+    outside = [f for f in frames if not start <= f <= end]
+    if outside:
+        raise ApiError(
+            400,
+            "frames_out_of_range",
+            f"frames {frameranges.format_frames(outside)} are outside the scene's range {start}-{end}",
+            scene_frames=f"{start}-{end}",
+        )
+    return frames
+
+
+def create_job(account_id: int, body: Any) -> Job:
+    """Validate, then create job + tasks + frames and commit them together."""
+    request = validate(body)
+    frames: list[int] = request["frames"]
+    chunk = request["chunk"] or splitting.default_chunk(len(frames), _online_workers())
+    width, height = request["info"]["resolution"]
+    job = Job(
+        account_id=account_id,
+        name=request["name"],
+        filename=request["filename"],
+        scene_sha256=request["blob"].sha256,
+        frames_spec=frameranges.format_frames(frames),
+        chunk=chunk,
+        priority=request["priority"],
+        resolution_x=width,
+        resolution_y=height,
+    )
+    db.session.add(job)
+    db.session.flush()
+    for group in splitting.split(frames, chunk):
+        task = Task(job_id=job.id, frames_spec=frameranges.format_frames(group))
+        db.session.add(task)
+        db.session.flush()
+        db.session.add_all(Frame(job_id=job.id, task_id=task.id, number=n) for n in group)
+    db.session.commit()
+    current_app.logger.info("job %s: %d frames in chunks of %d", job.id, len(frames), chunk)
+    return job
+
+
+def _online_workers() -> int:
+    return db.session.execute(db.select(db.func.count()).select_from(Worker).filter_by(online=True)).scalar_one()

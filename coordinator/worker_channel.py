@@ -1,0 +1,195 @@
+"""The WebSocket every worker agent keeps open: ``GET /api/v1/worker/ws`` with a worker token.
+
+One thread per connection (flask-sock). Every message is handled in its own short transaction, and the
+session is closed before waiting for the next one, so an idle socket never holds a database lock.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+from flask import Blueprint, current_app, g, request
+from flask_sock import Sock
+from simple_websocket import ConnectionClosed
+
+from protocol import PROTOCOL_VERSION
+from protocol import messages as m
+
+from . import leases, outcomes
+from .auth import caller_from_header
+from .db import db
+from .dispatch import Connection, Dispatcher
+from .errors import ApiError, error_response
+from .models import Worker, now
+
+# A connected agent must say hello this quickly, or it is dropped.
+HELLO_TIMEOUT = 10.0
+
+bp = Blueprint("worker_channel", __name__)
+sock = Sock()
+
+
+def dispatcher() -> Dispatcher:
+    return current_app.extensions["framehive_dispatcher"]
+
+
+@bp.before_request
+def _authenticate():  # type: ignore[no-untyped-def]
+    """Refuse the upgrade with a JSON error unless the caller holds a worker token."""
+    try:
+        caller = caller_from_header(request.headers.get("Authorization"))
+    except ApiError as exc:
+        return error_response(exc.status, exc.code, exc.message)
+    finally:
+        db.session.remove()
+    if caller.kind != "worker":
+        return error_response(403, "forbidden", "the worker channel needs a worker token")
+    g.caller = caller
+    return None
+
+
+@sock.route("/api/v1/worker/ws", bp=bp)
+def channel(ws) -> None:  # type: ignore[no-untyped-def]
+    caller = g.caller
+    hello = _receive_hello(ws)
+    if hello is None:
+        return
+    worker = _sign_on(caller.account_id, hello)
+    # Leases left from an earlier connection of this agent are stale: it drops its work when it disconnects.
+    dispatcher().drop_leases(leases.release_worker(worker.id, "the worker reconnected"))
+    conn = Connection(worker_id=worker.id, name=worker.name, ws=ws)
+    ws.send(m.encode(m.Welcome(worker_id=worker.id,
+                               heartbeat_interval=current_app.config["FRAMEHIVE_HEARTBEAT_INTERVAL"],
+                               lease_timeout=current_app.config["FRAMEHIVE_LEASE_TIMEOUT"])))
+    old = dispatcher().register(conn)
+    if old is not None:  # the same agent reconnected before its old socket died
+        _close_quietly(old.ws)
+    current_app.logger.info("worker %s (%s) connected: %s, Blender %s", worker.name, caller.account_name,
+                            hello.device, hello.blender_version)
+    try:
+        dispatcher().kick()
+        db.session.remove()
+        _serve(conn, ws)
+    finally:
+        _sign_off(conn)
+
+
+def _receive_hello(ws) -> m.Hello | None:  # type: ignore[no-untyped-def]
+    try:
+        text = ws.receive(timeout=HELLO_TIMEOUT)
+        message = m.decode(text) if text is not None else None
+    except m.MessageError as exc:
+        ws.send(m.encode(m.Error(code="bad_message", message=str(exc))))
+        return None
+    if not isinstance(message, m.Hello):
+        ws.send(m.encode(m.Error(code="hello_expected", message="the first message must be hello")))
+        return None
+    if message.protocol != PROTOCOL_VERSION:
+        ws.send(m.encode(m.Error(code="protocol_mismatch",
+                                 message=f"this coordinator speaks protocol {PROTOCOL_VERSION}")))
+        return None
+    return message
+
+
+def _sign_on(account_id: int, hello: m.Hello) -> Worker:
+    query = db.select(Worker).filter_by(account_id=account_id, name=hello.name)
+    worker = db.session.execute(query).scalar_one_or_none()
+    if worker is None:
+        worker = Worker(account_id=account_id, name=hello.name)
+        db.session.add(worker)
+    worker.online = True
+    worker.blender_version = hello.blender_version
+    worker.device = hello.device
+    worker.devices = hello.devices
+    worker.threads = hello.threads
+    worker.roles = hello.roles
+    worker.connected_at = worker.last_seen = now()
+    db.session.commit()
+    return worker
+
+
+def _serve(conn: Connection, ws) -> None:  # type: ignore[no-untyped-def]
+    """Handle messages until the socket closes or the worker goes silent for a whole lease."""
+    while True:
+        text = ws.receive(timeout=current_app.config["FRAMEHIVE_LEASE_TIMEOUT"])
+        if text is None:
+            current_app.logger.warning("worker %s went silent; dropping it", conn.name)
+            return
+        try:
+            _handle(conn, m.decode(text))
+        except m.MessageError as exc:
+            conn.send(m.Error(code="bad_message", message=str(exc)))
+        finally:
+            db.session.remove()
+
+
+def _handle(conn: Connection, message: m.Message) -> None:
+    worker = db.session.get(Worker, conn.worker_id)
+    assert worker is not None
+    worker.last_seen = now()
+    db.session.commit()
+    if isinstance(message, m.Heartbeat | m.Progress):
+        _keep_alive(conn, message)
+    elif isinstance(message, m.TaskDone):
+        _finished(conn, message.task_id, message.attempt, None)
+    elif isinstance(message, m.TaskFailed):
+        _finished(conn, message.task_id, message.attempt, message)
+    elif isinstance(message, m.Handback):
+        conn.draining = True
+        task = leases.held_task(conn.worker_id, message.task_id, message.attempt)
+        if task is not None:
+            leases.hand_back(task)
+        conn.current = None
+        dispatcher().kick()
+    else:
+        conn.send(m.Error(code="unexpected", message=f"{message.TYPE} is not a worker message"))
+
+
+def _keep_alive(conn: Connection, message: m.Heartbeat | m.Progress) -> None:
+    if message.task_id is None:
+        return
+    attempt = message.attempt if isinstance(message, m.Progress) else None
+    task = leases.held_task(conn.worker_id, message.task_id, attempt)
+    if task is None:  # a lease it lost (expired, cancelled, reassigned): tell it to stop
+        if conn.current and conn.current[0] == message.task_id:
+            conn.current = None
+        conn.send(m.Cancel(task_id=message.task_id, reason="you no longer hold this task"))
+        return
+    leases.renew(task, message.frame if isinstance(message, m.Progress) else None)
+
+
+def _finished(conn: Connection, task_id: int, attempt: int, failure: m.TaskFailed | None) -> None:
+    """task_done / task_failed; a late or duplicate report for a lease it lost is ignored."""
+    task = leases.held_task(conn.worker_id, task_id, attempt)
+    if conn.current == (task_id, attempt):
+        conn.current = None
+    if task is None:
+        current_app.logger.info("ignoring late report for task %s attempt %s from %s", task_id, attempt, conn.name)
+    elif failure is None:
+        outcomes.task_done(task)
+    else:
+        lost = outcomes.record_failure(task, "render_failed", failure.error, failure.log_tail)
+        db.session.commit()
+        dispatcher().drop_leases(lost)
+    dispatcher().kick()
+
+
+def _sign_off(conn: Connection) -> None:
+    dispatcher().unregister(conn)
+    try:
+        if dispatcher().connection(conn.worker_id) is None:  # not replaced by a newer connection
+            lost = leases.release_worker(conn.worker_id, "the worker disconnected")
+            worker = db.session.get(Worker, conn.worker_id)
+            if worker is not None:
+                worker.online = False
+                db.session.commit()
+            dispatcher().drop_leases(lost)
+        dispatcher().kick()
+    finally:
+        db.session.remove()
+    current_app.logger.info("worker %s disconnected", conn.name)
+
+
+def _close_quietly(ws) -> None:  # type: ignore[no-untyped-def]
+    with contextlib.suppress(ConnectionClosed, OSError, RuntimeError):
+        ws.close()

@@ -1,0 +1,6 @@
+"""Framehive's wire contract: the one place where messages and shared formats are defined.
+
+Dependency-free (standard library only) so the coordinator and the worker agent both import it.
+"""
+
+PROTOCOL_VERSION = 1

@@ -1,0 +1,208 @@
+"""JSON messages on the worker WebSocket, defined once for both ends.
+
+Every message is a JSON object with a ``"type"`` field. :func:`decode` validates the type and the fields
+(names and JSON types) and returns a dataclass; :func:`encode` turns a dataclass back into text.
+Large payloads (scenes, frames) never travel here: they move over HTTP as content-addressed blobs.
+
+Flow::
+
+    worker                          coordinator
+      hello  ───────────────────────►
+             ◄─────────────────────── welcome
+             ◄─────────────────────── assign        (pushed the moment the worker is idle)
+      progress / heartbeat ─────────►              (renew the lease)
+      (frames: HTTP PUT, one per frame as soon as written)
+      task_done | task_failed | handback ──►
+             ◄─────────────────────── cancel        (job cancelled or lease lost)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+MAX_MESSAGE_BYTES = 256 * 1024
+
+
+class MessageError(ValueError):
+    """A message that is not valid JSON, has an unknown type or wrong fields."""
+
+
+@dataclass
+class Message:
+    TYPE: ClassVar[str] = ""
+
+
+# ---------------------------------------------------------------- worker → coordinator
+
+@dataclass
+class Hello(Message):
+    """First message after connecting: who the agent is and what it can do."""
+
+    TYPE: ClassVar[str] = "hello"
+    protocol: int
+    name: str
+    agent_version: str
+    blender_version: str
+    device: str  # backend chosen: CPU, CUDA, OPTIX, HIP, METAL, ONEAPI
+    devices: list[dict[str, Any]]  # every Cycles device seen: {"backend", "name", "id"}
+    threads: int
+    roles: list[str] = field(default_factory=lambda: ["render"])
+
+
+@dataclass
+class Heartbeat(Message):
+    """Sent every ``welcome.heartbeat_interval`` seconds; renews the lease of ``task_id``."""
+
+    TYPE: ClassVar[str] = "heartbeat"
+    task_id: int | None = None
+
+
+@dataclass
+class Progress(Message):
+    """The agent started rendering ``frame`` of its task (also renews the lease)."""
+
+    TYPE: ClassVar[str] = "progress"
+    task_id: int
+    attempt: int
+    frame: int
+
+
+@dataclass
+class TaskDone(Message):
+    """Every frame of the task was rendered and uploaded."""
+
+    TYPE: ClassVar[str] = "task_done"
+    task_id: int
+    attempt: int
+
+
+@dataclass
+class TaskFailed(Message):
+    """The task could not be rendered; ``log_tail`` holds the last lines of Blender's output."""
+
+    TYPE: ClassVar[str] = "task_failed"
+    task_id: int
+    attempt: int
+    error: str
+    log_tail: str = ""
+
+
+@dataclass
+class Handback(Message):
+    """The agent is shutting down and gives the task back unfinished (not counted as a failure)."""
+
+    TYPE: ClassVar[str] = "handback"
+    task_id: int
+    attempt: int
+
+
+# ---------------------------------------------------------------- coordinator → worker
+
+@dataclass
+class Welcome(Message):
+    TYPE: ClassVar[str] = "welcome"
+    worker_id: int
+    heartbeat_interval: float
+    lease_timeout: float
+
+
+@dataclass
+class Assign(Message):
+    """Render ``frames`` of ``job_id``'s scene and PUT each frame to ``upload_url``.
+
+    ``upload_url`` is a path template relative to the coordinator's base URL with a ``{frame}`` field.
+    ``scene`` is ``{"sha256": hex, "size": int, "url": path}``.
+    ``settings`` are applied on top of the scene's own settings by the render runner.
+    """
+
+    TYPE: ClassVar[str] = "assign"
+    task_id: int
+    attempt: int
+    job_id: int
+    frames: list[int]
+    scene: dict[str, Any]
+    settings: dict[str, Any]
+    upload_url: str
+
+
+@dataclass
+class Cancel(Message):
+    """Stop working on ``task_id`` now; its results are no longer wanted."""
+
+    TYPE: ClassVar[str] = "cancel"
+    task_id: int
+    reason: str = ""
+
+
+@dataclass
+class Error(Message):
+    TYPE: ClassVar[str] = "error"
+    code: str
+    message: str
+
+
+MESSAGE_TYPES: dict[str, type[Message]] = {
+    cls.TYPE: cls
+    for cls in (Hello, Heartbeat, Progress, TaskDone, TaskFailed, Handback, Welcome, Assign, Cancel, Error)
+}
+
+
+def encode(message: Message) -> str:
+    """Serialise a message to JSON text."""
+    payload = {"type": message.TYPE, **dataclasses.asdict(message)}
+    return json.dumps(payload, separators=(",", ":"))
+
+
+def decode(text: str | bytes) -> Message:
+    """Parse and validate a message; raises :class:`MessageError` with a readable reason."""
+    if len(text) > MAX_MESSAGE_BYTES:
+        raise MessageError("message too large")
+    try:
+        data = json.loads(text)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise MessageError(f"not JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise MessageError("a message must be a JSON object")
+    kind = data.pop("type", None)
+    cls = MESSAGE_TYPES.get(kind) if isinstance(kind, str) else None
+    if cls is None:
+        raise MessageError(f"unknown message type {kind!r}")
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(data) - known
+    if unknown:
+        raise MessageError(f"{kind}: unknown field(s) {sorted(unknown)}")
+    for f in dataclasses.fields(cls):
+        if f.name not in data:
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                raise MessageError(f"{kind}: missing field {f.name!r}")
+            continue
+        if not _matches(data[f.name], hints[f.name]):
+            raise MessageError(f"{kind}: field {f.name!r} has the wrong type")
+    return cls(**data)
+
+
+def _matches(value: Any, hint: Any) -> bool:
+    """Shallow JSON type check of ``value`` against a type hint."""
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(_matches(value, h) for h in typing.get_args(hint))
+    if hint is type(None):
+        return value is None
+    if hint is Any:
+        return True
+    if origin is list:
+        (item,) = typing.get_args(hint)
+        return isinstance(value, list) and all(_matches(v, item) for v in value)
+    if origin is dict:
+        return isinstance(value, dict)
+    if hint is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, hint)
