@@ -31,7 +31,7 @@ DEFAULT_OUTPUT = Path("framehive-output")
 # What a .blend starts with: plain, zstd-compressed (Blender 3.0+) or gzip-compressed (older versions).
 BLEND_MAGICS = (b"BLENDER", b"\x28\xb5\x2f\xfd", b"\x1f\x8b")
 # Display order of frame states; states the coordinator adds later are shown after these.
-STATE_ORDER = ("queued", "rendering", "rendered", "verifying", "verified", "rejected", "failed")
+STATE_ORDER = ("queued", "rendering", "rendered", "verifying", "verified", "rejected", "failed", "cancelled")
 
 
 class UsageError(Exception):
@@ -66,17 +66,11 @@ def main(argv: list[str] | None = None) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with its five subcommands."""
-    parser = argparse.ArgumentParser(
-        prog="framehive", description="Render Blender scenes on a Framehive network."
-    )
+    parser = argparse.ArgumentParser(prog="framehive", description="Render Blender scenes on a Framehive network.")
     parser.add_argument("--version", action="version", version=f"framehive {CLIENT_VERSION}")
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument(
-        "--coordinator", metavar="URL", help=f"coordinator address (default: ${ENV_COORDINATOR})"
-    )
-    common.add_argument(
-        "--token", help=f"API token (default: ${ENV_TOKEN}; the variable keeps it out of `ps` output)"
-    )
+    common.add_argument("--coordinator", metavar="URL", help=f"coordinator address (default: ${ENV_COORDINATOR})")
+    common.add_argument("--token", help=f"API token (default: ${ENV_TOKEN}; the variable keeps it out of `ps` output)")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     submit = commands.add_parser("submit", parents=[common], help="upload a .blend and start a render job")
@@ -240,9 +234,11 @@ def _download(client: Client, job_id: int, out_dir: Path) -> int:
         line.finish()
     if not totals[0]:
         _say(f"job {job_id} has no rendered frames to download yet")
+    elif not paths:
+        _say(f"all {totals[0]} frame(s) already in {out_dir}")
     else:
         skipped = totals[0] - len(paths)
-        note = f" ({skipped} already up to date)" if skipped else ""
+        note = f" ({skipped} already there)" if skipped else ""
         _say(f"downloaded {len(paths)} frame(s) to {out_dir}{note}")
     return EXIT_OK
 
@@ -337,7 +333,7 @@ class _UploadDisplay:
 def format_progress(job: dict[str, Any], elapsed: float, width: int = 20) -> str:
     """One progress line: state, bar, done/total frames, per-state counts and elapsed time.
 
-    ``job 7 running [########------------]  8/20 frames 40%  queued 11, rendering 1, rendered 8  01:05``
+    ``job 7 running 01:05 [########------------] 8/20 frames 40%  queued 11, rendering 1, rendered 8``
     """
     counts = job_counts(job)
     done = sum(counts.get(state, 0) for state in DOWNLOADABLE_STATES)
@@ -346,11 +342,9 @@ def format_progress(job: dict[str, Any], elapsed: float, width: int = 20) -> str
     bar = "#" * filled + "-" * (width - filled)
     percent = f"{100 * done // total}%" if total else "-"
     states = ", ".join(f"{state} {count}" for state, count in counts.items() if count)
-    parts = [f"job {job.get('id')} {job.get('state')} [{bar}]", f"{done}/{total} frames {percent}"]
-    if states:
-        parts.append(states)
-    parts.append(format_elapsed(elapsed))
-    return "  ".join(parts)
+    # The clock comes before the counts: a narrow terminal cuts the end of the line.
+    line = f"job {job.get('id')} {job.get('state')} {format_elapsed(elapsed)} [{bar}] {done}/{total} frames {percent}"
+    return f"{line}  {states}" if states else line
 
 
 def progress_key(job: dict[str, Any]) -> tuple[Any, ...]:
@@ -412,9 +406,7 @@ def format_job_list(jobs: list[dict[str, Any]]) -> str:
         done = sum(counts.get(state, 0) for state in DOWNLOADABLE_STATES)
         total = _int(job.get("total")) or sum(counts.values())
         created = str(job.get("created_at") or "-")
-        rows.append(
-            (str(job.get("id")), str(job.get("state")), f"{done}/{total}", created, str(job.get("name")))
-        )
+        rows.append((str(job.get("id")), str(job.get("state")), f"{done}/{total}", created, str(job.get("name"))))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
     return "\n".join(
         "  ".join(cell.ljust(width) for cell, width in zip(row[:-1], widths, strict=True)) + "  " + row[-1]

@@ -237,9 +237,7 @@ class Client:
                 digest, size = _copy_hashed(response, out, self._url(path))
                 length = response.headers.get("Content-Length")
                 announced = response.headers.get("X-Content-SHA256")
-            _check_download(
-                f"frame {frame} of job {job_id}", size, digest, length, announced, expected_sha256
-            )
+            _check_download(f"frame {frame} of job {job_id}", size, digest, length, announced, expected_sha256)
             os.replace(tmp, dest)
         except BaseException:
             # Also on Ctrl-C: a stray .part file would only confuse the artist.

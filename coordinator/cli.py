@@ -32,6 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the coordinator (REST API + worker WebSocket)")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
     serve.add_argument("--port", type=int, default=DEFAULT_PORT, help="port; 0 picks a free one (default: %(default)s)")
+    serve.add_argument("--lease-timeout", type=float, help="seconds before a silent worker loses its task")
+    serve.add_argument("--heartbeat-interval", type=float, help="seconds between worker heartbeats")
     _add_store_args(serve)
     token = sub.add_parser("token", help="manage API tokens")
     token_sub = token.add_subparsers(dest="token_command", required=True)
@@ -49,6 +51,10 @@ def _app_config(args: argparse.Namespace) -> dict[str, Any]:
         config["SQLALCHEMY_DATABASE_URI"] = args.db
     if args.storage:
         config["FRAMEHIVE_STORAGE"] = args.storage
+    if getattr(args, "lease_timeout", None):
+        config["FRAMEHIVE_LEASE_TIMEOUT"] = args.lease_timeout
+    if getattr(args, "heartbeat_interval", None):
+        config["FRAMEHIVE_HEARTBEAT_INTERVAL"] = args.heartbeat_interval
     return config
 
 

@@ -16,6 +16,7 @@ from ..storage_access import storage
 
 bp = Blueprint("blobs", __name__)
 MAX_MISSING_QUERY = 10_000
+EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 
 
 def _sha_or_400(sha256: str) -> str:
@@ -47,7 +48,7 @@ def upload(sha256: str):  # type: ignore[no-untyped-def]
     limit = current_app.config["FRAMEHIVE_MAX_SCENE_BYTES"]
     if request.content_length is not None and request.content_length > limit:
         raise ApiError(413, "too_large", f"blobs are limited to {limit} bytes")
-    if request.content_length == 0:
+    if sha256 == EMPTY_SHA256:
         raise ApiError(400, "empty", "the upload is empty")
     try:
         size = storage().put(sha256, request.stream, limit)

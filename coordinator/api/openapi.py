@@ -71,6 +71,7 @@ def openapi_document() -> dict[str, Any]:
             "put": _op("Upload one rendered frame of a task the worker holds (worker)",
                        {**_ok(201, "accepted"), **_ok(200, "duplicate, ignored")}, body=PNG,
                        errors=(400, 401, 403, 409, 413))},
+        "/api/v1/workers": {"get": _op("The caller's worker agents (all for admins)", _ok(200, "workers"))},
         "/api/v1/worker/ws": {"get": _op(
             "WebSocket for worker agents (messages: protocol/messages.py)", _ok(101, "switching protocols"),
             errors=(401, 403))},

@@ -1,0 +1,46 @@
+"""Shared fixtures: generated scenes, a real local farm, and in-process coordinator apps."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.farm import Farm, make_scene
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):  # type: ignore[no-untyped-def]
+    """Remember each phase's outcome so fixtures can print process logs for failed tests."""
+    outcome = yield
+    setattr(item, f"rep_{outcome.get_result().when}", outcome.get_result())
+
+
+@pytest.fixture(scope="session")
+def sample_scene(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo's animated scene: 12 frames at 64x36, rendered by Cycles on CPU."""
+    return make_scene(tmp_path_factory.mktemp("scenes") / "sample.blend", frames=12)
+
+
+@pytest.fixture
+def farm(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Farm]:
+    """A real coordinator on a loopback port (workers are started by each test)."""
+    farm = Farm(tmp_path / "farm")
+    marker = request.node.get_closest_marker("coordinator_args")
+    if marker:
+        farm.coordinator_args = list(marker.args)
+    farm.start_coordinator()
+    yield farm
+    farm.stop()
+    report = getattr(request.node, "rep_call", None)
+    if report is not None and report.failed:
+        print(farm.logs())
+
+
+@pytest.fixture
+def app(tmp_path: Path):  # type: ignore[no-untyped-def]
+    """An in-process coordinator app (real Flask, real SQLite) without the background reaper."""
+    from coordinator import create_app
+
+    return create_app({"TESTING": True, "FRAMEHIVE_START_REAPER": False}, data_dir=tmp_path / "app")

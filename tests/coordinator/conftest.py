@@ -1,0 +1,59 @@
+"""Fixtures for in-process coordinator tests: the real Flask app and SQLite, driven by its test client."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from coordinator.auth import create_token
+
+
+class Api:
+    """A thin caller around Flask's test client that adds a bearer token."""
+
+    def __init__(self, app, token: str | None) -> None:  # type: ignore[no-untyped-def]
+        self.client = app.test_client()
+        self.token = token
+
+    def _headers(self, extra: dict[str, str] | None) -> dict[str, str]:
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        return {**headers, **(extra or {})}
+
+    def get(self, path: str, **kw: Any):  # type: ignore[no-untyped-def]
+        return self.client.get(path, headers=self._headers(kw.pop("headers", None)), **kw)
+
+    def post(self, path: str, **kw: Any):  # type: ignore[no-untyped-def]
+        return self.client.post(path, headers=self._headers(kw.pop("headers", None)), **kw)
+
+    def put(self, path: str, **kw: Any):  # type: ignore[no-untyped-def]
+        return self.client.put(path, headers=self._headers(kw.pop("headers", None)), **kw)
+
+    def upload(self, data: bytes) -> str:
+        sha = hashlib.sha256(data).hexdigest()
+        response = self.put(f"/api/v1/blobs/{sha}", data=data)
+        assert response.status_code in (200, 201), response.get_json()
+        return sha
+
+
+@pytest.fixture
+def tokens(app) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    with app.app_context():
+        return {
+            "user": create_token("user", "alice"),
+            "other": create_token("user", "bob"),
+            "worker": create_token("worker", "gpu"),
+            "admin": create_token("admin", "root"),
+        }
+
+
+@pytest.fixture
+def api(app, tokens):  # type: ignore[no-untyped-def]
+    return Api(app, tokens["user"])
+
+
+@pytest.fixture
+def scene_sha(api, sample_scene: Path) -> str:  # type: ignore[no-untyped-def]
+    return api.upload(sample_scene.read_bytes())

@@ -1,0 +1,173 @@
+"""Leasing and state transitions, driven through the scheduler functions on a real SQLite database."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import update
+
+from coordinator import leases, outcomes
+from coordinator.db import db
+from coordinator.models import Blob, Job, JobBlock, Task, TaskFailure, Worker
+from coordinator.states import TASK_TRANSITIONS, IllegalTransition, check_move
+
+
+@pytest.fixture
+def ctx(app, api, scene_sha):  # type: ignore[no-untyped-def]
+    """An app context with a 6-frame job in 3 tasks of 2 and two workers of one owner."""
+    job = api.post("/api/v1/jobs", json={"scene": scene_sha, "frames": "1-6", "chunk": 2}).get_json()
+    with app.app_context():
+        account_id = db.session.get(Job, job["id"]).account_id
+        for name in ("a", "b"):
+            db.session.add(Worker(account_id=account_id, name=name, online=True))
+        for digit in "012":  # stand-in frame blobs for the frames these tests record
+            db.session.add(Blob(sha256=digit * 64, size=1))
+        db.session.commit()
+        yield {"job_id": job["id"], "a": 1, "b": 2}
+        db.session.remove()
+
+
+def job_of(ctx) -> Job:  # type: ignore[no-untyped-def]
+    return db.session.get(Job, ctx["job_id"], populate_existing=True)
+
+
+def render_all(task: Task) -> None:
+    for n in task.frame_numbers:
+        outcomes.frame_rendered(task, n, "0" * 64, 30)
+
+
+def test_claim_leases_in_order_and_starts_the_job(ctx):  # type: ignore[no-untyped-def]
+    first = leases.claim_task(ctx["a"])
+    second = leases.claim_task(ctx["b"])
+    assert (first.frames_spec, first.state, first.attempt, first.worker_id) == ("1-2", "leased", 1, ctx["a"])
+    assert second.frames_spec == "3-4"
+    assert job_of(ctx).state == "running"
+    assert leases.claim_task(ctx["a"]).frames_spec == "5-6"
+    assert leases.claim_task(ctx["b"]) is None
+
+
+def test_a_task_cannot_be_claimed_twice(ctx):  # type: ignore[no-untyped-def]
+    task = leases.claim_task(ctx["a"])
+    # A second claimer racing on the same row: the compare-and-set finds it no longer queued.
+    won = db.session.execute(
+        update(Task).where(Task.id == task.id, Task.state == "queued").values(state="leased", worker_id=ctx["b"])
+    ).rowcount
+    db.session.commit()
+    assert won == 0
+    assert db.session.get(Task, task.id, populate_existing=True).worker_id == ctx["a"]
+
+
+def test_only_the_lease_holder_and_attempt_match(ctx):  # type: ignore[no-untyped-def]
+    task = leases.claim_task(ctx["a"])
+    assert leases.held_task(ctx["a"], task.id, 1) is task
+    assert leases.held_task(ctx["b"], task.id, 1) is None
+    assert leases.held_task(ctx["a"], task.id, 2) is None
+
+
+def test_done_task_completes_the_job_when_all_tasks_are_done(ctx):  # type: ignore[no-untyped-def]
+    for _ in range(3):
+        task = leases.claim_task(ctx["a"])
+        render_all(task)
+        assert outcomes.task_done(task) == []
+    assert job_of(ctx).state == "completed"
+    assert job_of(ctx).finished_at is not None
+
+
+def test_duplicate_frame_is_harmless(ctx):  # type: ignore[no-untyped-def]
+    task = leases.claim_task(ctx["a"])
+    assert outcomes.frame_rendered(task, 1, "1" * 64, 30) is True
+    assert outcomes.frame_rendered(task, 1, "2" * 64, 30) is False
+    frame = next(f for f in job_of(ctx).frames if f.number == 1)
+    assert frame.blob_sha256 == "1" * 64
+
+
+def test_done_with_missing_frames_counts_as_failure_and_requeues(ctx):  # type: ignore[no-untyped-def]
+    task = leases.claim_task(ctx["a"])
+    outcomes.frame_rendered(task, 1, "1" * 64, 30)
+    assert outcomes.task_done(task) == [2]
+    assert (task.state, task.failures, task.worker_id) == ("queued", 1, None)
+    again = leases.claim_task(ctx["b"])
+    assert again.id == task.id and again.attempt == 2
+    from coordinator.dispatch import assign_message
+    assert assign_message(again).frames == [2], "frames already uploaded are kept, not re-rendered"
+
+
+def test_expired_lease_is_requeued(ctx):  # type: ignore[no-untyped-def]
+    task = leases.claim_task(ctx["a"])
+    task.lease_expires = 0
+    db.session.commit()
+    lost = leases.expire_leases()
+    assert [(x.task_id, x.worker_id) for x in lost] == [(task.id, ctx["a"])]
+    assert task.state == "queued"
+    failure = db.session.query(TaskFailure).one()
+    assert failure.reason == "lease_lost"
+
+
+def test_retries_are_bounded_and_fail_the_job(ctx, app):  # type: ignore[no-untyped-def]
+    app.config["FRAMEHIVE_BLOCKLIST_THRESHOLD"] = 99
+    other = leases.claim_task(ctx["b"])  # a second task in flight, cancelled when the job fails
+    for attempt in range(3):
+        task = leases.claim_task(ctx["a"])
+        assert task.frames_spec == "3-4", attempt
+        lost = outcomes.record_failure(task, "render_failed", "boom")
+        db.session.commit()
+    job = job_of(ctx)
+    assert job.state == "failed" and "boom" in job.error
+    assert [x.task_id for x in lost] == [other.id]
+    assert {t.state for t in job.tasks} == {"failed", "cancelled"} or {t.state for t in job.tasks} == {"cancelled"}
+    assert leases.claim_task(ctx["a"]) is None
+
+
+def test_repeated_failures_blocklist_the_worker_for_the_job(ctx, app):  # type: ignore[no-untyped-def]
+    app.config["FRAMEHIVE_BLOCKLIST_THRESHOLD"] = 2
+    app.config["FRAMEHIVE_MAX_TASK_FAILURES"] = 99
+    for _ in range(2):
+        outcomes.record_failure(leases.claim_task(ctx["a"]), "render_failed", "driver crash")
+        db.session.commit()
+    assert db.session.query(JobBlock).filter_by(worker_id=ctx["a"]).count() == 1
+    assert leases.claim_task(ctx["a"]) is None, "a blocklisted worker gets no more of this job"
+    assert leases.claim_task(ctx["b"]) is not None
+
+
+def test_job_fails_when_every_online_worker_is_blocklisted(ctx, app):  # type: ignore[no-untyped-def]
+    app.config["FRAMEHIVE_BLOCKLIST_THRESHOLD"] = 1
+    app.config["FRAMEHIVE_MAX_TASK_FAILURES"] = 99
+    outcomes.record_failure(leases.claim_task(ctx["a"]), "render_failed", "x")
+    outcomes.record_failure(leases.claim_task(ctx["b"]), "render_failed", "x")
+    db.session.commit()
+    leases.fail_jobs_without_eligible_workers()
+    assert job_of(ctx).state == "failed"
+    assert "blocklisted" in job_of(ctx).error
+
+
+def test_hand_back_requeues_without_a_failure(ctx):  # type: ignore[no-untyped-def]
+    task = leases.claim_task(ctx["a"])
+    leases.hand_back(task)
+    assert (task.state, task.failures) == ("queued", 0)
+
+
+def test_requeue_of_a_fully_uploaded_task_finishes_it(ctx):  # type: ignore[no-untyped-def]
+    task = leases.claim_task(ctx["a"])
+    render_all(task)
+    leases.release_worker(ctx["a"], "disconnected")
+    assert task.state == "done"
+
+
+def test_cancel_stops_queued_and_leased_tasks(ctx):  # type: ignore[no-untyped-def]
+    task = leases.claim_task(ctx["a"])
+    outcomes.frame_rendered(task, 1, "1" * 64, 30)
+    lost = outcomes.cancel_job(job_of(ctx))
+    job = job_of(ctx)
+    assert job.state == "cancelled"
+    assert [x.task_id for x in lost] == [task.id]
+    assert {t.state for t in job.tasks} == {"cancelled"}
+    assert [f.state for f in job.frames] == ["rendered"] + ["cancelled"] * 5
+    with pytest.raises(IllegalTransition):
+        outcomes.cancel_job(job)
+
+
+def test_transition_table_rejects_leaving_final_states():
+    with pytest.raises(IllegalTransition):
+        check_move(TASK_TRANSITIONS, "done", "queued")
+    with pytest.raises(IllegalTransition):
+        check_move(TASK_TRANSITIONS, "queued", "done")
+    check_move(TASK_TRANSITIONS, "leased", "queued")

@@ -1,0 +1,123 @@
+"""A real local render farm for tests and the demo: a coordinator and worker agents as subprocesses.
+
+Everything listens on loopback only. Each process logs to a file under the farm's root, so a failing test
+can show what the coordinator and workers said.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+REPO = Path(__file__).resolve().parent.parent
+T = TypeVar("T")
+
+
+class Timeout(AssertionError):
+    pass
+
+
+def wait_for(predicate: Callable[[], T], timeout: float, what: str, interval: float = 0.05) -> T:
+    """Poll ``predicate`` until it returns something truthy; fail with ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise Timeout(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(interval)  # polling interval of a deadline loop, not synchronisation
+
+
+@dataclass
+class Proc:
+    name: str
+    popen: subprocess.Popen[bytes]
+    log: Path
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 20) -> int | None:
+        if self.popen.poll() is None:
+            self.popen.send_signal(sig)
+            try:
+                self.popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait(5)
+        return self.popen.returncode
+
+
+@dataclass
+class Farm:
+    root: Path
+    python: str = sys.executable
+    coordinator_args: list[str] = field(default_factory=list)
+    url: str = ""
+    procs: list[Proc] = field(default_factory=list)
+
+    @property
+    def data_dir(self) -> Path:
+        return self.root / "coordinator"
+
+    def _spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> Proc:
+        self.root.mkdir(parents=True, exist_ok=True)
+        log = self.root / f"{name}.log"
+        handle = log.open("wb")
+        popen = subprocess.Popen(argv, stdout=handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                 cwd=REPO, env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})})
+        handle.close()
+        proc = Proc(name, popen, log)
+        self.procs.append(proc)
+        return proc
+
+    def start_coordinator(self) -> str:
+        proc = self._spawn("coordinator", [self.python, "-m", "coordinator.cli", "serve", "--port", "0",
+                                           "--data-dir", str(self.data_dir), *self.coordinator_args])
+
+        def listening() -> str | None:
+            if proc.popen.poll() is not None:
+                raise AssertionError(f"coordinator exited:\n{proc.log_text()}")
+            match = re.search(r"listening on (http://\S+)", proc.log_text())
+            return match.group(1) if match else None
+
+        self.url = wait_for(listening, 60, "the coordinator to listen")
+        return self.url
+
+    def token(self, kind: str, name: str, account: str | None = None) -> str:
+        argv = [self.python, "-m", "coordinator.cli", "token", "create", "--kind", kind, "--name", name,
+                "--data-dir", str(self.data_dir)]
+        if account:
+            argv += ["--account", account]
+        out = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, check=True, timeout=60)
+        return out.stdout.strip()
+
+    def start_worker(self, name: str, token: str, *extra: str) -> Proc:
+        return self._spawn(f"worker-{name}", [
+            self.python, "-m", "worker_agent.cli", "--coordinator", self.url, "--token", token, "--name", name,
+            "--cache-dir", str(self.root / f"cache-{name}"), "--threads", "1", *extra])
+
+    def stop(self) -> None:
+        for proc in reversed(self.procs):
+            proc.stop()
+
+    def logs(self) -> str:
+        return "\n".join(f"===== {p.name} =====\n{p.log_text()[-6000:]}" for p in self.procs)
+
+
+def make_scene(path: Path, python: str = sys.executable, **options: Any) -> Path:
+    """Generate the sample scene with real Blender (the bpy module)."""
+    argv = [python, str(REPO / "scripts" / "make_scene.py"), str(path)]
+    for key, value in options.items():
+        argv += [f"--{key}", str(value)]
+    subprocess.run(argv, check=True, capture_output=True, timeout=120)
+    return path

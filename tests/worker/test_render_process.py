@@ -1,0 +1,259 @@
+"""The warm render runner driven through RenderProcess, with real Blender (the bpy module)."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import json
+import os
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from worker_agent.blender import (
+    RUNNER_PATH,
+    BlenderLauncher,
+    BlenderNotFound,
+    RenderError,
+    RenderProcess,
+    probe,
+)
+
+REPO = Path(__file__).resolve().parents[2]
+TEST_TIMEOUT = 60.0  # upper bound for one asyncio.run() here; the whole module takes a few seconds
+SLOW_RENDER = {"resolution_x": 640, "resolution_y": 360, "samples": 4096}  # many seconds: room to kill it
+
+needs_bpy = pytest.mark.skipif(importlib.util.find_spec("bpy") is None, reason="needs the bpy module")
+
+
+def run(coro):
+    """Run one async test body with a hard deadline, so a hung Blender fails the test instead of the suite."""
+    return asyncio.run(asyncio.wait_for(coro, TEST_TIMEOUT))
+
+
+async def wait_until(predicate, timeout: float, interval: float = 0.05) -> None:
+    """Poll ``predicate`` until it is true; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not reached within {timeout} s")
+        await asyncio.sleep(interval)
+
+
+def pixels(path: Path) -> np.ndarray:
+    with Image.open(path) as image:
+        return np.asarray(image.convert("RGB"))
+
+
+@pytest.fixture(scope="module")
+def sample_scene(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("scene") / "sample.blend"
+    subprocess.run([sys.executable, str(REPO / "scripts" / "make_scene.py"), str(out)], check=True,
+                   capture_output=True, timeout=TEST_TIMEOUT)
+    return out
+
+
+# ------------------------------------------------------------------------------------------ discovery
+
+
+def test_discover_without_a_path_uses_the_bpy_module_when_importable():
+    launcher = BlenderLauncher.discover(None)
+    assert launcher.kind == "module"
+    assert launcher.argv == [sys.executable, "-P", str(RUNNER_PATH)]
+
+
+def test_discover_refuses_a_path_that_is_not_an_executable(tmp_path):
+    plain = tmp_path / "blender"
+    plain.write_text("not a program")
+    for path in (plain, tmp_path / "missing" / "blender"):
+        with pytest.raises(BlenderNotFound, match="--blender PATH"):
+            BlenderLauncher.discover(str(path))
+
+
+def test_discover_explains_how_to_fix_a_missing_blender(monkeypatch, tmp_path):
+    # Stand-ins for a machine without bpy and without blender on PATH.
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(BlenderNotFound) as caught:
+        BlenderLauncher.discover(None)
+    assert "pip install 'framehive[blender]'" in str(caught.value)
+    assert "--blender PATH" in str(caught.value)
+
+
+def fake_blender(tmp_path: Path) -> Path:
+    """A stand-in ``blender`` binary (none is installed here): chatters on stdout like Blender does, leaves
+    a half line, then runs the script given to ``--python`` in this bpy-enabled Python."""
+    script = tmp_path / "blender"
+    script.write_text(
+        "#!/bin/sh\n"
+        'printf "Blender 5.0.1 (fake)\\nRead prefs: none\\nhalf a line, no newline: "\n'
+        'while [ "$1" != "--python" ]; do shift; done\n'
+        f'exec "{sys.executable}" -P "$2"\n'
+    )
+    script.chmod(script.stat().st_mode | stat.S_IXUSR)
+    return script
+
+
+def test_binary_launcher_flags(tmp_path):
+    launcher = BlenderLauncher.discover(str(fake_blender(tmp_path)))
+    assert launcher.kind == "binary"
+    argv = launcher.argv
+    assert argv[0] == str((tmp_path / "blender").resolve())
+    for flag in ("-b", "-Y", "--factory-startup", "--offline-mode"):
+        assert flag in argv
+    assert argv[argv.index("--python-exit-code") + 1] == "1"
+    assert argv[argv.index("--python") + 1] == str(RUNNER_PATH)
+    assert argv[-1] == "--"
+
+
+@needs_bpy
+def test_probe_through_a_binary_launcher_ignores_blender_chatter(tmp_path):
+    info = run(probe(BlenderLauncher.discover(str(fake_blender(tmp_path)))))
+    assert info["blender_version"].startswith("5.0")
+    assert {"backend": "CPU"}.items() <= info["devices"][-1].items()
+
+
+# ------------------------------------------------------------------------------------------ runner
+
+
+@needs_bpy
+def test_protocol_stream_carries_only_events_and_eof_ends_the_runner(sample_scene, tmp_path):
+    commands = [
+        {"cmd": "open", "path": str(sample_scene), "device": "CPU", "threads": 1, "settings": {}},
+        {"cmd": "render", "frame": 2, "output": str(tmp_path / "f.png")},
+    ]
+    stdin = "".join(json.dumps(command) + "\n" for command in commands) + "not json\n"
+    done = subprocess.run([sys.executable, "-P", str(RUNNER_PATH)], input=stdin.encode(),
+                          capture_output=True, timeout=TEST_TIMEOUT)  # stdin then closes: EOF
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+    lines = done.stdout.decode().splitlines()
+    assert all(line.startswith("@@FH ") for line in lines), lines
+    events = [json.loads(line[5:])["event"] for line in lines]
+    assert events == ["ready", "opened", "rendered", "error"]
+    assert b"Saved:" in done.stderr  # Blender's own chatter went to stderr
+
+
+@needs_bpy
+def test_open_and_render_two_frames(sample_scene, tmp_path):
+    async def body():
+        async with RenderProcess(BlenderLauncher.discover(None)) as process:
+            assert process.ready_info["blender_version"] == "5.0.1"
+            opened = await process.open(sample_scene, device="CPU", threads=2)
+            assert opened == {
+                "event": "opened", "scene": "Scene", "engine": "CYCLES", "frame_start": 1, "frame_end": 12,
+                "resolution": [64, 36], "device": "CPU", "autoexec_blocked": False,
+            }
+            first = await process.render(1, tmp_path / "0001.png")
+            second = await process.render(7, tmp_path / "0007.png")
+            return first, second
+
+    first, second = run(body())
+    assert first["path"] == str(tmp_path / "0001.png") and first["frame"] == 1 and first["seconds"] > 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["0001.png", "0007.png"]  # exact names, no leftovers
+    with Image.open(tmp_path / "0001.png") as image:
+        assert image.size == (64, 36)
+        assert image.mode == "RGB"
+    assert not np.array_equal(pixels(tmp_path / "0001.png"), pixels(tmp_path / "0007.png"))
+
+
+@needs_bpy
+def test_same_frame_twice_gives_identical_pixels(sample_scene, tmp_path):
+    async def body():
+        async with RenderProcess(BlenderLauncher.discover(None)) as process:
+            await process.open(sample_scene, settings={"seed": 3, "samples": 4})
+            await process.render(5, tmp_path / "a.png")
+            await process.render(5, tmp_path / "b.png")
+
+    run(body())
+    assert np.array_equal(pixels(tmp_path / "a.png"), pixels(tmp_path / "b.png"))
+
+
+@needs_bpy
+def test_errors_leave_the_process_usable(sample_scene, tmp_path):
+    async def expect_error(action, match: str) -> RenderError:
+        with pytest.raises(RenderError, match=match) as caught:
+            await action
+        return caught.value
+
+    async def body():
+        async with RenderProcess(BlenderLauncher.discover(None)) as process:
+            await expect_error(process.render(1, tmp_path / "x.png"), "no scene is open")
+            await expect_error(process.open(tmp_path / "missing.blend"), "no such file")
+            error = await expect_error(process.open(sample_scene, settings={"tiles": 4}), "unknown settings: tiles")
+            assert error.command == "open"
+            await expect_error(process.open(sample_scene, settings={"samples": "many"}), "expected an integer")
+            await process.open(sample_scene)
+            await expect_error(process.render(1, tmp_path / "no-such-dir" / "x.png"), "does not exist")
+            assert process.alive
+            await process.render(1, tmp_path / "ok.png")
+            await process.close()
+            assert process.returncode == 0
+
+    run(body())
+    assert (tmp_path / "ok.png").is_file()
+
+
+@needs_bpy
+def test_job_settings_override_the_scene(sample_scene, tmp_path):
+    async def body():
+        async with RenderProcess(BlenderLauncher.discover(None)) as process:
+            opened = await process.open(sample_scene, settings={
+                "resolution_x": 40, "resolution_y": 30, "resolution_percentage": 50, "frame_start": 3,
+                "frame_end": 4, "pixel_filter_type": "BOX", "dither_intensity": 0.0})
+            await process.render(3, tmp_path / "small.png")
+            return opened
+
+    opened = run(body())
+    assert opened["resolution"] == [20, 15]
+    assert (opened["frame_start"], opened["frame_end"]) == (3, 4)
+    with Image.open(tmp_path / "small.png") as image:
+        assert image.size == (20, 15)
+
+
+@needs_bpy
+def test_killing_blender_mid_render_raises_render_error(sample_scene, tmp_path):
+    async def body():
+        process = RenderProcess(BlenderLauncher.discover(None))
+        await process.start()
+        try:
+            await process.open(sample_scene, settings=SLOW_RENDER)
+            render = asyncio.create_task(process.render(1, tmp_path / "slow.png"))
+            # Cycles prints "Sample n/4096" progress lines (to stderr, after the runner's redirection).
+            await wait_until(lambda: "Sample" in process.log_tail(5), timeout=20)
+            process.kill()
+            with pytest.raises(RenderError, match="exited with code") as caught:
+                await render
+            assert not process.alive
+            assert "Sample" in caught.value.log_tail
+            with pytest.raises(RenderError, match="not running"):
+                await process.render(2, tmp_path / "after.png")
+        finally:
+            await process.close()
+        return process.returncode
+
+    assert run(body()) == -9
+    assert not (tmp_path / "slow.png").exists()
+
+
+@needs_bpy
+def test_close_kills_a_busy_process_promptly(sample_scene, tmp_path):
+    async def body():
+        process = RenderProcess(BlenderLauncher.discover(None))
+        await process.start()
+        await process.open(sample_scene, settings=SLOW_RENDER)
+        render = asyncio.create_task(process.render(1, tmp_path / "slow.png"))
+        await wait_until(lambda: "Sample" in process.log_tail(5), timeout=20)
+        started = time.monotonic()
+        await process.close()
+        with pytest.raises(RenderError):
+            await render
+        return time.monotonic() - started
+
+    assert run(body()) < 5.0
+    assert not [p for p in os.listdir(tmp_path) if p.endswith(".png")]

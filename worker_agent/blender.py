@@ -1,0 +1,285 @@
+"""Find Blender and drive one warm render runner process from asyncio.
+
+A worker renders with either a ``blender`` binary or the ``bpy`` module installed in the agent's own Python
+(``pip install 'framehive[blender]'``). Either way the code that touches Blender is ``render_runner.py``,
+started as a child process; :class:`RenderProcess` talks to it over pipes, one command at a time, so the
+agent's event loop (heartbeats, WebSocket pings) keeps running while Blender renders.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib.util
+import json
+import os
+import shutil
+import sys
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+RUNNER_PATH = Path(__file__).resolve().with_name("render_runner.py")
+MARKER = "@@FH "  # must match render_runner.MARKER; lines without it are Blender chatter
+
+# Starting Blender, enumerating devices (CUDA/HIP driver initialisation can take tens of seconds on a cold
+# machine) and importing the runner. Measured here: about 1 s with the bpy module on a CPU-only box.
+READY_TIMEOUT = 120.0
+# Opening a scene: production files with many assets can take minutes to read; the sample scene takes 15 ms.
+OPEN_TIMEOUT = 600.0
+# One frame: none by default, because a production frame can legitimately take hours. The coordinator's
+# lease and cancel messages bound it instead; callers may pass their own limit.
+RENDER_TIMEOUT: float | None = None
+# After "quit", how long Blender may take to exit before it is killed (bpy teardown takes well under 1 s).
+CLOSE_GRACE = 10.0
+# Lines of Blender's stderr kept for error reports: enough for a Python traceback plus Cycles' last status.
+LOG_LINES = 200
+# Longest line read from Blender's pipes; longer lines are cut rather than breaking the reader.
+PIPE_LINE_LIMIT = 1024 * 1024
+INSTALL_HINT = "install the bpy module with `pip install 'framehive[blender]'`, or pass `--blender PATH`"
+
+
+class BlenderNotFound(RuntimeError):
+    """No usable Blender: neither the given path, nor the bpy module, nor ``blender`` on PATH."""
+
+
+class RenderError(RuntimeError):
+    """A command failed or Blender died; ``log_tail`` holds Blender's last output lines."""
+
+    def __init__(self, message: str, log_tail: str = "", command: str | None = None) -> None:
+        super().__init__(message)
+        self.log_tail = log_tail
+        self.command = command
+
+
+@dataclass
+class BlenderLauncher:
+    """How to start a render runner: ``argv`` runs it, ``kind`` is "module" (bpy) or "binary" (blender)."""
+
+    argv: list[str]
+    kind: str
+    env: dict[str, str] | None = field(default=None)
+
+    @classmethod
+    def discover(cls, blender_path: str | None) -> BlenderLauncher:
+        """Use ``blender_path`` if given, else the bpy module in this Python, else ``blender`` on PATH."""
+        if blender_path:
+            return cls.for_binary(blender_path)
+        if importlib.util.find_spec("bpy") is not None:
+            # -P: do not put worker_agent/ first on sys.path, where our modules could shadow Blender's imports.
+            return cls(argv=[sys.executable, "-P", str(RUNNER_PATH)], kind="module")
+        found = shutil.which("blender")
+        if found:
+            return cls.for_binary(found)
+        raise BlenderNotFound(f"Blender not found: {INSTALL_HINT} (a Blender 5.0 executable).")
+
+    @classmethod
+    def for_binary(cls, path: str) -> BlenderLauncher:
+        """Start the runner inside the ``blender`` executable at ``path``."""
+        binary = Path(path).expanduser()
+        if not binary.is_file() or not os.access(binary, os.X_OK):
+            raise BlenderNotFound(f"{path} is not an executable Blender binary: {INSTALL_HINT}.")
+        argv = [
+            str(binary.resolve()),
+            "-b",  # background: no window
+            "-Y",  # --disable-autoexec: no Python from .blend files, whatever the user preferences say
+            "--factory-startup",  # ignore the user's startup file and add-ons
+            "--offline-mode",  # 4.2+: Blender and add-ons must not go online
+            "--python-exit-code", "1",  # an exception in the runner exits non-zero instead of idling on
+            "--python", str(RUNNER_PATH),
+            "--",  # anything after this is ours, not Blender's
+        ]  # fmt: skip
+        return cls(argv=argv, kind="binary")
+
+
+class RenderProcess:
+    """One warm render runner: start it, open a scene, render frames, close it."""
+
+    def __init__(self, launcher: BlenderLauncher, log_lines: int = LOG_LINES) -> None:
+        self.launcher = launcher
+        self._proc: asyncio.subprocess.Process | None = None
+        self._events: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+        self._log: deque[str] = deque(maxlen=log_lines)
+        self._lock = asyncio.Lock()
+        self._readers: list[asyncio.Task[None]] = []
+        self._gone = False  # set on kill or end of output, before the exit code is known
+        self.ready_info: dict[str, Any] | None = None
+
+    async def __aenter__(self) -> RenderProcess:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        await self.close()
+
+    @property
+    def alive(self) -> bool:
+        """True while the Blender process is running."""
+        return self._proc is not None and not self._gone and self._proc.returncode is None
+
+    @property
+    def returncode(self) -> int | None:
+        """Blender's exit code once it has exited, else None."""
+        return None if self._proc is None else self._proc.returncode
+
+    def log_tail(self, lines: int = 40) -> str:
+        """The last ``lines`` lines Blender wrote (stderr, plus stray stdout lines)."""
+        return "\n".join(list(self._log)[-lines:])
+
+    async def start(self, timeout: float = READY_TIMEOUT) -> dict[str, Any]:
+        """Spawn the runner and wait for its ``ready`` event (Blender version and devices)."""
+        if self._proc is not None:
+            raise RuntimeError("RenderProcess.start() may be called only once")
+        try:
+            self._proc = await asyncio.create_subprocess_exec(
+                *self.launcher.argv,
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                env=self.launcher.env,
+                limit=PIPE_LINE_LIMIT,
+                # Own session: a Ctrl-C meant for the agent must not kill Blender mid-frame; the agent
+                # decides (hand back, finish, kill). If the agent dies, the runner sees EOF and exits.
+                start_new_session=True,
+            )
+        except OSError as exc:
+            raise BlenderNotFound(f"cannot start {self.launcher.argv[0]}: {exc}") from exc
+        self._readers = [
+            asyncio.create_task(self._read_events(self._proc.stdout)),
+            asyncio.create_task(self._drain_log(self._proc.stderr)),
+        ]
+        try:
+            async with self._lock:
+                event = await self._next_event("start", timeout)
+            if event.get("event") != "ready":
+                raise RenderError(f"expected a ready event, got {event}", self.log_tail(), "start")
+        except BaseException:
+            self.kill()
+            await self._reap()
+            raise
+        self.ready_info = event
+        return event
+
+    async def open(
+        self,
+        path: str | os.PathLike[str],
+        device: str = "CPU",
+        threads: int | None = None,
+        settings: dict[str, Any] | None = None,
+        timeout: float | None = OPEN_TIMEOUT,
+    ) -> dict[str, Any]:
+        """Open a .blend (scripts off, Freestyle off) with the job's settings; returns the ``opened`` event."""
+        command = {"cmd": "open", "path": os.fspath(path), "device": device, "threads": threads,
+                   "settings": settings or {}}
+        return await self._command(command, "opened", timeout)
+
+    async def render(
+        self, frame: int, output: str | os.PathLike[str], timeout: float | None = RENDER_TIMEOUT
+    ) -> dict[str, Any]:
+        """Render ``frame`` of the open scene to exactly ``output``; returns the ``rendered`` event."""
+        command = {"cmd": "render", "frame": frame, "output": os.fspath(output)}
+        return await self._command(command, "rendered", timeout)
+
+    async def close(self, grace: float = CLOSE_GRACE) -> None:
+        """Ask Blender to quit; kill it if it is busy or does not exit within ``grace`` seconds."""
+        if self._proc is None:
+            return
+        if self._lock.locked():
+            self.kill()  # busy with a command: nobody is waiting for its answer any more
+        elif self.alive:
+            with contextlib.suppress(RenderError, OSError):
+                await self._command({"cmd": "quit"}, "bye", grace)
+        try:
+            await asyncio.wait_for(self._proc.wait(), grace)
+        except TimeoutError:
+            self.kill()
+        await self._reap()
+
+    def kill(self) -> None:
+        """Kill Blender now; a command in flight fails with :class:`RenderError`."""
+        if self._proc is not None and self._proc.returncode is None:
+            self._gone = True
+            with contextlib.suppress(ProcessLookupError):
+                self._proc.kill()
+
+    async def _reap(self) -> None:
+        """Wait for the exit and for the pipe readers, so the log tail is complete."""
+        await self._proc.wait()
+        await asyncio.gather(*self._readers, return_exceptions=True)
+
+    async def _command(self, command: dict[str, Any], expected: str, timeout: float | None) -> dict[str, Any]:
+        name = command["cmd"]
+        async with self._lock:
+            if not self.alive:
+                raise RenderError(f"Blender is not running (exit code {self.returncode})", self.log_tail(), name)
+            try:
+                self._proc.stdin.write((json.dumps(command) + "\n").encode())
+                await self._proc.stdin.drain()
+            except (BrokenPipeError, ConnectionResetError) as exc:
+                raise RenderError(f"Blender stopped reading commands: {exc}", self.log_tail(), name) from exc
+            event = await self._next_event(name, timeout)
+        if event.get("event") == "error":
+            raise RenderError(event.get("message", "unknown error"), self.log_tail(), name)
+        if event.get("event") != expected:
+            raise RenderError(f"expected {expected!r}, got {event}", self.log_tail(), name)
+        return event
+
+    async def _next_event(self, name: str, timeout: float | None) -> dict[str, Any]:
+        """The runner's next event; on timeout Blender is killed, since its state is then unknown."""
+        try:
+            event = await asyncio.wait_for(self._events.get(), timeout)
+        except TimeoutError:
+            self.kill()
+            raise RenderError(f"Blender did not answer {name!r} within {timeout} s", self.log_tail(), name) from None
+        if event is None:
+            await self._reap()
+            code = self._proc.returncode
+            raise RenderError(f"Blender exited with code {code} during {name!r}", self.log_tail(), name)
+        return event
+
+    async def _read_events(self, stream: asyncio.StreamReader) -> None:
+        """Turn marker lines into events; anything else is Blender talking, which goes to the log."""
+        try:
+            async for line in _lines(stream):
+                position = line.find(MARKER)
+                if position < 0:
+                    self._log.append(line)
+                    continue
+                try:
+                    event = json.loads(line[position + len(MARKER):])
+                except json.JSONDecodeError:
+                    self._log.append(line)
+                    continue
+                if isinstance(event, dict):
+                    self._events.put_nowait(event)
+        finally:
+            self._gone = True
+            self._events.put_nowait(None)  # end of stream: Blender is gone
+
+    async def _drain_log(self, stream: asyncio.StreamReader) -> None:
+        # Read continuously so Blender never blocks on a full stderr pipe, keeping only the tail.
+        async for line in _lines(stream):
+            self._log.append(line)
+
+
+async def _lines(stream: asyncio.StreamReader):
+    """Decoded lines of ``stream`` until EOF; an overlong line is dropped instead of ending the loop."""
+    while True:
+        try:
+            raw = await stream.readline()
+        except ValueError:  # longer than PIPE_LINE_LIMIT; the reader has already discarded it
+            continue
+        if not raw:
+            return
+        yield raw.decode("utf-8", errors="replace").rstrip("\r\n")
+
+
+async def probe(launcher: BlenderLauncher) -> dict[str, Any]:
+    """Start a runner just to learn the Blender version and devices, then close it."""
+    process = RenderProcess(launcher)
+    try:
+        ready = await process.start()
+    finally:
+        await process.close()
+    return {"blender_version": ready["blender_version"], "devices": ready["devices"]}

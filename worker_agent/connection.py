@@ -1,0 +1,170 @@
+"""The agent's life: connect to the coordinator's WebSocket, say hello, take tasks, reconnect with backoff.
+
+The coordinator pushes ``assign`` the moment this agent is idle; the agent renews its lease with
+heartbeats and progress messages and uploads frames over HTTP as they are written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from dataclasses import dataclass
+
+import websockets
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+from protocol import PROTOCOL_VERSION
+from protocol import messages as m
+
+from . import __version__
+from .task_runner import TaskRunner
+
+log = logging.getLogger("framehive.worker")
+
+# Reconnect backoff: first retry after 0.5 s, doubling up to 30 s, with ±25% jitter so a fleet that lost its
+# coordinator does not reconnect in lockstep.
+BACKOFF_START = 0.5
+BACKOFF_MAX = 30.0
+# How long to wait for the coordinator's welcome after hello.
+WELCOME_TIMEOUT = 15.0
+# Worker messages are small; frames and scenes go over HTTP.
+MAX_WS_MESSAGE = 1024 * 1024
+
+
+class FatalError(RuntimeError):
+    """Retrying cannot help (bad token, wrong protocol): the agent exits."""
+
+
+@dataclass
+class Identity:
+    name: str
+    blender_version: str
+    device: str
+    devices: list[dict]
+    threads: int
+
+
+def websocket_url(base_url: str) -> str:
+    """``http://host:8400`` → ``ws://host:8400/api/v1/worker/ws`` (https → wss)."""
+    base = base_url.rstrip("/")
+    if base.startswith("https://"):
+        return "wss://" + base[len("https://"):] + "/api/v1/worker/ws"
+    if base.startswith("http://"):
+        return "ws://" + base[len("http://"):] + "/api/v1/worker/ws"
+    raise ValueError(f"the coordinator URL must start with http:// or https://, not {base_url!r}")
+
+
+class Agent:
+    def __init__(self, base_url: str, token: str, identity: Identity, runner: TaskRunner) -> None:
+        self.url = websocket_url(base_url)
+        self.token = token
+        self.identity = identity
+        self.runner = runner
+        self.stopping = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._assign: m.Assign | None = None
+
+    def stop(self) -> None:
+        """Graceful stop (SIGTERM / Ctrl-C): hand back the current task and disconnect."""
+        self.stopping.set()
+
+    async def run(self) -> None:
+        delay = BACKOFF_START
+        while not self.stopping.is_set():
+            try:
+                async with websockets.connect(
+                    self.url, additional_headers={"Authorization": f"Bearer {self.token}"},
+                    max_size=MAX_WS_MESSAGE, open_timeout=15,
+                ) as ws:
+                    delay = BACKOFF_START
+                    await self._session(ws)
+            except InvalidStatus as exc:
+                status = exc.response.status_code
+                if status in (401, 403):
+                    raise FatalError(f"the coordinator refused the token (HTTP {status}): "
+                                     f"{exc.response.body.decode(errors='replace')[:200]}") from None
+                log.warning("coordinator answered HTTP %s; retrying", status)
+            except (OSError, ConnectionClosed, TimeoutError) as exc:
+                log.warning("connection to %s lost or refused (%s)", self.url, exc or type(exc).__name__)
+            await self._abandon_task()
+            if self.stopping.is_set():
+                break
+            wait = delay * random.uniform(0.75, 1.25)
+            log.info("reconnecting in %.1f s", wait)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stopping.wait(), timeout=wait)
+            delay = min(delay * 2, BACKOFF_MAX)
+        await self.runner.discard_process()
+
+    async def _session(self, ws: websockets.ClientConnection) -> None:
+        i = self.identity
+        await ws.send(m.encode(m.Hello(protocol=PROTOCOL_VERSION, name=i.name, agent_version=__version__,
+                                       blender_version=i.blender_version, device=i.device, devices=i.devices,
+                                       threads=i.threads)))
+        welcome = m.decode(await asyncio.wait_for(ws.recv(), WELCOME_TIMEOUT))
+        if isinstance(welcome, m.Error):
+            raise FatalError(f"coordinator refused this agent: {welcome.code}: {welcome.message}")
+        if not isinstance(welcome, m.Welcome):
+            raise FatalError(f"expected welcome, got {welcome.TYPE}")
+        self.runner.worker_id = welcome.worker_id
+        log.info("connected to %s as worker %s (%s)", self.url, welcome.worker_id, i.name)
+
+        async def send(message: m.Message) -> None:
+            await ws.send(m.encode(message))
+
+        heartbeat = asyncio.create_task(self._heartbeat(send, welcome.heartbeat_interval))
+        stop_wait = asyncio.create_task(self.stopping.wait())
+        try:
+            while True:
+                receive = asyncio.create_task(ws.recv())
+                done, _ = await asyncio.wait({receive, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
+                if stop_wait in done:
+                    receive.cancel()
+                    await self._hand_back(send)
+                    await ws.close()
+                    return
+                self._dispatch(m.decode(receive.result()), send)
+        finally:
+            heartbeat.cancel()
+            stop_wait.cancel()
+
+    def _dispatch(self, message: m.Message, send) -> None:  # type: ignore[no-untyped-def]
+        if isinstance(message, m.Assign):
+            if self._task is not None and not self._task.done():
+                log.error("assigned task %s while busy with %s; refusing", message.task_id,
+                          self._assign.task_id if self._assign else "?")
+                return
+            log.info("assigned task %s: job %s frames %s", message.task_id, message.job_id, message.frames)
+            self._assign = message
+            self._task = asyncio.create_task(self.runner.run(message, send))
+        elif isinstance(message, m.Cancel):
+            if self._assign is not None and self._assign.task_id == message.task_id and self._task is not None:
+                log.warning("task %s cancelled by the coordinator: %s", message.task_id, message.reason)
+                self._task.cancel()
+        elif isinstance(message, m.Error):
+            log.error("coordinator error: %s: %s", message.code, message.message)
+
+    async def _heartbeat(self, send, interval: float) -> None:  # type: ignore[no-untyped-def]
+        while True:
+            await asyncio.sleep(interval)  # a timer, not synchronisation: heartbeats are periodic by design
+            busy = self._task is not None and not self._task.done() and self._assign is not None
+            await send(m.Heartbeat(task_id=self._assign.task_id if busy and self._assign else None))
+
+    async def _hand_back(self, send) -> None:  # type: ignore[no-untyped-def]
+        if self._task is not None and not self._task.done() and self._assign is not None:
+            log.info("stopping: handing task %s back", self._assign.task_id)
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            await send(m.Handback(task_id=self._assign.task_id, attempt=self._assign.attempt))
+
+    async def _abandon_task(self) -> None:
+        """The connection is gone, so the lease is lost: stop rendering for nobody."""
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        self._task = None
+        self._assign = None

@@ -1,0 +1,423 @@
+"""Framehive's render runner: a warm Blender process that opens scenes and renders frames on request.
+
+This file runs *inside* Blender, either as a script (``blender -b -Y --factory-startup --python
+render_runner.py --``) or under a Python that has the ``bpy`` module (``python -P render_runner.py``). So it is
+self-contained: the standard library and ``bpy`` only, nothing else from Framehive.
+
+Protocol. Commands arrive on stdin as JSON objects, one per line; each command gets exactly one event back.
+Events go to a private protocol stream (the original stdout) as lines ``@@FH {json}``. Everything Blender and
+Python print is diverted to stderr, so the protocol stream carries nothing else in the module case; with a
+``blender`` binary a few lines may precede our script, so readers must ignore lines without the marker.
+
+    start                                  -> {"event": "ready", "blender_version", "devices": [...]}
+    {"cmd": "open", "path", "device", "threads", "settings"}
+                                           -> {"event": "opened", "scene", "engine", "frame_start",
+                                               "frame_end", "resolution", "device", "autoexec_blocked"}
+    {"cmd": "render", "frame", "output"}   -> {"event": "rendered", "frame", "path", "seconds"}
+    {"cmd": "quit"}                        -> {"event": "bye"}, then exit 0 (EOF on stdin: exit 0 too)
+    any failure                            -> {"event": "error", "message", "command"}; the runner goes on
+
+Safety. Scenes come from strangers. They are opened with scripts disabled, which blocks registered text
+blocks, the handlers they would register and Python drivers; but Freestyle runs Python style modules at
+render time even then, so Freestyle is forced off on every scene and view layer. This is not a sandbox:
+the process must still run with least privilege (see ARCHITECTURE.md section 9).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+MARKER = "@@FH "
+
+# Engines we know how to drive headless; anything else is an add-on engine that a worker will not have.
+SUPPORTED_ENGINES = ("CYCLES", "BLENDER_EEVEE", "BLENDER_EEVEE_NEXT", "BLENDER_WORKBENCH")
+GPU_BACKENDS = ("CUDA", "OPTIX", "HIP", "METAL", "ONEAPI")
+DEVICES = ("CPU", *GPU_BACKENDS)
+
+bpy: Any = None  # imported by main() only after the protocol stream is claimed (see _claim_protocol_stream)
+
+
+class CommandError(Exception):
+    """A command that cannot be carried out; its message goes back to the parent as is."""
+
+
+# ---------------------------------------------------------------------------------------------- streams
+
+
+def _claim_protocol_stream():
+    """Keep the real stdout for the protocol and point fd 1 (and ``sys.stdout``) at stderr.
+
+    Blender's C code prints to fd 1 (render progress, "Saved:" lines, warnings); after the swap all of that
+    lands on stderr, which the parent only keeps as a log.
+    """
+    sys.stdout.flush()
+    proto = os.fdopen(os.dup(1), "w", buffering=1, encoding="utf-8")
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    return proto
+
+
+def _emit(proto, event: dict[str, Any]) -> None:
+    proto.write(MARKER + json.dumps(event) + "\n")
+    proto.flush()
+
+
+# ---------------------------------------------------------------------------------------------- devices
+
+
+def _cycles_prefs():
+    return bpy.context.preferences.addons["cycles"].preferences
+
+
+def _compiled_backends(prefs) -> list[str]:
+    """GPU backends this Blender build was compiled with (the items of ``compute_device_type``)."""
+    try:
+        items = prefs.get_device_types(bpy.context)
+    except Exception:  # an older or trimmed build: just try them all, unknown ones fail individually
+        return list(GPU_BACKENDS)
+    return [item[0] for item in items if item[0] in GPU_BACKENDS]
+
+
+def enumerate_devices() -> list[dict[str, str]]:
+    """Every GPU Cycles can use (with its backend), then the CPU once."""
+    prefs = _cycles_prefs()
+    # One refresh first: later get_devices_for_type calls then find every entry already present and do not
+    # reallocate ``prefs.devices`` under us (see Cycles' own comment on refresh_devices).
+    prefs.refresh_devices()
+    gpus: list[dict[str, str]] = []
+    cpu: dict[str, str] | None = None
+    for backend in _compiled_backends(prefs) + ["CPU"]:
+        try:
+            entries = prefs.get_devices_for_type(backend)
+        except Exception as exc:  # driver missing or broken: this backend simply is not there
+            print(f"framehive: no {backend} devices ({exc})", file=sys.stderr)
+            continue
+        for entry in entries:
+            info = {"backend": entry.type, "name": entry.name, "id": entry.id}
+            if entry.type == backend and backend != "CPU":
+                gpus.append(info)
+            elif entry.type == "CPU" and cpu is None:
+                cpu = info
+    return gpus + [cpu or {"backend": "CPU", "name": "CPU", "id": "CPU"}]
+
+
+def _configure_device(scene, device: str) -> str:
+    """Render ``scene`` on ``device`` (CPU or one GPU backend, using every device of that backend)."""
+    device = str(device).upper()
+    if device not in DEVICES:
+        raise CommandError(f"unknown device {device!r}; expected one of {', '.join(DEVICES)}")
+    if device == "CPU":
+        scene.cycles.device = "CPU"
+        return device
+    prefs = _cycles_prefs()
+    if device not in _compiled_backends(prefs):
+        raise CommandError(f"this Blender build has no {device} support")
+    prefs.compute_device_type = device
+    prefs.refresh_devices()
+    used = 0
+    for entry in prefs.devices:
+        entry.use = entry.type == device  # only this backend: no CPU+GPU mix, keeps results per device class
+        used += entry.use
+    if not used:
+        raise CommandError(f"no {device} device found")
+    scene.cycles.device = "GPU"
+    return device
+
+
+# ---------------------------------------------------------------------------------------------- settings
+
+
+def _int(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise CommandError(f"expected an integer, got {value!r}")
+    return value
+
+
+def _float(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise CommandError(f"expected a number, got {value!r}")
+    return float(value)
+
+
+def _bool(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise CommandError(f"expected true or false, got {value!r}")
+    return value
+
+
+def _str(value: Any) -> str:
+    if not isinstance(value, str):
+        raise CommandError(f"expected a string, got {value!r}")
+    return value
+
+
+# The whitelist of job settings a coordinator may impose on a scene: name -> (validator, owner, attribute).
+# Owner "cycles" means Cycles only; "samples" maps to the engine's own sample count. frame_start comes before
+# frame_end on purpose: Blender pushes frame_end up when frame_start passes it, never the other way round.
+SETTINGS: dict[str, tuple[Callable[[Any], Any], str, str]] = {
+    "samples": (_int, "engine", "samples"),
+    "seed": (_int, "cycles", "seed"),
+    "use_animated_seed": (_bool, "cycles", "use_animated_seed"),
+    "pixel_filter_type": (_str, "cycles", "pixel_filter_type"),
+    "filter_width": (_float, "cycles", "filter_width"),
+    "use_denoising": (_bool, "cycles", "use_denoising"),
+    "dither_intensity": (_float, "render", "dither_intensity"),
+    "resolution_x": (_int, "render", "resolution_x"),
+    "resolution_y": (_int, "render", "resolution_y"),
+    "resolution_percentage": (_int, "render", "resolution_percentage"),
+    "frame_start": (_int, "scene", "frame_start"),
+    "frame_end": (_int, "scene", "frame_end"),
+}
+
+
+def _check_settings(settings: Any) -> dict[str, Any]:
+    """Validate names and types before the scene is touched, so a bad request changes nothing."""
+    if settings is None:
+        return {}
+    if not isinstance(settings, dict):
+        raise CommandError("settings must be an object")
+    unknown = sorted(set(settings) - set(SETTINGS))
+    if unknown:
+        raise CommandError(f"unknown settings: {', '.join(unknown)}; allowed: {', '.join(SETTINGS)}")
+    checked = {}
+    for name in SETTINGS:  # in table order, which is the order they are applied in
+        if name in settings:
+            try:
+                checked[name] = SETTINGS[name][0](settings[name])
+            except CommandError as exc:
+                raise CommandError(f"setting {name}: {exc}") from None
+    if checked.get("frame_start", -(2**31)) > checked.get("frame_end", 2**31):
+        raise CommandError(f"frame_start {checked['frame_start']} is after frame_end {checked['frame_end']}")
+    return checked
+
+
+def _setting_target(scene, name: str) -> tuple[Any, str]:
+    """The RNA struct and attribute that setting ``name`` lives on, for this scene's engine."""
+    _validator, owner, attribute = SETTINGS[name]
+    engine = scene.render.engine
+    if owner == "engine":
+        if engine == "CYCLES":
+            return scene.cycles, "samples"
+        if engine.startswith("BLENDER_EEVEE"):
+            return scene.eevee, "taa_render_samples"
+        raise CommandError(f"has no meaning for {engine}")
+    if owner == "cycles":
+        if engine != "CYCLES":
+            raise CommandError(f"applies to Cycles only, the scene uses {engine}")
+        return scene.cycles, attribute
+    return (scene.render if owner == "render" else scene), attribute
+
+
+def _apply_settings(scene, settings: dict[str, Any]) -> None:
+    """Set each value, then read it back: Blender silently clamps out-of-range values, we refuse them."""
+    for name, value in settings.items():
+        try:
+            target, attribute = _setting_target(scene, name)
+            setattr(target, attribute, value)
+            stored = getattr(target, attribute)
+        except (TypeError, ValueError, AttributeError) as exc:  # e.g. an enum item Blender does not know
+            raise CommandError(f"setting {name}: {exc}") from None
+        except CommandError as exc:
+            raise CommandError(f"setting {name}: {exc}") from None
+        if not _same_value(stored, value):
+            raise CommandError(f"setting {name}: Blender accepts {stored!r}, not {value!r}")
+
+
+def _same_value(stored: Any, wanted: Any) -> bool:
+    if isinstance(wanted, float):
+        return abs(stored - wanted) <= 1e-6 * max(1.0, abs(wanted))  # RNA floats are 32-bit
+    return stored == wanted
+
+
+# ---------------------------------------------------------------------------------------------- scene
+
+
+def _force_safety(scenes) -> None:
+    """Switch off Freestyle everywhere: its Python style modules run at render time even with scripts off."""
+    for scene in scenes:
+        scene.render.use_freestyle = False
+        for view_layer in scene.view_layers:
+            view_layer.use_freestyle = False
+
+
+def _configure_output(scene) -> None:
+    """8-bit PNG, one exact file per frame: the format verification compares."""
+    render = scene.render
+    settings = render.image_settings
+    if hasattr(settings, "media_type"):  # 5.0+: the PNG item only exists for still-image media
+        settings.media_type = "IMAGE"
+    settings.file_format = "PNG"
+    settings.color_mode = "RGBA" if render.film_transparent else "RGB"
+    settings.color_depth = "8"
+    render.use_file_extension = False
+    render.use_overwrite = True
+    render.use_placeholder = False
+
+
+def _configure_threads(scene, threads: Any) -> None:
+    if threads is None:
+        scene.render.threads_mode = "AUTO"  # the worker decides, not whatever the artist's machine had
+        return
+    count = _int(threads)
+    if count < 1:
+        raise CommandError(f"threads must be at least 1, got {count}")
+    scene.render.threads_mode = "FIXED"
+    scene.render.threads = count
+
+
+def _autoexec_blocked() -> bool:
+    """Whether the file tried to run Python that scripts-off mode refused (drivers, registered texts)."""
+    skipped_texts = any(text.use_module for text in bpy.data.texts)
+    return bool(bpy.app.autoexec_fail) or skipped_texts
+
+
+def _effective_resolution(scene) -> list[int]:
+    render = scene.render
+    return [render.resolution_x * render.resolution_percentage // 100,
+            render.resolution_y * render.resolution_percentage // 100]
+
+
+def _escape_path_template(path: str) -> str:
+    """Blender 5.0 expands ``{name}`` templates in output paths; ``{{``/``}}`` are literal braces."""
+    if bpy.app.version >= (5, 0, 0):
+        return path.replace("{", "{{").replace("}", "}}")
+    return path
+
+
+# ---------------------------------------------------------------------------------------------- runner
+
+
+class Runner:
+    """Carries out commands against the one scene this process has open."""
+
+    def __init__(self) -> None:
+        self.scene_name: str | None = None
+        self.commands: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+            "open": self.open,
+            "render": self.render,
+            "quit": self.quit,
+            # "render_region" (render border + crop for verification) slots in here.
+        }
+
+    def ready(self) -> dict[str, Any]:
+        """The greeting: what this Blender is and which devices it can render on."""
+        return {"event": "ready", "blender_version": bpy.app.version_string, "devices": enumerate_devices()}
+
+    def dispatch(self, line: str) -> dict[str, Any]:
+        """Run one command line and return its event; failures become error events."""
+        name = None
+        try:
+            message = json.loads(line)
+            if not isinstance(message, dict):
+                raise CommandError("a command must be a JSON object")
+            name = message.get("cmd")
+            handler = self.commands.get(name) if isinstance(name, str) else None
+            if handler is None:
+                raise CommandError(f"unknown command {name!r}; known: {', '.join(self.commands)}")
+            return handler(message)
+        except Exception as exc:
+            if not isinstance(exc, CommandError):
+                traceback.print_exc()  # into the log the parent keeps
+            message_text = str(exc) if isinstance(exc, CommandError) else f"{type(exc).__name__}: {exc}"
+            return {"event": "error", "message": message_text, "command": name}
+
+    @property
+    def scene(self):
+        if self.scene_name is None or self.scene_name not in bpy.data.scenes:
+            raise CommandError("no scene is open")
+        return bpy.data.scenes[self.scene_name]
+
+    def open(self, message: dict[str, Any]) -> dict[str, Any]:
+        """Open a .blend with scripts off, make it safe, apply the job's settings, choose the device."""
+        path = _str(message.get("path"))
+        if not os.path.isabs(path):
+            raise CommandError(f"path must be absolute: {path!r}")
+        if not os.path.isfile(path):
+            raise CommandError(f"no such file: {path}")
+        settings = _check_settings(message.get("settings"))
+        self.scene_name = None
+        bpy.ops.wm.open_mainfile(filepath=path, load_ui=False, use_scripts=False)
+        _force_safety(bpy.data.scenes)
+        scene = bpy.context.scene
+        if scene.render.engine not in SUPPORTED_ENGINES:
+            raise CommandError(f"unsupported render engine {scene.render.engine}")
+        _apply_settings(scene, settings)
+        _configure_output(scene)
+        _configure_threads(scene, message.get("threads"))
+        device = _configure_device(scene, message.get("device") or "CPU")
+        self.scene_name = scene.name
+        return {
+            "event": "opened",
+            "scene": scene.name,
+            "engine": scene.render.engine,
+            "frame_start": scene.frame_start,
+            "frame_end": scene.frame_end,
+            "resolution": _effective_resolution(scene),
+            "device": device,
+            "autoexec_blocked": _autoexec_blocked(),
+        }
+
+    def render(self, message: dict[str, Any]) -> dict[str, Any]:
+        """Render one frame of the open scene to exactly ``output`` (written atomically)."""
+        scene = self.scene
+        frame = _int(message.get("frame"))
+        output = _str(message.get("output"))
+        if not os.path.isabs(output):
+            raise CommandError(f"output must be an absolute path: {output!r}")
+        directory = os.path.dirname(output)
+        if not os.path.isdir(directory):
+            raise CommandError(f"output directory does not exist: {directory}")
+        # Render to a hidden name next to the target, then rename: the uploader never sees half a PNG, and
+        # Blender's own path rules (frame-number '#' in the file name, extensions) cannot touch ``output``.
+        partial = os.path.join(directory, f".framehive-{os.getpid()}-partial.png")
+        started = time.monotonic()
+        try:
+            scene.frame_set(frame)
+            scene.render.filepath = _escape_path_template(partial)
+            bpy.ops.render.render(write_still=True, scene=scene.name)
+            if not os.path.isfile(partial):
+                raise CommandError("Blender finished without writing the frame (see the log)")
+            os.replace(partial, output)
+        finally:
+            if os.path.exists(partial):
+                os.unlink(partial)
+        return {"event": "rendered", "frame": frame, "path": output, "seconds": time.monotonic() - started}
+
+    def quit(self, _message: dict[str, Any]) -> dict[str, Any]:
+        """Say goodbye; the main loop stops after sending this."""
+        return {"event": "bye"}
+
+
+def serve(proto, stdin) -> int:
+    """Greet, then answer commands from ``stdin`` until quit or EOF."""
+    runner = Runner()
+    _emit(proto, runner.ready())
+    for raw in iter(stdin.readline, b""):
+        line = raw.decode("utf-8", errors="replace").strip()
+        if not line:
+            continue
+        event = runner.dispatch(line)
+        _emit(proto, event)
+        if event["event"] == "bye":
+            break
+    return 0
+
+
+def main() -> int:
+    """Entry point in both Blender and a bpy-enabled Python."""
+    global bpy
+    proto = _claim_protocol_stream()
+    import bpy as bpy_module  # after the swap: Blender's start-up messages must not reach the protocol stream
+
+    bpy = bpy_module
+    return serve(proto, sys.stdin.buffer)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

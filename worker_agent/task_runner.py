@@ -1,0 +1,94 @@
+"""Run one assigned task: fetch the scene, keep one warm Blender per job, render, upload frame by frame."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import shutil
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from protocol import messages as m
+
+from .blender import BlenderLauncher, RenderError, RenderProcess
+from .scene_cache import SceneCache, SceneDownloadError
+from .uploads import LeaseLost, UploadError, upload_frame
+
+log = logging.getLogger("framehive.worker")
+
+Send = Callable[[m.Message], Awaitable[None]]
+
+
+class TaskRunner:
+    """Owns the warm Blender process; ``run`` executes one task at a time."""
+
+    def __init__(self, launcher: BlenderLauncher, device: str, threads: int | None, cache_dir: Path,
+                 base_url: str, session: requests.Session) -> None:
+        self.launcher = launcher
+        self.device = device
+        self.threads = threads
+        self.base_url = base_url
+        self.session = session
+        self.scenes = SceneCache(cache_dir, session, base_url)
+        self.work_dir = cache_dir / "frames"
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        self.worker_id = 0
+        self._process: RenderProcess | None = None
+        self._process_key: tuple[int, str] | None = None  # (job, scene sha) the warm Blender has open
+
+    async def run(self, assign: m.Assign, send: Send) -> None:
+        """Render the task; reports task_done or task_failed. Raises CancelledError if cancelled."""
+        try:
+            process = await self._warm_process(assign)
+            for frame in assign.frames:
+                await send(m.Progress(task_id=assign.task_id, attempt=assign.attempt, frame=frame))
+                output = self.work_dir / f"task{assign.task_id}_frame{frame:06d}.png"
+                await process.render(frame, str(output))
+                url = assign.upload_url.replace("{frame}", str(frame))
+                await asyncio.to_thread(upload_frame, self.session, self.base_url, url, self.worker_id, output)
+                output.unlink(missing_ok=True)
+                log.info("task %s: frame %s rendered and uploaded", assign.task_id, frame)
+        except LeaseLost:
+            log.warning("task %s: lease lost, dropping it", assign.task_id)
+            return
+        except (RenderError, SceneDownloadError, UploadError) as exc:
+            log.error("task %s failed: %s", assign.task_id, exc)
+            tail = getattr(exc, "log_tail", "") or (self._process.log_tail() if self._process else "")
+            await self.discard_process()  # a failed Blender is not reused
+            await send(m.TaskFailed(task_id=assign.task_id, attempt=assign.attempt, error=str(exc), log_tail=tail))
+            return
+        except asyncio.CancelledError:
+            # Interrupted mid-command: the Blender's state is unknown, so it is not reused.
+            await self.discard_process()
+            raise
+        await send(m.TaskDone(task_id=assign.task_id, attempt=assign.attempt))
+
+    async def _warm_process(self, assign: m.Assign) -> RenderProcess:
+        key = (assign.job_id, str(assign.scene["sha256"]))
+        if self._process is not None and self._process_key == key and self._process.alive:
+            return self._process
+        await self.discard_process()
+        scene = await asyncio.to_thread(self.scenes.ensure, key[1], str(assign.scene["url"]))
+        process = RenderProcess(self.launcher)
+        self._process = process
+        await process.start()
+        await process.open(str(scene), self.device, self.threads, _settings(assign.settings))
+        self._process_key = key
+        return process
+
+    async def discard_process(self) -> None:
+        if self._process is not None:
+            process, self._process, self._process_key = self._process, None, None
+            process.kill()
+            await process.close()
+
+    def clear_work_dir(self) -> None:
+        shutil.rmtree(self.work_dir, ignore_errors=True)
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+
+
+def _settings(settings: dict[str, Any]) -> dict[str, Any]:
+    return dict(settings)
