@@ -6,9 +6,9 @@ itself what to answer, so tests can make it go silent, report late, or upload od
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
-import contextlib
 import json
 
 import requests

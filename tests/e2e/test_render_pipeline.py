@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +13,7 @@ from tests.images import pixels, same_pixels
 
 
 def online_workers(client: Client, count: int) -> bool:
-    workers = client._request("GET", "/api/v1/workers")["workers"]  # noqa: SLF001 - test helper
+    workers = client.workers()
     return sum(w["online"] for w in workers) >= count
 
 
@@ -45,3 +46,85 @@ def test_job_renders_on_two_workers_and_matches_a_local_render(farm: Farm, sampl
         assert pixels(got).shape == (36, 64, 4)
         assert same_pixels(got, want), f"frame {frame} differs from the local render"
     assert not same_pixels(out / "frame_0001.png", out / "frame_0012.png"), "the scene should animate"
+
+
+def test_worker_killed_mid_task_the_job_still_completes(farm: Farm, tmp_path: Path):
+    """SIGKILL a worker halfway through a task: its uploaded frames are kept, the rest go to the other worker."""
+    from tests.farm import make_scene
+
+    scene = make_scene(tmp_path / "slow.blend", frames=12, samples=64)  # ~1 s a frame: time to kill mid-task
+    user = Client(farm.url, farm.token("user", "artist"))
+    token = farm.token("worker", "gpu-owner")
+    workers = {name: farm.start_worker(name, token) for name in ("w1", "w2")}
+    wait_for(lambda: online_workers(Client(farm.url, token), 2), 90, "two workers online")
+
+    job = user.submit(scene, frames="1-12", chunk=12)  # one task: whoever takes it is the victim
+
+    def victim_mid_task() -> str | None:
+        state = user.job(job["id"])
+        task = state["tasks"][0]
+        done = [f for f in state["frame_states"] if f["state"] == "rendered"]
+        return task["worker"] if task["state"] == "leased" and len(done) >= 2 else None
+
+    victim = wait_for(victim_mid_task, 120, "two frames from the first worker")
+    workers[victim].stop(signal.SIGKILL)
+    kept = {f["frame"]: f["sha256"] for f in user.job(job["id"])["frame_states"] if f["state"] == "rendered"}
+
+    final = user.wait(job["id"], poll=0.2, timeout=240)
+    assert final["state"] == "completed", final
+    frames = final["frame_states"]
+    assert sorted(f["frame"] for f in frames) == list(range(1, 13)), "every frame exactly once"
+    assert all(f["state"] == "rendered" and f["sha256"] for f in frames)
+    for number, sha in kept.items():
+        row = next(f for f in frames if f["frame"] == number)
+        assert (row["sha256"], row["worker"]) == (sha, victim), "frames uploaded before the kill are kept"
+    survivor = ({"w1", "w2"} - {victim}).pop()
+    assert {f["worker"] for f in frames} == {victim, survivor}
+    assert final["tasks"][0]["attempts"] == 2
+    assert [f["reason"] for f in final["failures"]] == ["lease_lost"]
+    out = tmp_path / "out"
+    assert len(user.download_job(job["id"], out)) == 12
+
+
+def test_hostile_scene_runs_none_of_its_python(farm: Farm, tmp_path: Path):
+    """Text block, driver, frame handler and Freestyle style module all try to write canaries: none may."""
+    canaries = tmp_path / "canaries"
+    canaries.mkdir()
+    scene = tmp_path / "hostile.blend"
+    subprocess.run([sys.executable, str(REPO / "tests" / "scenes" / "hostile.py"), str(scene), str(canaries)],
+                   check=True, capture_output=True, timeout=120)
+    user = Client(farm.url, farm.token("user", "artist"))
+    farm.start_worker("w1", farm.token("worker", "gpu-owner"))
+
+    job = user.submit(scene, frames="1-3")
+    final = user.wait(job["id"], poll=0.2, timeout=180)
+
+    assert final["state"] == "completed", final
+    assert list(canaries.iterdir()) == [], "a script inside the .blend ran on the worker"
+    files = user.download_job(job["id"], tmp_path / "out")
+    assert len(files) == 3
+    assert all(pixels(path).shape[:2] == (36, 64) for path in files)
+
+
+def test_sigterm_hands_the_task_back_without_a_failure(farm: Farm, tmp_path: Path):
+    from tests.farm import make_scene
+
+    scene = make_scene(tmp_path / "slow.blend", frames=8, samples=64)
+    user = Client(farm.url, farm.token("user", "artist"))
+    token = farm.token("worker", "gpu-owner")
+    workers = {name: farm.start_worker(name, token) for name in ("w1", "w2")}
+    wait_for(lambda: online_workers(Client(farm.url, token), 2), 90, "two workers online")
+    job = user.submit(scene, frames="1-8", chunk=8)
+
+    def holder_mid_task() -> str | None:
+        state = user.job(job["id"])
+        rendered = sum(f["state"] == "rendered" for f in state["frame_states"])
+        return state["tasks"][0]["worker"] if state["tasks"][0]["state"] == "leased" and rendered >= 1 else None
+
+    holder = wait_for(holder_mid_task, 120, "the first frame")
+    assert workers[holder].stop(signal.SIGTERM) == 0, workers[holder].log_text()
+    assert "handing task" in workers[holder].log_text()
+    final = user.wait(job["id"], poll=0.2, timeout=240)
+    assert final["state"] == "completed"
+    assert final["failures"] == [], "a graceful hand-back is not a failure"
+    assert final["tasks"][0]["attempts"] == 2
