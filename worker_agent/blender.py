@@ -139,8 +139,9 @@ class RenderProcess:
                 stderr=asyncio.subprocess.PIPE,
                 env=self.launcher.env,
                 limit=PIPE_LINE_LIMIT,
-                # Own session: a Ctrl-C meant for the agent must not kill Blender mid-frame; the agent
-                # decides (hand back, finish, kill). If the agent dies, the runner sees EOF and exits.
+                # Own session: a Ctrl-C or SIGTERM meant for the agent must not kill Blender mid-frame; the
+                # agent decides (hand back, finish, kill). If the agent dies, the runner notices within a
+                # second (render_runner.PARENT_POLL_INTERVAL) and exits.
                 start_new_session=True,
             )
         except OSError as exc:
@@ -170,7 +171,8 @@ class RenderProcess:
         timeout: float | None = OPEN_TIMEOUT,
     ) -> dict[str, Any]:
         """Open a .blend (scripts off, Freestyle off) with the job's settings; returns the ``opened`` event."""
-        command = {"cmd": "open", "path": os.fspath(path), "device": device, "threads": threads,
+        # Absolute paths: the runner refuses relative ones rather than guess what they are relative to.
+        command = {"cmd": "open", "path": os.path.abspath(path), "device": device, "threads": threads,
                    "settings": settings or {}}
         return await self._command(command, "opened", timeout)
 
@@ -178,7 +180,7 @@ class RenderProcess:
         self, frame: int, output: str | os.PathLike[str], timeout: float | None = RENDER_TIMEOUT
     ) -> dict[str, Any]:
         """Render ``frame`` of the open scene to exactly ``output``; returns the ``rendered`` event."""
-        command = {"cmd": "render", "frame": frame, "output": os.fspath(output)}
+        command = {"cmd": "render", "frame": frame, "output": os.path.abspath(output)}
         return await self._command(command, "rendered", timeout)
 
     async def close(self, grace: float = CLOSE_GRACE) -> None:
@@ -186,7 +188,7 @@ class RenderProcess:
         if self._proc is None:
             return
         if self._lock.locked():
-            self.kill()  # busy with a command: nobody is waiting for its answer any more
+            self.kill()  # busy: closing abandons the command in flight, which fails with RenderError
         elif self.alive:
             with contextlib.suppress(RenderError, OSError):
                 await self._command({"cmd": "quit"}, "bye", grace)

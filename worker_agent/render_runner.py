@@ -17,6 +17,9 @@ Python print is diverted to stderr, so the protocol stream carries nothing else 
     {"cmd": "quit"}                        -> {"event": "bye"}, then exit 0 (EOF on stdin: exit 0 too)
     any failure                            -> {"event": "error", "message", "command"}; the runner goes on
 
+Cycles' render status ("Sample 3/128") is copied to stderr as ``framehive: ...`` lines, and the runner exits
+by itself within a second if the process that started it dies (it runs in its own session).
+
 Safety. Scenes come from strangers. They are opened with scripts disabled, which blocks registered text
 blocks, the handlers they would register and Python drivers; but Freestyle runs Python style modules at
 render time even then, so Freestyle is forced off on every scene and view layer. This is not a sandbox:
@@ -28,6 +31,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Callable
@@ -36,9 +40,13 @@ from typing import Any
 MARKER = "@@FH "
 
 # Engines we know how to drive headless; anything else is an add-on engine that a worker will not have.
-SUPPORTED_ENGINES = ("CYCLES", "BLENDER_EEVEE", "BLENDER_EEVEE_NEXT", "BLENDER_WORKBENCH")
+SUPPORTED_ENGINES = ("CYCLES", "BLENDER_EEVEE", "BLENDER_EEVEE_NEXT", "BLENDER_WORKBENCH")  # _NEXT: 4.2-4.5
 GPU_BACKENDS = ("CUDA", "OPTIX", "HIP", "METAL", "ONEAPI")
 DEVICES = ("CPU", *GPU_BACKENDS)
+# How often the runner checks that the agent that started it is still alive. The agent starts it in its own
+# session (so Ctrl-C does not kill a frame half done), so without this an orphan could render for hours.
+PARENT_POLL_INTERVAL = 1.0
+ORPHAN_EXIT_CODE = 3
 
 bpy: Any = None  # imported by main() only after the protocol stream is claimed (see _claim_protocol_stream)
 
@@ -66,6 +74,29 @@ def _claim_protocol_stream():
 def _emit(proto, event: dict[str, Any]) -> None:
     proto.write(MARKER + json.dumps(event) + "\n")
     proto.flush()
+
+
+def _log_render_stats(stats: str, *_args: Any) -> None:
+    """Copy Cycles' status ("Sample 12/128", "Finished") to stderr, the log the parent keeps.
+
+    In background mode Blender 5.0 prints no per-frame progress by itself, so without this the log tail of a
+    failed or killed render would say nothing about how far it got.
+    """
+    print(f"framehive: {stats}", file=sys.stderr, flush=True)
+
+
+def _exit_when_orphaned(parent: int) -> None:
+    while True:
+        time.sleep(PARENT_POLL_INTERVAL)
+        if os.getppid() != parent:
+            print("framehive: the agent is gone, exiting", file=sys.stderr, flush=True)
+            os._exit(ORPHAN_EXIT_CODE)  # mid-render the main thread is inside Blender; only _exit stops it
+
+
+def _install_hooks() -> None:
+    """Runner-wide hooks; ``persistent`` keeps the handler across open_mainfile, which clears the others."""
+    bpy.app.handlers.render_stats.append(bpy.app.handlers.persistent(_log_render_stats))
+    threading.Thread(target=_exit_when_orphaned, args=(os.getppid(),), daemon=True).start()
 
 
 # ---------------------------------------------------------------------------------------------- devices
@@ -264,7 +295,10 @@ def _configure_threads(scene, threads: Any) -> None:
     if threads is None:
         scene.render.threads_mode = "AUTO"  # the worker decides, not whatever the artist's machine had
         return
-    count = _int(threads)
+    try:
+        count = _int(threads)
+    except CommandError as exc:
+        raise CommandError(f"threads: {exc}") from None
     if count < 1:
         raise CommandError(f"threads must be at least 1, got {count}")
     scene.render.threads_mode = "FIXED"
@@ -416,8 +450,12 @@ def main() -> int:
     import bpy as bpy_module  # after the swap: Blender's start-up messages must not reach the protocol stream
 
     bpy = bpy_module
+    _install_hooks()
     return serve(proto, sys.stdin.buffer)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # No sys.exit(0): inside a blender binary, falling off the end lets Blender finish its own shutdown.
+    status = main()
+    if status:
+        sys.exit(status)

@@ -46,6 +46,11 @@ async def wait_until(predicate, timeout: float, interval: float = 0.05) -> None:
         await asyncio.sleep(interval)
 
 
+def is_sampling(process: RenderProcess) -> bool:
+    """True once Cycles reports its first sample (the runner copies render stats into the log)."""
+    return "framehive: " in process.log_tail(3) and "| Sample " in process.log_tail(3)
+
+
 def pixels(path: Path) -> np.ndarray:
     with Image.open(path) as image:
         return np.asarray(image.convert("RGB"))
@@ -188,6 +193,10 @@ def test_errors_leave_the_process_usable(sample_scene, tmp_path):
             error = await expect_error(process.open(sample_scene, settings={"tiles": 4}), "unknown settings: tiles")
             assert error.command == "open"
             await expect_error(process.open(sample_scene, settings={"samples": "many"}), "expected an integer")
+            await expect_error(process.open(sample_scene, threads=0), "threads must be at least 1")
+            await expect_error(process.open(sample_scene, device="vulkan"), "unknown device 'VULKAN'")
+            # This machine has no GPU: the GPU branch must refuse rather than fall back to the CPU silently.
+            await expect_error(process.open(sample_scene, device="CUDA"), "CUDA")
             await process.open(sample_scene)
             await expect_error(process.render(1, tmp_path / "no-such-dir" / "x.png"), "does not exist")
             assert process.alive
@@ -224,8 +233,7 @@ def test_killing_blender_mid_render_raises_render_error(sample_scene, tmp_path):
         try:
             await process.open(sample_scene, settings=SLOW_RENDER)
             render = asyncio.create_task(process.render(1, tmp_path / "slow.png"))
-            # Cycles prints "Sample n/4096" progress lines (to stderr, after the runner's redirection).
-            await wait_until(lambda: "Sample" in process.log_tail(5), timeout=20)
+            await wait_until(lambda: is_sampling(process), timeout=20)
             process.kill()
             with pytest.raises(RenderError, match="exited with code") as caught:
                 await render
@@ -246,14 +254,58 @@ def test_close_kills_a_busy_process_promptly(sample_scene, tmp_path):
     async def body():
         process = RenderProcess(BlenderLauncher.discover(None))
         await process.start()
-        await process.open(sample_scene, settings=SLOW_RENDER)
-        render = asyncio.create_task(process.render(1, tmp_path / "slow.png"))
-        await wait_until(lambda: "Sample" in process.log_tail(5), timeout=20)
-        started = time.monotonic()
-        await process.close()
-        with pytest.raises(RenderError):
-            await render
-        return time.monotonic() - started
+        try:
+            await process.open(sample_scene, settings=SLOW_RENDER)
+            render = asyncio.create_task(process.render(1, tmp_path / "slow.png"))
+            await wait_until(lambda: is_sampling(process), timeout=20)
+            started = time.monotonic()
+            await process.close()
+            with pytest.raises(RenderError):
+                await render
+            return time.monotonic() - started
+        finally:
+            process.kill()
+            await process.close()
 
     assert run(body()) < 5.0
     assert not [p for p in os.listdir(tmp_path) if p.endswith(".png")]
+
+
+# Stands in for an agent that dies without closing its runner: starts one on a slow frame, then vanishes.
+DYING_AGENT = """
+import json, os, subprocess, sys
+runner = subprocess.Popen([sys.executable, "-P", sys.argv[1]], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                          stderr=subprocess.DEVNULL, start_new_session=True)
+def ask(command):
+    runner.stdin.write((json.dumps(command) + "\\n").encode())
+    runner.stdin.flush()
+runner.stdout.readline()  # ready
+ask({"cmd": "open", "path": sys.argv[2], "settings": json.loads(sys.argv[3])})
+runner.stdout.readline()  # opened
+ask({"cmd": "render", "frame": 1, "output": sys.argv[4]})
+print(runner.pid, flush=True)
+os._exit(0)
+"""
+
+
+def process_gone(pid: int) -> bool:
+    """True once ``pid`` has exited (a zombie waiting for its new parent to reap it counts as exited)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat_file:
+            return stat_file.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+@needs_bpy
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_runner_exits_when_its_agent_dies(sample_scene, tmp_path):
+    done = subprocess.run([sys.executable, "-c", DYING_AGENT, str(RUNNER_PATH), str(sample_scene),
+                           json.dumps(SLOW_RENDER), str(tmp_path / "slow.png")],
+                          capture_output=True, check=True, timeout=TEST_TIMEOUT)
+    orphan = int(done.stdout)
+    try:
+        run(wait_until(lambda: process_gone(orphan), timeout=10))
+    finally:
+        if not process_gone(orphan):
+            os.kill(orphan, 9)
