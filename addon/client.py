@@ -117,6 +117,14 @@ class Client:
         """The account the token belongs to."""
         return _expect_dict(self._json("GET", "/me"), "account")
 
+    def workers(self) -> list[dict[str, Any]]:
+        """The worker agents of the token's account (every agent for an admin token)."""
+        answer = self._json("GET", "/workers")
+        workers = answer.get("workers") if isinstance(answer, dict) else None
+        if not isinstance(workers, list):
+            raise _bad_response("the worker list has no 'workers' list")
+        return [worker for worker in workers if isinstance(worker, dict)]
+
     # ------------------------------------------------------------------ blobs
 
     def missing_blobs(self, hashes: list[str]) -> list[str]:

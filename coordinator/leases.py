@@ -116,3 +116,13 @@ def fail_jobs_without_eligible_workers() -> list[LostLease]:
             lost.extend(fail_job(job, "every online worker failed this job repeatedly and is blocklisted for it"))
     db.session.commit()
     return lost
+
+
+def mark_silent_workers_offline() -> int:
+    """Workers not heard from for two lease timeouts are offline (their coordinator may have died). Commits."""
+    stale = db.session.execute(
+        update(Worker).where(Worker.online.is_(True), Worker.last_seen < now() - 2 * lease_timeout())
+        .values(online=False).execution_options(synchronize_session=False)
+    ).rowcount
+    db.session.commit()
+    return stale

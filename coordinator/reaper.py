@@ -32,6 +32,7 @@ class Reaper:
         with self.app.app_context():
             try:
                 dispatcher.drop_leases(leases.expire_leases())
+                leases.mark_silent_workers_offline()
                 dispatcher.drop_leases(leases.fail_jobs_without_eligible_workers())
                 dispatcher.kick()
             finally:

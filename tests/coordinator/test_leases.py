@@ -171,3 +171,12 @@ def test_transition_table_rejects_leaving_final_states():
     with pytest.raises(IllegalTransition):
         check_move(TASK_TRANSITIONS, "queued", "done")
     check_move(TASK_TRANSITIONS, "leased", "queued")
+
+
+def test_workers_not_heard_from_go_offline(ctx):  # type: ignore[no-untyped-def]
+    a = db.session.get(Worker, ctx["a"])
+    a.last_seen = 0
+    db.session.get(Worker, ctx["b"]).last_seen = 10**12
+    db.session.commit()
+    assert leases.mark_silent_workers_offline() == 1
+    assert (a.online, db.session.get(Worker, ctx["b"]).online) == (False, True)
