@@ -64,6 +64,7 @@ class Farm:
     coordinator_args: list[str] = field(default_factory=list)
     url: str = ""
     procs: list[Proc] = field(default_factory=list)
+    coordinator: Proc | None = None
 
     @property
     def data_dir(self) -> Path:
@@ -80,9 +81,11 @@ class Farm:
         self.procs.append(proc)
         return proc
 
-    def start_coordinator(self) -> str:
-        proc = self._spawn("coordinator", [self.python, "-m", "coordinator.cli", "serve", "--port", "0",
+    def start_coordinator(self, port: int = 0) -> str:
+        """Start the coordinator (port 0: any free port) and wait until it listens."""
+        proc = self._spawn("coordinator", [self.python, "-m", "coordinator.cli", "serve", "--port", str(port),
                                            "--data-dir", str(self.data_dir), *self.coordinator_args])
+        self.coordinator = proc
 
         def listening() -> str | None:
             if proc.popen.poll() is not None:
@@ -92,6 +95,13 @@ class Farm:
 
         self.url = wait_for(listening, 60, "the coordinator to listen")
         return self.url
+
+    def restart_coordinator(self) -> str:
+        """Stop the coordinator and start a new one on the same port and data dir."""
+        assert self.coordinator.stop() == 0, self.coordinator.log_text()
+        self.coordinator.log.rename(self.coordinator.log.with_suffix(".1.log"))
+        port = int(self.url.rsplit(":", 1)[1])
+        return self.start_coordinator(port)
 
     def token(self, kind: str, name: str, account: str | None = None) -> str:
         argv = [self.python, "-m", "coordinator.cli", "token", "create", "--kind", kind, "--name", name,

@@ -128,3 +128,36 @@ def test_sigterm_hands_the_task_back_without_a_failure(farm: Farm, tmp_path: Pat
     assert final["state"] == "completed"
     assert final["failures"] == [], "a graceful hand-back is not a failure"
     assert final["tasks"][0]["attempts"] == 2
+
+
+def test_workers_reconnect_after_a_coordinator_restart(farm: Farm, sample_scene: Path):
+    user_token = farm.token("user", "artist")
+    token = farm.token("worker", "gpu-owner")
+    worker = farm.start_worker("w1", token)
+    wait_for(lambda: online_workers(Client(farm.url, token), 1), 90, "the worker online")
+
+    farm.restart_coordinator()
+    wait_for(lambda: worker.log_text().count("connected to") >= 2, 60, "the worker to reconnect")
+    user = Client(farm.url, user_token)
+    job = user.submit(sample_scene, frames="1-3")
+    assert user.wait(job["id"], poll=0.2, timeout=120)["state"] == "completed"
+    assert "reconnecting in" in worker.log_text()
+
+
+def test_cancelling_a_running_job_stops_the_worker_and_frees_it(farm: Farm, tmp_path: Path, sample_scene: Path):
+    from tests.farm import make_scene
+
+    slow = make_scene(tmp_path / "slow.blend", frames=12, samples=256)
+    user = Client(farm.url, farm.token("user", "artist"))
+    worker = farm.start_worker("w1", farm.token("worker", "gpu-owner"))
+    big = user.submit(slow, frames="1-12", chunk=12)
+    wait_for(lambda: user.job(big["id"])["counts"]["rendering"] >= 1, 120, "rendering to start")
+
+    cancelled = user.cancel(big["id"])
+    assert cancelled["state"] == "cancelled"
+    wait_for(lambda: "cancelled by the coordinator" in worker.log_text(), 30, "the worker to drop the task")
+    small = user.submit(sample_scene, frames="1-2")
+    assert user.wait(small["id"], poll=0.2, timeout=120)["state"] == "completed"
+    final = user.job(big["id"])
+    assert final["state"] == "cancelled"
+    assert final["counts"]["rendered"] < 12

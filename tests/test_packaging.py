@@ -1,0 +1,45 @@
+"""Packaging promises: a GPU owner's install pulls no Flask, the client needs only the standard library,
+and the console scripts named in the README exist and run."""
+
+from __future__ import annotations
+
+import configparser
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def extras() -> dict[str, list[str]]:
+    parser = configparser.ConfigParser(interpolation=None)
+    parser.read(REPO / "setup.cfg")
+    return {k: [line.strip() for line in v.strip().splitlines()] for k, v in parser["options.extras_require"].items()}
+
+
+def test_worker_extra_pulls_no_flask():
+    worker = " ".join(extras()["worker"]).lower()
+    assert "flask" not in worker and "sqlalchemy" not in worker
+    assert "websockets" in worker
+
+
+@pytest.mark.parametrize("module, forbidden", [
+    ("worker_agent.cli", ("flask", "sqlalchemy", "coordinator", "bpy")),
+    ("addon.cli", ("flask", "requests", "websockets", "bpy", "coordinator", "worker_agent")),
+    ("protocol.messages", ("flask", "websockets", "requests")),
+])
+def test_module_imports_stay_within_their_side(module, forbidden):  # type: ignore[no-untyped-def]
+    code = f"import sys, {module}; print(','.join(sorted(m.split('.')[0] for m in sys.modules)))"
+    loaded = set(subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True,
+                                cwd=REPO).stdout.strip().split(","))
+    assert not loaded & set(forbidden), loaded & set(forbidden)
+
+
+@pytest.mark.parametrize("script", ["framehive", "framehive-worker", "framehive-coordinator"])
+def test_console_scripts_are_installed(script):  # type: ignore[no-untyped-def]
+    path = Path(sys.executable).parent / script
+    assert path.exists(), f"{script} is not installed next to {sys.executable}"
+    result = subprocess.run([str(path), "--help"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and "usage:" in result.stdout

@@ -1,0 +1,45 @@
+"""The wire messages: round trips and strict validation of what arrives."""
+
+from __future__ import annotations
+
+import pytest
+
+from protocol import messages as m
+
+
+def test_every_message_round_trips():
+    samples = [
+        m.Hello(protocol=1, name="w", agent_version="0.1", blender_version="5.0.1", device="CPU",
+                devices=[{"backend": "CPU", "name": "cpu"}], threads=4),
+        m.Heartbeat(), m.Heartbeat(task_id=3), m.Progress(task_id=1, attempt=2, frame=7),
+        m.TaskDone(task_id=1, attempt=1), m.TaskFailed(task_id=1, attempt=1, error="boom", log_tail="x"),
+        m.Handback(task_id=1, attempt=1), m.Welcome(worker_id=1, heartbeat_interval=5, lease_timeout=30.0),
+        m.Assign(task_id=1, attempt=1, job_id=2, frames=[1, 2], scene={"sha256": "a"}, settings={},
+                 upload_url="/x/{frame}"),
+        m.Cancel(task_id=1), m.Error(code="c", message="msg"),
+    ]
+    assert {type(s) for s in samples} == set(m.MESSAGE_TYPES.values())
+    for sample in samples:
+        assert m.decode(m.encode(sample)) == sample
+
+
+@pytest.mark.parametrize("text, reason", [
+    ("not json", "not JSON"),
+    ("[1]", "JSON object"),
+    ('{"type": "nope"}', "unknown message type"),
+    ('{"task_id": 1}', "unknown message type"),
+    ('{"type": "progress", "task_id": 1, "attempt": 1}', "missing field 'frame'"),
+    ('{"type": "progress", "task_id": "1", "attempt": 1, "frame": 2}', "wrong type"),
+    ('{"type": "progress", "task_id": true, "attempt": 1, "frame": 2}', "wrong type"),
+    ('{"type": "assign", "task_id": 1, "attempt": 1, "job_id": 1, "frames": [1, "2"], "scene": {}, '
+     '"settings": {}, "upload_url": "u"}', "wrong type"),
+    ('{"type": "heartbeat", "task_id": null, "extra": 1}', "unknown field"),
+])
+def test_bad_messages_are_rejected_with_a_reason(text, reason):  # type: ignore[no-untyped-def]
+    with pytest.raises(m.MessageError, match=reason):
+        m.decode(text)
+
+
+def test_oversized_message_is_rejected():
+    with pytest.raises(m.MessageError, match="too large"):
+        m.decode('{"type": "error", "code": "x", "message": "' + "a" * m.MAX_MESSAGE_BYTES + '"}')
