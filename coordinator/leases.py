@@ -106,9 +106,9 @@ def fail_jobs_without_eligible_workers() -> list[LostLease]:
     lost: list[LostLease] = []
     if not online:
         return lost
+    queued_jobs = select(Task.job_id).where(Task.state == TaskState.QUEUED)
     waiting = db.session.execute(
-        select(Job).join(Task, Task.job_id == Job.id)
-        .where(Job.state.in_(JobState.ACTIVE), Task.state == TaskState.QUEUED).distinct()
+        select(Job).where(Job.state.in_(JobState.ACTIVE), Job.id.in_(queued_jobs))
     ).scalars().all()
     for job in waiting:
         blocked = set(db.session.execute(select(JobBlock.worker_id).filter_by(job_id=job.id)).scalars())

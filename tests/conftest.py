@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.farm import Farm, make_scene
+from tests.postgres import PostgresServer
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -38,9 +41,40 @@ def farm(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Farm]:
         print(farm.logs())
 
 
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """One real PostgreSQL server for the session; each test that uses it gets its own database.
+
+    Its directory is outside pytest's tmp dirs, which are private to root: the server runs as ``postgres``.
+    """
+    root = Path(tempfile.mkdtemp(prefix="framehive-pg-"))
+    server = PostgresServer(root)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Run the test once on SQLite and once on a real PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'framehive.sqlite3'}"
+    return request.getfixturevalue("postgres").create_database()
+
+
 @pytest.fixture
-def app(tmp_path: Path):  # type: ignore[no-untyped-def]
-    """An in-process coordinator app (real Flask, real SQLite) without the background reaper."""
+def app(tmp_path: Path, database_url: str):  # type: ignore[no-untyped-def]
+    """An in-process coordinator app (real Flask, real database) without the background reaper."""
     from coordinator import create_app
 
-    return create_app({"TESTING": True, "FRAMEHIVE_START_REAPER": False}, data_dir=tmp_path / "app")
+    app = create_app({"TESTING": True, "FRAMEHIVE_START_REAPER": False, "SQLALCHEMY_DATABASE_URI": database_url},
+                     data_dir=tmp_path / "app")
+    yield app
+    with app.app_context():
+        from coordinator.db import db
+
+        db.session.remove()
+        db.engine.dispose()

@@ -108,6 +108,9 @@ class Farm:
                 "--data-dir", str(self.data_dir)]
         if account:
             argv += ["--account", account]
+        for flag in ("--db", "--storage"):  # the same store as the coordinator's
+            if flag in self.coordinator_args:
+                argv += [flag, self.coordinator_args[self.coordinator_args.index(flag) + 1]]
         out = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, check=True, timeout=60)
         return out.stdout.strip()
 

@@ -1,4 +1,4 @@
-"""Generate a hostile .blend: the sample scene plus every Python vector we know a .blend can carry.
+"""Generate a hostile .blend: the sample scene plus every Python and file-writing vector we know a .blend can carry.
 
 Run under a Python that has ``bpy``::
 
@@ -13,8 +13,23 @@ got through:
 - ``freestyle``: a Freestyle Python style module, which Blender runs at render time even when scripts are
   disabled (documented in the manual's security page, and measured in research/blender-and-flask.md).
 
+The other vectors run no Python at all: they make Blender itself write files outside the render output, during
+an ordinary ``render.render(write_still=True)`` with scripts disabled (all measured on bpy 5.0.1). Their
+canaries are not empty and Blender adds extensions and frame numbers, so match them by prefix (no name here
+is a prefix of another):
+
+- ``fileoutput``: a compositor File Output node whose directory is CANARY_DIR, fed by the Render Layers image;
+- ``nested_fileoutput``: the same inside a node group used by the compositor (5.0 allows File Output nodes in
+  groups, and runs them);
+- ``multiview``: stereo rendering with individual view files, whose left-view file suffix is a relative path.
+  Blender inserts the suffix before the extension of the output path and normalises the ``..``, so the left
+  view lands in CANARY_DIR *only when the render output directory is a sibling of CANARY_DIR* (the suffix
+  holds 63 bytes at most, too few for an absolute path; a real attacker would aim at ``~``-relative places);
+- ``pointcache``: a cloth simulation with an external disk cache in CANARY_DIR; frame changes write ``.bphys``
+  files there.
+
 Generating the file runs none of them: text blocks are only stored, bpy's default is to block drivers that
-need Python, and nothing is rendered here.
+need Python, and nothing is rendered or simulated here.
 """
 
 from __future__ import annotations
@@ -26,7 +41,8 @@ from pathlib import Path
 import bpy
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-CANARY_NAMES = ("textblock", "handler", "driver", "freestyle")
+CANARY_NAMES = ("textblock", "handler", "driver", "freestyle",
+                "fileoutput", "nested_fileoutput", "multiview", "pointcache")
 
 TEXT_BLOCK_SOURCE = """\
 from pathlib import Path
@@ -101,6 +117,56 @@ def _add_freestyle(scene: bpy.types.Scene, canary_dir: Path) -> None:
         module.use = True
 
 
+def _add_file_output(tree: bpy.types.NodeTree, source: bpy.types.NodeSocket, canary_dir: Path, name: str) -> None:
+    node = tree.nodes.new("CompositorNodeOutputFile")
+    node.directory = str(canary_dir)
+    node.file_name = name
+    node.format.views_format = "MULTIVIEW"  # all views in one EXR: keeps clear of the multiview vector's suffix
+    node.file_output_items.new("RGBA", "Image")
+    tree.links.new(source, node.inputs["Image"])
+
+
+def _add_compositor(scene: bpy.types.Scene, canary_dir: Path) -> None:
+    # 5.0: the compositor is an ordinary node group; its Group Output is the final image (RL -> output, so the
+    # picture is unchanged), and File Output nodes are side outputs wherever they sit.
+    tree = bpy.data.node_groups.new("Compositing", "CompositorNodeTree")
+    scene.compositing_node_group = tree
+    tree.interface.new_socket("Image", in_out="OUTPUT", socket_type="NodeSocketColor")
+    layers = tree.nodes.new("CompositorNodeRLayers")
+    tree.links.new(layers.outputs["Image"], tree.nodes.new("NodeGroupOutput").inputs["Image"])
+    _add_file_output(tree, layers.outputs["Image"], canary_dir, "fileoutput")
+
+    inner = bpy.data.node_groups.new("Side outputs", "CompositorNodeTree")
+    inner.interface.new_socket("Image", in_out="INPUT", socket_type="NodeSocketColor")
+    _add_file_output(inner, inner.nodes.new("NodeGroupInput").outputs["Image"], canary_dir, "nested_fileoutput")
+    group = tree.nodes.new("CompositorNodeGroup")
+    group.node_tree = inner
+    tree.links.new(layers.outputs["Image"], group.inputs["Image"])
+
+
+def _add_multiview(scene: bpy.types.Scene, canary_dir: Path) -> None:
+    render = scene.render
+    render.use_multiview = True
+    render.views_format = "STEREO_3D"
+    render.image_settings.views_format = "INDIVIDUAL"  # one file per view, each named with its suffix
+    # "<out dir>/<name>" + suffix + ".png" -> "<out dir>/<name>/../../<canary dir name>/multiview.png"
+    render.views["left"].file_suffix = f"/../../{canary_dir.name}/multiview"
+
+
+def _add_point_cache(scene: bpy.types.Scene, canary_dir: Path) -> None:
+    # A four-vertex cloth behind the camera: invisible in the picture, but simulated on every frame change.
+    mesh = bpy.data.meshes.new("Flag")
+    mesh.from_pydata([(0, 0, 0), (0.2, 0, 0), (0.2, 0, 0.2), (0, 0, 0.2)], [], [(0, 1, 2, 3)])
+    flag = bpy.data.objects.new("Flag", mesh)
+    flag.location = (0.0, -20.0, 4.0)
+    scene.collection.objects.link(flag)
+    cache = flag.modifiers.new("Cloth", "CLOTH").point_cache
+    cache.use_disk_cache = True
+    cache.use_external = True
+    cache.filepath = str(canary_dir)
+    cache.name = "pointcache"
+
+
 def build_hostile_scene(path: str | Path, canary_dir: str | Path) -> Path:
     """Build the sample scene with all hostile vectors pointing at ``canary_dir`` and save it to ``path``."""
     canary = Path(canary_dir).resolve()
@@ -110,6 +176,9 @@ def build_hostile_scene(path: str | Path, canary_dir: str | Path) -> Path:
     _add_text_block(canary)
     _add_driver(canary)
     _add_freestyle(scene, canary)
+    _add_compositor(scene, canary)
+    _add_multiview(scene, canary)
+    _add_point_cache(scene, canary)
     out.unlink()  # build_scene saved it already; avoid the ``.blend1`` backup on the second save
     bpy.ops.wm.save_as_mainfile(filepath=str(out))
     return out
