@@ -12,7 +12,8 @@ Python print is diverted to stderr, so the protocol stream carries nothing else 
     start                                  -> {"event": "ready", "blender_version", "devices": [...]}
     {"cmd": "open", "path", "device", "threads", "settings"}
                                            -> {"event": "opened", "scene", "engine", "frame_start",
-                                               "frame_end", "resolution", "device", "autoexec_blocked"}
+                                               "frame_end", "resolution", "device", "autoexec_blocked",
+                                               "muted_outputs", "disabled"}
     {"cmd": "render", "frame", "output"}   -> {"event": "rendered", "frame", "path", "seconds"}
     {"cmd": "quit"}                        -> {"event": "bye"}, then exit 0 (EOF on stdin: exit 0 too)
     any failure                            -> {"event": "error", "message", "command"}; the runner goes on
@@ -22,8 +23,11 @@ by itself within a second if the process that started it dies (it runs in its ow
 
 Safety. Scenes come from strangers. They are opened with scripts disabled, which blocks registered text
 blocks, the handlers they would register and Python drivers; but Freestyle runs Python style modules at
-render time even then, so Freestyle is forced off on every scene and view layer. This is not a sandbox:
-the process must still run with least privilege (see ARCHITECTURE.md section 9).
+render time even then, so Freestyle is forced off on every scene and view layer. A scene can also make
+Blender itself write files outside the frame's output path (compositor File Output nodes, multiview file
+suffixes, disk point caches), so those are switched off too: see ``_force_safety``. This is not a sandbox:
+the process must still run with least privilege (see ARCHITECTURE.md section 9); a fluid simulation, for
+one, writes its cache during the open itself, before any of this can run.
 """
 
 from __future__ import annotations
@@ -269,12 +273,111 @@ def _same_value(stored: Any, wanted: Any) -> bool:
 # ---------------------------------------------------------------------------------------------- scene
 
 
-def _force_safety(scenes) -> None:
-    """Switch off Freestyle everywhere: its Python style modules run at render time even with scripts off."""
+# What else a .blend can write during ``frame_set`` + ``render.render(write_still=True)`` with scripts off,
+# measured on bpy 5.0.1 (tests/scenes/hostile.py carries the first four as vectors, with positive controls):
+#
+# - compositor File Output nodes, also inside node groups: write anywhere         -> muted, see _mute_file_outputs
+# - multiview with individual view files: the view's file suffix is inserted into the output path and ``..``
+#   in it is honoured, so a view lands anywhere (up to 63 bytes of suffix)            -> multiview off
+# - point caches (cloth, soft body, particles, dynamic paint, rigid body) with a disk cache: an external cache
+#   writes ``<name>_<frame>_<index>.bphys`` into any directory on frame changes, an internal one into
+#   ``//blendcache_<file>/`` next to the .blend                                       -> memory cache instead
+# - OSL script nodes in external mode: Cycles compiles ``x.osl`` into ``x.oso`` next to it, at any path where
+#   a .osl already exists (internal OSL bytecode's ``fprintf`` wrote nothing)          -> OSL off (SVM); this
+#   changes the picture of OSL scenes, which GPU workers other than OptiX could not render alike anyway
+# - fluid (Mantaflow) domains write ``config/config_0001.uni`` into their cache directory, which may be
+#   absolute, already during ``open_mainfile`` (and editing a domain's cache settings deleted the ``config/``
+#   and ``data/`` folders there); the bpy 5.0.1 wheel then aborts the process while simulating. NOT handled
+#   here: it happens before we get control; only OS-level confinement of the runner stops it.
+# Checked and harmless: geometry-nodes simulation/bake zones with a disk bake path (nothing is written
+# without the bake operator); a File Output node's ``mute`` cannot be keyframed, so muting sticks. Not
+# measured, believed harmless: render stamp (burnt into the pixels), the sequencer (proxies and its disk cache
+# come from operators and user preferences), dynamic paint image sequences and ocean bakes (operators only).
+# Reading is a separate matter: image textures and strips may point at any file on the worker's disk.
+
+
+def _force_safety(scenes) -> tuple[list[str], list[str]]:
+    """Make ``scenes`` (all of the file's scenes) safe to render; returns (muted File Outputs, disabled)."""
+    disabled: list[str] = []
     for scene in scenes:
-        scene.render.use_freestyle = False
+        scene.render.use_freestyle = False  # its Python style modules run even with scripts off
         for view_layer in scene.view_layers:
             view_layer.use_freestyle = False
+        if scene.render.use_multiview:
+            scene.render.use_multiview = False
+            disabled.append(f"{scene.name}: multiview")
+        cycles = getattr(scene, "cycles", None)
+        if cycles is not None and cycles.shading_system:
+            cycles.shading_system = False
+            disabled.append(f"{scene.name}: OSL")
+    disabled.extend(_use_memory_point_caches())
+    return _mute_file_outputs(scenes), disabled
+
+
+def _mute_file_outputs(scenes) -> list[str]:
+    """Mute every compositor File Output node; returns their paths ("Scene/tree/group node/.../node").
+
+    Muting (rather than removing anything) leaves the artist's compositing and the main image as designed and
+    only drops the side outputs. Walks each scene's compositor and the node groups it uses, recursively and
+    each tree once (groups may be shared, or nest in a cycle); then any compositor tree not reached that way
+    (unused, or used from elsewhere), so that no File Output node in the file stays live.
+    """
+    muted: list[str] = []
+    seen: set[int] = set()
+
+    def walk(tree, path: str) -> None:
+        if tree is None or tree.as_pointer() in seen:
+            return
+        seen.add(tree.as_pointer())
+        for node in tree.nodes:
+            if node.type == "OUTPUT_FILE":
+                node.mute = True
+                if not node.mute:
+                    raise CommandError(f"cannot mute the File Output node {path}/{node.name}")
+                muted.append(f"{path}/{node.name}")
+            walk(getattr(node, "node_tree", None), f"{path}/{node.name}")  # group nodes
+
+    for scene in scenes:
+        tree = getattr(scene, "compositing_node_group", None) or getattr(scene, "node_tree", None)  # 5.0 / 4.x
+        if tree is not None:
+            walk(tree, f"{scene.name}/{tree.name}")
+    for tree in bpy.data.node_groups:
+        if tree.bl_idname == "CompositorNodeTree":
+            walk(tree, f"node_groups/{tree.name}")
+    return muted
+
+
+def _point_caches():
+    """(owner, cache) for every point cache in the file, including each owner's alternative caches."""
+    owners = []
+    for obj in bpy.data.objects:
+        for modifier in obj.modifiers:
+            owners.append((f"{obj.name}/{modifier.name}", getattr(modifier, "point_cache", None)))  # cloth, soft body
+            canvas = getattr(modifier, "canvas_settings", None)  # dynamic paint
+            for surface in canvas.canvas_surfaces if canvas is not None else ():
+                owners.append((f"{obj.name}/{modifier.name}/{surface.name}", surface.point_cache))
+        for system in obj.particle_systems:
+            owners.append((f"{obj.name}/{system.name}", system.point_cache))
+    for scene in bpy.data.scenes:
+        world = scene.rigidbody_world
+        owners.append((f"{scene.name}/rigid body world", world.point_cache if world is not None else None))
+    for owner, cache in owners:
+        for alternative in cache.point_caches if cache is not None else ():
+            yield owner, alternative
+
+
+def _use_memory_point_caches() -> list[str]:
+    """Keep every point cache in memory; returns the owners of those that were on disk."""
+    changed = []
+    for owner, cache in _point_caches():
+        if not (cache.use_external or cache.use_disk_cache):
+            continue
+        # External first: switching the disk cache off while it is still external clears the cache, which
+        # deletes the matching .bphys files in the external directory (measured).
+        cache.use_external = False
+        cache.use_disk_cache = False
+        changed.append(f"{owner}: disk cache {cache.name or '(unnamed)'}")
+    return changed
 
 
 def _configure_output(scene) -> None:
@@ -377,7 +480,7 @@ class Runner:
         settings = _check_settings(message.get("settings"))
         self.scene_name = None
         bpy.ops.wm.open_mainfile(filepath=path, load_ui=False, use_scripts=False)
-        _force_safety(bpy.data.scenes)
+        muted_outputs, disabled = _force_safety(bpy.data.scenes)
         scene = bpy.context.scene
         if scene.render.engine not in SUPPORTED_ENGINES:
             raise CommandError(f"unsupported render engine {scene.render.engine}")
@@ -395,6 +498,8 @@ class Runner:
             "resolution": _effective_resolution(scene),
             "device": device,
             "autoexec_blocked": _autoexec_blocked(),
+            "muted_outputs": muted_outputs,
+            "disabled": disabled,
         }
 
     def render(self, message: dict[str, Any]) -> dict[str, Any]:

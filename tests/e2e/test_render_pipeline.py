@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from addon.client import Client
 from tests.farm import REPO, Farm, wait_for
 from tests.images import pixels, same_pixels
@@ -161,3 +163,18 @@ def test_cancelling_a_running_job_stops_the_worker_and_frees_it(farm: Farm, tmp_
     final = user.job(big["id"])
     assert final["state"] == "cancelled"
     assert final["counts"]["rendered"] < 12
+
+
+@pytest.mark.coordinator_args("--lease-timeout", "2", "--heartbeat-interval", "0.4")
+def test_heartbeats_keep_flowing_while_blender_renders(farm: Farm, tmp_path: Path):
+    """Frames far longer than the lease: the agent's event loop must keep renewing it during each render."""
+    from tests.farm import make_scene
+
+    scene = make_scene(tmp_path / "slow.blend", frames=2, samples=512)
+    user = Client(farm.url, farm.token("user", "artist"))
+    farm.start_worker("w1", farm.token("worker", "gpu-owner"))
+    job = user.submit(scene, frames="1-2", chunk=2)
+    final = user.wait(job["id"], poll=0.2, timeout=240)
+    assert final["state"] == "completed"
+    assert final["failures"] == [], "the lease was lost while Blender rendered"
+    assert final["tasks"][0]["attempts"] == 1

@@ -8,7 +8,6 @@ fires when its door is open), so that the final test's "no canary" means blocked
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import json
 import shutil
 import subprocess
@@ -27,7 +26,6 @@ PYTHON_CANARIES = {"textblock", "handler", "driver", "freestyle"}
 FILE_CANARIES = {"fileoutput", "nested_fileoutput", "multiview", "pointcache"}
 ALL_CANARIES = PYTHON_CANARIES | FILE_CANARIES
 
-pytestmark = pytest.mark.skipif(importlib.util.find_spec("bpy") is None, reason="needs the bpy module")
 
 # Runs in a fresh bpy process: open the file with or without scripts, optionally force Freestyle off the way
 # the runner does (but nothing else), render one frame, and report the canary directory after the open and

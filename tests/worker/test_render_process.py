@@ -29,7 +29,6 @@ REPO = Path(__file__).resolve().parents[2]
 TEST_TIMEOUT = 60.0  # upper bound for one asyncio.run() here; the whole module takes a few seconds
 SLOW_RENDER = {"resolution_x": 640, "resolution_y": 360, "samples": 4096}  # many seconds: room to kill it
 
-needs_bpy = pytest.mark.skipif(importlib.util.find_spec("bpy") is None, reason="needs the bpy module")
 
 
 def run(coro):
@@ -117,7 +116,6 @@ def test_binary_launcher_flags(tmp_path):
     assert argv[-1] == "--"
 
 
-@needs_bpy
 def test_probe_through_a_binary_launcher_ignores_blender_chatter(tmp_path):
     info = run(probe(BlenderLauncher.discover(str(fake_blender(tmp_path)))))
     assert info["blender_version"].startswith("5.0")
@@ -127,7 +125,6 @@ def test_probe_through_a_binary_launcher_ignores_blender_chatter(tmp_path):
 # ------------------------------------------------------------------------------------------ runner
 
 
-@needs_bpy
 def test_protocol_stream_carries_only_events_and_eof_ends_the_runner(sample_scene, tmp_path):
     commands = [
         {"cmd": "open", "path": str(sample_scene), "device": "CPU", "threads": 1, "settings": {}},
@@ -144,7 +141,6 @@ def test_protocol_stream_carries_only_events_and_eof_ends_the_runner(sample_scen
     assert b"Saved:" in done.stderr  # Blender's own chatter went to stderr
 
 
-@needs_bpy
 def test_open_and_render_two_frames(sample_scene, tmp_path):
     async def body():
         async with RenderProcess(BlenderLauncher.discover(None)) as process:
@@ -152,7 +148,8 @@ def test_open_and_render_two_frames(sample_scene, tmp_path):
             opened = await process.open(sample_scene, device="CPU", threads=2)
             assert opened == {
                 "event": "opened", "scene": "Scene", "engine": "CYCLES", "frame_start": 1, "frame_end": 12,
-                "resolution": [64, 36], "device": "CPU", "autoexec_blocked": False,
+                "resolution": [64, 36], "device": "CPU", "autoexec_blocked": False, "muted_outputs": [],
+                "disabled": [],
             }
             first = await process.render(1, tmp_path / "0001.png")
             second = await process.render(7, tmp_path / "0007.png")
@@ -167,7 +164,6 @@ def test_open_and_render_two_frames(sample_scene, tmp_path):
     assert not np.array_equal(pixels(tmp_path / "0001.png"), pixels(tmp_path / "0007.png"))
 
 
-@needs_bpy
 def test_same_frame_twice_gives_identical_pixels(sample_scene, tmp_path):
     async def body():
         async with RenderProcess(BlenderLauncher.discover(None)) as process:
@@ -179,7 +175,6 @@ def test_same_frame_twice_gives_identical_pixels(sample_scene, tmp_path):
     assert np.array_equal(pixels(tmp_path / "a.png"), pixels(tmp_path / "b.png"))
 
 
-@needs_bpy
 def test_errors_leave_the_process_usable(sample_scene, tmp_path):
     async def expect_error(action, match: str) -> RenderError:
         with pytest.raises(RenderError, match=match) as caught:
@@ -208,7 +203,6 @@ def test_errors_leave_the_process_usable(sample_scene, tmp_path):
     assert (tmp_path / "ok.png").is_file()
 
 
-@needs_bpy
 def test_job_settings_override_the_scene(sample_scene, tmp_path):
     async def body():
         async with RenderProcess(BlenderLauncher.discover(None)) as process:
@@ -225,7 +219,6 @@ def test_job_settings_override_the_scene(sample_scene, tmp_path):
         assert image.size == (20, 15)
 
 
-@needs_bpy
 def test_killing_blender_mid_render_raises_render_error(sample_scene, tmp_path):
     async def body():
         process = RenderProcess(BlenderLauncher.discover(None))
@@ -249,7 +242,6 @@ def test_killing_blender_mid_render_raises_render_error(sample_scene, tmp_path):
     assert not (tmp_path / "slow.png").exists()
 
 
-@needs_bpy
 def test_close_kills_a_busy_process_promptly(sample_scene, tmp_path):
     async def body():
         process = RenderProcess(BlenderLauncher.discover(None))
@@ -297,7 +289,6 @@ def process_gone(pid: int) -> bool:
         return True
 
 
-@needs_bpy
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_runner_exits_when_its_agent_dies(sample_scene, tmp_path):
     done = subprocess.run([sys.executable, "-c", DYING_AGENT, str(RUNNER_PATH), str(sample_scene),
