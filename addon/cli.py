@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser with its five subcommands."""
+    """The argument parser with its subcommands."""
     parser = argparse.ArgumentParser(prog="framehive", description="Render Blender scenes on a Framehive network.")
     parser.add_argument("--version", action="version", version=f"framehive {CLIENT_VERSION}")
     common = argparse.ArgumentParser(add_help=False)
@@ -79,6 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
     submit.add_argument("--chunk", type=_positive_int, metavar="N", help="frames per task")
     submit.add_argument("--priority", type=int, metavar="P", help="job priority")
     submit.add_argument("--name", help="job name (default: the file name)")
+    submit.add_argument("--policy", choices=("adaptive", "circle", "full"),
+                        help="verification: adaptive trust (default), circle, or full (every frame twice)")
     submit.add_argument("--wait", action="store_true", help="follow the job and download the frames")
     submit.add_argument(
         "--out", type=Path, metavar="DIR", help=f"with --wait: frame folder (default: {DEFAULT_OUTPUT}/JOB)"
@@ -98,6 +100,12 @@ def build_parser() -> argparse.ArgumentParser:
     cancel = commands.add_parser("cancel", parents=[common], help="cancel a job")
     cancel.add_argument("job", type=_positive_int, metavar="JOB")
     cancel.set_defaults(handler=cmd_cancel)
+
+    claim = commands.add_parser("claim", parents=[common], help="dispute delivered frames of a job")
+    claim.add_argument("job", type=_positive_int, metavar="JOB")
+    claim.add_argument("--frames", required=True, metavar="LIST", help="frames to dispute, e.g. 3,7 or 10-12")
+    claim.add_argument("--reason", required=True, help="what is wrong with them")
+    claim.set_defaults(handler=cmd_claim)
 
     jobs = commands.add_parser("jobs", parents=[common], help="list your jobs")
     jobs.set_defaults(handler=cmd_jobs)
@@ -151,6 +159,7 @@ def cmd_submit(client: Client, args: argparse.Namespace) -> int:
             priority=args.priority,
             name=args.name,
             progress=upload,
+            policy=args.policy,
         )
     finally:
         upload.line.finish()
@@ -182,6 +191,14 @@ def cmd_cancel(client: Client, args: argparse.Namespace) -> int:
     """Cancel a job."""
     job = client.cancel(args.job)
     print(f"job {args.job} {job.get('state', 'cancelled')}")
+    return EXIT_OK
+
+
+def cmd_claim(client: Client, args: argparse.Namespace) -> int:
+    """File a bad-result claim; trusted nodes re-render the frames and the coordinator decides."""
+    claim = client.claim(args.job, args.frames, args.reason)
+    print(f"claim {claim.get('id')} on job {args.job} frames {claim.get('frames')}: {claim.get('state')}")
+    _say(f"trusted nodes re-render the frames; `framehive status {args.job}` shows the outcome")
     return EXIT_OK
 
 

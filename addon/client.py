@@ -37,7 +37,8 @@ USER_AGENT = f"framehive-client/{CLIENT_VERSION}"
 API_PREFIX = "/api/v1"
 CHUNK_SIZE = 1024 * 1024
 FINAL_STATES = frozenset({"completed", "failed", "cancelled"})
-DOWNLOADABLE_STATES = ("rendered", "verified")
+# Only verified frames are delivered: a rendered frame is the renderer's word until a check confirms it.
+DOWNLOADABLE_STATES = ("verified",)
 # How long Client.wait tolerates an unreachable coordinator (a restart) before giving up.
 RECONNECT_GRACE = 60.0
 
@@ -160,6 +161,7 @@ class Client:
         priority: int | None = None,
         name: str | None = None,
         progress: Progress | None = None,
+        policy: str | None = None,
     ) -> dict[str, Any]:
         """Upload the scene if the coordinator lacks it, then create a job; returns the new job.
 
@@ -175,6 +177,7 @@ class Client:
             "chunk": chunk,
             "priority": priority,
             "name": name or scene.stem,
+            "policy": policy,
             "filename": scene.name,
         }
         body = {key: value for key, value in payload.items() if value is not None}
@@ -191,6 +194,19 @@ class Client:
         if not isinstance(jobs, list):
             raise _bad_response("the job list has no 'jobs' list")
         return [job for job in jobs if isinstance(job, dict)]
+
+    def claim(self, job_id: int, frames: str, reason: str) -> dict[str, Any]:
+        """Dispute delivered frames (e.g. ``"3,7"``); trusted nodes re-render them and the claim is decided."""
+        body = {"frames": frames, "reason": reason}
+        return _expect_dict(self._json("POST", f"/jobs/{int(job_id)}/claims", body), "claim")
+
+    def claims(self, job_id: int) -> list[dict[str, Any]]:
+        """The job's claims with their state and outcome."""
+        answer = self._json("GET", f"/jobs/{int(job_id)}/claims")
+        claims = answer.get("claims") if isinstance(answer, dict) else None
+        if not isinstance(claims, list):
+            raise _bad_response("the claim list has no 'claims' list")
+        return [claim for claim in claims if isinstance(claim, dict)]
 
     def cancel(self, job_id: int) -> dict[str, Any]:
         """Cancel a job; returns the job as it is after cancelling."""

@@ -41,6 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--kind", choices=("user", "worker", "admin"), required=True)
     create.add_argument("--name", required=True, help="token name; also the account name unless --account")
     create.add_argument("--account", help="account that owns the token (created if new)")
+    create.add_argument("--trusted", action="store_true",
+                        help="mark the account trusted: the network's own nodes, never sampled, may arbitrate")
     _add_store_args(create)
     return parser
 
@@ -71,7 +73,7 @@ def _token_create(args: argparse.Namespace) -> int:
 
     app = create_app({**_app_config(args), "FRAMEHIVE_START_REAPER": False}, data_dir=args.data_dir)
     with app.app_context():
-        print(create_token(args.kind, args.name, args.account))
+        print(create_token(args.kind, args.name, args.account, trusted=args.trusted))
     return 0
 
 

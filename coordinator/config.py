@@ -24,6 +24,20 @@ MAX_FRAME_PIXELS = 16384 * 16384
 TASKS_PER_WORKER = 2
 MAX_DEFAULT_CHUNK = 20
 DEFAULT_PRIORITY = 50
+# Verification (coordinator/verification/). Adaptive trust: every task of a new worker is checked until it
+# passed TRUST_BURN_IN checks; then the rate falls as BURN_IN / trust to CHECK_FLOOR, never to zero.
+TRUST_BURN_IN = 10
+CHECK_FLOOR = 0.05
+# A worker caught this many times (as renderer or verifier) is suspended.
+SUSPEND_AFTER = 2
+# Share of passed checks that get a second, independent verifier (catches colluding verifier + renderer).
+AUDIT_RATE = 0.05
+# Share of check assignments that are ringers: regions whose answer the coordinator already knows.
+RINGER_RATE = 0.1
+# Settings pinned in every job so that re-renders are bit-identical (research/verification.md §5-6):
+# dither is deterministic but depends on image coordinates, so a crop would differ from the full frame.
+PINNED_SETTINGS = {"dither_intensity": 0.0}
+POLICIES = ("adaptive", "circle", "full")
 
 
 def defaults(data_dir: Path) -> dict[str, Any]:
@@ -41,4 +55,9 @@ def defaults(data_dir: Path) -> dict[str, Any]:
         "FRAMEHIVE_MAX_FRAME_BYTES": MAX_FRAME_BYTES,
         "FRAMEHIVE_MAX_FRAME_PIXELS": MAX_FRAME_PIXELS,
         "FRAMEHIVE_START_REAPER": True,
+        "FRAMEHIVE_TRUST_BURN_IN": TRUST_BURN_IN,
+        "FRAMEHIVE_CHECK_FLOOR": CHECK_FLOOR,
+        "FRAMEHIVE_SUSPEND_AFTER": SUSPEND_AFTER,
+        "FRAMEHIVE_AUDIT_RATE": AUDIT_RATE,
+        "FRAMEHIVE_RINGER_RATE": RINGER_RATE,
     }

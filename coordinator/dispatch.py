@@ -16,8 +16,19 @@ from flask import current_app
 from protocol import messages as m
 
 from . import leases
-from .models import Task
-from .outcomes import LostLease, missing_frames
+from .db import db
+from .models import Check, Task, Worker
+from .transitions import LostLease, missing_frames
+from .verification.leasing import claim_check, release
+
+
+@dataclass(frozen=True)
+class Work:
+    """One unit a worker holds: a render task or a verification check."""
+
+    kind: str  # "task" | "check"
+    id: int
+    attempt: int
 
 
 @dataclass(eq=False)
@@ -27,13 +38,27 @@ class Connection:
     worker_id: int
     name: str
     ws: object
-    current: tuple[int, int] | None = None  # (task_id, attempt) it is working on
+    current: Work | None = None  # what it is working on
     draining: bool = False  # handed back its work and is shutting down: assign nothing more
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def send(self, message: m.Message) -> None:
         with self._lock:
             self.ws.send(m.encode(message))  # type: ignore[attr-defined]
+
+
+def verify_message(check: Check) -> m.Verify:
+    job = check.frame.job
+    return m.Verify(
+        check_id=check.id,
+        attempt=check.attempt,
+        job_id=job.id,
+        frame=check.frame.number,
+        rect=list(check.render_rect),
+        scene={"sha256": job.scene_sha256, "url": f"/api/v1/blobs/{job.scene_sha256}"},
+        settings=dict(job.settings or {}),
+        upload_url=f"/api/v1/worker/checks/{check.id}/result?attempt={check.attempt}",
+    )
 
 
 def assign_message(task: Task) -> m.Assign:
@@ -71,31 +96,60 @@ class Dispatcher:
             return self._connections.get(worker_id)
 
     def kick(self) -> None:
-        """Lease and push a task to every idle connection. Must run inside an app context."""
+        """Lease and push work to every idle connection. Must run inside an app context.
+
+        Ends the caller's transaction first: on SQLite every transaction holds the write lock, and a thread
+        waiting for the dispatcher lock while holding the database would deadlock with one that holds the
+        dispatcher lock and waits for the database.
+        """
+        db.session.commit()
         with self._lock:
             idle = [c for c in self._connections.values() if c.current is None and not c.draining]
             for conn in idle:
-                task = leases.claim_task(conn.worker_id)
-                if task is None:
-                    continue  # nothing this worker may run (blocklists differ per worker)
-                message = assign_message(task)
-                conn.current = (task.id, task.attempt)
-                try:
-                    conn.send(message)
-                except Exception:  # the socket died between claim and send: give the task back
-                    current_app.logger.warning("worker %s vanished before its assignment", conn.name)
-                    conn.current = None
-                    leases.hand_back(task)
+                self._give_work(conn)
+
+    def _give_work(self, conn: Connection) -> None:
+        """Checks first (they gate every job's completion), then render tasks."""
+        worker = db.session.get(Worker, conn.worker_id)
+        if worker is None or worker.suspended:
+            return
+        check = claim_check(worker)
+        if check is not None:
+            conn.current = Work("check", check.id, check.attempt)
+            if not self._send(conn, verify_message(check)):
+                release(check)
+                db.session.commit()
+            return
+        task = leases.claim_task(conn.worker_id)
+        if task is None:
+            return  # nothing this worker may run (blocklists differ per worker)
+        conn.current = Work("task", task.id, task.attempt)
+        if not self._send(conn, assign_message(task)):
+            leases.hand_back(task)
+
+    @staticmethod
+    def _send(conn: Connection, message: m.Message) -> bool:
+        try:
+            conn.send(message)
+            return True
+        except Exception:  # the socket died between claim and send: the caller gives the work back
+            current_app.logger.warning("worker %s vanished before its assignment", conn.name)
+            conn.current = None
+            return False
 
     def drop_leases(self, lost: Iterable[LostLease]) -> None:
         """Tell connected workers to stop tasks they no longer hold."""
         for lease in lost:
             conn = self.connection(lease.worker_id)
-            if conn is None or conn.current is None or conn.current[0] != lease.task_id:
+            work = Work("check", lease.check_id, 0) if lease.check_id else Work("task", lease.task_id, 0)
+            if conn is None or conn.current is None or (conn.current.kind, conn.current.id) != (work.kind, work.id):
                 continue
             conn.current = None
             try:
-                conn.send(m.Cancel(task_id=lease.task_id, reason=lease.reason))
+                if lease.check_id:
+                    conn.send(m.Cancel(check_id=lease.check_id, reason=lease.reason))
+                else:
+                    conn.send(m.Cancel(task_id=lease.task_id, reason=lease.reason))
             except Exception:
                 current_app.logger.info("could not tell worker %s to drop task %s", conn.name, lease.task_id)
 

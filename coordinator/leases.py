@@ -11,8 +11,9 @@ from sqlalchemy import select, update
 
 from .db import db
 from .models import Frame, Job, JobBlock, Task, Worker, now
-from .outcomes import LostLease, fail_job, move_job, record_failure, requeue
+from .outcomes import fail_job, record_failure, requeue
 from .states import FrameState, JobState, TaskState
+from .transitions import LostLease, move_job
 
 CLAIM_CANDIDATES = 20
 

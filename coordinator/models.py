@@ -23,6 +23,10 @@ class Account(db.Model):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(120), unique=True)
+    # Trusted accounts run the network's own nodes: their frames are not sampled for checks, and they
+    # may verify anything (arbitration, claims). Set by an admin only.
+    trusted: Mapped[bool] = mapped_column(default=False)
+    claims_rejected: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[float] = mapped_column(Float, default=now)
 
 
@@ -56,8 +60,20 @@ class Worker(db.Model):
     roles: Mapped[list[str]] = mapped_column(JSON, default=list)
     connected_at: Mapped[float | None] = mapped_column(Float, nullable=True)
     last_seen: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # Adaptive trust (verification/trust.py): consecutive passed checks since the last failure.
+    trust: Mapped[int] = mapped_column(Integer, default=0)
+    checks_passed: Mapped[int] = mapped_column(Integer, default=0)
+    checks_failed: Mapped[int] = mapped_column(Integer, default=0)
+    times_caught: Mapped[int] = mapped_column(Integer, default=0)
+    suspended: Mapped[bool] = mapped_column(default=False)
 
     account: Mapped[Account] = relationship()
+
+    @property
+    def device_class(self) -> str:
+        """Workers of one class (same Blender, same device kind) render bit-identical pixels."""
+        kind = "CPU" if self.device == "CPU" else f"GPU-{self.device}"
+        return f"{self.blender_version}/{kind}"
 
 
 class Blob(db.Model):
@@ -85,6 +101,7 @@ class Job(db.Model):
     resolution_x: Mapped[int] = mapped_column(Integer)
     resolution_y: Mapped[int] = mapped_column(Integer)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    policy: Mapped[str] = mapped_column(String(16), default="adaptive")  # adaptive | circle | full
     created_at: Mapped[float] = mapped_column(Float, default=now)
     started_at: Mapped[float | None] = mapped_column(Float, nullable=True)
     finished_at: Mapped[float | None] = mapped_column(Float, nullable=True)
@@ -126,6 +143,12 @@ class Frame(db.Model):
     worker_id: Mapped[int | None] = mapped_column(ForeignKey("worker.id"), nullable=True)
     attempt: Mapped[int | None] = mapped_column(Integer, nullable=True)
     rendered_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # Tier 0: 4x4 grid of per-tile pHashes (hex), for the copy index and flags set at upload.
+    tile_hashes: Mapped[list[str] | None] = mapped_column(JSON(none_as_null=True), nullable=True)
+    tile_key: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)  # sha256 of the hashes
+    flags: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # How the frame was accepted: "check" (a verifier re-rendered a region) or "trust" (not sampled).
+    verified_by: Mapped[str | None] = mapped_column(String(16), nullable=True)
 
     job: Mapped[Job] = relationship(back_populates="frames")
     worker: Mapped[Worker | None] = relationship()
@@ -153,3 +176,72 @@ class JobBlock(db.Model):
     job_id: Mapped[int] = mapped_column(ForeignKey("job.id"), index=True)
     worker_id: Mapped[int] = mapped_column(ForeignKey("worker.id"))
     created_at: Mapped[float] = mapped_column(Float, default=now)
+
+
+class VerificationKey(db.Model):
+    """A secret drawn at split time: which frame of a task is checked, where, and the dice for sampling.
+
+    Never sent to the renderer. ``draw`` is compared with the renderer's check rate when the task's frames
+    are committed: the key is used if ``draw < rate`` (adaptive trust decides how often, the key decides
+    which frame and region, both fixed before anyone rendered anything).
+    """
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    task_id: Mapped[int] = mapped_column(ForeignKey("task.id"), index=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("job.id"), index=True)
+    frame: Mapped[int] = mapped_column(Integer)
+    region: Mapped[list[int]] = mapped_column(JSON)  # [x, y, w, h], pixels, top-left origin
+    draw: Mapped[float] = mapped_column(Float)
+    state: Mapped[str] = mapped_column(String(16), default="sealed")  # sealed | used | unused | void
+    created_at: Mapped[float] = mapped_column(Float, default=now)
+
+
+class Check(db.Model):
+    """One region re-render by a verifier, and the coordinator's verdict on it."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("job.id"), index=True)
+    task_id: Mapped[int | None] = mapped_column(ForeignKey("task.id"), nullable=True)
+    key_id: Mapped[int | None] = mapped_column(ForeignKey("verification_key.id"), nullable=True)
+    frame_id: Mapped[int] = mapped_column(ForeignKey("frame.id"))
+    kind: Mapped[str] = mapped_column(String(16))  # verify | arbitration | ringer | audit | claim
+    region: Mapped[list[int]] = mapped_column(JSON)  # what is compared
+    render_rect: Mapped[list[int]] = mapped_column(JSON)  # what the verifier renders: region + margin
+    state: Mapped[str] = mapped_column(String(16), default="queued", index=True)  # queued|leased|done|void
+    attempt: Mapped[int] = mapped_column(Integer, default=0)
+    verifier_id: Mapped[int | None] = mapped_column(ForeignKey("worker.id"), nullable=True)
+    lease_expires: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # Accounts that must not verify this check (the renderer's, and for arbitration the first verifier's).
+    excluded_accounts: Mapped[list[int]] = mapped_column(JSON, default=list)
+    renderer_id: Mapped[int | None] = mapped_column(ForeignKey("worker.id"), nullable=True)
+    renderer_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)  # the frame under test
+    result_sha256: Mapped[str | None] = mapped_column(ForeignKey("blob.sha256"), nullable=True)
+    mode: Mapped[str | None] = mapped_column(String(16), nullable=True)  # strict | cross
+    metrics: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    verdict: Mapped[str | None] = mapped_column(String(16), nullable=True)  # pass | fail
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("check.id"), nullable=True)  # arbitration/audit of
+    claim_id: Mapped[int | None] = mapped_column(ForeignKey("claim.id"), nullable=True)
+    # A pass on a frame whose renderer was later caught is compared again with the honest re-render.
+    reexamined: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[float] = mapped_column(Float, default=now)
+    decided_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+    frame: Mapped[Frame] = relationship()
+    task: Mapped[Task | None] = relationship()
+    verifier: Mapped[Worker | None] = relationship(foreign_keys=[verifier_id])
+    renderer: Mapped[Worker | None] = relationship(foreign_keys=[renderer_id])
+
+
+class Claim(db.Model):
+    """An artist disputes delivered frames; trusted nodes re-render them whole and the coordinator decides."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("job.id"), index=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("account.id"))
+    frames_spec: Mapped[str] = mapped_column(Text)
+    reason: Mapped[str] = mapped_column(Text)
+    state: Mapped[str] = mapped_column(String(16), default="open")  # open | confirmed | rejected
+    outcome: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[float] = mapped_column(Float, default=now)
+    decided_at: Mapped[float | None] = mapped_column(Float, nullable=True)

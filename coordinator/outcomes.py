@@ -6,8 +6,6 @@ workers must drop (``LostLease``), so the dispatcher can tell them; the database
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from flask import current_app
 from sqlalchemy import func, select
 
@@ -15,63 +13,24 @@ from protocol import frameranges
 
 from .db import db
 from .models import Frame, Job, JobBlock, Task, TaskFailure, now
-from .states import JOB_TRANSITIONS, TASK_TRANSITIONS, FrameState, JobState, TaskState, check_move
+from .states import FrameState, JobState, TaskState
+from .transitions import LostLease, missing_frames, move_job, move_task
+from .verification.checks import void_checks
+from .verification.commit import commit_task
+
+__all__ = ["LostLease", "cancel_job", "fail_job", "frame_rendered", "record_failure", "requeue", "task_done"]
 
 
-@dataclass(frozen=True)
-class LostLease:
-    task_id: int
-    worker_id: int
-    reason: str
-
-
-def move_task(task: Task, new: str) -> None:
-    check_move(TASK_TRANSITIONS, task.state, new)
-    task.state = new
-    if new != TaskState.LEASED:
-        task.worker_id = None
-        task.lease_expires = None
-
-
-def move_job(job: Job, new: str, error: str | None = None) -> None:
-    check_move(JOB_TRANSITIONS, job.state, new)
-    job.state = new
-    if new == JobState.RUNNING:
-        job.started_at = job.started_at or now()
-    if new in JobState.FINAL:
-        job.finished_at = now()
-        job.error = error
-
-
-def missing_frames(task: Task) -> list[int]:
-    """Frames of ``task`` that have no accepted pixels yet."""
-    return [
-        f.number
-        for f in db.session.execute(select(Frame).filter_by(task_id=task.id).order_by(Frame.number)).scalars()
-        if f.state not in FrameState.HAVE_PIXELS
-    ]
-
-
-def finish_job_if_complete(job: Job) -> None:
-    """A running job whose every task is done is completed."""
-    if job.state != JobState.RUNNING:
-        return
-    open_tasks = db.session.execute(
-        select(func.count()).select_from(Task).where(Task.job_id == job.id, Task.state != TaskState.DONE)
-    ).scalar_one()
-    if open_tasks == 0:
-        move_job(job, JobState.COMPLETED)
 
 
 def requeue(task: Task) -> None:
-    """Put a leased task back in the queue, or finish it if every frame already came in."""
+    """Put a leased task back in the queue, or commit it if every frame already came in."""
     for frame in db.session.execute(select(Frame).filter_by(task_id=task.id, state=FrameState.RENDERING)).scalars():
         frame.state = FrameState.QUEUED
     if missing_frames(task):
         move_task(task, TaskState.QUEUED)
     else:
-        move_task(task, TaskState.DONE)
-        finish_job_if_complete(task.job)
+        commit_task(task)
 
 
 def record_failure(task: Task, reason: str, error: str = "", log_tail: str = "") -> list[LostLease]:
@@ -107,7 +66,9 @@ def _stop_tasks(job: Job, frame_state: str) -> list[LostLease]:
     for task in job.tasks:
         if task.state == TaskState.LEASED:
             lost.append(LostLease(task.id, task.worker_id or 0, f"job {job.state}"))
-        if task.state in (TaskState.QUEUED, TaskState.LEASED):
+        for check in void_checks(task):
+            lost.append(LostLease(0, check.verifier_id or 0, f"job {job.state}", check_id=check.id))
+        if task.state in (TaskState.QUEUED, TaskState.LEASED, TaskState.VERIFYING):
             move_task(task, TaskState.CANCELLED)
     for frame in job.frames:
         if frame.state not in FrameState.HAVE_PIXELS:
@@ -147,13 +108,12 @@ def frame_rendered(task: Task, number: int, sha256: str, lease_timeout: float) -
 
 
 def task_done(task: Task) -> list[int]:
-    """The worker says it finished: accept if every frame is in, else count a failure. Returns missing."""
+    """The worker says it finished: commit if every frame is in, else count a failure. Returns missing."""
     missing = missing_frames(task)
     if missing:
         record_failure(task, "bad_result", f"reported done but frames {frameranges.format_frames(missing)} "
                                            "were never uploaded")
     else:
-        move_task(task, TaskState.DONE)
-        finish_job_if_complete(task.job)
+        commit_task(task)
     db.session.commit()
     return missing

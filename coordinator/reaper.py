@@ -11,6 +11,7 @@ from flask import Flask
 
 from . import leases
 from .db import db
+from .verification import leasing as check_leasing
 
 
 class Reaper:
@@ -32,6 +33,7 @@ class Reaper:
         with self.app.app_context():
             try:
                 dispatcher.drop_leases(leases.expire_leases())
+                dispatcher.drop_leases(check_leasing.expire())
                 leases.mark_silent_workers_offline()
                 dispatcher.drop_leases(leases.fail_jobs_without_eligible_workers())
                 dispatcher.kick()

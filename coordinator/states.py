@@ -23,7 +23,8 @@ class JobState:
 class TaskState:
     QUEUED = "queued"
     LEASED = "leased"
-    DONE = "done"
+    VERIFYING = "verifying"  # every frame committed (hashes recorded); secret checks under way
+    DONE = "done"  # every frame verified
     FAILED = "failed"
     CANCELLED = "cancelled"
     FINAL = frozenset({DONE, FAILED, CANCELLED})
@@ -32,8 +33,8 @@ class TaskState:
 class FrameState:
     QUEUED = "queued"
     RENDERING = "rendering"
-    RENDERED = "rendered"
-    VERIFIED = "verified"
+    RENDERED = "rendered"  # uploaded and committed, not yet verified
+    VERIFIED = "verified"  # accepted: checked by a verifier, or not sampled from a trusted-enough renderer
     FAILED = "failed"
     CANCELLED = "cancelled"
     HAVE_PIXELS = frozenset({RENDERED, VERIFIED})
@@ -48,8 +49,14 @@ JOB_TRANSITIONS: dict[str, frozenset[str]] = {
 TASK_TRANSITIONS: dict[str, frozenset[str]] = {
     # queued → leased: a worker claimed it; queued → cancelled: its job was cancelled or failed.
     TaskState.QUEUED: frozenset({TaskState.LEASED, TaskState.CANCELLED}),
-    # leased → queued: lease lost, failure with retries left, or handed back; leased → done: all frames in.
-    TaskState.LEASED: frozenset({TaskState.QUEUED, TaskState.DONE, TaskState.FAILED, TaskState.CANCELLED}),
+    # leased → queued: lease lost, failure with retries left, or handed back; leased → verifying: all frames in
+    # and some are to be checked; leased → done: all frames in and none sampled.
+    TaskState.LEASED: frozenset({TaskState.QUEUED, TaskState.VERIFYING, TaskState.DONE, TaskState.FAILED,
+                                 TaskState.CANCELLED}),
+    # verifying → done: every check passed; verifying → queued: the renderer was caught, frames re-rendered.
+    TaskState.VERIFYING: frozenset({TaskState.DONE, TaskState.QUEUED, TaskState.FAILED, TaskState.CANCELLED}),
+    # done → queued: a renderer caught later had trust-accepted frames here; they are rendered again.
+    TaskState.DONE: frozenset({TaskState.QUEUED}),
 }
 
 

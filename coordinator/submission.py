@@ -15,6 +15,7 @@ from .models import Blob, Frame, Job, Task, Worker
 from .scene_inspect import NotABlendFile, inspect_scene
 from .storage.local import SHA256_RE
 from .storage_access import storage
+from .verification.keys import draw_keys
 
 
 def scene_info(blob: Blob) -> dict[str, Any]:
@@ -42,7 +43,7 @@ def validate(body: Any) -> dict[str, Any]:
     """Check a submit request fully before anything is written."""
     if not isinstance(body, dict):
         raise ApiError(400, "bad_request", "the body must be a JSON object")
-    unknown = set(body) - {"scene", "frames", "chunk", "priority", "name", "filename"}
+    unknown = set(body) - {"scene", "frames", "chunk", "priority", "name", "filename", "policy"}
     if unknown:
         raise ApiError(400, "bad_request", f"unknown field(s): {', '.join(sorted(unknown))}")
     sha = body.get("scene")
@@ -56,7 +57,11 @@ def validate(body: Any) -> dict[str, Any]:
     for text in ("name", "filename"):
         if text in body and (not isinstance(body[text], str) or len(body[text]) > 200):
             raise ApiError(400, "bad_request", f"'{text}' must be a string of at most 200 characters")
+    policy = body.get("policy", "adaptive")
+    if policy not in config.POLICIES:
+        raise ApiError(400, "bad_request", f"'policy' must be one of {', '.join(config.POLICIES)}")
     return {
+        "policy": policy,
         "blob": blob,
         "info": info,
         "frames": frames,
@@ -102,6 +107,8 @@ def create_job(account_id: int, body: Any) -> Job:
         priority=request["priority"],
         resolution_x=width,
         resolution_y=height,
+        policy=request["policy"],
+        settings=dict(config.PINNED_SETTINGS),
     )
     db.session.add(job)
     db.session.flush()
@@ -110,6 +117,7 @@ def create_job(account_id: int, body: Any) -> Job:
         db.session.add(task)
         db.session.flush()
         db.session.add_all(Frame(job_id=job.id, task_id=task.id, number=n) for n in group)
+        db.session.add_all(draw_keys(job, task, group))
     db.session.commit()
     current_app.logger.info("job %s: %d frames in chunks of %d", job.id, len(frames), chunk)
     return job

@@ -18,9 +18,10 @@ from protocol import messages as m
 from . import leases, outcomes
 from .auth import caller_from_header
 from .db import db
-from .dispatch import Connection, Dispatcher
+from .dispatch import Connection, Dispatcher, Work
 from .errors import ApiError, error_response
 from .models import Worker, now
+from .verification import leasing as check_leasing
 
 # A connected agent must say hello this quickly, or it is dropped.
 HELLO_TIMEOUT = 10.0
@@ -57,6 +58,7 @@ def channel(ws) -> None:  # type: ignore[no-untyped-def]
     worker = _sign_on(caller.account_id, hello)
     # Leases left from an earlier connection of this agent are stale: it drops its work when it disconnects.
     dispatcher().drop_leases(leases.release_worker(worker.id, "the worker reconnected"))
+    check_leasing.release_verifier(worker.id)
     conn = Connection(worker_id=worker.id, name=worker.name, ws=ws)
     ws.send(m.encode(m.Welcome(worker_id=worker.id,
                                heartbeat_interval=current_app.config["FRAMEHIVE_HEARTBEAT_INTERVAL"],
@@ -141,18 +143,28 @@ def _handle(conn: Connection, message: m.Message) -> None:
             leases.hand_back(task)
         conn.current = None
         dispatcher().kick()
+    elif isinstance(message, m.CheckDone | m.CheckFailed):
+        _check_finished(conn, message)
     else:
         conn.send(m.Error(code="unexpected", message=f"{message.TYPE} is not a worker message"))
 
 
 def _keep_alive(conn: Connection, message: m.Heartbeat | m.Progress) -> None:
+    if isinstance(message, m.Heartbeat) and message.check_id is not None:
+        check = check_leasing.held_check(conn.worker_id, message.check_id)
+        if check is None:
+            _drop_current(conn, "check", message.check_id)
+            conn.send(m.Cancel(check_id=message.check_id, reason="you no longer hold this check"))
+        else:
+            check.lease_expires = now() + current_app.config["FRAMEHIVE_LEASE_TIMEOUT"]
+            db.session.commit()
+        return
     if message.task_id is None:
         return
     attempt = message.attempt if isinstance(message, m.Progress) else None
     task = leases.held_task(conn.worker_id, message.task_id, attempt)
     if task is None:  # a lease it lost (expired, cancelled, reassigned): tell it to stop
-        if conn.current and conn.current[0] == message.task_id:
-            conn.current = None
+        _drop_current(conn, "task", message.task_id)
         conn.send(m.Cancel(task_id=message.task_id, reason="you no longer hold this task"))
         return
     leases.renew(task, message.frame if isinstance(message, m.Progress) else None)
@@ -161,7 +173,7 @@ def _keep_alive(conn: Connection, message: m.Heartbeat | m.Progress) -> None:
 def _finished(conn: Connection, task_id: int, attempt: int, failure: m.TaskFailed | None) -> None:
     """task_done / task_failed; a late or duplicate report for a lease it lost is ignored."""
     task = leases.held_task(conn.worker_id, task_id, attempt)
-    if conn.current == (task_id, attempt):
+    if conn.current == Work("task", task_id, attempt):
         conn.current = None
     if task is None:
         current_app.logger.info("ignoring late report for task %s attempt %s from %s", task_id, attempt, conn.name)
@@ -174,11 +186,30 @@ def _finished(conn: Connection, task_id: int, attempt: int, failure: m.TaskFaile
     dispatcher().kick()
 
 
+def _drop_current(conn: Connection, kind: str, work_id: int) -> None:
+    if conn.current is not None and (conn.current.kind, conn.current.id) == (kind, work_id):
+        conn.current = None
+
+
+def _check_finished(conn: Connection, message: m.CheckDone | m.CheckFailed) -> None:
+    """check_done frees the verifier (its upload already carried the verdict's input); check_failed requeues."""
+    if conn.current == Work("check", message.check_id, message.attempt):
+        conn.current = None
+    check = check_leasing.held_check(conn.worker_id, message.check_id, message.attempt)
+    if check is not None:  # still leased: done without an upload, or failed → someone else renders it
+        current_app.logger.warning("check %s given back by %s: %s", check.id, conn.name,
+                                   getattr(message, "error", "no result uploaded"))
+        check_leasing.release(check)
+        db.session.commit()
+    dispatcher().kick()
+
+
 def _sign_off(conn: Connection) -> None:
     dispatcher().unregister(conn)
     try:
         if dispatcher().connection(conn.worker_id) is None:  # not replaced by a newer connection
             lost = leases.release_worker(conn.worker_id, "the worker disconnected")
+            check_leasing.release_verifier(conn.worker_id)
             worker = db.session.get(Worker, conn.worker_id)
             if worker is not None:
                 worker.online = False

@@ -13,6 +13,8 @@ Flow::
       progress / heartbeat ─────────►              (renew the lease)
       (frames: HTTP PUT, one per frame as soon as written)
       task_done | task_failed | handback ──►
+             ◄─────────────────────── verify        (re-render a secret region: HTTP PUT the PNG)
+      check_done | check_failed ─────►
              ◄─────────────────────── cancel        (job cancelled or lease lost)
 """
 
@@ -56,10 +58,11 @@ class Hello(Message):
 
 @dataclass
 class Heartbeat(Message):
-    """Sent every ``welcome.heartbeat_interval`` seconds; renews the lease of ``task_id``."""
+    """Sent every ``welcome.heartbeat_interval`` seconds; renews the lease of ``task_id`` or ``check_id``."""
 
     TYPE: ClassVar[str] = "heartbeat"
     task_id: int | None = None
+    check_id: int | None = None
 
 
 @dataclass
@@ -101,6 +104,26 @@ class Handback(Message):
     attempt: int
 
 
+@dataclass
+class CheckDone(Message):
+    """The verifier uploaded its region render (the upload carries the pixels; this frees the agent)."""
+
+    TYPE: ClassVar[str] = "check_done"
+    check_id: int
+    attempt: int
+
+
+@dataclass
+class CheckFailed(Message):
+    """The verifier could not render the region."""
+
+    TYPE: ClassVar[str] = "check_failed"
+    check_id: int
+    attempt: int
+    error: str
+    log_tail: str = ""
+
+
 # ---------------------------------------------------------------- coordinator → worker
 
 @dataclass
@@ -131,12 +154,31 @@ class Assign(Message):
 
 
 @dataclass
+class Verify(Message):
+    """Re-render ``rect`` of ``frame`` (pixels, top-left origin) and PUT the PNG to ``upload_url``.
+
+    Blind: the verifier learns the scene, frame and region, never the renderer or its output.
+    """
+
+    TYPE: ClassVar[str] = "verify"
+    check_id: int
+    attempt: int
+    job_id: int
+    frame: int
+    rect: list[int]
+    scene: dict[str, Any]
+    settings: dict[str, Any]
+    upload_url: str
+
+
+@dataclass
 class Cancel(Message):
-    """Stop working on ``task_id`` now; its results are no longer wanted."""
+    """Stop working on ``task_id`` (or ``check_id``) now; its results are no longer wanted."""
 
     TYPE: ClassVar[str] = "cancel"
-    task_id: int
+    task_id: int | None = None
     reason: str = ""
+    check_id: int | None = None
 
 
 @dataclass
@@ -148,7 +190,8 @@ class Error(Message):
 
 MESSAGE_TYPES: dict[str, type[Message]] = {
     cls.TYPE: cls
-    for cls in (Hello, Heartbeat, Progress, TaskDone, TaskFailed, Handback, Welcome, Assign, Cancel, Error)
+    for cls in (Hello, Heartbeat, Progress, TaskDone, TaskFailed, Handback, CheckDone, CheckFailed, Welcome, Assign,
+                Verify, Cancel, Error)
 }
 
 

@@ -103,11 +103,13 @@ class Farm:
         port = int(self.url.rsplit(":", 1)[1])
         return self.start_coordinator(port)
 
-    def token(self, kind: str, name: str, account: str | None = None) -> str:
+    def token(self, kind: str, name: str, account: str | None = None, trusted: bool = False) -> str:
         argv = [self.python, "-m", "coordinator.cli", "token", "create", "--kind", kind, "--name", name,
                 "--data-dir", str(self.data_dir)]
         if account:
             argv += ["--account", account]
+        if trusted:
+            argv.append("--trusted")
         for flag in ("--db", "--storage"):  # the same store as the coordinator's
             if flag in self.coordinator_args:
                 argv += [flag, self.coordinator_args[self.coordinator_args.index(flag) + 1]]

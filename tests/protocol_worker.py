@@ -10,6 +10,7 @@ import contextlib
 import hashlib
 import io
 import json
+import time
 
 import requests
 from PIL import Image
@@ -42,6 +43,17 @@ class ProtocolWorker:
 
     def receive(self, timeout: float = 30) -> m.Message:
         return m.decode(self.ws.recv(timeout=timeout))
+
+    def receive_alive(self, timeout: float = 30, interval: float = 0.3) -> m.Message:
+        """Wait for a message while heartbeating, like a live agent (a silent one gets dropped)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            self.send(m.Heartbeat())
+            try:
+                return m.decode(self.ws.recv(timeout=interval))
+            except TimeoutError:
+                if time.monotonic() > deadline:
+                    raise
 
     def send(self, message: m.Message) -> None:
         self.ws.send(m.encode(message))

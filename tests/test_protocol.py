@@ -16,7 +16,10 @@ def test_every_message_round_trips():
         m.Handback(task_id=1, attempt=1), m.Welcome(worker_id=1, heartbeat_interval=5, lease_timeout=30.0),
         m.Assign(task_id=1, attempt=1, job_id=2, frames=[1, 2], scene={"sha256": "a"}, settings={},
                  upload_url="/x/{frame}"),
-        m.Cancel(task_id=1), m.Error(code="c", message="msg"),
+        m.Cancel(task_id=1), m.Cancel(check_id=2, reason="r"), m.Error(code="c", message="msg"),
+        m.CheckDone(check_id=1, attempt=1), m.CheckFailed(check_id=1, attempt=1, error="e"),
+        m.Verify(check_id=1, attempt=1, job_id=2, frame=3, rect=[0, 0, 8, 8], scene={"sha256": "a"}, settings={},
+                 upload_url="/u"),
     ]
     assert {type(s) for s in samples} == set(m.MESSAGE_TYPES.values())
     for sample in samples:

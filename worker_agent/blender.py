@@ -183,6 +183,27 @@ class RenderProcess:
         command = {"cmd": "render", "frame": frame, "output": os.path.abspath(output)}
         return await self._command(command, "rendered", timeout)
 
+    async def render_region(
+        self,
+        frame: int,
+        rect: tuple[int, int, int, int] | list[int],
+        output: str | os.PathLike[str],
+        overrides: dict[str, Any] | None = None,
+        timeout: float | None = RENDER_TIMEOUT,
+    ) -> dict[str, Any]:
+        """Render only ``rect`` = (x, y, w, h) of ``frame`` to ``output``; returns the ``rendered_region`` event.
+
+        ``rect`` is in pixels of the output resolution (after resolution_percentage, or after the one in
+        ``overrides``), origin at the top left of the image. The PNG is exactly w x h pixels and equals that
+        slice of a full render with the same settings (bit-identical with dither 0 and no denoiser).
+        ``overrides`` may set resolution_percentage, samples, pixel_filter_type, use_denoising and seed for
+        this render only. A rectangle outside the image, empty or not made of integers raises RenderError.
+        """
+        rect = list(rect) if isinstance(rect, tuple | list) else rect  # anything else: the runner says what is wrong
+        command = {"cmd": "render_region", "frame": frame, "rect": rect, "output": os.path.abspath(output),
+                   "overrides": overrides or {}}
+        return await self._command(command, "rendered_region", timeout)
+
     async def close(self, grace: float = CLOSE_GRACE) -> None:
         """Ask Blender to quit; kill it if it is busy or does not exit within ``grace`` seconds."""
         if self._proc is None:

@@ -22,6 +22,13 @@ log = logging.getLogger("framehive.worker")
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "optix", "hip", "metal", "oneapi")
 
 
+def _roles(text: str) -> list[str]:
+    roles = sorted({r.strip() for r in text.split(",") if r.strip()})
+    if not roles or not set(roles) <= {"render", "verify"}:
+        raise argparse.ArgumentTypeError("roles are 'render', 'verify' or 'render,verify'")
+    return roles
+
+
 def default_cache_dir() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "framehive" / "worker"
@@ -40,6 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--cache-dir", type=Path, default=default_cache_dir(),
                         help="scene cache (default: %(default)s)")
     parser.add_argument("--name", default=socket.gethostname(), help="this agent's name (default: the host name)")
+    parser.add_argument("--roles", default="render,verify", type=_roles,
+                        help="what this agent does: render, verify or both (default: render,verify)")
     parser.add_argument("-v", "--verbose", action="store_true")
     return parser
 
@@ -74,7 +83,7 @@ async def _run(args: argparse.Namespace) -> int:
     session.headers["Authorization"] = f"Bearer {args.token}"
     runner = TaskRunner(launcher, device, args.threads, args.cache_dir, args.coordinator, session)
     identity = Identity(name=args.name, blender_version=info["blender_version"], device=device,
-                        devices=info["devices"], threads=args.threads or os.cpu_count() or 1)
+                        devices=info["devices"], threads=args.threads or os.cpu_count() or 1, roles=args.roles)
     agent = Agent(args.coordinator, args.token, identity, runner)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -44,6 +44,7 @@ class Identity:
     device: str
     devices: list[dict]
     threads: int
+    roles: list[str]
 
 
 def websocket_url(base_url: str) -> str:
@@ -64,7 +65,7 @@ class Agent:
         self.runner = runner
         self.stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._assign: m.Assign | None = None
+        self._assign: m.Assign | m.Verify | None = None  # the work in hand
 
     def stop(self) -> None:
         """Graceful stop (SIGTERM / Ctrl-C): hand back the current task and disconnect."""
@@ -102,7 +103,7 @@ class Agent:
         i = self.identity
         await ws.send(m.encode(m.Hello(protocol=PROTOCOL_VERSION, name=i.name, agent_version=__version__,
                                        blender_version=i.blender_version, device=i.device, devices=i.devices,
-                                       threads=i.threads)))
+                                       threads=i.threads, roles=i.roles)))
         welcome = m.decode(await asyncio.wait_for(ws.recv(), WELCOME_TIMEOUT))
         if isinstance(welcome, m.Error):
             raise FatalError(f"coordinator refused this agent: {welcome.code}: {welcome.message}")
@@ -130,18 +131,27 @@ class Agent:
             heartbeat.cancel()
             stop_wait.cancel()
 
+    def _busy(self) -> bool:
+        return self._task is not None and not self._task.done()
+
     def _dispatch(self, message: m.Message, send) -> None:  # type: ignore[no-untyped-def]
-        if isinstance(message, m.Assign):
-            if self._task is not None and not self._task.done():
-                log.error("assigned task %s while busy with %s; refusing", message.task_id,
-                          self._assign.task_id if self._assign else "?")
+        if isinstance(message, m.Assign | m.Verify):
+            if self._busy():
+                log.error("got %s while busy with %s; ignoring it", message.TYPE, _describe(self._assign))
                 return
-            log.info("assigned task %s: job %s frames %s", message.task_id, message.job_id, message.frames)
+            log.info("%s", _describe(message))
             self._assign = message
-            self._task = asyncio.create_task(self.runner.run(message, send))
+            if isinstance(message, m.Assign):
+                self._task = asyncio.create_task(self.runner.run(message, send))
+            else:
+                self._task = asyncio.create_task(self.runner.verify(message, send))
+            self._task.add_done_callback(_log_crash)
         elif isinstance(message, m.Cancel):
-            if self._assign is not None and self._assign.task_id == message.task_id and self._task is not None:
-                log.warning("task %s cancelled by the coordinator: %s", message.task_id, message.reason)
+            held = self._assign
+            matches = (isinstance(held, m.Assign) and message.task_id == held.task_id) or \
+                (isinstance(held, m.Verify) and message.check_id == held.check_id)
+            if matches and self._task is not None:
+                log.warning("%s cancelled by the coordinator: %s", _describe(held), message.reason)
                 self._task.cancel()
         elif isinstance(message, m.Error):
             log.error("coordinator error: %s: %s", message.code, message.message)
@@ -149,16 +159,22 @@ class Agent:
     async def _heartbeat(self, send, interval: float) -> None:  # type: ignore[no-untyped-def]
         while True:
             await asyncio.sleep(interval)  # a timer, not synchronisation: heartbeats are periodic by design
-            busy = self._task is not None and not self._task.done() and self._assign is not None
-            await send(m.Heartbeat(task_id=self._assign.task_id if busy and self._assign else None))
+            held = self._assign if self._busy() else None
+            await send(m.Heartbeat(task_id=held.task_id if isinstance(held, m.Assign) else None,
+                                   check_id=held.check_id if isinstance(held, m.Verify) else None))
 
     async def _hand_back(self, send) -> None:  # type: ignore[no-untyped-def]
-        if self._task is not None and not self._task.done() and self._assign is not None:
-            log.info("stopping: handing task %s back", self._assign.task_id)
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            await send(m.Handback(task_id=self._assign.task_id, attempt=self._assign.attempt))
+        held = self._assign if self._busy() else None
+        if held is None or self._task is None:
+            return
+        log.info("stopping: handing %s back", _describe(held))
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+        if isinstance(held, m.Assign):
+            await send(m.Handback(task_id=held.task_id, attempt=held.attempt))
+        else:
+            await send(m.CheckFailed(check_id=held.check_id, attempt=held.attempt, error="the agent is stopping"))
 
     async def _abandon_task(self) -> None:
         """The connection is gone, so the lease is lost: stop rendering for nobody."""
@@ -168,3 +184,17 @@ class Agent:
                 await self._task
         self._task = None
         self._assign = None
+
+
+def _describe(work: m.Assign | m.Verify | None) -> str:
+    if isinstance(work, m.Assign):
+        return f"task {work.task_id} (job {work.job_id}, frames {work.frames})"
+    if isinstance(work, m.Verify):
+        return f"check {work.check_id} (job {work.job_id}, frame {work.frame}, region {work.rect})"
+    return "nothing"
+
+
+def _log_crash(task: asyncio.Task[None]) -> None:
+    """A bug in the work coroutine must not vanish silently."""
+    if not task.cancelled() and task.exception() is not None:
+        log.error("work crashed", exc_info=task.exception())

@@ -15,6 +15,9 @@ Python print is diverted to stderr, so the protocol stream carries nothing else 
                                                "frame_end", "resolution", "device", "autoexec_blocked",
                                                "muted_outputs", "disabled"}
     {"cmd": "render", "frame", "output"}   -> {"event": "rendered", "frame", "path", "seconds"}
+    {"cmd": "render_region", "frame", "rect": [x, y, w, h], "output", "overrides"}
+                                           -> {"event": "rendered_region", "frame", "rect", "resolution",
+                                               "path", "seconds"}
     {"cmd": "quit"}                        -> {"event": "bye"}, then exit 0 (EOF on stdin: exit 0 too)
     any failure                            -> {"event": "error", "message", "command"}; the runner goes on
 
@@ -34,6 +37,7 @@ from __future__ import annotations
 
 import json
 import os
+import struct
 import sys
 import threading
 import time
@@ -420,11 +424,131 @@ def _effective_resolution(scene) -> list[int]:
             render.resolution_y * render.resolution_percentage // 100]
 
 
+# ---------------------------------------------------------------------------------------------- regions
+
+# Settings a verifier may change for one region render (tier-1 low-resolution checks, ringers); the rest of
+# the job's settings stay as the open imposed them.
+REGION_OVERRIDES = ("resolution_percentage", "samples", "pixel_filter_type", "use_denoising", "seed")
+BORDER_ATTRIBUTES = ("use_border", "use_crop_to_border", "border_min_x", "border_max_x", "border_min_y",
+                     "border_max_y")
+
+
+def _check_overrides(overrides: Any) -> dict[str, Any]:
+    if overrides is None:
+        return {}
+    if not isinstance(overrides, dict):
+        raise CommandError("overrides must be an object")
+    unknown = sorted(set(overrides) - set(REGION_OVERRIDES))
+    if unknown:
+        raise CommandError(f"unknown overrides: {', '.join(unknown)}; allowed: {', '.join(REGION_OVERRIDES)}")
+    try:
+        checked = _check_settings(overrides)
+    except CommandError as exc:
+        raise CommandError(f"overrides: {exc}") from None
+    percentage = checked.get("resolution_percentage", 1)
+    if percentage < 1:
+        raise CommandError(f"overrides: resolution_percentage must be at least 1, got {percentage}")
+    return checked
+
+
+def _check_rect(rect: Any, width: int, height: int) -> tuple[int, int, int, int]:
+    """``rect`` as (x, y, w, h) pixels, top-left origin, inside a ``width`` x ``height`` image; else refuse."""
+    if (not isinstance(rect, list) or len(rect) != 4
+            or any(isinstance(v, bool) or not isinstance(v, int) for v in rect)):
+        raise CommandError(f"rect must be 4 integers [x, y, w, h] in pixels, got {rect!r}")
+    x, y, w, h = rect
+    if w < 1 or h < 1:
+        raise CommandError(f"rect {rect} is empty: width and height must be at least 1 pixel")
+    if x < 0 or y < 0:
+        raise CommandError(f"rect {rect} starts outside the image: x and y must not be negative")
+    if x + w > width or y + h > height:
+        raise CommandError(f"rect {rect} reaches outside the {width}x{height} image "
+                           f"(x + w = {x + w}, y + h = {y + h})")
+    return x, y, w, h
+
+
+def _float32(value: float) -> float:
+    return struct.unpack("f", struct.pack("f", value))[0]
+
+
+def _border_edge(pixel: int, size: int) -> float:
+    """The normalised border value that makes Blender start (or end) a border at pixel boundary ``pixel``.
+
+    Blender turns a border value ``b`` (a 32-bit float) into a pixel boundary as ``int(b * size)`` in 32-bit
+    float arithmetic, truncating: the render pipeline (``render_init_from_main``) and Cycles
+    (``get_buffer_params``) both do. ``pixel / size`` is therefore wrong about a quarter of the time (the
+    product lands just below ``pixel`` and truncates to ``pixel - 1``); aiming at the middle of the pixel,
+    ``(pixel + 0.5) / size``, truncates to ``pixel`` for every image narrower than about 8 million pixels.
+    The far edge of the image is 1.0 exactly.
+    """
+    if pixel >= size:
+        return 1.0
+    return (pixel + 0.5) / size
+
+
+def _border_pixel(value: float, size: int) -> int:
+    """What Blender makes of border ``value`` (as stored, a 32-bit float) on an axis of ``size`` pixels."""
+    return int(_float32(_float32(value) * float(size)))  # float32 * float32 product, truncated like C does
+
+
+def _border_for(rect: tuple[int, int, int, int], width: int, height: int) -> dict[str, float]:
+    """Border values for ``rect`` (top-left origin); Blender's border has its origin at the bottom left."""
+    x, y, w, h = rect
+    edges = {"border_min_x": (x, width), "border_max_x": (x + w, width),
+             "border_min_y": (height - (y + h), height), "border_max_y": (height - y, height)}
+    border = {}
+    for name, (pixel, size) in edges.items():
+        value = _border_edge(pixel, size)
+        if _border_pixel(value, size) != pixel:  # only for images millions of pixels across
+            raise CommandError(f"rect {list(rect)}: Blender's 32-bit render border cannot start or end exactly "
+                               f"at pixel {pixel} of {size}; choose another rectangle")
+        border[name] = value
+    return border
+
+
+def _png_size(path: str) -> tuple[int, int]:
+    """Width and height from a PNG's IHDR chunk."""
+    with open(path, "rb") as handle:
+        head = handle.read(24)
+    if len(head) < 24 or head[:8] != b"\x89PNG\r\n\x1a\n" or head[12:16] != b"IHDR":
+        raise CommandError("Blender wrote something that is not a PNG")
+    return struct.unpack(">II", head[16:24])
+
+
 def _escape_path_template(path: str) -> str:
     """Blender 5.0 expands ``{name}`` templates in output paths; ``{{``/``}}`` are literal braces."""
     if bpy.app.version >= (5, 0, 0):
         return path.replace("{", "{{").replace("}", "}}")
     return path
+
+
+def _check_output(output: Any) -> str:
+    output = _str(output)
+    if not os.path.isabs(output):
+        raise CommandError(f"output must be an absolute path: {output!r}")
+    directory = os.path.dirname(output)
+    if not os.path.isdir(directory):
+        raise CommandError(f"output directory does not exist: {directory}")
+    return output
+
+
+def _render_still(scene, frame: int, output: str, expected_size: tuple[int, int] | None = None) -> None:
+    """Render ``frame`` to exactly ``output``, atomically; with ``expected_size``, refuse any other size."""
+    # Render to a hidden name next to the target, then rename: the uploader never sees half a PNG, and
+    # Blender's own path rules (frame-number '#' in the file name, extensions) cannot touch ``output``.
+    partial = os.path.join(os.path.dirname(output), f".framehive-{os.getpid()}-partial.png")
+    try:
+        scene.frame_set(frame)
+        scene.render.filepath = _escape_path_template(partial)
+        bpy.ops.render.render(write_still=True, scene=scene.name)
+        if not os.path.isfile(partial):
+            raise CommandError("Blender finished without writing the frame (see the log)")
+        if expected_size is not None and _png_size(partial) != expected_size:
+            raise CommandError(f"Blender rendered {_png_size(partial)} pixels instead of {expected_size}")
+        os.replace(partial, output)
+    finally:
+        if os.path.exists(partial):
+            os.unlink(partial)
 
 
 # ---------------------------------------------------------------------------------------------- runner
@@ -438,8 +562,8 @@ class Runner:
         self.commands: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
             "open": self.open,
             "render": self.render,
+            "render_region": self.render_region,
             "quit": self.quit,
-            # "render_region" (render border + crop for verification) slots in here.
         }
 
     def ready(self) -> dict[str, Any]:
@@ -506,27 +630,64 @@ class Runner:
         """Render one frame of the open scene to exactly ``output`` (written atomically)."""
         scene = self.scene
         frame = _int(message.get("frame"))
-        output = _str(message.get("output"))
-        if not os.path.isabs(output):
-            raise CommandError(f"output must be an absolute path: {output!r}")
-        directory = os.path.dirname(output)
-        if not os.path.isdir(directory):
-            raise CommandError(f"output directory does not exist: {directory}")
-        # Render to a hidden name next to the target, then rename: the uploader never sees half a PNG, and
-        # Blender's own path rules (frame-number '#' in the file name, extensions) cannot touch ``output``.
-        partial = os.path.join(directory, f".framehive-{os.getpid()}-partial.png")
+        output = _check_output(message.get("output"))
+        started = time.monotonic()
+        _render_still(scene, frame, output)
+        return {"event": "rendered", "frame": frame, "path": output, "seconds": time.monotonic() - started}
+
+    def render_region(self, message: dict[str, Any]) -> dict[str, Any]:
+        """Render only ``rect`` of a frame (verification): the same pixels as that part of a full render.
+
+        ``rect`` is ``[x, y, w, h]`` in pixels of the output resolution (after resolution_percentage, and after
+        an overridden one), origin at the top left of the PNG. The file is exactly w x h pixels, equal to
+        ``full[y:y+h, x:x+w]`` of the full frame rendered with the same settings: bit for bit with Cycles when
+        dither_intensity is 0 and no denoiser runs (OIDN sees the crop edge: ask for a margin of 16 px and
+        compare the inside). Compositor nodes that move pixels (blur, glare, lens distortion, transforms)
+        break this; burnt-in stamps and a scene's own render border are refused. ``overrides`` change
+        REGION_OVERRIDES for this render only; they and the border settings are restored afterwards.
+        """
+        scene = self.scene
+        frame = _int(message.get("frame"))
+        output = _check_output(message.get("output"))
+        overrides = _check_overrides(message.get("overrides"))
+        render = scene.render
+        if render.use_border:
+            raise CommandError("the scene has its own render border, so its frames are not full images; "
+                               "regions cannot be checked")
+        if render.use_stamp:
+            raise CommandError("the scene burns metadata into its frames (render.use_stamp), which a region "
+                               "render would draw in a different place; regions cannot be checked")
+        percentage = overrides.get("resolution_percentage", render.resolution_percentage)
+        width = render.resolution_x * percentage // 100
+        height = render.resolution_y * percentage // 100
+        rect = _check_rect(message.get("rect"), width, height)
+        border = _border_for(rect, width, height)
+        saved_border = {name: getattr(render, name) for name in BORDER_ATTRIBUTES}
+        saved_settings = {}
+        for name in overrides:
+            try:
+                target, attribute = _setting_target(scene, name)
+            except CommandError as exc:
+                raise CommandError(f"override {name}: {exc}") from None
+            saved_settings[name] = getattr(target, attribute)
         started = time.monotonic()
         try:
-            scene.frame_set(frame)
-            scene.render.filepath = _escape_path_template(partial)
-            bpy.ops.render.render(write_still=True, scene=scene.name)
-            if not os.path.isfile(partial):
-                raise CommandError("Blender finished without writing the frame (see the log)")
-            os.replace(partial, output)
+            _apply_settings(scene, overrides)
+            if _effective_resolution(scene) != [width, height]:  # cannot happen unless Blender changes the rule
+                raise CommandError(f"Blender renders {_effective_resolution(scene)}, expected {[width, height]}")
+            render.use_border = True
+            render.use_crop_to_border = True
+            for name, value in border.items():
+                setattr(render, name, value)
+            _render_still(scene, frame, output, expected_size=(rect[2], rect[3]))
         finally:
-            if os.path.exists(partial):
-                os.unlink(partial)
-        return {"event": "rendered", "frame": frame, "path": output, "seconds": time.monotonic() - started}
+            for name, value in saved_settings.items():
+                target, attribute = _setting_target(scene, name)
+                setattr(target, attribute, value)
+            for name, value in saved_border.items():
+                setattr(render, name, value)
+        return {"event": "rendered_region", "frame": frame, "rect": list(rect), "resolution": [width, height],
+                "path": output, "seconds": time.monotonic() - started}
 
     def quit(self, _message: dict[str, Any]) -> dict[str, Any]:
         """Say goodbye; the main loop stops after sending this."""

@@ -7,7 +7,6 @@ import logging
 import shutil
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
 
 import requests
 
@@ -66,7 +65,33 @@ class TaskRunner:
             raise
         await send(m.TaskDone(task_id=assign.task_id, attempt=assign.attempt))
 
-    async def _warm_process(self, assign: m.Assign) -> RenderProcess:
+    async def verify(self, order: m.Verify, send: Send) -> None:
+        """Render the region a check asks for and upload it; reports check_done or check_failed."""
+        try:
+            process = await self._warm_process(order)
+            output = self.work_dir / f"check{order.check_id}.png"
+            await process.render_region(order.frame, list(order.rect), str(output))
+            await asyncio.to_thread(upload_frame, self.session, self.base_url, order.upload_url, self.worker_id,
+                                    output)
+            output.unlink(missing_ok=True)
+            log.info("check %s: region %s of frame %s rendered and uploaded", order.check_id, order.rect,
+                     order.frame)
+        except LeaseLost:
+            log.warning("check %s: lease lost, dropping it", order.check_id)
+            return
+        except (RenderError, SceneDownloadError, UploadError) as exc:
+            log.error("check %s failed: %s", order.check_id, exc)
+            tail = getattr(exc, "log_tail", "") or (self._process.log_tail() if self._process else "")
+            await self.discard_process()
+            await send(m.CheckFailed(check_id=order.check_id, attempt=order.attempt, error=str(exc), log_tail=tail))
+            return
+        except asyncio.CancelledError:
+            await self.discard_process()
+            raise
+        await send(m.CheckDone(check_id=order.check_id, attempt=order.attempt))
+
+    async def _warm_process(self, assign: m.Assign | m.Verify) -> RenderProcess:
+        """One warm Blender per job: renders and region checks of the same job share it."""
         key = (assign.job_id, str(assign.scene["sha256"]))
         if self._process is not None and self._process_key == key and self._process.alive:
             return self._process
@@ -75,7 +100,7 @@ class TaskRunner:
         process = RenderProcess(self.launcher)
         self._process = process
         await process.start()
-        await process.open(str(scene), self.device, self.threads, _settings(assign.settings))
+        await process.open(str(scene), self.device, self.threads, dict(assign.settings))
         self._process_key = key
         return process
 
@@ -89,6 +114,3 @@ class TaskRunner:
         shutil.rmtree(self.work_dir, ignore_errors=True)
         self.work_dir.mkdir(parents=True, exist_ok=True)
 
-
-def _settings(settings: dict[str, Any]) -> dict[str, Any]:
-    return dict(settings)

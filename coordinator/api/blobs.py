@@ -8,7 +8,7 @@ from sqlalchemy import select
 from ..auth import current_caller, require
 from ..db import db
 from ..errors import ApiError
-from ..models import Blob, Job, Task, Worker
+from ..models import Blob, Check, Job, Task, Worker
 from ..states import TaskState
 from ..storage import BlobTooLarge, HashMismatch
 from ..storage.local import SHA256_RE
@@ -67,16 +67,18 @@ def download(sha256: str):  # type: ignore[no-untyped-def]
     """Workers may fetch only the scene of a task leased to one of their agents."""
     _sha_or_400(sha256)
     caller = current_caller()
-    if not caller.is_admin:
-        leased = db.session.execute(
-            select(Task.id)
-            .join(Job, Job.id == Task.job_id)
-            .join(Worker, Worker.id == Task.worker_id)
-            .where(Job.scene_sha256 == sha256, Task.state == TaskState.LEASED, Worker.account_id == caller.account_id)
-            .limit(1)
-        ).first()
-        if leased is None:
-            raise ApiError(403, "forbidden", "this blob is not the scene of a task leased to you")
+    if not caller.is_admin and not _leased_scene(sha256, caller.account_id):
+        raise ApiError(403, "forbidden", "this blob is not the scene of a task or check leased to you")
     if db.session.get(Blob, sha256) is None:
         raise ApiError(404, "not_found", "no such blob")
     return send_file(storage().path(sha256), mimetype="application/octet-stream", max_age=0)
+
+
+def _leased_scene(sha256: str, account_id: int) -> bool:
+    """Whether one of the account's agents holds a task or a check of a job with this scene."""
+    task = (select(Task.id).join(Job, Job.id == Task.job_id).join(Worker, Worker.id == Task.worker_id)
+            .where(Job.scene_sha256 == sha256, Task.state == TaskState.LEASED, Worker.account_id == account_id))
+    check = (select(Check.id).join(Job, Job.id == Check.job_id).join(Worker, Worker.id == Check.verifier_id)
+             .where(Job.scene_sha256 == sha256, Check.state == "leased", Worker.account_id == account_id))
+    return db.session.execute(task.limit(1)).first() is not None \
+        or db.session.execute(check.limit(1)).first() is not None

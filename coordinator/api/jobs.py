@@ -12,7 +12,7 @@ from sqlalchemy import select
 from ..auth import current_caller, require
 from ..db import db
 from ..errors import ApiError
-from ..models import Frame, Job, TaskFailure
+from ..models import Check, Frame, Job, TaskFailure
 from ..outcomes import cancel_job
 from ..states import FrameState, JobState
 from ..storage_access import storage
@@ -51,13 +51,16 @@ def job_detail(job: Job) -> dict[str, Any]:
     failures = db.session.execute(
         select(TaskFailure).filter_by(job_id=job.id).order_by(TaskFailure.id)
     ).scalars().all()
+    checks = db.session.execute(select(Check).filter_by(job_id=job.id).order_by(Check.id)).scalars().all()
     return {
         **job_summary(job),
         "frame_states": [
             {"frame": f.number, "state": f.state, "sha256": f.blob_sha256,
-             "worker": f.worker.name if f.worker else None, "task": f.task_id}
+             "worker": f.worker.name if f.worker else None, "task": f.task_id, "verified_by": f.verified_by,
+             "flags": f.flags or []}
             for f in job.frames
         ],
+        "checks": [check_json(c) for c in checks],
         "tasks": [
             {"id": t.id, "frames": t.frames_spec, "state": t.state, "attempts": t.attempt, "failures": t.failures,
              "worker": t.worker.name if t.worker else None}
@@ -71,7 +74,17 @@ def job_detail(job: Job) -> dict[str, Any]:
     }
 
 
-def _own_job(job_id: int) -> Job:
+def check_json(check: Check) -> dict[str, Any]:
+    """A check as the job's owner sees it: which frame, where, by whom, the metrics and the verdict."""
+    return {
+        "id": check.id, "kind": check.kind, "frame": check.frame.number, "region": check.region,
+        "state": check.state, "verifier": check.verifier.name if check.verifier else None,
+        "renderer": check.renderer.name if check.renderer else None, "mode": check.mode,
+        "verdict": check.verdict, "reason": check.reason, "metrics": check.metrics, "parent": check.parent_id,
+    }
+
+
+def own_job(job_id: int) -> Job:
     """The job if the caller may see it; 404 otherwise (no hint that someone else's job exists)."""
     job = db.session.get(Job, job_id)
     caller = current_caller()
@@ -104,13 +117,13 @@ def list_jobs():  # type: ignore[no-untyped-def]
 @bp.get("/jobs/<int:job_id>")
 @require("user")
 def get_job(job_id: int):  # type: ignore[no-untyped-def]
-    return jsonify(job_detail(_own_job(job_id)))
+    return jsonify(job_detail(own_job(job_id)))
 
 
 @bp.post("/jobs/<int:job_id>/cancel")
 @require("user")
 def cancel(job_id: int):  # type: ignore[no-untyped-def]
-    job = _own_job(job_id)
+    job = own_job(job_id)
     if job.state in JobState.FINAL:
         raise ApiError(409, "job_finished", f"job {job_id} is already {job.state}")
     lost = cancel_job(job)
@@ -122,12 +135,12 @@ def cancel(job_id: int):  # type: ignore[no-untyped-def]
 @bp.get("/jobs/<int:job_id>/frames/<int:number>")
 @require("user")
 def frame(job_id: int, number: int):  # type: ignore[no-untyped-def]
-    job = _own_job(job_id)
+    job = own_job(job_id)
     row = db.session.execute(select(Frame).filter_by(job_id=job.id, number=number)).scalar_one_or_none()
     if row is None:
         raise ApiError(404, "not_found", f"frame {number} is not part of job {job_id} ({job.frames_spec})")
-    if row.state not in FrameState.HAVE_PIXELS or row.blob_sha256 is None:
-        raise ApiError(404, "not_rendered", f"frame {number} is {row.state}, not rendered yet")
+    if row.state != FrameState.VERIFIED or row.blob_sha256 is None:
+        raise ApiError(404, "not_verified", f"frame {number} is {row.state}; only verified frames are delivered")
     response = send_file(storage().path(row.blob_sha256), mimetype="image/png", max_age=0,
                          download_name=f"frame_{number:04d}.png")
     response.headers["X-Content-SHA256"] = row.blob_sha256

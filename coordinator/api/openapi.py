@@ -60,6 +60,12 @@ def openapi_document() -> dict[str, Any]:
         "/api/v1/jobs/{job_id}/frames/{number}": {
             "parameters": [JOB_ID, {"name": "number", "in": "path", "required": True, "schema": {"type": "integer"}}],
             "get": _op("A rendered frame (PNG); header X-Content-SHA256", _ok(200, "PNG", PNG))},
+        "/api/v1/jobs/{job_id}/claims": {
+            "parameters": [JOB_ID],
+            "post": _op("Dispute delivered frames: trusted nodes re-render them; confirmed → replaced",
+                        _ok(201, "the claim", _json("Claim")), body=_json("ClaimRequest")),
+            "get": _op("The job's claims and their outcomes", _ok(200, "claims")),
+        },
         "/api/v1/worker/tasks/{task_id}/frames/{number}": {
             "parameters": [
                 {"name": "task_id", "in": "path", "required": True, "schema": {"type": "integer"}},
@@ -71,6 +77,15 @@ def openapi_document() -> dict[str, Any]:
             "put": _op("Upload one rendered frame of a task the worker holds (worker)",
                        {**_ok(201, "accepted"), **_ok(200, "duplicate, ignored")}, body=PNG,
                        errors=(400, 401, 403, 409, 413))},
+        "/api/v1/worker/checks/{check_id}/result": {
+            "parameters": [
+                {"name": "check_id", "in": "path", "required": True, "schema": {"type": "integer"}},
+                {"name": "attempt", "in": "query", "required": True, "schema": {"type": "integer"}},
+                {"name": "X-Framehive-Worker", "in": "header", "required": True, "schema": {"type": "integer"}},
+                {"name": "X-Content-SHA256", "in": "header", "required": True, "schema": {"type": "string"}},
+            ],
+            "put": _op("Upload a verifier's region render (PNG of the check's rect); judged at once (worker)",
+                       _ok(201, "accepted"), body=PNG, errors=(400, 401, 403, 409, 413))},
         "/api/v1/workers": {"get": _op("The caller's worker agents (all for admins)", _ok(200, "workers"))},
         "/api/v1/worker/ws": {"get": _op(
             "WebSocket for worker agents (messages: protocol/messages.py)", _ok(101, "switching protocols"),
@@ -102,7 +117,16 @@ def _schemas() -> dict[str, Any]:
             "chunk": {"type": "integer", "minimum": 1, "maximum": 10000},
             "priority": {"type": "integer", "minimum": 0, "maximum": 100, "default": 50},
             "name": {"type": "string", "maxLength": 200},
-            "filename": {"type": "string", "maxLength": 200}}},
+            "filename": {"type": "string", "maxLength": 200},
+            "policy": {"enum": ["adaptive", "circle", "full"], "default": "adaptive",
+                       "description": "verification: adaptive trust, fRender's circle, or every frame twice"}}},
+        "ClaimRequest": {"type": "object", "required": ["frames", "reason"], "properties": {
+            "frames": {"type": "string", "description": "e.g. '3,7' or '10-12'"},
+            "reason": {"type": "string", "maxLength": 2000}}},
+        "Claim": {"type": "object", "properties": {
+            "id": {"type": "integer"}, "frames": {"type": "string"}, "reason": {"type": "string"},
+            "state": {"enum": ["open", "confirmed", "rejected"]}, "outcome": {"type": ["string", "null"]},
+            "checks": {"type": "array"}}},
         "Job": {"type": "object", "properties": {
             "id": {"type": "integer"}, "name": {"type": "string"}, "owner": {"type": "string"},
             "state": {"enum": ["queued", "running", "completed", "failed", "cancelled"]},
@@ -110,5 +134,6 @@ def _schemas() -> dict[str, Any]:
             "total": {"type": "integer"}, "counts": {"type": "object"},
             "resolution": {"type": "array", "items": {"type": "integer"}},
             "frame_states": {"type": "array"}, "tasks": {"type": "array"}, "failures": {"type": "array"},
+            "checks": {"type": "array", "description": "checks: frame, region, verifier, metrics, verdict"},
             "error": {"type": ["string", "null"]}}},
     }

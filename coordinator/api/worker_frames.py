@@ -14,7 +14,6 @@ from flask import Blueprint, current_app, jsonify, request
 from ..auth import current_caller, require
 from ..db import db
 from ..errors import ApiError
-from ..frame_check import BadFrame, check_png
 from ..leases import held_task, lease_timeout
 from ..models import Blob, Frame, Worker
 from ..outcomes import frame_rendered
@@ -22,11 +21,13 @@ from ..states import FrameState
 from ..storage import BlobTooLarge, HashMismatch
 from ..storage.local import SHA256_RE
 from ..storage_access import storage
+from ..tier0 import FrameRejected, inspect_frame
 
 bp = Blueprint("worker_frames", __name__)
 
 
-def _worker_id() -> int:
+def worker_id_from_header() -> int:
+    """The agent's id from X-Framehive-Worker; it must be one of the caller's own agents."""
     value = request.headers.get("X-Framehive-Worker", "")
     if not value.isdigit():
         raise ApiError(400, "bad_request", "send the X-Framehive-Worker header (the id from 'welcome')")
@@ -36,10 +37,20 @@ def _worker_id() -> int:
     return worker.id
 
 
+def read_limited(limit: int) -> bytes:
+    """The request body, or 413 if it is larger than ``limit`` bytes."""
+    if request.content_length is not None and request.content_length > limit:
+        raise ApiError(413, "too_large", f"uploads are limited to {limit} bytes")
+    data = request.stream.read(limit + 1)
+    if len(data) > limit:
+        raise ApiError(413, "too_large", f"uploads are limited to {limit} bytes")
+    return data
+
+
 @bp.put("/worker/tasks/<int:task_id>/frames/<int:number>")
 @require("worker")
 def upload_frame(task_id: int, number: int):  # type: ignore[no-untyped-def]
-    worker_id = _worker_id()
+    worker_id = worker_id_from_header()
     attempt = request.args.get("attempt", type=int)
     sha256 = request.headers.get("X-Content-SHA256", "")
     if not SHA256_RE.match(sha256):
@@ -53,18 +64,17 @@ def upload_frame(task_id: int, number: int):  # type: ignore[no-untyped-def]
         raise ApiError(409, "lease_lost", f"you do not hold task {task_id} attempt {attempt}")
     if frame is None:
         raise ApiError(400, "bad_frame", f"frame {number} is not part of task {task_id} ({task.frames_spec})")
+    db.session.commit()  # never hold the database while the body crosses the network
     limit = current_app.config["FRAMEHIVE_MAX_FRAME_BYTES"]
-    if request.content_length is not None and request.content_length > limit:
-        raise ApiError(413, "too_large", f"frames are limited to {limit} bytes")
-    data = request.stream.read(limit + 1)
-    if len(data) > limit:
-        raise ApiError(413, "too_large", f"frames are limited to {limit} bytes")
+    data = read_limited(limit)
     if hashlib.sha256(data).hexdigest() != sha256:
         raise ApiError(400, "hash_mismatch", "the frame does not hash to X-Content-SHA256")
-    job = task.job
+    task = held_task(worker_id, task_id, attempt)  # the lease may have run out during the upload
+    if task is None:
+        raise ApiError(409, "lease_lost", f"you no longer hold task {task_id} attempt {attempt}")
     try:
-        check_png(data, job.resolution_x, job.resolution_y, current_app.config["FRAMEHIVE_MAX_FRAME_PIXELS"])
-    except BadFrame as exc:
+        tier0 = inspect_frame(data, frame, current_app.config["FRAMEHIVE_MAX_FRAME_PIXELS"])
+    except FrameRejected as exc:
         raise ApiError(400, "bad_frame", str(exc)) from None
     if db.session.get(Blob, sha256) is None:
         try:
@@ -72,5 +82,6 @@ def upload_frame(task_id: int, number: int):  # type: ignore[no-untyped-def]
         except (HashMismatch, BlobTooLarge) as exc:  # cannot happen after the checks above; be safe
             raise ApiError(400, "bad_frame", str(exc)) from None
         db.session.add(Blob(sha256=sha256, size=size, uploader_id=current_caller().account_id))
+    frame.tile_hashes, frame.tile_key, frame.flags = tier0.tile_hashes, tier0.tile_key, tier0.flags
     accepted = frame_rendered(task, number, sha256, lease_timeout())
     return jsonify({"accepted": accepted}), 201 if accepted else 200

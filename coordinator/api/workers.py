@@ -25,6 +25,8 @@ def list_workers():  # type: ignore[no-untyped-def]
     return jsonify({"workers": [
         {"id": w.id, "name": w.name, "owner": w.account.name, "online": w.online, "device": w.device,
          "devices": w.devices, "blender_version": w.blender_version, "threads": w.threads,
-         "current_task": leased.get(w.id), "last_seen": w.last_seen}
+         "current_task": leased.get(w.id), "last_seen": w.last_seen, "roles": w.roles,
+         "trust": w.trust, "checks_passed": w.checks_passed, "checks_failed": w.checks_failed,
+         "times_caught": w.times_caught, "suspended": w.suspended}
         for w in db.session.execute(query).scalars()
     ]})

@@ -277,12 +277,12 @@ JOB = {
 def test_progress_line() -> None:
     line = format_progress(JOB, 65.4)
     assert line == (
-        "job 7 running 01:05 [########------------] 8/20 frames 40%  queued 11, rendering 1, rendered 6, verified 2"
+        "job 7 running 01:05 [##------------------] 2/20 frames 10%  queued 11, rendering 1, rendered 6, verified 2"
     )
 
 
 def test_progress_line_counts_from_frame_states_and_empty_job() -> None:
-    job = {"id": 1, "state": "queued", "frame_states": [{"frame": 1, "state": "rendered"}, {"frame": 2}]}
+    job = {"id": 1, "state": "queued", "frame_states": [{"frame": 1, "state": "verified"}, {"frame": 2}]}
     assert "1/2 frames 50%" in format_progress(job, 0)
     empty = format_progress({"id": 2, "state": "queued", "total": 0, "counts": {}}, 0)
     assert "0/0 frames -" in empty and "[--------------------]" in empty
@@ -327,7 +327,7 @@ def test_summary_and_job_list() -> None:
     }
     summary = cli.format_summary(job)
     assert summary.splitlines()[0] == "job 7 shot"
-    assert "8/20 done" in summary and "3 (done 2, leased 1)" in summary and "Blender crashed" in summary
+    assert "2/20 done" in summary and "3 (done 2, leased 1)" in summary and "Blender crashed" in summary
     table = cli.format_job_list([job, {"id": 12, "state": "queued", "total": 3, "counts": {}, "name": "x"}])
-    assert re.search(r"^7 +running +8/20 ", table.splitlines()[1])
+    assert re.search(r"^7 +running +2/20 ", table.splitlines()[1])
     assert cli.format_job_list([]) == "no jobs"

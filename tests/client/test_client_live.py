@@ -58,7 +58,8 @@ def mint_tokens(farm: Farm, **specs: tuple[str, str]) -> dict[str, str]:
 
     app = create_app({"FRAMEHIVE_START_REAPER": False}, data_dir=farm.data_dir)
     with app.app_context():
-        tokens = {key: create_token(kind, name) for key, (kind, name) in specs.items()}
+        # The workers' owner is trusted: these tests are about the client, verification has its own tests.
+        tokens = {key: create_token(kind, name, trusted=kind == "worker") for key, (kind, name) in specs.items()}
         db.engine.dispose()
     return tokens
 
@@ -308,7 +309,7 @@ def test_unrendered_frames_cannot_be_downloaded(idle: Site, sample_scene: Path, 
     job_id = api.submit(sample_scene, frames="1-2")["id"]
     with pytest.raises(ApiError) as caught:
         api.download_frame(job_id, 1, tmp_path / "f.png")
-    assert (caught.value.status, caught.value.code) == (404, "not_rendered")
+    assert (caught.value.status, caught.value.code) == (404, "not_verified")
     with pytest.raises(ApiError) as caught:
         api.download_frame(job_id, 7, tmp_path / "f.png")
     assert (caught.value.status, caught.value.code) == (404, "not_found")

@@ -41,7 +41,7 @@ def test_unknown_job_and_frame(api, scene_sha):  # type: ignore[no-untyped-def]
     assert_error(api.post("/api/v1/jobs/999/cancel"), 404, "not_found")
     job = api.post("/api/v1/jobs", json={"scene": scene_sha, "frames": "1-2"}).get_json()
     assert_error(api.get(f"/api/v1/jobs/{job['id']}/frames/7"), 404, "not_found")
-    assert_error(api.get(f"/api/v1/jobs/{job['id']}/frames/1"), 404, "not_rendered")
+    assert_error(api.get(f"/api/v1/jobs/{job['id']}/frames/1"), 404, "not_verified")
     assert_error(api.get("/api/v1/no-such-endpoint"), 404, "not_found")
 
 

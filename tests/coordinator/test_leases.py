@@ -13,10 +13,15 @@ from coordinator.states import TASK_TRANSITIONS, IllegalTransition, check_move
 
 @pytest.fixture
 def ctx(app, api, scene_sha):  # type: ignore[no-untyped-def]
-    """An app context with a 6-frame job in 3 tasks of 2 and two workers of one owner."""
+    """An app context with a 6-frame job in 3 tasks of 2 and two workers of one owner.
+
+    The owner's account is trusted, so committed tasks are accepted without checks: these tests are about
+    leases. Verification has its own tests (test_verification.py).
+    """
     job = api.post("/api/v1/jobs", json={"scene": scene_sha, "frames": "1-6", "chunk": 2}).get_json()
     with app.app_context():
         account_id = db.session.get(Job, job["id"]).account_id
+        db.session.get(Job, job["id"]).account.trusted = True
         for name in ("a", "b"):
             db.session.add(Worker(account_id=account_id, name=name, online=True))
         for digit in "012":  # stand-in frame blobs for the frames these tests record
@@ -167,7 +172,9 @@ def test_cancel_stops_queued_and_leased_tasks(ctx):  # type: ignore[no-untyped-d
 
 def test_transition_table_rejects_leaving_final_states():
     with pytest.raises(IllegalTransition):
-        check_move(TASK_TRANSITIONS, "done", "queued")
+        check_move(TASK_TRANSITIONS, "done", "leased")
+    with pytest.raises(IllegalTransition):
+        check_move(TASK_TRANSITIONS, "cancelled", "queued")
     with pytest.raises(IllegalTransition):
         check_move(TASK_TRANSITIONS, "queued", "done")
     check_move(TASK_TRANSITIONS, "leased", "queued")

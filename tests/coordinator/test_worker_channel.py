@@ -32,7 +32,7 @@ def test_channel_refuses_callers_without_a_worker_token(farm: Farm, kind, status
 
 
 def test_first_message_must_be_hello(farm: Farm):
-    token = farm.token("worker", "owner")
+    token = farm.token("worker", "owner", trusted=True)
     with connect(ws_url(farm), additional_headers={"Authorization": f"Bearer {token}"}) as ws:
         ws.send(m.encode(m.Heartbeat()))
         reply = m.decode(ws.recv(timeout=10))
@@ -46,14 +46,14 @@ def submit(farm: Farm, scene, frames: str, chunk: int) -> tuple[Client, dict]:  
 
 @pytest.mark.coordinator_args("--lease-timeout", "2", "--heartbeat-interval", "0.5")
 def test_silent_worker_loses_its_lease_to_another(farm: Farm, sample_scene):  # type: ignore[no-untyped-def]
-    token = farm.token("worker", "owner")
+    token = farm.token("worker", "owner", trusted=True)
+    user, job = submit(farm, sample_scene, "1-2", 2)  # queued first: the worker gets it as it connects
     silent = ProtocolWorker(farm.url, token, "silent")
-    user, job = submit(farm, sample_scene, "1-2", 2)
     first = silent.receive()
     assert isinstance(first, m.Assign) and first.frames == [1, 2]
     # The silent worker sends nothing more; a second worker connects and gets the task after the lease.
     other = ProtocolWorker(farm.url, token, "other")
-    second = other.receive(timeout=30)
+    second = other.receive_alive(timeout=30)
     assert isinstance(second, m.Assign) and second.task_id == first.task_id and second.attempt == 2
     # The silent worker's late upload is refused; the new holder's is accepted.
     assert silent.upload(first, 1).status_code in (409, 403)
@@ -68,7 +68,7 @@ def test_silent_worker_loses_its_lease_to_another(farm: Farm, sample_scene):  # 
 
 
 def test_duplicate_and_late_results_are_harmless(farm: Farm, sample_scene):  # type: ignore[no-untyped-def]
-    worker = ProtocolWorker(farm.url, farm.token("worker", "owner"), "w")
+    worker = ProtocolWorker(farm.url, farm.token("worker", "owner", trusted=True), "w")
     user, job = submit(farm, sample_scene, "1-2", 2)
     assign = worker.receive()
     assert isinstance(assign, m.Assign)
@@ -89,7 +89,7 @@ def test_duplicate_and_late_results_are_harmless(farm: Farm, sample_scene):  # t
 
 
 def test_bad_frame_uploads_are_refused(farm: Farm, sample_scene):  # type: ignore[no-untyped-def]
-    worker = ProtocolWorker(farm.url, farm.token("worker", "owner"), "w")
+    worker = ProtocolWorker(farm.url, farm.token("worker", "owner", trusted=True), "w")
     user, job = submit(farm, sample_scene, "1-2", 2)
     assign = worker.receive()
     assert error_of(worker.upload(assign, 1, sha="0" * 64)) == "hash_mismatch"
@@ -109,7 +109,7 @@ def test_bad_frame_uploads_are_refused(farm: Farm, sample_scene):  # type: ignor
 
 
 def test_scene_download_only_for_the_lease_holder(farm: Farm, sample_scene):  # type: ignore[no-untyped-def]
-    token = farm.token("worker", "owner")
+    token = farm.token("worker", "owner", trusted=True)
     stranger = farm.token("worker", "stranger")
     sha = hashlib.sha256(sample_scene.read_bytes()).hexdigest()
     user, job = submit(farm, sample_scene, "1-2", 2)

@@ -17,7 +17,7 @@ def test_two_coordinators_share_one_postgres(postgres: PostgresServer, sample_sc
     try:
         first.start_coordinator()
         second.start_coordinator()
-        token = first.token("worker", "gpu-owner")  # one database: a token made on one works on both
+        token = first.token("worker", "gpu-owner", trusted=True)  # one database: a token made on one works on both
         first.start_worker("on-a", token)
         second.start_worker("on-b", token)
         owner = Client(second.url, token)

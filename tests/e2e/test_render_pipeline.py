@@ -21,11 +21,10 @@ def online_workers(client: Client, count: int) -> bool:
 
 def test_job_renders_on_two_workers_and_matches_a_local_render(farm: Farm, sample_scene: Path, tmp_path: Path):
     user = Client(farm.url, farm.token("user", "artist"))
-    worker_token = farm.token("worker", "gpu-owner")
-    farm.start_worker("w1", worker_token)
-    farm.start_worker("w2", worker_token)
-    owner = Client(farm.url, worker_token)
-    wait_for(lambda: online_workers(owner, 2), 90, "two workers online")
+    farm.start_worker("w1", farm.token("worker", "owner-1"))  # two owners: each verifies the other's frames
+    farm.start_worker("w2", farm.token("worker", "owner-2"))
+    admin = Client(farm.url, farm.token("admin", "root"))
+    wait_for(lambda: online_workers(admin, 2), 90, "two workers online")
 
     job = user.submit(sample_scene, frames="1-12")
     final = user.wait(job["id"], poll=0.2, timeout=240)
@@ -33,8 +32,9 @@ def test_job_renders_on_two_workers_and_matches_a_local_render(farm: Farm, sampl
     assert final["state"] == "completed", final
     states = final["frame_states"]
     assert [f["frame"] for f in states] == list(range(1, 13))
-    assert all(f["state"] == "rendered" and f["sha256"] for f in states)
+    assert all(f["state"] == "verified" and f["sha256"] for f in states)
     assert {f["worker"] for f in states} == {"w1", "w2"}, "both workers should have rendered frames"
+    assert any(c["verdict"] == "pass" for c in final["checks"]), "new workers are checked"
 
     out = tmp_path / "out"
     files = user.download_job(job["id"], out)
@@ -56,7 +56,7 @@ def test_worker_killed_mid_task_the_job_still_completes(farm: Farm, tmp_path: Pa
 
     scene = make_scene(tmp_path / "slow.blend", frames=12, samples=64)  # ~1 s a frame: time to kill mid-task
     user = Client(farm.url, farm.token("user", "artist"))
-    token = farm.token("worker", "gpu-owner")
+    token = farm.token("worker", "gpu-owner", trusted=True)
     workers = {name: farm.start_worker(name, token) for name in ("w1", "w2")}
     wait_for(lambda: online_workers(Client(farm.url, token), 2), 90, "two workers online")
 
@@ -76,7 +76,7 @@ def test_worker_killed_mid_task_the_job_still_completes(farm: Farm, tmp_path: Pa
     assert final["state"] == "completed", final
     frames = final["frame_states"]
     assert sorted(f["frame"] for f in frames) == list(range(1, 13)), "every frame exactly once"
-    assert all(f["state"] == "rendered" and f["sha256"] for f in frames)
+    assert all(f["state"] == "verified" and f["sha256"] for f in frames)
     for number, sha in kept.items():
         row = next(f for f in frames if f["frame"] == number)
         assert (row["sha256"], row["worker"]) == (sha, victim), "frames uploaded before the kill are kept"
@@ -96,7 +96,7 @@ def test_hostile_scene_runs_none_of_its_python(farm: Farm, tmp_path: Path):
     subprocess.run([sys.executable, str(REPO / "tests" / "scenes" / "hostile.py"), str(scene), str(canaries)],
                    check=True, capture_output=True, timeout=120)
     user = Client(farm.url, farm.token("user", "artist"))
-    farm.start_worker("w1", farm.token("worker", "gpu-owner"))
+    farm.start_worker("w1", farm.token("worker", "gpu-owner", trusted=True))
 
     job = user.submit(scene, frames="1-3")
     final = user.wait(job["id"], poll=0.2, timeout=180)
@@ -113,7 +113,7 @@ def test_sigterm_hands_the_task_back_without_a_failure(farm: Farm, tmp_path: Pat
 
     scene = make_scene(tmp_path / "slow.blend", frames=8, samples=64)
     user = Client(farm.url, farm.token("user", "artist"))
-    token = farm.token("worker", "gpu-owner")
+    token = farm.token("worker", "gpu-owner", trusted=True)
     workers = {name: farm.start_worker(name, token) for name in ("w1", "w2")}
     wait_for(lambda: online_workers(Client(farm.url, token), 2), 90, "two workers online")
     job = user.submit(scene, frames="1-8", chunk=8)
@@ -134,7 +134,7 @@ def test_sigterm_hands_the_task_back_without_a_failure(farm: Farm, tmp_path: Pat
 
 def test_workers_reconnect_after_a_coordinator_restart(farm: Farm, sample_scene: Path):
     user_token = farm.token("user", "artist")
-    token = farm.token("worker", "gpu-owner")
+    token = farm.token("worker", "gpu-owner", trusted=True)
     worker = farm.start_worker("w1", token)
     wait_for(lambda: online_workers(Client(farm.url, token), 1), 90, "the worker online")
 
@@ -151,7 +151,7 @@ def test_cancelling_a_running_job_stops_the_worker_and_frees_it(farm: Farm, tmp_
 
     slow = make_scene(tmp_path / "slow.blend", frames=12, samples=256)
     user = Client(farm.url, farm.token("user", "artist"))
-    worker = farm.start_worker("w1", farm.token("worker", "gpu-owner"))
+    worker = farm.start_worker("w1", farm.token("worker", "gpu-owner", trusted=True))
     big = user.submit(slow, frames="1-12", chunk=12)
     wait_for(lambda: user.job(big["id"])["counts"]["rendering"] >= 1, 120, "rendering to start")
 
@@ -172,7 +172,7 @@ def test_heartbeats_keep_flowing_while_blender_renders(farm: Farm, tmp_path: Pat
 
     scene = make_scene(tmp_path / "slow.blend", frames=2, samples=512)
     user = Client(farm.url, farm.token("user", "artist"))
-    farm.start_worker("w1", farm.token("worker", "gpu-owner"))
+    farm.start_worker("w1", farm.token("worker", "gpu-owner", trusted=True))
     job = user.submit(scene, frames="1-2", chunk=2)
     final = user.wait(job["id"], poll=0.2, timeout=240)
     assert final["state"] == "completed"

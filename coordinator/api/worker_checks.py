@@ -1,0 +1,51 @@
+"""Verifiers upload their region renders here; the coordinator judges them at once.
+
+The verifier must hold the check's lease for that attempt. It gets no verdict back: a blind verifier
+learns nothing about the renderer or whether it agreed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from flask import Blueprint, current_app, jsonify, request
+
+from .. import frame_analysis as fa
+from ..auth import require
+from ..db import db
+from ..errors import ApiError
+from ..storage.local import SHA256_RE
+from ..verification import decide
+from ..verification.leasing import held_check
+from .worker_frames import read_limited, worker_id_from_header
+
+bp = Blueprint("worker_checks", __name__)
+
+
+@bp.put("/worker/checks/<int:check_id>/result")
+@require("worker")
+def upload_result(check_id: int):  # type: ignore[no-untyped-def]
+    worker_id = worker_id_from_header()
+    attempt = request.args.get("attempt", type=int)
+    sha256 = request.headers.get("X-Content-SHA256", "")
+    if not SHA256_RE.match(sha256):
+        raise ApiError(400, "bad_hash", "send X-Content-SHA256 with the result's sha256 (64 lowercase hex)")
+    if held_check(worker_id, check_id, attempt) is None:
+        raise ApiError(409, "lease_lost", f"you do not hold check {check_id} attempt {attempt}")
+    db.session.commit()  # never hold the database while the body crosses the network
+    data = read_limited(current_app.config["FRAMEHIVE_MAX_FRAME_BYTES"])
+    if hashlib.sha256(data).hexdigest() != sha256:
+        raise ApiError(400, "hash_mismatch", "the result does not hash to X-Content-SHA256")
+    check = held_check(worker_id, check_id, attempt)
+    if check is None:
+        raise ApiError(409, "lease_lost", f"you no longer hold check {check_id} attempt {attempt}")
+    try:
+        decide.judge(check, data)
+    except fa.BadImage as exc:
+        raise ApiError(400, "bad_result", str(exc)) from None
+    lost = decide.apply(check)
+    db.session.commit()
+    dispatcher = current_app.extensions["framehive_dispatcher"]
+    dispatcher.drop_leases(lost)
+    dispatcher.kick()
+    return jsonify({"accepted": True}), 201

@@ -1,0 +1,50 @@
+"""Creating checks, and the state of a task while its checks run. No commits here: callers commit."""
+
+from __future__ import annotations
+
+from flask import current_app
+from sqlalchemy import select
+
+from ..db import db
+from ..frame_analysis import Region
+from ..models import Check, Frame, Job, Task, VerificationKey, Worker
+
+# The verifier renders this many pixels around the region; only the inside is compared, because a
+# denoiser sees different context near a crop's edge (research/verification.md §4a: 16 px is enough).
+MARGIN = 16
+
+OPEN_STATES = ("queued", "leased")
+
+
+def new_check(kind: str, frame: Frame, region: list[int], excluded: list[int], *, renderer: Worker | None,
+              key: VerificationKey | None = None, parent: Check | None = None,
+              renderer_sha256: str | None = None) -> Check:
+    """Queue a region re-render of ``frame`` for a verifier of none of the ``excluded`` accounts."""
+    job: Job = frame.job
+    rect = Region.from_list(region).expanded(MARGIN, job.resolution_x, job.resolution_y)
+    check = Check(job_id=job.id, task_id=frame.task_id, key_id=key.id if key else None, frame_id=frame.id,
+                  kind=kind, region=list(region), render_rect=rect.as_list(), excluded_accounts=sorted(set(excluded)),
+                  renderer_id=renderer.id if renderer else None,
+                  renderer_sha256=renderer_sha256 or frame.blob_sha256, parent_id=parent.id if parent else None)
+    db.session.add(check)
+    db.session.flush()
+    current_app.logger.info("check %s (%s) queued: job %s frame %s region %s", check.id, kind, job.id,
+                            frame.number, region)
+    return check
+
+
+def open_checks(task: Task) -> list[Check]:
+    return list(db.session.execute(
+        select(Check).where(Check.task_id == task.id, Check.state.in_(OPEN_STATES))).scalars())
+
+
+def void_checks(task: Task) -> list[Check]:
+    """Drop the task's pending checks (its frames are being rendered again); returns leased ones."""
+    leased = []
+    for check in open_checks(task):
+        if check.state == "leased":
+            leased.append(check)
+        check.state = "void"
+        check.verifier_id = check.verifier_id  # keep who held it, for the record
+        check.lease_expires = None
+    return leased

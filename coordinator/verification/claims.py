@@ -1,0 +1,100 @@
+"""Bad-result claims: an artist disputes delivered frames.
+
+Each disputed frame is re-rendered whole on a trusted node (an account the admin marked trusted) and
+compared with the delivered frame. If any frame differs, the claim is confirmed: the trusted render
+replaces the frame, its renderer is caught and so is every verifier that passed it. If all match, the
+claim is rejected and counted against the claimant. No commits: callers commit.
+"""
+
+from __future__ import annotations
+
+from flask import current_app
+from sqlalchemy import select
+
+from protocol import frameranges
+
+from ..db import db
+from ..errors import ApiError
+from ..models import Check, Claim, Frame, Job, now
+from ..states import FrameState
+from ..transitions import LostLease
+from . import penalties
+from .checks import new_check
+
+MAX_CLAIM_FRAMES = 100
+OPEN = ("queued", "leased")
+
+
+def file_claim(job: Job, account_id: int, frames_spec: str, reason: str) -> Claim:
+    """Validate and open a claim over delivered (verified) frames of a finished or running job."""
+    if not isinstance(reason, str) or not reason.strip() or len(reason) > 2000:
+        raise ApiError(400, "bad_request", "'reason' must say what is wrong (1 to 2000 characters)")
+    try:
+        numbers = frameranges.parse(frames_spec)
+    except frameranges.FrameRangeError as exc:
+        raise ApiError(400, "bad_frames", str(exc)) from None
+    if len(numbers) > MAX_CLAIM_FRAMES:
+        raise ApiError(400, "bad_frames", f"claim at most {MAX_CLAIM_FRAMES} frames at a time")
+    frames = {f.number: f for f in job.frames}
+    undelivered = [n for n in numbers if n not in frames or frames[n].state != FrameState.VERIFIED]
+    if undelivered:
+        raise ApiError(400, "not_delivered", f"frames {frameranges.format_frames(undelivered)} were not delivered "
+                                             "as verified; only delivered frames can be claimed")
+    claim = Claim(job_id=job.id, account_id=account_id, frames_spec=frameranges.format_frames(numbers),
+                  reason=reason.strip())
+    db.session.add(claim)
+    db.session.flush()
+    for number in numbers:
+        frame = frames[number]
+        whole = [0, 0, job.resolution_x, job.resolution_y]
+        check = new_check("claim", frame, whole, [frame.worker.account_id] if frame.worker else [],
+                          renderer=frame.worker)
+        check.claim_id = claim.id
+    current_app.logger.info("claim %s on job %s frames %s: %s", claim.id, job.id, claim.frames_spec, reason)
+    return claim
+
+
+def claim_checked(check: Check) -> list[LostLease]:
+    """A trusted re-render of one claimed frame came in; decide the claim when all have."""
+    claim = db.session.get(Claim, check.claim_id)
+    assert claim is not None
+    checks = db.session.execute(select(Check).filter_by(claim_id=claim.id)).scalars().all()
+    if any(c.state in OPEN for c in checks):
+        return []
+    failed = [c for c in checks if c.verdict == "fail"]
+    claim.decided_at = now()
+    if not failed:
+        claim.state, claim.outcome = "rejected", "the trusted re-render matches every disputed frame"
+        claimant = claim_account(claim)
+        claimant.claims_rejected += 1
+        return []
+    claim.state = "confirmed"
+    claim.outcome = f"frames {frameranges.format_frames([c.frame.number for c in failed])} differ from a trusted " \
+                    "re-render; replaced"
+    for bad in failed:
+        _replace(bad)
+    return []
+
+
+def claim_account(claim: Claim):  # type: ignore[no-untyped-def]
+    from ..models import Account
+
+    return db.session.get(Account, claim.account_id)
+
+
+def _replace(check: Check) -> None:
+    """The trusted render becomes the frame; its renderer and every verifier that passed it are caught."""
+    frame: Frame = check.frame
+    renderer = frame.worker
+    passed = db.session.execute(select(Check).where(
+        Check.frame_id == frame.id, Check.verdict == "pass", Check.kind.in_(("verify", "audit")),
+        Check.renderer_sha256 == frame.blob_sha256)).scalars().all()
+    for verify in passed:
+        if verify.verifier is not None:
+            penalties.verifier_caught(verify.verifier, f"passed frame {frame.number} refuted by claim {check.claim_id}")
+    if renderer is not None:  # while the job runs, this also sends the renderer's other frames back
+        penalties.renderer_caught(renderer, frame.job, f"claim {check.claim_id} confirmed on frame {frame.number}")
+    frame.state = FrameState.VERIFIED  # the trusted node's whole-frame render is the frame now
+    frame.blob_sha256 = check.result_sha256
+    frame.worker_id = check.verifier_id
+    frame.verified_by = "claim"

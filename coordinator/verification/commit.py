@@ -1,0 +1,75 @@
+"""The commit point: a task's frames are all uploaded (their hashes recorded), so its keys may be revealed.
+
+Only now does the coordinator look at the secret keys: each is used if its pre-drawn dice fall under the
+renderer's check rate. Used keys become checks for blind verifiers; without any, the frames are accepted
+on the renderer's trust. Frames that tier 0 flagged (blank, or a copy of another frame) are always checked.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+
+from ..db import db
+from ..models import Check, Frame, Job, Task, VerificationKey, Worker
+from ..states import FrameState, TaskState
+from ..transitions import finish_job_if_complete, move_task
+from . import keys, trust
+from .checks import new_check
+from .reexamine import reexamine
+
+
+def commit_task(task: Task) -> None:
+    """Use the task's keys, queue checks or accept the frames. No commit: the caller's transaction."""
+    job: Job = task.job
+    frames = {f.number: f for f in db.session.execute(select(Frame).filter_by(task_id=task.id)).scalars()}
+    used: list[VerificationKey] = []
+    for key in db.session.execute(select(VerificationKey).filter_by(task_id=task.id, state="sealed")).scalars():
+        renderer = frames[key.frame].worker
+        if renderer is not None and key.draw < _rate(job, renderer):
+            key.state = "used"
+            used.append(key)
+        else:
+            key.state = "unused"
+    covered = {k.frame for k in used}
+    for frame in frames.values():
+        if frame.flags and frame.number not in covered and frame.worker is not None \
+                and not frame.worker.account.trusted:
+            key = keys.extra_key(job, task, frame.number)
+            key.state = "used"
+            db.session.add(key)
+            db.session.flush()
+            used.append(key)
+    for key in used:
+        frame = frames[key.frame]
+        new_check("verify", frame, key.region, [frame.worker.account_id], renderer=frame.worker, key=key)
+    if used:
+        move_task(task, TaskState.VERIFYING)
+    else:
+        accept_task(task)
+
+
+def accept_task(task: Task) -> None:
+    """Every frame of the task is accepted; the task is done."""
+    checked = set(db.session.execute(
+        select(Check.frame_id).where(Check.task_id == task.id, Check.verdict == "pass")).scalars())
+    for frame in db.session.execute(select(Frame).filter_by(task_id=task.id)).scalars():
+        if frame.state == FrameState.RENDERED:
+            frame.state = FrameState.VERIFIED
+            frame.verified_by = "check" if frame.id in checked else "trust"
+            reexamine(frame)
+    move_task(task, TaskState.DONE)
+    finish_job_if_complete(task.job)
+
+
+def _rate(job: Job, renderer: Worker) -> float:
+    if renderer.account.trusted:
+        return 0.0
+    if job.policy == "full":
+        return 1.0
+    if job.policy == "circle":
+        # fRender's circle: every renderer's first committed work in a job is checked, the rest is not.
+        earlier = db.session.execute(
+            select(func.count()).select_from(Check).filter_by(job_id=job.id, renderer_id=renderer.id)
+        ).scalar_one()
+        return 1.0 if earlier == 0 else 0.0
+    return trust.rate_for(renderer)

@@ -1,0 +1,152 @@
+"""Judge a verifier's region render against the renderer's frame, then act on the verdict.
+
+The verifier's opinion is never asked: it uploads pixels, the coordinator compares them. Same device class
+(same Blender build and device kind) and the job's pinned settings give bit-identical pixels, so the
+comparison is strict; across classes a calibrated tolerance applies (frame_analysis.decide).
+
+Kinds of check and what their verdict means:
+- verify: a blind verifier re-rendered a secret region. Pass → the key is settled (sometimes audited).
+  Fail → arbitration by a third owner decides who was wrong.
+- arbitration: a third owner re-rendered the disputed region. It sides with the renderer (pass: the
+  verifier lied) or against it (fail: the renderer cheated).
+- audit: a random second opinion on a passed check, against collusion of renderer and verifier. It does
+  not hold the task back (it may wait for a third owner to come online); a failed audit goes to arbitration.
+- ringer: a region of a frame already verified; a verifier that gets it wrong lied.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import secrets
+
+from flask import current_app
+from sqlalchemy import select
+
+from .. import frame_analysis as fa
+from ..db import db
+from ..models import Blob, Check, Job, Task, now
+from ..states import TaskState
+from ..storage_access import storage
+from ..transitions import LostLease
+from . import penalties, trust
+from .checks import new_check, open_checks
+from .commit import accept_task
+
+_rng = secrets.SystemRandom()
+
+
+def judge(check: Check, result: bytes) -> None:
+    """Compare the verifier's PNG with the frame under test, keep the PNG, record metrics and verdict.
+
+    Raises BadImage (nothing recorded) for a result that does not decode or has the wrong size.
+    """
+    limit = current_app.config["FRAMEHIVE_MAX_FRAME_PIXELS"]
+    rendered = fa.decode(result, limit)
+    rect = fa.Region.from_list(check.render_rect)
+    if rendered.shape[1] != rect.width or rendered.shape[0] != rect.height:
+        raise fa.BadImage(f"the region render is {rendered.shape[1]}x{rendered.shape[0]}, "
+                          f"expected {rect.width}x{rect.height}")
+    region = fa.Region.from_list(check.region)
+    theirs = fa.crop(rendered, region.relative_to(rect))
+    with storage().open(check.renderer_sha256 or "") as handle:
+        frame = fa.decode(handle.read(), limit)
+    ours = fa.crop(frame, region)
+    same_class = check.renderer is not None and check.verifier is not None \
+        and check.renderer.device_class == check.verifier.device_class
+    check.mode = "strict" if same_class else "cross"
+    metrics = fa.strict_metrics(ours, theirs) if check.mode == "strict" else fa.cross_metrics(ours, theirs)
+    verdict = fa.decide(metrics, check.mode)
+    sha256 = hashlib.sha256(result).hexdigest()
+    if db.session.get(Blob, sha256) is None:
+        storage().put(sha256, io.BytesIO(result), len(result))
+        db.session.add(Blob(sha256=sha256, size=len(result), uploader_id=check.verifier.account_id
+                            if check.verifier else None))
+    check.result_sha256 = sha256
+    check.metrics = verdict.metrics
+    check.verdict = "pass" if verdict.passed else "fail"
+    check.reason = verdict.reason
+    check.state = "done"
+    check.decided_at = now()
+
+
+def apply(check: Check) -> list[LostLease]:
+    """Act on a judged check. No commit."""
+    handler = {"verify": _on_verify, "audit": _on_audit, "arbitration": _on_arbitration, "ringer": _on_ringer,
+               "claim": _on_claim}[check.kind]
+    return handler(check)
+
+
+def _on_verify(check: Check) -> list[LostLease]:
+    if check.verdict == "pass":
+        trust.passed(check.renderer)
+        if _rng.random() < current_app.config["FRAMEHIVE_AUDIT_RATE"]:
+            _second_opinion("audit", check, check)
+        return settle(check.task)
+    if check.verifier is not None and check.verifier.account.trusted:
+        return penalties.renderer_caught(check.renderer, check.frame.job, f"trusted check {check.id} failed")
+    _second_opinion("arbitration", check, check)
+    return []
+
+
+def _on_audit(check: Check) -> list[LostLease]:
+    if check.verdict == "pass":
+        return []
+    _second_opinion("arbitration", check, check)  # the auditor may be the liar: a fourth owner decides
+    return []
+
+
+def _on_arbitration(check: Check) -> list[LostLease]:
+    disputed = db.session.get(Check, check.parent_id)
+    assert disputed is not None
+    job: Job = check.frame.job
+    if check.verdict == "pass":  # the renderer was right: whoever said otherwise lied
+        penalties.verifier_caught(disputed.verifier, f"check {disputed.id} contradicted by arbitration {check.id}")
+        if disputed.kind == "verify":
+            trust.passed(check.renderer)
+        return settle(check.task)
+    lost = penalties.renderer_caught(check.renderer, job, f"arbitration {check.id} confirmed check {disputed.id}")
+    if disputed.kind == "audit":  # the first verifier had agreed with a cheating renderer: collusion
+        first = db.session.get(Check, disputed.parent_id)
+        if first is not None and first.verifier is not None:
+            penalties.verifier_caught(first.verifier, f"passed check {first.id} of a frame found faked")
+    return lost
+
+
+def _on_ringer(check: Check) -> list[LostLease]:
+    if check.verdict == "pass":
+        trust.passed(check.verifier)
+    else:
+        penalties.verifier_caught(check.verifier, f"ringer {check.id} answered wrongly")
+    return []
+
+
+def _on_claim(check: Check) -> list[LostLease]:
+    from .claims import claim_checked
+
+    return claim_checked(check)
+
+
+def _second_opinion(kind: str, source: Check, parent: Check) -> Check:
+    excluded = set(source.excluded_accounts)
+    chain = parent
+    while chain is not None:  # nobody who already looked at this region may judge it again
+        if chain.verifier is not None:
+            excluded.add(chain.verifier.account_id)
+        chain = db.session.get(Check, chain.parent_id) if chain.parent_id else None
+    return new_check(kind, source.frame, source.region, sorted(excluded), renderer=source.renderer,
+                     parent=parent, renderer_sha256=source.renderer_sha256)
+
+
+def settle(task: Task | None) -> list[LostLease]:
+    """A task whose checks are all decided in the renderer's favour is accepted."""
+    if task is None or task.state != TaskState.VERIFYING or any(c.kind != "audit" for c in open_checks(task)):
+        return []
+    failed = db.session.execute(
+        select(Check).where(Check.task_id == task.id, Check.verdict == "fail", Check.kind == "verify")).scalars()
+    for check in failed:  # a failed check is settled only by an arbitration that sided with the renderer
+        arbitrated = db.session.execute(select(Check).where(Check.parent_id == check.id, Check.verdict == "pass"))
+        if arbitrated.first() is None:
+            return []
+    accept_task(task)
+    return []

@@ -1,0 +1,36 @@
+"""Draw the secret verification keys of a task when its job is split.
+
+All randomness comes from ``secrets.SystemRandom`` (a CSPRNG), before any worker renders a frame. Keys stay
+in the database; a renderer never sees them, and a verifier sees one region only once frames are committed.
+"""
+
+from __future__ import annotations
+
+import secrets
+
+from ..frame_analysis import Region, draw_region
+from ..models import Job, Task, VerificationKey
+
+# A region check covers about this share of the frame (research/verification.md §4b: 1/16 costs 0.08-0.23
+# of a frame and catches low-sample, upscaled and tampered output that overlaps it).
+REGION_FRACTION = 1 / 16
+
+_rng = secrets.SystemRandom()
+
+
+def draw_keys(job: Job, task: Task, frames: list[int]) -> list[VerificationKey]:
+    """One key per task (per frame for the ``full`` policy, whose regions are whole frames)."""
+    width, height = job.resolution_x, job.resolution_y
+    if job.policy == "full":
+        whole = Region(0, 0, width, height).as_list()
+        return [VerificationKey(task_id=task.id, job_id=job.id, frame=f, region=whole, draw=0.0) for f in frames]
+    frame = _rng.choice(frames)
+    region = draw_region(_rng, width, height, REGION_FRACTION)
+    return [VerificationKey(task_id=task.id, job_id=job.id, frame=frame, region=region.as_list(),
+                            draw=_rng.random())]
+
+
+def extra_key(job: Job, task: Task, frame: int) -> VerificationKey:
+    """A key drawn later for a frame that tier 0 flagged (blank, or a copy): always used."""
+    region = draw_region(_rng, job.resolution_x, job.resolution_y, REGION_FRACTION)
+    return VerificationKey(task_id=task.id, job_id=job.id, frame=frame, region=region.as_list(), draw=0.0)

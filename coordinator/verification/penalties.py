@@ -1,0 +1,67 @@
+"""What a caught renderer or verifier loses. No commits: callers commit.
+
+A caught renderer: trust reset (suspended after repeated offences), blocklisted for the job, and every
+frame of the job it rendered goes back to the queue for someone else (while the job runs). Frames a check
+passed are not spared: a check covers one region, and a cheater is not trusted for the rest of the frame.
+A caught verifier: trust reset (suspended after repeated offences).
+"""
+
+from __future__ import annotations
+
+from flask import current_app
+from sqlalchemy import select
+
+from ..db import db
+from ..models import Frame, Job, JobBlock, Task, VerificationKey, Worker
+from ..states import FrameState, JobState, TaskState
+from ..transitions import LostLease, move_task
+from . import keys, trust
+from .checks import void_checks
+
+
+def renderer_caught(renderer: Worker, job: Job, reason: str) -> list[LostLease]:
+    current_app.logger.warning("renderer %s (%s) caught on job %s: %s", renderer.id, renderer.name, job.id, reason)
+    trust.caught(renderer)
+    if db.session.execute(select(JobBlock).filter_by(job_id=job.id, worker_id=renderer.id)).first() is None:
+        db.session.add(JobBlock(job_id=job.id, worker_id=renderer.id))
+    if job.state not in JobState.ACTIVE:
+        return []
+    lost: list[LostLease] = []
+    bad = db.session.execute(select(Frame).where(
+        Frame.job_id == job.id, Frame.worker_id == renderer.id,
+        Frame.state.in_((FrameState.RENDERED, FrameState.VERIFIED)))).scalars().all()
+    tasks: dict[int, Task] = {}
+    for frame in bad:
+        frame.state, frame.blob_sha256, frame.worker_id, frame.verified_by = FrameState.QUEUED, None, None, None
+        frame.tile_hashes, frame.flags = None, []
+        tasks[frame.task_id] = frame.job  # type: ignore[assignment]
+    for task_id in tasks:
+        task = db.session.get(Task, task_id)
+        assert task is not None
+        lost.extend(_rerender(job, task))
+    return lost
+
+
+def _rerender(job: Job, task: Task) -> list[LostLease]:
+    """Send a task back to the queue with fresh secret keys."""
+    lost: list[LostLease] = []
+    for check in void_checks(task):
+        if check.verifier_id:
+            lost.append(LostLease(0, check.verifier_id, "the frame under check is being rendered again",
+                                  check_id=check.id))
+    if task.state == TaskState.LEASED:
+        lost.append(LostLease(task.id, task.worker_id or 0, "frames reassigned after a cheat"))
+    if task.state != TaskState.QUEUED:
+        move_task(task, TaskState.QUEUED)
+    for key in db.session.execute(select(VerificationKey).filter_by(task_id=task.id)).scalars():
+        if key.state == "sealed" or key.state == "used":
+            key.state = "void"
+    missing = [f.number for f in db.session.execute(select(Frame).filter_by(task_id=task.id)).scalars()
+               if f.state not in FrameState.HAVE_PIXELS]
+    db.session.add_all(keys.draw_keys(job, task, missing or task.frame_numbers))
+    return lost
+
+
+def verifier_caught(verifier: Worker, reason: str) -> None:
+    current_app.logger.warning("verifier %s (%s) caught: %s", verifier.id, verifier.name, reason)
+    trust.caught(verifier)

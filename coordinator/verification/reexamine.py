@@ -1,0 +1,46 @@
+"""Catch verifiers that passed a cheater's frames, once those frames have been rendered again honestly.
+
+A verifier uploads the pixels it rendered, and they are kept. When a caught renderer's frames are rendered
+again by someone else and accepted, every earlier *passed* check of those frames is compared with the new
+frame: an honest verifier's region matches the honest re-render (it rendered the truth); a verifier that
+forged a pass (copying the cheater's pixels) does not. No commits: callers commit.
+"""
+
+from __future__ import annotations
+
+from flask import current_app
+from sqlalchemy import select
+
+from .. import frame_analysis as fa
+from ..db import db
+from ..models import Check, Frame, Worker
+from ..storage_access import storage
+from . import penalties
+
+
+def reexamine(frame: Frame) -> None:
+    stale = db.session.execute(select(Check).where(
+        Check.frame_id == frame.id, Check.verdict == "pass", Check.kind.in_(("verify", "audit")),
+        Check.reexamined.is_(False), Check.renderer_sha256 != frame.blob_sha256,
+        Check.result_sha256.is_not(None))).scalars().all()
+    for check in stale:
+        check.reexamined = True
+        if check.verifier is not None and not _matches(check, frame):
+            penalties.verifier_caught(check.verifier, f"check {check.id} passed a frame the honest re-render "
+                                                      "contradicts")
+
+
+def _matches(check: Check, frame: Frame) -> bool:
+    limit = current_app.config["FRAMEHIVE_MAX_FRAME_PIXELS"]
+    with storage().open(check.result_sha256 or "") as handle:
+        theirs_full = fa.decode(handle.read(), limit)
+    with storage().open(frame.blob_sha256 or "") as handle:
+        honest = fa.decode(handle.read(), limit)
+    rect, region = fa.Region.from_list(check.render_rect), fa.Region.from_list(check.region)
+    theirs = fa.crop(theirs_full, region.relative_to(rect))
+    renderer: Worker | None = frame.worker
+    mode = "strict" if renderer is not None and check.verifier is not None \
+        and renderer.device_class == check.verifier.device_class else "cross"
+    metrics = fa.strict_metrics(fa.crop(honest, region), theirs) if mode == "strict" \
+        else fa.cross_metrics(fa.crop(honest, region), theirs)
+    return fa.decide(metrics, mode).passed

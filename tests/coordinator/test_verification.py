@@ -1,0 +1,289 @@
+"""Verification plumbing on a real database (SQLite and PostgreSQL): keys, commit, blind checks, verdicts,
+arbitration, penalties, trust and ringers. Frames here are noise images: the decisions on real renders
+are covered end to end (tests/e2e/test_adversaries.py) and by frame_analysis' own tests."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+
+import numpy as np
+import pytest
+from sqlalchemy import select
+
+from coordinator import frame_analysis as fa
+from coordinator import leases, outcomes
+from coordinator.db import db
+from coordinator.dispatch import assign_message, verify_message
+from coordinator.models import Account, Blob, Check, Frame, Job, JobBlock, Task, VerificationKey, Worker
+from coordinator.storage_access import storage
+from coordinator.tier0 import inspect_frame
+from coordinator.verification import decide, leasing, trust
+
+
+def noise_png(seed: int, width: int = 64, height: int = 36) -> bytes:
+    pixels = np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
+    return fa.encode_png(pixels)
+
+
+def store(data: bytes) -> str:
+    sha = hashlib.sha256(data).hexdigest()
+    if db.session.get(Blob, sha) is None:
+        storage().put(sha, io.BytesIO(data), len(data))
+        db.session.add(Blob(sha256=sha, size=len(data)))
+    return sha
+
+
+@pytest.fixture
+def v(app, api, scene_sha):  # type: ignore[no-untyped-def]
+    """A 4-frame job in 2 tasks, a renderer, a verifier and an arbiter of three owners, and a second
+    agent of the renderer's own owner that also verifies."""
+    app.config.update(FRAMEHIVE_AUDIT_RATE=0.0, FRAMEHIVE_RINGER_RATE=0.0)
+    job = api.post("/api/v1/jobs", json={"scene": scene_sha, "frames": "1-4", "chunk": 2}).get_json()
+    with app.app_context():
+        workers = {}
+        for name in ("renderer", "verifier", "arbiter"):
+            account = Account(name=f"{name}-owner")
+            db.session.add(account)
+            db.session.flush()
+            workers[name] = Worker(account_id=account.id, name=name, online=True, roles=["render", "verify"],
+                                   blender_version="5.0.1", device="CPU")
+        workers["sibling"] = Worker(account_id=workers["renderer"].account_id, name="sibling", online=True,
+                                    roles=["render", "verify"], blender_version="5.0.1", device="CPU")
+        db.session.add_all(workers.values())
+        db.session.commit()
+        yield {"job_id": job["id"], **workers}
+        db.session.remove()
+
+
+def render(task: Task, image=noise_png) -> None:  # type: ignore[no-untyped-def]
+    """Upload every frame of the task the way the frame endpoint does (tier 0 included), then task_done."""
+    for frame in db.session.execute(select(Frame).filter_by(task_id=task.id)).scalars():
+        data = image(frame.number)
+        info = inspect_frame(data, frame, 10**8)
+        frame.tile_hashes, frame.tile_key, frame.flags = info.tile_hashes, info.tile_key, info.flags
+        outcomes.frame_rendered(task, frame.number, store(data), 30)
+    outcomes.task_done(task)
+
+
+def answer(check: Check, seed_of_truth: int | None = None) -> None:
+    """The verifier uploads its render of the check's rect: the truth (noise of the frame), or a lie."""
+    frame = check.frame
+    truth = fa.decode(noise_png(frame.number if seed_of_truth is None else seed_of_truth), 10**8)
+    decide.judge(check, fa.encode_png(fa.crop(truth, fa.Region.from_list(check.render_rect))))
+    db.session.commit()
+    decide.apply(check)
+    db.session.commit()
+
+
+def test_keys_are_drawn_at_split_and_never_sent_to_the_renderer(v):  # type: ignore[no-untyped-def]
+    keys = db.session.execute(select(VerificationKey).filter_by(job_id=v["job_id"])).scalars().all()
+    tasks = db.session.execute(select(Task).filter_by(job_id=v["job_id"])).scalars().all()
+    assert sorted(k.task_id for k in keys) == sorted(t.id for t in tasks), "one sealed key per task"
+    for key in keys:
+        task = db.session.get(Task, key.task_id)
+        assert key.state == "sealed" and key.frame in task.frame_numbers and 0 <= key.draw < 1
+        assert fa.Region.from_list(key.region).fits(64, 36)
+    leased = leases.claim_task(v["renderer"].id)
+    message = assign_message(leased)
+    text = repr(message)
+    assert "region" not in text and "draw" not in text and str(keys[0].region) not in text
+
+
+def test_a_new_renderer_is_checked_blind_by_another_owner(v):  # type: ignore[no-untyped-def]
+    task = leases.claim_task(v["renderer"].id)
+    render(task)
+    assert task.state == "verifying"
+    (check,) = db.session.execute(select(Check)).scalars().all()
+    assert check.kind == "verify" and check.excluded_accounts == [v["renderer"].account_id]
+    assert leasing.claim_check(v["renderer"]) is None
+    assert leasing.claim_check(v["sibling"]) is None, "an agent of the same owner never verifies"
+    leased = leasing.claim_check(v["verifier"])
+    assert leased is not None and leased.id == check.id
+    message = verify_message(leased)
+    assert set(vars(message)) == {"check_id", "attempt", "job_id", "frame", "rect", "scene", "settings",
+                                  "upload_url"}, "the verifier learns nothing about the renderer"
+    rect, region = fa.Region.from_list(message.rect), fa.Region.from_list(check.region)
+    assert region.relative_to(rect) is not None and rect.area >= region.area
+
+
+def test_a_passed_check_verifies_the_task(v):  # type: ignore[no-untyped-def]
+    task = leases.claim_task(v["renderer"].id)
+    render(task)
+    answer(leasing.claim_check(v["verifier"]))
+    check = db.session.execute(select(Check)).scalar_one()
+    assert (check.verdict, check.mode, check.metrics["maxabs"]) == ("pass", "strict", 0)
+    assert task.state == "done"
+    frames = db.session.execute(select(Frame).filter_by(task_id=task.id)).scalars().all()
+    assert {f.state for f in frames} == {"verified"}
+    assert sorted(f.verified_by for f in frames) == ["check", "trust"]
+    assert v["renderer"].trust == 1
+
+
+def test_a_failed_check_goes_to_arbitration_and_the_cheat_is_caught(v):  # type: ignore[no-untyped-def]
+    task = leases.claim_task(v["renderer"].id)
+    render(task, image=lambda n: noise_png(1000 + n))  # the renderer uploads the wrong pixels
+    answer(leasing.claim_check(v["verifier"]))
+    verify = db.session.execute(select(Check).filter_by(kind="verify")).scalar_one()
+    assert verify.verdict == "fail" and task.state == "verifying"
+    arbitration = db.session.execute(select(Check).filter_by(kind="arbitration")).scalar_one()
+    assert set(arbitration.excluded_accounts) == {v["renderer"].account_id, v["verifier"].account_id}
+    assert leasing.claim_check(v["verifier"]) is None
+    answer(leasing.claim_check(v["arbiter"]))
+    assert arbitration.verdict == "fail"
+    renderer = v["renderer"]
+    assert (renderer.trust, renderer.times_caught, renderer.suspended) == (0, 1, False)
+    assert db.session.execute(select(JobBlock).filter_by(worker_id=renderer.id)).first() is not None
+    assert task.state == "queued", "its frames go back to the queue for someone else"
+    frames = db.session.execute(select(Frame).filter_by(task_id=task.id)).scalars().all()
+    assert {(f.state, f.blob_sha256, f.worker_id) for f in frames} == {("queued", None, None)}
+    sealed = db.session.execute(select(VerificationKey).filter_by(task_id=task.id, state="sealed")).scalars().all()
+    assert len(sealed) == 1, "fresh secret keys for the re-render"
+    assert leases.claim_task(renderer.id) is None, "the cheater is blocklisted for this job"
+    assert leases.claim_task(v["verifier"].id).id == task.id, "another worker renders it again"
+
+
+def test_arbitration_that_sides_with_the_renderer_catches_the_verifier(v):  # type: ignore[no-untyped-def]
+    task = leases.claim_task(v["renderer"].id)
+    render(task)
+    answer(leasing.claim_check(v["verifier"]), seed_of_truth=999)  # the verifier lies
+    answer(leasing.claim_check(v["arbiter"]))
+    assert v["verifier"].times_caught == 1 and v["verifier"].trust == 0
+    assert v["renderer"].times_caught == 0
+    assert task.state == "done"
+
+
+def test_repeat_offenders_are_suspended_and_get_no_work(v, app):  # type: ignore[no-untyped-def]
+    worker = v["verifier"]
+    trust.caught(worker)
+    assert not worker.suspended
+    trust.caught(worker)
+    db.session.commit()
+    assert worker.suspended
+    task = leases.claim_task(v["renderer"].id)
+    render(task)
+    assert leasing.claim_check(worker) is None
+
+
+def test_check_rate_falls_with_trust_to_a_floor_and_resets():
+    rates = [trust.check_rate(t) for t in range(0, 2000)]
+    assert rates[:trust.BURN_IN] == [1.0] * trust.BURN_IN
+    assert all(a >= b for a, b in zip(rates, rates[1:], strict=False)), "monotone"
+    assert rates[-1] == trust.FLOOR > 0
+    assert trust.check_rate(0) == 1.0
+
+
+def test_trusted_renderer_is_sampled_by_its_keys_but_tier0_flags_force_a_check(v):  # type: ignore[no-untyped-def]
+    v["renderer"].trust = 10**6  # check rate at the floor
+    for key in db.session.execute(select(VerificationKey)).scalars():
+        key.draw = 0.99  # these keys fall above the floor: not used
+    db.session.commit()
+    task = leases.claim_task(v["renderer"].id)
+    render(task, image=lambda n: fa.encode_png(np.zeros((36, 64, 3), dtype=np.uint8)))  # black frames
+    frames = db.session.execute(select(Frame).filter_by(task_id=task.id)).scalars().all()
+    assert all("uniform" in f.flags for f in frames)
+    assert any("copy" in f.flags for f in frames), "two identical frames: the second is a copy"
+    checks = db.session.execute(select(Check)).scalars().all()
+    assert sorted(c.frame.number for c in checks) == [f.number for f in frames], "every flagged frame checked"
+    other = leases.claim_task(v["renderer"].id)
+    render(other)
+    assert other.state == "done", "unflagged frames above the rate are accepted on trust"
+
+
+def test_ringers_catch_a_verifier_that_does_not_render(v, app):  # type: ignore[no-untyped-def]
+    task = leases.claim_task(v["renderer"].id)
+    render(task)
+    answer(leasing.claim_check(v["verifier"]))  # now a frame verified by a check exists
+    second = leases.claim_task(v["arbiter"].id)
+    render(second)  # a real check is queued for another owner
+    app.config["FRAMEHIVE_RINGER_RATE"] = 1.0
+    ringer = leasing.claim_check(v["verifier"])
+    assert ringer.kind == "ringer" and ringer.frame.task_id == task.id
+    assert set(vars(verify_message(ringer))) == set(vars(verify_message(db.session.get(Check, 1))))
+    answer(ringer, seed_of_truth=12345)  # uploads something it did not render
+    assert v["verifier"].times_caught == 1
+    ringer2 = leasing.claim_check(v["verifier"])
+    answer(ringer2)
+    assert v["verifier"].trust == 1
+
+
+def test_a_verifier_that_passed_a_cheaters_frames_is_caught_after_the_honest_re_render(v):  # type: ignore[no-untyped-def]
+    from coordinator.verification import penalties
+
+    task = leases.claim_task(v["renderer"].id)
+    render(task, image=lambda n: noise_png(1000 + n))  # fake frames
+    check = leasing.claim_check(v["verifier"])
+    answer(check, seed_of_truth=1000 + check.frame.number)  # the colluder copies the fake: a forged pass
+    assert check.verdict == "pass" and task.state == "done"
+    penalties.renderer_caught(v["renderer"], db.session.get(Job, v["job_id"]), "caught elsewhere")
+    db.session.commit()
+    assert task.state == "queued"
+    again = leases.claim_task(v["arbiter"].id)
+    assert again.id == task.id
+    render(again)  # honest pixels this time
+    answer(leasing.claim_check(v["sibling"]))  # an honest check of the re-render (the sibling's owner differs)
+    assert again.state == "done"
+    assert v["verifier"].times_caught == 1, "its forged pass contradicts the honest re-render"
+    assert db.session.get(Check, check.id).reexamined
+
+
+@pytest.fixture
+def node(v):  # type: ignore[no-untyped-def]
+    """A trusted node of the network (an account the admin marked trusted), able to settle claims."""
+    account = Account(name="network", trusted=True)
+    db.session.add(account)
+    db.session.flush()
+    worker = Worker(account_id=account.id, name="node", online=True, roles=["render", "verify"],
+                    blender_version="5.0.1", device="CPU")
+    db.session.add(worker)
+    db.session.commit()
+    return worker
+
+
+def accepted_on_trust(v, image) -> Task:  # type: ignore[no-untyped-def]
+    v["renderer"].trust = 10**6
+    for key in db.session.execute(select(VerificationKey)).scalars():
+        key.draw = 0.99
+    db.session.commit()
+    task = leases.claim_task(v["renderer"].id)
+    render(task, image=image)
+    assert task.state == "done"
+    return task
+
+
+def test_a_confirmed_claim_replaces_the_frame_and_penalises_the_renderer(v, node, api):  # type: ignore[no-untyped-def]
+    task = accepted_on_trust(v, image=lambda n: noise_png(1000 + n))  # fakes that nobody checked
+    number = task.frame_numbers[0]
+    response = api.post(f"/api/v1/jobs/{v['job_id']}/claims", json={"frames": str(number), "reason": "noise"})
+    assert response.status_code == 201, response.get_json()
+    claim = response.get_json()
+    assert claim["state"] == "open" and claim["checks"][0]["kind"] == "claim"
+    assert leasing.claim_check(v["verifier"]) is None, "claims go to trusted nodes only"
+    check = leasing.claim_check(node)
+    assert check.region == [0, 0, 64, 36], "the whole frame is rendered again"
+    answer(check)
+    claims = api.get(f"/api/v1/jobs/{v['job_id']}/claims").get_json()["claims"]
+    assert claims[0]["state"] == "confirmed"
+    frame = db.session.execute(select(Frame).filter_by(task_id=task.id, number=number)).scalar_one()
+    assert (frame.verified_by, frame.worker_id, frame.blob_sha256) == ("claim", node.id, check.result_sha256)
+    assert v["renderer"].times_caught == 1
+
+
+def test_a_rejected_claim_counts_against_the_claimant(v, node, api):  # type: ignore[no-untyped-def]
+    task = accepted_on_trust(v, image=noise_png)
+    number = task.frame_numbers[1]
+    api.post(f"/api/v1/jobs/{v['job_id']}/claims", json={"frames": str(number), "reason": "looks wrong"})
+    answer(leasing.claim_check(node))
+    claim = api.get(f"/api/v1/jobs/{v['job_id']}/claims").get_json()["claims"][0]
+    assert claim["state"] == "rejected"
+    assert db.session.get(Job, v["job_id"]).account.claims_rejected == 1
+    assert v["renderer"].times_caught == 0
+
+
+def test_claims_need_delivered_frames_and_a_reason(v, api):  # type: ignore[no-untyped-def]
+    url = f"/api/v1/jobs/{v['job_id']}/claims"
+    assert api.post(url, json={"frames": "1", "reason": "x"}).get_json()["error"]["code"] == "not_delivered"
+    assert api.post(url, json={"frames": "1", "reason": " "}).get_json()["error"]["code"] == "bad_request"
+    assert api.post(url, json={"frames": "zz", "reason": "x"}).get_json()["error"]["code"] == "bad_frames"
+    assert api.post(url, json=["1"]).status_code == 400
+    assert api.get(url).get_json() == {"claims": []}
