@@ -107,6 +107,15 @@ def build_parser() -> argparse.ArgumentParser:
     claim.add_argument("--reason", required=True, help="what is wrong with them")
     claim.set_defaults(handler=cmd_claim)
 
+    balance = commands.add_parser("balance", parents=[common], help="your points, escrow and agents' earnings")
+    balance.add_argument("--json", action="store_true", help="print the raw JSON")
+    balance.set_defaults(handler=cmd_balance)
+
+    ledger = commands.add_parser("ledger", parents=[common], help="your ledger entries, newest first")
+    ledger.add_argument("--job", type=_positive_int, metavar="JOB", help="only this job's entries")
+    ledger.add_argument("--json", action="store_true", help="print the raw JSON")
+    ledger.set_defaults(handler=cmd_ledger)
+
     jobs = commands.add_parser("jobs", parents=[common], help="list your jobs")
     jobs.set_defaults(handler=cmd_jobs)
     return parser
@@ -199,6 +208,33 @@ def cmd_claim(client: Client, args: argparse.Namespace) -> int:
     claim = client.claim(args.job, args.frames, args.reason)
     print(f"claim {claim.get('id')} on job {args.job} frames {claim.get('frames')}: {claim.get('state')}")
     _say(f"trusted nodes re-render the frames; `framehive status {args.job}` shows the outcome")
+    return EXIT_OK
+
+
+def cmd_balance(client: Client, args: argparse.Namespace) -> int:
+    """Points of the token's account."""
+    info = client.balance()
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return EXIT_OK
+    print(f"{info.get('account')}: {info.get('balance')} points ({info.get('escrow')} held in escrow by running jobs)")
+    for worker, earned in sorted((info.get("earned_by_worker") or {}).items()):
+        print(f"  {worker}: earned {earned}")
+    return EXIT_OK
+
+
+def cmd_ledger(client: Client, args: argparse.Namespace) -> int:
+    """The account's ledger, one entry a line."""
+    entries = client.ledger(args.job)
+    if args.json:
+        print(json.dumps(entries, indent=2))
+        return EXIT_OK
+    for e in entries:
+        where = " ".join(f"{k} {e[k]}" for k in ("job", "frame", "check") if e.get(k) is not None)
+        print(f"{str(e.get('at', ''))[:19]}  {e.get('amount'):>7}  {e.get('from')} -> {e.get('to')}  "
+              f"{e.get('reason')}  {where}  {e.get('memo') or ''}".rstrip())
+    if not entries:
+        _say("no ledger entries")
     return EXIT_OK
 
 

@@ -208,6 +208,21 @@ class Client:
             raise _bad_response("the claim list has no 'claims' list")
         return [claim for claim in claims if isinstance(claim, dict)]
 
+    def balance(self) -> dict[str, Any]:
+        """The account's points: balance, escrow held by running jobs, and what each of its agents earned."""
+        return _expect_dict(self._json("GET", "/balance"), "balance")
+
+    def ledger(self, job_id: int | None = None) -> list[dict[str, Any]]:
+        """The account's ledger entries, newest first (only one job's with ``job_id``)."""
+        answer = self._json("GET", "/ledger" + (f"?job={int(job_id)}" if job_id is not None else ""))
+        entries = answer.get("entries") if isinstance(answer, dict) else None
+        if not isinstance(entries, list):
+            raise _bad_response("the ledger has no 'entries' list")
+        return [entry for entry in entries if isinstance(entry, dict)]
+
+    def pricing(self) -> dict[str, Any]:
+        return _expect_dict(self._json("GET", "/pricing"), "pricing")
+
     def cancel(self, job_id: int) -> dict[str, Any]:
         """Cancel a job; returns the job as it is after cancelling."""
         return _expect_dict(self._json("POST", f"/jobs/{int(job_id)}/cancel", {}), "job")

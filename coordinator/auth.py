@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import math
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from flask import g, request
+from sqlalchemy import update
 
 from .db import db
 from .errors import ApiError
@@ -22,11 +25,33 @@ def hash_token(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def create_token(kind: str, name: str, account_name: str | None = None, trusted: bool = False) -> str:
-    """Create a token (and its account if new); return the secret, which is never stored."""
+NAME_MAX = 120  # Account.name and ApiToken.name are String(120)
+
+
+def _clean_name(value: object, what: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"{what} must be a non-empty string")
+    value = value.strip()
+    if len(value) > NAME_MAX:
+        raise ValueError(f"{what} must be at most {NAME_MAX} characters")
+    return value
+
+
+def issue_token(kind: str, name: str, account_name: str | None = None, trusted: bool = False,
+                expires_in: float | None = None) -> tuple[str, dict[str, Any]]:
+    """Create a token (and its account if new); return its secret, which is never stored, and its listing.
+
+    ``expires_in`` is in seconds from now; ``None`` means the token never expires. Raises ValueError on bad
+    input (nothing is created then).
+    """
     if kind not in TOKEN_KINDS:
         raise ValueError(f"kind must be one of {', '.join(TOKEN_KINDS)}")
-    account_name = account_name or name
+    name = _clean_name(name, "name")
+    account_name = _clean_name(account_name, "account") if account_name is not None else name
+    if expires_in is not None and (
+            isinstance(expires_in, bool) or not isinstance(expires_in, int | float)
+            or not math.isfinite(expires_in) or expires_in <= 0):
+        raise ValueError("expires_in must be a positive number of seconds")
     account = db.session.execute(db.select(Account).filter_by(name=account_name)).scalar_one_or_none()
     if account is None:
         account = Account(name=account_name)
@@ -35,9 +60,72 @@ def create_token(kind: str, name: str, account_name: str | None = None, trusted:
     if trusted:
         account.trusted = True
     secret = f"fh{kind[0]}_{secrets.token_urlsafe(32)}"
-    db.session.add(ApiToken(account_id=account.id, kind=kind, name=name, token_hash=hash_token(secret)))
+    created = now()
+    token = ApiToken(account_id=account.id, kind=kind, name=name, token_hash=hash_token(secret), created_at=created,
+                     expires_at=created + expires_in if expires_in is not None else None)
+    db.session.add(token)
     db.session.commit()
-    return secret
+    return secret, token_json(token)
+
+
+def create_token(kind: str, name: str, account_name: str | None = None, trusted: bool = False,
+                 expires_in: float | None = None) -> str:
+    """Create a token (and its account if new); return the secret, which is never stored."""
+    return issue_token(kind, name, account_name, trusted=trusted, expires_in=expires_in)[0]
+
+
+def token_state(token: ApiToken, at: float | None = None) -> str:
+    """``revoked`` wins over ``expired``; a token works only while ``active``."""
+    if token.revoked_at is not None:
+        return "revoked"
+    if token.expires_at is not None and token.expires_at < (now() if at is None else at):
+        return "expired"
+    return "active"
+
+
+def _iso(ts: float | None) -> str | None:
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds") if ts is not None else None
+
+
+def token_json(token: ApiToken, at: float | None = None) -> dict[str, Any]:
+    """A token's listing: never its secret or its hash."""
+    return {
+        "id": token.id, "account": token.account.name, "kind": token.kind, "name": token.name,
+        "created_at": _iso(token.created_at), "expires_at": _iso(token.expires_at),
+        "revoked_at": _iso(token.revoked_at), "state": token_state(token, at),
+    }
+
+
+def list_tokens(account_name: str | None = None) -> list[dict[str, Any]]:
+    """Every token (or one account's), oldest first, without secrets. Unknown account: ApiError 404."""
+    query = db.select(ApiToken).order_by(ApiToken.id)
+    if account_name is not None:
+        account = db.session.execute(db.select(Account).filter_by(name=account_name)).scalar_one_or_none()
+        if account is None:
+            raise ApiError(404, "not_found", f"no account named {account_name!r}")
+        query = query.filter_by(account_id=account.id)
+    at = now()
+    return [token_json(token, at) for token in db.session.execute(query).scalars()]
+
+
+def revoke_token(token_id: int) -> dict[str, Any]:
+    """Revoke a token at once; return its listing. Unknown id: ApiError 404; already revoked: ApiError 409.
+
+    The conditional UPDATE makes two concurrent revocations of one token end in one success and one 409.
+    """
+    token = db.session.get(ApiToken, token_id)
+    if token is None:
+        db.session.rollback()
+        raise ApiError(404, "not_found", f"no token with id {token_id}")
+    revoked = db.session.execute(
+        update(ApiToken).where(ApiToken.id == token_id, ApiToken.revoked_at.is_(None)).values(revoked_at=now()))
+    if revoked.rowcount == 0:
+        db.session.rollback()
+        db.session.refresh(token)
+        raise ApiError(409, "already_revoked", f"token {token_id} was already revoked at {_iso(token.revoked_at)}")
+    db.session.commit()
+    db.session.refresh(token)
+    return token_json(token)
 
 
 @dataclass(frozen=True)
@@ -59,7 +147,7 @@ def caller_from_header(header: str | None) -> Caller:
     token = db.session.execute(
         db.select(ApiToken).filter_by(token_hash=hash_token(header[len("Bearer "):].strip()))
     ).scalar_one_or_none()
-    if token is None or token.revoked_at is not None or (token.expires_at and token.expires_at < now()):
+    if token is None or token_state(token) != "active":
         raise ApiError(401, "bad_token", "the token is not valid (unknown, revoked or expired)")
     return Caller(token.id, token.account_id, token.account.name, token.kind)
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
+import math
 import os
 import signal
 import sys
@@ -43,8 +45,27 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--account", help="account that owns the token (created if new)")
     create.add_argument("--trusted", action="store_true",
                         help="mark the account trusted: the network's own nodes, never sampled, may arbitrate")
+    create.add_argument("--expires-in", type=_positive_days, metavar="DAYS",
+                        help="the token stops working after this many days (fractions allowed; default: never)")
     _add_store_args(create)
+    listing = token_sub.add_parser("list", help="list tokens (never their secrets)")
+    listing.add_argument("--account", help="only this account's tokens")
+    listing.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    _add_store_args(listing)
+    revoke = token_sub.add_parser("revoke", help="revoke a token at once (see 'token list' for ids)")
+    revoke.add_argument("id", type=int, help="the token's id")
+    _add_store_args(revoke)
     return parser
+
+
+def _positive_days(value: str) -> float:
+    try:
+        days = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of days: {value!r}") from None
+    if not math.isfinite(days) or days <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number of days: {value!r}")
+    return days
 
 
 def _app_config(args: argparse.Namespace) -> dict[str, Any]:
@@ -64,17 +85,60 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "serve":
         return _serve(args)
-    return _token_create(args)
+    return _token(args)
 
 
-def _token_create(args: argparse.Namespace) -> int:
+def _token(args: argparse.Namespace) -> int:
+    """``token create|list|revoke`` against the store; errors are a message on stderr and exit status 1."""
     from . import create_app
-    from .auth import create_token
+    from .db import db
+    from .errors import ApiError
 
     app = create_app({**_app_config(args), "FRAMEHIVE_START_REAPER": False}, data_dir=args.data_dir)
+    command = {"create": _token_create, "list": _token_list, "revoke": _token_revoke}[args.token_command]
     with app.app_context():
-        print(create_token(args.kind, args.name, args.account, trusted=args.trusted))
+        try:
+            command(args)
+        except (ApiError, ValueError) as exc:
+            print(f"framehive-coordinator: error: {exc}", file=sys.stderr)
+            return 1
+        finally:
+            db.session.remove()
+            db.engine.dispose()
     return 0
+
+
+def _token_create(args: argparse.Namespace) -> None:
+    from .auth import create_token
+
+    expires_in = args.expires_in * 86400 if args.expires_in is not None else None
+    # stdout is only the secret, so scripts can capture it.
+    print(create_token(args.kind, args.name, args.account, trusted=args.trusted, expires_in=expires_in))
+
+
+def _token_list(args: argparse.Namespace) -> None:
+    from .auth import list_tokens
+
+    tokens = list_tokens(args.account)
+    if args.json:
+        print(json.dumps(tokens, indent=2))
+        return
+    if not tokens:
+        print("no tokens")
+        return
+    columns = ("id", "account", "kind", "name", "state", "created_at", "expires_at", "revoked_at")
+    rows = [[str(t[c]) if t[c] is not None else "-" for c in columns] for t in tokens]
+    header = [c.replace("_at", "").upper() for c in columns]
+    widths = [max(len(cell) for cell in column) for column in zip(header, *rows, strict=True)]
+    for row in (header, *rows):
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+
+
+def _token_revoke(args: argparse.Namespace) -> None:
+    from .auth import revoke_token
+
+    token = revoke_token(args.id)
+    print(f"revoked token {token['id']} ({token['kind']} {token['name']!r} of account {token['account']!r})")
 
 
 def _serve(args: argparse.Namespace) -> int:

@@ -38,6 +38,15 @@ RINGER_RATE = 0.1
 # dither is deterministic but depends on image coordinates, so a crop would differ from the full frame.
 PINNED_SETTINGS = {"dither_intensity": 0.0}
 POLICIES = ("adaptive", "circle", "full")
+# Points (coordinator/ledger.py, pricing.py). A job of M frames costs M x (FRAME_PRICE + CHECK_PRICE), held
+# in escrow: the most its frames and their checks can ever pay out, so self-dealing never earns more than
+# it costs (fRender's rule). A renderer working on its own account's job earns SELF_DEALING_RATE of the
+# frame price (SheepIt's 30 %); a caught cheater forfeits STAKE points of its balance to the network.
+FRAME_PRICE = 10
+CHECK_PRICE = 2
+SELF_DEALING_RATE = 0.3
+STARTING_GRANT = 1000
+STAKE = 50
 
 
 def defaults(data_dir: Path) -> dict[str, Any]:
@@ -60,4 +69,9 @@ def defaults(data_dir: Path) -> dict[str, Any]:
         "FRAMEHIVE_SUSPEND_AFTER": SUSPEND_AFTER,
         "FRAMEHIVE_AUDIT_RATE": AUDIT_RATE,
         "FRAMEHIVE_RINGER_RATE": RINGER_RATE,
+        "FRAMEHIVE_FRAME_PRICE": FRAME_PRICE,
+        "FRAMEHIVE_CHECK_PRICE": CHECK_PRICE,
+        "FRAMEHIVE_SELF_DEALING_RATE": SELF_DEALING_RATE,
+        "FRAMEHIVE_STARTING_GRANT": STARTING_GRANT,
+        "FRAMEHIVE_STAKE": STAKE,
     }

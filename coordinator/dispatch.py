@@ -38,6 +38,7 @@ class Connection:
     worker_id: int
     name: str
     ws: object
+    token_id: int = 0  # the worker token it connected with: revoking it ends the connection
     current: Work | None = None  # what it is working on
     draining: bool = False  # handed back its work and is shutting down: assign nothing more
     _lock: threading.Lock = field(default_factory=threading.Lock)

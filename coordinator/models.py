@@ -245,3 +245,23 @@ class Claim(db.Model):
     outcome: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[float] = mapped_column(Float, default=now)
     decided_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class LedgerEntry(db.Model):
+    """One movement of points between two books (double entry): ``amount`` leaves ``from_book`` and enters
+    ``to_book``. Books: ``account:<id>``, ``escrow:<job id>``, ``network`` (stakes, pays ringers and late
+    audits) and ``mint`` (the only source of new points: grants). Balances are sums over entries."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    created_at: Mapped[float] = mapped_column(Float, default=now)
+    from_book: Mapped[str] = mapped_column(String(40), index=True)
+    to_book: Mapped[str] = mapped_column(String(40), index=True)
+    amount: Mapped[int] = mapped_column(Integer)
+    reason: Mapped[str] = mapped_column(String(24))
+    memo: Mapped[str] = mapped_column(Text, default="")
+    job_id: Mapped[int | None] = mapped_column(ForeignKey("job.id"), nullable=True, index=True)
+    task_id: Mapped[int | None] = mapped_column(ForeignKey("task.id"), nullable=True)
+    check_id: Mapped[int | None] = mapped_column(ForeignKey("check.id"), nullable=True)
+    claim_id: Mapped[int | None] = mapped_column(ForeignKey("claim.id"), nullable=True)
+    worker_id: Mapped[int | None] = mapped_column(ForeignKey("worker.id"), nullable=True, index=True)
+    frame: Mapped[int | None] = mapped_column(Integer, nullable=True)

@@ -8,7 +8,7 @@ from flask import current_app
 
 from protocol import frameranges
 
-from . import config, splitting
+from . import config, ledger, payments, splitting
 from .db import db
 from .errors import ApiError
 from .models import Blob, Frame, Job, Task, Worker
@@ -95,6 +95,10 @@ def create_job(account_id: int, body: Any) -> Job:
     """Validate, then create job + tasks + frames and commit them together."""
     request = validate(body)
     frames: list[int] = request["frames"]
+    price = payments.job_price(len(frames))
+    available = ledger.balance(ledger.account_book(account_id))
+    if available < price:  # refuse before anything is written
+        raise ledger.InsufficientPoints(available, price)
     chunk = request["chunk"] or splitting.default_chunk(len(frames), _online_workers())
     width, height = request["info"]["resolution"]
     job = Job(
@@ -112,6 +116,7 @@ def create_job(account_id: int, body: Any) -> Job:
     )
     db.session.add(job)
     db.session.flush()
+    payments.charge(job, len(frames))
     for group in splitting.split(frames, chunk):
         task = Task(job_id=job.id, frames_spec=frameranges.format_frames(group))
         db.session.add(task)

@@ -8,6 +8,7 @@ from sqlalchemy import func, select
 
 from .db import db
 from .models import Frame, Job, Task, now
+from .payments import refund
 from .states import JOB_TRANSITIONS, TASK_TRANSITIONS, FrameState, JobState, TaskState, check_move
 
 
@@ -37,6 +38,7 @@ def move_job(job: Job, new: str, error: str | None = None) -> None:
     if new in JobState.FINAL:
         job.finished_at = now()
         job.error = error
+        refund(job)
 
 
 def missing_frames(task: Task) -> list[int]:

@@ -16,11 +16,11 @@ from protocol import PROTOCOL_VERSION
 from protocol import messages as m
 
 from . import leases, outcomes
-from .auth import caller_from_header
+from .auth import caller_from_header, token_state
 from .db import db
 from .dispatch import Connection, Dispatcher, Work
 from .errors import ApiError, error_response
-from .models import Worker, now
+from .models import ApiToken, Worker, now
 from .verification import leasing as check_leasing
 
 # A connected agent must say hello this quickly, or it is dropped.
@@ -59,7 +59,7 @@ def channel(ws) -> None:  # type: ignore[no-untyped-def]
     # Leases left from an earlier connection of this agent are stale: it drops its work when it disconnects.
     dispatcher().drop_leases(leases.release_worker(worker.id, "the worker reconnected"))
     check_leasing.release_verifier(worker.id)
-    conn = Connection(worker_id=worker.id, name=worker.name, ws=ws)
+    conn = Connection(worker_id=worker.id, name=worker.name, ws=ws, token_id=caller.token_id)
     ws.send(m.encode(m.Welcome(worker_id=worker.id,
                                heartbeat_interval=current_app.config["FRAMEHIVE_HEARTBEAT_INTERVAL"],
                                lease_timeout=current_app.config["FRAMEHIVE_LEASE_TIMEOUT"])))
@@ -118,11 +118,21 @@ def _serve(conn: Connection, ws) -> None:  # type: ignore[no-untyped-def]
             current_app.logger.warning("worker %s went silent; dropping it", conn.name)
             return
         try:
+            if not _token_still_valid(conn):
+                conn.send(m.Error(code="bad_token", message="the worker token was revoked or has expired"))
+                current_app.logger.warning("worker %s: token revoked or expired; closing", conn.name)
+                return
             _handle(conn, m.decode(text))
         except m.MessageError as exc:
             conn.send(m.Error(code="bad_message", message=str(exc)))
         finally:
             db.session.remove()
+
+
+def _token_still_valid(conn: Connection) -> bool:
+    """Checked on every message (heartbeats included), so a revoked agent is cut off within seconds."""
+    token = db.session.get(ApiToken, conn.token_id)
+    return token is not None and token_state(token) == "active"
 
 
 def _handle(conn: Connection, message: m.Message) -> None:

@@ -46,9 +46,11 @@ def run(farm: Farm, root: Path, args: argparse.Namespace) -> int:
     url = farm.start_coordinator()
     artist = farm.token("user", "artist")
     say(f"coordinator at {url}; starting 2 worker agents (two GPU owners, real Blender on CPU)")
-    farm.start_worker("worker-1", farm.token("worker", "gpu-owner-1"))
-    farm.start_worker("worker-2", farm.token("worker", "gpu-owner-2"))
+    owners = {name: farm.token("worker", name) for name in ("gpu-owner-1", "gpu-owner-2")}
+    farm.start_worker("worker-1", owners["gpu-owner-1"])
+    farm.start_worker("worker-2", owners["gpu-owner-2"])
     client = Client(url, artist)
+    before = client.balance()["balance"]
     wait_for(lambda: sum(w["online"] for w in Client(url, farm.token("admin", "demo-admin")).workers()) >= 2,
              120, "both workers to connect")
     scene = make_scene(root / "sample.blend", frames=args.frames, width=160, height=90, samples=16)
@@ -62,7 +64,19 @@ def run(farm: Farm, root: Path, args: argparse.Namespace) -> int:
     if submit.returncode != 0 or not jobs:
         raise RuntimeError(f"the job did not complete (framehive exited {submit.returncode})")
     summary(client.job(jobs[0]["id"]), REPO / "framehive-output" / str(jobs[0]["id"]), wall)
+    points(client, before, {name: Client(url, token) for name, token in owners.items()})
     return 0
+
+
+def points(artist: Client, before: int, owners: dict[str, Client]) -> None:
+    job = artist.jobs()[0]
+    after = artist.balance()["balance"]
+    print(f"points: the artist paid {before - after} (price {job['price']}, unused escrow refunded): "
+          f"{before} -> {after}")
+    for name, client in owners.items():
+        info = client.balance()
+        earned = ", ".join(f"{w} earned {n}" for w, n in info["earned_by_worker"].items())
+        print(f"  {name}: balance {info['balance']} ({earned})")
 
 
 def summary(job: dict, out: Path, wall: float) -> None:

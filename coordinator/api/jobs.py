@@ -9,6 +9,7 @@ from typing import Any
 from flask import Blueprint, current_app, jsonify, request, send_file
 from sqlalchemy import select
 
+from .. import ledger, payments
 from ..auth import current_caller, require
 from ..db import db
 from ..errors import ApiError
@@ -41,6 +42,9 @@ def job_summary(job: Job) -> dict[str, Any]:
         "scene": job.scene_sha256,
         "filename": job.filename,
         "error": job.error,
+        "policy": job.policy,
+        "price": payments.job_price(len(job.frames)),
+        "escrow": ledger.balance(ledger.escrow_book(job.id)),
         "created_at": _iso(job.created_at),
         "started_at": _iso(job.started_at),
         "finished_at": _iso(job.finished_at),

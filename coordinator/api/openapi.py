@@ -31,6 +31,8 @@ def _ok(code: int, description: str, content: dict[str, Any] | None = None) -> d
 BINARY = {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}
 PNG = {"image/png": {"schema": {"type": "string", "format": "binary"}}}
 JOB_ID = {"name": "job_id", "in": "path", "required": True, "schema": {"type": "integer"}}
+ACCOUNT = {"name": "account", "in": "query", "required": False, "schema": {"type": "string"},
+           "description": "only this account's tokens (404 if there is no such account)"}
 SHA = {"name": "sha256", "in": "path", "required": True, "schema": {"type": "string", "pattern": "^[0-9a-f]{64}$"}}
 
 
@@ -87,6 +89,28 @@ def openapi_document() -> dict[str, Any]:
             "put": _op("Upload a verifier's region render (PNG of the check's rect); judged at once (worker)",
                        _ok(201, "accepted"), body=PNG, errors=(400, 401, 403, 409, 413))},
         "/api/v1/workers": {"get": _op("The caller's worker agents (all for admins)", _ok(200, "workers"))},
+        "/api/v1/pricing": {"get": _op("The price list and the rules that move points", _ok(200, "pricing"))},
+        "/api/v1/balance": {"get": _op(
+            "The caller's balance, its jobs' escrow and what each of its agents earned (?account=NAME: admins)",
+            _ok(200, "balance"))},
+        "/api/v1/ledger": {"get": _op(
+            "The caller's ledger entries, newest first; filters ?job=ID, ?reason=R, ?account=NAME (admins)",
+            _ok(200, "entries"))},
+        "/api/v1/admin/grants": {"post": _op(
+            "Grant points to an account (admin): an explicit entry from the mint", _ok(201, "new balance"),
+            body=_json("Grant"))},
+        "/api/v1/admin/tokens": {
+            "get": {**_op("All API tokens, without secrets (admin)", _ok(200, "tokens", _json("TokenList")),
+                          errors=(401, 403, 404)), "parameters": [ACCOUNT]},
+            "post": _op("Create a token (and its account if new); the secret is in this response only (admin)",
+                        _ok(201, "the token, with its secret", _json("NewToken")), body=_json("TokenRequest"),
+                        errors=(400, 401, 403)),
+        },
+        "/api/v1/admin/tokens/{token_id}": {
+            "parameters": [{"name": "token_id", "in": "path", "required": True, "schema": {"type": "integer"}}],
+            "delete": _op("Revoke a token at once (admin). Revoking the calling token itself is allowed: the "
+                          "response then has a `warning`", _ok(200, "the revoked token", _json("Token")),
+                          errors=(401, 403, 404, 409))},
         "/api/v1/worker/ws": {"get": _op(
             "WebSocket for worker agents (messages: protocol/messages.py)", _ok(101, "switching protocols"),
             errors=(401, 403))},
@@ -120,6 +144,9 @@ def _schemas() -> dict[str, Any]:
             "filename": {"type": "string", "maxLength": 200},
             "policy": {"enum": ["adaptive", "circle", "full"], "default": "adaptive",
                        "description": "verification: adaptive trust, fRender's circle, or every frame twice"}}},
+        "Grant": {"type": "object", "required": ["account", "amount"], "properties": {
+            "account": {"type": "string"}, "amount": {"type": "integer", "minimum": 1},
+            "memo": {"type": "string"}}},
         "ClaimRequest": {"type": "object", "required": ["frames", "reason"], "properties": {
             "frames": {"type": "string", "description": "e.g. '3,7' or '10-12'"},
             "reason": {"type": "string", "maxLength": 2000}}},
@@ -127,6 +154,25 @@ def _schemas() -> dict[str, Any]:
             "id": {"type": "integer"}, "frames": {"type": "string"}, "reason": {"type": "string"},
             "state": {"enum": ["open", "confirmed", "rejected"]}, "outcome": {"type": ["string", "null"]},
             "checks": {"type": "array"}}},
+        "TokenRequest": {"type": "object", "required": ["kind", "name"], "additionalProperties": False,
+                         "properties": {
+            "kind": {"enum": ["user", "worker", "admin"]},
+            "name": {"type": "string", "minLength": 1, "maxLength": 120},
+            "account": {"type": "string", "minLength": 1, "maxLength": 120,
+                        "description": "owning account, created if new; default: the token's name"},
+            "expires_in": {"type": "number", "exclusiveMinimum": 0,
+                           "description": "seconds until the token expires; default: never"}}},
+        "Token": {"type": "object", "properties": {
+            "id": {"type": "integer"}, "account": {"type": "string"}, "kind": {"enum": ["user", "worker", "admin"]},
+            "name": {"type": "string"}, "created_at": {"type": "string", "format": "date-time"},
+            "expires_at": {"type": ["string", "null"], "format": "date-time"},
+            "revoked_at": {"type": ["string", "null"], "format": "date-time"},
+            "state": {"enum": ["active", "expired", "revoked"]},
+            "warning": {"type": "string", "description": "set when a caller revoked its own token"}}},
+        "NewToken": {"allOf": [{"$ref": "#/components/schemas/Token"}, {"type": "object", "required": ["token"],
+                     "properties": {"token": {"type": "string", "description": "the secret, shown only once"}}}]},
+        "TokenList": {"type": "object", "properties": {
+            "tokens": {"type": "array", "items": {"$ref": "#/components/schemas/Token"}}}},
         "Job": {"type": "object", "properties": {
             "id": {"type": "integer"}, "name": {"type": "string"}, "owner": {"type": "string"},
             "state": {"enum": ["queued", "running", "completed", "failed", "cancelled"]},

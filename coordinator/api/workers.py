@@ -21,7 +21,7 @@ def list_workers():  # type: ignore[no-untyped-def]
     if not caller.is_admin:
         query = query.filter_by(account_id=caller.account_id)
     leased = dict(db.session.execute(
-        select(Task.worker_id, Task.id).where(Task.state == TaskState.LEASED)).tuples().all())
+        select(Task.worker_id, Task.id).where(Task.state == TaskState.LEASED)).all())
     return jsonify({"workers": [
         {"id": w.id, "name": w.name, "owner": w.account.name, "online": w.online, "device": w.device,
          "devices": w.devices, "blender_version": w.blender_version, "threads": w.threads,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
+from .. import payments
 from ..db import db
 from ..models import Check, Frame, Job, Task, VerificationKey, Worker
 from ..states import FrameState, TaskState
@@ -41,7 +42,9 @@ def commit_task(task: Task) -> None:
             used.append(key)
     for key in used:
         frame = frames[key.frame]
-        new_check("verify", frame, key.region, [frame.worker.account_id], renderer=frame.worker, key=key)
+        # Neither the renderer's owner nor the job's owner may verify it (no self-dealing on checks).
+        new_check("verify", frame, key.region, [frame.worker.account_id, job.account_id], renderer=frame.worker,
+                  key=key)
     if used:
         move_task(task, TaskState.VERIFYING)
     else:
@@ -57,6 +60,7 @@ def accept_task(task: Task) -> None:
             frame.state = FrameState.VERIFIED
             frame.verified_by = "check" if frame.id in checked else "trust"
             reexamine(frame)
+            payments.pay_frame(frame)
     move_task(task, TaskState.DONE)
     finish_job_if_complete(task.job)
 

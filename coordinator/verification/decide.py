@@ -24,6 +24,7 @@ from flask import current_app
 from sqlalchemy import select
 
 from .. import frame_analysis as fa
+from .. import payments
 from ..db import db
 from ..models import Blob, Check, Job, Task, now
 from ..states import TaskState
@@ -80,6 +81,7 @@ def apply(check: Check) -> list[LostLease]:
 def _on_verify(check: Check) -> list[LostLease]:
     if check.verdict == "pass":
         trust.passed(check.renderer)
+        payments.pay_check(check)
         if _rng.random() < current_app.config["FRAMEHIVE_AUDIT_RATE"]:
             _second_opinion("audit", check, check)
         return settle(check.task)
@@ -91,6 +93,7 @@ def _on_verify(check: Check) -> list[LostLease]:
 
 def _on_audit(check: Check) -> list[LostLease]:
     if check.verdict == "pass":
+        payments.pay_check(check)
         return []
     _second_opinion("arbitration", check, check)  # the auditor may be the liar: a fourth owner decides
     return []
@@ -101,10 +104,13 @@ def _on_arbitration(check: Check) -> list[LostLease]:
     assert disputed is not None
     job: Job = check.frame.job
     if check.verdict == "pass":  # the renderer was right: whoever said otherwise lied
+        payments.pay_arbiter(check, loser=disputed.verifier)
         penalties.verifier_caught(disputed.verifier, f"check {disputed.id} contradicted by arbitration {check.id}")
         if disputed.kind == "verify":
             trust.passed(check.renderer)
         return settle(check.task)
+    payments.pay_arbiter(check, loser=check.renderer)
+    payments.pay_check(disputed)  # the verifier that said "fail" was right
     lost = penalties.renderer_caught(check.renderer, job, f"arbitration {check.id} confirmed check {disputed.id}")
     if disputed.kind == "audit":  # the first verifier had agreed with a cheating renderer: collusion
         first = db.session.get(Check, disputed.parent_id)
@@ -124,6 +130,7 @@ def _on_ringer(check: Check) -> list[LostLease]:
 def _on_claim(check: Check) -> list[LostLease]:
     from .claims import claim_checked
 
+    payments.pay_check(check)
     return claim_checked(check)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from flask import current_app
 from sqlalchemy import select
 
+from .. import payments
 from ..db import db
 from ..models import Frame, Job, JobBlock, Task, VerificationKey, Worker
 from ..states import FrameState, JobState, TaskState
@@ -22,6 +23,8 @@ from .checks import void_checks
 def renderer_caught(renderer: Worker, job: Job, reason: str) -> list[LostLease]:
     current_app.logger.warning("renderer %s (%s) caught on job %s: %s", renderer.id, renderer.name, job.id, reason)
     trust.caught(renderer)
+    payments.claw_back(renderer, job)  # forfeits what it earned here: to the escrow, or the artist if over
+    payments.forfeit_stake(renderer, reason)
     if db.session.execute(select(JobBlock).filter_by(job_id=job.id, worker_id=renderer.id)).first() is None:
         db.session.add(JobBlock(job_id=job.id, worker_id=renderer.id))
     if job.state not in JobState.ACTIVE:
@@ -65,3 +68,4 @@ def _rerender(job: Job, task: Task) -> list[LostLease]:
 def verifier_caught(verifier: Worker, reason: str) -> None:
     current_app.logger.warning("verifier %s (%s) caught: %s", verifier.id, verifier.name, reason)
     trust.caught(verifier)
+    payments.forfeit_stake(verifier, reason)

@@ -9,6 +9,8 @@ from typing import Any
 import pytest
 
 from coordinator.auth import create_token
+from coordinator.db import db
+from coordinator.models import Account, Worker
 
 
 class Api:
@@ -57,3 +59,25 @@ def api(app, tokens):  # type: ignore[no-untyped-def]
 @pytest.fixture
 def scene_sha(api, sample_scene: Path) -> str:  # type: ignore[no-untyped-def]
     return api.upload(sample_scene.read_bytes())
+
+
+@pytest.fixture
+def v(app, api, scene_sha):  # type: ignore[no-untyped-def]
+    """A 4-frame job in 2 tasks, a renderer, a verifier and an arbiter of three owners, and a second
+    agent of the renderer's own owner that also verifies."""
+    app.config.update(FRAMEHIVE_AUDIT_RATE=0.0, FRAMEHIVE_RINGER_RATE=0.0)
+    job = api.post("/api/v1/jobs", json={"scene": scene_sha, "frames": "1-4", "chunk": 2}).get_json()
+    with app.app_context():
+        workers = {}
+        for name in ("renderer", "verifier", "arbiter"):
+            account = Account(name=f"{name}-owner")
+            db.session.add(account)
+            db.session.flush()
+            workers[name] = Worker(account_id=account.id, name=name, online=True, roles=["render", "verify"],
+                                   blender_version="5.0.1", device="CPU")
+        workers["sibling"] = Worker(account_id=workers["renderer"].account_id, name="sibling", online=True,
+                                    roles=["render", "verify"], blender_version="5.0.1", device="CPU")
+        db.session.add_all(workers.values())
+        db.session.commit()
+        yield {"job_id": job["id"], **workers}
+        db.session.remove()

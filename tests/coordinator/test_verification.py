@@ -1,79 +1,21 @@
 """Verification plumbing on a real database (SQLite and PostgreSQL): keys, commit, blind checks, verdicts,
 arbitration, penalties, trust and ringers. Frames here are noise images: the decisions on real renders
-are covered end to end (tests/e2e/test_adversaries.py) and by frame_analysis' own tests."""
+are covered end to end (tests/e2e/test_adversaries.py) and by frame_analysis' own tests. The ``v``
+fixture (a job, a renderer, a verifier, an arbiter, a sibling) is in conftest.py."""
 
 from __future__ import annotations
-
-import hashlib
-import io
 
 import numpy as np
 import pytest
 from sqlalchemy import select
 
 from coordinator import frame_analysis as fa
-from coordinator import leases, outcomes
+from coordinator import leases
 from coordinator.db import db
 from coordinator.dispatch import assign_message, verify_message
-from coordinator.models import Account, Blob, Check, Frame, Job, JobBlock, Task, VerificationKey, Worker
-from coordinator.storage_access import storage
-from coordinator.tier0 import inspect_frame
-from coordinator.verification import decide, leasing, trust
-
-
-def noise_png(seed: int, width: int = 64, height: int = 36) -> bytes:
-    pixels = np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
-    return fa.encode_png(pixels)
-
-
-def store(data: bytes) -> str:
-    sha = hashlib.sha256(data).hexdigest()
-    if db.session.get(Blob, sha) is None:
-        storage().put(sha, io.BytesIO(data), len(data))
-        db.session.add(Blob(sha256=sha, size=len(data)))
-    return sha
-
-
-@pytest.fixture
-def v(app, api, scene_sha):  # type: ignore[no-untyped-def]
-    """A 4-frame job in 2 tasks, a renderer, a verifier and an arbiter of three owners, and a second
-    agent of the renderer's own owner that also verifies."""
-    app.config.update(FRAMEHIVE_AUDIT_RATE=0.0, FRAMEHIVE_RINGER_RATE=0.0)
-    job = api.post("/api/v1/jobs", json={"scene": scene_sha, "frames": "1-4", "chunk": 2}).get_json()
-    with app.app_context():
-        workers = {}
-        for name in ("renderer", "verifier", "arbiter"):
-            account = Account(name=f"{name}-owner")
-            db.session.add(account)
-            db.session.flush()
-            workers[name] = Worker(account_id=account.id, name=name, online=True, roles=["render", "verify"],
-                                   blender_version="5.0.1", device="CPU")
-        workers["sibling"] = Worker(account_id=workers["renderer"].account_id, name="sibling", online=True,
-                                    roles=["render", "verify"], blender_version="5.0.1", device="CPU")
-        db.session.add_all(workers.values())
-        db.session.commit()
-        yield {"job_id": job["id"], **workers}
-        db.session.remove()
-
-
-def render(task: Task, image=noise_png) -> None:  # type: ignore[no-untyped-def]
-    """Upload every frame of the task the way the frame endpoint does (tier 0 included), then task_done."""
-    for frame in db.session.execute(select(Frame).filter_by(task_id=task.id)).scalars():
-        data = image(frame.number)
-        info = inspect_frame(data, frame, 10**8)
-        frame.tile_hashes, frame.tile_key, frame.flags = info.tile_hashes, info.tile_key, info.flags
-        outcomes.frame_rendered(task, frame.number, store(data), 30)
-    outcomes.task_done(task)
-
-
-def answer(check: Check, seed_of_truth: int | None = None) -> None:
-    """The verifier uploads its render of the check's rect: the truth (noise of the frame), or a lie."""
-    frame = check.frame
-    truth = fa.decode(noise_png(frame.number if seed_of_truth is None else seed_of_truth), 10**8)
-    decide.judge(check, fa.encode_png(fa.crop(truth, fa.Region.from_list(check.render_rect))))
-    db.session.commit()
-    decide.apply(check)
-    db.session.commit()
+from coordinator.models import Account, Check, Frame, Job, JobBlock, Task, VerificationKey, Worker
+from coordinator.verification import leasing, trust
+from tests.coordinator.kit import answer, noise_png, render
 
 
 def test_keys_are_drawn_at_split_and_never_sent_to_the_renderer(v):  # type: ignore[no-untyped-def]
@@ -95,7 +37,9 @@ def test_a_new_renderer_is_checked_blind_by_another_owner(v):  # type: ignore[no
     render(task)
     assert task.state == "verifying"
     (check,) = db.session.execute(select(Check)).scalars().all()
-    assert check.kind == "verify" and check.excluded_accounts == [v["renderer"].account_id]
+    job_owner = db.session.get(Job, v["job_id"]).account_id
+    assert check.kind == "verify"
+    assert set(check.excluded_accounts) == {v["renderer"].account_id, job_owner}, "nor the job's own owner"
     assert leasing.claim_check(v["renderer"]) is None
     assert leasing.claim_check(v["sibling"]) is None, "an agent of the same owner never verifies"
     leased = leasing.claim_check(v["verifier"])
@@ -127,7 +71,8 @@ def test_a_failed_check_goes_to_arbitration_and_the_cheat_is_caught(v):  # type:
     verify = db.session.execute(select(Check).filter_by(kind="verify")).scalar_one()
     assert verify.verdict == "fail" and task.state == "verifying"
     arbitration = db.session.execute(select(Check).filter_by(kind="arbitration")).scalar_one()
-    assert set(arbitration.excluded_accounts) == {v["renderer"].account_id, v["verifier"].account_id}
+    job_owner = db.session.get(Job, v["job_id"]).account_id
+    assert set(arbitration.excluded_accounts) == {v["renderer"].account_id, v["verifier"].account_id, job_owner}
     assert leasing.claim_check(v["verifier"]) is None
     answer(leasing.claim_check(v["arbiter"]))
     assert arbitration.verdict == "fail"

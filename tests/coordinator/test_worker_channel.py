@@ -128,3 +128,16 @@ def test_scene_download_only_for_the_lease_holder(farm: Farm, sample_scene):  # 
     assert isinstance(reply, m.Cancel)
     wait_for(lambda: get(token) == 403, 10, "the scene to be off limits after cancel")
     worker.close()
+
+
+def test_revoking_a_worker_token_cuts_off_its_connected_agent(farm: Farm):
+    from coordinator.cli import main as coordinator_cli
+
+    token = farm.token("worker", "owner")
+    worker = ProtocolWorker(farm.url, token, "w")
+    admin = {"Authorization": f"Bearer {farm.token('admin', 'root')}"}
+    listing = requests.get(f"{farm.url}/api/v1/admin/tokens?account=owner", headers=admin, timeout=10).json()["tokens"]
+    assert coordinator_cli(["token", "revoke", str(listing[0]["id"]), "--data-dir", str(farm.data_dir)]) == 0
+    reply = worker.receive_alive(timeout=20)
+    assert isinstance(reply, m.Error) and reply.code == "bad_token"
+    worker.close()

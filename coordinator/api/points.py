@@ -1,0 +1,118 @@
+"""Points: the price list, the caller's balance and ledger, and admin grants."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from flask import Blueprint, current_app, jsonify, request
+from sqlalchemy import func, or_, select
+
+from .. import ledger
+from ..auth import current_caller, require
+from ..db import db
+from ..errors import ApiError
+from ..models import Account, Job, LedgerEntry, Worker
+from ..payments import job_price
+from ..states import JobState
+
+bp = Blueprint("points", __name__)
+MAX_ENTRIES = 1000
+
+
+@bp.get("/pricing")
+@require("user", "worker")
+def pricing():  # type: ignore[no-untyped-def]
+    config = current_app.config
+    return jsonify({
+        "frame_price": config["FRAMEHIVE_FRAME_PRICE"],
+        "check_price": config["FRAMEHIVE_CHECK_PRICE"],
+        "job_price_per_frame": job_price(1),
+        "self_dealing_rate": config["FRAMEHIVE_SELF_DEALING_RATE"],
+        "starting_grant": config["FRAMEHIVE_STARTING_GRANT"],
+        "stake": config["FRAMEHIVE_STAKE"],
+        "rules": [
+            "submitting a job of M frames holds M x job_price_per_frame points in escrow",
+            "each verified frame pays its renderer frame_price (x self_dealing_rate on its own account's job)",
+            "each check whose verdict stands pays its verifier check_price; ringers are unpaid",
+            "arbitration is paid by the side found wrong, the rest from escrow",
+            "a caught cheater gives back what it earned in the job and forfeits the stake",
+            "what is left in escrow when the job ends goes back to the artist",
+        ],
+    })
+
+
+def _account_for(caller_account: int) -> int:
+    """Admins may look at any account with ?account=NAME."""
+    name = request.args.get("account")
+    if name is None:
+        return caller_account
+    if not current_caller().is_admin:
+        raise ApiError(403, "forbidden", "only admins may look at another account")
+    account = db.session.execute(select(Account).filter_by(name=name)).scalar_one_or_none()
+    if account is None:
+        raise ApiError(404, "not_found", f"no account {name!r}")
+    return account.id
+
+
+@bp.get("/balance")
+@require("user", "worker")
+def get_balance():  # type: ignore[no-untyped-def]
+    account_id = _account_for(current_caller().account_id)
+    active = db.session.execute(select(Job.id).where(Job.account_id == account_id,
+                                                     Job.state.in_(JobState.ACTIVE))).scalars().all()
+    earned = dict(db.session.execute(
+        select(LedgerEntry.worker_id, func.sum(LedgerEntry.amount))
+        .where(LedgerEntry.to_book == ledger.account_book(account_id), LedgerEntry.worker_id.is_not(None))
+        .group_by(LedgerEntry.worker_id)).all())
+    workers = db.session.execute(select(Worker).filter_by(account_id=account_id)).scalars().all()
+    return jsonify({
+        "account": db.session.get(Account, account_id).name,
+        "balance": ledger.balance(ledger.account_book(account_id)),
+        "escrow": sum(ledger.balance(ledger.escrow_book(job_id)) for job_id in active),
+        "earned_by_worker": {w.name: int(earned.get(w.id, 0)) for w in workers},
+    })
+
+
+def entry_json(entry: LedgerEntry) -> dict[str, Any]:
+    return {
+        "id": entry.id, "at": datetime.fromtimestamp(entry.created_at, UTC).isoformat(),
+        "from": entry.from_book, "to": entry.to_book, "amount": entry.amount, "reason": entry.reason,
+        "memo": entry.memo, "job": entry.job_id, "task": entry.task_id, "check": entry.check_id,
+        "claim": entry.claim_id, "worker": entry.worker_id, "frame": entry.frame,
+    }
+
+
+@bp.get("/ledger")
+@require("user", "worker")
+def get_ledger():  # type: ignore[no-untyped-def]
+    """The caller's entries (in or out of its account, and its jobs' escrows), newest first."""
+    account_id = _account_for(current_caller().account_id)
+    book = ledger.account_book(account_id)
+    escrows = [ledger.escrow_book(j) for j in db.session.execute(
+        select(Job.id).filter_by(account_id=account_id)).scalars()]
+    query = select(LedgerEntry).where(or_(LedgerEntry.from_book.in_([book, *escrows]),
+                                          LedgerEntry.to_book.in_([book, *escrows])))
+    if (job := request.args.get("job", type=int)) is not None:
+        query = query.where(LedgerEntry.job_id == job)
+    if reason := request.args.get("reason"):
+        query = query.where(LedgerEntry.reason == reason)
+    entries = db.session.execute(query.order_by(LedgerEntry.id.desc()).limit(MAX_ENTRIES)).scalars()
+    return jsonify({"account": book, "entries": [entry_json(e) for e in entries]})
+
+
+@bp.post("/admin/grants")
+@require("admin")
+def grant():  # type: ignore[no-untyped-def]
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict) or not isinstance(body.get("account"), str):
+        raise ApiError(400, "bad_request", 'send {"account": NAME, "amount": POINTS, "memo": TEXT}')
+    amount = body.get("amount")
+    if not isinstance(amount, int) or isinstance(amount, bool) or not 0 < amount <= 10**9:
+        raise ApiError(400, "bad_request", "'amount' must be a positive integer")
+    account = db.session.execute(select(Account).filter_by(name=body["account"])).scalar_one_or_none()
+    if account is None:
+        raise ApiError(404, "not_found", f"no account {body['account']!r}")
+    ledger.grant(account.id, amount, str(body.get("memo") or "admin grant")[:200])
+    db.session.commit()
+    return jsonify({"account": account.name, "balance": ledger.balance(ledger.account_book(account.id))}), 201

@@ -1,0 +1,58 @@
+"""Admin: list, create and revoke API tokens. Secrets are returned once, by create; listings never hold them."""
+
+from __future__ import annotations
+
+from flask import Blueprint, jsonify, request
+
+from ..auth import current_caller, issue_token, list_tokens, require, revoke_token
+from ..errors import ApiError
+
+bp = Blueprint("tokens", __name__)
+
+CREATE_FIELDS = {"kind", "name", "account", "expires_in"}
+
+
+def _admin_only() -> None:
+    # require("admin") already refuses user and worker tokens; this keeps the endpoints admin-only even if
+    # require() ever learns to let other kinds through.
+    if not current_caller().is_admin:
+        raise ApiError(403, "forbidden", "this endpoint is for admin tokens")
+
+
+@bp.get("/admin/tokens")
+@require("admin")
+def list_all():  # type: ignore[no-untyped-def]
+    _admin_only()
+    account = request.args.get("account")
+    return jsonify({"tokens": list_tokens(account if account else None)})
+
+
+@bp.post("/admin/tokens")
+@require("admin")
+def create():  # type: ignore[no-untyped-def]
+    _admin_only()
+    body = request.get_json(silent=True)
+    if body is None:
+        raise ApiError(400, "bad_json", "the body must be JSON (Content-Type: application/json)")
+    if not isinstance(body, dict):
+        raise ApiError(400, "bad_request", 'send {"kind": "user", "name": "alice", "account"?, "expires_in"?}')
+    unknown = sorted(set(body) - CREATE_FIELDS)
+    if unknown:
+        raise ApiError(400, "bad_request", f"unknown field(s): {', '.join(unknown)}")
+    try:
+        secret, listing = issue_token(body.get("kind"), body.get("name"), body.get("account"),  # type: ignore[arg-type]
+                                      expires_in=body.get("expires_in"))
+    except ValueError as exc:
+        raise ApiError(400, "bad_request", str(exc)) from None
+    return jsonify({"token": secret, **listing}), 201
+
+
+@bp.delete("/admin/tokens/<int:token_id>")
+@require("admin")
+def revoke(token_id: int):  # type: ignore[no-untyped-def]
+    _admin_only()
+    listing = revoke_token(token_id)
+    if token_id == current_caller().token_id:
+        listing["warning"] = ("you revoked the token this request was made with: it no longer works; "
+                              "create a new admin token with 'framehive-coordinator token create --kind admin'")
+    return jsonify(listing)

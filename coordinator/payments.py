@@ -1,0 +1,116 @@
+"""Who earns what, as ledger transfers. No commits: the caller's transaction holds them.
+
+- Submit: the job's price goes from the artist's account into the job's escrow (402 if short).
+- A verified frame pays its renderer the frame price (a reduced rate on its own account's job).
+- A check pays its verifier when its verdict stands; an arbitration is paid by the loser (what it has),
+  the rest from escrow. Ringers are unpaid (verifiers cannot tell them apart, so they simply lower the
+  expected pay per check); audits of finished jobs are paid by the network pool while it has points.
+- A caught renderer gives back what it earned in the job (to the escrow, or to the artist once the job is
+  over) and forfeits a stake to the network; a caught verifier forfeits a stake.
+- When a job ends, what is left in its escrow goes back to the artist.
+"""
+
+from __future__ import annotations
+
+from flask import current_app
+from sqlalchemy import event, func, insert, select
+
+from . import config
+from .db import db
+from .ledger import MINT, NETWORK, account_book, balance, escrow_book, transfer
+from .models import Account, Check, Frame, Job, LedgerEntry, Worker
+from .states import JobState
+
+
+def _config(name: str) -> float:
+    try:
+        return current_app.config[f"FRAMEHIVE_{name}"]
+    except RuntimeError:  # outside an app (a script creating accounts): the defaults
+        return getattr(config, name)
+
+
+def job_price(frames: int) -> int:
+    return frames * int(_config("FRAME_PRICE") + _config("CHECK_PRICE"))
+
+
+def charge(job: Job, frames: int) -> None:
+    transfer(account_book(job.account_id), escrow_book(job.id), job_price(frames), "escrow", job_id=job.id)
+
+
+def pay_frame(frame: Frame) -> None:
+    """The renderer of a newly verified frame earns the frame price (less for its own account's job)."""
+    renderer: Worker | None = frame.worker
+    job: Job = frame.job
+    if renderer is None:
+        return
+    price = int(_config("FRAME_PRICE"))
+    if renderer.account_id == job.account_id:
+        price = int(price * _config("SELF_DEALING_RATE"))
+    transfer(escrow_book(job.id), account_book(renderer.account_id), price, "render", cap=True, job_id=job.id,
+             task_id=frame.task_id, worker_id=renderer.id, frame=frame.number)
+
+
+def pay_check(check: Check) -> None:
+    """A verifier whose verdict stands earns the check price (from the escrow, or the network pool)."""
+    verifier: Worker | None = check.verifier
+    if verifier is None or check.kind == "ringer":
+        return
+    job: Job = check.frame.job
+    source = escrow_book(job.id) if job.state in JobState.ACTIVE else NETWORK
+    transfer(source, account_book(verifier.account_id), int(_config("CHECK_PRICE")), "check", cap=True,
+             job_id=job.id, check_id=check.id, worker_id=verifier.id, frame=check.frame.number)
+
+
+def pay_arbiter(check: Check, loser: Worker | None) -> None:
+    """The arbiter is paid by the side it found wrong, as far as that side's balance goes."""
+    arbiter: Worker | None = check.verifier
+    if arbiter is None:
+        return
+    price = int(_config("CHECK_PRICE"))
+    paid = 0
+    if loser is not None:
+        paid = transfer(account_book(loser.account_id), account_book(arbiter.account_id), price, "arbitration",
+                        cap=True, job_id=check.job_id, check_id=check.id, worker_id=arbiter.id)
+    if paid < price:
+        job: Job = check.frame.job
+        source = escrow_book(job.id) if job.state in JobState.ACTIVE else NETWORK
+        transfer(source, account_book(arbiter.account_id), price - paid, "arbitration", cap=True,
+                 job_id=check.job_id, check_id=check.id, worker_id=arbiter.id)
+
+
+def claw_back(renderer: Worker, job: Job, frames: list[int] | None = None, to_book: str | None = None) -> int:
+    """Take back what ``renderer`` earned rendering ``job`` (only ``frames`` if given), as far as it has."""
+    earned = _earned(renderer, job, "render", frames) - _earned(renderer, job, "clawback", frames)
+    if to_book is None:
+        to_book = escrow_book(job.id) if job.state in JobState.ACTIVE else account_book(job.account_id)
+    return transfer(account_book(renderer.account_id), to_book, earned, "clawback", cap=True, job_id=job.id,
+                    worker_id=renderer.id)
+
+
+def _earned(renderer: Worker, job: Job, reason: str, frames: list[int] | None) -> int:
+    query = select(func.coalesce(func.sum(LedgerEntry.amount), 0)).where(
+        LedgerEntry.job_id == job.id, LedgerEntry.worker_id == renderer.id, LedgerEntry.reason == reason)
+    if frames is not None and reason == "render":
+        query = query.where(LedgerEntry.frame.in_(frames))
+    return int(db.session.execute(query).scalar_one())
+
+
+def forfeit_stake(worker: Worker, why: str) -> int:
+    return transfer(account_book(worker.account_id), NETWORK, int(_config("STAKE")), "stake", cap=True,
+                    worker_id=worker.id, memo=why[:200])
+
+
+def refund(job: Job) -> int:
+    """A finished job's unspent escrow goes back to the artist."""
+    book = escrow_book(job.id)
+    return transfer(book, account_book(job.account_id), balance(book), "refund", cap=True, job_id=job.id)
+
+
+@event.listens_for(Account, "after_insert")
+def _starting_grant(_mapper, connection, account: Account) -> None:  # type: ignore[no-untyped-def]
+    """Every new account starts with the configured grant: an explicit entry from the mint."""
+    amount = int(_config("STARTING_GRANT"))
+    if amount > 0:
+        connection.execute(insert(LedgerEntry).values(
+            from_book=MINT, to_book=account_book(account.id), amount=amount, reason="grant", memo="starting grant",
+            created_at=account.created_at))

@@ -1,0 +1,54 @@
+"""Helpers for driving verification and payments through the scheduler functions on a real database.
+
+Frames are noise images (a seed per frame): the plumbing is what these tests are about; decisions on
+real renders are tested end to end and in test_frame_analysis.py.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+
+import numpy as np
+from sqlalchemy import select
+
+from coordinator import frame_analysis as fa
+from coordinator import outcomes
+from coordinator.db import db
+from coordinator.models import Blob, Check, Frame, Task
+from coordinator.storage_access import storage
+from coordinator.tier0 import inspect_frame
+from coordinator.verification import decide
+
+
+def noise_png(seed: int, width: int = 64, height: int = 36) -> bytes:
+    pixels = np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
+    return fa.encode_png(pixels)
+
+
+def store(data: bytes) -> str:
+    sha = hashlib.sha256(data).hexdigest()
+    if db.session.get(Blob, sha) is None:
+        storage().put(sha, io.BytesIO(data), len(data))
+        db.session.add(Blob(sha256=sha, size=len(data)))
+    return sha
+
+
+def render(task: Task, image=noise_png) -> None:  # type: ignore[no-untyped-def]
+    """Upload every frame of the task the way the frame endpoint does (tier 0 included), then task_done."""
+    for frame in db.session.execute(select(Frame).filter_by(task_id=task.id)).scalars():
+        data = image(frame.number)
+        info = inspect_frame(data, frame, 10**8)
+        frame.tile_hashes, frame.tile_key, frame.flags = info.tile_hashes, info.tile_key, info.flags
+        outcomes.frame_rendered(task, frame.number, store(data), 30)
+    outcomes.task_done(task)
+
+
+def answer(check: Check, seed_of_truth: int | None = None) -> None:
+    """The verifier uploads its render of the check's rect: the truth (noise of the frame), or a lie."""
+    frame = check.frame
+    truth = fa.decode(noise_png(frame.number if seed_of_truth is None else seed_of_truth), 10**8)
+    decide.judge(check, fa.encode_png(fa.crop(truth, fa.Region.from_list(check.render_rect))))
+    db.session.commit()
+    decide.apply(check)
+    db.session.commit()

@@ -1,0 +1,125 @@
+"""Points: escrow at submit, pay per verified frame and per check, refunds, penalties, grants, and 402."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from coordinator import leases, ledger
+from coordinator.db import db
+from coordinator.models import Account, Blob, Frame, Job, LedgerEntry, Task
+from coordinator.verification import leasing
+from tests.coordinator.kit import answer, noise_png, render
+from tests.coordinator.test_bad_input import row_counts
+
+PRICE = 12  # frame 10 + check 2, per frame
+
+
+def balance_of(name: str) -> int:
+    account = db.session.execute(select(Account).filter_by(name=name)).scalar_one()
+    return ledger.balance(ledger.account_book(account.id))
+
+
+def books() -> dict[str, int]:
+    names = set(db.session.execute(select(LedgerEntry.from_book)).scalars()) | \
+        set(db.session.execute(select(LedgerEntry.to_book)).scalars())
+    return {book: ledger.balance(book) for book in names}
+
+
+def assert_conserved() -> None:
+    everything = books()
+    assert sum(everything.values()) == 0, "double entry: every movement leaves one book and enters another"
+    granted = -everything.get(ledger.MINT, 0)
+    assert sum(v for k, v in everything.items() if k != ledger.MINT) == granted
+    assert all(v >= 0 for k, v in everything.items() if k != ledger.MINT), everything
+
+
+def test_new_accounts_get_the_starting_grant_as_an_entry(app, tokens, api):  # type: ignore[no-untyped-def]
+    with app.app_context():
+        assert balance_of("alice") == 1000
+        entry = db.session.execute(select(LedgerEntry).filter_by(to_book="account:1")).scalar_one()
+        assert (entry.from_book, entry.reason) == ("mint", "grant")
+    body = api.get("/api/v1/balance").get_json()
+    assert body == {"account": "alice", "balance": 1000, "escrow": 0, "earned_by_worker": {}}
+    pricing = api.get("/api/v1/pricing").get_json()
+    assert pricing["job_price_per_frame"] == PRICE and pricing["self_dealing_rate"] == 0.3
+
+
+def test_submit_holds_the_price_in_escrow_and_402_creates_nothing(app, api, scene_sha):  # type: ignore[no-untyped-def]
+    job = api.post("/api/v1/jobs", json={"scene": scene_sha, "frames": "1-12"}).get_json()
+    assert (job["price"], job["escrow"]) == (144, 144)
+    assert api.get("/api/v1/balance").get_json()["balance"] == 1000 - 144
+    for _ in range(5):
+        assert api.post("/api/v1/jobs", json={"scene": scene_sha, "frames": "1-12"}).status_code == 201
+    before = row_counts(app)
+    response = api.post("/api/v1/jobs", json={"scene": scene_sha, "frames": "1-12"})
+    assert response.status_code == 402
+    error = response.get_json()["error"]
+    assert error["code"] == "insufficient_points" and error["details"] == {"balance": 1000 - 6 * 144, "price": 144}
+    assert row_counts(app) == before
+    with app.app_context():
+        assert_conserved()
+
+
+def test_verified_frames_pay_renderers_checks_pay_verifiers_the_rest_is_refunded(v, api):  # type: ignore[no-untyped-def]
+    for _ in range(2):
+        task = leases.claim_task(v["renderer"].id)
+        render(task)
+        answer(leasing.claim_check(v["verifier"]))
+    job = db.session.get(Job, v["job_id"])
+    assert job.state == "completed"
+    assert balance_of("renderer-owner") == 1000 + 4 * 10
+    assert balance_of("verifier-owner") == 1000 + 2 * 2
+    assert ledger.balance(ledger.escrow_book(job.id)) == 0
+    assert balance_of("alice") == 1000 - 4 * PRICE + (4 * PRICE - 4 * 10 - 2 * 2), "unused checks refunded"
+    assert_conserved()
+
+
+def test_self_dealing_earns_the_reduced_rate(v, app):  # type: ignore[no-untyped-def]
+    job = db.session.get(Job, v["job_id"])
+    renderer = v["renderer"]
+    renderer.account_id = job.account_id  # the artist renders its own job
+    renderer.account.trusted = True  # and is trusted, so its frames are accepted without a check
+    db.session.commit()
+    render(leases.claim_task(renderer.id))
+    owner = job.account.name
+    assert balance_of(owner) == 1000 - 4 * PRICE + 2 * 3, "30 % of the frame price per own frame"
+    assert_conserved()
+
+
+def test_a_caught_renderer_gives_back_its_earnings_and_a_stake(v):  # type: ignore[no-untyped-def]
+    from coordinator.verification import leasing
+
+    task = leases.claim_task(v["renderer"].id)
+    render(task)
+    answer(leasing.claim_check(v["verifier"]))
+    assert balance_of("renderer-owner") == 1020
+    bad = leases.claim_task(v["renderer"].id)
+    render(bad, image=lambda n: noise_png(5000 + n))
+    answer(leasing.claim_check(v["verifier"]))
+    answer(leasing.claim_check(v["arbiter"]))
+    assert v["renderer"].times_caught == 1
+    assert balance_of("renderer-owner") == 1020 - 20 - 50 - 2, "earnings back, stake lost, arbiter paid"
+    assert balance_of("arbiter-owner") == 1000 + 2
+    assert ledger.balance(ledger.NETWORK) == 50
+    assert_conserved()
+    frames = db.session.execute(select(Frame).filter_by(job_id=v["job_id"])).scalars().all()
+    assert all(f.state == "queued" for f in frames), "all its frames are rendered again by someone else"
+    assert db.session.query(Blob).count() > 0 and db.session.get(Task, task.id).state == "queued"
+
+
+def test_admins_grant_points_with_an_explicit_entry(app, tokens):  # type: ignore[no-untyped-def]
+    client = app.test_client()
+    admin = {"Authorization": f"Bearer {tokens['admin']}"}
+    user = {"Authorization": f"Bearer {tokens['user']}"}
+    response = client.post("/api/v1/admin/grants", json={"account": "bob", "amount": 250, "memo": "prize"},
+                           headers=admin)
+    assert response.status_code == 201 and response.get_json()["balance"] == 1250
+    assert client.post("/api/v1/admin/grants", json={"account": "bob", "amount": 5}, headers=user).status_code == 403
+    for bad in ({"account": "bob", "amount": 0}, {"account": "bob", "amount": "5"}, {"amount": 5}, []):
+        assert client.post("/api/v1/admin/grants", json=bad, headers=admin).status_code == 400
+    assert client.post("/api/v1/admin/grants", json={"account": "nobody", "amount": 5},
+                       headers=admin).status_code == 404
+    entries = client.get("/api/v1/ledger?account=bob", headers=admin).get_json()["entries"]
+    assert [(e["from"], e["amount"], e["memo"]) for e in entries] == [("mint", 250, "prize"),
+                                                                     ("mint", 1000, "starting grant")]
+    assert client.get("/api/v1/ledger?account=bob", headers=user).status_code == 403
