@@ -232,3 +232,46 @@ def test_claims_need_delivered_frames_and_a_reason(v, api):  # type: ignore[no-u
     assert api.post(url, json={"frames": "zz", "reason": "x"}).get_json()["error"]["code"] == "bad_frames"
     assert api.post(url, json=["1"]).status_code == 400
     assert api.get(url).get_json() == {"claims": []}
+
+
+def _job_with_policy(api, scene_sha, policy: str, frames: str, chunk: int) -> Job:  # type: ignore[no-untyped-def]
+    body = api.post("/api/v1/jobs", json={"scene": scene_sha, "frames": frames, "chunk": chunk,
+                                          "policy": policy}).get_json()
+    assert body["policy"] == policy
+    job = db.session.get(Job, body["id"])
+    job.priority = 100  # ahead of the fixture's job in the queue
+    db.session.commit()
+    return job
+
+
+def test_policy_full_checks_every_frame_whole(v, api, scene_sha):  # type: ignore[no-untyped-def]
+    job = _job_with_policy(api, scene_sha, "full", "1-2", 2)
+    v["renderer"].trust = 10**6  # even a trusted renderer: every frame is rendered twice
+    db.session.commit()
+    task = leases.claim_task(v["renderer"].id)
+    assert task.job_id == job.id
+    render(task)
+    checks = db.session.execute(select(Check).filter_by(job_id=job.id)).scalars().all()
+    assert sorted(c.frame.number for c in checks) == [1, 2]
+    assert all(c.region == [0, 0, 64, 36] for c in checks)
+
+
+def test_policy_circle_checks_each_renderers_first_work_only(v, api, scene_sha):  # type: ignore[no-untyped-def]
+    job = _job_with_policy(api, scene_sha, "circle", "1-3", 1)
+    for key in db.session.execute(select(VerificationKey).filter_by(job_id=job.id)).scalars():
+        key.draw = 0.5
+    db.session.commit()
+    first = leases.claim_task(v["renderer"].id)
+    render(first)
+    assert first.state == "verifying", "the renderer's first work in the job is checked"
+    answer(leasing.claim_check(v["verifier"]))
+    second = leases.claim_task(v["renderer"].id)
+    render(second)
+    assert second.state == "done", "later work is not"
+    frame = db.session.execute(select(Frame).filter_by(task_id=second.id)).scalar_one()
+    assert frame.verified_by == "trust"
+
+
+def test_unknown_policy_is_refused(api, scene_sha):  # type: ignore[no-untyped-def]
+    response = api.post("/api/v1/jobs", json={"scene": scene_sha, "policy": "none"})
+    assert response.status_code == 400 and "policy" in response.get_json()["error"]["message"]
