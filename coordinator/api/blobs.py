@@ -13,6 +13,7 @@ from ..states import TaskState
 from ..storage import BlobTooLarge, HashMismatch
 from ..storage.local import SHA256_RE
 from ..storage_access import storage
+from .bodies import read_limited
 
 bp = Blueprint("blobs", __name__)
 MAX_MISSING_QUERY = 10_000
@@ -43,7 +44,7 @@ def missing():  # type: ignore[no-untyped-def]
 def upload(sha256: str):  # type: ignore[no-untyped-def]
     _sha_or_400(sha256)
     if db.session.get(Blob, sha256) is not None:
-        request.stream.read()  # drain, so the client sees our answer and not a reset
+        read_limited(current_app.config["FRAMEHIVE_MAX_SCENE_BYTES"])  # drain, so the client sees our answer
         return jsonify({"sha256": sha256, "size": db.session.get(Blob, sha256).size, "existed": True}), 200
     limit = current_app.config["FRAMEHIVE_MAX_SCENE_BYTES"]
     if request.content_length is not None and request.content_length > limit:

@@ -17,7 +17,8 @@ from ..errors import ApiError
 from ..storage.local import SHA256_RE
 from ..verification import decide
 from ..verification.leasing import held_check
-from .worker_frames import read_limited, worker_id_from_header
+from .bodies import read_limited
+from .worker_frames import worker_id_from_header
 
 bp = Blueprint("worker_checks", __name__)
 

@@ -22,6 +22,7 @@ from ..storage import BlobTooLarge, HashMismatch
 from ..storage.local import SHA256_RE
 from ..storage_access import storage
 from ..tier0 import FrameRejected, inspect_frame
+from .bodies import read_limited
 
 bp = Blueprint("worker_frames", __name__)
 
@@ -37,16 +38,6 @@ def worker_id_from_header() -> int:
     return worker.id
 
 
-def read_limited(limit: int) -> bytes:
-    """The request body, or 413 if it is larger than ``limit`` bytes."""
-    if request.content_length is not None and request.content_length > limit:
-        raise ApiError(413, "too_large", f"uploads are limited to {limit} bytes")
-    data = request.stream.read(limit + 1)
-    if len(data) > limit:
-        raise ApiError(413, "too_large", f"uploads are limited to {limit} bytes")
-    return data
-
-
 @bp.put("/worker/tasks/<int:task_id>/frames/<int:number>")
 @require("worker")
 def upload_frame(task_id: int, number: int):  # type: ignore[no-untyped-def]
@@ -56,12 +47,15 @@ def upload_frame(task_id: int, number: int):  # type: ignore[no-untyped-def]
     if not SHA256_RE.match(sha256):
         raise ApiError(400, "bad_hash", "send X-Content-SHA256 with the frame's sha256 (64 lowercase hex)")
     frame = db.session.execute(db.select(Frame).filter_by(task_id=task_id, number=number)).scalar_one_or_none()
-    if frame is not None and frame.state in FrameState.HAVE_PIXELS:
-        request.stream.read()
-        return jsonify({"accepted": False, "reason": "duplicate"}), 200
     task = held_task(worker_id, task_id, attempt)
-    if task is None:
+    if frame is not None and frame.state in FrameState.HAVE_PIXELS and frame.worker_id == worker_id:
+        read_limited(current_app.config["FRAMEHIVE_MAX_FRAME_BYTES"])  # the renderer's own retry: harmless
+        return jsonify({"accepted": False, "reason": "duplicate"}), 200
+    if task is None:  # checked before anything else is said about the task or its frames
         raise ApiError(409, "lease_lost", f"you do not hold task {task_id} attempt {attempt}")
+    if frame is not None and frame.state in FrameState.HAVE_PIXELS:
+        read_limited(current_app.config["FRAMEHIVE_MAX_FRAME_BYTES"])
+        return jsonify({"accepted": False, "reason": "duplicate"}), 200
     if frame is None:
         raise ApiError(400, "bad_frame", f"frame {number} is not part of task {task_id} ({task.frames_spec})")
     db.session.commit()  # never hold the database while the body crosses the network
