@@ -1,0 +1,557 @@
+"""Property test of the points ledger: random lives of a small network, conservation checked after every step.
+
+A hypothesis ``RuleBasedStateMachine`` drives the real in-process coordinator (Flask app, SQLAlchemy, the
+scheduler and verification functions) on a real database, once on SQLite and once on PostgreSQL (the
+``app`` fixture's two parameters). Its steps are what artists, workers, verifiers, trusted nodes and admins
+do:
+
+- ``submit``: an artist (alice or bob) submits a job through the API: random frames, chunk and policy. When
+  the price is more than the artist's balance the answer must be 402 and nothing may change (no job, no
+  entry); otherwise the price sits in the job's escrow.
+- ``work`` / ``finish_held``: a worker (one per account: alice's and bob's own boxes, so self-dealing, carol,
+  dave, and the network's trusted node) leases a task and renders it honestly, with fake pixels (all frames,
+  one frame, or blank ones that tier 0 flags), reports a render failure (``outcomes.record_failure``, also
+  after uploading part of the task), loses its lease (``leases.expire_leases`` after forcing the expiry), or
+  holds the lease for a later step (so cancels and cheats land while work is in flight).
+- ``verify``: a verifier leases the next check it may take (verify, audit, arbitration, ringer or claim,
+  whatever the coordinator hands it) and answers honestly, lies (random pixels), colludes (copies the
+  renderer's pixels) or lets the check lease expire. Arbitrations are settled this way too; the trusted node
+  always answers honestly, and it is the only one that may settle claims.
+- ``claim``: an artist files a bad-result claim on delivered frames of its job through the API (on
+  undelivered frames it must get 400 and change nothing).
+- ``cancel``: an artist cancels a job through the API (409 once the job is over).
+- ``grant``: an admin grants points through the API.
+
+Each example first draws the world's knobs (starting grant, audit and ringer rates, trust burn-in, a seed for
+the coordinator's key/audit/ringer dice). After EVERY step the invariants are checked: every entry is a
+positive amount from one well-formed book to another with a known reason and the references its reason needs
+(escrow/refund/render → job; render → task, frame and worker; check/arbitration → check; clawback/stake →
+worker), flowing between the books the reason allows; each book's balance as the ledger computes it equals
+the sum of its entries; the sum over all books is zero; accounts + escrows + network hold exactly what the
+mint ever granted, which is exactly what this test granted (starting grants and admin grants: nothing else
+creates or destroys points); no account, escrow or network balance is negative; an escrow never holds more
+than its job's price, and a finished job's escrow is empty (refunded).
+
+Fresh world per example: the ``app`` fixture gives one app and one fresh database per backend (for
+PostgreSQL the session server's ``create_database()``); every example starts by emptying every table
+(PostgreSQL: one ``TRUNCATE … RESTART IDENTITY CASCADE``; SQLite: ``DELETE`` in reverse dependency order,
+whose rowids then restart at 1), so ids, balances and books are the same each time an example is replayed.
+A database per example would cost about a second each on PostgreSQL; a transaction per example cannot work
+because the coordinator commits inside every operation. Every step runs in its own app context and ends its
+transaction before the next API request, as the real coordinator's requests do.
+
+Determinism: ``derandomize=True`` and no example database, and the coordinator's CSPRNGs (key draws, audit and
+ringer dice) are replaced for the test by a ``random.Random`` seeded from the example, so a run (and a
+failure's minimal sequence) replays exactly. Sizes are bounded for CI: see ``SETTINGS``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import random
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from hypothesis import HealthCheck, note, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
+from sqlalchemy import func, select, text, union_all
+
+from coordinator import frame_analysis as fa
+from coordinator import leases, ledger, outcomes
+from coordinator.auth import create_token
+from coordinator.db import db
+from coordinator.models import Account, Blob, Check, Frame, Job, LedgerEntry, Task, Worker, now
+from coordinator.states import FrameState, JobState
+from coordinator.storage_access import storage
+from coordinator.submission import scene_info
+from coordinator.tier0 import inspect_frame
+from coordinator.transitions import missing_frames
+from coordinator.verification import decide, keys, leasing
+from tests.coordinator.kit import noise_png
+
+SETTINGS = settings(max_examples=8, stateful_step_count=35, deadline=None, derandomize=True, database=None,
+                    suppress_health_check=[HealthCheck.too_slow], print_blob=False)
+
+ARTISTS = ("alice", "bob")
+# Worker name → owning account. The artists' own boxes render their own jobs (self-dealing); "node" is an
+# account the admin marked trusted (the network's own node, the only kind that may settle claims).
+WORKERS = {"alice-box": "alice", "bob-box": "bob", "carol-box": "carol", "dave-box": "dave", "node": "network"}
+TRUSTED = "network"
+SCENE_FRAMES = 12  # the sample scene's range is 1-12
+
+RENDER_OUTCOMES = ("honest", "fake", "fake_one", "blank", "fail", "partial_fail", "expire")
+ANSWERS = ("honest", "lie", "collude", "expire")
+JOB = {"artist": st.sampled_from(ARTISTS), "first": st.integers(1, SCENE_FRAMES), "count": st.integers(1, SCENE_FRAMES),
+       "chunk": st.one_of(st.none(), st.integers(1, 4)), "policy": st.sampled_from(["adaptive", "circle", "full"])}
+MAX_ACTIVE = 3  # artists submit while fewer jobs than this run: work goes deep instead of wide
+MAX_CANCELS = 2  # likewise for cancels, which end a job's story early
+MAX_CLAIMS = 2  # and for claims (one open at a time), so that delivered frames also get disputed late
+MAX_GRANTS = 3  # admin grants per example: enough to lift an artist over a 402, not enough to crowd out work
+
+BOOK = re.compile(r"^(mint|network|account:[1-9][0-9]*|escrow:[1-9][0-9]*)$")
+# What each reason must reference, besides its two books.
+NEEDS = {
+    "grant": (),
+    "escrow": ("job_id",),
+    "refund": ("job_id",),
+    "render": ("job_id", "task_id", "frame", "worker_id"),
+    "check": ("job_id", "check_id", "worker_id"),
+    "arbitration": ("job_id", "check_id", "worker_id"),
+    "clawback": ("job_id", "worker_id"),
+    "stake": ("worker_id",),
+}
+
+
+class SeededRandom(random.Random):
+    """Stands in for the coordinator's ``secrets.SystemRandom`` dice; reseeded by every example."""
+
+
+def truth(job_id: int, number: int, width: int, height: int) -> bytes:
+    """The honest render of a frame (noise, distinct per job so tier 0 sees no copies across jobs)."""
+    return noise_png(job_id * 1000 + number, width, height)
+
+
+class Ledger(RuleBasedStateMachine):
+    def __init__(self, app: Any, scene: bytes, rng: SeededRandom, scene_info: dict[str, Any]) -> None:
+        super().__init__()
+        self.app = app
+        self.scene = scene
+        self.scene_info = scene_info
+        self.rng = rng
+        self.client = app.test_client()
+        self.tokens: dict[str, str] = {}
+        self.workers: dict[str, int] = {}  # worker name → id
+        self.worker_accounts: dict[int, int] = {}  # worker id → account id
+        self.account_ids: set[int] = set()
+        self.owner: dict[int, str] = {}  # job id → artist
+        self.held: list[tuple[int, int, int]] = []  # (worker id, task id, attempt)
+        self.granted = 0  # every point this test created: starting grants and admin grants
+        self.grants = self.cancels = self.claims = 0  # admin grants, cancels and claims so far
+        # What the next step can act on, seen after the last one (preconditions keep steps from idling).
+        self.queued_tasks = self.queued_checks = 0
+        self.active: list[int] = []  # ids of queued or running jobs
+        self.delivering: list[int] = []  # ids of jobs with verified frames
+        self.started: list[int] = []  # ids of running jobs (cancelling a queued one is the dull case)
+        self.claims_waiting = 0  # open claim checks: one claim at a time, so that claims get settled
+        self.balances: dict[str, int] = {}  # every book's balance after the last step
+        self.last_entry = 0  # the id of the last ledger entry checked
+        self.wipe()
+
+    # ---- the world ---------------------------------------------------------------------------------------
+
+    def wipe(self) -> None:
+        with self.app.app_context():
+            db.session.remove()
+            tables = db.metadata.sorted_tables
+            quote = db.engine.dialect.identifier_preparer.quote
+            with db.engine.begin() as connection:
+                if db.engine.dialect.name == "postgresql":
+                    names = ", ".join(quote(t.name) for t in tables)
+                    connection.execute(text(f"TRUNCATE TABLE {names} RESTART IDENTITY CASCADE"))
+                else:
+                    for table in reversed(tables):
+                        connection.execute(table.delete())
+
+    @initialize(grant=st.sampled_from([50, 150, 1000]), audit=st.sampled_from([0.0, 0.5]),
+                ringer=st.sampled_from([0.0, 0.3]), burn_in=st.sampled_from([1, 10]),
+                seed=st.integers(0, 2**16), first=st.fixed_dictionaries(JOB))
+    def world(self, grant: int, audit: float, ringer: float, burn_in: int, seed: int,
+              first: dict[str, Any]) -> None:
+        self.rng.seed(seed)
+        self.app.config.update(FRAMEHIVE_STARTING_GRANT=grant, FRAMEHIVE_AUDIT_RATE=audit,
+                               FRAMEHIVE_RINGER_RATE=ringer, FRAMEHIVE_TRUST_BURN_IN=burn_in)
+        with self.app.app_context():
+            for artist in ARTISTS:
+                self.tokens[artist] = create_token("user", artist)
+            self.tokens["admin"] = create_token("admin", "root")
+            for name in ("carol", "dave"):
+                db.session.add(Account(name=name))
+            db.session.add(Account(name=TRUSTED, trusted=True))
+            db.session.flush()
+            for worker, account in WORKERS.items():
+                owner = db.session.execute(select(Account).filter_by(name=account)).scalar_one()
+                db.session.add(Worker(account_id=owner.id, name=worker, online=True, roles=["render", "verify"],
+                                      blender_version="5.0.1", device="CPU"))
+            db.session.commit()
+            self.workers = dict(db.session.execute(select(Worker.name, Worker.id)).all())
+            self.worker_accounts = dict(db.session.execute(select(Worker.id, Worker.account_id)).all())
+            self.account_ids = set(db.session.execute(select(Account.id)).scalars())
+            self.granted = grant * db.session.execute(select(func.count()).select_from(Account)).scalar_one()
+            db.session.remove()
+        sha = hashlib.sha256(self.scene).hexdigest()
+        response = self.call("put", f"/api/v1/blobs/{sha}", "alice", data=self.scene)
+        assert response.status_code in (200, 201), response.get_json()
+        self.scene_sha = sha
+        with self.context():  # parse the scene once per test, not once per example (it takes a while)
+            blob = db.session.get(Blob, sha)
+            blob.info = self.scene_info or scene_info(blob)
+            self.scene_info.update(blob.info)
+            db.session.commit()
+        self.submit(**first)  # every world starts with a job, so that work is there whatever rules run
+
+    def call(self, method: str, path: str, who: str, **kw: Any):  # type: ignore[no-untyped-def]
+        headers = {"Authorization": f"Bearer {self.tokens[who]}"}
+        return getattr(self.client, method)(path, headers=headers, **kw)
+
+    def context(self):  # type: ignore[no-untyped-def]
+        return _Step(self.app)
+
+    # ---- artists -----------------------------------------------------------------------------------------
+
+    @precondition(lambda self: len(self.active) < MAX_ACTIVE)
+    @rule(**JOB)
+    def submit(self, artist: str, first: int, count: int, chunk: int | None, policy: str) -> None:
+        last = min(SCENE_FRAMES, first + count - 1)
+        body: dict[str, Any] = {"scene": self.scene_sha, "frames": f"{first}-{last}", "policy": policy}
+        if chunk is not None:
+            body["chunk"] = chunk
+        price = (last - first + 1) * self.per_frame
+        with self.context():
+            available = ledger.balance(ledger.account_book(self.account_id(artist)))
+            before = snapshot()
+        response = self.call("post", "/api/v1/jobs", artist, json=body)
+        if available < price:
+            assert response.status_code == 402, response.get_json()
+            error = response.get_json()["error"]
+            assert error["code"] == "insufficient_points"
+            assert error["details"] == {"balance": available, "price": price}
+            with self.context():
+                assert snapshot() == before, "a refused submit changes nothing"
+            return
+        assert response.status_code == 201, response.get_json()
+        job = response.get_json()
+        assert (job["price"], job["escrow"]) == (price, price)
+        self.owner[job["id"]] = artist
+        with self.context():
+            assert ledger.balance(ledger.account_book(self.account_id(artist))) == available - price
+        note(f"job {job['id']} by {artist}: frames {body['frames']}, price {price}")
+
+    @precondition(lambda self: self.delivering and not self.claims_waiting and self.claims < MAX_CLAIMS)
+    @rule(pick=st.integers(0, 63), frames=st.integers(1, 2), delivered=st.booleans())
+    def claim(self, pick: int, frames: int, delivered: bool) -> None:
+        """The artist disputes delivered frames (or, refused with 400, some it never got)."""
+        job_id = self.delivering[pick % len(self.delivering)]
+        self.claims += 1
+        with self.context():
+            job = db.session.get(Job, job_id)
+            verified = [f.number for f in job.frames if f.state == FrameState.VERIFIED]
+            others = [f.number for f in job.frames if f.state != FrameState.VERIFIED]
+            before = snapshot()
+        chosen = verified[:frames] if delivered or not others else [others[0], *verified[:frames - 1]]
+        spec = ",".join(str(n) for n in sorted(chosen))
+        response = self.call("post", f"/api/v1/jobs/{job_id}/claims", self.owner[job_id],
+                             json={"frames": spec, "reason": "looks wrong"})
+        if set(chosen) <= set(verified):
+            assert response.status_code == 201, response.get_json()
+            note(f"claim {response.get_json()['id']} on job {job_id} frames {spec}")
+        else:
+            assert response.status_code == 400 and response.get_json()["error"]["code"] == "not_delivered"
+            with self.context():
+                assert snapshot() == before, "a refused claim changes nothing"
+
+    @precondition(lambda self: self.started and self.cancels < MAX_CANCELS)
+    @rule(pick=st.integers(0, 63))
+    def cancel(self, pick: int) -> None:
+        job_id = self.started[pick % len(self.started)]
+        artist = self.owner[job_id]
+        self.cancels += 1
+        response = self.call("post", f"/api/v1/jobs/{job_id}/cancel", artist)
+        assert response.status_code == 200, response.get_json()
+        assert response.get_json()["escrow"] == 0, "what was left in escrow went back to the artist"
+        with self.context():
+            before = snapshot()
+        again = self.call("post", f"/api/v1/jobs/{job_id}/cancel", artist)
+        assert again.status_code == 409 and again.get_json()["error"]["code"] == "job_finished"
+        with self.context():
+            assert snapshot() == before, "cancelling a finished job changes nothing"
+
+    @precondition(lambda self: self.grants < MAX_GRANTS)
+    @rule(account=st.sampled_from([*ARTISTS, "carol", "dave"]), amount=st.integers(1, 300))
+    def grant(self, account: str, amount: int) -> None:
+        self.grants += 1
+        response = self.call("post", "/api/v1/admin/grants", "admin",
+                             json={"account": account, "amount": amount, "memo": "property test"})
+        assert response.status_code == 201, response.get_json()
+        self.granted += amount
+
+    # ---- workers -----------------------------------------------------------------------------------------
+
+    @precondition(lambda self: self.queued_tasks or self.queued_checks)
+    @rule(worker=st.sampled_from(sorted(WORKERS)), render=st.sampled_from([*RENDER_OUTCOMES, "hold"]),
+          answer=st.sampled_from(ANSWERS))
+    def dispatch(self, worker: str, render: str, answer: str) -> None:
+        """Work for ``worker`` (or, if it may take none, the next worker), in the dispatcher's order: a check it
+        may take, else a task. A check is answered as ``answer`` says, a task rendered as ``render`` says. When
+        nobody may take anything, the reaper runs (it fails jobs that no online worker may run)."""
+        with self.context():
+            for name in rotate(worker):
+                candidate = db.session.get(Worker, self.workers[name])
+                if candidate.suspended:
+                    continue  # the dispatcher gives a suspended worker nothing
+                check = leasing.claim_check(candidate)
+                if check is not None:
+                    self.answer(check, name, answer)
+                    return
+                task = leases.claim_task(candidate.id)
+                if task is not None:
+                    if render == "hold":
+                        self.held.append((task.worker_id, task.id, task.attempt))
+                        note(f"{name} holds task {task.id} attempt {task.attempt}")
+                    else:
+                        self.render(task, name, render)
+                    return
+        note("nobody may take the queued work: the reaper runs")
+        self.app.extensions["framehive_reaper"].sweep()
+
+    @precondition(lambda self: self.held)
+    @rule(pick=st.integers(0, 63), render=st.sampled_from(RENDER_OUTCOMES))
+    def finish_held(self, pick: int, render: str) -> None:
+        """A worker that held a task since an earlier step finishes it (if it still holds the lease)."""
+        worker_id, task_id, attempt = self.held.pop(pick % len(self.held))
+        with self.context():
+            task = leases.held_task(worker_id, task_id, attempt)
+            if task is None:
+                return  # the lease was lost meanwhile (cancel, cheat caught): the worker was told to drop it
+            self.render(task, db.session.get(Worker, worker_id).name, render)
+
+    def render(self, task: Task, worker: str, outcome: str) -> None:
+        if worker == "node":
+            outcome = "honest"  # the network's trusted node does not cheat or flake
+        job: Job = task.job
+        width, height = job.resolution_x, job.resolution_y
+        todo = missing_frames(task)
+        note(f"{worker} renders task {task.id} (job {job.id}, frames {todo}): {outcome}")
+        if outcome == "fail":
+            outcomes.record_failure(task, "render_failed", "boom")
+            db.session.commit()
+        elif outcome == "partial_fail":
+            upload(task, todo[0], truth(job.id, todo[0], width, height))
+            outcomes.record_failure(task, "render_failed", "crashed after one frame")
+            db.session.commit()
+        elif outcome == "expire":
+            task.lease_expires = now() - 1
+            db.session.commit()
+            leases.expire_leases()
+        else:
+            for i, number in enumerate(todo):
+                if outcome == "blank":
+                    data = fa.encode_png(np.zeros((height, width, 3), dtype=np.uint8))
+                elif outcome == "fake" or (outcome == "fake_one" and i == 0):
+                    data = noise_png(500_000 + job.id * 1000 + number, width, height)
+                else:
+                    data = truth(job.id, number, width, height)
+                upload(task, number, data)
+            outcomes.task_done(task)
+
+    def answer(self, check: Check, worker: str, mode: str) -> None:
+        """The verifier's upload, judged and applied as the result endpoint does it."""
+        if worker == "node":
+            mode = "honest"
+        job: Job = check.frame.job
+        note(f"{worker} answers {check.kind} check {check.id} (job {job.id}, frame {check.frame.number}): {mode}")
+        if mode == "expire":
+            check.lease_expires = now() - 1
+            db.session.commit()
+            leasing.expire()
+            return
+        if mode == "honest":
+            data = truth(job.id, check.frame.number, job.resolution_x, job.resolution_y)
+        elif mode == "lie":
+            data = noise_png(900_000 + check.id, job.resolution_x, job.resolution_y)
+        else:  # collude: copy the pixels under test
+            with storage().open(check.renderer_sha256 or "") as handle:
+                data = handle.read()
+        full = fa.decode(data, 10**8)
+        decide.judge(check, fa.encode_png(fa.crop(full, fa.Region.from_list(check.render_rect))))
+        decide.apply(check)
+        db.session.commit()
+
+    # ---- invariants --------------------------------------------------------------------------------------
+
+    @invariant()
+    def ledger_is_sound(self) -> None:
+        with self.context():
+            # Entries are append-only: the new ones are checked one by one, and every book's balance as the
+            # database sums all entries must equal the last step's balances plus the new entries (so an old
+            # entry that changed or vanished is caught too).
+            new = db.session.execute(select(LedgerEntry).where(LedgerEntry.id > self.last_entry)
+                                     .order_by(LedgerEntry.id)).scalars().all()
+            jobs = db.session.execute(select(Job.id, Job.account_id, Job.state, func.count(Frame.id)).join(Frame)
+                                      .group_by(Job.id, Job.account_id, Job.state).order_by(Job.id)).all()
+            refs = Refs(self.account_ids, self.worker_accounts, {job[0]: job[1] for job in jobs}, new)
+            balances = dict(self.balances)
+            for entry in new:
+                check_entry(entry, refs)
+                balances[entry.from_book] = balances.get(entry.from_book, 0) - entry.amount
+                balances[entry.to_book] = balances.get(entry.to_book, 0) + entry.amount
+                self.last_entry = entry.id
+            assert database_balances() == balances, "the entries in the database are not the ones seen so far"
+            self.balances = balances
+            assert sum(balances.values()) == 0, "double entry: every movement leaves one book and enters another"
+            held = {book: amount for book, amount in balances.items() if book != ledger.MINT}
+            negative = {book: amount for book, amount in held.items() if amount < 0}
+            assert not negative, f"negative balances: {negative}"
+            minted = -balances.get(ledger.MINT, 0)
+            assert sum(held.values()) == minted == ledger.circulating(), "points created or destroyed"
+            assert minted == self.granted, f"the mint issued {minted} points, grants were {self.granted}"
+            for job_id, _, state, frames in jobs:
+                escrow = balances.get(ledger.escrow_book(job_id), 0)
+                assert escrow <= frames * self.per_frame, f"job {job_id}'s escrow exceeds its price"
+                if state in JobState.FINAL:
+                    assert escrow == 0, f"job {job_id} is {state} but its escrow still holds {escrow}"
+            # What the next step's preconditions look at (so that steps seldom idle).
+            self.active = [job_id for job_id, _, state, _ in jobs if state in JobState.ACTIVE]
+            self.delivering = list(db.session.execute(select(Frame.job_id).where(
+                Frame.state == FrameState.VERIFIED).distinct().order_by(Frame.job_id)).scalars())
+            count = func.count()
+            active = select(Job.id).where(Job.state.in_(JobState.ACTIVE))
+            self.queued_tasks, self.queued_checks, self.claims_waiting = db.session.execute(select(
+                select(count).select_from(Task).where(Task.state == "queued", Task.job_id.in_(active))
+                .scalar_subquery(),
+                select(count).select_from(Check).where(Check.state == "queued").scalar_subquery(),
+                select(count).select_from(Check).where(Check.kind == "claim", Check.state.in_(("queued", "leased")))
+                .scalar_subquery())).one()
+            self.started = [job_id for job_id, _, state, _ in jobs if state == JobState.RUNNING]
+
+    # ---- helpers -----------------------------------------------------------------------------------------
+
+    @property
+    def per_frame(self) -> int:
+        return int(self.app.config["FRAMEHIVE_FRAME_PRICE"]) + int(self.app.config["FRAMEHIVE_CHECK_PRICE"])
+
+    def account_id(self, name: str) -> int:
+        return db.session.execute(select(Account.id).filter_by(name=name)).scalar_one()
+
+
+class _Step:
+    """One step's app context: whatever it leaves uncommitted is rolled back, and its session is closed."""
+
+    def __init__(self, app: Any) -> None:
+        self.ctx = app.app_context()
+
+    def __enter__(self) -> None:
+        self.ctx.push()
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            db.session.remove()
+        finally:
+            self.ctx.pop()
+
+
+def rotate(first: str) -> list[str]:
+    """Every worker, starting with ``first``: the dispatcher offers work to each idle worker in turn."""
+    names = sorted(WORKERS)
+    start = names.index(first)
+    return names[start:] + names[:start]
+
+
+def snapshot() -> tuple[int, ...]:
+    """Row counts of everything a submit or a claim could create."""
+    from coordinator.models import Claim, VerificationKey
+
+    return tuple(db.session.execute(select(func.count()).select_from(model)).scalar_one()
+                 for model in (LedgerEntry, Job, Task, Frame, VerificationKey, Check, Claim, Blob))
+
+
+def upload(task: Task, number: int, data: bytes) -> None:
+    """A frame upload as the frame endpoint does it (tier 0, blob, then ``frame_rendered``)."""
+    frame = db.session.execute(select(Frame).filter_by(task_id=task.id, number=number)).scalar_one()
+    if frame.state in FrameState.HAVE_PIXELS:
+        return
+    info = inspect_frame(data, frame, 10**8)
+    sha = hashlib.sha256(data).hexdigest()
+    if db.session.get(Blob, sha) is None:
+        storage().put(sha, io.BytesIO(data), len(data))
+        db.session.add(Blob(sha256=sha, size=len(data)))
+    frame.tile_hashes, frame.tile_key, frame.flags = info.tile_hashes, info.tile_key, info.flags
+    outcomes.frame_rendered(task, number, sha, 30)
+
+
+def database_balances() -> dict[str, int]:
+    """Every book's balance, summed by the database over all entries (one query)."""
+    moves = union_all(select(LedgerEntry.to_book.label("book"), LedgerEntry.amount.label("amount")),
+                      select(LedgerEntry.from_book, -LedgerEntry.amount)).subquery()
+    return {book: int(amount) for book, amount in
+            db.session.execute(select(moves.c.book, func.sum(moves.c.amount)).group_by(moves.c.book))}
+
+
+class Refs:
+    """What the entries of one step may refer to, loaded in a few queries."""
+
+    def __init__(self, accounts: set[int], workers: dict[int, int], jobs: dict[int, int],
+                 entries: list[LedgerEntry]) -> None:
+        self.accounts = accounts  # account ids
+        self.workers = workers  # worker id → its account id
+        self.jobs = jobs  # job id → the artist's account id
+        task_ids = {e.task_id for e in entries if e.task_id is not None}
+        check_ids = {e.check_id for e in entries if e.check_id is not None}
+        self.tasks = {t.id: (t.job_id, t.frame_numbers) for t in db.session.execute(
+            select(Task).where(Task.id.in_(task_ids))).scalars()} if task_ids else {}
+        self.checks = {c.id: (c.job_id, c.verifier_id, c.kind) for c in db.session.execute(
+            select(Check).where(Check.id.in_(check_ids))).scalars()} if check_ids else {}
+
+
+def check_entry(entry: LedgerEntry, refs: Refs) -> None:
+    """One entry is well formed: amount, books, reason, references, and a flow its reason allows."""
+    where = f"entry {entry.id} ({entry.reason} {entry.amount} {entry.from_book} → {entry.to_book})"
+    assert isinstance(entry.amount, int) and entry.amount > 0, where
+    assert BOOK.match(entry.from_book or "") and BOOK.match(entry.to_book or ""), where
+    assert entry.from_book != entry.to_book, where
+    assert entry.reason in NEEDS, f"{where}: unknown reason"
+    missing = [name for name in NEEDS[entry.reason] if getattr(entry, name) is None]
+    assert not missing, f"{where}: missing {missing}"
+    for book in (entry.from_book, entry.to_book):
+        kind, _, ident = book.partition(":")
+        if kind == "account":
+            assert int(ident) in refs.accounts, f"{where}: no such account"
+        if kind == "escrow":
+            assert entry.job_id == int(ident), f"{where}: escrow of another job"
+    assert (entry.from_book == ledger.MINT) == (entry.reason == "grant"), f"{where}: only grants come from the mint"
+    assert entry.to_book != ledger.MINT, f"{where}: nothing goes back to the mint"
+    assert entry.job_id is None or entry.job_id in refs.jobs, f"{where}: no such job"
+    assert entry.worker_id is None or entry.worker_id in refs.workers, f"{where}: no such worker"
+    escrow = ledger.escrow_book(entry.job_id) if entry.job_id is not None else None
+    artist = ledger.account_book(refs.jobs[entry.job_id]) if entry.job_id is not None else None
+    own = ledger.account_book(refs.workers[entry.worker_id]) if entry.worker_id is not None else None
+    if entry.reason == "grant":
+        assert entry.to_book.startswith("account:"), where
+    elif entry.reason == "escrow":
+        assert (entry.from_book, entry.to_book) == (artist, escrow), where
+    elif entry.reason == "refund":
+        assert (entry.from_book, entry.to_book) == (escrow, artist), where
+    elif entry.reason == "render":
+        assert (entry.from_book, entry.to_book) == (escrow, own), where
+        job_id, frames = refs.tasks.get(entry.task_id, (None, []))
+        assert job_id == entry.job_id and entry.frame in frames, f"{where}: not a frame of the job's task"
+    elif entry.reason in ("check", "arbitration"):
+        job_id, verifier_id, kind = refs.checks.get(entry.check_id, (None, None, None))
+        assert (job_id, verifier_id) == (entry.job_id, entry.worker_id), f"{where}: not that job's check by that worker"
+        assert entry.reason == "check" or kind == "arbitration", where
+        assert entry.to_book == own, where
+        loser_pays = entry.reason == "arbitration" and entry.from_book.startswith("account:")
+        assert entry.from_book in (escrow, ledger.NETWORK) or loser_pays, where
+    elif entry.reason == "clawback":
+        assert entry.from_book == own and entry.to_book in (escrow, artist), where
+    elif entry.reason == "stake":
+        assert (entry.from_book, entry.to_book) == (own, ledger.NETWORK), where
+
+
+def test_points_are_conserved_and_never_negative(app, sample_scene: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    rng = SeededRandom(0)
+    for module in (keys, decide, leasing):
+        monkeypatch.setattr(module, "_rng", rng)
+    scene = sample_scene.read_bytes()
+    info: dict[str, Any] = {}
+    run_state_machine_as_test(lambda: Ledger(app, scene, rng, info), settings=SETTINGS)
