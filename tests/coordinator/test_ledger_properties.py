@@ -57,6 +57,7 @@ from typing import Any
 import numpy as np
 from hypothesis import HealthCheck, note, settings
 from hypothesis import strategies as st
+from hypothesis.internal.conjecture import engine as hypothesis_engine
 from hypothesis.stateful import (
     RuleBasedStateMachine,
     initialize,
@@ -80,14 +81,17 @@ from coordinator.transitions import missing_frames
 from coordinator.verification import decide, keys, leasing
 from tests.coordinator.kit import noise_png
 
-SETTINGS = settings(max_examples=8, stateful_step_count=35, deadline=None, derandomize=True, database=None,
+SETTINGS = settings(max_examples=6, stateful_step_count=35, deadline=None, derandomize=True, database=None,
                     suppress_health_check=[HealthCheck.too_slow], print_blob=False)
+
+SHRINK_SECONDS = 120  # see the test function
 
 ARTISTS = ("alice", "bob")
 # Worker name → owning account. The artists' own boxes render their own jobs (self-dealing); "node" is an
 # account the admin marked trusted (the network's own node, the only kind that may settle claims).
 WORKERS = {"alice-box": "alice", "bob-box": "bob", "carol-box": "carol", "dave-box": "dave", "node": "network"}
 TRUSTED = "network"
+VETERANS = ("carol", "dave")
 SCENE_FRAMES = 12  # the sample scene's range is 1-12
 
 RENDER_OUTCOMES = ("honest", "fake", "fake_one", "blank", "fail", "partial_fail", "expire")
@@ -96,6 +100,7 @@ JOB = {"artist": st.sampled_from(ARTISTS), "first": st.integers(1, SCENE_FRAMES)
        "chunk": st.one_of(st.none(), st.integers(1, 4)), "policy": st.sampled_from(["adaptive", "circle", "full"])}
 MAX_ACTIVE = 3  # artists submit while fewer jobs than this run: work goes deep instead of wide
 MAX_CANCELS = 2  # likewise for cancels, which end a job's story early
+MAX_CLAIM_FRAMES = 2  # frames per claim
 MAX_CLAIMS = 2  # and for claims (one open at a time), so that delivered frames also get disputed late
 MAX_GRANTS = 3  # admin grants per example: enough to lift an artist over a 402, not enough to crowd out work
 
@@ -165,9 +170,11 @@ class Ledger(RuleBasedStateMachine):
 
     @initialize(grant=st.sampled_from([50, 150, 1000]), audit=st.sampled_from([0.0, 0.5]),
                 ringer=st.sampled_from([0.0, 0.3]), burn_in=st.sampled_from([1, 10]),
-                seed=st.integers(0, 2**16), first=st.fixed_dictionaries(JOB))
-    def world(self, grant: int, audit: float, ringer: float, burn_in: int, seed: int,
+                veterans=st.booleans(), seed=st.integers(0, 2**16), first=st.fixed_dictionaries(JOB))
+    def world(self, grant: int, audit: float, ringer: float, burn_in: int, veterans: bool, seed: int,
               first: dict[str, Any]) -> None:
+        """Accounts, workers and the scene; ``veterans``: carol's and dave's boxes start with a long record,
+        so most of their frames are accepted unchecked (and only a claim can catch their fakes)."""
         self.rng.seed(seed)
         self.app.config.update(FRAMEHIVE_STARTING_GRANT=grant, FRAMEHIVE_AUDIT_RATE=audit,
                                FRAMEHIVE_RINGER_RATE=ringer, FRAMEHIVE_TRUST_BURN_IN=burn_in)
@@ -181,8 +188,9 @@ class Ledger(RuleBasedStateMachine):
             db.session.flush()
             for worker, account in WORKERS.items():
                 owner = db.session.execute(select(Account).filter_by(name=account)).scalar_one()
+                trust = 10**6 if veterans and account in VETERANS else 0
                 db.session.add(Worker(account_id=owner.id, name=worker, online=True, roles=["render", "verify"],
-                                      blender_version="5.0.1", device="CPU"))
+                                      blender_version="5.0.1", device="CPU", trust=trust))
             db.session.commit()
             self.workers = dict(db.session.execute(select(Worker.name, Worker.id)).all())
             self.worker_accounts = dict(db.session.execute(select(Worker.id, Worker.account_id)).all())
@@ -238,17 +246,27 @@ class Ledger(RuleBasedStateMachine):
         note(f"job {job['id']} by {artist}: frames {body['frames']}, price {price}")
 
     @precondition(lambda self: self.delivering and not self.claims_waiting and self.claims < MAX_CLAIMS)
-    @rule(pick=st.integers(0, 63), frames=st.integers(1, 2), delivered=st.booleans())
-    def claim(self, pick: int, frames: int, delivered: bool) -> None:
-        """The artist disputes delivered frames (or, refused with 400, some it never got)."""
+    @rule(pick=st.integers(0, 63), frames=st.integers(1, MAX_CLAIM_FRAMES),
+          which=st.sampled_from(["wrong", "any", "undelivered"]))
+    def claim(self, pick: int, frames: int, which: str) -> None:
+        """The artist disputes delivered frames: ones that look wrong (their pixels are not the honest render),
+        any (the claim should be rejected), or some it never got (refused with 400, nothing changes)."""
         job_id = self.delivering[pick % len(self.delivering)]
         self.claims += 1
         with self.context():
             job = db.session.get(Job, job_id)
+            width, height = job.resolution_x, job.resolution_y
             verified = [f.number for f in job.frames if f.state == FrameState.VERIFIED]
+            wrong = [f.number for f in job.frames if f.state == FrameState.VERIFIED
+                     and f.blob_sha256 != hashlib.sha256(truth(job_id, f.number, width, height)).hexdigest()]
             others = [f.number for f in job.frames if f.state != FrameState.VERIFIED]
             before = snapshot()
-        chosen = verified[:frames] if delivered or not others else [others[0], *verified[:frames - 1]]
+        if which == "undelivered" and others:
+            chosen = [others[0], *verified[:frames - 1]]
+        elif which == "wrong" and wrong:
+            chosen = wrong[:frames]
+        else:
+            chosen = verified[pick % len(verified):][:frames]
         spec = ",".join(str(n) for n in sorted(chosen))
         response = self.call("post", f"/api/v1/jobs/{job_id}/claims", self.owner[job_id],
                              json={"frames": spec, "reason": "looks wrong"})
@@ -325,6 +343,20 @@ class Ledger(RuleBasedStateMachine):
                 return  # the lease was lost meanwhile (cancel, cheat caught): the worker was told to drop it
             self.render(task, db.session.get(Worker, worker_id).name, render)
 
+    @precondition(lambda self: self.claims_waiting)
+    @rule()
+    def settle_claims(self) -> None:
+        """The network's trusted node works until the open claim is decided (honestly, on whatever it gets)."""
+        with self.context():
+            node = db.session.get(Worker, self.workers["node"])
+            for _ in range(2 * MAX_CLAIM_FRAMES + 4):
+                waiting = db.session.execute(select(func.count()).select_from(Check).where(
+                    Check.kind == "claim", Check.state.in_(("queued", "leased")))).scalar_one()
+                check = leasing.claim_check(node) if waiting else None
+                if check is None:
+                    return
+                self.answer(check, "node", "honest")
+
     def render(self, task: Task, worker: str, outcome: str) -> None:
         if worker == "node":
             outcome = "honest"  # the network's trusted node does not cheat or flake
@@ -392,7 +424,7 @@ class Ledger(RuleBasedStateMachine):
             refs = Refs(self.account_ids, self.worker_accounts, {job[0]: job[1] for job in jobs}, new)
             balances = dict(self.balances)
             for entry in new:
-                check_entry(entry, refs)
+                check_entry(entry, refs, self.prices)
                 balances[entry.from_book] = balances.get(entry.from_book, 0) - entry.amount
                 balances[entry.to_book] = balances.get(entry.to_book, 0) + entry.amount
                 self.last_entry = entry.id
@@ -427,8 +459,13 @@ class Ledger(RuleBasedStateMachine):
     # ---- helpers -----------------------------------------------------------------------------------------
 
     @property
+    def prices(self) -> dict[str, Any]:
+        names = ("FRAME_PRICE", "CHECK_PRICE", "SELF_DEALING_RATE", "STAKE")
+        return {name: self.app.config[f"FRAMEHIVE_{name}"] for name in names}
+
+    @property
     def per_frame(self) -> int:
-        return int(self.app.config["FRAMEHIVE_FRAME_PRICE"]) + int(self.app.config["FRAMEHIVE_CHECK_PRICE"])
+        return int(self.prices["FRAME_PRICE"]) + int(self.prices["CHECK_PRICE"])
 
     def account_id(self, name: str) -> int:
         return db.session.execute(select(Account.id).filter_by(name=name)).scalar_one()
@@ -503,8 +540,9 @@ class Refs:
             select(Check).where(Check.id.in_(check_ids))).scalars()} if check_ids else {}
 
 
-def check_entry(entry: LedgerEntry, refs: Refs) -> None:
-    """One entry is well formed: amount, books, reason, references, and a flow its reason allows."""
+def check_entry(entry: LedgerEntry, refs: Refs, prices: dict[str, Any]) -> None:
+    """One entry is well formed: amount, books, reason, references, a flow its reason allows, and no more than
+    the price list allows (a renderer on its own account's job earns the self-dealing rate)."""
     where = f"entry {entry.id} ({entry.reason} {entry.amount} {entry.from_book} → {entry.to_book})"
     assert isinstance(entry.amount, int) and entry.amount > 0, where
     assert BOOK.match(entry.from_book or "") and BOOK.match(entry.to_book or ""), where
@@ -533,25 +571,31 @@ def check_entry(entry: LedgerEntry, refs: Refs) -> None:
         assert (entry.from_book, entry.to_book) == (escrow, artist), where
     elif entry.reason == "render":
         assert (entry.from_book, entry.to_book) == (escrow, own), where
+        rate = prices["SELF_DEALING_RATE"] if own == artist else 1
+        assert entry.amount <= int(prices["FRAME_PRICE"] * rate), f"{where}: more than the frame price"
         job_id, frames = refs.tasks.get(entry.task_id, (None, []))
         assert job_id == entry.job_id and entry.frame in frames, f"{where}: not a frame of the job's task"
     elif entry.reason in ("check", "arbitration"):
         job_id, verifier_id, kind = refs.checks.get(entry.check_id, (None, None, None))
         assert (job_id, verifier_id) == (entry.job_id, entry.worker_id), f"{where}: not that job's check by that worker"
         assert entry.reason == "check" or kind == "arbitration", where
-        assert entry.to_book == own, where
+        assert entry.to_book == own and entry.amount <= prices["CHECK_PRICE"], where
+        assert own != artist or kind == "claim", f"{where}: an artist verified its own job"
         loser_pays = entry.reason == "arbitration" and entry.from_book.startswith("account:")
         assert entry.from_book in (escrow, ledger.NETWORK) or loser_pays, where
     elif entry.reason == "clawback":
         assert entry.from_book == own and entry.to_book in (escrow, artist), where
     elif entry.reason == "stake":
-        assert (entry.from_book, entry.to_book) == (own, ledger.NETWORK), where
+        assert (entry.from_book, entry.to_book) == (own, ledger.NETWORK) and entry.amount <= prices["STAKE"], where
 
 
 def test_points_are_conserved_and_never_negative(app, sample_scene: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     rng = SeededRandom(0)
     for module in (keys, decide, leasing):
         monkeypatch.setattr(module, "_rng", rng)
+    # A failure is shrunk for at most this long (hypothesis' own limit is 300 s, pytest's timeout too): each
+    # replay costs a real world, so the printed sequence may be a few steps longer than minimal.
+    monkeypatch.setattr(hypothesis_engine, "MAX_SHRINKING_SECONDS", SHRINK_SECONDS, raising=False)
     scene = sample_scene.read_bytes()
     info: dict[str, Any] = {}
     run_state_machine_as_test(lambda: Ledger(app, scene, rng, info), settings=SETTINGS)
