@@ -24,6 +24,9 @@ def lease_timeout() -> float:
 
 def claim_task(worker_id: int) -> Task | None:
     """Lease the best queued task this worker may run, or return None. Commits."""
+    worker = db.session.get(Worker, worker_id)
+    if worker is not None and worker.roles and "render" not in worker.roles:
+        return None  # a verify-only agent
     blocked = select(JobBlock.job_id).where(JobBlock.worker_id == worker_id)
     candidates = db.session.execute(
         select(Task.id)

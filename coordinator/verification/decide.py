@@ -151,7 +151,10 @@ def settle(task: Task | None) -> list[LostLease]:
         return []
     failed = db.session.execute(
         select(Check).where(Check.task_id == task.id, Check.verdict == "fail", Check.kind == "verify")).scalars()
-    for check in failed:  # a failed check is settled only by an arbitration that sided with the renderer
+    for check in failed:
+        if check.renderer_sha256 != check.frame.blob_sha256:
+            continue  # about pixels since replaced (their renderer was caught and the frame rendered again)
+        # Otherwise a failed check is settled only by an arbitration that sided with the renderer.
         arbitrated = db.session.execute(select(Check).where(Check.parent_id == check.id, Check.verdict == "pass"))
         if arbitrated.first() is None:
             return []

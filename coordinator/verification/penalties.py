@@ -38,6 +38,13 @@ def renderer_caught(renderer: Worker, job: Job, reason: str) -> list[LostLease]:
         frame.state, frame.blob_sha256, frame.worker_id, frame.verified_by = FrameState.QUEUED, None, None, None
         frame.tile_hashes, frame.flags = None, []
         tasks[frame.task_id] = frame.job  # type: ignore[assignment]
+    held = db.session.execute(select(Task).where(Task.job_id == job.id, Task.state == TaskState.LEASED,
+                                                 Task.worker_id == renderer.id)).scalars().all()
+    for task in held:  # work still in its hands: taken away before it can upload more
+        tasks.setdefault(task.id, job)  # type: ignore[arg-type]
+        for frame in db.session.execute(select(Frame).filter_by(task_id=task.id,
+                                                                state=FrameState.RENDERING)).scalars():
+            frame.state = FrameState.QUEUED
     for task_id in tasks:
         task = db.session.get(Task, task_id)
         assert task is not None
