@@ -10,7 +10,9 @@ import asyncio
 import contextlib
 import logging
 import random
+from collections.abc import Coroutine
 from dataclasses import dataclass
+from typing import Any
 
 import websockets
 from websockets.exceptions import ConnectionClosed, InvalidStatus
@@ -66,6 +68,8 @@ class Agent:
         self.stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._assign: m.Assign | m.Verify | None = None  # the work in hand
+        # Work the coordinator cancelled, still unwinding (killing its Blender): new work waits for it.
+        self._winding_down: asyncio.Task[None] | None = None
 
     def stop(self) -> None:
         """Graceful stop (SIGTERM / Ctrl-C): hand back the current task and disconnect."""
@@ -141,18 +145,20 @@ class Agent:
                 return
             log.info("%s", _describe(message))
             self._assign = message
-            if isinstance(message, m.Assign):
-                self._task = asyncio.create_task(self.runner.run(message, send))
-            else:
-                self._task = asyncio.create_task(self.runner.verify(message, send))
+            work = self.runner.run(message, send) if isinstance(message, m.Assign) \
+                else self.runner.verify(message, send)
+            self._task = asyncio.create_task(_after(self._winding_down, work))
             self._task.add_done_callback(_log_crash)
         elif isinstance(message, m.Cancel):
-            held = self._assign
+            held = self._assign if self._busy() else None
             matches = (isinstance(held, m.Assign) and message.task_id == held.task_id) or \
                 (isinstance(held, m.Verify) and message.check_id == held.check_id)
             if matches and self._task is not None:
                 log.warning("%s cancelled by the coordinator: %s", _describe(held), message.reason)
+                # The coordinator may push the next work at once: this agent is idle from now on, and the
+                # next work starts once the cancelled one has unwound (its Blender killed).
                 self._task.cancel()
+                self._winding_down, self._task, self._assign = self._task, None, None
         elif isinstance(message, m.Error):
             log.error("coordinator error: %s: %s", message.code, message.message)
 
@@ -178,12 +184,24 @@ class Agent:
 
     async def _abandon_task(self) -> None:
         """The connection is gone, so the lease is lost: stop rendering for nobody."""
-        if self._task is not None and not self._task.done():
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        self._task = None
+        for task in (self._task, self._winding_down):
+            if task is not None and not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._task = self._winding_down = None
         self._assign = None
+
+
+async def _after(previous: asyncio.Task[None] | None, work: Coroutine[Any, Any, None]) -> None:
+    """Run ``work`` once ``previous`` (a cancelled task, or None) has finished unwinding."""
+    if previous is not None:
+        try:
+            await asyncio.wait({previous})  # never raises previous's outcome; raises if this task is cancelled
+        except BaseException:
+            work.close()
+            raise
+    await work
 
 
 def _describe(work: m.Assign | m.Verify | None) -> str:
