@@ -34,6 +34,10 @@ SUSPEND_AFTER = 2
 AUDIT_RATE = 0.05
 # Share of check assignments that are ringers: regions whose answer the coordinator already knows.
 RINGER_RATE = 0.1
+# Who may arbitrate a dispute: the network's trusted nodes, or a verifier never caught that has earned this
+# much trust (known-answer ringers passed, verdicts confirmed by arbitration). A fresh account cannot: a
+# cheater's partner could otherwise open one and side with it in every dispute it is the only third owner for.
+ARBITER_MIN_TRUST = 20
 # Settings pinned in every job so that re-renders are bit-identical (research/verification.md §5-6):
 # dither is deterministic but depends on image coordinates, so a crop would differ from the full frame.
 PINNED_SETTINGS = {"dither_intensity": 0.0}
@@ -69,6 +73,7 @@ def defaults(data_dir: Path) -> dict[str, Any]:
         "FRAMEHIVE_SUSPEND_AFTER": SUSPEND_AFTER,
         "FRAMEHIVE_AUDIT_RATE": AUDIT_RATE,
         "FRAMEHIVE_RINGER_RATE": RINGER_RATE,
+        "FRAMEHIVE_ARBITER_MIN_TRUST": ARBITER_MIN_TRUST,
         "FRAMEHIVE_FRAME_PRICE": FRAME_PRICE,
         "FRAMEHIVE_CHECK_PRICE": CHECK_PRICE,
         "FRAMEHIVE_SELF_DEALING_RATE": SELF_DEALING_RATE,

@@ -76,24 +76,29 @@ def assign_message(task: Task) -> m.Assign:
 
 
 class Dispatcher:
+    """Two locks, never held the other way round: ``_registry`` guards the dict of connections and is held for
+    a dict operation only (never during database work), so looking up or registering a connection never waits
+    for a database lock; ``_dispatching`` serialises ``kick`` (which leases in the database)."""
+
     def __init__(self) -> None:
         self._connections: dict[int, Connection] = {}
-        self._lock = threading.RLock()
+        self._registry = threading.Lock()
+        self._dispatching = threading.RLock()
 
     def register(self, conn: Connection) -> Connection | None:
         """Add a connection; returns the one it replaces (same worker reconnecting), if any."""
-        with self._lock:
+        with self._registry:
             old = self._connections.get(conn.worker_id)
             self._connections[conn.worker_id] = conn
             return old
 
     def unregister(self, conn: Connection) -> None:
-        with self._lock:
+        with self._registry:
             if self._connections.get(conn.worker_id) is conn:
                 del self._connections[conn.worker_id]
 
     def connection(self, worker_id: int) -> Connection | None:
-        with self._lock:
+        with self._registry:
             return self._connections.get(worker_id)
 
     def kick(self) -> None:
@@ -104,8 +109,9 @@ class Dispatcher:
         dispatcher lock and waits for the database.
         """
         db.session.commit()
-        with self._lock:
-            idle = [c for c in self._connections.values() if c.current is None and not c.draining]
+        with self._dispatching:
+            with self._registry:
+                idle = [c for c in self._connections.values() if c.current is None and not c.draining]
             for conn in idle:
                 self._give_work(conn)
 

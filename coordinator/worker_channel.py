@@ -55,18 +55,19 @@ def channel(ws) -> None:  # type: ignore[no-untyped-def]
     hello = _receive_hello(ws)
     if hello is None:
         return
-    worker = _sign_on(caller.account_id, hello)
+    worker_id, worker_name = _sign_on(caller.account_id, hello)
     # Leases left from an earlier connection of this agent are stale: it drops its work when it disconnects.
-    dispatcher().drop_leases(leases.release_worker(worker.id, "the worker reconnected"))
-    check_leasing.release_verifier(worker.id)
-    conn = Connection(worker_id=worker.id, name=worker.name, ws=ws, token_id=caller.token_id)
-    ws.send(m.encode(m.Welcome(worker_id=worker.id,
+    dispatcher().drop_leases(leases.release_worker(worker_id, "the worker reconnected"))
+    check_leasing.release_verifier(worker_id)
+    db.session.remove()  # no transaction (on SQLite: no write lock) is held from here to kick()
+    conn = Connection(worker_id=worker_id, name=worker_name, ws=ws, token_id=caller.token_id)
+    ws.send(m.encode(m.Welcome(worker_id=worker_id,
                                heartbeat_interval=current_app.config["FRAMEHIVE_HEARTBEAT_INTERVAL"],
                                lease_timeout=current_app.config["FRAMEHIVE_LEASE_TIMEOUT"])))
     old = dispatcher().register(conn)
     if old is not None:  # the same agent reconnected before its old socket died
         _close_quietly(old.ws)
-    current_app.logger.info("worker %s (%s) connected: %s, Blender %s", worker.name, caller.account_name,
+    current_app.logger.info("worker %s (%s) connected: %s, Blender %s", worker_name, caller.account_name,
                             hello.device, hello.blender_version)
     try:
         dispatcher().kick()
@@ -93,7 +94,8 @@ def _receive_hello(ws) -> m.Hello | None:  # type: ignore[no-untyped-def]
     return message
 
 
-def _sign_on(account_id: int, hello: m.Hello) -> Worker:
+def _sign_on(account_id: int, hello: m.Hello) -> tuple[int, str]:
+    """Create or update the worker row; returns its id and name. Commits."""
     query = db.select(Worker).filter_by(account_id=account_id, name=hello.name)
     worker = db.session.execute(query).scalar_one_or_none()
     if worker is None:
@@ -106,8 +108,10 @@ def _sign_on(account_id: int, hello: m.Hello) -> Worker:
     worker.threads = hello.threads
     worker.roles = hello.roles
     worker.connected_at = worker.last_seen = now()
+    db.session.flush()
+    identity = (worker.id, worker.name)
     db.session.commit()
-    return worker
+    return identity
 
 
 def _serve(conn: Connection, ws) -> None:  # type: ignore[no-untyped-def]

@@ -11,7 +11,13 @@ Kinds of check and what their verdict means:
   verifier lied) or against it (fail: the renderer cheated).
 - audit: a random second opinion on a passed check, against collusion of renderer and verifier. It does
   not hold the task back (it may wait for a third owner to come online); a failed audit goes to arbitration.
-- ringer: a region of a frame already verified; a verifier that gets it wrong lied.
+- ringer: a fresh region of a frame already verified, whose answer the coordinator expects to know. A pass
+  earns the verifier trust. A fail goes to arbitration, because the expectation can be wrong: the earlier
+  check covered another region of the frame (a renderer that tampered elsewhere) or was itself forged by a
+  colluder. The arbiter decides whether the ringer's verifier lied or the frame's renderer cheated.
+
+Arbiters are a third owner (never the renderer's, the job's or anyone's who already looked at the region)
+and must be trusted or veterans (leasing.may_arbitrate).
 """
 
 from __future__ import annotations
@@ -111,6 +117,8 @@ def _on_arbitration(check: Check) -> list[LostLease]:
         return settle(check.task)
     payments.pay_arbiter(check, loser=check.renderer)
     payments.pay_check(disputed)  # the verifier that said "fail" was right
+    if disputed.verifier is not None:
+        trust.passed(disputed.verifier)
     lost = penalties.renderer_caught(check.renderer, job, f"arbitration {check.id} confirmed check {disputed.id}")
     if disputed.kind == "audit":  # the first verifier had agreed with a cheating renderer: collusion
         first = db.session.get(Check, disputed.parent_id)
@@ -122,8 +130,10 @@ def _on_arbitration(check: Check) -> list[LostLease]:
 def _on_ringer(check: Check) -> list[LostLease]:
     if check.verdict == "pass":
         trust.passed(check.verifier)
-    else:
-        penalties.verifier_caught(check.verifier, f"ringer {check.id} answered wrongly")
+        return []
+    if check.verifier is not None and check.verifier.account.trusted and check.renderer is not None:
+        return penalties.renderer_caught(check.renderer, check.frame.job, f"trusted ringer {check.id} failed")
+    _second_opinion("arbitration", check, check)  # the verifier lied, or the frame was never what it seemed
     return []
 
 
@@ -135,7 +145,9 @@ def _on_claim(check: Check) -> list[LostLease]:
 
 
 def _second_opinion(kind: str, source: Check, parent: Check) -> Check:
-    excluded = set(source.excluded_accounts)
+    excluded = set(source.excluded_accounts) | {source.frame.job.account_id}
+    if source.renderer is not None:
+        excluded.add(source.renderer.account_id)
     chain = parent
     while chain is not None:  # nobody who already looked at this region may judge it again
         if chain.verifier is not None:

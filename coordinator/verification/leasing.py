@@ -20,6 +20,8 @@ from . import keys
 from .checks import new_check
 
 CLAIM_CANDIDATES = 50
+# Checks that still matter once their job is over: they decide who lied, not which frames the artist gets.
+AFTER_THE_JOB = ("ringer", "audit", "arbitration", "claim")
 _rng = secrets.SystemRandom()
 
 
@@ -33,13 +35,13 @@ def claim_check(worker: Worker) -> Check | None:
         return None
     candidates = db.session.execute(
         select(Check).join(Job, Job.id == Check.job_id)
-        .where(Check.state == "queued", Job.state.in_(JobState.ACTIVE) | Check.kind.in_(("ringer", "audit", "claim")))
+        .where(Check.state == "queued", Job.state.in_(JobState.ACTIVE) | Check.kind.in_(AFTER_THE_JOB))
         .order_by(Check.id).limit(CLAIM_CANDIDATES)
     ).scalars().all()
     for check in candidates:
         if worker.account_id in check.excluded_accounts or check.renderer_id == worker.id:
             continue
-        if check.kind == "arbitration" and not _may_arbitrate(worker):
+        if check.kind == "arbitration" and not may_arbitrate(worker):
             continue
         if check.kind == "claim" and not worker.account.trusted:
             continue  # claims are settled by the network's own trusted nodes
@@ -56,9 +58,11 @@ def claim_check(worker: Worker) -> Check | None:
     return None
 
 
-def _may_arbitrate(worker: Worker) -> bool:
-    """Arbiters are trusted nodes, or verifiers never caught lying or cheating."""
-    return worker.account.trusted or worker.times_caught == 0
+def may_arbitrate(worker: Worker) -> bool:
+    """Arbiters are trusted nodes, or veterans: never caught, and trusted by their record (ARBITER_MIN_TRUST)."""
+    if worker.account.trusted:
+        return True
+    return worker.times_caught == 0 and worker.trust >= int(current_app.config["FRAMEHIVE_ARBITER_MIN_TRUST"])
 
 
 def _lease(check_id: int, worker: Worker) -> Check | None:

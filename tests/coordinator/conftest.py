@@ -64,8 +64,9 @@ def scene_sha(api, sample_scene: Path) -> str:  # type: ignore[no-untyped-def]
 @pytest.fixture
 def v(app, api, scene_sha):  # type: ignore[no-untyped-def]
     """A 4-frame job in 2 tasks, a renderer, a verifier and an arbiter of three owners, and a second
-    agent of the renderer's own owner that also verifies."""
-    app.config.update(FRAMEHIVE_AUDIT_RATE=0.0, FRAMEHIVE_RINGER_RATE=0.0)
+    agent of the renderer's own owner that also verifies. Any owner may arbitrate here (the arbiter's required
+    record is tested on its own, in test_verification.py)."""
+    app.config.update(FRAMEHIVE_AUDIT_RATE=0.0, FRAMEHIVE_RINGER_RATE=0.0, FRAMEHIVE_ARBITER_MIN_TRUST=0)
     job = api.post("/api/v1/jobs", json={"scene": scene_sha, "frames": "1-4", "chunk": 2}).get_json()
     with app.app_context():
         workers = {}

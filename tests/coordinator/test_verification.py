@@ -146,10 +146,77 @@ def test_ringers_catch_a_verifier_that_does_not_render(v, app):  # type: ignore[
     assert ringer.kind == "ringer" and ringer.frame.task_id == task.id
     assert set(vars(verify_message(ringer))) == set(vars(verify_message(db.session.get(Check, 1))))
     answer(ringer, seed_of_truth=12345)  # uploads something it did not render
-    assert v["verifier"].times_caught == 1
+    assert v["verifier"].times_caught == 0, "a failed ringer is arbitrated before anyone is blamed"
+    app.config["FRAMEHIVE_RINGER_RATE"] = 0.0
+    arbitration = leasing.claim_check(v["arbiter"])
+    assert (arbitration.kind, arbitration.parent_id, arbitration.region) == ("arbitration", ringer.id, ringer.region)
+    assert {v["renderer"].account_id, v["verifier"].account_id} <= set(arbitration.excluded_accounts)
+    answer(arbitration)  # the frame is what its renderer said: the ringer's verifier lied
+    assert (v["verifier"].times_caught, v["renderer"].times_caught) == (1, 0)
+    app.config["FRAMEHIVE_RINGER_RATE"] = 1.0
     ringer2 = leasing.claim_check(v["verifier"])
     answer(ringer2)
     assert v["verifier"].trust == 1
+
+
+def test_a_ringer_on_a_frame_tampered_outside_its_checked_region_blames_the_renderer(v, app):  # type: ignore[no-untyped-def]
+    """The check covered one region; the renderer tampered elsewhere. The honest verifier that fails a ringer
+    on that frame is not blamed: arbitration confirms it, and the renderer is caught."""
+    task = leases.claim_task(v["renderer"].id)
+    key = db.session.execute(select(VerificationKey).filter_by(task_id=task.id)).scalars().first()
+    checked = fa.Region.from_list(key.region)
+
+    def tampered(number: int) -> bytes:
+        pixels = fa.decode(noise_png(number), 10**8).copy()
+        keep = np.zeros(pixels.shape[:2], dtype=bool)
+        keep[checked.y:checked.y + checked.height, checked.x:checked.x + checked.width] = True
+        pixels[~keep] = 255 - pixels[~keep]  # every pixel outside the checked region is wrong
+        return fa.encode_png(pixels)
+
+    render(task, image=tampered)
+    answer(leasing.claim_check(v["verifier"]))
+    assert task.state == "done", "the check saw only honest pixels"
+    app.config["FRAMEHIVE_RINGER_RATE"] = 1.0
+    second = leases.claim_task(v["arbiter"].id)
+    render(second)
+    ringer = leasing.claim_check(v["verifier"])
+    while ringer.region == key.region:  # the one region of the frame that is honest (rarely drawn again)
+        answer(ringer)
+        assert ringer.verdict == "pass"
+        ringer = leasing.claim_check(v["verifier"])
+    assert ringer.kind == "ringer"
+    answer(ringer)  # honest
+    assert ringer.verdict == "fail" and v["verifier"].times_caught == 0
+    app.config["FRAMEHIVE_RINGER_RATE"] = 0.0
+    arbitration = leasing.claim_check(v["arbiter"])
+    assert arbitration.kind == "arbitration" and arbitration.parent_id == ringer.id
+    answer(arbitration)
+    assert arbitration.verdict == "fail"
+    assert (v["renderer"].times_caught, v["verifier"].times_caught) == (1, 0)
+    assert v["verifier"].trust >= 1, "its verdict was confirmed"
+
+
+def test_only_trusted_nodes_and_veterans_arbitrate(v, app):  # type: ignore[no-untyped-def]
+    """A fresh account is a third owner too, but it may be the cheater's partner: it never arbitrates."""
+    app.config["FRAMEHIVE_ARBITER_MIN_TRUST"] = 20
+    task = leases.claim_task(v["renderer"].id)
+    render(task, image=lambda n: noise_png(1000 + n))
+    answer(leasing.claim_check(v["verifier"]))
+    assert db.session.execute(select(Check).filter_by(kind="arbitration")).scalar_one().state == "queued"
+    assert leasing.claim_check(v["arbiter"]) is None, "fresh: may not arbitrate"
+    v["arbiter"].trust = 20
+    v["arbiter"].times_caught = 1
+    db.session.commit()
+    assert leasing.claim_check(v["arbiter"]) is None, "caught once: may not arbitrate"
+    v["arbiter"].times_caught = 0
+    db.session.commit()
+    arbitration = leasing.claim_check(v["arbiter"])
+    assert arbitration is not None and arbitration.kind == "arbitration", "a veteran arbitrates"
+    leasing.release(arbitration)
+    v["arbiter"].trust = 0
+    v["arbiter"].account.trusted = True
+    db.session.commit()
+    assert leasing.claim_check(v["arbiter"]) is not None, "a trusted node arbitrates"
 
 
 def test_a_verifier_that_passed_a_cheaters_frames_is_caught_after_the_honest_re_render(v):  # type: ignore[no-untyped-def]
