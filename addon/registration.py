@@ -1,14 +1,27 @@
-"""Registration of the add-on's Blender classes (preferences, panel, operators).
+"""Registration of the add-on's Blender classes, properties and timer.
 
-Placeholder until the add-on UI exists; it is the only module that will import ``bpy`` at load time.
+The only entry point that imports ``bpy`` modules; ``addon/__init__.py`` calls it from ``register()`` so that
+the ``framehive`` command line can import the package without Blender.
 """
 
 from __future__ import annotations
 
+import bpy
+
+from . import operators, panel, preferences, session
+
+CLASSES = (*preferences.CLASSES, *operators.CLASSES, *panel.CLASSES)
+
 
 def register() -> None:
-    """Register the add-on's Blender classes (none yet)."""
+    for cls in CLASSES:
+        bpy.utils.register_class(cls)
+    panel.register_properties()
+    session.start()
 
 
 def unregister() -> None:
-    """Unregister what :func:`register` registered, in reverse order (nothing yet)."""
+    session.stop()
+    panel.unregister_properties()
+    for cls in reversed(CLASSES):
+        bpy.utils.unregister_class(cls)

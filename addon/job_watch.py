@@ -1,0 +1,366 @@
+"""Follow submitted jobs while Blender is open: poll, bring verified frames home, remember across restarts.
+
+No ``bpy`` here. The add-on computes where each frame goes (``scene.render.frame_path``) on Blender's main
+thread when it submits, and hands the watcher plain paths. The watcher polls from one background thread and
+posts :class:`JobStatus` snapshots to a queue; a Blender timer drains the queue and redraws the panel (Blender
+data must only be touched from the main thread). ``poll_once`` does one round synchronously, for scripts,
+headless runs and tests; ``wake`` asks the background thread for a round now without blocking the caller.
+
+Followed jobs are kept in a small JSON file, so polling resumes after Blender restarts; a job leaves the file
+once it is over and every verified frame is on disk. Each downloaded frame is remembered with its sha256: a
+frame the coordinator replaces (its renderer was caught cheating later, and it was rendered again) is
+downloaded again, and a frame already on disk with the right hash is not downloaded twice.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .client import FINAL_STATES, RECONNECT_GRACE, ApiError, Client, ConnectionFailed, sha256_file
+
+log = logging.getLogger("framehive.addon")
+
+POLL_INTERVAL = 2.0  # seconds between polls of a running job: a job page is small, frames take longer
+
+
+@dataclass
+class Followed:
+    """A job being followed: where its frames go, and the coordinator it runs on."""
+
+    job_id: int
+    base_url: str
+    frame_paths: dict[int, str]  # frame number → absolute file path
+    downloaded: dict[int, str] = field(default_factory=dict)  # frame number → sha256 of the file written
+
+
+@dataclass(frozen=True)
+class JobStatus:
+    """What the panel shows of one job.
+
+    After a failed poll the numbers are the last ones the coordinator gave (``state`` is "unknown" if it never
+    answered) and ``error`` says what went wrong.
+    """
+
+    job_id: int
+    state: str
+    total: int  # frames in the job
+    verified: int
+    rendered: int  # rendered, waiting for verification
+    failed: int
+    downloaded: int  # frames on disk at their path
+    eta_seconds: float | None
+    output_dir: str
+    error: str = ""
+    pending: int = 0  # verified frames with a path that are not on disk yet
+    retrying: bool = False  # the error may pass by itself (coordinator unreachable, overloaded): polling goes on
+    dropped: bool = False  # the coordinator has no such job for this token: no longer followed
+
+    @property
+    def finished(self) -> bool:
+        """The job is over and every verified frame that has a path is on disk."""
+        return self.state in FINAL_STATES and self.pending == 0
+
+    @property
+    def fraction(self) -> float:
+        return self.verified / self.total if self.total else 0.0
+
+
+class JobWatcher:
+    """Polls followed jobs; downloads each verified frame once, to its path."""
+
+    def __init__(self, state_file: Path, client_for: Callable[[str], Client | None],
+                 interval: float = POLL_INTERVAL, reconnect_grace: float = RECONNECT_GRACE) -> None:
+        """``client_for(base_url)`` gives a client for that coordinator, or None if the add-on's preferences
+        now point elsewhere (the job is then left alone, not forgotten). :meth:`wait` tolerates an
+        unreachable coordinator for ``reconnect_grace`` seconds (a restart must not end a long wait)."""
+        self.state_file = Path(state_file)
+        self.client_for = client_for
+        self.interval = interval
+        self.reconnect_grace = reconnect_grace
+        self.statuses: queue.Queue[JobStatus] = queue.Queue()
+        self._jobs: dict[int, Followed] = {}
+        self._last: dict[int, dict[str, Any]] = {}  # job → what the coordinator last said (kept across failures)
+        self._latest: dict[int, JobStatus] = {}  # job → its last status, also once it is no longer followed
+        self._started_at: dict[int, tuple[float, int]] = {}  # job → (first seen, verified then): for the ETA
+        self._lock = threading.Lock()  # guards _jobs and the state file
+        self._round = threading.Lock()  # one polling round at a time: two would download the same frames
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._load()
+
+    # ------------------------------------------------------------------ following
+
+    def follow(self, job_id: int, base_url: str, frame_paths: dict[int, str]) -> None:
+        """Follow a job (again): its verified frames go to ``frame_paths`` (frame → path)."""
+        paths = {int(frame): str(path) for frame, path in frame_paths.items()}
+        with self._lock:
+            old = self._jobs.get(job_id)
+            downloaded = {} if old is None or old.base_url != base_url else {
+                frame: sha for frame, sha in old.downloaded.items() if old.frame_paths.get(frame) == paths.get(frame)}
+            self._jobs[job_id] = Followed(job_id, base_url, paths, downloaded)
+            self._save()
+        self._wake.set()
+
+    def forget(self, job_id: int) -> None:
+        with self._lock:
+            self._jobs.pop(job_id, None)
+            self._save()
+        self._last.pop(job_id, None)
+        self._started_at.pop(job_id, None)
+
+    def followed(self) -> list[int]:
+        with self._lock:
+            return sorted(self._jobs)
+
+    # ------------------------------------------------------------------ polling
+
+    def poll_once(self) -> list[JobStatus]:
+        """Poll every followed job once, download new verified frames, post and return the statuses.
+
+        Blocks while another round (the background thread's) is under way; from Blender's main thread call
+        :meth:`wake` instead.
+        """
+        with self._round:
+            with self._lock:
+                jobs = list(self._jobs.values())
+            statuses = [self._poll(job) for job in jobs]
+        for status in statuses:
+            self._latest[status.job_id] = status
+            self.statuses.put(status)
+        return statuses
+
+    def wake(self) -> None:
+        """Have the background thread poll now (e.g. right after cancelling a job); returns at once."""
+        self._wake.set()
+
+    def wait(self, job_id: int, timeout: float | None = None) -> JobStatus:
+        """Poll until the job is over and its verified frames are home (headless runs and scripts).
+
+        Returns early with the status when polling cannot get further: the job was dropped (the coordinator
+        does not know it), an error that will not pass by itself (a refused token, a frame that cannot be
+        written, the preferences point at another coordinator), or the coordinator stayed unreachable for
+        ``reconnect_grace`` seconds. Raises KeyError for a job that is not followed, TimeoutError after
+        ``timeout`` seconds.
+        """
+        if job_id not in self.followed():
+            raise KeyError(f"job {job_id} is not followed")
+        deadline = None if timeout is None else time.monotonic() + timeout
+        failing_since: float | None = None
+        while True:
+            status = next((s for s in self.poll_once() if s.job_id == job_id), None) or self._latest.get(job_id)
+            if status is None:  # forgotten (by another thread) before it was ever polled
+                raise KeyError(f"job {job_id} is no longer followed")
+            if status.finished or status.dropped or job_id not in self.followed():
+                return status
+            if not status.error:
+                failing_since = None
+            elif not status.retrying:
+                return status
+            else:
+                failing_since = failing_since if failing_since is not None else time.monotonic()
+                if time.monotonic() - failing_since >= self.reconnect_grace:
+                    return status
+            pause = self.interval
+            if deadline is not None:
+                if time.monotonic() >= deadline:
+                    raise TimeoutError(f"job {job_id} did not finish within {timeout:g} s")
+                pause = min(pause, max(0.0, deadline - time.monotonic()))
+            time.sleep(pause)  # the poll period, not synchronisation
+
+    def start(self) -> None:
+        if self._thread is not None and self._thread.is_alive():
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="framehive-watch", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+            self._thread = None
+
+    def drain(self) -> list[JobStatus]:
+        """Statuses posted since the last drain (called from Blender's main thread by a timer)."""
+        out = []
+        while True:
+            try:
+                out.append(self.statuses.get_nowait())
+            except queue.Empty:
+                return out
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._wake.clear()  # before the round: a wake during the round triggers the next one at once
+            try:
+                self.poll_once()
+            except Exception:  # a bug must not kill the watcher silently: log and go on polling
+                log.exception("polling Framehive jobs failed")
+            self._wake.wait(self.interval)
+
+    def _poll(self, job: Followed) -> JobStatus:
+        client = self.client_for(job.base_url)
+        if client is None:
+            return self._status(job, f"the add-on now points at another coordinator than {job.base_url}; "
+                                     f"job {job.job_id} is left alone until it points there again")
+        try:
+            data = client.job(job.job_id)
+        except ConnectionFailed as exc:
+            return self._status(job, f"coordinator unreachable, retrying: {exc.message}", retrying=True)
+        except ApiError as exc:
+            return self._refused(job, exc)
+        self._last[job.job_id] = {key: data.get(key) for key in ("state", "total", "counts", "frame_states")}
+        error, retrying = self._download(client, job, _verified(data))
+        status = self._status(job, error, retrying=retrying)
+        if status.finished:
+            self.forget(job.job_id)
+        return status
+
+    def _refused(self, job: Followed, exc: ApiError) -> JobStatus:
+        """The coordinator answered the job's poll with an error."""
+        if exc.status == 404:  # not on this coordinator for this account (deleted, or never was): give up
+            self.forget(job.job_id)
+            return self._status(job, f"job {job.job_id} is not on {job.base_url} for this token "
+                                     f"({exc.message}); no longer following it", dropped=True)
+        if exc.status == 403:  # a worker token in the preferences: fixable there, so the job is kept
+            return self._status(job, f"the token in the preferences may not see jobs (a user token is needed): "
+                                     f"{exc.message}")
+        if exc.status == 401:
+            return self._status(job, f"the coordinator refused the token (wrong, expired or revoked): "
+                                     f"{exc.message}")
+        return self._status(job, str(exc), retrying=exc.status == 0 or exc.status == 429 or exc.status >= 500)
+
+    def _download(self, client: Client, job: Followed, verified: dict[int, str]) -> tuple[str, bool]:
+        """Fetch verified frames not yet on disk; returns the first error ('' if none) and whether it may
+        pass by itself. A frame that fails does not hold back the others."""
+        error, retrying, changed = "", False, False
+        for frame, sha256 in sorted(verified.items()):
+            path = job.frame_paths.get(frame)
+            if path is None or (frame in job.downloaded and job.downloaded[frame] == sha256):
+                continue
+            try:
+                if not (sha256 and _on_disk(Path(path), sha256)):
+                    client.download_frame(job.job_id, frame, Path(path), expected_sha256=sha256 or None)
+            except ConnectionFailed as exc:  # the others would fail the same way
+                error, retrying = error or f"frame {frame}: {exc.message}", True
+                break
+            except ApiError as exc:  # e.g. the frame was replaced between the poll and the download
+                error, retrying = (error, retrying) if error else (f"frame {frame}: {exc}", True)
+                continue
+            except OSError as exc:  # the path cannot be written: the artist must act
+                error, retrying = (error, retrying) if error else (f"frame {frame} -> {path}: {exc}", False)
+                continue
+            with self._lock:
+                job.downloaded[frame] = sha256
+            changed = True
+        if changed:
+            with self._lock:
+                if self._jobs.get(job.job_id) is job:
+                    self._save()
+        return error, retrying
+
+    def _status(self, job: Followed, error: str = "", retrying: bool = False, dropped: bool = False) -> JobStatus:
+        data = self._last.get(job.job_id, {})
+        counts = data.get("counts") if isinstance(data.get("counts"), dict) else {}
+        verified = _verified(data)
+        total = data.get("total")
+        if not isinstance(total, int):
+            total = len(data["frame_states"]) if isinstance(data.get("frame_states"), list) else len(job.frame_paths)
+        n_verified = _count(counts, "verified")
+        eta = None
+        if data and not dropped:
+            started = self._started_at.setdefault(job.job_id, (time.monotonic(), n_verified))
+            eta = _eta(started, n_verified, total)
+        pending = sum(1 for frame, sha in verified.items()
+                      if frame in job.frame_paths and job.downloaded.get(frame) != sha)
+        first = min(job.frame_paths) if job.frame_paths else None
+        return JobStatus(
+            job_id=job.job_id, state=str(data.get("state") or "unknown"), total=total, verified=n_verified,
+            rendered=_count(counts, "rendered") + _count(counts, "verifying"), failed=_count(counts, "failed"),
+            downloaded=len(job.downloaded), eta_seconds=eta,
+            output_dir=os.path.dirname(job.frame_paths[first]) if first is not None else "",
+            error=error, pending=pending, retrying=retrying, dropped=dropped)
+
+    # ------------------------------------------------------------------ persistence
+
+    def _load(self) -> None:
+        """Read the followed jobs; an unreadable file or entry is skipped (and overwritten by the next save)."""
+        try:
+            raw = json.loads(self.state_file.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return
+        except (OSError, ValueError) as exc:
+            log.warning("ignoring unreadable %s: %s", self.state_file, exc)
+            return
+        items = raw.get("jobs") if isinstance(raw, dict) else None
+        for item in items if isinstance(items, list) else []:
+            try:
+                downloaded = item.get("downloaded")
+                job = Followed(int(item["job_id"]), str(item["base_url"]),
+                               {int(k): str(v) for k, v in item["frame_paths"].items()},
+                               {int(k): str(v) for k, v in downloaded.items()} if isinstance(downloaded, dict)
+                               else {})
+            except (KeyError, TypeError, ValueError, AttributeError):
+                log.warning("ignoring a malformed job entry in %s", self.state_file)
+                continue
+            self._jobs[job.job_id] = job
+
+    def _save(self) -> None:
+        """Atomically (write, then rename): a crash never leaves half a file. Call with the lock held.
+
+        A failure is logged, not raised: following goes on in memory, and the next save tries again.
+        """
+        tmp = self.state_file.with_name(self.state_file.name + ".tmp")
+        try:
+            self.state_file.parent.mkdir(parents=True, exist_ok=True)
+            tmp.write_text(json.dumps({"jobs": [asdict(job) for job in self._jobs.values()]}), encoding="utf-8")
+            os.replace(tmp, self.state_file)
+        except OSError as exc:
+            log.warning("cannot save the followed jobs to %s: %s", self.state_file, exc)
+
+
+def _verified(data: dict[str, Any]) -> dict[int, str]:
+    """Verified frames of a job answer: frame number → sha256 ('' if the coordinator gave none)."""
+    entries = data.get("frame_states")
+    out: dict[int, str] = {}
+    for entry in entries if isinstance(entries, list) else []:
+        if not isinstance(entry, dict) or entry.get("state") != "verified":
+            continue
+        frame, sha256 = entry.get("frame"), entry.get("sha256")
+        if isinstance(frame, int) and not isinstance(frame, bool):
+            out[frame] = sha256.strip().lower() if isinstance(sha256, str) else ""
+    return out
+
+
+def _count(counts: dict[str, Any], state: str) -> int:
+    value = counts.get(state, 0)
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def _on_disk(path: Path, sha256: str) -> bool:
+    """The file is already there with these bytes (downloaded before a crash, or by a previous follow)."""
+    try:
+        return path.is_file() and sha256_file(path) == sha256
+    except OSError:
+        return False
+
+
+def _eta(started: tuple[float, int], verified: int, total: int, now: float | None = None) -> float | None:
+    """Seconds left at the rate frames were verified since the job was first seen; None until known."""
+    since, verified_then = started
+    done = verified - verified_then
+    elapsed = (time.monotonic() if now is None else now) - since
+    if done <= 0 or elapsed <= 0 or verified >= total:
+        return None
+    return (total - verified) * elapsed / done

@@ -1,0 +1,109 @@
+"""Properties > Output > Framehive: the scene's network settings, its price, and its job's progress."""
+
+from __future__ import annotations
+
+import bpy
+from bpy.props import EnumProperty, IntProperty
+
+from . import operators, session
+
+
+class FramehiveSceneSettings(bpy.types.PropertyGroup):
+    """Per-scene settings, saved in the .blend (``scene.framehive``)."""
+
+    priority: IntProperty(  # type: ignore[valid-type]
+        name="Priority", default=50, min=0, max=100,
+        description="Higher runs first among your jobs (0-100)")
+    policy: EnumProperty(  # type: ignore[valid-type]
+        name="Verification",
+        items=[("adaptive", "Adaptive", "New workers are always checked; trusted ones are sampled (at least 5%)"),
+               ("circle", "Circle", "Each worker renders a test frame of its neighbour's range"),
+               ("full", "Full", "Every frame is rendered twice by different owners")],
+        default="adaptive", description="How the network checks the frames it renders for you")
+    chunk: IntProperty(  # type: ignore[valid-type]
+        name="Frames per Task", default=0, min=0, max=10_000,
+        description="Frames one worker renders in a row; 0 uses the add-on preference")
+    job_id: IntProperty(  # type: ignore[valid-type]
+        name="Job", default=0, min=0, description="The last job this scene was submitted as")
+
+
+class FRAMEHIVE_PT_render(bpy.types.Panel):
+    bl_label = "Framehive"
+    bl_idname = "FRAMEHIVE_PT_render"
+    bl_space_type = "PROPERTIES"
+    bl_region_type = "WINDOW"
+    bl_context = "output"
+
+    def draw(self, context: bpy.types.Context) -> None:
+        layout = self.layout
+        scene = context.scene
+        settings = scene.framehive
+        live = session.get()
+
+        col = layout.column()
+        frames = operators.frame_numbers(scene)
+        step = f", every {scene.frame_step}" if scene.frame_step > 1 else ""
+        col.label(text=f"Frames {scene.frame_start}-{scene.frame_end}{step} ({len(frames)}, from the scene)",
+                  icon="RENDER_ANIMATION")
+        col.prop(settings, "priority")
+        col.prop(settings, "policy")
+        col.prop(settings, "chunk")
+
+        account = live.account
+        if account.price_per_frame is not None:
+            price = account.price_per_frame * len(frames)
+            short = account.balance is not None and account.balance < price
+            col.label(text=f"Price {price} points · balance {account.balance}",
+                      icon="ERROR" if short else "FUND")
+        elif account.error:
+            col.label(text=f"Account: {account.error}", icon="ERROR")
+
+        if live.submission is not None:
+            layout.progress(factor=live.submission_fraction, text=live.submission_text or "Submitting…")
+        else:
+            layout.operator(operators.FRAMEHIVE_OT_render_on_network.bl_idname, icon="RENDER_ANIMATION")
+        if settings.job_id:
+            self._draw_job(layout, settings.job_id, live.statuses.get(settings.job_id))
+
+    @staticmethod
+    def _draw_job(layout: bpy.types.UILayout, job_id: int, status: object) -> None:
+        box = layout.box()
+        if status is None:
+            box.label(text=f"Job {job_id}: waiting for news…", icon="TIME")
+            return
+        from .job_watch import JobStatus
+
+        assert isinstance(status, JobStatus)
+        box.label(text=f"Job {job_id}: {status.state}", icon="CHECKMARK" if status.state == "completed" else "INFO")
+        box.progress(factor=status.fraction, text=f"{status.verified} / {status.total} verified")
+        box.label(text=f"rendered, awaiting checks {status.rendered} · failed {status.failed} · "
+                       f"downloaded {status.downloaded}")
+        if status.eta_seconds is not None:
+            box.label(text=f"about {_duration(status.eta_seconds)} left", icon="PREVIEW_RANGE")
+        if status.error:
+            box.label(text=status.error, icon="ERROR")
+        row = box.row()
+        if status.state in ("queued", "running"):
+            row.operator(operators.FRAMEHIVE_OT_cancel_job.bl_idname, icon="CANCEL").job_id = job_id
+        if status.output_dir and status.downloaded:
+            row.operator(operators.FRAMEHIVE_OT_open_output.bl_idname, icon="FILE_FOLDER").folder = status.output_dir
+        if status.state == "completed":
+            row.operator(operators.FRAMEHIVE_OT_claim_frames.bl_idname, icon="QUESTION").job_id = job_id
+
+
+def _duration(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min" if hours else f"{minutes} min {secs:02d} s" if minutes else f"{secs} s"
+
+
+CLASSES = (FramehiveSceneSettings, FRAMEHIVE_PT_render)
+
+
+def register_properties() -> None:
+    bpy.types.Scene.framehive = bpy.props.PointerProperty(type=FramehiveSceneSettings)
+
+
+def unregister_properties() -> None:
+    del bpy.types.Scene.framehive
+

@@ -1,0 +1,137 @@
+"""Pack, upload and submit a saved copy of the scene, in the background, reporting through a queue.
+
+No ``bpy`` here. The operator saves a copy of the open file (the artist's file is never touched), starts a
+:class:`Submission` in a thread, and drains :attr:`Submission.updates` from a modal timer; ESC calls
+:meth:`Submission.abort`. ``run()`` called directly does the same work synchronously (scripts, headless).
+Nothing is half-submitted: the job is created by one request, after every blob is uploaded.
+"""
+
+from __future__ import annotations
+
+import queue
+import shutil
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .client import ApiError, Client
+
+MISSING_SHOWN = 8  # missing files listed by name in the error; the rest are counted
+
+
+class Aborted(Exception):
+    """The artist pressed ESC."""
+
+
+@dataclass(frozen=True)
+class Options:
+    frames: str
+    chunk: int | None
+    priority: int
+    policy: str
+    name: str
+    allow_missing: bool = False  # submit even though some dependencies are missing (they render pink)
+
+
+@dataclass(frozen=True)
+class Update:
+    kind: str  # "status" | "progress" | "done" | "error"
+    text: str
+    fraction: float | None = None  # 0..1 for "progress"
+    job: dict[str, Any] | None = None  # for "done"
+
+
+class Submission:
+    def __init__(self, client: Client, blend: Path, workdir: Path, options: Options) -> None:
+        """``blend`` is a saved copy of the scene; ``workdir`` a scratch folder this submission owns and
+        removes when it is done."""
+        self.client = client
+        self.blend = Path(blend)
+        self.workdir = Path(workdir)
+        self.options = options
+        self.updates: queue.Queue[Update] = queue.Queue()
+        self._abort = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self.run, name="framehive-submit", daemon=True)
+        self._thread.start()
+
+    def abort(self) -> None:
+        self._abort.set()
+
+    def join(self, timeout: float | None = None) -> None:
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def run(self) -> None:
+        """Do the whole submission; ends with exactly one "done" or "error" update."""
+        from . import packing  # imports blender-asset-tracer: only when a submission runs, not at enable
+
+        try:
+            job = self._submit()
+        except Aborted:
+            self._post("error", "submission cancelled; nothing was submitted")
+        except packing.PackAborted:
+            self._post("error", "submission cancelled while packing; nothing was submitted")
+        except ApiError as exc:
+            self._post("error", _api_message(exc))
+        except (OSError, packing.PackError) as exc:
+            self._post("error", f"packing the scene failed: {exc}")
+        except Exception as exc:  # a bug must reach the artist as a message, not a silent dead thread
+            self._post("error", f"unexpected error: {type(exc).__name__}: {exc}")
+        else:
+            self._post("done", f"job {job['id']} submitted: {job.get('price', '?')} points held", job=job)
+        finally:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def _submit(self) -> dict[str, Any]:
+        from . import packing
+
+        self._post("status", "packing the scene and its files")
+        pack = packing.pack(self.blend, self.workdir / "pack", progress=lambda text: self._post("status", text),
+                            abort=self._abort)
+        if pack.missing and not self.options.allow_missing:
+            raise ApiError(0, "missing_files", _missing_message(pack.missing))
+        self._check_abort()
+        assets = {path: file for path, file in pack.files.items() if path != pack.main}
+        total_mb = pack.size / 1e6
+        self._post("status", f"uploading {len(pack.files)} files ({total_mb:.1f} MB) where the coordinator "
+                             "lacks them")
+
+        def uploaded(sent: int, total: int) -> None:
+            self._check_abort()
+            self._post("progress", f"uploading: {sent / 1e6:.1f} of {total / 1e6:.1f} MB",
+                       fraction=sent / total if total else 1.0)
+
+        o = self.options
+        return self.client.submit(pack.root / pack.main, frames=o.frames, chunk=o.chunk, priority=o.priority,
+                                  name=o.name, policy=o.policy, progress=uploaded, assets=assets,
+                                  scene_path=pack.main)
+
+    def _check_abort(self) -> None:
+        if self._abort.is_set():
+            raise Aborted
+
+    def _post(self, kind: str, text: str, fraction: float | None = None, job: dict[str, Any] | None = None) -> None:
+        self.updates.put(Update(kind, text, fraction, job))
+
+
+def _missing_message(missing: list[str]) -> str:
+    shown = ", ".join(missing[:MISSING_SHOWN])
+    more = f" and {len(missing) - MISSING_SHOWN} more" if len(missing) > MISSING_SHOWN else ""
+    return (f"{len(missing)} file(s) the scene uses are missing: {shown}{more}. Fix the paths (File > External "
+            "Data > Report Missing Files), or tick 'Submit with missing files' to render without them")
+
+
+def _api_message(exc: ApiError) -> str:
+    if exc.code == "missing_files":
+        return exc.message
+    if exc.status == 402:
+        details = exc.details
+        return (f"not enough points: the job costs {details.get('price', '?')}, your balance is "
+                f"{details.get('balance', '?')}")
+    if exc.status == 401:
+        return f"the coordinator refused the token (wrong, expired or revoked): {exc.message}"
+    return str(exc)
