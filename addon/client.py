@@ -41,6 +41,8 @@ FINAL_STATES = frozenset({"completed", "failed", "cancelled"})
 DOWNLOADABLE_STATES = ("verified",)
 # How long Client.wait tolerates an unreachable coordinator (a restart) before giving up.
 RECONNECT_GRACE = 60.0
+# Hashes per blobs/missing request: a scene tree may have more files than the coordinator takes in one query.
+MISSING_QUERY_BATCH = 1000
 
 Progress = Callable[[int, int], None]
 
@@ -130,11 +132,16 @@ class Client:
 
     def missing_blobs(self, hashes: list[str]) -> list[str]:
         """The subset of ``hashes`` (hex SHA-256) that the coordinator does not store yet."""
-        answer = self._json("POST", "/blobs/missing", {"sha256": list(hashes)})
-        missing = answer.get("missing") if isinstance(answer, dict) else None
-        if not isinstance(missing, list):
-            raise _bad_response("the answer to blobs/missing has no 'missing' list")
-        return [h for h in missing if isinstance(h, str)]
+        hashes = list(hashes)
+        found: list[str] = []
+        for start in range(0, len(hashes), MISSING_QUERY_BATCH):
+            batch = hashes[start:start + MISSING_QUERY_BATCH]
+            answer = self._json("POST", "/blobs/missing", {"sha256": batch})
+            missing = answer.get("missing") if isinstance(answer, dict) else None
+            if not isinstance(missing, list):
+                raise _bad_response("the answer to blobs/missing has no 'missing' list")
+            found += [h for h in missing if isinstance(h, str)]
+        return found
 
     def upload_blob(self, path: Path, sha256: str, progress: Progress | None = None) -> dict[str, Any]:
         """Upload a file as the blob ``sha256``, streamed from disk; ``progress(sent, total)`` in bytes.
@@ -162,15 +169,22 @@ class Client:
         name: str | None = None,
         progress: Progress | None = None,
         policy: str | None = None,
+        assets: dict[str, Path] | None = None,
+        scene_path: str | None = None,
     ) -> dict[str, Any]:
-        """Upload the scene if the coordinator lacks it, then create a job; returns the new job.
+        """Upload the scene and its files where the coordinator lacks them, then create a job; returns the job.
 
         ``frames`` is a range spec such as ``"1-24"`` (default: the scene's own range); ``progress`` gets
-        ``(sent, total)`` bytes and is not called at all when nothing needs uploading.
+        ``(sent, total)`` bytes over all the files to upload and is not called at all when nothing needs
+        uploading. A scene that uses other files (textures, libraries, caches) is a folder tree: ``assets`` maps
+        each file's relative POSIX path in the tree to the file (``{"textures/wood.png": Path(...)}``) and
+        ``scene_path`` is the .blend's own path in it (``"shots/shot.blend"``; default: its file name at the top).
+        Every file is a blob of its own, so files the coordinator already has (from any job) are not sent again.
         """
         scene = Path(scene)
         digest = sha256_file(scene)
-        self._upload_missing({digest: scene}, progress)
+        tree = {path: (sha256_file(file), Path(file)) for path, file in (assets or {}).items()}
+        self._upload_missing({digest: scene, **{sha: file for sha, file in tree.values()}}, progress)
         payload = {
             "scene": digest,
             "frames": frames,
@@ -179,6 +193,9 @@ class Client:
             "name": name or scene.stem,
             "policy": policy,
             "filename": scene.name,
+            "scene_path": scene_path,
+            # Left out when empty: a single .blend is a request any coordinator understands.
+            "assets": {path: sha for path, (sha, _file) in tree.items()} or None,
         }
         body = {key: value for key, value in payload.items() if value is not None}
         return _expect_dict(self._json("POST", "/jobs", body), "job")
@@ -314,11 +331,15 @@ class Client:
     # ------------------------------------------------------------------ plumbing
 
     def _upload_missing(self, files: dict[str, Path], progress: Progress | None) -> None:
-        """Upload those of ``files`` (sha256 → path) that the coordinator does not have."""
+        """Upload those of ``files`` (sha256 → path) that the coordinator does not have; ``progress`` counts
+        the bytes of all of them together, so that a tree of many files shows as one upload."""
         missing = set(self.missing_blobs(list(files)))
-        for digest, path in files.items():
-            if digest in missing:
-                self.upload_blob(path, digest, progress)
+        uploads = [(digest, path) for digest, path in files.items() if digest in missing]
+        total = sum(path.stat().st_size for _digest, path in uploads)
+        done = 0
+        for digest, path in uploads:
+            self.upload_blob(path, digest, None if progress is None else _offset(progress, done, total))
+            done += path.stat().st_size
 
     def _url(self, path: str) -> str:
         return f"{self.base_url}{API_PREFIX}{path}"
@@ -357,6 +378,11 @@ class Client:
             raise ConnectionFailed(url, exc.reason) from None
         except _NETWORK_ERRORS as exc:
             raise ConnectionFailed(url, exc) from None
+
+
+def _offset(progress: Progress, before: int, total: int) -> Progress:
+    """One file's ``(sent, size)`` as ``(bytes sent of all files, total of all files)``."""
+    return lambda sent, _size: progress(before + sent, total)
 
 
 class _ProgressReader:

@@ -15,9 +15,14 @@ REAPER_INTERVAL = 1.0
 MAX_TASK_FAILURES = 3
 # A worker that failed this many times on one job is blocklisted for that job.
 BLOCKLIST_THRESHOLD = 3
-# Upload limits: a scene with its packed assets, and one rendered frame.
+# Upload limits: one file of a scene (the .blend or one of its textures, libraries, caches), and one frame.
 MAX_SCENE_BYTES = 2 * 1024**3
 MAX_FRAME_BYTES = 256 * 1024**2
+# A job's scene tree: every worker that renders or checks it downloads all of it and keeps it on disk, so the
+# number of files (each one a request) and their total size are bounded. A production shot with its textures
+# fits; a whole project does not.
+MAX_ASSETS = 10_000
+MAX_JOB_BYTES = 20 * 1024**3
 # Frames are decoded before anyone trusts them; refuse images bigger than 16K x 16K.
 MAX_FRAME_PIXELS = 16384 * 16384
 # Default chunking: aim for this many tasks per online worker so small jobs spread over all of them.
@@ -66,6 +71,8 @@ def defaults(data_dir: Path) -> dict[str, Any]:
         "FRAMEHIVE_BLOCKLIST_THRESHOLD": BLOCKLIST_THRESHOLD,
         "FRAMEHIVE_MAX_SCENE_BYTES": MAX_SCENE_BYTES,
         "FRAMEHIVE_MAX_FRAME_BYTES": MAX_FRAME_BYTES,
+        "FRAMEHIVE_MAX_ASSETS": MAX_ASSETS,
+        "FRAMEHIVE_MAX_JOB_BYTES": MAX_JOB_BYTES,
         "FRAMEHIVE_MAX_FRAME_PIXELS": MAX_FRAME_PIXELS,
         "FRAMEHIVE_START_REAPER": True,
         "FRAMEHIVE_TRUST_BURN_IN": TRUST_BURN_IN,

@@ -15,7 +15,7 @@ from flask import current_app
 
 from protocol import messages as m
 
-from . import leases
+from . import leases, scene_files
 from .db import db
 from .models import Check, Task, Worker
 from .transitions import LostLease, missing_frames
@@ -56,7 +56,7 @@ def verify_message(check: Check) -> m.Verify:
         job_id=job.id,
         frame=check.frame.number,
         rect=list(check.render_rect),
-        scene={"sha256": job.scene_sha256, "url": f"/api/v1/blobs/{job.scene_sha256}"},
+        scene=scene_files.describe(job),
         settings=dict(job.settings or {}),
         upload_url=f"/api/v1/worker/checks/{check.id}/result?attempt={check.attempt}",
     )
@@ -69,7 +69,7 @@ def assign_message(task: Task) -> m.Assign:
         attempt=task.attempt,
         job_id=job.id,
         frames=missing_frames(task),
-        scene={"sha256": job.scene_sha256, "url": f"/api/v1/blobs/{job.scene_sha256}"},
+        scene=scene_files.describe(job),
         settings=dict(job.settings or {}),
         upload_url=f"/api/v1/worker/tasks/{task.id}/frames/{{frame}}?attempt={task.attempt}",
     )

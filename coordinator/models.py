@@ -93,6 +93,10 @@ class Job(db.Model):
     name: Mapped[str] = mapped_column(String(200))
     filename: Mapped[str] = mapped_column(String(255), default="")
     scene_sha256: Mapped[str] = mapped_column(ForeignKey("blob.sha256"))
+    # The scene as a folder tree: the main .blend's relative path in it, and every other file of the tree as
+    # {"path", "sha256", "size"} (sorted by path; blobs are immutable, so the sizes never go stale).
+    scene_path: Mapped[str] = mapped_column(Text, default="scene.blend")
+    assets: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     frames_spec: Mapped[str] = mapped_column(Text)
     chunk: Mapped[int] = mapped_column(Integer)
     priority: Mapped[int] = mapped_column(Integer)

@@ -8,7 +8,7 @@ from flask import current_app
 
 from protocol import frameranges
 
-from . import config, ledger, payments, splitting
+from . import config, ledger, payments, scene_files, splitting
 from .db import db
 from .errors import ApiError
 from .models import Blob, Frame, Job, Task, Worker
@@ -43,7 +43,8 @@ def validate(body: Any) -> dict[str, Any]:
     """Check a submit request fully before anything is written."""
     if not isinstance(body, dict):
         raise ApiError(400, "bad_request", "the body must be a JSON object")
-    unknown = set(body) - {"scene", "frames", "chunk", "priority", "name", "filename", "policy"}
+    unknown = set(body) - {"scene", "frames", "chunk", "priority", "name", "filename", "policy", "scene_path",
+                           "assets"}
     if unknown:
         raise ApiError(400, "bad_request", f"unknown field(s): {', '.join(sorted(unknown))}")
     sha = body.get("scene")
@@ -63,6 +64,7 @@ def validate(body: Any) -> dict[str, Any]:
     return {
         "policy": policy,
         "blob": blob,
+        "tree": scene_files.validate_tree(body, blob),
         "info": info,
         "frames": frames,
         "chunk": _int_field(body, "chunk", None, 1, 10_000),
@@ -106,6 +108,8 @@ def create_job(account_id: int, body: Any) -> Job:
         name=request["name"],
         filename=request["filename"],
         scene_sha256=request["blob"].sha256,
+        scene_path=request["tree"].scene_path,
+        assets=request["tree"].assets,
         frames_spec=frameranges.format_frames(frames),
         chunk=chunk,
         priority=request["priority"],
@@ -124,7 +128,8 @@ def create_job(account_id: int, body: Any) -> Job:
         db.session.add_all(Frame(job_id=job.id, task_id=task.id, number=n) for n in group)
         db.session.add_all(draw_keys(job, task, group))
     db.session.commit()
-    current_app.logger.info("job %s: %d frames in chunks of %d", job.id, len(frames), chunk)
+    current_app.logger.info("job %s: %d frames in chunks of %d, %d files besides %s", job.id, len(frames), chunk,
+                            len(job.assets), job.scene_path)
     return job
 
 

@@ -27,7 +27,13 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+# Messages from a worker are small; the coordinator refuses anything bigger.
 MAX_MESSAGE_BYTES = 256 * 1024
+# Orders from the coordinator (assign, verify) carry the list of the scene's files, which may be long: the
+# worker accepts this much. A job's file list may use all of it but MAX_MESSAGE_BYTES, which is left for the
+# rest of the order (the coordinator refuses bigger file lists on submission).
+MAX_ORDER_BYTES = 16 * 1024 * 1024
+MAX_MANIFEST_BYTES = MAX_ORDER_BYTES - MAX_MESSAGE_BYTES
 
 
 class MessageError(ValueError):
@@ -139,7 +145,10 @@ class Assign(Message):
     """Render ``frames`` of ``job_id``'s scene and PUT each frame to ``upload_url``.
 
     ``upload_url`` is a path template relative to the coordinator's base URL with a ``{frame}`` field.
-    ``scene`` is ``{"sha256": hex, "size": int, "url": path}``.
+    ``scene`` is ``{"sha256": hex, "size": int, "url": path, "path": str, "assets": [...]}``: the main .blend as
+    a blob, its relative POSIX path in the scene's folder tree (``shots/shot.blend``), and every other file of
+    the tree as ``{"path", "sha256", "size", "url"}`` (textures, libraries, caches; empty for a lone .blend).
+    The worker lays the tree out and opens the .blend inside it, so ``//``-relative paths resolve.
     ``settings`` are applied on top of the scene's own settings by the render runner.
     """
 
@@ -157,7 +166,8 @@ class Assign(Message):
 class Verify(Message):
     """Re-render ``rect`` of ``frame`` (pixels, top-left origin) and PUT the PNG to ``upload_url``.
 
-    Blind: the verifier learns the scene, frame and region, never the renderer or its output.
+    Blind: the verifier learns the scene, frame and region, never the renderer or its output. ``scene`` is
+    the same as in :class:`Assign`.
     """
 
     TYPE: ClassVar[str] = "verify"
@@ -201,9 +211,12 @@ def encode(message: Message) -> str:
     return json.dumps(payload, separators=(",", ":"))
 
 
-def decode(text: str | bytes) -> Message:
-    """Parse and validate a message; raises :class:`MessageError` with a readable reason."""
-    if len(text) > MAX_MESSAGE_BYTES:
+def decode(text: str | bytes, limit: int = MAX_MESSAGE_BYTES) -> Message:
+    """Parse and validate a message of at most ``limit`` bytes; raises :class:`MessageError` with a reason.
+
+    The worker passes :data:`MAX_ORDER_BYTES` (orders carry file lists); the coordinator keeps the default.
+    """
+    if len(text) > limit:
         raise MessageError("message too large")
     try:
         data = json.loads(text)

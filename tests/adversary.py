@@ -165,7 +165,7 @@ class AdversaryRunner(TaskRunner):
                 and self._forged_open == forged and self._opened is not None:
             return self._process, self._opened
         await self.discard_process()
-        scene = await asyncio.to_thread(self.scenes.ensure, key[1], str(work.scene["url"]))
+        scene = await asyncio.to_thread(self.scenes.ensure, work.scene)
         process = RenderProcess(self.launcher)
         self._process = process
         await process.start()
@@ -227,7 +227,7 @@ class AdversaryRunner(TaskRunner):
         """Samples, resolution percentage and size from the .blend itself (and the decoy for other-job)."""
         sha256 = str(work.scene["sha256"])
         if sha256 not in self._facts:
-            path = await asyncio.to_thread(self.scenes.ensure, sha256, str(work.scene["url"]))
+            path = await asyncio.to_thread(self.scenes.ensure, work.scene)
             decoy = path.with_name(f"{sha256}.decoy.blend") if self.strategy == "other-job" else None
             argv = [sys.executable, "-c", _SCENE_PROBE, str(path), str(decoy or ""), json.dumps(DECOY_SKY)]
             result = await asyncio.to_thread(subprocess.run, argv, capture_output=True, text=True, timeout=300)

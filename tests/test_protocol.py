@@ -46,3 +46,17 @@ def test_bad_messages_are_rejected_with_a_reason(text, reason):  # type: ignore[
 def test_oversized_message_is_rejected():
     with pytest.raises(m.MessageError, match="too large"):
         m.decode('{"type": "error", "code": "x", "message": "' + "a" * m.MAX_MESSAGE_BYTES + '"}')
+
+
+def test_orders_carrying_long_file_lists_fit_the_workers_limit_only():
+    """An assign lists every file of its scene: the worker accepts orders up to MAX_ORDER_BYTES, while the
+    coordinator keeps refusing worker messages above MAX_MESSAGE_BYTES."""
+    assets = [{"path": f"textures/t{i:05d}.png", "sha256": "a" * 64, "size": 1, "url": "/api/v1/blobs/" + "a" * 64}
+              for i in range(5000)]
+    order = m.Assign(task_id=1, attempt=1, job_id=2, frames=[1], settings={}, upload_url="/u/{frame}",
+                     scene={"sha256": "b" * 64, "size": 9, "url": "/x", "path": "shots/s.blend", "assets": assets})
+    text = m.encode(order)
+    assert m.MAX_MESSAGE_BYTES < len(text) < m.MAX_ORDER_BYTES
+    assert m.decode(text, limit=m.MAX_ORDER_BYTES) == order
+    with pytest.raises(m.MessageError, match="too large"):
+        m.decode(text)

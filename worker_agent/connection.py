@@ -31,8 +31,8 @@ BACKOFF_START = 0.5
 BACKOFF_MAX = 30.0
 # How long to wait for the coordinator's welcome after hello.
 WELCOME_TIMEOUT = 15.0
-# Worker messages are small; frames and scenes go over HTTP.
-MAX_WS_MESSAGE = 1024 * 1024
+# Frames and scenes go over HTTP, but an order carries the list of its scene's files, which may be long.
+MAX_WS_MESSAGE = m.MAX_ORDER_BYTES
 
 
 class FatalError(RuntimeError):
@@ -130,7 +130,7 @@ class Agent:
                     await self._hand_back(send)
                     await ws.close()
                     return
-                self._dispatch(m.decode(receive.result()), send)
+                self._dispatch(m.decode(receive.result(), limit=MAX_WS_MESSAGE), send)
         finally:
             heartbeat.cancel()
             stop_wait.cancel()

@@ -1,54 +1,123 @@
-"""Scenes downloaded once per job into a local cache, verified against their sha256."""
+"""A job's scene on the worker: each of its files downloaded once into a blob cache and verified against its
+sha256, then laid out as the scene's folder tree (scene_tree.py), from which Blender opens the main .blend."""
 
 from __future__ import annotations
 
 import hashlib
 import os
+import re
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import requests
 
+from protocol.scenepaths import BadPath, check_path, check_tree
+
+from .scene_tree import TreeFile, UnsafeTree, assemble
+
 CHUNK = 1024 * 1024
 DOWNLOAD_TIMEOUT = 60.0  # seconds without a byte before giving up
+# Where the .blend sits in its tree when the order names no path (coordinators from before scene trees).
+DEFAULT_SCENE_PATH = "scene.blend"
+# Cached blobs are read-only: the tree's hard links share them, and nothing may change a verified file.
+BLOB_MODE = 0o444
+SHA256_RE = re.compile(r"[0-9a-f]{64}")
 
 
 class SceneDownloadError(RuntimeError):
-    """The scene could not be fetched or did not hash to what the coordinator announced."""
+    """The scene's files could not be fetched, did not hash to what the coordinator announced, or name paths
+    this agent refuses to write."""
+
+
+@dataclass(frozen=True)
+class RemoteFile:
+    path: str  # in the scene's tree
+    sha256: str
+    size: int | None  # None: not announced
+    url: str  # relative to the coordinator's base URL
+
+
+def scene_files(scene: Any) -> tuple[str, list[RemoteFile]]:
+    """The main .blend's path and every file of its tree, from an order's ``scene``; all checked before a byte
+    is downloaded, so a hostile file list costs nothing but this error."""
+    if not isinstance(scene, dict) or not isinstance(scene.get("assets", []), list):
+        raise SceneDownloadError("the order's scene is not {sha256, url, path, assets: [...]}")
+    main = scene.get("path", DEFAULT_SCENE_PATH)
+    files = [_remote({**scene, "path": main}), *map(_remote, scene.get("assets", []))]
+    try:
+        check_tree(f.path for f in files)
+    except BadPath as exc:
+        raise SceneDownloadError(f"refusing the scene's files: {exc}") from None
+    return main, files
+
+
+def _remote(entry: Any) -> RemoteFile:
+    if not isinstance(entry, dict):
+        raise SceneDownloadError("a file of the scene is not an object")
+    sha, size, url = entry.get("sha256"), entry.get("size"), entry.get("url")
+    if not isinstance(sha, str) or not SHA256_RE.fullmatch(sha):
+        raise SceneDownloadError(f"a file of the scene has no valid sha256: {sha!r:.80}")
+    if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 0):
+        raise SceneDownloadError(f"a file of the scene has a bad size: {size!r:.80}")
+    if not isinstance(url, str):
+        raise SceneDownloadError("a file of the scene has no URL")
+    try:
+        path = check_path(entry.get("path"))
+    except BadPath as exc:
+        raise SceneDownloadError(f"refusing the scene's files: {exc}") from None
+    return RemoteFile(path, sha, size, url)
 
 
 class SceneCache:
     def __init__(self, root: Path, session: requests.Session, base_url: str) -> None:
-        self.root = root / "scenes"
-        self.root.mkdir(parents=True, exist_ok=True)
+        self.blobs = root / "blobs"
+        self.trees = root / "trees"
+        self.blobs.mkdir(parents=True, exist_ok=True)
         self.session = session
         self.base_url = base_url.rstrip("/")
 
-    def path(self, sha256: str) -> Path:
-        return self.root / f"{sha256}.blend"
+    def ensure(self, scene: dict[str, Any]) -> Path:
+        """The main .blend inside its laid-out tree, downloading the files not cached yet (blocking: run it in a
+        thread). ``scene`` is an assign's or verify's ``scene``."""
+        main, files = scene_files(scene)
+        local = [TreeFile(f.path, f.sha256, self.fetch(f)) for f in files]
+        try:
+            tree = assemble(self.trees, local)
+        except (BadPath, UnsafeTree, OSError) as exc:
+            raise SceneDownloadError(f"cannot lay out the scene's files: {exc}") from None
+        return tree / main
 
-    def ensure(self, sha256: str, url: str) -> Path:
-        """Return the cached scene, downloading it first if needed (blocking; run it in a thread)."""
-        target = self.path(sha256)
+    def fetch(self, file: RemoteFile) -> Path:
+        """The cached blob, downloaded and verified first if needed (never more bytes than announced)."""
+        target = self.blobs / file.sha256
         if target.is_file():
             return target
         digest = hashlib.sha256()
-        fd, tmp_name = tempfile.mkstemp(dir=self.root, suffix=".part")
+        received = 0
+        fd, tmp_name = tempfile.mkstemp(dir=self.blobs, suffix=".part")
         try:
             with os.fdopen(fd, "wb") as tmp, self.session.get(
-                self.base_url + url, stream=True, timeout=DOWNLOAD_TIMEOUT
+                self.base_url + file.url, stream=True, timeout=DOWNLOAD_TIMEOUT
             ) as response:
                 if response.status_code != 200:
                     raise SceneDownloadError(
-                        f"scene download failed: HTTP {response.status_code} {response.text[:200]}")
+                        f"download of {file.path} failed: HTTP {response.status_code} {response.text[:200]}")
                 for chunk in response.iter_content(CHUNK):
+                    received += len(chunk)
+                    if file.size is not None and received > file.size:
+                        raise SceneDownloadError(f"{file.path} is larger than the {file.size} bytes announced")
                     digest.update(chunk)
                     tmp.write(chunk)
-            if digest.hexdigest() != sha256:
-                raise SceneDownloadError(f"scene hashes to {digest.hexdigest()}, expected {sha256}")
+            if digest.hexdigest() != file.sha256:
+                raise SceneDownloadError(f"{file.path} hashes to {digest.hexdigest()}, expected {file.sha256}")
+            os.chmod(tmp_name, BLOB_MODE)
             os.replace(tmp_name, target)
         except requests.RequestException as exc:
-            raise SceneDownloadError(f"scene download failed: {exc}") from None
+            raise SceneDownloadError(f"download of {file.path} failed: {exc}") from None
+        except OSError as exc:  # a full disk fails the task instead of crashing the agent's work loop
+            raise SceneDownloadError(f"cannot store {file.path}: {exc}") from None
         finally:
             Path(tmp_name).unlink(missing_ok=True)
         return target

@@ -1,4 +1,4 @@
-"""Run one assigned task: fetch the scene, keep one warm Blender per job, render, upload frame by frame."""
+"""Run one assigned task: fetch the scene and its files, keep a warm Blender per job, render, upload frame by frame."""
 
 from __future__ import annotations
 
@@ -96,7 +96,8 @@ class TaskRunner:
         if self._process is not None and self._process_key == key and self._process.alive:
             return self._process
         await self.discard_process()
-        scene = await asyncio.to_thread(self.scenes.ensure, key[1], str(assign.scene["url"]))
+        # The .blend inside its scene's folder tree, so that its //-relative textures and libraries resolve.
+        scene = await asyncio.to_thread(self.scenes.ensure, assign.scene)
         process = RenderProcess(self.launcher)
         self._process = process
         await process.start()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, current_app, jsonify, request, send_file
 from sqlalchemy import select
 
+from .. import scene_files
 from ..auth import current_caller, require
 from ..db import db
 from ..errors import ApiError
@@ -65,21 +66,25 @@ def upload(sha256: str):  # type: ignore[no-untyped-def]
 @bp.get("/blobs/<sha256>")
 @require("worker", "admin")
 def download(sha256: str):  # type: ignore[no-untyped-def]
-    """Workers may fetch only the scene of a task leased to one of their agents."""
+    """Workers may fetch only the files (scene or asset) of a job whose task or check one of their agents holds."""
     _sha_or_400(sha256)
     caller = current_caller()
-    if not caller.is_admin and not _leased_scene(sha256, caller.account_id):
-        raise ApiError(403, "forbidden", "this blob is not the scene of a task or check leased to you")
+    if not caller.is_admin and not _leased_file(sha256, caller.account_id):
+        raise ApiError(403, "forbidden", "this blob is not a file of a task or check leased to you")
     if db.session.get(Blob, sha256) is None:
         raise ApiError(404, "not_found", "no such blob")
     return send_file(storage().path(sha256), mimetype="application/octet-stream", max_age=0)
 
 
-def _leased_scene(sha256: str, account_id: int) -> bool:
-    """Whether one of the account's agents holds a task or a check of a job with this scene."""
-    task = (select(Task.id).join(Job, Job.id == Task.job_id).join(Worker, Worker.id == Task.worker_id)
-            .where(Job.scene_sha256 == sha256, Task.state == TaskState.LEASED, Worker.account_id == account_id))
-    check = (select(Check.id).join(Job, Job.id == Check.job_id).join(Worker, Worker.id == Check.verifier_id)
-             .where(Job.scene_sha256 == sha256, Check.state == "leased", Worker.account_id == account_id))
-    return db.session.execute(task.limit(1)).first() is not None \
-        or db.session.execute(check.limit(1)).first() is not None
+def _leased_file(sha256: str, account_id: int) -> bool:
+    """Whether one of the account's agents holds a task or a check of a job with this blob in its scene tree.
+
+    An account holds few leases (one per agent at most), so their jobs' file lists are read and searched here
+    rather than indexed.
+    """
+    tasks = (select(Task.job_id).join(Worker, Worker.id == Task.worker_id)
+             .where(Task.state == TaskState.LEASED, Worker.account_id == account_id))
+    checks = (select(Check.job_id).join(Worker, Worker.id == Check.verifier_id)
+              .where(Check.state == "leased", Worker.account_id == account_id))
+    jobs = select(Job.scene_sha256, Job.assets).where(Job.id.in_(tasks.union(checks)))
+    return any(scene_files.holds(scene, assets, sha256) for scene, assets in db.session.execute(jobs))

@@ -41,6 +41,8 @@ def job_summary(job: Job) -> dict[str, Any]:
         "resolution": [job.resolution_x, job.resolution_y],
         "scene": job.scene_sha256,
         "filename": job.filename,
+        "scene_path": job.scene_path,
+        "asset_count": len(job.assets or []),
         "error": job.error,
         "policy": job.policy,
         "price": payments.job_price(len(job.frames)),
@@ -58,6 +60,7 @@ def job_detail(job: Job) -> dict[str, Any]:
     checks = db.session.execute(select(Check).filter_by(job_id=job.id).order_by(Check.id)).scalars().all()
     return {
         **job_summary(job),
+        "assets": [{"path": a["path"], "sha256": a["sha256"], "size": a["size"]} for a in job.assets or []],
         "frame_states": [
             {"frame": f.number, "state": f.state, "sha256": f.blob_sha256,
              "worker": f.worker.name if f.worker else None, "task": f.task_id, "verified_by": f.verified_by,

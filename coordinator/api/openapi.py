@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from .. import __version__
+from protocol.scenepaths import MAX_COMPONENT_BYTES, MAX_PATH_BYTES
+
+from .. import __version__, config
 
 BEARER = [{"bearer": []}]
 ERROR = {"$ref": "#/components/responses/Error"}
@@ -48,11 +50,14 @@ def openapi_document() -> dict[str, Any]:
             "parameters": [SHA],
             "put": _op("Upload a blob; re-hashed on arrival, a mismatch stores nothing (user)",
                        {**_ok(201, "stored"), **_ok(200, "already stored")}, body=BINARY, errors=(400, 401, 403, 413)),
-            "get": _op("Download a blob: a worker only the scene of a task leased to it", _ok(200, "bytes", BINARY)),
+            "get": _op("Download a blob: a worker only a file (the .blend or an asset) of a job whose task or check "
+                       "it holds", _ok(200, "bytes", BINARY)),
         },
         "/api/v1/jobs": {
-            "post": _op("Submit a job for an uploaded scene (user)", _ok(201, "the job", _json("Job")),
-                        body=_json("JobRequest")),
+            "post": _op("Submit a job for an uploaded scene and its files (user). 400 codes: bad_request, bad_path, "
+                        "unknown_blob, too_many_files, too_large, not_a_blend, bad_frames, frames_out_of_range; "
+                        "402 when the points do not cover the price", _ok(201, "the job", _json("Job")),
+                        body=_json("JobRequest"), errors=(400, 401, 402, 403, 404)),
             "get": _op("The caller's jobs (all jobs for admins)", _ok(200, "jobs")),
         },
         "/api/v1/jobs/{job_id}": {"parameters": [JOB_ID], "get": _op(
@@ -143,7 +148,18 @@ def _schemas() -> dict[str, Any]:
             "name": {"type": "string", "maxLength": 200},
             "filename": {"type": "string", "maxLength": 200},
             "policy": {"enum": ["adaptive", "circle", "full"], "default": "adaptive",
-                       "description": "verification: adaptive trust, fRender's circle, or every frame twice"}}},
+                       "description": "verification: adaptive trust, fRender's circle, or every frame twice"},
+            "scene_path": {"type": "string", "maxLength": MAX_PATH_BYTES, "description":
+                           "the .blend's relative POSIX path in the scene's folder tree, e.g. shots/shot.blend; "
+                           "default: filename if it is a usable path, else scene.blend"},
+            "assets": {"type": "object", "additionalProperties": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+                       "description": "every other file of the tree: relative POSIX path -> sha256 of an uploaded "
+                                      "blob. Paths are normalised, without '..', ':', '\\' or control characters, "
+                                      f"names of at most {MAX_COMPONENT_BYTES} bytes, paths of at most "
+                                      f"{MAX_PATH_BYTES} bytes, distinct from each other and from scene_path ignoring "
+                                      "case, no file where another path needs a folder. By default at most "
+                                      f"{config.MAX_ASSETS} files and {config.MAX_JOB_BYTES // 1024**3} GiB with "
+                                      "the .blend"}}},
         "Grant": {"type": "object", "required": ["account", "amount"], "properties": {
             "account": {"type": "string"}, "amount": {"type": "integer", "minimum": 1},
             "memo": {"type": "string"}}},
@@ -179,6 +195,12 @@ def _schemas() -> dict[str, Any]:
             "priority": {"type": "integer"}, "chunk": {"type": "integer"}, "frames": {"type": "string"},
             "total": {"type": "integer"}, "counts": {"type": "object"},
             "resolution": {"type": "array", "items": {"type": "integer"}},
+            "scene": {"type": "string"}, "filename": {"type": "string"},
+            "scene_path": {"type": "string", "description": "the .blend's path in its folder tree"},
+            "asset_count": {"type": "integer", "description": "files of the tree besides the .blend"},
+            "assets": {"type": "array", "description": "job detail only: the tree's other files", "items": {
+                "type": "object", "properties": {"path": {"type": "string"}, "sha256": {"type": "string"},
+                                                 "size": {"type": "integer"}}}},
             "frame_states": {"type": "array"}, "tasks": {"type": "array"}, "failures": {"type": "array"},
             "checks": {"type": "array", "description": "checks: frame, region, verifier, metrics, verdict"},
             "error": {"type": ["string", "null"]}}},

@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 
 from addon.cli import main
-from addon.client import ApiError, Client, sha256_file
+from addon.client import MISSING_QUERY_BATCH, ApiError, Client, sha256_file
 from tests.farm import REPO, Farm, make_scene, wait_for
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -242,6 +242,46 @@ def test_resubmitting_a_scene_uploads_nothing(idle: Site, tmp_path: Path) -> Non
     assert (second["frames"], second["total"]) == ("1-6", 6), "no frames given: the scene's own range"
     for job in (first, second):
         api.cancel(job["id"])
+
+
+def test_a_scene_tree_uploads_each_file_once_with_one_progress(idle: Site, sample_scene: Path,
+                                                                 tmp_path: Path) -> None:
+    """Every file of a tree is its own blob: progress spans the files to upload together, a file used at two
+    paths is sent once, and the next job that shares files sends only the new one."""
+    texture, library = tmp_path / "wood.png", tmp_path / "props.blend"
+    texture.write_bytes(os.urandom(3000))
+    library.write_bytes(os.urandom(5000))
+    api = idle.client()
+    scene_is_new = api.missing_blobs([sha256_file(sample_scene)]) != []  # other tests of the module may have sent it
+    uploads: list[tuple[int, int]] = []
+    job = api.submit(sample_scene, frames="1", scene_path="shots/shot.blend", progress=lambda *p: uploads.append(p),
+                     assets={"textures/wood.png": texture, "textures/wood_copy.png": texture,
+                             "lib/props.blend": library})
+    total = 3000 + 5000 + (sample_scene.stat().st_size if scene_is_new else 0)
+    assert uploads[-1] == (total, total) and all(b[1] == total for b in uploads)
+    assert [sent for sent, _ in uploads] == sorted(sent for sent, _ in uploads), "one upload, never going back"
+    assert (job["scene_path"], job["asset_count"]) == ("shots/shot.blend", 3)
+    assert {a["path"]: a["sha256"] for a in job["assets"]} == {
+        "lib/props.blend": sha256_file(library), "textures/wood.png": sha256_file(texture),
+        "textures/wood_copy.png": sha256_file(texture)}
+
+    extra = tmp_path / "rust.png"
+    extra.write_bytes(os.urandom(700))
+    more: list[tuple[int, int]] = []
+    second = api.submit(sample_scene, frames="1", scene_path="shots/shot.blend", progress=lambda *p: more.append(p),
+                        assets={"textures/wood.png": texture, "textures/rust.png": extra})
+    assert more[-1] == (700, 700), "only the new file is uploaded"
+    with pytest.raises(ApiError) as caught:
+        api.submit(sample_scene, frames="1", assets={"../escape.png": texture})
+    assert (caught.value.status, caught.value.code) == (400, "bad_path")
+    for each in (job, second):
+        api.cancel(each["id"])
+
+
+def test_missing_blobs_asks_in_batches(idle: Site) -> None:
+    """A tree may have more files than the coordinator answers for in one query."""
+    hashes = [hashlib.sha256(str(n).encode()).hexdigest() for n in range(MISSING_QUERY_BATCH * 2 + 1)]
+    assert idle.client().missing_blobs(hashes) == hashes
 
 
 def test_submit_returns_the_new_job(idle: Site, sample_scene: Path) -> None:

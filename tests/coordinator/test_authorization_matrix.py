@@ -7,11 +7,11 @@ is an admin; ``none`` sends no token. Each row of ``ROWS`` is one request; its s
 the columns of ``CALLERS``.
 
 The rules the matrix encodes: a user sees only its own jobs, frames and claims, and anyone else's job is a 404
-like a job that does not exist; a worker downloads only the scene of a task or check leased to one of its
-agents; a worker upload names an agent (X-Framehive-Worker): someone else's agent is 403, its own agent without
-the lease is 409 ``lease_lost`` (the answer an agent whose lease ran out gets, telling it to drop the work);
-users and the admin have no agent and name the lease holder's, which is 403; admins see everything, and
-only admins reach /admin/*; no token is 401 everywhere but /health and /openapi.json.
+like a job that does not exist; a worker downloads only the files (the scene's .blend and its assets) of a job
+whose task or check one of its agents holds; a worker upload names an agent (X-Framehive-Worker): someone else's
+agent is 403, its own agent without the lease is 409 ``lease_lost`` (the answer an agent whose lease ran out
+gets, telling it to drop the work); users and the admin have no agent and name the lease holder's, which is 403;
+admins see everything, and only admins reach /admin/*; no token is 401 everywhere but /health and /openapi.json.
 
 The world is built once per database (``Stage``). A write that is expected to succeed may change it, and is
 undone after its cell; every other cell (reads, and refused writes) must leave every table and the blob store
@@ -52,6 +52,9 @@ AGENTS = {"worker-lease": "holder", "worker-idle": "idle"}
 ERROR_CODES = {401: "missing_token", 403: "forbidden", 404: "not_found", 409: "lease_lost"}
 NEW_BLOB = b"a blob uploaded by the authorization matrix"
 NEW_BLOB_SHA = hashlib.sha256(NEW_BLOB).hexdigest()
+# Each job's scene is a tree with one asset besides its .blend (the coordinator never opens assets).
+ASSETS = {"alice": b"alice's texture", "bob": b"bob's texture"}
+ASSET_PATH = "textures/checker.png"
 UNKNOWN_SHA = "0" * 64
 NO_SUCH_JOB = 999_999
 
@@ -66,6 +69,8 @@ class World:
     job_b: int
     scene_a: str
     scene_b: str
+    asset_a: str  # a file of alice's scene tree
+    asset_b: str  # a file of bob's
     frame_sha: str  # alice's verified frame 1
     done_task: int  # the task that rendered it (done, not leased to anyone)
     task: int  # leased to the holder's agent (bob's job)
@@ -263,6 +268,10 @@ ROWS = [
         params=lambda w: {"sha256": w.scene_a}, check=is_blob("scene_a")),
     row("401  403  403  200  403  200", "GET", "/blobs/{sha256}", label="scene of a leased task",
         params=lambda w: {"sha256": w.scene_b}, check=is_blob("scene_b")),
+    row("401  403  403  200  403  200", "GET", "/blobs/{sha256}", label="asset under a leased check",
+        params=lambda w: {"sha256": w.asset_a}, check=is_blob("asset_a")),
+    row("401  403  403  200  403  200", "GET", "/blobs/{sha256}", label="asset of a leased task",
+        params=lambda w: {"sha256": w.asset_b}, check=is_blob("asset_b")),
     row("401  403  403  403  403  200", "GET", "/blobs/{sha256}", label="a rendered frame",
         params=lambda w: {"sha256": w.frame_sha}, check=is_blob("frame_sha")),
     row("401  403  403  403  403  404", "GET", "/blobs/{sha256}", label="unknown",
@@ -270,7 +279,8 @@ ROWS = [
     # jobs: the owner and admins see a job; anyone else gets the 404 of a job that does not exist
     row("401  200  200  403  403  200", "GET", "/jobs", check=sees_own_jobs),
     row("401  201  201  403  403  201", "POST", "/jobs", label="own scene (bob's for bob)", mutates=True,
-        send=lambda w, caller: {"json": {"scene": w.scene_b if caller == "bob" else w.scene_a, "frames": "1-2"}},
+        send=lambda w, caller: {"json": {"scene": w.scene_b if caller == "bob" else w.scene_a, "frames": "1-2",
+                                         "assets": {ASSET_PATH: w.asset_b if caller == "bob" else w.asset_a}}},
         check=job_of_caller),
     row("401  200  404  403  403  200", "GET", "/jobs/{job_id}", label="alice's", params=job_a,
         check=is_job("job_a")),
@@ -393,15 +403,18 @@ def build_world(app: Flask, scene_a: bytes, scene_b: bytes) -> World:
     def as_(caller: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {tokens[caller]}"}
 
-    shas = {}
+    shas, assets = {}, {}
     for caller, data in (("alice", scene_a), ("bob", scene_b)):
-        sha = hashlib.sha256(data).hexdigest()
-        assert client.put(f"{API}/blobs/{sha}", data=data, headers=as_(caller)).status_code == 201
-        shas[caller] = sha
+        for store, blob in ((shas, data), (assets, ASSETS[caller])):
+            sha = hashlib.sha256(blob).hexdigest()
+            assert client.put(f"{API}/blobs/{sha}", data=blob, headers=as_(caller)).status_code == 201
+            store[caller] = sha
     assert shas["alice"] != shas["bob"], "the two scenes must differ"
-    job_a = client.post(f"{API}/jobs", json={"scene": shas["alice"], "frames": "1-4", "chunk": 2},
+    job_a = client.post(f"{API}/jobs", json={"scene": shas["alice"], "frames": "1-4", "chunk": 2,
+                                             "assets": {ASSET_PATH: assets["alice"]}},
                         headers=as_("alice")).get_json()["id"]
-    job_b = client.post(f"{API}/jobs", json={"scene": shas["bob"], "frames": "1-2", "chunk": 2},
+    job_b = client.post(f"{API}/jobs", json={"scene": shas["bob"], "frames": "1-2", "chunk": 2,
+                                             "assets": {ASSET_PATH: assets["bob"]}},
                         headers=as_("bob")).get_json()["id"]
 
     with app.app_context():
@@ -423,7 +436,8 @@ def build_world(app: Flask, scene_a: bytes, scene_b: bytes) -> World:
         truth = fa.decode(noise_png(check.frame.number), 10**8)
         world = World(
             tokens=tokens, agents={caller: agent_ids[name] for caller, name in AGENTS.items()},
-            job_a=job_a, job_b=job_b, scene_a=shas["alice"], scene_b=shas["bob"], frame_sha=frame.blob_sha256,
+            job_a=job_a, job_b=job_b, scene_a=shas["alice"], scene_b=shas["bob"], asset_a=assets["alice"],
+            asset_b=assets["bob"], frame_sha=frame.blob_sha256,
             done_task=done.id, task=task.id, task_attempt=task.attempt, task_frame=task.frame_numbers[0],
             frame_png=noise_png(101), check=check.id, check_attempt=check.attempt,
             check_png=fa.encode_png(fa.crop(truth, fa.Region.from_list(check.render_rect))),

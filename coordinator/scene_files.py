@@ -1,0 +1,124 @@
+"""A job's scene as a folder tree of blobs: checking the tree a submission names, and describing it to workers.
+
+Scenes use other files (image textures, linked libraries, caches). The artist's packer lays them out as a tree,
+the main .blend at ``scene_path`` (``shots/shot.blend``) with its paths rewritten to ``//``-relative ones
+(``//../textures/wood.png``), and every file of the tree is uploaded as a blob of its own: a re-submission, or
+another job that shares the textures, uploads nothing new. The worker rebuilds the tree from the blobs.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from flask import current_app
+from sqlalchemy import select
+
+from protocol import messages as m
+from protocol.scenepaths import BadPath, check_path, check_tree
+
+from .db import db
+from .errors import ApiError
+from .models import Blob, Job
+from .storage.local import SHA256_RE
+
+# Where the .blend sits when a submission names no tree (older clients send only the file name, if that).
+DEFAULT_SCENE_PATH = "scene.blend"
+# An unknown_blob error lists this many of the missing paths in its details.
+MISSING_LISTED = 20
+
+
+@dataclass(frozen=True)
+class SceneTree:
+    scene_path: str
+    assets: list[dict[str, Any]]  # {"path", "sha256", "size"} of every file but the main .blend, by path
+
+
+def validate_tree(body: dict[str, Any], scene: Blob) -> SceneTree:
+    """The tree a submit request names (``scene_path``, ``assets``), checked before anything is written:
+    safe and distinct paths, uploaded blobs, and the limits on the number of files and their total size."""
+    scene_path = body.get("scene_path")
+    if scene_path is None:
+        scene_path = _default_scene_path(body.get("filename"))
+    elif not isinstance(scene_path, str):
+        raise ApiError(400, "bad_request", "'scene_path' must be the .blend's relative path, e.g. shots/shot.blend")
+    assets = body.get("assets")
+    assets = {} if assets is None else assets
+    if not isinstance(assets, dict) or not all(isinstance(sha, str) and SHA256_RE.match(sha)
+                                               for sha in assets.values()):
+        raise ApiError(400, "bad_request",
+                       "'assets' must map relative paths to sha256 hashes (64 lowercase hex) of uploaded blobs")
+    most = current_app.config["FRAMEHIVE_MAX_ASSETS"]
+    if len(assets) > most:
+        raise ApiError(400, "too_many_files", f"a job may have at most {most} files besides its .blend, "
+                                              f"not {len(assets)}")
+    try:
+        check_tree([scene_path, *assets])
+    except BadPath as exc:
+        raise ApiError(400, "bad_path", str(exc)) from None
+    entries = _asset_entries(assets)
+    _check_size(scene, entries)
+    return SceneTree(scene_path, entries)
+
+
+def describe(job: Job) -> dict[str, Any]:
+    """The ``scene`` of an assign or verify order: the main .blend and every other file of its tree, as blobs
+    to download (the first three keys are what single-file workers read)."""
+    return {
+        "sha256": job.scene_sha256,
+        "size": db.session.get(Blob, job.scene_sha256).size,
+        "url": blob_url(job.scene_sha256),
+        "path": job.scene_path,
+        "assets": _wire(job.assets or []),
+    }
+
+
+def blob_url(sha256: str) -> str:
+    return f"/api/v1/blobs/{sha256}"
+
+
+def holds(job_scene: str, job_assets: list[dict[str, Any]] | None, sha256: str) -> bool:
+    """Whether the blob is one of the files of this job's scene tree."""
+    return sha256 == job_scene or any(asset["sha256"] == sha256 for asset in job_assets or ())
+
+
+def _default_scene_path(filename: Any) -> str:
+    """The uploaded file's own name, if it is a usable path; the .blend then sits alone at the tree's top."""
+    if isinstance(filename, str):
+        try:
+            return check_path(filename)
+        except BadPath:
+            pass
+    return DEFAULT_SCENE_PATH
+
+
+def _asset_entries(assets: dict[str, str]) -> list[dict[str, Any]]:
+    """The files with their sizes, sorted by path; 400 ``unknown_blob`` naming a file that was not uploaded."""
+    if not assets:
+        return []
+    query = select(Blob.sha256, Blob.size).where(Blob.sha256.in_(set(assets.values())))
+    sizes = {sha: size for sha, size in db.session.execute(query)}
+    missing = sorted(path for path, sha in assets.items() if sha not in sizes)
+    if missing:
+        more = f" ({len(missing) - 1} more missing)" if len(missing) > 1 else ""
+        raise ApiError(400, "unknown_blob", f"the file {missing[0]!r} (blob {assets[missing[0]]}) was not "
+                                            f"uploaded; upload it first{more}", missing=missing[:MISSING_LISTED])
+    return [{"path": path, "sha256": sha, "size": sizes[sha]} for path, sha in sorted(assets.items())]
+
+
+def _check_size(scene: Blob, entries: list[dict[str, Any]]) -> None:
+    """The tree as it lands on a worker's disk, and its file list in one worker message, must fit."""
+    total = scene.size + sum(entry["size"] for entry in entries)
+    limit = current_app.config["FRAMEHIVE_MAX_JOB_BYTES"]
+    if total > limit:
+        raise ApiError(400, "too_large", f"the scene's files add up to {total} bytes; a job may have {limit}")
+    listed = len(json.dumps(_wire(entries), separators=(",", ":")))
+    if listed > m.MAX_MANIFEST_BYTES:
+        raise ApiError(400, "too_many_files", f"the list of the scene's files takes {listed} bytes, more than fits "
+                                              f"in a worker message ({m.MAX_MANIFEST_BYTES}); use fewer files or "
+                                              "shorter paths")
+
+
+def _wire(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{**entry, "url": blob_url(entry["sha256"])} for entry in entries]

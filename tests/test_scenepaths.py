@@ -1,0 +1,97 @@
+"""Paths of a scene tree's files: plain downward paths pass, anything that could leave the tree or alias
+another file is refused (the same function guards the coordinator's submissions and the worker's disk)."""
+
+from __future__ import annotations
+
+import pytest
+
+from protocol.scenepaths import MAX_COMPONENT_BYTES, MAX_PATH_BYTES, BadPath, check_path, check_tree
+
+GOOD = [
+    "scene.blend",
+    "shots/shot.blend",
+    "textures/checker.png",
+    "lib/sphere.blend",
+    "caches/fluid/data_0001.vdb",
+    "textures/wood grain (2).png",  # spaces and brackets are ordinary names
+    "textures/ñandú.png",
+    ".hidden/x",  # dot files are names like any other
+    "a..b/c...png",  # dots inside a name are not '..'
+    "n" * MAX_COMPONENT_BYTES,
+    "/".join(["d" * 100] * 7)[:MAX_PATH_BYTES],
+]
+
+HOSTILE = {
+    "": "empty",
+    "/etc/passwd": "absolute",
+    "//server/share/x.png": "absolute",
+    "../x.png": "normalised",
+    "textures/../../x.png": "normalised",
+    "a/..": "normalised",
+    "..": "normalised",
+    ".": "normalised",
+    "./a.png": "normalised",
+    "a/./b.png": "normalised",
+    "a//b.png": "normalised",
+    "a/": "normalised",
+    "C:/Windows/x.png": "drive",
+    "C:x.png": "drive",
+    "tex.png:stream": "stream",
+    "..\\..\\x.png": "backslash",
+    "textures\\x.png": "backslash",
+    "a\x00b.png": "control",
+    "a\nb.png": "control",
+    "a\x7fb.png": "control",
+    "a\x85b.png": "control",
+    "x\udc80.png": "Unicode",
+    "n" * (MAX_COMPONENT_BYTES + 1): "longer than",
+    "é" * 128: "longer than",  # 256 bytes in UTF-8, 128 characters
+    "/".join(["d" * 200] * 4): "longer than",
+}
+
+
+@pytest.mark.parametrize("path", GOOD)
+def test_plain_relative_paths_pass(path: str) -> None:
+    assert check_path(path) == path
+
+
+@pytest.mark.parametrize(("path", "reason"), HOSTILE.items(), ids=[repr(p)[:40] for p in HOSTILE])
+def test_hostile_paths_are_refused_with_a_reason(path: str, reason: str) -> None:
+    with pytest.raises(BadPath, match=reason):
+        check_path(path)
+
+
+@pytest.mark.parametrize("value", [None, 7, b"scene.blend", ["a"]])
+def test_only_strings_are_paths(value: object) -> None:
+    with pytest.raises(BadPath, match="string"):
+        check_path(value)
+
+
+def test_a_tree_of_distinct_files_passes() -> None:
+    check_tree(["shots/shot.blend", "textures/checker.png", "textures/wood.png", "lib/sphere.blend"])
+
+
+@pytest.mark.parametrize("paths", [
+    ["textures/a.png", "textures/a.png"],
+    ["textures/Tex.png", "textures/tex.png"],  # one file on Windows and macOS
+    ["Textures/a.png", "textures/b.png", "TEXTURES/a.png"],
+    ["textures/caf\u00e9.png", "textures/cafe\u0301.png"],  # NFC and NFD spell the same name
+], ids=["same", "case", "folder case", "unicode normalisation"])
+def test_paths_naming_one_file_collide(paths: list[str]) -> None:
+    with pytest.raises(BadPath, match="same file"):
+        check_tree(paths)
+
+
+@pytest.mark.parametrize("paths", [
+    ["textures", "textures/a.png"],
+    ["textures/a.png", "textures"],
+    ["lib/x.blend", "LIB/x.blend/inner.png"],
+], ids=["file first", "folder first", "deeper, other case"])
+def test_a_file_cannot_also_be_a_folder(paths: list[str]) -> None:
+    with pytest.raises(BadPath, match="also the folder"):
+        check_tree(paths)
+
+
+def test_a_tree_with_one_hostile_path_is_refused() -> None:
+    with pytest.raises(BadPath, match="normalised"):
+        check_tree(["shots/shot.blend", "textures/ok.png", "../outside.png"])
