@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from sqlalchemy import JSON, Float, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Float, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from protocol import frameranges
@@ -80,7 +80,7 @@ class Blob(db.Model):
     """A content-addressed file (scene or frame) in blob storage."""
 
     sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
-    size: Mapped[int] = mapped_column(Integer)
+    size: Mapped[int] = mapped_column(BigInteger)  # scenes may be 2 GiB and more: past 32 bits
     uploader_id: Mapped[int | None] = mapped_column(ForeignKey("account.id"), nullable=True)
     created_at: Mapped[float] = mapped_column(Float, default=now)
     # What the coordinator learned by parsing the file (a scene's frame range and resolution), cached.

@@ -130,7 +130,12 @@ class Agent:
                     await self._hand_back(send)
                     await ws.close()
                     return
-                self._dispatch(m.decode(receive.result(), limit=MAX_WS_MESSAGE), send)
+                try:
+                    message = m.decode(receive.result(), limit=MAX_WS_MESSAGE)
+                except m.MessageError as exc:  # one bad message must not end the agent: say so and go on
+                    log.error("ignoring a malformed message from the coordinator: %s", exc)
+                    continue
+                self._dispatch(message, send)
         finally:
             heartbeat.cancel()
             stop_wait.cancel()

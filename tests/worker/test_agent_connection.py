@@ -143,3 +143,34 @@ def test_a_cancel_for_other_work_changes_nothing() -> None:
                 await asyncio.wait_for(running, DEADLINE)
 
     asyncio.run(scenario())
+
+
+def test_a_malformed_message_from_the_coordinator_does_not_end_the_agent() -> None:
+    async def scenario() -> None:
+        runner = RecordingRunner()
+        runner.release.set()
+        got: list[dict] = []
+
+        async def coordinator(ws) -> None:  # type: ignore[no-untyped-def]
+            await ws.recv()
+            await ws.send(m.encode(m.Welcome(worker_id=7, heartbeat_interval=60, lease_timeout=120)))
+            await ws.send('{"type": "assign", "task_id": "not a number"}')
+            await ws.send("not json at all")
+            await ws.send(m.encode(_assign(3)))
+            async for raw in ws:
+                got.append(json.loads(raw))
+
+        async with websockets.serve(coordinator, "127.0.0.1", 0) as server:
+            port = server.sockets[0].getsockname()[1]
+            agent = Agent(f"http://127.0.0.1:{port}", "token",
+                          Identity(name="w", blender_version="5.0.1", device="CPU", devices=[], threads=1,
+                                   roles=["render"]), runner)  # type: ignore[arg-type]
+            running = asyncio.create_task(agent.run())
+            try:
+                await _until(lambda: any(g.get("type") == "task_done" for g in got), "task 3 done")
+                assert runner.started == [3]
+            finally:
+                agent.stop()
+                await asyncio.wait_for(running, DEADLINE)
+
+    asyncio.run(scenario())
