@@ -14,6 +14,7 @@ downloaded again, and a frame already on disk with the right hash is not downloa
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -328,6 +329,8 @@ class JobWatcher:
             os.replace(tmp, self.state_file)
         except OSError as exc:
             log.warning("cannot save the followed jobs to %s: %s", self.state_file, exc)
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
 
 
 def _verified(data: dict[str, Any]) -> dict[int, str]:

@@ -13,15 +13,18 @@ import shutil
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
-from .client import ApiError, Client
-
-MISSING_SHOWN = 8  # missing files listed by name in the error; the rest are counted
+from .client import ApiError, Client, ConnectionFailed
 
 
 class Aborted(Exception):
     """The artist pressed ESC."""
+
+
+class MissingFiles(Exception):
+    """Files the scene uses are missing and the artist did not choose to submit without them."""
 
 
 @dataclass(frozen=True)
@@ -45,7 +48,7 @@ class Update:
 class Submission:
     def __init__(self, client: Client, blend: Path, workdir: Path, options: Options) -> None:
         """``blend`` is a saved copy of the scene; ``workdir`` a scratch folder this submission owns and
-        removes when it is done."""
+        removes when it is done (the pack is made in ``workdir/pack``)."""
         self.client = client
         self.blend = Path(blend)
         self.workdir = Path(workdir)
@@ -55,10 +58,14 @@ class Submission:
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
+        if self._thread is not None:
+            raise RuntimeError("this submission was started already")
         self._thread = threading.Thread(target=self.run, name="framehive-submit", daemon=True)
         self._thread.start()
 
     def abort(self) -> None:
+        """Stop as soon as possible (ESC): while packing, or between two upload chunks. Once every file is
+        uploaded the job is created by one request, which is not interrupted."""
         self._abort.set()
 
     def join(self, timeout: float | None = None) -> None:
@@ -66,18 +73,26 @@ class Submission:
             self._thread.join(timeout)
 
     def run(self) -> None:
-        """Do the whole submission; ends with exactly one "done" or "error" update."""
-        from . import packing  # imports blender-asset-tracer: only when a submission runs, not at enable
-
+        """Do the whole submission; ends with exactly one "done" or "error" update, whatever happens."""
         try:
-            job = self._submit()
+            # Imported here: it loads blender-asset-tracer, which only a submission needs. Inside the try so
+            # that even a broken install ends with an "error" update instead of a silently dead thread.
+            from . import packing
+
+            try:
+                job = self._submit(packing)
+            except packing.PackAborted:
+                raise Aborted from None
+            except packing.PackError as exc:
+                self._post("error", f"packing the scene failed: {exc}")
+                return
         except Aborted:
             self._post("error", "submission cancelled; nothing was submitted")
-        except packing.PackAborted:
-            self._post("error", "submission cancelled while packing; nothing was submitted")
+        except MissingFiles as exc:
+            self._post("error", str(exc))
         except ApiError as exc:
             self._post("error", _api_message(exc))
-        except (OSError, packing.PackError) as exc:
+        except OSError as exc:
             self._post("error", f"packing the scene failed: {exc}")
         except Exception as exc:  # a bug must reach the artist as a message, not a silent dead thread
             self._post("error", f"unexpected error: {type(exc).__name__}: {exc}")
@@ -86,19 +101,18 @@ class Submission:
         finally:
             shutil.rmtree(self.workdir, ignore_errors=True)
 
-    def _submit(self) -> dict[str, Any]:
-        from . import packing
-
+    def _submit(self, packing: ModuleType) -> dict[str, Any]:
+        self._check_abort()
         self._post("status", "packing the scene and its files")
         pack = packing.pack(self.blend, self.workdir / "pack", progress=lambda text: self._post("status", text),
                             abort=self._abort)
         if pack.missing and not self.options.allow_missing:
-            raise ApiError(0, "missing_files", _missing_message(pack.missing))
+            raise MissingFiles(f"{pack.describe_missing()}. Fix the paths, or submit with 'Submit with Missing "
+                               "Files' ticked to render without them; nothing was submitted")
         self._check_abort()
         assets = {path: file for path, file in pack.files.items() if path != pack.main}
-        total_mb = pack.size / 1e6
-        self._post("status", f"uploading {len(pack.files)} files ({total_mb:.1f} MB) where the coordinator "
-                             "lacks them")
+        self._post("status", f"uploading what the coordinator lacks of {len(pack.files)} files "
+                             f"({pack.size / 1e6:.1f} MB)")
 
         def uploaded(sent: int, total: int) -> None:
             self._check_abort()
@@ -118,20 +132,16 @@ class Submission:
         self.updates.put(Update(kind, text, fraction, job))
 
 
-def _missing_message(missing: list[str]) -> str:
-    shown = ", ".join(missing[:MISSING_SHOWN])
-    more = f" and {len(missing) - MISSING_SHOWN} more" if len(missing) > MISSING_SHOWN else ""
-    return (f"{len(missing)} file(s) the scene uses are missing: {shown}{more}. Fix the paths (File > External "
-            "Data > Report Missing Files), or tick 'Submit with missing files' to render without them")
-
-
 def _api_message(exc: ApiError) -> str:
-    if exc.code == "missing_files":
-        return exc.message
+    """The coordinator's refusal in words an artist can act on; nothing was submitted in any of these cases."""
+    if isinstance(exc, ConnectionFailed):
+        return f"{exc.message}; nothing was submitted"
     if exc.status == 402:
         details = exc.details
-        return (f"not enough points: the job costs {details.get('price', '?')}, your balance is "
-                f"{details.get('balance', '?')}")
+        return (f"not enough points: the job costs {details.get('price', '?')} points, your balance is "
+                f"{details.get('balance', '?')}; nothing was submitted")
     if exc.status == 401:
         return f"the coordinator refused the token (wrong, expired or revoked): {exc.message}"
-    return str(exc)
+    if exc.status == 403:
+        return f"this token may not submit jobs (rendering needs a user token): {exc.message}"
+    return f"the coordinator refused the job: {exc}"

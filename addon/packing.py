@@ -1,0 +1,341 @@
+"""Pack a .blend and every file it uses (image textures, linked libraries, caches) into a folder tree to upload.
+
+No ``bpy`` here: blender-asset-tracer (BAT 1.23) reads and rewrites .blend files in pure Python, zstd-compressed
+Blender 5 files included. The add-on calls :func:`pack` on a saved copy of the open file, the ``framehive``
+command line on the artist's .blend itself; neither file, nor any file it uses, is ever written to.
+
+The tree, under ``target``::
+
+    shot.blend                      the scene, at the top whatever folder it came from
+    assets/textures/checker.png     every dependency, below the deepest folder all of them share
+    assets/project/lib/sphere.blend     (libraries are rewritten too, so their own textures follow them)
+
+Every packed .blend refers to the files it uses by ``//``-relative paths inside the tree, so the tree renders
+wherever it is unpacked. Where the files were on the artist's disk shows only below that shared folder.
+BAT's own layout does not do for uploads: it keeps relative paths that point into its project folder and puts
+anything else under ``_outside_project/`` followed by the file's whole absolute path (``/home/<user>/...``),
+absolute paths inside the project folder included.
+
+What BAT 1.23 gets wrong and this module works around (measured on bpy 5.0.1 files):
+
+- It does not follow a linked material's node tree in Blender 5.0 files (it looks for the scene-only
+  ``compositing_node_group`` field on every ID), so the textures of linked materials were silently left out.
+  :func:`_expand_nodetree_id` replaces that expander at import.
+- It gzips the .blend files it rewrites with the temporary file's name and the time in the gzip header, so
+  each pack had different bytes. Those headers are blanked (:func:`_blank_gzip_header`): the coordinator
+  stores blobs by sha256, and packing the same scene twice must upload nothing new.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path, PurePath
+
+from blender_asset_tracer import blendfile, bpathlib
+from blender_asset_tracer import pack as bat_pack
+from blender_asset_tracer.blendfile import exceptions as bat_exceptions
+from blender_asset_tracer.pack import progress as bat_progress
+from blender_asset_tracer.pack import transfer as bat_transfer
+from blender_asset_tracer.trace import expanders, result
+
+log = logging.getLogger(__name__)
+
+DEPS_DIR = "assets"  # every dependency lands below this folder of the tree
+MISSING_SHOWN = 8  # describe_missing() names this many missing files, and counts the rest
+
+Progress = Callable[[str], None]
+
+
+class PackError(Exception):
+    """The scene could not be packed (unreadable .blend, unsafe paths, a file that could not be copied)."""
+
+
+class PackAborted(PackError):
+    """``abort`` was set: packing stopped and the partial tree was removed."""
+
+
+@dataclass(frozen=True)
+class Pack:
+    """A packed scene: a folder tree holding the main .blend and every file it uses that exists."""
+
+    root: Path  # the target folder
+    main: str  # the main .blend, relative POSIX path inside ``root``
+    files: dict[str, Path]  # every file of the tree (``main`` included), by relative POSIX path
+    missing: list[str]  # dependencies that do not exist, as the .blend files write them; sorted
+    size: int  # bytes of all files
+
+    def describe_missing(self, shown: int = MISSING_SHOWN) -> str:
+        """A message for the artist naming the missing files; empty when nothing is missing."""
+        if not self.missing:
+            return ""
+        names = ", ".join(self.missing[:shown])
+        more = f" and {len(self.missing) - shown} more" if len(self.missing) > shown else ""
+        return (f"{len(self.missing)} file(s) the scene uses could not be found and are not in the pack: "
+                f"{names}{more}. Blender renders missing images magenta and leaves out what missing libraries "
+                "hold (File > External Data > Report Missing Files lists them)")
+
+
+def pack(blend: Path, target: Path, *, progress: Progress | None = None,
+         abort: threading.Event | None = None) -> Pack:
+    """Pack ``blend`` and every file it uses into ``target``, a folder that must be new or empty.
+
+    ``progress`` gets short human-readable steps (called in this thread). Setting ``abort`` from any thread
+    stops packing at BAT's next step (a file being copied is finished first), removes what was written and
+    raises :class:`PackAborted`. Missing dependencies do not fail the pack: they are listed in
+    :attr:`Pack.missing`, and the caller decides. Raises :class:`PackError` when the scene cannot be
+    packed; ``target`` is then left as it was found. Packs run one at a time (BAT keeps global state).
+    """
+    blend = bpathlib.make_absolute(Path(blend))
+    target = bpathlib.make_absolute(Path(target))
+    if not blend.is_file():
+        raise PackError(f"{blend} is not a file")
+    if target.exists() and (not target.is_dir() or any(target.iterdir())):
+        raise PackError(f"the pack's folder {target} must be new or empty")
+    if abort is not None and abort.is_set():
+        raise PackAborted("packing cancelled")
+    created = not target.exists()
+    target.mkdir(parents=True, exist_ok=True)
+    try:
+        with _LOCK:
+            return _pack(blend, target, progress, abort)
+    except BaseException:
+        _clear(target, remove=created)
+        raise
+
+
+_LOCK = threading.Lock()  # BAT caches open .blend files and its pointer mode in module globals
+
+
+def _pack(blend: Path, target: Path, progress: Progress | None, abort: threading.Event | None) -> Pack:
+    packer = _Packer(blend, target)
+    packer.progress_cb = _Reporter(packer, progress, abort)
+    strict = blendfile.BlendFile.strict_pointer_mode
+    blendfile.set_strict_pointer_mode(False)  # a dangling pointer in the artist's file is skipped, not fatal
+    try:
+        packer.strategise()
+        missing = packer.missing()  # before execute(): rewriting rebinds the .blend objects to temporary copies
+        packer.execute()
+    except bat_pack.Aborted as exc:
+        if abort is not None and abort.is_set():
+            raise PackAborted("packing cancelled") from None
+        raise PackError(f"copying the scene's files failed: {exc}") from None
+    except bat_transfer.FileTransferError as exc:
+        raise PackError(f"copying the scene's files failed: {exc}") from None
+    except (bat_exceptions.BlendFileError, bat_exceptions.SegmentationFault, bat_exceptions.NoReaderImplemented,
+            bat_exceptions.NoWriterImplemented) as exc:
+        raise PackError(f"could not read a .blend file: {exc}") from None
+    finally:
+        packer.stop()
+        packer.close()
+        blendfile.close_all_cached()
+        blendfile.set_strict_pointer_mode(strict)
+    files = {}
+    for path in sorted(target.rglob("*")):
+        if path.is_file():
+            if path.suffix.lower() == ".blend":
+                _blank_gzip_header(path)
+            files[path.relative_to(target).as_posix()] = path
+    main = PurePath(packer.output_path).relative_to(target).as_posix()
+    if main not in files:
+        raise PackError(f"packing wrote no {main}")
+    if abort is not None and abort.is_set():
+        raise PackAborted("packing cancelled")
+    size = sum(path.stat().st_size for path in files.values())
+    say = f"packed {len(files)} files ({size / 1e6:.1f} MB)"
+    if missing:
+        say += f"; {len(missing)} missing"
+    if progress is not None:
+        progress(say)
+    return Pack(root=target, main=main, files=files, missing=missing, size=size)
+
+
+class _Packer(bat_pack.Packer):
+    """BAT's packer with Framehive's layout and safety checks (overrides of BAT 1.23 internals).
+
+    - Every reference is rewritten (``_path_in_project`` is always false), so each file may go wherever the
+      layout puts it: the main .blend at the top, dependencies below :data:`DEPS_DIR` (``_find_new_paths``).
+    - No dependency may lie inside the tree, nor be a folder that holds the tree.
+    - Rewritten files are staged inside the target (BAT still decompresses the .blend files it reads into
+      the system's temporary folder, and removes them); no ``pack-info.txt``.
+    """
+
+    def __init__(self, blend: Path, target: Path) -> None:
+        super().__init__(blend, blend.parent, str(target))
+        self._tmpdir.cleanup()
+        self._tmpdir = tempfile.TemporaryDirectory(prefix=".framehive-rewrite-", dir=target)
+        self._rewrite_in = Path(self._tmpdir.name)
+        self._deps_dir = DEPS_DIR if blend.name.casefold() != DEPS_DIR else "_" + DEPS_DIR
+        self._usages: dict[Path, list[result.BlockUsage]] = {}
+        self._transferer: bat_transfer.FileTransferer | None = None
+
+    def missing(self) -> list[str]:
+        """The missing dependencies as the .blend files write them; ``(in lib.blend)`` when a library does."""
+        main = bpathlib.make_absolute(self.blendfile)
+        found = set()
+        for path in self.missing_files:
+            for usage in self._usages.get(path, []):
+                user = bpathlib.make_absolute(Path(usage.block.bfile.filepath))
+                found.add(str(usage.asset_path) + ("" if user == main else f" (in {user.name})"))
+        return sorted(found)
+
+    def stop(self) -> None:
+        """Wait for BAT's copying thread after an abort or error, so nothing writes while the tree is removed."""
+        if self._transferer is not None and self._transferer.is_alive():
+            self._transferer.abort_and_join()
+
+    def _visit_asset(self, asset_path: Path, usage: result.BlockUsage) -> None:
+        self._usages.setdefault(asset_path, []).append(usage)
+        super()._visit_asset(asset_path, usage)
+
+    def _visit_sequence(self, asset_path: Path, usage: result.BlockUsage) -> None:
+        self._usages.setdefault(asset_path, []).append(usage)
+        super()._visit_sequence(asset_path, usage)
+
+    def _path_in_project(self, path: Path) -> bool:
+        return False
+
+    def _find_new_paths(self) -> None:
+        main = bpathlib.make_absolute(self.blendfile)
+        deps = sorted(path for path in self._new_location_paths if path != main)
+        self._check_safe(deps)
+        try:
+            base: Path | None = Path(os.path.commonpath([path.parent for path in deps])) if deps else None
+        except ValueError:  # different drives (Windows): no folder holds them all
+            base = None
+        for path in self._new_location_paths:
+            action = self._actions[path]
+            if path == main:  # a library linking back to the scene itself
+                action.new_path = self.output_path
+                continue
+            relative = path.relative_to(base) if base is not None else bpathlib.strip_root(path)
+            action.new_path = Path(self._target_path, self._deps_dir, relative)
+
+    def _check_safe(self, deps: list[Path]) -> None:
+        tree = Path(self._target_path).resolve()
+        for path in deps:
+            pattern = "*" in path.name or "<UDIM>" in path.name  # a file sequence: its folder is read
+            real = path.parent.resolve() if pattern else path.resolve()
+            if real == tree or tree in real.parents:
+                raise PackError(f"the scene uses {path}, which is inside the pack's own folder {tree}")
+            if (pattern or real.is_dir()) and (tree == real or real in tree.parents):
+                raise PackError(f"the scene uses the folder {path}, which holds the pack's own folder {tree}: "
+                                "packing it would copy the pack into itself")
+
+    def _create_file_transferer(self) -> bat_transfer.FileTransferer:
+        self._transferer = super()._create_file_transferer()
+        return self._transferer
+
+    def _write_info_file(self) -> None:
+        pass  # BAT's pack-info.txt would be uploaded with the scene
+
+
+class _Reporter(bat_progress.Callback):
+    """Turns BAT's progress calls into sentences, and ``abort`` into ``Packer.abort()``.
+
+    BAT calls it in the packing thread (calls from its copying thread are queued and flushed there), before
+    each of its own abort checks: setting ``abort`` from any thread takes effect at BAT's next step.
+    """
+
+    def __init__(self, packer: _Packer, say: Progress | None, abort: threading.Event | None) -> None:
+        self.packer, self.say, self.abort = packer, say, abort
+        self.target = Path(packer.target)
+
+    def _report(self, text: str) -> None:
+        if self.abort is not None and self.abort.is_set():
+            self.packer.abort("packing cancelled")
+        elif self.say is not None:
+            self.say(text)
+
+    def pack_start(self) -> None:
+        self._report(f"finding the files {Path(self.packer.blendfile).name} uses")
+
+    def trace_blendfile(self, filename: Path) -> None:
+        self._report(f"reading {filename.name}")
+
+    def trace_asset(self, filename: Path) -> None:
+        self._report(f"found {filename.name}")
+
+    def missing_file(self, filename: Path) -> None:
+        self._report(f"missing: {filename}")
+
+    def rewrite_blendfile(self, orig_filename: Path) -> None:
+        self._report(f"rewriting the paths in {orig_filename.name}")
+
+    def transfer_file(self, src: Path, dst: PurePath) -> None:
+        try:
+            name = PurePath(dst).relative_to(self.target).as_posix()
+        except ValueError:
+            name = PurePath(dst).name
+        self._report(f"copying {name}")
+
+    def pack_aborted(self, reason: str) -> None:
+        if self.say is not None:
+            self.say(f"packing stopped: {reason}" if reason else "packing stopped")
+
+
+def _clear(target: Path, *, remove: bool) -> None:
+    """Remove what packing wrote: the folder itself if packing created it, else its contents."""
+    if remove:
+        shutil.rmtree(target, ignore_errors=True)
+        return
+    for child in target.iterdir():
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child, ignore_errors=True)
+        else:
+            child.unlink(missing_ok=True)
+
+
+_GZIP_FTEXT, _GZIP_FHCRC, _GZIP_FEXTRA, _GZIP_FNAME, _GZIP_FCOMMENT = 1, 2, 4, 8, 16
+
+
+def _blank_gzip_header(path: Path) -> None:
+    """Drop the file name and time BAT's gzip writes into the header of a rewritten .blend (RFC 1952 §2.3).
+
+    Only the header changes; the compressed data and the trailer's CRC and length stay as they are. Files that
+    are not gzip (Blender's own zstd, or uncompressed) are left alone.
+    """
+    with path.open("rb") as source:
+        head = source.read(10)
+        if len(head) < 10 or head[:3] != b"\x1f\x8b\x08":
+            return
+        flags = head[3]
+        if flags & ~0x1F:
+            return  # reserved bits: not a header we understand
+        if flags == 0 and head[4:8] == b"\0\0\0\0" and head[9] == 0xFF:
+            return
+        if flags & _GZIP_FEXTRA:
+            source.read(int.from_bytes(source.read(2), "little"))
+        for field in (_GZIP_FNAME, _GZIP_FCOMMENT):
+            if flags & field:
+                while source.read(1) not in (b"\0", b""):
+                    pass
+        if flags & _GZIP_FHCRC:
+            source.read(2)
+        staged = path.with_name(f".{path.name}.framehive-tmp")
+        with staged.open("wb") as out:
+            out.write(b"\x1f\x8b\x08\x00\x00\x00\x00\x00" + head[8:9] + b"\xff")
+            shutil.copyfileobj(source, out, 1 << 20)
+    os.replace(staged, path)
+
+
+def _expand_nodetree_id(block: blendfile.BlendFileBlock) -> Iterator[blendfile.BlendFileBlock]:
+    """BAT 1.23's ``_expand_generic_nodetree_id``, fixed for Blender 5.0 files.
+
+    BAT reads ``compositing_node_group`` from every block of a 5.0 file, but only scenes have it: materials,
+    lights and worlds keep their embedded ``nodetree``. Follow whichever of the two fields the block has.
+    """
+    for field in (b"nodetree", b"compositing_node_group"):
+        if block.dna_type.has_field(field):
+            tree = block.get_pointer(field, None)
+            if tree is not None:
+                yield from expanders._expand_generic_nodetree(tree)
+
+
+if b"compositing_node_group" in expanders._expand_generic_nodetree_id.__code__.co_consts:  # BAT 1.23's bug
+    expanders._expand_generic_nodetree_id = _expand_nodetree_id
