@@ -244,7 +244,7 @@ class FRAMEHIVE_OT_cancel_job(_JobOperator):
             self.report({"ERROR"}, f"could not cancel job {self.job_id}: {exc}")
             return {"CANCELLED"}
         self.report({"INFO"}, f"job {self.job_id} is {job.get('state')}")
-        session.get().watcher.poll_once()
+        session.get().watcher.wake()  # the background round shows the new state; never block the UI
         return {"FINISHED"}
 
 
