@@ -9,7 +9,9 @@ cancelled). The runner is a recording stand-in: what is under test is the agent'
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+from collections.abc import AsyncIterator
 
 import pytest
 import websockets
@@ -54,6 +56,22 @@ def _assign(task_id: int) -> m.Assign:
                     "size": 1, "url": "/x"}, settings={}, upload_url="/u/{frame}")
 
 
+@contextlib.asynccontextmanager
+async def running_agent(coordinator, runner: RecordingRunner) -> AsyncIterator[Agent]:  # type: ignore[no-untyped-def]
+    """A real WebSocket server running ``coordinator`` on a loopback port, and an agent connected to it."""
+    async with websockets.serve(coordinator, "127.0.0.1", 0) as server:
+        port = server.sockets[0].getsockname()[1]
+        agent = Agent(f"http://127.0.0.1:{port}", "token",
+                      Identity(name="w", blender_version="5.0.1", device="CPU", devices=[], threads=1,
+                               roles=["render"]), runner)  # type: ignore[arg-type]
+        running = asyncio.create_task(agent.run())
+        try:
+            yield agent
+        finally:
+            agent.stop()
+            await asyncio.wait_for(running, DEADLINE)
+
+
 async def _until(predicate, what: str) -> None:  # type: ignore[no-untyped-def]
     loop = asyncio.get_running_loop()
     end = loop.time() + DEADLINE
@@ -92,21 +110,12 @@ def test_work_pushed_right_after_a_cancel_is_taken(unwind_first: bool) -> None:
             async for raw in ws:
                 await received.put(m.decode(raw))
 
-        async with websockets.serve(coordinator, "127.0.0.1", 0) as server:
-            port = server.sockets[0].getsockname()[1]
-            agent = Agent(f"http://127.0.0.1:{port}", "token",
-                          Identity(name="w", blender_version="5.0.1", device="CPU", devices=[], threads=1,
-                                   roles=["render"]), runner)  # type: ignore[arg-type]
-            running = asyncio.create_task(agent.run())
-            try:
-                await _until(lambda: runner.started == [1, 2], "task 2 to start after task 1 unwound")
-                assert runner.unwound == [1]
-                runner.release.set()
-                done = await asyncio.wait_for(received.get(), DEADLINE)
-                assert done == m.TaskDone(task_id=2, attempt=1)
-            finally:
-                agent.stop()
-                await asyncio.wait_for(running, DEADLINE)
+        async with running_agent(coordinator, runner) as agent:
+            await _until(lambda: runner.started == [1, 2], "task 2 to start after task 1 unwound")
+            assert runner.unwound == [1]
+            runner.release.set()
+            done = await asyncio.wait_for(received.get(), DEADLINE)
+            assert done == m.TaskDone(task_id=2, attempt=1)
 
     asyncio.run(scenario())
 
@@ -128,19 +137,10 @@ def test_a_cancel_for_other_work_changes_nothing() -> None:
             async for raw in ws:
                 got.append(json.loads(raw))
 
-        async with websockets.serve(coordinator, "127.0.0.1", 0) as server:
-            port = server.sockets[0].getsockname()[1]
-            agent = Agent(f"http://127.0.0.1:{port}", "token",
-                          Identity(name="w", blender_version="5.0.1", device="CPU", devices=[], threads=1,
-                                   roles=["render"]), runner)  # type: ignore[arg-type]
-            running = asyncio.create_task(agent.run())
-            try:
-                await _until(lambda: any(g.get("type") == "task_done" for g in got), "task 1 done")
-                assert runner.started == [1] and runner.unwound == []
-                assert [g["task_id"] for g in got if g["type"] == "task_done"] == [1]
-            finally:
-                agent.stop()
-                await asyncio.wait_for(running, DEADLINE)
+        async with running_agent(coordinator, runner):
+            await _until(lambda: any(g.get("type") == "task_done" for g in got), "task 1 done")
+            assert runner.started == [1] and runner.unwound == []
+            assert [g["task_id"] for g in got if g["type"] == "task_done"] == [1]
 
     asyncio.run(scenario())
 
@@ -160,17 +160,8 @@ def test_a_malformed_message_from_the_coordinator_does_not_end_the_agent() -> No
             async for raw in ws:
                 got.append(json.loads(raw))
 
-        async with websockets.serve(coordinator, "127.0.0.1", 0) as server:
-            port = server.sockets[0].getsockname()[1]
-            agent = Agent(f"http://127.0.0.1:{port}", "token",
-                          Identity(name="w", blender_version="5.0.1", device="CPU", devices=[], threads=1,
-                                   roles=["render"]), runner)  # type: ignore[arg-type]
-            running = asyncio.create_task(agent.run())
-            try:
-                await _until(lambda: any(g.get("type") == "task_done" for g in got), "task 3 done")
-                assert runner.started == [3]
-            finally:
-                agent.stop()
-                await asyncio.wait_for(running, DEADLINE)
+        async with running_agent(coordinator, runner):
+            await _until(lambda: any(g.get("type") == "task_done" for g in got), "task 3 done")
+            assert runner.started == [3]
 
     asyncio.run(scenario())
