@@ -14,7 +14,7 @@ import pytest
 
 from addon.client import CLIENT_VERSION
 from addon.connection_check import ENABLE_ONLINE_ACCESS, check, compatible
-from tests.addon.live import Site, free_port, mint_tokens, running_site
+from tests.live import Site, free_port, mint_tokens, running_site
 
 
 @pytest.fixture(scope="module")

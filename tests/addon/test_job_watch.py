@@ -18,8 +18,8 @@ import pytest
 
 from addon.client import Client, sha256_file
 from addon.job_watch import JobStatus, JobWatcher, _eta
-from tests.addon.live import Site, free_port, running_site
 from tests.farm import wait_for
+from tests.live import Site, free_port, running_site
 
 RENDER_TIMEOUT = 150
 FRAMES = range(1, 7)
@@ -45,13 +45,6 @@ def completed(site: Site, job: dict[str, Any]) -> dict[str, Any]:
     assert final["state"] == "completed", final
     return final
 
-
-@pytest.fixture(autouse=True)
-def _farm_logs_on_failure(request: pytest.FixtureRequest) -> Iterator[None]:
-    yield
-    report = getattr(request.node, "rep_call", None)
-    if report is not None and report.failed and "site" in request.fixturenames:
-        print(request.getfixturevalue("site").farm.logs())
 
 
 def clients(site: Site, who: str = "artist") -> Callable[[str], Client | None]:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -23,6 +22,7 @@ import pytest
 from addon.client import Client
 from tests.farm import REPO, Farm, make_scene
 from tests.images import same_pixels
+from tests.live import free_port
 
 SESSION = Path(__file__).with_name("render_session.py")
 
@@ -38,12 +38,6 @@ def run_session(zip_path: Path, blend: Path, attempts: list[dict[str, Any]], hom
 
 def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +79,7 @@ def test_errors_are_clear_and_nothing_is_half_submitted(farm: Farm, project: Pat
     client.submit(long_scene)  # 80 x 12 points held: 40 left, less than the 12-frame shot's 144
     balance = client.balance()["balance"]
     attempts = [
-        {"url": f"http://127.0.0.1:{closed_port()}", "token": pauper},
+        {"url": f"http://127.0.0.1:{free_port()}", "token": pauper},
         {"url": farm.url, "token": "fhu_" + "0" * 40},
         {"url": farm.url, "token": pauper},
     ]

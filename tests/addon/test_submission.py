@@ -21,9 +21,9 @@ import pytest
 
 from addon.client import Client, sha256_file
 from addon.submission import Options, Submission, Update
-from tests.addon.live import Site, free_port, mint_tokens, running_site
 from tests.farm import REPO
 from tests.images import pixels
+from tests.live import Site, free_port, mint_tokens, running_site
 
 RENDER_TIMEOUT = 120
 POOR_GRANT = 5  # points of the "poor" account: less than any job costs (12 a frame)
@@ -45,13 +45,6 @@ def textured_tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return tree
 
-
-@pytest.fixture(autouse=True)
-def _farm_logs_on_failure(request: pytest.FixtureRequest) -> Iterator[None]:
-    yield
-    report = getattr(request.node, "rep_call", None)
-    if report is not None and report.failed and "site" in request.fixturenames:
-        print(request.getfixturevalue("site").farm.logs())
 
 
 def saved_copy(scene: Path, workdir: Path) -> Path:

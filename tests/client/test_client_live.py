@@ -17,7 +17,6 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,42 +25,11 @@ import pytest
 from addon.cli import main
 from addon.client import MISSING_QUERY_BATCH, ApiError, Client, sha256_file
 from tests.farm import REPO, Farm, make_scene, wait_for
+from tests.live import Site, mint_tokens
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 RENDER_TIMEOUT = 120
 _FARMS: list[Farm] = []
-
-
-@dataclass
-class Site:
-    """A running coordinator and the tokens minted for it, by name."""
-
-    farm: Farm
-    tokens: dict[str, str]
-
-    @property
-    def url(self) -> str:
-        return self.farm.url
-
-    def client(self, who: str = "artist") -> Client:
-        return Client(self.url, self.tokens[who], timeout=30)
-
-    def connection(self, who: str = "artist") -> list[str]:
-        return ["--coordinator", self.url, "--token", self.tokens[who]]
-
-
-def mint_tokens(farm: Farm, **specs: tuple[str, str]) -> dict[str, str]:
-    """Create tokens (``key=(kind, account name)``) directly in the farm's database, in one app context."""
-    from coordinator import create_app
-    from coordinator.auth import create_token
-    from coordinator.db import db
-
-    app = create_app({"FRAMEHIVE_START_REAPER": False}, data_dir=farm.data_dir)
-    with app.app_context():
-        # The workers' owner is trusted: these tests are about the client, verification has its own tests.
-        tokens = {key: create_token(kind, name, trusted=kind == "worker") for key, (kind, name) in specs.items()}
-        db.engine.dispose()
-    return tokens
 
 
 @pytest.fixture(scope="module")

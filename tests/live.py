@@ -1,4 +1,4 @@
-"""Real coordinators (and worker agents) for the add-on's bpy-free tests, shared per test module.
+"""Real coordinators (and worker agents) for the client's and the add-on's tests, shared per test module.
 
 Tokens are minted in-process against the coordinator's own database, which is much faster than the
 ``framehive-coordinator token`` command; a coordinator setting that applies when an account is created (the
@@ -33,6 +33,10 @@ class Site:
 
     def client(self, who: str = "artist") -> Client:
         return Client(self.url, self.tokens[who], timeout=30)
+
+    def connection(self, who: str = "artist") -> list[str]:
+        """The ``framehive`` command line's arguments for this coordinator and token."""
+        return ["--coordinator", self.url, "--token", self.tokens[who]]
 
     def mint(self, config: dict[str, Any] | None = None, **specs: tuple[str, str]) -> dict[str, str]:
         tokens = mint_tokens(self.farm, config, **specs)
