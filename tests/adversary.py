@@ -41,7 +41,6 @@ import json
 import logging
 import os
 import random
-import signal
 import subprocess
 import sys
 from collections.abc import Callable
@@ -53,10 +52,9 @@ import requests
 from PIL import Image
 
 from protocol import messages as m
-from worker_agent.blender import BlenderLauncher, BlenderNotFound, RenderError, RenderProcess, probe
-from worker_agent.cli import _roles, build_parser
-from worker_agent.connection import Agent, FatalError, Identity, websocket_url
-from worker_agent.devices import DeviceUnavailable, choose_device
+from worker_agent.blender import BlenderLauncher, RenderError, RenderProcess
+from worker_agent.cli import _roles, build_parser, serve
+from worker_agent.connection import Agent
 from worker_agent.task_runner import Send, TaskRunner
 
 log = logging.getLogger("framehive.adversary")
@@ -311,46 +309,23 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.roles is None:
         args.roles = _roles("verify" if args.strategy in VERIFY_STRATEGIES else "render")
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s [%(name)s] %(message)s")
-    logging.getLogger("websockets").setLevel(logging.WARNING)
-    if not args.coordinator or not args.token:
-        print("adversary: --coordinator and --token are required", file=sys.stderr)
-        return 2
     if args.strategy == "collude" and args.shared_dir is None:
         print("adversary: collude needs --shared-dir (where its partner leaves its fakes)", file=sys.stderr)
         return 2
     if args.shared_dir is not None:
         args.shared_dir.mkdir(parents=True, exist_ok=True)
-    try:
-        websocket_url(args.coordinator)
-        return asyncio.run(_run(args))
-    except (BlenderNotFound, DeviceUnavailable, FatalError, ValueError) as exc:
-        print(f"adversary: {exc}", file=sys.stderr)
-        return 2
 
+    def make_runner(args: argparse.Namespace, launcher: BlenderLauncher, device: str,
+                    session: requests.Session) -> AdversaryRunner:
+        return AdversaryRunner(args.strategy, args.shared_dir, launcher, device, args.threads, args.cache_dir,
+                               args.coordinator, session)
 
-async def _run(args: argparse.Namespace) -> int:
-    """As ``worker_agent.cli._run``, with the adversary's runner."""
-    launcher = BlenderLauncher.discover(args.blender)
-    info = await probe(launcher)
-    device = choose_device(args.device, info["devices"])
-    session = requests.Session()
-    session.headers["Authorization"] = f"Bearer {args.token}"
-    runner = AdversaryRunner(args.strategy, args.shared_dir, launcher, device, args.threads, args.cache_dir,
-                             args.coordinator, session)
-    identity = Identity(name=args.name, blender_version=info["blender_version"], device=device,
-                        devices=info["devices"], threads=args.threads or os.cpu_count() or 1, roles=args.roles)
-    agent = Agent(args.coordinator, args.token, identity, runner)
-    runner.max_tasks, runner.on_quota = args.max_tasks, agent.stop
-    log.info("adversary %s (%s) with Blender %s on %s, roles %s", args.name, args.strategy,
-             info["blender_version"], device, ",".join(args.roles))
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, agent.stop)
-    await agent.run()
-    log.info("adversary stopped")
-    return 0
+    def on_start(agent: Agent, runner: TaskRunner) -> None:
+        assert isinstance(runner, AdversaryRunner)
+        runner.max_tasks, runner.on_quota = args.max_tasks, agent.stop
+        log.info("adversary %s (%s), roles %s", args.name, args.strategy, ",".join(args.roles))
+
+    return serve(args, "adversary", make_runner, on_start)
 
 
 if __name__ == "__main__":

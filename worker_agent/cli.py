@@ -9,6 +9,7 @@ import os
 import signal
 import socket
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import requests
@@ -53,27 +54,47 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Builds the agent's task runner: (args, launcher, device, authorised HTTP session) → runner.
+RunnerFactory = Callable[[argparse.Namespace, BlenderLauncher, str, requests.Session], TaskRunner]
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    return serve(args, "framehive-worker", _task_runner)
+
+
+def serve(args: argparse.Namespace, prog: str, make_runner: RunnerFactory,
+          on_start: Callable[[Agent, TaskRunner], None] | None = None) -> int:
+    """Check the arguments, probe Blender and its devices, and serve the coordinator until stopped.
+
+    Shared by ``framehive-worker`` and the test suite's adversarial agent (tests/adversary.py), which brings
+    its own runner; ``on_start`` sees the agent and the runner before the agent connects.
+    """
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s [%(name)s] %(message)s")
     logging.getLogger("websockets").setLevel(logging.WARNING)
     if not args.coordinator or not args.token:
-        print("framehive-worker: --coordinator and --token are required (or FRAMEHIVE_COORDINATOR / "
+        print(f"{prog}: --coordinator and --token are required (or FRAMEHIVE_COORDINATOR / "
               "FRAMEHIVE_TOKEN)", file=sys.stderr)
         return 2
     if args.threads is not None and args.threads < 1:
-        print("framehive-worker: --threads must be at least 1", file=sys.stderr)
+        print(f"{prog}: --threads must be at least 1", file=sys.stderr)
         return 2
     try:
         websocket_url(args.coordinator)
-        return asyncio.run(_run(args))
+        return asyncio.run(_run(args, make_runner, on_start))
     except (BlenderNotFound, DeviceUnavailable, FatalError, ValueError) as exc:
-        print(f"framehive-worker: {exc}", file=sys.stderr)
+        print(f"{prog}: {exc}", file=sys.stderr)
         return 2
 
 
-async def _run(args: argparse.Namespace) -> int:
+def _task_runner(args: argparse.Namespace, launcher: BlenderLauncher, device: str,
+                 session: requests.Session) -> TaskRunner:
+    return TaskRunner(launcher, device, args.threads, args.cache_dir, args.coordinator, session)
+
+
+async def _run(args: argparse.Namespace, make_runner: RunnerFactory,
+               on_start: Callable[[Agent, TaskRunner], None] | None) -> int:
     launcher = BlenderLauncher.discover(args.blender)
     info = await probe(launcher)
     device = choose_device(args.device, info["devices"])
@@ -81,10 +102,12 @@ async def _run(args: argparse.Namespace) -> int:
              ", ".join(f"{d['backend']}:{d.get('name', '?')}" for d in info["devices"]) or "none", device)
     session = requests.Session()
     session.headers["Authorization"] = f"Bearer {args.token}"
-    runner = TaskRunner(launcher, device, args.threads, args.cache_dir, args.coordinator, session)
+    runner = make_runner(args, launcher, device, session)
     identity = Identity(name=args.name, blender_version=info["blender_version"], device=device,
                         devices=info["devices"], threads=args.threads or os.cpu_count() or 1, roles=args.roles)
     agent = Agent(args.coordinator, args.token, identity, runner)
+    if on_start is not None:
+        on_start(agent, runner)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, agent.stop)
