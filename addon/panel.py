@@ -6,6 +6,7 @@ import bpy
 from bpy.props import EnumProperty, IntProperty
 
 from . import operators, session
+from .job_watch import JobStatus
 
 
 class FramehiveSceneSettings(bpy.types.PropertyGroup):
@@ -66,14 +67,11 @@ class FRAMEHIVE_PT_render(bpy.types.Panel):
             self._draw_job(layout, settings.job_id, live.statuses.get(settings.job_id))
 
     @staticmethod
-    def _draw_job(layout: bpy.types.UILayout, job_id: int, status: object) -> None:
+    def _draw_job(layout: bpy.types.UILayout, job_id: int, status: JobStatus | None) -> None:
         box = layout.box()
         if status is None:
             box.label(text=f"Job {job_id}: waiting for news…", icon="TIME")
             return
-        from .job_watch import JobStatus
-
-        assert isinstance(status, JobStatus)
         box.label(text=f"Job {job_id}: {status.state}", icon="CHECKMARK" if status.state == "completed" else "INFO")
         box.progress(factor=status.fraction, text=f"{status.verified} / {status.total} verified")
         box.label(text=f"rendered, awaiting checks {status.rendered} · failed {status.failed} · "
