@@ -56,7 +56,7 @@ from benchmarks.warm_blender import Scene, machine, make_scene
 from coordinator import config
 from coordinator import frame_analysis as fa
 from coordinator.verification.checks import MARGIN
-from coordinator.verification.keys import REGION_FRACTION
+from coordinator.verification.keys import REGION_FRACTION, SPOT_FRACTION
 from coordinator.verification.trust import BURN_IN, FLOOR, check_rate
 from worker_agent.blender import BlenderLauncher, RenderProcess
 
@@ -91,8 +91,14 @@ CROSS_SPLITS = 200
 #: Extra verification renders per check: audits of passes, and ringers (10 % of assignments are ringers).
 EXTRA_PER_CHECK = config.AUDIT_RATE + config.RINGER_RATE / (1 - config.RINGER_RATE)
 
+#: Share of the frames no region check covers that get a spot check (the shipped default).
+SPOT_RATE = config.SPOT_RATE
+#: Frame size of the geometric spot-vs-tamper model (a spot is 1/256 of it; at 64x36 it is the 8x8 minimum).
+PRODUCTION = (1920, 1080)
+
 SMALL = Scene("test scene", 64, 36, 8, 12)
 BIGGER = Scene("bigger", 320, 180, 32, 4)
+LARGE = Scene("larger", 960, 540, 32, 4)
 
 
 @dataclass(frozen=True)
@@ -165,10 +171,10 @@ class Detector:
             for name, images in collected.images.items()
         }
 
-    def detect(self, strategy: str, rng: random.Random) -> bool:
+    def detect(self, strategy: str, rng: random.Random, fraction: float = REGION_FRACTION) -> bool:
         """One check of a frame faked with ``strategy``: a random source frame, region and (tamper) spot."""
         frame = rng.choice(self.frames)
-        region = fa.draw_region(rng, self.width, self.height, REGION_FRACTION)
+        region = fa.draw_region(rng, self.width, self.height, fraction)
         if strategy != "tamper":
             mask = self.masks[strategy][frame]
             return bool(mask[region.y : region.y + region.height, region.x : region.x + region.width].any())
@@ -183,8 +189,19 @@ class Detector:
         mean = patch.reshape(-1, patch.shape[2]).mean(axis=0).round().astype(np.int16)  # as cal.tampered
         return bool(np.any(np.abs(honest[y0:y1, x0:x1].astype(np.int16) - mean) > fa.STRICT_PIXEL_TOLERANCE))
 
-    def rate(self, strategy: str, draws: int, rng: random.Random) -> float:
-        return sum(self.detect(strategy, rng) for _ in range(draws)) / draws
+    def rate(self, strategy: str, draws: int, rng: random.Random, fraction: float = REGION_FRACTION) -> float:
+        return sum(self.detect(strategy, rng, fraction) for _ in range(draws)) / draws
+
+
+def tamper_overlap(width: int, height: int, fraction: float, draws: int, rng: random.Random) -> float:
+    """Geometry only: the chance that a check region of ``fraction`` overlaps a 1/16 tamper, both drawn by
+    ``draw_region`` on a ``width`` x ``height`` frame (an upper bound of d for the tamper)."""
+    hits = 0
+    for _ in range(draws):
+        a = fa.draw_region(rng, width, height, fraction)
+        b = fa.draw_region(rng, width, height, cal.TAMPER_FRACTION)
+        hits += a.x < b.x + b.width and b.x < a.x + a.width and a.y < b.y + b.height and b.y < a.y + a.height
+    return hits / draws
 
 
 def part_a(args: argparse.Namespace, directory: Path) -> tuple[Any, dict[str, Any]]:
@@ -219,6 +236,7 @@ def part_a(args: argparse.Namespace, directory: Path) -> tuple[Any, dict[str, An
         }
         if case.name in STRATEGIES:
             row["d_model"] = detector.rate(case.name, MODEL_DRAWS, model_rng)
+            row["d_spot_model"] = detector.rate(case.name, MODEL_DRAWS, model_rng, SPOT_FRACTION)
         if case.name == "tamper":
             hit = [i for i, f in enumerate(facts) if f["tamper_overlap_px"] > 0]
             row["overlapping"] = len(hit)
@@ -233,6 +251,11 @@ def part_a(args: argparse.Namespace, directory: Path) -> tuple[Any, dict[str, An
         "strict_margins": derived["strict"],
         "cross": derived["cross"],
         "cross_held_out": cross_held_out(records, CROSS_SIZES, CROSS_SPLITS, args.seed),
+        "spot_region": fa.draw_region(model_rng, SMALL.width, SMALL.height, SPOT_FRACTION).as_list(),
+        "tamper_overlap": {
+            f"{w}x{h}": {name: tamper_overlap(w, h, fraction, MODEL_DRAWS, model_rng)
+                         for name, fraction in (("region", REGION_FRACTION), ("spot", SPOT_FRACTION))}
+            for w, h in ((SMALL.width, SMALL.height), PRODUCTION)},
         "seconds": collected.seconds,
     }
     return collected, results
@@ -260,16 +283,26 @@ def rate_table() -> np.ndarray:
     return table
 
 
-def survival_by_checks(d: float, q: float, frames: int, chunk: int, rng: np.random.Generator) -> np.ndarray:
-    """``g[k]``: chance that k checked tasks of a job all miss, averaged over where the fakes are.
+def survival_by_checks(d: float, q: float, frames: int, chunk: int, rng: np.random.Generator,
+                       spot: float = 0.0, d_spot: float = 0.0) -> np.ndarray:
+    """``g[k]``: chance that a job with k region-checked tasks misses every fake, averaged over where they are.
 
-    A checked task looks at one uniform frame of its ``chunk``: with f faked frames it catches the cheater with
-    probability ``f / chunk * d``. Which tasks are checked does not depend on where the fakes are, so the first
-    k tasks stand for any k.
+    A region-checked task looks at one uniform frame of its ``chunk`` (which catches a fake there with
+    probability ``d``); each other frame of every task gets a spot check with probability ``spot`` (which
+    catches a fake with ``d_spot``). With m fakes in a task of c frames, it misses them all with
+    ``A = m/c (1-d) (1-spot d_spot)^(m-1) + (1-m/c) (1-spot d_spot)^m`` when region-checked and
+    ``B = (1-spot d_spot)^m`` when not. Which tasks are region-checked does not depend on where the fakes are,
+    so the first k tasks stand for any k: ``g[k]`` is the mean of ``A_1..A_k B_k+1..B_n``.
     """
     tasks = frames // chunk
-    share = placement(rng, PLACEMENTS, frames, fakes(q, frames)).reshape(PLACEMENTS, tasks, chunk).mean(axis=2)
-    return np.concatenate([[1.0], np.cumprod(1.0 - share * d, axis=1).mean(axis=0)])
+    m = placement(rng, PLACEMENTS, frames, fakes(q, frames)).reshape(PLACEMENTS, tasks, chunk).sum(axis=2)
+    miss = 1.0 - spot * d_spot
+    region_checked = m / chunk * (1 - d) * miss ** np.maximum(m - 1, 0) + (1 - m / chunk) * miss**m
+    spots_only = miss**m
+    ones = np.ones((PLACEMENTS, 1))
+    prefix = np.concatenate([ones, np.cumprod(region_checked, axis=1)], axis=1)
+    suffix = np.concatenate([np.cumprod(spots_only[:, ::-1], axis=1)[:, ::-1], ones], axis=1)
+    return (prefix * suffix).mean(axis=0)
 
 
 def careers(row: WorkerRow, frames: int, count: int, rng: np.random.Generator, rates: np.ndarray):
@@ -316,10 +349,13 @@ def expected(g: np.ndarray, checks: list[np.ndarray], below: list[np.ndarray], t
 
 
 def simulate(row: WorkerRow, strategy: str, q: float, frames: int, jobs: int, detector: Detector,
-             rng: np.random.Generator, draw_rng: random.Random, rates: np.ndarray) -> dict[str, int]:
+             rng: np.random.Generator, draw_rng: random.Random, rates: np.ndarray,
+             spot: float = SPOT_RATE) -> dict[str, int]:
     """``jobs`` first jobs of a renderer in state ``row`` faking ``q`` with ``strategy``; counts catches.
 
-    ``strategy="honest_1_thread"`` with q = 1 runs an honest renderer: every catch is a false reject.
+    Each task's region key is used at the trust's rate; every other frame of the task gets a spot check with
+    probability ``spot``. ``strategy="honest_1_thread"`` with q = 1 runs an honest renderer: every catch is a
+    false reject.
     """
     chunk = row.chunk
     tasks = frames // chunk
@@ -327,7 +363,7 @@ def simulate(row: WorkerRow, strategy: str, q: float, frames: int, jobs: int, de
     trust = np.full(jobs, row.trust)
     caught = np.zeros(jobs, dtype=bool)
     everyone = np.arange(jobs)
-    checks = checked_fakes = 0
+    checks = spots = checked_fakes = 0
     for t in range(tasks):
         checked = rng.random(jobs) < rates[np.minimum(trust, FLOOR_TRUST)]
         key_frame = rng.integers(chunk, size=jobs)
@@ -337,9 +373,17 @@ def simulate(row: WorkerRow, strategy: str, q: float, frames: int, jobs: int, de
         for j in np.flatnonzero(hit):
             if detector.detect(strategy, draw_rng):
                 caught[j] = True
+        spotted = rng.random((jobs, chunk)) < spot
+        spotted[everyone[checked], key_frame[checked]] = False  # one check per frame
+        spots += int(spotted.sum())
+        for j in np.nonzero(spotted & faked[:, t, :] & ~caught[:, None])[0]:
+            checked_fakes += 1
+            if not caught[j] and detector.detect(strategy, draw_rng, SPOT_FRACTION):
+                caught[j] = True
         if row.instant:
             trust = trust + checked
-    return {"jobs": jobs, "caught": int(caught.sum()), "checks": checks, "checked_fakes": checked_fakes}
+    return {"jobs": jobs, "caught": int(caught.sum()), "checks": checks, "spots": spots,
+            "checked_fakes": checked_fakes}
 
 
 def part_b(
@@ -361,14 +405,20 @@ def part_b(
         tasks = args.frames // row.chunk
         checks, below = careers(row, args.frames, args.jobs, rng, rates)
         at_floor = not below[0].any()  # then the checks of a job are binomial: use their exact mean
-        entry = {"worker": asdict(row), "checks_per_job": tasks * FLOOR if at_floor else float(np.mean(checks[0])),
+        per_job = tasks * FLOOR if at_floor else float(np.mean(checks[0]))
+        entry = {"worker": asdict(row), "checks_per_job": per_job,
+                 "spots_per_job": SPOT_RATE * (args.frames - per_job),
                  "career_jobs_simulated": len(checks), "cases": []}
         for strategy in STRATEGIES:
             for q in FRACTIONS:
                 case: dict[str, Any] = {"strategy": strategy, "q": q}
-                for mode in ("strict", "cross"):
-                    g = survival_by_checks(d[mode][strategy], q, args.frames, row.chunk, rng)
-                    case[f"expected_{mode}"] = expected(g, checks, below, tasks)
+                g = survival_by_checks(d["strict"][strategy], q, args.frames, row.chunk, rng, SPOT_RATE,
+                                       d["spot"][strategy])
+                case["expected_strict"] = expected(g, checks, below, tasks)
+                g = survival_by_checks(d["strict"][strategy], q, args.frames, row.chunk, rng)
+                case["expected_strict_regions_only"] = expected(g, checks, below, tasks)
+                g = survival_by_checks(d["cross"][strategy], q, args.frames, row.chunk, rng)
+                case["expected_cross"] = expected(g, checks, below, tasks)  # regions only: spots not measured
                 case["simulated"] = simulate(row, strategy, q, args.frames, args.jobs, detector, rng, draw_rng, rates)
                 entry["cases"].append(case)
         honest = simulate(row, "honest_1_thread", 1.0, args.frames, args.jobs, detector, rng, draw_rng, rates)
@@ -392,8 +442,8 @@ async def region_costs(scene: Scene, repeats: int, directory: Path, seed: int) -
     out.mkdir(exist_ok=True)
     rng = random.Random(seed)
     w, h = scene.width, scene.height
-    times: dict[str, list[float]] = {"full": [], "region_margin": [], "region": []}
-    areas = []
+    times: dict[str, list[float]] = {"full": [], "region_margin": [], "region": [], "spot_margin": []}
+    areas, spot_areas = [], []
     async with RenderProcess(BlenderLauncher.discover(None)) as process:
         await process.open(blend, device="CPU", threads=cal.THREADS)
         await process.render(1, out / "warmup.png")  # untimed: first-render initialisation
@@ -402,11 +452,14 @@ async def region_costs(scene: Scene, repeats: int, directory: Path, seed: int) -
             frame = 1 + r % scene.frames
             region = fa.draw_region(rng, w, h, REGION_FRACTION)
             rect = region.expanded(MARGIN, w, h)
+            spot = fa.draw_region(rng, w, h, SPOT_FRACTION).expanded(MARGIN, w, h)
             areas.append(rect.area / (w * h))
+            spot_areas.append(spot.area / (w * h))
             variants = [
                 ("full", lambda f=frame: process.render(f, out / "full.png")),
                 ("region_margin", lambda f=frame, x=rect: process.render_region(f, x.as_list(), out / "rm.png")),
                 ("region", lambda f=frame, x=region: process.render_region(f, x.as_list(), out / "r.png")),
+                ("spot_margin", lambda f=frame, x=spot: process.render_region(f, x.as_list(), out / "sm.png")),
             ]
             shift = r % len(variants)
             for name, call in variants[shift:] + variants[:shift]:
@@ -414,7 +467,7 @@ async def region_costs(scene: Scene, repeats: int, directory: Path, seed: int) -
                 await call()
                 times[name].append(time.perf_counter() - t)
     ratios = {name: [v / f for v, f in zip(times[name], times["full"], strict=True)]
-              for name in ("region_margin", "region")}
+              for name in ("region_margin", "region", "spot_margin")}
     return {
         "scene": asdict(scene),
         "repeats": repeats,
@@ -422,6 +475,7 @@ async def region_costs(scene: Scene, repeats: int, directory: Path, seed: int) -
         "ratio": {name: statistics.median(times[name]) / statistics.median(times["full"]) for name in ratios},
         "ratio_per_repeat": {name: cal.spread(values) for name, values in ratios.items()},
         "rect_area_fraction": statistics.mean(areas),
+        "spot_rect_area_fraction": statistics.mean(spot_areas),
         "region_area_fraction": fa.draw_region(random.Random(0), w, h, REGION_FRACTION).area / (w * h),
         "samples": times,
     }
@@ -430,21 +484,27 @@ async def region_costs(scene: Scene, repeats: int, directory: Path, seed: int) -
 def part_c(args: argparse.Namespace, directory: Path, sim: dict[str, Any]) -> dict[str, Any]:
     t0 = time.perf_counter()
     costs = []
-    for scene, repeats in ((SMALL, args.small_repeats), (BIGGER, args.bigger_repeats)):
+    scenes = ((SMALL, args.small_repeats), (BIGGER, args.bigger_repeats), (LARGE, args.large_repeats))
+    for scene, repeats in (x for x in scenes if x[1] > 0):
         costs.append(asyncio.run(region_costs(scene, repeats, directory, args.seed)))
         c = costs[-1]
         log(f"(c) {scene.width}x{scene.height}: full {c['seconds']['full']['median']:.3f} s, region+margin "
-            f"{c['seconds']['region_margin']['median']:.3f} s (load {os.getloadavg()[0]:.1f})")
+            f"{c['seconds']['region_margin']['median']:.3f} s, "
+            f"spot+margin {c['seconds']['spot_margin']['median']:.3f} s (load {os.getloadavg()[0]:.1f})")
     overhead = []
     for entry in sim["rows"]:
         per_frame = entry["checks_per_job"] / args.frames
+        spots = entry["spots_per_job"] / args.frames
         cells = {}
         for c in costs:
             key = f"{c['scene']['width']}x{c['scene']['height']}"
-            cells[key] = {"checks_only": per_frame * c["ratio"]["region_margin"],
-                          "with_audits_ringers": per_frame * c["ratio"]["region_margin"] * (1 + EXTRA_PER_CHECK),
-                          "no_margin": per_frame * c["ratio"]["region"]}
-        overhead.append({"worker": entry["worker"], "checks_per_frame": per_frame, "overhead": cells})
+            regions = per_frame * c["ratio"]["region_margin"]
+            both = regions + spots * c["ratio"]["spot_margin"]
+            cells[key] = {"regions_only": regions, "checks_only": both,
+                          "with_audits_ringers": both * (1 + EXTRA_PER_CHECK),
+                          "regions_with_audits_ringers": regions * (1 + EXTRA_PER_CHECK)}
+        overhead.append({"worker": entry["worker"], "checks_per_frame": per_frame, "spots_per_frame": spots,
+                         "overhead": cells})
     return {"costs": costs, "overhead": overhead, "extra_per_check": EXTRA_PER_CHECK,
             "seconds": time.perf_counter() - t0}
 
@@ -479,17 +539,25 @@ def markdown(a: dict[str, Any], b: dict[str, Any], c: dict[str, Any], frames: in
     add(f"**(a) Per-check detection probability d** ({a['regions']} regions of 1/16 drawn with `draw_region`, "
         f"frames {a['frames']}; strict = same device class, shipped thresholds; cross = another device class, "
         "tolerance calibrated on these honest pairs)\n")
+    sx, sy, sw, sh = a["spot_region"]
     add("| case | what the renderer delivers | d strict | d strict if bit-exact | d strict, simulation model "
-        "| d cross (calibrated) | d cross (shipped default tolerance) |")
-    add("|---|---|---:|---:|---:|---:|---:|")
+        f"| d spot, simulation model ({sw}x{sh} px) | d cross (calibrated) | d cross (shipped default tolerance) |")
+    add("|---|---|---:|---:|---:|---:|---:|---:|")
     for r in a["cases"]:
         model = f"{r['d_model']:.3f}" if "d_model" in r else ""
+        spot = f"{r['d_spot_model']:.3f}" if "d_spot_model" in r else ""
         note = f"; {r['d_strict_given_overlap']:.2f} of the {r['overlapping']} overlapping" if "overlapping" in r \
             else ""
         add(f"| {r['case']} ({r['kind']}) | {r['description']}{note} | {r['d_strict']:.3f} "
-            f"| {r['d_strict_bit_exact']:.3f} | {model} | {r['d_cross_calibrated']:.3f} "
+            f"| {r['d_strict_bit_exact']:.3f} | {model} | {spot} | {r['d_cross_calibrated']:.3f} "
             f"| {r['d_cross_default']:.3f} |")
     add("")
+    add("Spots are 1/256 of the frame but at least 8x8 px, so at 64x36 a spot is 1/36 of the frame and its d for "
+        "the tamper is higher than at production sizes. Geometry alone (a check overlaps a 1/16 tamper; an upper "
+        "bound of d for the tamper, both drawn with `draw_region`): "
+        + "; ".join(f"{size}: region {x['region']:.3f}, spot {x['spot']:.3f}"
+                    for size, x in a["tamper_overlap"].items())
+        + ".\n")
     add(f"For honest cases d is the false-reject rate. Strict rule vs. decide(): {a['rule_mismatches']} "
         "mismatches over every region and case. Calibrated cross tolerance: "
         + ", ".join(f"{k} {v:.3g}" for k, v in a["cross"]["tolerance"].items()) + ".\n")
@@ -502,11 +570,13 @@ def markdown(a: dict[str, Any], b: dict[str, Any], c: dict[str, Any], frames: in
         add(f"| {r['regions']} | {100 * r['false_reject_rate']:.2f} % "
             f"| {100 * r['p_any_false_reject_in_30_regions']:.0f} % |")
     add("")
-    add(f"**(b) P(caught in one job of {frames} frames)**, strict mode, in %: *expected* (from d and the simulated "
-        f"checks) with the *simulated* share of {b['rows'][0]['cases'][0]['simulated']['jobs']} jobs in "
-        "parentheses\n")
-    add("| worker, chunk | checks/job | strategy | " + " | ".join(f"q = {q:.0%}" for q in FRACTIONS) + " |")
-    add("|---|---:|---|" + "---:|" * len(FRACTIONS))
+    add(f"**(b) P(caught in one job of {frames} frames)**, strict mode, in %, with spot checks on "
+        f"{SPOT_RATE:.0%} of the frames no region check covers (the shipped default): *expected* (from d and the "
+        f"simulated checks) with the *simulated* share of {b['rows'][0]['cases'][0]['simulated']['jobs']} jobs in "
+        "parentheses; the last column is q = 5 % with region checks only (no spots), for comparison\n")
+    add("| worker, chunk | region checks/job | spots/job | strategy | "
+        + " | ".join(f"q = {q:.0%}" for q in FRACTIONS) + " | q = 5 %, regions only |")
+    add("|---|---:|---:|---|" + "---:|" * (len(FRACTIONS) + 1))
     for entry in b["rows"]:
         by = {(x["strategy"], x["q"]): x for x in entry["cases"]}
         for strategy in STRATEGIES:
@@ -515,8 +585,9 @@ def markdown(a: dict[str, Any], b: dict[str, Any], c: dict[str, Any], frames: in
                 x = by[(strategy, q)]
                 sim = x["simulated"]["caught"] / x["simulated"]["jobs"]
                 cells.append(f"{pct(x['expected_strict']['p_first_job'])} ({pct(sim)})")
-            add(f"| {row_label(entry['worker'])} | {entry['checks_per_job']:.1f} | {strategy} | " + " | ".join(cells)
-                + " |")
+            cells.append(pct(by[(strategy, 0.05)]["expected_strict_regions_only"]["p_first_job"]))
+            add(f"| {row_label(entry['worker'])} | {entry['checks_per_job']:.1f} | {entry['spots_per_job']:.1f} "
+                f"| {strategy} | " + " | ".join(cells) + " |")
     add("")
     add("**Expected jobs until caught** (strict; a career that starts in this state, keeps faking q in every job, "
         "trust carried from job to job; 1 = caught in the first job)\n")
@@ -529,8 +600,8 @@ def markdown(a: dict[str, Any], b: dict[str, Any], c: dict[str, Any], frames: in
                 cells = [jobs_text(by[(strategy, q)]["expected_strict"]["jobs_until_caught"]) for q in FRACTIONS]
                 add(f"| {row_label(entry['worker'])} | {strategy} | " + " | ".join(cells) + " |")
     add("")
-    add("**Cross mode** (renderer and verifier of different device classes, calibrated tolerance): expected "
-        "P(caught in one job), q = 5 %\n")
+    add("**Cross mode** (renderer and verifier of different device classes, calibrated tolerance; region checks "
+        "only: spots across device classes were not measured): expected P(caught in one job), q = 5 %\n")
     add("| worker, chunk | " + " | ".join(STRATEGIES) + " |")
     add("|---|" + "---:|" * len(STRATEGIES))
     for entry in b["rows"]:
@@ -543,39 +614,43 @@ def markdown(a: dict[str, Any], b: dict[str, Any], c: dict[str, Any], frames: in
                   f"held-out rate {100 * src['false_reject_rate']:.2f} % per check (tolerance calibrated on "
                   f"{src['regions']} regions)") if src else ""
     add(f"**Honest workers** (the same simulation, every frame rendered honestly; strict{cross_note})\n")
-    add("| worker, chunk | jobs | checks | strict false rejects | cross: P(≥1 false reject per job) |")
-    add("|---|---:|---:|---:|---:|")
+    add("| worker, chunk | jobs | region checks | spot checks | strict false rejects "
+        "| cross: P(≥1 false reject per job), region checks |")
+    add("|---|---:|---:|---:|---:|---:|")
     for h in b["honest"]:
         cross = pct(h["cross_p_false_reject_per_job"]) + " %" if "cross_p_false_reject_per_job" in h else "n/a"
-        add(f"| {row_label(h['worker'])} | {h['jobs']} | {h['checks']} | {h['caught']} | {cross} |")
+        add(f"| {row_label(h['worker'])} | {h['jobs']} | {h['checks']} | {h['spots']} | {h['caught']} | {cross} |")
     add("")
     add("**(c) Region render cost** (one warm process per resolution, interleaved, wall time of the render call; "
         "median (min–max) over the repeats)\n")
-    add("| scene | repeats | full frame s | region + 16 px margin s | region only s | rendered share of the "
-        "frame (with margin) | cost ratio with margin | per repeat | cost ratio without margin |")
-    add("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    add("| scene | repeats | full frame s | region + 16 px margin s | region only s | spot + 16 px margin s "
+        "| rendered share of the frame: region, spot (with margins) | region cost ratio with margin | per repeat "
+        "| without margin | **spot cost ratio** with margin | per repeat |")
+    add("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for x in c["costs"]:
         sc, s, per = x["scene"], x["seconds"], x["ratio_per_repeat"]["region_margin"]
+        sper = x["ratio_per_repeat"]["spot_margin"]
         add(f"| {sc['width']}x{sc['height']}, {sc['samples']} spp | {x['repeats']} "
             f"| {s['full']['median']:.3f} ({s['full']['min']:.3f}–{s['full']['max']:.3f}) "
-            f"| {s['region_margin']['median']:.3f} | {s['region']['median']:.3f} "
-            f"| {x['rect_area_fraction']:.2f} (region alone {x['region_area_fraction']:.3f}) "
+            f"| {s['region_margin']['median']:.3f} | {s['region']['median']:.3f} | {s['spot_margin']['median']:.3f} "
+            f"| {x['rect_area_fraction']:.3f}, {x['spot_rect_area_fraction']:.3f} "
             f"| **{x['ratio']['region_margin']:.2f}** "
             f"| {per['median']:.2f} ({per['min']:.2f}–{per['max']:.2f}) "
-            f"| {x['ratio']['region']:.2f} |")
+            f"| {x['ratio']['region']:.2f} | **{x['ratio']['spot_margin']:.3f}** "
+            f"| {sper['median']:.3f} ({sper['min']:.3f}–{sper['max']:.3f}) |")
     add("")
     keys = [f"{x['scene']['width']}x{x['scene']['height']}" for x in c["costs"]]
-    add("**Verification overhead** = checks per frame × cost ratio (extra render time / render time); "
-        f"\"+ audits, ringers\" adds {100 * c['extra_per_check']:.1f} % more region renders per check\n")
-    add("| worker, chunk | checks per frame | " + " | ".join(f"{k}: checks only | {k}: + audits, ringers" for k in keys)
-        + " |")
-    add("|---|---:|" + "---:|---:|" * len(keys))
+    add("**Verification overhead** = region checks per frame × region cost ratio + spots per frame × spot cost "
+        f"ratio (extra render time / render time), with the {100 * c['extra_per_check']:.1f} % more renders per "
+        "check that audits and ringers add (ringers are the size of the check they stand in for); in parentheses "
+        "the same without spots\n")
+    add("| worker, chunk | region checks per frame | spots per frame | " + " | ".join(keys) + " |")
+    add("|---|---:|---:|" + "---:|" * len(keys))
     for o in c["overhead"]:
-        cells = []
-        for k in keys:
-            cells += [f"{100 * o['overhead'][k]['checks_only']:.1f} %",
-                      f"{100 * o['overhead'][k]['with_audits_ringers']:.1f} %"]
-        add(f"| {row_label(o['worker'])} | {o['checks_per_frame']:.3f} | " + " | ".join(cells) + " |")
+        cells = [f"**{100 * o['overhead'][k]['with_audits_ringers']:.1f} %** "
+                 f"({100 * o['overhead'][k]['regions_with_audits_ringers']:.1f} %)" for k in keys]
+        add(f"| {row_label(o['worker'])} | {o['checks_per_frame']:.3f} | {o['spots_per_frame']:.3f} | "
+            + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -589,11 +664,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--regions", type=int, default=400, help="regions rendered and compared in part (a)")
     parser.add_argument("--small-repeats", type=int, default=30, help="timed repeats at 64x36")
     parser.add_argument("--bigger-repeats", type=int, default=10, help="timed repeats at 320x180")
+    parser.add_argument("--large-repeats", type=int, default=3, help="timed repeats at 960x540 (0: skip)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path, help="also write every number to this file")
     args = parser.parse_args(argv)
-    if min(args.jobs, args.frames, args.small_repeats, args.bigger_repeats) < 1 or args.regions < 2:
-        parser.error("counts must be positive (--regions at least 2)")
+    if min(args.jobs, args.frames, args.small_repeats, args.bigger_repeats) < 1 or args.regions < 2 \
+            or args.large_repeats < 0:
+        parser.error("counts must be positive (--regions at least 2, --large-repeats may be 0)")
     return args
 
 
@@ -607,6 +684,7 @@ def main(argv: list[str] | None = None) -> int:
         load.append(os.getloadavg()[0])
         detector = Detector(collected)
         d = {"strict": {r["case"]: r["d_model"] for r in a["cases"] if "d_model" in r},
+             "spot": {r["case"]: r["d_spot_model"] for r in a["cases"] if "d_spot_model" in r},
              "cross": {r["case"]: r["d_cross_calibrated"] for r in a["cases"]}}
         held = a["cross_held_out"]
         b = part_b(args, detector, d, held[-1]["false_reject_rate"] if held else None)

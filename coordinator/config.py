@@ -33,6 +33,10 @@ DEFAULT_PRIORITY = 50
 # passed TRUST_BURN_IN checks; then the rate falls as BURN_IN / trust to CHECK_FLOOR, never to zero.
 TRUST_BURN_IN = 10
 CHECK_FLOOR = 0.05
+# Share of frames (not covered by a region check) that also get a spot check: a small region (keys.SPOT_FRACTION)
+# that catches every fake changing the whole frame. 0.8 makes a renderer faking 5 frames of 100 in that way
+# escape with 0.2^5 = 0.03 %, whatever its trust (docs/verification.md; benchmarks/verification.py).
+SPOT_RATE = 0.8
 # A worker caught this many times (as renderer or verifier) is suspended.
 SUSPEND_AFTER = 2
 # Share of passed checks that get a second, independent verifier (catches colluding verifier + renderer).
@@ -53,6 +57,9 @@ POLICIES = ("adaptive", "circle", "full")
 # frame price (SheepIt's 30 %); a caught cheater forfeits STAKE points of its balance to the network.
 FRAME_PRICE = 10
 CHECK_PRICE = 2
+# A spot check renders a small region: it pays less. A frame gets at most one of a region or a spot check from
+# its keys, so CHECK_PRICE per frame in escrow covers both.
+SPOT_CHECK_PRICE = 1
 SELF_DEALING_RATE = 0.3
 STARTING_GRANT = 1000
 STAKE = 50
@@ -77,12 +84,14 @@ def defaults(data_dir: Path) -> dict[str, Any]:
         "FRAMEHIVE_START_REAPER": True,
         "FRAMEHIVE_TRUST_BURN_IN": TRUST_BURN_IN,
         "FRAMEHIVE_CHECK_FLOOR": CHECK_FLOOR,
+        "FRAMEHIVE_SPOT_RATE": SPOT_RATE,
         "FRAMEHIVE_SUSPEND_AFTER": SUSPEND_AFTER,
         "FRAMEHIVE_AUDIT_RATE": AUDIT_RATE,
         "FRAMEHIVE_RINGER_RATE": RINGER_RATE,
         "FRAMEHIVE_ARBITER_MIN_TRUST": ARBITER_MIN_TRUST,
         "FRAMEHIVE_FRAME_PRICE": FRAME_PRICE,
         "FRAMEHIVE_CHECK_PRICE": CHECK_PRICE,
+        "FRAMEHIVE_SPOT_CHECK_PRICE": SPOT_CHECK_PRICE,
         "FRAMEHIVE_SELF_DEALING_RATE": SELF_DEALING_RATE,
         "FRAMEHIVE_STARTING_GRANT": STARTING_GRANT,
         "FRAMEHIVE_STAKE": STAKE,

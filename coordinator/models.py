@@ -187,7 +187,8 @@ class VerificationKey(db.Model):
 
     Never sent to the renderer. ``draw`` is compared with the renderer's check rate when the task's frames
     are committed: the key is used if ``draw < rate`` (adaptive trust decides how often, the key decides
-    which frame and region, both fixed before anyone rendered anything).
+    which frame and region, both fixed before anyone rendered anything). ``kind``: ``region`` (one per task,
+    a 1/16 region, at the adaptive rate) or ``spot`` (one per frame, a small region, at the spot rate).
     """
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -196,6 +197,7 @@ class VerificationKey(db.Model):
     frame: Mapped[int] = mapped_column(Integer)
     region: Mapped[list[int]] = mapped_column(JSON)  # [x, y, w, h], pixels, top-left origin
     draw: Mapped[float] = mapped_column(Float)
+    kind: Mapped[str] = mapped_column(String(8), default="region")  # region | spot
     state: Mapped[str] = mapped_column(String(16), default="sealed")  # sealed | used | unused | void
     created_at: Mapped[float] = mapped_column(Float, default=now)
 
@@ -208,7 +210,7 @@ class Check(db.Model):
     task_id: Mapped[int | None] = mapped_column(ForeignKey("task.id"), nullable=True)
     key_id: Mapped[int | None] = mapped_column(ForeignKey("verification_key.id"), nullable=True)
     frame_id: Mapped[int] = mapped_column(ForeignKey("frame.id"))
-    kind: Mapped[str] = mapped_column(String(16))  # verify | arbitration | ringer | audit | claim
+    kind: Mapped[str] = mapped_column(String(16))  # verify | spot | arbitration | ringer | audit | claim
     region: Mapped[list[int]] = mapped_column(JSON)  # what is compared
     render_rect: Mapped[list[int]] = mapped_column(JSON)  # what the verifier renders: region + margin
     state: Mapped[str] = mapped_column(String(16), default="queued", index=True)  # queued|leased|done|void

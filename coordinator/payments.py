@@ -2,8 +2,8 @@
 
 - Submit: the job's price goes from the artist's account into the job's escrow (402 if short).
 - A verified frame pays its renderer the frame price (a reduced rate on its own account's job).
-- A check pays its verifier when its verdict stands; an arbitration is paid by the loser (what it has),
-  the rest from escrow. Ringers are unpaid (verifiers cannot tell them apart, so they simply lower the
+- A check pays its verifier when its verdict stands (a spot check, a small region, pays less); an
+  arbitration is paid by the loser (what it has), the rest from escrow. Ringers are unpaid (verifiers cannot tell them apart, so they simply lower the
   expected pay per check); audits of finished jobs are paid by the network pool while it has points.
 - A caught renderer gives back what it earned in the job (to the escrow, or to the artist once the job is
   over) and forfeits a stake to the network; a caught verifier forfeits a stake.
@@ -57,7 +57,8 @@ def pay_check(check: Check) -> None:
         return
     job: Job = check.frame.job
     source = escrow_book(job.id) if job.state in JobState.ACTIVE else NETWORK
-    transfer(source, account_book(verifier.account_id), int(_config("CHECK_PRICE")), "check", cap=True,
+    price = int(_config("SPOT_CHECK_PRICE" if check.kind == "spot" else "CHECK_PRICE"))
+    transfer(source, account_book(verifier.account_id), price, "check", cap=True,
              job_id=job.id, check_id=check.id, worker_id=verifier.id, frame=check.frame.number)
 
 

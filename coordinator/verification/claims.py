@@ -87,7 +87,7 @@ def _replace(check: Check) -> None:
     frame: Frame = check.frame
     renderer = frame.worker
     passed = db.session.execute(select(Check).where(
-        Check.frame_id == frame.id, Check.verdict == "pass", Check.kind.in_(("verify", "audit")),
+        Check.frame_id == frame.id, Check.verdict == "pass", Check.kind.in_(("verify", "spot", "audit")),
         Check.renderer_sha256 == frame.blob_sha256)).scalars().all()
     for verify in passed:
         if verify.verifier is not None:

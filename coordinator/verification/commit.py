@@ -1,12 +1,14 @@
 """The commit point: a task's frames are all uploaded (their hashes recorded), so its keys may be revealed.
 
 Only now does the coordinator look at the secret keys: each is used if its pre-drawn dice fall under the
-renderer's check rate. Used keys become checks for blind verifiers; without any, the frames are accepted
+renderer's check rate (the task's region key: adaptive trust; each frame's spot key: the spot rate, for frames
+no region check covers). Used keys become checks for blind verifiers; without any, the frames are accepted
 on the renderer's trust. Frames that tier 0 flagged (blank, or a copy of another frame) are always checked.
 """
 
 from __future__ import annotations
 
+from flask import current_app
 from sqlalchemy import func, select
 
 from .. import payments
@@ -23,14 +25,11 @@ def commit_task(task: Task) -> None:
     """Use the task's keys, queue checks or accept the frames. No commit: the caller's transaction."""
     job: Job = task.job
     frames = {f.number: f for f in db.session.execute(select(Frame).filter_by(task_id=task.id)).scalars()}
+    sealed = list(db.session.execute(select(VerificationKey).filter_by(task_id=task.id, state="sealed")).scalars())
     used: list[VerificationKey] = []
-    for key in db.session.execute(select(VerificationKey).filter_by(task_id=task.id, state="sealed")).scalars():
+    for key in (k for k in sealed if k.kind != "spot"):
         renderer = frames[key.frame].worker
-        if renderer is not None and key.draw < _rate(job, renderer):
-            key.state = "used"
-            used.append(key)
-        else:
-            key.state = "unused"
+        _use_if(key, renderer is not None and key.draw < _rate(job, renderer), used)
     covered = {k.frame for k in used}
     for frame in frames.values():
         if frame.flags and frame.number not in covered and frame.worker is not None \
@@ -40,15 +39,26 @@ def commit_task(task: Task) -> None:
             db.session.add(key)
             db.session.flush()
             used.append(key)
+            covered.add(frame.number)
+    # Spots look at the frames no region check covers (one check per frame is what the escrow pays for).
+    for key in (k for k in sealed if k.kind == "spot"):
+        renderer = frames[key.frame].worker
+        _use_if(key, renderer is not None and key.frame not in covered and key.draw < spot_rate(renderer), used)
     for key in used:
         frame = frames[key.frame]
         # Neither the renderer's owner nor the job's owner may verify it (no self-dealing on checks).
-        new_check("verify", frame, key.region, [frame.worker.account_id, job.account_id], renderer=frame.worker,
-                  key=key)
+        new_check("spot" if key.kind == "spot" else "verify", frame, key.region,
+                  [frame.worker.account_id, job.account_id], renderer=frame.worker, key=key)
     if used:
         move_task(task, TaskState.VERIFYING)
     else:
         accept_task(task)
+
+
+def _use_if(key: VerificationKey, use: bool, used: list[VerificationKey]) -> None:
+    key.state = "used" if use else "unused"
+    if use:
+        used.append(key)
 
 
 def accept_task(task: Task) -> None:
@@ -63,6 +73,11 @@ def accept_task(task: Task) -> None:
             payments.pay_frame(frame)
     move_task(task, TaskState.DONE)
     finish_job_if_complete(task.job)
+
+
+def spot_rate(renderer: Worker) -> float:
+    """Share of a renderer's frames that get a spot check (when no region check covers them)."""
+    return 0.0 if renderer.account.trusted else float(current_app.config["FRAMEHIVE_SPOT_RATE"])
 
 
 def _rate(job: Job, renderer: Worker) -> float:

@@ -7,6 +7,8 @@ comparison is strict; across classes a calibrated tolerance applies (frame_analy
 Kinds of check and what their verdict means:
 - verify: a blind verifier re-rendered a secret region. Pass → the key is settled (sometimes audited).
   Fail → arbitration by a third owner decides who was wrong.
+- spot: the same for a small region of a frame no region check covers. A pass does not add to the renderer's
+  trust (trust counts full region checks, which also catch what changes only part of a frame).
 - arbitration: a third owner re-rendered the disputed region. It sides with the renderer (pass: the
   verifier lied) or against it (fail: the renderer cheated).
 - audit: a random second opinion on a passed check, against collusion of renderer and verifier. It does
@@ -41,6 +43,8 @@ from .checks import new_check, open_checks
 from .commit import accept_task
 
 _rng = secrets.SystemRandom()
+#: The checks a task's keys make (the others are second opinions, ringers and claims).
+FIRST_CHECKS = ("verify", "spot")
 
 
 def judge(check: Check, result: bytes) -> None:
@@ -79,14 +83,15 @@ def judge(check: Check, result: bytes) -> None:
 
 def apply(check: Check) -> list[LostLease]:
     """Act on a judged check. No commit."""
-    handler = {"verify": _on_verify, "audit": _on_audit, "arbitration": _on_arbitration, "ringer": _on_ringer,
-               "claim": _on_claim}[check.kind]
+    handler = {"verify": _on_verify, "spot": _on_verify, "audit": _on_audit, "arbitration": _on_arbitration,
+               "ringer": _on_ringer, "claim": _on_claim}[check.kind]
     return handler(check)
 
 
 def _on_verify(check: Check) -> list[LostLease]:
     if check.verdict == "pass":
-        trust.passed(check.renderer)
+        if check.kind == "verify":
+            trust.passed(check.renderer)
         payments.pay_check(check)
         if _rng.random() < current_app.config["FRAMEHIVE_AUDIT_RATE"]:
             _second_opinion("audit", check, check)
@@ -162,7 +167,8 @@ def settle(task: Task | None) -> list[LostLease]:
     if task is None or task.state != TaskState.VERIFYING or any(c.kind != "audit" for c in open_checks(task)):
         return []
     failed = db.session.execute(
-        select(Check).where(Check.task_id == task.id, Check.verdict == "fail", Check.kind == "verify")).scalars()
+        select(Check).where(Check.task_id == task.id, Check.verdict == "fail", Check.kind.in_(FIRST_CHECKS))
+    ).scalars()
     for check in failed:
         if check.renderer_sha256 != check.frame.blob_sha256:
             continue  # about pixels since replaced (their renderer was caught and the frame rendered again)

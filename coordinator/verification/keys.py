@@ -14,20 +14,29 @@ from ..models import Job, Task, VerificationKey
 # A region check covers about this share of the frame (research/verification.md §4b: 1/16 costs 0.08-0.23
 # of a frame and catches low-sample, upscaled and tampered output that overlaps it).
 REGION_FRACTION = 1 / 16
+# A spot check covers about this share (at least 8x8 px): a fake that changes every pixel (another frame or
+# job, fewer samples, a lower resolution, a blank) fails it as surely as a region check, at a fraction of the
+# cost, so spots can look at most frames of a job (benchmarks/verification.py measures both).
+SPOT_FRACTION = 1 / 256
 
 _rng = secrets.SystemRandom()
 
 
 def draw_keys(job: Job, task: Task, frames: list[int]) -> list[VerificationKey]:
-    """One key per task (per frame for the ``full`` policy, whose regions are whole frames)."""
+    """One region key per task, plus one spot key per frame for the ``adaptive`` policy (the ``full`` policy
+    has a key per frame whose region is the whole frame)."""
     width, height = job.resolution_x, job.resolution_y
     if job.policy == "full":
         whole = Region(0, 0, width, height).as_list()
         return [VerificationKey(task_id=task.id, job_id=job.id, frame=f, region=whole, draw=0.0) for f in frames]
     frame = _rng.choice(frames)
     region = draw_region(_rng, width, height, REGION_FRACTION)
-    return [VerificationKey(task_id=task.id, job_id=job.id, frame=frame, region=region.as_list(),
-                            draw=_rng.random())]
+    drawn = [VerificationKey(task_id=task.id, job_id=job.id, frame=frame, region=region.as_list(),
+                             draw=_rng.random(), kind="region")]
+    if job.policy == "adaptive":
+        drawn += [VerificationKey(task_id=task.id, job_id=job.id, frame=f, kind="spot", draw=_rng.random(),
+                                  region=draw_region(_rng, width, height, SPOT_FRACTION).as_list()) for f in frames]
+    return drawn
 
 
 def extra_key(job: Job, task: Task, frame: int) -> VerificationKey:

@@ -48,7 +48,7 @@ def claim_check(worker: Worker) -> Check | None:
         # Ringers stand in for real work only (never for idleness), so they look like any other check and
         # their share of a verifier's work is the configured rate.
         if _rng.random() < current_app.config["FRAMEHIVE_RINGER_RATE"]:
-            ringer = make_ringer(worker)
+            ringer = make_ringer(worker, like=check)
             if ringer is not None:
                 return _lease(ringer.id, worker)
         leased = _lease(check.id, worker)
@@ -76,14 +76,22 @@ def _lease(check_id: int, worker: Worker) -> Check | None:
     return db.session.get(Check, check_id, populate_existing=True) if won == 1 else None
 
 
-def make_ringer(worker: Worker) -> Check | None:
-    """A fresh region of a frame a verifier already confirmed, rendered by another owner. No commit."""
+def make_ringer(worker: Worker, like: Check | None = None) -> Check | None:
+    """A fresh region of a frame a verifier already confirmed, rendered by another owner. No commit.
+
+    The region is the size (as a share of the frame) of ``like``, the check it stands in for, so that ringers
+    are as many spots and regions as real checks are.
+    """
     count = db.session.execute(_ringer_frames(worker).with_only_columns(func.count())).scalar_one()
     if count == 0:
         return None
     frame = db.session.execute(_ringer_frames(worker).offset(_rng.randrange(count)).limit(1)).scalar_one()
     job: Job = frame.job
-    region = keys.draw_region(_rng, job.resolution_x, job.resolution_y, keys.REGION_FRACTION).as_list()
+    fraction = keys.REGION_FRACTION
+    if like is not None:
+        _, _, w, h = like.region
+        fraction = min(1.0, w * h / (like.frame.job.resolution_x * like.frame.job.resolution_y))
+    region = keys.draw_region(_rng, job.resolution_x, job.resolution_y, fraction).as_list()
     return new_check("ringer", frame, region, [], renderer=frame.worker)
 
 

@@ -20,7 +20,7 @@ from . import penalties
 
 def reexamine(frame: Frame) -> None:
     stale = db.session.execute(select(Check).where(
-        Check.frame_id == frame.id, Check.verdict == "pass", Check.kind.in_(("verify", "audit")),
+        Check.frame_id == frame.id, Check.verdict == "pass", Check.kind.in_(("verify", "spot", "audit")),
         Check.reexamined.is_(False), Check.renderer_sha256 != frame.blob_sha256,
         Check.result_sha256.is_not(None))).scalars().all()
     for check in stale:

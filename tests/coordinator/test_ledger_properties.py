@@ -184,14 +184,16 @@ class Ledger(RuleBasedStateMachine):
 
     @initialize(grant=st.sampled_from([50, 150, 1000]), audit=st.sampled_from([0.0, 0.5]),
                 ringer=st.sampled_from([0.0, 0.3]), burn_in=st.sampled_from([1, 10]),
-                veterans=st.booleans(), seed=st.integers(0, 2**16), first=st.fixed_dictionaries(JOB))
-    def world(self, grant: int, audit: float, ringer: float, burn_in: int, veterans: bool, seed: int,
+                spot=st.sampled_from([0.0, 0.8]), veterans=st.booleans(), seed=st.integers(0, 2**16),
+                first=st.fixed_dictionaries(JOB))
+    def world(self, grant: int, audit: float, ringer: float, burn_in: int, spot: float, veterans: bool, seed: int,
               first: dict[str, Any]) -> None:
         """Accounts, workers and the scene; ``veterans``: carol's and dave's boxes start with a long record,
         so most of their frames are accepted unchecked (and only a claim can catch their fakes)."""
         self.rng.seed(seed)
         self.app.config.update(FRAMEHIVE_STARTING_GRANT=grant, FRAMEHIVE_AUDIT_RATE=audit,
-                               FRAMEHIVE_RINGER_RATE=ringer, FRAMEHIVE_TRUST_BURN_IN=burn_in)
+                               FRAMEHIVE_RINGER_RATE=ringer, FRAMEHIVE_TRUST_BURN_IN=burn_in,
+                               FRAMEHIVE_SPOT_RATE=spot)
         with self.app.app_context():
             for artist in ARTISTS:
                 self.tokens[artist] = create_token("user", artist)

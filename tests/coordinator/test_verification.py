@@ -19,9 +19,9 @@ from tests.coordinator.kit import answer, noise_png, render
 
 
 def test_keys_are_drawn_at_split_and_never_sent_to_the_renderer(v):  # type: ignore[no-untyped-def]
-    keys = db.session.execute(select(VerificationKey).filter_by(job_id=v["job_id"])).scalars().all()
+    keys = db.session.execute(select(VerificationKey).filter_by(job_id=v["job_id"], kind="region")).scalars().all()
     tasks = db.session.execute(select(Task).filter_by(job_id=v["job_id"])).scalars().all()
-    assert sorted(k.task_id for k in keys) == sorted(t.id for t in tasks), "one sealed key per task"
+    assert sorted(k.task_id for k in keys) == sorted(t.id for t in tasks), "one sealed region key per task"
     for key in keys:
         task = db.session.get(Task, key.task_id)
         assert key.state == "sealed" and key.frame in task.frame_numbers and 0 <= key.draw < 1
@@ -83,7 +83,7 @@ def test_a_failed_check_goes_to_arbitration_and_the_cheat_is_caught(v):  # type:
     frames = db.session.execute(select(Frame).filter_by(task_id=task.id)).scalars().all()
     assert {(f.state, f.blob_sha256, f.worker_id) for f in frames} == {("queued", None, None)}
     sealed = db.session.execute(select(VerificationKey).filter_by(task_id=task.id, state="sealed")).scalars().all()
-    assert len(sealed) == 1, "fresh secret keys for the re-render"
+    assert sorted(k.kind for k in sealed) == ["region", "spot", "spot"], "fresh secret keys for the re-render"
     assert leases.claim_task(renderer.id) is None, "the cheater is blocklisted for this job"
     assert leases.claim_task(v["verifier"].id).id == task.id, "another worker renders it again"
 
