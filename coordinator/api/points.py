@@ -27,6 +27,7 @@ def pricing():  # type: ignore[no-untyped-def]
     return jsonify({
         "frame_price": config["FRAMEHIVE_FRAME_PRICE"],
         "check_price": config["FRAMEHIVE_CHECK_PRICE"],
+        "spot_check_price": config["FRAMEHIVE_SPOT_CHECK_PRICE"],
         "job_price_per_frame": job_price(1),
         "self_dealing_rate": config["FRAMEHIVE_SELF_DEALING_RATE"],
         "starting_grant": config["FRAMEHIVE_STARTING_GRANT"],
@@ -34,7 +35,8 @@ def pricing():  # type: ignore[no-untyped-def]
         "rules": [
             "submitting a job of M frames holds M x job_price_per_frame points in escrow",
             "each verified frame pays its renderer frame_price (x self_dealing_rate on its own account's job)",
-            "each check whose verdict stands pays its verifier check_price; ringers are unpaid",
+            "each check whose verdict stands pays its verifier check_price (spot_check_price for a spot check); "
+            "ringers are unpaid",
             "arbitration is paid by the side found wrong, the rest from escrow",
             "a caught cheater gives back what it earned in the job and forfeits the stake",
             "what is left in escrow when the job ends goes back to the artist",

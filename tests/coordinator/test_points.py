@@ -42,6 +42,7 @@ def test_new_accounts_get_the_starting_grant_as_an_entry(app, tokens, api):  # t
     assert body == {"account": "alice", "balance": 1000, "escrow": 0, "earned_by_worker": {}}
     pricing = api.get("/api/v1/pricing").get_json()
     assert pricing["job_price_per_frame"] == PRICE and pricing["self_dealing_rate"] == 0.3
+    assert (pricing["check_price"], pricing["spot_check_price"]) == (2, 1)
 
 
 def test_submit_holds_the_price_in_escrow_and_402_creates_nothing(app, api, scene_sha):  # type: ignore[no-untyped-def]
