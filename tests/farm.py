@@ -121,6 +121,13 @@ class Farm:
             self.python, "-m", "worker_agent.cli", "--coordinator", self.url, "--token", token, "--name", name,
             "--cache-dir", str(self.root / f"cache-{name}"), "--threads", "1", *extra])
 
+    def start_adversary(self, strategy: str, token: str, name: str, *extra: str, label: str = "") -> Proc:
+        """Run tests/adversary.py (a real agent that cheats with ``strategy``) as :meth:`start_worker` runs the
+        honest one; its log is adversary-<label or name>.log."""
+        return self._spawn(f"adversary-{label or name}", [
+            self.python, "-m", "tests.adversary", "--strategy", strategy, "--coordinator", self.url, "--token",
+            token, "--name", name, "--cache-dir", str(self.root / f"cache-{name}"), "--threads", "1", *extra])
+
     def stop(self) -> None:
         for proc in reversed(self.procs):
             proc.stop()

@@ -14,6 +14,7 @@ finishes the job.
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -25,6 +26,7 @@ import pytest
 import requests
 
 from addon.client import Client
+from coordinator import frame_analysis as fa
 from tests.farm import REPO, Farm, Proc, make_scene, wait_for
 from tests.images import same_pixels
 
@@ -137,9 +139,7 @@ def network(request: pytest.FixtureRequest) -> Iterator[Network]:
 
 def start_adversary(farm: Farm, strategy: str, token: str, name: str, *extra: str, label: str = "") -> Proc:
     """Run tests/adversary.py as Farm.start_worker runs the real agent (its log: adversary-<label>.log)."""
-    return farm._spawn(f"adversary-{label or name}", [
-        farm.python, "-m", "tests.adversary", "--strategy", strategy, "--coordinator", farm.url, "--token", token,
-        "--name", name, "--cache-dir", str(farm.root / f"cache-{name}"), "--threads", "1", *extra])
+    return farm.start_adversary(strategy, token, name, *extra, label=label)
 
 
 def workers(admin: Client) -> dict[str, dict[str, Any]]:
@@ -168,7 +168,7 @@ def assert_caught_by_a_failed_check(final: dict[str, Any], renderer: str) -> Non
     arbitration."""
     checks = final["checks"]
     failed = {c["id"]: c for c in checks if c["renderer"] == renderer and c["verdict"] == "fail"
-              and c["kind"] in ("verify", "audit", "ringer")}
+              and c["kind"] in ("verify", "spot", "audit", "ringer")}
     assert failed, f"no failed check of {renderer}: {checks}"  # a verify, or an audit of a forged pass
     for check in failed.values():
         assert check["verifier"] in VERIFIERS and check["mode"] == "strict", check
@@ -233,6 +233,38 @@ def test_a_cheating_renderer_is_caught_and_none_of_its_pixels_are_delivered(
     assert_caught_by_a_failed_check(final, cheater)
     assert_never_blamed(admin, HONEST, *VERIFIERS)
     assert_delivered_frames_are_honest(user, job["id"], reference(scene, frames), tmp_path / "out")
+
+
+def test_a_veteran_that_starts_faking_is_caught_by_spot_checks(
+        shared_network: Network, sample_scene: Path, reference, tmp_path: Path):
+    """A renderer with a long honest record (trust far past the burn-in: region checks at the 5 % floor) turns
+    to 1/8 of the samples. With chunk 4 its 3 tasks' region keys are used with 5 % each, but every frame has a
+    spot key used with 0.8: it escapes only if no spot falls on any of its 12 frames (0.2^12 = 4e-9)."""
+    network = shared_network
+    farm, user, admin = network.farm, network.user, network.admin
+    cheater = "mallory-veteran"
+    procs = [start_adversary(farm, "low-samples", network.token("worker", cheater), cheater, "--roles", "render")]
+    try:
+        wait_online(admin, cheater)
+        # Stands in for hundreds of passed region checks (a long honest career), which this test cannot wait for.
+        with sqlite3.connect(farm.data_dir / "framehive.sqlite3", timeout=30) as database:
+            database.execute("UPDATE worker SET trust = 1000000 WHERE name = ?", (cheater,))
+        assert workers(admin)[cheater]["trust"] == 1_000_000
+        job = user.submit(sample_scene, frames=f"1-{SAMPLE_FRAMES}", chunk=4)
+        caught = wait_caught(admin, cheater)
+        assert caught["trust"] == 0
+        procs.append(network.start_honest_renderer())
+        final = user.wait(job["id"], poll=0.2, timeout=120)
+    finally:
+        for proc in procs:
+            proc.stop()
+    assert_all_verified(final, SAMPLE_FRAMES, {HONEST})
+    assert_caught_by_a_failed_check(final, cheater)
+    failed = [c for c in final["checks"] if c["renderer"] == cheater and c["verdict"] == "fail"]
+    assert any(c["kind"] == "spot" for c in failed), failed
+    assert all(fa.Region.from_list(c["region"]).area == 64 for c in failed if c["kind"] == "spot"), "8x8 spots"
+    assert_never_blamed(admin, HONEST, *VERIFIERS)
+    assert_delivered_frames_are_honest(user, job["id"], reference(sample_scene, SAMPLE_FRAMES), tmp_path / "out")
 
 
 def test_honest_workers_are_never_rejected(farm: Farm, sample_scene: Path, reference, tmp_path: Path):
