@@ -14,6 +14,7 @@ __version__ = "0.1.0"
 def create_app(test_config: dict[str, Any] | None = None, data_dir: str | Path | None = None) -> Flask:
     """Build a coordinator app; its state lives in ``data_dir`` unless the config says otherwise."""
     from . import api, config, payments, worker_channel  # noqa: F401 - payments registers the starting grant
+    from . import schema
     from .db import configure_engine, db
     from .dispatch import Dispatcher
     from .errors import register_error_handlers
@@ -32,6 +33,7 @@ def create_app(test_config: dict[str, Any] | None = None, data_dir: str | Path |
     with app.app_context():
         configure_engine(db.engine)
         db.create_all()
+        schema.upgrade(db.engine, db.metadata)  # columns added since the database was made
     app.extensions["framehive_storage"] = open_storage(app.config["FRAMEHIVE_STORAGE"])
     app.extensions["framehive_dispatcher"] = Dispatcher()
     register_error_handlers(app)
