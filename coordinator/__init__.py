@@ -13,8 +13,7 @@ __version__ = "0.1.0"
 
 def create_app(test_config: dict[str, Any] | None = None, data_dir: str | Path | None = None) -> Flask:
     """Build a coordinator app; its state lives in ``data_dir`` unless the config says otherwise."""
-    from . import api, config, payments, worker_channel  # noqa: F401 - payments registers the starting grant
-    from . import schema
+    from . import api, config, payments, schema, worker_channel  # noqa: F401 - payments: starting grant
     from .db import configure_engine, db
     from .dispatch import Dispatcher
     from .errors import register_error_handlers

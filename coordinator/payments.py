@@ -3,8 +3,9 @@
 - Submit: the job's price goes from the artist's account into the job's escrow (402 if short).
 - A verified frame pays its renderer the frame price (a reduced rate on its own account's job).
 - A check pays its verifier when its verdict stands (a spot check, a small region, pays less); an
-  arbitration is paid by the loser (what it has), the rest from escrow. Ringers are unpaid (verifiers cannot tell them apart, so they simply lower the
-  expected pay per check); audits of finished jobs are paid by the network pool while it has points.
+  arbitration is paid by the loser (what it has), the rest from escrow. Ringers are unpaid (verifiers
+  cannot tell them apart, so they simply lower the expected pay per check); audits of finished jobs are
+  paid by the network pool while it has points.
 - A caught renderer gives back what it earned in the job (to the escrow, or to the artist once the job is
   over) and forfeits a stake to the network; a caught verifier forfeits a stake.
 - When a job ends, what is left in its escrow goes back to the artist.
