@@ -1,8 +1,13 @@
 """The ``framehive`` command: submit a .blend to a coordinator, follow the job and download its frames.
 
+``submit`` packs the scene with every file it uses, as the Blender add-on does (addon/submission.py and
+addon/packing.py, which need blender-asset-tracer): files from outside the .blend's folder are uploaded only
+with ``--allow-outside``, a scene with missing files is submitted only with ``--allow-missing``; otherwise
+the command lists them and submits nothing.
+
 Exit codes: 0 success; 1 the operation failed (error from the coordinator, coordinator unreachable, job
-failed or cancelled); 2 bad usage (missing coordinator or token, not a .blend file); 130 Ctrl-C.
-Results go to stdout (``submit`` prints only the job id, for scripts); progress and messages to stderr.
+failed or cancelled, files to allow); 2 bad usage (missing coordinator or token, not a .blend file); 130
+Ctrl-C. Results go to stdout (``submit`` prints only the job id, for scripts); progress and messages to stderr.
 """
 
 from __future__ import annotations
@@ -12,12 +17,14 @@ import json
 import os
 import shutil
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TextIO
 
-from .client import CLIENT_VERSION, DOWNLOADABLE_STATES, ApiError, Client, ConnectionFailed
+from .client import CLIENT_VERSION, DOWNLOADABLE_STATES, ApiError, Client, ConnectionFailed, InvalidSetting
+from .submission import Aborted, Options, Submission, Update
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -73,8 +80,13 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--token", help=f"API token (default: ${ENV_TOKEN}; the variable keeps it out of `ps` output)")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    submit = commands.add_parser("submit", parents=[common], help="upload a .blend and start a render job")
+    submit = commands.add_parser("submit", parents=[common],
+                                 help="pack a .blend with the files it uses, upload it and start a render job")
     submit.add_argument("scene", metavar="SCENE.blend", type=Path)
+    submit.add_argument("--allow-outside", action="store_true",
+                        help="upload the files the scene uses from outside its folder (without: listed, refused)")
+    submit.add_argument("--allow-missing", action="store_true",
+                        help="submit even though files the scene uses are missing (they render magenta)")
     submit.add_argument("--frames", metavar="RANGE", help="frames to render, e.g. 1-24 or 1,5,10-12")
     submit.add_argument("--chunk", type=_positive_int, metavar="N", help="frames per task")
     submit.add_argument("--priority", type=int, metavar="P", help="job priority")
@@ -101,6 +113,24 @@ def build_parser() -> argparse.ArgumentParser:
     cancel.add_argument("job", type=_positive_int, metavar="JOB")
     cancel.set_defaults(handler=cmd_cancel)
 
+    pause = commands.add_parser("pause", parents=[common], help="pause a job: no new work starts, work under way ends")
+    pause.add_argument("job", type=_positive_int, metavar="JOB")
+    pause.set_defaults(handler=cmd_control, action="pause")
+
+    resume = commands.add_parser("resume", parents=[common], help="resume a paused job")
+    resume.add_argument("job", type=_positive_int, metavar="JOB")
+    resume.set_defaults(handler=cmd_control, action="resume")
+
+    requeue = commands.add_parser("requeue", parents=[common],
+                                  help="give a job's failed tasks a fresh start (a failed job runs again, paid anew)")
+    requeue.add_argument("job", type=_positive_int, metavar="JOB")
+    requeue.set_defaults(handler=cmd_control, action="requeue")
+
+    priority = commands.add_parser("priority", parents=[common], help="change a job's priority (higher first)")
+    priority.add_argument("job", type=_positive_int, metavar="JOB")
+    priority.add_argument("priority", type=int, metavar="PRIORITY", help="0 to 100")
+    priority.set_defaults(handler=cmd_control, action="priority")
+
     claim = commands.add_parser("claim", parents=[common], help="dispute delivered frames of a job")
     claim.add_argument("job", type=_positive_int, metavar="JOB")
     claim.add_argument("--frames", required=True, metavar="LIST", help="frames to dispute, e.g. 3,7 or 10-12")
@@ -125,8 +155,8 @@ def _run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     url, token = resolve_connection(args, environ)
     try:
         client = Client(url, token)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
+    except InvalidSetting as exc:
+        raise UsageError(exc.message) from None
     return args.handler(client, args)
 
 
@@ -155,25 +185,25 @@ def _positive_int(text: str) -> int:
 
 
 def cmd_submit(client: Client, args: argparse.Namespace) -> int:
-    """Upload the scene if needed, create the job, print its id; with --wait follow it to the end."""
+    """Pack the scene, upload what the coordinator lacks, create the job, print its id; with --wait follow it
+    to the end."""
     check_blend(args.scene)
     if args.out is not None and not args.wait:
         raise UsageError("--out needs --wait (or download later: framehive download JOB --out DIR)")
-    upload = _UploadDisplay(StatusLine(sys.stderr), args.scene.name)
-    try:
-        job = client.submit(
-            args.scene,
-            frames=args.frames,
-            chunk=args.chunk,
-            priority=args.priority,
-            name=args.name,
-            progress=upload,
-            policy=args.policy,
-        )
-    finally:
-        upload.line.finish()
-    if not upload.called:
-        _say(f"{args.scene.name} is already on the coordinator; nothing to upload")
+    options = Options(frames=args.frames, chunk=args.chunk, priority=args.priority, policy=args.policy,
+                      name=args.name, allow_missing=args.allow_missing, allow_outside=args.allow_outside)
+    # The artist's own file is packed (packing never writes to it); the submission removes its scratch folder.
+    submission = Submission(client, args.scene, Path(tempfile.mkdtemp(prefix="framehive-submit-")), options)
+    final, uploaded = _run_submission(submission)
+    if final.kind != "done" or final.job is None:
+        if isinstance(final.error, ApiError):
+            raise final.error  # explained by main(), as for every other command
+        allow = final.to_allow("--allow-outside", "--allow-missing")
+        _say(f"framehive: {final.text}" + (f". To submit anyway, pass {allow}" if allow else ""))
+        return EXIT_INTERRUPTED if isinstance(final.error, Aborted) else EXIT_FAILED
+    if not uploaded:
+        _say(f"{args.scene.name} and the files it uses are already on the coordinator; nothing to upload")
+    job = final.job
     job_id = _int(job.get("id"))
     if not job_id:
         raise ApiError(0, "bad_response", f"the coordinator created a job without an id: {job!r}"[:300])
@@ -182,6 +212,30 @@ def cmd_submit(client: Client, args: argparse.Namespace) -> int:
     if not args.wait:
         return EXIT_OK
     return _follow(client, job_id, args.out)
+
+
+def _run_submission(submission: Submission) -> tuple[Update, bool]:
+    """Run the submission in its thread, showing its updates on one status line, until it ends; returns its
+    final update and whether anything was uploaded. Ctrl-C stops it: nothing is submitted then."""
+    line = StatusLine(sys.stderr)
+    uploaded = False
+    submission.start()
+    try:
+        while True:
+            try:
+                update = submission.updates.get()
+                if update.kind in ("done", "error"):
+                    return update, uploaded
+                if update.kind == "progress":
+                    uploaded = True
+                    percent = int(100 * (update.fraction or 0.0))
+                    line.show(f"{update.text} ({percent}%)", key=percent // 10)  # off a terminal: every 10 %
+                elif update.kind == "status" or line.tty:  # a "step" (each file read or copied) only live
+                    line.show(update.text)
+            except KeyboardInterrupt:
+                submission.abort()  # it ends with its own "error" update, which the loop waits for
+    finally:
+        line.finish()
 
 
 def cmd_status(client: Client, args: argparse.Namespace) -> int:
@@ -200,6 +254,20 @@ def cmd_cancel(client: Client, args: argparse.Namespace) -> int:
     """Cancel a job."""
     job = client.cancel(args.job)
     print(f"job {args.job} {job.get('state', 'cancelled')}")
+    return EXIT_OK
+
+
+def cmd_control(client: Client, args: argparse.Namespace) -> int:
+    """pause, resume, requeue or priority: one line with the job's state afterwards."""
+    if args.action == "priority":
+        job = client.set_priority(args.job, args.priority)
+        print(f"job {args.job} {job.get('state')}, priority {job.get('priority')}")
+    elif args.action == "requeue":
+        job = client.requeue(args.job)
+        print(f"job {args.job} {job.get('state')}, {job.get('requeued')} task(s) requeued")
+    else:
+        job = client.pause(args.job) if args.action == "pause" else client.resume(args.job)
+        print(f"job {args.job} {job.get('state')}")
     return EXIT_OK
 
 
@@ -368,21 +436,6 @@ class StatusLine:
         self._drawn = 0
 
 
-class _UploadDisplay:
-    """``progress`` callback for Client.submit: one status line for the scene upload."""
-
-    def __init__(self, line: StatusLine, name: str) -> None:
-        self.line = line
-        self.name = name
-        self.called = False
-
-    def __call__(self, sent: int, total: int) -> None:
-        self.called = True
-        percent = 100 * sent // total if total else 100
-        text = f"uploading {self.name}: {percent:3d}%  {format_bytes(sent)} / {format_bytes(total)}"
-        self.line.show(text, key=percent // 10)
-
-
 def format_progress(job: dict[str, Any], elapsed: float, width: int = 20) -> str:
     """One progress line: state, bar, done/total frames, per-state counts and elapsed time.
 
@@ -472,16 +525,6 @@ def format_elapsed(seconds: float) -> str:
     minutes, secs = divmod(int(max(0.0, seconds)), 60)
     hours, minutes = divmod(minutes, 60)
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes:02d}:{secs:02d}"
-
-
-def format_bytes(size: int) -> str:
-    """Size in B, KiB, MiB or GiB with one decimal."""
-    value = float(size)
-    for unit in ("B", "KiB", "MiB"):
-        if value < 1024:
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{value:.1f} GiB"
 
 
 def _describe_job(job: dict[str, Any]) -> str:

@@ -2,7 +2,9 @@
 
 Standard library only and free of ``bpy``: Blender's bundled Python has no third-party packages, and the
 command line must run on a bare Python. Every failure reaches the caller as :class:`ApiError` (or its
-subclass :class:`ConnectionFailed`), so a user interface needs a single ``except`` to show a clean message.
+subclass :class:`ConnectionFailed`), so a user interface needs a single ``except`` to show a clean message. That
+includes a coordinator URL or token that cannot be used at all (:class:`InvalidSetting`, raised when the
+:class:`Client` is made, before anything is sent).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import re
 import secrets
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -29,6 +32,9 @@ __all__ = [
     "ApiError",
     "Client",
     "ConnectionFailed",
+    "InvalidSetting",
+    "check_token",
+    "check_url",
     "sha256_file",
 ]
 
@@ -86,6 +92,69 @@ class ConnectionFailed(ApiError):
         super().__init__(0, "unreachable", message, {"url": url})
 
 
+class InvalidSetting(ApiError, ValueError):
+    """The coordinator URL (``code`` "bad_url") or the token ("bad_token") cannot be used as given.
+
+    Found by :func:`check_url` and :func:`check_token` when a :class:`Client` is made, so that nothing is sent.
+    Also a ValueError: it is one, and callers that only know that keep working.
+    """
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(0, code, message)
+
+
+def check_url(url: str) -> str:
+    """The coordinator's root URL without blanks around it or slashes at its end; :class:`InvalidSetting`
+    when it cannot be one (the API's paths are appended to it as they are)."""
+    text = url.strip() if isinstance(url, str) else ""
+    if not text:
+        raise InvalidSetting("bad_url", "no coordinator URL given (e.g. http://render.example:8400)")
+    if not text.startswith(("http://", "https://")):
+        raise InvalidSetting("bad_url", f"the coordinator URL must start with http:// or https://, got {text!r}")
+    problem = _odd_character(text)
+    if problem:
+        raise InvalidSetting("bad_url", f"the coordinator URL {text!r} contains {problem}: type it again")
+    parts = urllib.parse.urlsplit(text)
+    try:
+        parts.port  # noqa: B018 - parsing the port is the check
+    except ValueError:
+        raise InvalidSetting("bad_url", f"the coordinator URL {text!r} has an invalid port") from None
+    if not parts.hostname:
+        raise InvalidSetting("bad_url", f"the coordinator URL {text!r} has no host name")
+    if parts.username is not None or parts.query or parts.fragment or text.endswith(("?", "#")):
+        raise InvalidSetting("bad_url", f"the coordinator URL {text!r} may only have a scheme, a host, a port and "
+                                        "a path (no user name, ?query or #fragment)")
+    return text.rstrip("/")
+
+
+def check_token(token: str | None) -> str | None:
+    """The token without the blanks a paste adds around it (None if it is empty); :class:`InvalidSetting`
+    when it holds what no token has: spaces, line breaks, control or non-ASCII characters. An HTTP header
+    cannot carry some of them, and a token is never to be guessed at, so the message does not show it."""
+    text = token.strip() if isinstance(token, str) else ""
+    if not text:
+        return None
+    problem = _odd_character(text)
+    if problem:
+        raise InvalidSetting("bad_token", f"the token contains {problem}, which tokens never have: paste it again "
+                                          "(it looks like fhu_...)")
+    return text
+
+
+def _odd_character(text: str) -> str:
+    """What is wrong with the first character of ``text`` that is not printable ASCII without spaces."""
+    for position, char in enumerate(text, start=1):
+        if char in "\r\n":
+            return f"a line break (character {position})"
+        if not char.isascii():
+            return f"a non-ASCII character (character {position})"
+        if char.isspace():
+            return f"a space or tab (character {position})"
+        if not char.isprintable():
+            return f"a control character (character {position})"
+    return ""
+
+
 def sha256_file(path: Path | str) -> str:
     """Hex SHA-256 of a file, read in 1 MiB chunks so that multi-GB scenes never sit in memory."""
     digest = hashlib.sha256()
@@ -100,12 +169,11 @@ class Client:
 
     def __init__(self, base_url: str, token: str | None, timeout: float = 30) -> None:
         """``base_url`` is the coordinator's root, e.g. ``http://render.example:8000``; ``timeout`` applies
-        to each socket operation (connect, each read), not to a whole transfer."""
-        base_url = base_url.strip().rstrip("/")
-        if not base_url.startswith(("http://", "https://")):
-            raise ValueError(f"the coordinator URL must start with http:// or https://, got {base_url!r}")
-        self.base_url = base_url
-        self.token = token
+        to each socket operation (connect, each read), not to a whole transfer. Raises
+        :class:`InvalidSetting` for a URL or token that cannot be used (see :func:`check_url`,
+        :func:`check_token`)."""
+        self.base_url = check_url(base_url)
+        self.token = check_token(token)
         self.timeout = timeout
         # A private opener: inside Blender another add-on may have installed a global one.
         self._opener = urllib.request.build_opener()
@@ -243,6 +311,23 @@ class Client:
     def cancel(self, job_id: int) -> dict[str, Any]:
         """Cancel a job; returns the job as it is after cancelling."""
         return _expect_dict(self._json("POST", f"/jobs/{int(job_id)}/cancel", {}), "job")
+
+    def pause(self, job_id: int) -> dict[str, Any]:
+        """Pause a queued or running job (no new leases; work in flight finishes); returns the job."""
+        return _expect_dict(self._json("POST", f"/jobs/{int(job_id)}/pause", {}), "job")
+
+    def resume(self, job_id: int) -> dict[str, Any]:
+        """Resume a paused job; returns the job."""
+        return _expect_dict(self._json("POST", f"/jobs/{int(job_id)}/resume", {}), "job")
+
+    def requeue(self, job_id: int) -> dict[str, Any]:
+        """Give a job's failed tasks a fresh start (a failed job runs again, paid for anew); returns the job with
+        ``requeued``, how many tasks."""
+        return _expect_dict(self._json("POST", f"/jobs/{int(job_id)}/requeue", {}), "job")
+
+    def set_priority(self, job_id: int, priority: int) -> dict[str, Any]:
+        """Change a live job's priority (higher is rendered first); returns the job."""
+        return _expect_dict(self._json("POST", f"/jobs/{int(job_id)}/priority", {"priority": priority}), "job")
 
     def wait(
         self,

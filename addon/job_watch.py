@@ -7,9 +7,16 @@ data must only be touched from the main thread). ``poll_once`` does one round sy
 headless runs and tests; ``wake`` asks the background thread for a round now without blocking the caller.
 
 Followed jobs are kept in a small JSON file, so polling resumes after Blender restarts; a job leaves the file
-once it is over and every verified frame is on disk. Each downloaded frame is remembered with its sha256: a
-frame the coordinator replaces (its renderer was caught cheating later, and it was rendered again) is
-downloaded again, and a frame already on disk with the right hash is not downloaded twice.
+once it is over, no claim on it is open, and every verified frame is on disk. Each downloaded frame is
+remembered with its sha256: a frame the coordinator replaces (its renderer was caught cheating later, or a
+claim on it was confirmed, and it was rendered again) is downloaded again, and a frame already on disk with
+the right hash is not downloaded twice. Filing a claim on a job that was already forgotten follows it again
+(the add-on's Claim operator does): frames already home are checked by hash, so only replaced ones come.
+
+Once a job is over, its claims are listed before the job itself is read, each round: a claim decided after
+the listing still shows as open (and the job is followed one more round), one decided before it shows its
+replacement frames in the job. So the watcher never forgets a job between a claim's decision and the
+download of the frames it replaced.
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ from .client import FINAL_STATES, RECONNECT_GRACE, ApiError, Client, ConnectionF
 log = logging.getLogger("framehive.addon")
 
 POLL_INTERVAL = 2.0  # seconds between polls of a running job: a job page is small, frames take longer
+DECIDED_CLAIMS = frozenset({"confirmed", "rejected"})  # the coordinator's claim states that are final
 
 
 @dataclass
@@ -64,11 +72,12 @@ class JobStatus:
     pending: int = 0  # verified frames with a path that are not on disk yet
     retrying: bool = False  # the error may pass by itself (coordinator unreachable, overloaded): polling goes on
     dropped: bool = False  # the coordinator has no such job for this token: no longer followed
+    open_claims: int = 0  # claims on the job not decided yet: the frames they dispute may still be replaced
 
     @property
     def finished(self) -> bool:
-        """The job is over and every verified frame that has a path is on disk."""
-        return self.state in FINAL_STATES and self.pending == 0
+        """The job is over, no claim on it is open, and every verified frame that has a path is on disk."""
+        return self.state in FINAL_STATES and self.pending == 0 and self.open_claims == 0
 
     @property
     def fraction(self) -> float:
@@ -112,8 +121,12 @@ class JobWatcher:
             self._save()
         self._wake.set()
 
-    def forget(self, job_id: int) -> None:
+    def forget(self, job_id: int, only: Followed | None = None) -> None:
+        """Stop following a job; with ``only``, unless it was followed anew since ``only`` was read (by a
+        claim filed from the main thread while a polling round found the job finished)."""
         with self._lock:
+            if only is not None and self._jobs.get(job_id) is not only:
+                return
             self._jobs.pop(job_id, None)
             self._save()
         self._last.pop(job_id, None)
@@ -216,22 +229,36 @@ class JobWatcher:
             return self._status(job, f"the add-on now points at another coordinator than {job.base_url}; "
                                      f"job {job.job_id} is left alone until it points there again")
         try:
-            data = client.job(job.job_id)
+            data = self._observe(client, job.job_id)
         except ConnectionFailed as exc:
             return self._status(job, f"coordinator unreachable, retrying: {exc.message}", retrying=True)
         except ApiError as exc:
             return self._refused(job, exc)
-        self._last[job.job_id] = {key: data.get(key) for key in ("state", "total", "counts", "frame_states")}
+        self._last[job.job_id] = data
         error, retrying = self._download(client, job, _verified(data))
         status = self._status(job, error, retrying=retrying)
         if status.finished:
-            self.forget(job.job_id)
+            self.forget(job.job_id, only=job)
         return status
+
+    def _observe(self, client: Client, job_id: int) -> dict[str, Any]:
+        """What the panel and the downloads need of the job; once it is over, with its open claims, listed
+        before the job is read (see the module's docstring)."""
+        open_claims = None
+        if self._last.get(job_id, {}).get("state") in FINAL_STATES:
+            open_claims = _open_claims(client.claims(job_id))
+        data = client.job(job_id)
+        if data.get("state") in FINAL_STATES and open_claims is None:  # over since the last round
+            open_claims = _open_claims(client.claims(job_id))
+            data = client.job(job_id)
+        observed = {key: data.get(key) for key in ("state", "total", "counts", "frame_states")}
+        observed["open_claims"] = open_claims or 0
+        return observed
 
     def _refused(self, job: Followed, exc: ApiError) -> JobStatus:
         """The coordinator answered the job's poll with an error."""
         if exc.status == 404:  # not on this coordinator for this account (deleted, or never was): give up
-            self.forget(job.job_id)
+            self.forget(job.job_id, only=job)
             return self._status(job, f"job {job.job_id} is not on {job.base_url} for this token "
                                      f"({exc.message}); no longer following it", dropped=True)
         if exc.status == 403:  # a worker token in the preferences: fixable there, so the job is kept
@@ -291,7 +318,8 @@ class JobWatcher:
             rendered=_count(counts, "rendered") + _count(counts, "verifying"), failed=_count(counts, "failed"),
             downloaded=len(job.downloaded), eta_seconds=eta,
             output_dir=os.path.dirname(job.frame_paths[first]) if first is not None else "",
-            error=error, pending=pending, retrying=retrying, dropped=dropped)
+            error=error, pending=pending, retrying=retrying, dropped=dropped,
+            open_claims=_count(data, "open_claims"))
 
     # ------------------------------------------------------------------ persistence
 
@@ -344,6 +372,11 @@ def _verified(data: dict[str, Any]) -> dict[int, str]:
         if isinstance(frame, int) and not isinstance(frame, bool):
             out[frame] = sha256.strip().lower() if isinstance(sha256, str) else ""
     return out
+
+
+def _open_claims(claims: list[dict[str, Any]]) -> int:
+    """Claims not decided yet (a state this client does not know counts as open: better one more poll)."""
+    return sum(1 for claim in claims if claim.get("state") not in DECIDED_CLAIMS)
 
 
 def _count(counts: dict[str, Any], state: str) -> int:

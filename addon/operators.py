@@ -1,10 +1,15 @@
-"""The add-on's operators: Render on network, Test connection, Cancel, Open output folder, Claim bad frames.
+"""The add-on's operators for submitting: Render on network, its file confirmation, Test connection.
 
 ``framehive.render_on_network`` never touches the artist's open file: it saves a copy to a temporary folder
 and packs that (addon/packing.py). Invoked from the UI it runs modal: a background thread packs and
 uploads while a timer drains its updates into the status bar, and ESC aborts. Executed from a script it
 runs synchronously, and with ``wait=True`` it also waits for the job and downloads the verified frames
 (headless Blender has no timers).
+
+Files from outside the .blend's folder are never uploaded unasked (a .blend may point an image at any file
+on the disk), nor is a scene with missing files submitted: packing stops before copying anything, and from
+the UI a dialog (``framehive.confirm_files``) lists the files and submits again with exactly those allowed;
+a script passes ``allow_outside=True`` / ``allow_missing=True``, or gets an error listing them.
 """
 
 from __future__ import annotations
@@ -14,14 +19,16 @@ import tempfile
 from pathlib import Path
 
 import bpy
-from bpy.props import BoolProperty, IntProperty, StringProperty
+from bpy.props import BoolProperty, StringProperty
 
 from . import connection_check, preferences, session
-from .client import ApiError, Client
+from .client import InvalidSetting
+from .job_watch import JobStatus
 from .submission import Options, Submission, Update
 
 MODAL_TICK = 0.1  # seconds between drains of the submission's updates
 WAIT_TIMEOUT = 24 * 3600.0  # wait=True gives up after a day
+FILES_SHOWN = 12  # the confirmation dialog lists this many files of each kind, and counts the rest
 
 
 # ---------------------------------------------------------------------- helpers (main thread only)
@@ -55,6 +62,14 @@ def output_paths(scene: bpy.types.Scene, prefs: preferences.FRAMEHIVE_AP_prefere
     return paths
 
 
+def wait_for_job(job_id: int) -> JobStatus:
+    """Poll until the job is over, no claim on it is open and its verified frames are home (``wait=True``)."""
+    live = session.get()
+    status = live.watcher.wait(job_id, timeout=WAIT_TIMEOUT)
+    live.statuses[job_id] = status
+    return status
+
+
 def why_not_submit(context: bpy.types.Context) -> str:
     """Why Render on network is disabled right now, or '' if it may run."""
     if not bpy.app.online_access:
@@ -85,6 +100,13 @@ class FRAMEHIVE_OT_render_on_network(bpy.types.Operator):
     allow_missing: BoolProperty(  # type: ignore[valid-type]
         name="Submit with Missing Files", default=False, options={"SKIP_SAVE"},
         description="Submit even though some files the scene uses are missing (they render pink)")
+    allow_outside: BoolProperty(  # type: ignore[valid-type]
+        name="Upload Files from Outside", default=False, options={"SKIP_SAVE"},
+        description="Upload the files the scene uses from outside the .blend's folder without asking (scripts; "
+                    "from the panel a dialog lists them first)")
+    approved_outside: StringProperty(  # type: ignore[valid-type]
+        name="Approved Files", default="", options={"HIDDEN", "SKIP_SAVE"},
+        description="The files from outside the .blend's folder the artist allowed, one real path a line")
 
     _submission: Submission | None = None
     _timer: bpy.types.Timer | None = None
@@ -101,10 +123,13 @@ class FRAMEHIVE_OT_render_on_network(bpy.types.Operator):
         prefs = preferences.get(context)
         scene = context.scene
         settings = scene.framehive
-        client = session.get().sync(prefs).client()
-        if client is None:
-            self.report({"ERROR"}, "the coordinator URL is not valid: it must start with http:// or https://")
+        try:
+            client = session.get().sync(prefs).require_client()
+        except InvalidSetting as exc:
+            self.report({"ERROR"}, f"Framehive: {exc.message}")
             return None
+        # The open file's folder: what may be uploaded unasked (nothing, for a file never saved).
+        project = Path(bpy.data.filepath).parent if bpy.data.filepath else None
         workdir = Path(tempfile.mkdtemp(prefix="framehive-submit-"))
         name = bpy.path.display_name_from_filepath(bpy.data.filepath) or "untitled"
         copy = workdir / "source" / (bpy.path.basename(bpy.data.filepath) or "untitled.blend")
@@ -112,24 +137,25 @@ class FRAMEHIVE_OT_render_on_network(bpy.types.Operator):
         # copy=True: the open file keeps its path and unsaved state; relative paths are remapped to the copy.
         bpy.ops.wm.save_as_mainfile(filepath=str(copy), copy=True, relative_remap=True)
         chunk = settings.chunk or prefs.default_chunk or None
+        approved = frozenset(line for line in self.approved_outside.splitlines() if line)
         options = Options(frames=frames_spec(scene), chunk=chunk, priority=settings.priority,
-                          policy=settings.policy, name=f"{name} / {scene.name}", allow_missing=self.allow_missing)
+                          policy=settings.policy, name=f"{name} / {scene.name}", allow_missing=self.allow_missing,
+                          allow_outside=True if self.allow_outside else approved)
         self._paths = output_paths(scene, prefs)
-        return Submission(client, copy, workdir, options)
+        return Submission(client, copy, workdir, options, project=project)
 
     def execute(self, context: bpy.types.Context) -> set[str]:
         submission = self._prepare(context)
         if submission is None:
             return {"CANCELLED"}
         submission.run()
-        result = self._finish(context, _last(submission))
+        result = self._finish(context, _last(submission), interactive=False)
         if result != {"FINISHED"} or not self.wait:
             return result
         job_id = context.scene.framehive.job_id
-        status = session.get().watcher.wait(job_id, timeout=WAIT_TIMEOUT)
-        session.get().statuses[job_id] = status
-        if status.state != "completed":
-            self.report({"ERROR"}, f"job {job_id} ended {status.state}: {status.error or 'see the coordinator'}")
+        status = wait_for_job(job_id)
+        if not status.finished or status.state != "completed":
+            self.report({"ERROR"}, f"job {job_id} {status.state}: {status.error or 'see the coordinator'}")
             return {"CANCELLED"}
         self.report({"INFO"}, f"job {job_id} completed: {status.downloaded} verified frames in {status.output_dir}")
         return {"FINISHED"}
@@ -162,7 +188,7 @@ class FRAMEHIVE_OT_render_on_network(bpy.types.Operator):
             update = submission.updates.get_nowait()
             if update.kind in ("done", "error"):
                 self._cleanup(context)
-                return self._finish(context, update)
+                return self._finish(context, update, interactive=True)
             live.submission_text = update.text
             if update.fraction is not None:
                 live.submission_fraction = update.fraction
@@ -180,9 +206,14 @@ class FRAMEHIVE_OT_render_on_network(bpy.types.Operator):
         live = session.get()
         live.submission, live.submission_text, live.submission_fraction = None, "", 0.0
 
-    def _finish(self, context: bpy.types.Context, update: Update) -> set[str]:
+    def _finish(self, context: bpy.types.Context, update: Update, interactive: bool) -> set[str]:
         if update.kind != "done" or update.job is None:
-            self.report({"ERROR"}, f"Framehive: {update.text}")
+            if update.needs_confirmation and interactive:
+                self._ask(update)
+                return {"CANCELLED"}
+            allow = update.to_allow("allow_outside=True", "allow_missing=True")
+            remedy = f". To submit anyway, call it with {allow}" if allow else ""
+            self.report({"ERROR"}, f"Framehive: {update.text}{remedy}")
             return {"CANCELLED"}
         job = update.job
         live = session.get()
@@ -193,6 +224,59 @@ class FRAMEHIVE_OT_render_on_network(bpy.types.Operator):
         live.refresh_account()
         self.report({"INFO"}, f"Framehive: {update.text}")
         return {"FINISHED"}
+
+    def _ask(self, update: Update) -> None:
+        """Show the files to confirm; the dialog submits again with them allowed (and what was already)."""
+        self.report({"WARNING"}, "Framehive: nothing was submitted yet: confirm the files the scene uses")
+        bpy.ops.framehive.confirm_files("INVOKE_DEFAULT", outside="\n".join(update.outside),
+                                        missing="\n".join(update.missing), approved=self.approved_outside,
+                                        allow_missing=self.allow_missing)
+
+
+class FRAMEHIVE_OT_confirm_files(bpy.types.Operator):
+    """Submit the scene with these files: from outside the .blend's folder, or missing"""
+
+    bl_idname = "framehive.confirm_files"
+    bl_label = "Submit with These Files?"
+    bl_options = {"INTERNAL"}
+
+    outside: StringProperty(options={"HIDDEN", "SKIP_SAVE"})  # type: ignore[valid-type]
+    missing: StringProperty(options={"HIDDEN", "SKIP_SAVE"})  # type: ignore[valid-type]
+    approved: StringProperty(options={"HIDDEN", "SKIP_SAVE"})  # type: ignore[valid-type]
+    allow_missing: BoolProperty(options={"HIDDEN", "SKIP_SAVE"})  # type: ignore[valid-type]
+
+    def invoke(self, context: bpy.types.Context, event: bpy.types.Event) -> set[str]:
+        return context.window_manager.invoke_props_dialog(self, width=700, confirm_text="Submit")
+
+    def draw(self, context: bpy.types.Context) -> None:
+        col = self.layout.column(align=True)
+        outside, missing = self.outside.splitlines(), self.missing.splitlines()
+        if outside:
+            col.label(text=f"{len(outside)} file(s) from outside the .blend's folder would be uploaded:", icon="ERROR")
+            _list_files(col, outside)
+            col.label(text="Submit only if you expected these files to be part of the scene.")
+        if missing:
+            col.separator()
+            col.label(text=f"{len(missing)} file(s) the scene uses are missing and would render magenta:",
+                      icon="ERROR")
+            _list_files(col, missing)
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        approved = sorted({*self.approved.splitlines(), *self.outside.splitlines()} - {""})
+        try:
+            bpy.ops.framehive.render_on_network("INVOKE_DEFAULT", approved_outside="\n".join(approved),
+                                                allow_missing=self.allow_missing or bool(self.missing))
+        except RuntimeError as exc:  # its error report: passed on as ours, not as a Python traceback
+            self.report({"ERROR"}, str(exc).removeprefix("Error: ").strip())
+            return {"CANCELLED"}
+        return {"FINISHED"}
+
+
+def _list_files(layout: bpy.types.UILayout, files: list[str]) -> None:
+    for path in files[:FILES_SHOWN]:
+        layout.label(text=f"    {path}")
+    if len(files) > FILES_SHOWN:
+        layout.label(text=f"    … and {len(files) - FILES_SHOWN} more")
 
 
 def _last(submission: Submission) -> Update:
@@ -221,74 +305,4 @@ class FRAMEHIVE_OT_test_connection(bpy.types.Operator):
         return {"FINISHED"} if verdict.ok else {"CANCELLED"}
 
 
-class _JobOperator(bpy.types.Operator):
-    job_id: IntProperty(name="Job", min=1)  # type: ignore[valid-type]
-
-    def client(self) -> Client:
-        client = session.get().sync(preferences.get()).client()
-        if client is None:
-            raise ApiError(0, "not_configured", "set the coordinator URL and token in the preferences")
-        return client
-
-
-class FRAMEHIVE_OT_cancel_job(_JobOperator):
-    """Cancel this job: unrendered frames are not rendered and their points come back"""
-
-    bl_idname = "framehive.cancel_job"
-    bl_label = "Cancel Job"
-
-    def execute(self, context: bpy.types.Context) -> set[str]:
-        try:
-            job = self.client().cancel(self.job_id)
-        except ApiError as exc:
-            self.report({"ERROR"}, f"could not cancel job {self.job_id}: {exc}")
-            return {"CANCELLED"}
-        self.report({"INFO"}, f"job {self.job_id} is {job.get('state')}")
-        session.get().watcher.wake()  # the background round shows the new state; never block the UI
-        return {"FINISHED"}
-
-
-class FRAMEHIVE_OT_open_output(bpy.types.Operator):
-    """Open the folder the verified frames were saved to"""
-
-    bl_idname = "framehive.open_output"
-    bl_label = "Open Output Folder"
-
-    folder: StringProperty(subtype="DIR_PATH")  # type: ignore[valid-type]
-
-    def execute(self, context: bpy.types.Context) -> set[str]:
-        if not self.folder or not os.path.isdir(self.folder):
-            self.report({"ERROR"}, f"no such folder: {self.folder or '(none)'}")
-            return {"CANCELLED"}
-        bpy.ops.wm.path_open(filepath=self.folder)
-        return {"FINISHED"}
-
-
-class FRAMEHIVE_OT_claim_frames(_JobOperator):
-    """Dispute delivered frames that look wrong: a trusted node renders them again"""
-
-    bl_idname = "framehive.claim_frames"
-    bl_label = "Claim Bad Frames"
-
-    frames: StringProperty(name="Frames", description="Frames that look wrong, e.g. 3,7 or 10-12")  # type: ignore[valid-type]
-    reason: StringProperty(name="Reason", description="What is wrong with them")  # type: ignore[valid-type]
-
-    def invoke(self, context: bpy.types.Context, event: bpy.types.Event) -> set[str]:
-        return context.window_manager.invoke_props_dialog(self)
-
-    def execute(self, context: bpy.types.Context) -> set[str]:
-        if not self.frames.strip() or not self.reason.strip():
-            self.report({"ERROR"}, "give the frames and a reason")
-            return {"CANCELLED"}
-        try:
-            claim = self.client().claim(self.job_id, self.frames.strip(), self.reason.strip())
-        except ApiError as exc:
-            self.report({"ERROR"}, f"claim refused: {exc}")
-            return {"CANCELLED"}
-        self.report({"INFO"}, f"claim {claim.get('id')} filed on job {self.job_id}: a trusted node will "
-                              "render those frames again")
-        return {"FINISHED"}
-
-
-CLASSES = (FRAMEHIVE_OT_render_on_network, FRAMEHIVE_OT_test_connection, FRAMEHIVE_OT_cancel_job,
-           FRAMEHIVE_OT_open_output, FRAMEHIVE_OT_claim_frames)
+CLASSES = (FRAMEHIVE_OT_render_on_network, FRAMEHIVE_OT_confirm_files, FRAMEHIVE_OT_test_connection)

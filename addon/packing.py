@@ -16,6 +16,12 @@ BAT's own layout does not do for uploads: it keeps relative paths that point int
 anything else under ``_outside_project/`` followed by the file's whole absolute path (``/home/<user>/...``),
 absolute paths inside the project folder included.
 
+A .blend can name any file on the disk as an image, a library or a cache: a hostile one pointing an image at
+``~/.ssh/id_rsa`` would have the key uploaded with the scene. So nothing from outside the project folder (by
+default the .blend's own folder; symbolic links count where they lead) is copied unless the caller allows it,
+and neither is a scene with missing files: after tracing, before copying anything, :func:`pack` raises
+:class:`NeedsConfirmation` listing what the artist must see and approve.
+
 What BAT 1.23 gets wrong and this module works around (measured on bpy 5.0.1 files):
 
 - It does not follow a linked material's node tree in Blender 5.0 files (it looks for the scene-only
@@ -33,8 +39,8 @@ import os
 import shutil
 import tempfile
 import threading
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path, PurePath
 
 from blender_asset_tracer import blendfile, bpathlib
@@ -47,9 +53,10 @@ from blender_asset_tracer.trace import expanders, result
 log = logging.getLogger(__name__)
 
 DEPS_DIR = "assets"  # every dependency lands below this folder of the tree
-MISSING_SHOWN = 8  # describe_missing() names this many missing files, and counts the rest
+SHOWN = 8  # messages name this many files of a list, and count the rest
 
 Progress = Callable[[str], None]
+Approval = bool | Collection[str]  # True: any file; a collection: exactly these (real paths), e.g. those shown
 
 
 class PackError(Exception):
@@ -60,6 +67,29 @@ class PackAborted(PackError):
     """``abort`` was set: packing stopped and the partial tree was removed."""
 
 
+class NeedsConfirmation(PackError):
+    """The scene uses files from outside the project folder, or files that are missing, and the caller did not
+    allow them. Raised after tracing and before anything is copied; the lists are sorted."""
+
+    def __init__(self, project: Path, outside: list[str], missing: list[str]) -> None:
+        self.project = project
+        self.outside = outside  # real paths of the files that would be uploaded from outside ``project``
+        self.missing = missing  # missing dependencies (absolute paths; see _Packer.missing)
+        super().__init__(self.describe())
+
+    def describe(self, shown: int = SHOWN) -> str:
+        """Both problems in words for the artist (what to do about them is the caller's to say)."""
+        parts = []
+        if self.outside:
+            parts.append(f"{len(self.outside)} file(s) the scene uses are outside the .blend's folder "
+                         f"{self.project} and would be uploaded with it: {name_files(self.outside, shown)}")
+        if self.missing:
+            parts.append(f"{len(self.missing)} file(s) the scene uses could not be found: "
+                         f"{name_files(self.missing, shown)}. Blender renders missing images magenta and leaves "
+                         "out what missing libraries hold (File > External Data > Report Missing Files lists them)")
+        return "; ".join(parts)
+
+
 @dataclass(frozen=True)
 class Pack:
     """A packed scene: a folder tree holding the main .blend and every file it uses that exists."""
@@ -67,32 +97,36 @@ class Pack:
     root: Path  # the target folder
     main: str  # the main .blend, relative POSIX path inside ``root``
     files: dict[str, Path]  # every file of the tree (``main`` included), by relative POSIX path
-    missing: list[str]  # dependencies that do not exist, as the .blend files write them; sorted
+    missing: list[str]  # dependencies that do not exist (absolute paths, see _Packer.missing); sorted
     size: int  # bytes of all files
-
-    def describe_missing(self, shown: int = MISSING_SHOWN) -> str:
-        """A message for the artist naming the missing files; empty when nothing is missing."""
-        if not self.missing:
-            return ""
-        names = ", ".join(self.missing[:shown])
-        more = f" and {len(self.missing) - shown} more" if len(self.missing) > shown else ""
-        return (f"{len(self.missing)} file(s) the scene uses could not be found and are not in the pack: "
-                f"{names}{more}. Blender renders missing images magenta and leaves out what missing libraries "
-                "hold (File > External Data > Report Missing Files lists them)")
+    outside: list[str] = field(default_factory=list)  # real paths of the (allowed) files from outside the project
 
 
-def pack(blend: Path, target: Path, *, progress: Progress | None = None,
+def name_files(files: list[str], shown: int = SHOWN) -> str:
+    """The first ``shown`` of ``files``, and how many more there are."""
+    more = f" and {len(files) - shown} more" if len(files) > shown else ""
+    return ", ".join(files[:shown]) + more
+
+
+def pack(blend: Path, target: Path, *, project: Path | None = None, allow_outside: Approval = False,
+         allow_missing: bool = False, progress: Progress | None = None,
          abort: threading.Event | None = None) -> Pack:
     """Pack ``blend`` and every file it uses into ``target``, a folder that must be new or empty.
 
+    Files outside ``project`` (default: the .blend's folder) are packed only if ``allow_outside`` says so:
+    True for any, or a collection of the real paths allowed (exactly those a :class:`NeedsConfirmation`
+    listed and the artist approved: a file the scene started using since is refused). Missing files are
+    listed in :attr:`Pack.missing` if ``allow_missing``; otherwise, like unapproved outside files, they
+    raise :class:`NeedsConfirmation` before anything is copied.
+
     ``progress`` gets short human-readable steps (called in this thread). Setting ``abort`` from any thread
     stops packing at BAT's next step (a file being copied is finished first), removes what was written and
-    raises :class:`PackAborted`. Missing dependencies do not fail the pack: they are listed in
-    :attr:`Pack.missing`, and the caller decides. Raises :class:`PackError` when the scene cannot be
-    packed; ``target`` is then left as it was found. Packs run one at a time (BAT keeps global state).
+    raises :class:`PackAborted`. Raises :class:`PackError` when the scene cannot be packed; ``target`` is then
+    left as it was found. Packs run one at a time (BAT keeps global state).
     """
     blend = bpathlib.make_absolute(Path(blend))
     target = bpathlib.make_absolute(Path(target))
+    project = bpathlib.make_absolute(Path(project)) if project is not None else blend.parent
     if not blend.is_file():
         raise PackError(f"{blend} is not a file")
     if target.exists() and (not target.is_dir() or any(target.iterdir())):
@@ -101,18 +135,45 @@ def pack(blend: Path, target: Path, *, progress: Progress | None = None,
         raise PackAborted("packing cancelled")
     created = not target.exists()
     target.mkdir(parents=True, exist_ok=True)
+    gate = _Gate(project, allow_outside, allow_missing)
     try:
         with _LOCK:
-            return _pack(blend, target, progress, abort)
+            return _pack(blend, target, gate, progress, abort)
     except BaseException:
         _clear(target, remove=created)
         raise
 
 
+@dataclass(frozen=True)
+class _Gate:
+    """What may be packed without the artist's confirmation, and what they confirmed."""
+
+    project: Path
+    allow_outside: Approval
+    allow_missing: bool
+
+    def outside(self, sources: set[Path]) -> list[str]:
+        """Real paths of ``sources`` outside the project folder, sorted."""
+        project = self.project.resolve()
+        return sorted({str(real) for real in (path.resolve() for path in sources) if not real.is_relative_to(project)})
+
+    def check(self, outside: list[str], missing: list[str]) -> None:
+        """Raise NeedsConfirmation listing the files from outside and the missing ones that are not allowed."""
+        if self.allow_outside is True:
+            unapproved = []
+        else:
+            allowed = set() if self.allow_outside is False else set(self.allow_outside)
+            unapproved = [path for path in outside if path not in allowed]
+        unallowed = [] if self.allow_missing else missing
+        if unapproved or unallowed:
+            raise NeedsConfirmation(self.project, unapproved, unallowed)
+
+
 _LOCK = threading.Lock()  # BAT caches open .blend files and its pointer mode in module globals
 
 
-def _pack(blend: Path, target: Path, progress: Progress | None, abort: threading.Event | None) -> Pack:
+def _pack(blend: Path, target: Path, gate: _Gate, progress: Progress | None,
+          abort: threading.Event | None) -> Pack:
     packer = _Packer(blend, target)
     packer.progress_cb = _Reporter(packer, progress, abort)
     strict = blendfile.BlendFile.strict_pointer_mode
@@ -120,6 +181,10 @@ def _pack(blend: Path, target: Path, progress: Progress | None, abort: threading
     try:
         packer.strategise()
         missing = packer.missing()  # before execute(): rewriting rebinds the .blend objects to temporary copies
+        sources = packer.sources()
+        outside = gate.outside(sources)
+        gate.check(outside, missing)
+        packer.copy_only(sources)
         packer.execute()
     except bat_pack.Aborted as exc:
         if abort is not None and abort.is_set():
@@ -152,7 +217,7 @@ def _pack(blend: Path, target: Path, progress: Progress | None, abort: threading
         say += f"; {len(missing)} missing"
     if progress is not None:
         progress(say)
-    return Pack(root=target, main=main, files=files, missing=missing, size=size)
+    return Pack(root=target, main=main, files=files, missing=missing, size=size, outside=outside)
 
 
 class _Packer(bat_pack.Packer):
@@ -163,6 +228,8 @@ class _Packer(bat_pack.Packer):
     - No dependency may lie inside the tree, nor be a folder that holds the tree.
     - Rewritten files are staged inside the target (BAT still decompresses the .blend files it reads into
       the system's temporary folder, and removes them); no ``pack-info.txt``.
+    - Only files :meth:`sources` listed (and the caller checked) are copied: anything else BAT would copy
+      stops the pack (``_send_to_target``), so the check cannot miss a file BAT's copying finds on its own.
     """
 
     def __init__(self, blend: Path, target: Path) -> None:
@@ -173,16 +240,37 @@ class _Packer(bat_pack.Packer):
         self._deps_dir = DEPS_DIR if blend.name.casefold() != DEPS_DIR else "_" + DEPS_DIR
         self._usages: dict[Path, list[result.BlockUsage]] = {}
         self._transferer: bat_transfer.FileTransferer | None = None
+        self._copyable: set[Path] | None = None
 
     def missing(self) -> list[str]:
-        """The missing dependencies as the .blend files write them; ``(in lib.blend)`` when a library does."""
+        """The missing dependencies, where Blender looks for them (absolute: a path relative to the add-on's
+        temporary copy would mean nothing to the artist), with ``(in lib.blend)`` when a library uses them."""
         main = bpathlib.make_absolute(self.blendfile)
         found = set()
         for path in self.missing_files:
-            for usage in self._usages.get(path, []):
-                user = bpathlib.make_absolute(Path(usage.block.bfile.filepath))
-                found.add(str(usage.asset_path) + ("" if user == main else f" (in {user.name})"))
+            users = {bpathlib.make_absolute(Path(usage.block.bfile.filepath)) for usage in self._usages.get(path, [])}
+            found.update(str(path) + ("" if user == main else f" (in {user.name})") for user in users or {main})
         return sorted(found)
+
+    def sources(self) -> set[Path]:
+        """Every file of the artist's that :meth:`execute` will read, as BAT 1.23's ``_copy_asset_and_deps``
+        picks them: each asset that is a plain file, and the files of each sequence, folder or UDIM set. The
+        main .blend is not one of them."""
+        main = bpathlib.make_absolute(self.blendfile)
+        found: set[Path] = set()
+        for path, action in self._actions.items():
+            if path == main:
+                continue
+            if "*" not in str(path) and "<UDIM>" not in path.name and not path.is_dir():
+                found.add(path)
+            sequence = next((usage for usage in action.usages if usage.is_sequence), None)
+            if sequence is not None:
+                found.update(sequence.files())
+        return found
+
+    def copy_only(self, sources: set[Path]) -> None:
+        """From now on, copying any file but ``sources`` and the main .blend stops the pack."""
+        self._copyable = {*sources, bpathlib.make_absolute(self.blendfile)}
 
     def stop(self) -> None:
         """Wait for BAT's copying thread after an abort or error, so nothing writes while the tree is removed."""
@@ -226,6 +314,13 @@ class _Packer(bat_pack.Packer):
             if (pattern or real.is_dir()) and (tree == real or real in tree.parents):
                 raise PackError(f"the scene uses the folder {path}, which holds the pack's own folder {tree}: "
                                 "packing it would copy the pack into itself")
+
+    def _send_to_target(self, asset_path: Path, target: PurePath, may_move: bool = False) -> None:
+        # may_move: a rewritten copy this packer made itself, of a file that was checked.
+        if not may_move and self._copyable is not None and asset_path not in self._copyable:
+            self.abort(f"{asset_path} was about to be copied without having been checked")
+            return
+        super()._send_to_target(asset_path, target, may_move)
 
     def _create_file_transferer(self) -> bat_transfer.FileTransferer:
         self._transferer = super()._create_file_transferer()
@@ -330,9 +425,9 @@ def _expand_nodetree_id(block: blendfile.BlendFileBlock) -> Iterator[blendfile.B
     BAT reads ``compositing_node_group`` from every block of a 5.0 file, but only scenes have it: materials,
     lights and worlds keep their embedded ``nodetree``. Follow whichever of the two fields the block has.
     """
-    for field in (b"nodetree", b"compositing_node_group"):
-        if block.dna_type.has_field(field):
-            tree = block.get_pointer(field, None)
+    for name in (b"nodetree", b"compositing_node_group"):
+        if block.dna_type.has_field(name):
+            tree = block.get_pointer(name, None)
             if tree is not None:
                 yield from expanders._expand_generic_nodetree(tree)
 

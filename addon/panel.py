@@ -5,7 +5,7 @@ from __future__ import annotations
 import bpy
 from bpy.props import EnumProperty, IntProperty
 
-from . import operators, session
+from . import job_operators, operators, session
 from .job_watch import JobStatus
 
 
@@ -78,15 +78,19 @@ class FRAMEHIVE_PT_render(bpy.types.Panel):
                        f"downloaded {status.downloaded}")
         if status.eta_seconds is not None:
             box.label(text=f"about {_duration(status.eta_seconds)} left", icon="PREVIEW_RANGE")
+        if status.open_claims:
+            box.label(text=f"{status.open_claims} claim(s) being checked: replaced frames are downloaded",
+                      icon="QUESTION")
         if status.error:
             box.label(text=status.error, icon="ERROR")
         row = box.row()
         if status.state in ("queued", "running"):
-            row.operator(operators.FRAMEHIVE_OT_cancel_job.bl_idname, icon="CANCEL").job_id = job_id
+            row.operator(job_operators.FRAMEHIVE_OT_cancel_job.bl_idname, icon="CANCEL").job_id = job_id
         if status.output_dir and status.downloaded:
-            row.operator(operators.FRAMEHIVE_OT_open_output.bl_idname, icon="FILE_FOLDER").folder = status.output_dir
+            opener = row.operator(job_operators.FRAMEHIVE_OT_open_output.bl_idname, icon="FILE_FOLDER")
+            opener.folder = status.output_dir
         if status.state == "completed":
-            row.operator(operators.FRAMEHIVE_OT_claim_frames.bl_idname, icon="QUESTION").job_id = job_id
+            row.operator(job_operators.FRAMEHIVE_OT_claim_frames.bl_idname, icon="QUESTION").job_id = job_id
 
 
 def _duration(seconds: float) -> str:

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import bpy
 
-from . import operators, panel, preferences, session
+from . import job_operators, operators, panel, preferences, session
 
-CLASSES = (*preferences.CLASSES, *operators.CLASSES, *panel.CLASSES)
+CLASSES = (*preferences.CLASSES, *operators.CLASSES, *job_operators.CLASSES, *panel.CLASSES)
 
 
 def register() -> None:

@@ -17,7 +17,7 @@ from typing import Any
 import bpy
 
 from . import preferences
-from .client import ApiError, Client
+from .client import ApiError, Client, InvalidSetting
 from .job_watch import JobStatus, JobWatcher
 from .submission import Submission
 
@@ -48,13 +48,19 @@ class Session:
     # ------------------------------------------------------------------ for threads
 
     def client(self) -> Client | None:
-        url, token = self._settings
-        if not url or not token:
-            return None
+        """A client for the preferences' coordinator and token, or None if they are unset or unusable."""
         try:
-            return Client(url, token)
-        except ValueError:
+            return self.require_client()
+        except InvalidSetting:
             return None
+
+    def require_client(self) -> Client:
+        """A client for the preferences' coordinator and token; InvalidSetting says what is wrong with them."""
+        url, token = self._settings
+        client = Client(url, token)
+        if client.token is None:
+            raise InvalidSetting("bad_token", "set your token (fhu_...) in the add-on's preferences")
+        return client
 
     def client_for(self, base_url: str) -> Client | None:
         client = self.client()

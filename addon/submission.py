@@ -1,8 +1,9 @@
-"""Pack, upload and submit a saved copy of the scene, in the background, reporting through a queue.
+"""Pack, upload and submit a scene, in the background, reporting through a queue.
 
-No ``bpy`` here. The operator saves a copy of the open file (the artist's file is never touched), starts a
+No ``bpy`` here. The add-on saves a copy of the open file (the artist's file is never touched), starts a
 :class:`Submission` in a thread, and drains :attr:`Submission.updates` from a modal timer; ESC calls
-:meth:`Submission.abort`. ``run()`` called directly does the same work synchronously (scripts, headless).
+:meth:`Submission.abort`. The ``framehive submit`` command drains the same queue into its progress line.
+``run()`` called directly does the same work synchronously (scripts, headless).
 Nothing is half-submitted: the job is created by one request, after every blob is uploaded.
 """
 
@@ -11,7 +12,7 @@ from __future__ import annotations
 import queue
 import shutil
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -20,39 +21,59 @@ from .client import ApiError, Client, ConnectionFailed
 
 
 class Aborted(Exception):
-    """The artist pressed ESC."""
-
-
-class MissingFiles(Exception):
-    """Files the scene uses are missing and the artist did not choose to submit without them."""
+    """The artist pressed ESC (or Ctrl-C)."""
 
 
 @dataclass(frozen=True)
 class Options:
-    frames: str
+    """The job's settings (None: the coordinator's default) and what the artist allowed into the pack."""
+
+    frames: str | None
     chunk: int | None
-    priority: int
-    policy: str
-    name: str
+    priority: int | None
+    policy: str | None
+    name: str | None
     allow_missing: bool = False  # submit even though some dependencies are missing (they render pink)
+    # Files from outside the .blend's folder that may be uploaded: True for any (scripts, --allow-outside), or
+    # exactly those real paths (the ones a confirmation dialog showed). See packing.pack.
+    allow_outside: bool | frozenset[str] = False
 
 
 @dataclass(frozen=True)
 class Update:
-    kind: str  # "status" | "progress" | "done" | "error"
+    kind: str  # "status" | "step" (one file read or copied: worth showing live, not logging) | "progress" |
+    #            "done" | "error"
     text: str
     fraction: float | None = None  # 0..1 for "progress"
     job: dict[str, Any] | None = None  # for "done"
+    # For "error": the cause, for front ends that phrase it their own way (not compared: updates are equal by
+    # what they say).
+    error: Exception | None = field(default=None, compare=False)
+    outside: tuple[str, ...] = ()  # for "error": files from outside the .blend's folder awaiting confirmation
+    missing: tuple[str, ...] = ()  # for "error": missing files awaiting confirmation
+
+    @property
+    def needs_confirmation(self) -> bool:
+        """The submission stopped before copying anything, for files the artist must see and allow."""
+        return bool(self.outside or self.missing)
+
+    def to_allow(self, outside: str, missing: str) -> str:
+        """``outside`` and/or ``missing`` (how a front end allows each kind of file), as this refusal needs."""
+        return " and ".join(name for name, files in ((outside, self.outside), (missing, self.missing)) if files)
 
 
 class Submission:
-    def __init__(self, client: Client, blend: Path, workdir: Path, options: Options) -> None:
-        """``blend`` is a saved copy of the scene; ``workdir`` a scratch folder this submission owns and
-        removes when it is done (the pack is made in ``workdir/pack``)."""
+    def __init__(self, client: Client, blend: Path, workdir: Path, options: Options,
+                 project: Path | None = None) -> None:
+        """``blend`` is the scene (the add-on's saved copy, or the artist's file: packing never writes to it);
+        ``project`` the folder whose files may be uploaded without asking (default: the .blend's folder; the
+        add-on gives the open file's); ``workdir`` a scratch folder this submission owns and removes when it
+        is done (the pack is made in ``workdir/pack``)."""
         self.client = client
         self.blend = Path(blend)
         self.workdir = Path(workdir)
         self.options = options
+        self.project = Path(project) if project is not None else self.blend.parent
         self.updates: queue.Queue[Update] = queue.Queue()
         self._abort = threading.Event()
         self._thread: threading.Thread | None = None
@@ -77,25 +98,31 @@ class Submission:
         try:
             # Imported here: it loads blender-asset-tracer, which only a submission needs. Inside the try so
             # that even a broken install ends with an "error" update instead of a silently dead thread.
-            from . import packing
-
+            try:
+                from . import packing
+            except ImportError as exc:
+                self._post("error", f"packing a scene needs blender-asset-tracer and zstandard ({exc}; "
+                                    f"pip install 'framehive[artist]'); nothing was submitted", error=exc)
+                return
             try:
                 job = self._submit(packing)
             except packing.PackAborted:
                 raise Aborted from None
-            except packing.PackError as exc:
-                self._post("error", f"packing the scene failed: {exc}")
+            except packing.NeedsConfirmation as exc:
+                self._post("error", f"{exc}; nothing was submitted", error=exc, outside=tuple(exc.outside),
+                           missing=tuple(exc.missing))
                 return
-        except Aborted:
-            self._post("error", "submission cancelled; nothing was submitted")
-        except MissingFiles as exc:
-            self._post("error", str(exc))
+            except packing.PackError as exc:
+                self._post("error", f"packing the scene failed: {exc}", error=exc)
+                return
+        except Aborted as exc:
+            self._post("error", "submission cancelled; nothing was submitted", error=exc)
         except ApiError as exc:
-            self._post("error", _api_message(exc))
+            self._post("error", _api_message(exc), error=exc)
         except OSError as exc:
-            self._post("error", f"packing the scene failed: {exc}")
+            self._post("error", f"packing the scene failed: {exc}", error=exc)
         except Exception as exc:  # a bug must reach the artist as a message, not a silent dead thread
-            self._post("error", f"unexpected error: {type(exc).__name__}: {exc}")
+            self._post("error", f"unexpected error: {type(exc).__name__}: {exc}", error=exc)
         else:
             self._post("done", f"job {job['id']} submitted: {job.get('price', '?')} points held", job=job)
         finally:
@@ -103,23 +130,24 @@ class Submission:
 
     def _submit(self, packing: ModuleType) -> dict[str, Any]:
         self._check_abort()
+        o = self.options
         self._post("status", "packing the scene and its files")
-        pack = packing.pack(self.blend, self.workdir / "pack", progress=lambda text: self._post("status", text),
+        pack = packing.pack(self.blend, self.workdir / "pack", project=self.project, allow_outside=o.allow_outside,
+                            allow_missing=o.allow_missing, progress=lambda text: self._post("step", text),
                             abort=self._abort)
-        if pack.missing and not self.options.allow_missing:
-            raise MissingFiles(f"{pack.describe_missing()}. Fix the paths, or submit with 'Submit with Missing "
-                               "Files' ticked to render without them; nothing was submitted")
         self._check_abort()
+        if pack.outside:  # allowed, and still said: the artist sees what leaves the .blend's folder
+            self._post("status", f"packed {len(pack.outside)} file(s) from outside the .blend's folder, as allowed: "
+                                 f"{packing.name_files(pack.outside)}")
         assets = {path: file for path, file in pack.files.items() if path != pack.main}
-        self._post("status", f"uploading what the coordinator lacks of {len(pack.files)} files "
-                             f"({pack.size / 1e6:.1f} MB)")
+        self._post("status", f"checking which of the {len(pack.files)} packed file(s) ({pack.size / 1e6:.1f} MB) "
+                             "the coordinator lacks")
 
         def uploaded(sent: int, total: int) -> None:
             self._check_abort()
             self._post("progress", f"uploading: {sent / 1e6:.1f} of {total / 1e6:.1f} MB",
                        fraction=sent / total if total else 1.0)
 
-        o = self.options
         return self.client.submit(pack.root / pack.main, frames=o.frames, chunk=o.chunk, priority=o.priority,
                                   name=o.name, policy=o.policy, progress=uploaded, assets=assets,
                                   scene_path=pack.main)
@@ -128,8 +156,8 @@ class Submission:
         if self._abort.is_set():
             raise Aborted
 
-    def _post(self, kind: str, text: str, fraction: float | None = None, job: dict[str, Any] | None = None) -> None:
-        self.updates.put(Update(kind, text, fraction, job))
+    def _post(self, kind: str, text: str, **details: Any) -> None:
+        self.updates.put(Update(kind, text, **details))
 
 
 def _api_message(exc: ApiError) -> str:

@@ -13,7 +13,7 @@ __version__ = "0.1.0"
 
 def create_app(test_config: dict[str, Any] | None = None, data_dir: str | Path | None = None) -> Flask:
     """Build a coordinator app; its state lives in ``data_dir`` unless the config says otherwise."""
-    from . import api, config, payments, schema, worker_channel  # noqa: F401 - payments: starting grant
+    from . import api, config, dashboard, payments, schema, worker_channel  # noqa: F401 - payments: grant
     from .db import configure_engine, db
     from .dispatch import Dispatcher
     from .errors import register_error_handlers
@@ -37,6 +37,7 @@ def create_app(test_config: dict[str, Any] | None = None, data_dir: str | Path |
     app.extensions["framehive_dispatcher"] = Dispatcher()
     register_error_handlers(app)
     api.register(app)
+    dashboard.init_app(app)
     app.register_blueprint(worker_channel.bp)
     worker_channel.sock.init_app(app)
     reaper = Reaper(app)

@@ -140,16 +140,31 @@ class Caller:
         return self.kind == "admin"
 
 
+def _active_caller(token: ApiToken | None) -> Caller | None:
+    if token is None or token_state(token) != "active":
+        return None
+    return Caller(token.id, token.account_id, token.account.name, token.kind)
+
+
+def caller_for_secret(secret: str) -> Caller | None:
+    """The caller holding ``secret``, or None if it is not an active token (unknown, revoked or expired)."""
+    query = db.select(ApiToken).filter_by(token_hash=hash_token(secret.strip()))
+    return _active_caller(db.session.execute(query).scalar_one_or_none())
+
+
+def caller_for_token_id(token_id: int) -> Caller | None:
+    """The caller of token ``token_id`` while it is active (a dashboard session remembers only the id)."""
+    return _active_caller(db.session.get(ApiToken, token_id))
+
+
 def caller_from_header(header: str | None) -> Caller:
     """Resolve an ``Authorization: Bearer`` header, or raise 401."""
     if not header or not header.startswith("Bearer "):
         raise ApiError(401, "missing_token", "send 'Authorization: Bearer <token>'")
-    token = db.session.execute(
-        db.select(ApiToken).filter_by(token_hash=hash_token(header[len("Bearer "):].strip()))
-    ).scalar_one_or_none()
-    if token is None or token_state(token) != "active":
+    caller = caller_for_secret(header[len("Bearer "):])
+    if caller is None:
         raise ApiError(401, "bad_token", "the token is not valid (unknown, revoked or expired)")
-    return Caller(token.id, token.account_id, token.account.name, token.kind)
+    return caller
 
 
 def require(*kinds: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:

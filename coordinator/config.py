@@ -28,6 +28,9 @@ MAX_FRAME_PIXELS = 16384 * 16384
 # Default chunking: aim for this many tasks per online worker so small jobs spread over all of them.
 TASKS_PER_WORKER = 2
 MAX_DEFAULT_CHUNK = 20
+# Job priorities: higher first (leases.claim_task); set at submit, changed later by job_control.set_priority.
+MIN_PRIORITY = 0
+MAX_PRIORITY = 100
 DEFAULT_PRIORITY = 50
 # Verification (coordinator/verification/). Adaptive trust: every task of a new worker is checked until it
 # passed TRUST_BURN_IN checks; then the rate falls as BURN_IN / trust to CHECK_FLOOR, never to zero.

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
@@ -16,6 +18,12 @@ db = SQLAlchemy(model_class=Base)
 
 # SQLite waits this long (ms) for another writer instead of failing with "database is locked".
 SQLITE_BUSY_TIMEOUT_MS = 15_000
+
+
+def lock(instance: Any) -> None:
+    """Reload ``instance`` from its row and hold that row until the transaction ends (FOR UPDATE on PostgreSQL,
+    where another coordinator may be changing it; SQLite's BEGIN IMMEDIATE transactions are serial already)."""
+    db.session.refresh(instance, with_for_update=True)
 
 
 def configure_engine(engine: Engine) -> None:

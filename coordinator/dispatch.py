@@ -160,3 +160,7 @@ class Dispatcher:
             except Exception:
                 current_app.logger.info("could not tell worker %s to drop task %s", conn.name, lease.task_id)
 
+
+def dispatcher() -> Dispatcher:
+    """This app's dispatcher (inside an app context)."""
+    return current_app.extensions["framehive_dispatcher"]

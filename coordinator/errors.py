@@ -19,6 +19,14 @@ class ApiError(Exception):
         self.details = details
 
 
+class ActionRefused(ApiError):
+    """An action that the state of its object does not allow (the job and worker controls): 409 unless said
+    otherwise. A domain error first; being an ApiError, the API answers it as it is."""
+
+    def __init__(self, code: str, message: str, status: int = 409, **details: Any) -> None:
+        super().__init__(status, code, message, **details)
+
+
 def error_response(status: int, code: str, message: str, **details: Any):  # type: ignore[no-untyped-def]
     body: dict[str, Any] = {"code": code, "message": message}
     if details:

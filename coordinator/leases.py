@@ -23,22 +23,28 @@ def lease_timeout() -> float:
 
 
 def claim_task(worker_id: int) -> Task | None:
-    """Lease the best queued task this worker may run, or return None. Commits."""
+    """Lease the best queued task this worker may run, or return None. Commits.
+
+    Only tasks of queued or running jobs are leased (not of paused ones), highest job priority first. The
+    claim repeats the job-state condition, so a pause that commits between the choice and the claim wins on
+    one database; across coordinators a claim that raced a pause is a lease in flight, which may finish.
+    """
     worker = db.session.get(Worker, worker_id)
-    if worker is not None and worker.roles and "render" not in worker.roles:
-        return None  # a verify-only agent
+    if worker is not None and (worker.suspended or (worker.roles and "render" not in worker.roles)):
+        return None  # suspended, or a verify-only agent
     blocked = select(JobBlock.job_id).where(JobBlock.worker_id == worker_id)
+    dispatchable = select(Job.id).where(Job.state.in_(JobState.DISPATCHABLE))
     candidates = db.session.execute(
         select(Task.id)
         .join(Job, Job.id == Task.job_id)
-        .where(Task.state == TaskState.QUEUED, Job.state.in_(JobState.ACTIVE), Job.id.not_in(blocked))
+        .where(Task.state == TaskState.QUEUED, Job.state.in_(JobState.DISPATCHABLE), Job.id.not_in(blocked))
         .order_by(Job.priority.desc(), Job.id, Task.id)
         .limit(CLAIM_CANDIDATES)
     ).scalars().all()
     for task_id in candidates:
         won = db.session.execute(
             update(Task)
-            .where(Task.id == task_id, Task.state == TaskState.QUEUED)
+            .where(Task.id == task_id, Task.state == TaskState.QUEUED, Task.job_id.in_(dispatchable))
             .values(state=TaskState.LEASED, worker_id=worker_id, attempt=Task.attempt + 1,
                     lease_expires=now() + lease_timeout(), updated_at=now())
             .execution_options(synchronize_session=False)
@@ -105,14 +111,15 @@ def expire_leases() -> list[LostLease]:
 
 
 def fail_jobs_without_eligible_workers() -> list[LostLease]:
-    """A job with queued work whose every online worker is blocklisted can never finish: fail it."""
+    """A job with queued work whose every online worker is blocklisted can never finish: fail it (a paused job
+    waits: nobody is meant to run it now, and an admin may unblock workers before resuming it)."""
     online = set(db.session.execute(select(Worker.id).filter_by(online=True)).scalars())
     lost: list[LostLease] = []
     if not online:
         return lost
     queued_jobs = select(Task.job_id).where(Task.state == TaskState.QUEUED)
     waiting = db.session.execute(
-        select(Job).where(Job.state.in_(JobState.ACTIVE), Job.id.in_(queued_jobs))
+        select(Job).where(Job.state.in_(JobState.DISPATCHABLE), Job.id.in_(queued_jobs))
     ).scalars().all()
     for job in waiting:
         blocked = set(db.session.execute(select(JobBlock.worker_id).filter_by(job_id=job.id)).scalars())

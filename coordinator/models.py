@@ -6,6 +6,7 @@ import time
 from typing import Any
 
 from sqlalchemy import JSON, BigInteger, Float, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import event as sa_event
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from protocol import frameranges
@@ -147,6 +148,10 @@ class Frame(db.Model):
     worker_id: Mapped[int | None] = mapped_column(ForeignKey("worker.id"), nullable=True)
     attempt: Mapped[int | None] = mapped_column(Integer, nullable=True)
     rendered_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # When the frame last became verified (set by _stamp_verified whatever the path; None while it is not):
+    # the network's throughput (stats.py). Nullable, so schema.upgrade adds it to an existing database at start
+    # (frames verified before the upgrade have none and count as verified before any window).
+    verified_at: Mapped[float | None] = mapped_column(Float, nullable=True, index=True)
     # Tier 0: 4x4 grid of per-tile pHashes (hex), for the copy index and flags set at upload.
     tile_hashes: Mapped[list[str] | None] = mapped_column(JSON(none_as_null=True), nullable=True)
     tile_key: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)  # sha256 of the hashes
@@ -156,6 +161,13 @@ class Frame(db.Model):
 
     job: Mapped[Job] = relationship(back_populates="frames")
     worker: Mapped[Worker | None] = relationship()
+
+
+@sa_event.listens_for(Frame.state, "set", active_history=True)
+def _stamp_verified(frame: Frame, value: str, old: Any, _initiator: Any) -> None:
+    """Every way a frame is accepted (checks, trust, claims) sets its state: stamp the time there, once."""
+    if value != old:
+        frame.verified_at = now() if value == FrameState.VERIFIED else None
 
 
 class TaskFailure(db.Model):
@@ -271,3 +283,26 @@ class LedgerEntry(db.Model):
     claim_id: Mapped[int | None] = mapped_column(ForeignKey("claim.id"), nullable=True)
     worker_id: Mapped[int | None] = mapped_column(ForeignKey("worker.id"), nullable=True, index=True)
     frame: Mapped[int | None] = mapped_column(Integer, nullable=True)
+
+
+class Event(db.Model):
+    """Something that happened on the network, for people to read (the dashboard, ``GET /api/v1/events``).
+
+    ``job``, ``worker`` and ``account`` say whom it concerns (an account sees the events of its jobs, of its
+    workers and of itself); ``actor`` names who did it when a person did (an admin action). Written in the
+    transaction of the change it describes (coordinator/events.py). No migration: create_all creates the table
+    on start, in new and existing databases alike.
+    """
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    created_at: Mapped[float] = mapped_column(Float, default=now, index=True)
+    kind: Mapped[str] = mapped_column(String(32), index=True)
+    message: Mapped[str] = mapped_column(Text)
+    job_id: Mapped[int | None] = mapped_column(ForeignKey("job.id"), nullable=True, index=True)
+    worker_id: Mapped[int | None] = mapped_column(ForeignKey("worker.id"), nullable=True, index=True)
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("account.id"), nullable=True, index=True)
+    actor: Mapped[str | None] = mapped_column(String(120), nullable=True)
+
+    job: Mapped[Job | None] = relationship()
+    worker: Mapped[Worker | None] = relationship()
+    account: Mapped[Account | None] = relationship()

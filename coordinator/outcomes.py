@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 
 from protocol import frameranges
 
+from . import events
 from .db import db
 from .models import Frame, Job, JobBlock, Task, TaskFailure, now
 from .states import FrameState, JobState, TaskState
@@ -61,7 +62,7 @@ def _blocklist_if_needed(job_id: int, worker_id: int) -> None:
                                    failures)
 
 
-def _stop_tasks(job: Job, frame_state: str) -> list[LostLease]:
+def _stop_tasks(job: Job, task_state: str, frame_state: str) -> list[LostLease]:
     lost: list[LostLease] = []
     for task in job.tasks:
         if task.state == TaskState.LEASED:
@@ -69,7 +70,7 @@ def _stop_tasks(job: Job, frame_state: str) -> list[LostLease]:
         for check in void_checks(task):
             lost.append(LostLease(0, check.verifier_id or 0, f"job {job.state}", check_id=check.id))
         if task.state in (TaskState.QUEUED, TaskState.LEASED, TaskState.VERIFYING):
-            move_task(task, TaskState.CANCELLED)
+            move_task(task, task_state)
     for frame in job.frames:
         if frame.state not in FrameState.HAVE_PIXELS:
             frame.state = frame_state
@@ -77,16 +78,20 @@ def _stop_tasks(job: Job, frame_state: str) -> list[LostLease]:
 
 
 def fail_job(job: Job, message: str) -> list[LostLease]:
-    """Fail ``job`` and stop all its tasks. No commit."""
+    """Fail ``job`` and stop all its unfinished tasks as failed (job_control.requeue_job may restart them).
+    No commit."""
     move_job(job, JobState.FAILED, message)
     current_app.logger.warning("job %s failed: %s", job.id, message)
-    return _stop_tasks(job, FrameState.FAILED)
+    events.record(events.JOB_FAILED, f"job {job.id} ({job.name}) failed: {message}", job=job)
+    return _stop_tasks(job, TaskState.FAILED, FrameState.FAILED)
 
 
-def cancel_job(job: Job) -> list[LostLease]:
-    """Cancel a queued or running job; frames already rendered stay downloadable."""
-    move_job(job, JobState.CANCELLED, "cancelled by its owner")
-    lost = _stop_tasks(job, FrameState.CANCELLED)
+def cancel_job(job: Job, by: str | None = None) -> list[LostLease]:
+    """Cancel a live job (``by``: who did, when known); frames already rendered stay downloadable. Commits."""
+    who = "its owner" if by is None or by == job.account.name else by
+    move_job(job, JobState.CANCELLED, f"cancelled by {who}")
+    events.record(events.JOB_CANCELLED, f"job {job.id} ({job.name}) cancelled", job=job, actor=by)
+    lost = _stop_tasks(job, TaskState.CANCELLED, FrameState.CANCELLED)
     db.session.commit()
     return lost
 

@@ -4,7 +4,10 @@ Invariants:
 - a task is ``leased`` exactly while one worker holds it (``worker_id`` set, ``lease_expires`` in the future
   or about to be reaped); every other state has no lease holder;
 - a frame is ``rendered`` once its blob is stored and never goes back to ``queued`` (later leases skip it);
-- final job states (completed, failed, cancelled) are never left.
+- final job states (completed, failed, cancelled) are never left, with one exception: an explicit requeue
+  (``job_control.requeue_job``) brings a failed job back to life, after charging its escrow anew;
+- a ``paused`` job keeps its escrow and its leases (they may finish), but none of its queued tasks is leased
+  until it is resumed; checks of frames already rendered go on (they gate delivery and are paid for).
 """
 
 from __future__ import annotations
@@ -16,8 +19,12 @@ class JobState:
     COMPLETED = "completed"
     FAILED = "failed"
     CANCELLED = "cancelled"
+    PAUSED = "paused"  # an admin or the owner stopped new leases; the escrow stays, leases in flight finish
     FINAL = frozenset({COMPLETED, FAILED, CANCELLED})
-    ACTIVE = frozenset({QUEUED, RUNNING})
+    # Live jobs: the escrow is held and pays out, checks run, frames may still be verified.
+    ACTIVE = frozenset({QUEUED, RUNNING, PAUSED})
+    # Jobs whose queued tasks may be leased to workers.
+    DISPATCHABLE = frozenset({QUEUED, RUNNING})
 
 
 class TaskState:
@@ -25,8 +32,8 @@ class TaskState:
     LEASED = "leased"
     VERIFYING = "verifying"  # every frame committed (hashes recorded); secret checks under way
     DONE = "done"  # every frame verified
-    FAILED = "failed"
-    CANCELLED = "cancelled"
+    FAILED = "failed"  # stopped unfinished because its job failed; requeue_job restarts it
+    CANCELLED = "cancelled"  # stopped unfinished because its job was cancelled; never restarted
     FINAL = frozenset({DONE, FAILED, CANCELLED})
 
 
@@ -42,13 +49,19 @@ class FrameState:
 
 
 JOB_TRANSITIONS: dict[str, frozenset[str]] = {
-    JobState.QUEUED: frozenset({JobState.RUNNING, JobState.CANCELLED, JobState.FAILED}),
-    JobState.RUNNING: frozenset({JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED}),
+    JobState.QUEUED: frozenset({JobState.RUNNING, JobState.CANCELLED, JobState.FAILED, JobState.PAUSED}),
+    JobState.RUNNING: frozenset({JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED, JobState.PAUSED}),
+    # paused → queued/running: resumed (running if it ever started); paused → completed: the leases in flight
+    # finished its last work; paused → failed: one of them failed for the last time; paused → cancelled.
+    JobState.PAUSED: frozenset({JobState.QUEUED, JobState.RUNNING, JobState.COMPLETED, JobState.FAILED,
+                                JobState.CANCELLED}),
+    # failed → queued/running: requeued (job_control.requeue_job), its escrow charged again for what is left.
+    JobState.FAILED: frozenset({JobState.QUEUED, JobState.RUNNING}),
 }
 
 TASK_TRANSITIONS: dict[str, frozenset[str]] = {
-    # queued → leased: a worker claimed it; queued → cancelled: its job was cancelled or failed.
-    TaskState.QUEUED: frozenset({TaskState.LEASED, TaskState.CANCELLED}),
+    # queued → leased: a worker claimed it; queued → cancelled/failed: its job was cancelled/failed.
+    TaskState.QUEUED: frozenset({TaskState.LEASED, TaskState.CANCELLED, TaskState.FAILED}),
     # leased → queued: lease lost, failure with retries left, or handed back; leased → verifying: all frames in
     # and some are to be checked; leased → done: all frames in and none sampled.
     TaskState.LEASED: frozenset({TaskState.QUEUED, TaskState.VERIFYING, TaskState.DONE, TaskState.FAILED,
@@ -57,6 +70,9 @@ TASK_TRANSITIONS: dict[str, frozenset[str]] = {
     TaskState.VERIFYING: frozenset({TaskState.DONE, TaskState.QUEUED, TaskState.FAILED, TaskState.CANCELLED}),
     # done → queued: a renderer caught later had trust-accepted frames here; they are rendered again.
     TaskState.DONE: frozenset({TaskState.QUEUED}),
+    # failed → queued: its failed job was requeued and the task has frames to render; → verifying or done: every
+    # frame had come in, so it goes straight to its checks (job_control.requeue_job). Cancelled is forever.
+    TaskState.FAILED: frozenset({TaskState.QUEUED, TaskState.VERIFYING, TaskState.DONE}),
 }
 
 

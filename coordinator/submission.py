@@ -8,7 +8,7 @@ from flask import current_app
 
 from protocol import frameranges
 
-from . import config, ledger, payments, scene_files, splitting
+from . import config, events, ledger, payments, scene_files, splitting
 from .db import db
 from .errors import ApiError
 from .models import Blob, Frame, Job, Task, Worker
@@ -68,7 +68,7 @@ def validate(body: Any) -> dict[str, Any]:
         "info": info,
         "frames": frames,
         "chunk": _int_field(body, "chunk", None, 1, 10_000),
-        "priority": _int_field(body, "priority", config.DEFAULT_PRIORITY, 0, 100),
+        "priority": _int_field(body, "priority", config.DEFAULT_PRIORITY, config.MIN_PRIORITY, config.MAX_PRIORITY),
         "name": body.get("name") or body.get("filename") or "job",
         "filename": body.get("filename", ""),
     }
@@ -127,6 +127,8 @@ def create_job(account_id: int, body: Any) -> Job:
         db.session.flush()
         db.session.add_all(Frame(job_id=job.id, task_id=task.id, number=n) for n in group)
         db.session.add_all(draw_keys(job, task, group))
+    events.record(events.JOB_SUBMITTED, f"job {job.id} ({job.name}) submitted: {len(frames)} frames "
+                                        f"({job.frames_spec}), priority {job.priority}", job=job)
     db.session.commit()
     current_app.logger.info("job %s: %d frames in chunks of %d, %d files besides %s", job.id, len(frames), chunk,
                             len(job.assets), job.scene_path)

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import func, select
 
+from . import events
 from .db import db
 from .models import Frame, Job, Task, now
 from .payments import refund
@@ -39,6 +40,9 @@ def move_job(job: Job, new: str, error: str | None = None) -> None:
         job.finished_at = now()
         job.error = error
         refund(job)
+    else:  # live again (a requeued failed job): it has not finished and has no error
+        job.finished_at = None
+        job.error = None
 
 
 def missing_frames(task: Task) -> list[int]:
@@ -51,11 +55,13 @@ def missing_frames(task: Task) -> list[int]:
 
 
 def finish_job_if_complete(job: Job) -> None:
-    """A running job whose every task is done is completed."""
-    if job.state != JobState.RUNNING:
+    """A running job whose every task is done is completed; so is a paused one (there is nothing left to pause:
+    the leases it had when it was paused finished its work)."""
+    if job.state not in (JobState.RUNNING, JobState.PAUSED):
         return
     open_tasks = db.session.execute(
         select(func.count()).select_from(Task).where(Task.job_id == job.id, Task.state != TaskState.DONE)
     ).scalar_one()
     if open_tasks == 0:
         move_job(job, JobState.COMPLETED)
+        events.record(events.JOB_COMPLETED, f"job {job.id} ({job.name}) completed: {job.frames_spec}", job=job)

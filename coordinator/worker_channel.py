@@ -15,10 +15,10 @@ from simple_websocket import ConnectionClosed
 from protocol import PROTOCOL_VERSION
 from protocol import messages as m
 
-from . import leases, outcomes
+from . import events, leases, outcomes
 from .auth import caller_from_header, token_state
 from .db import db
-from .dispatch import Connection, Dispatcher, Work
+from .dispatch import Connection, Work, dispatcher
 from .errors import ApiError, error_response
 from .models import ApiToken, Worker, now
 from .verification import leasing as check_leasing
@@ -28,10 +28,6 @@ HELLO_TIMEOUT = 10.0
 
 bp = Blueprint("worker_channel", __name__)
 sock = Sock()
-
-
-def dispatcher() -> Dispatcher:
-    return current_app.extensions["framehive_dispatcher"]
 
 
 @bp.before_request
@@ -109,6 +105,8 @@ def _sign_on(account_id: int, hello: m.Hello) -> tuple[int, str]:
     worker.roles = hello.roles
     worker.connected_at = worker.last_seen = now()
     db.session.flush()
+    events.record(events.WORKER_JOINED, f"worker {worker.name} ({worker.account.name}) joined: {hello.device}, "
+                                        f"Blender {hello.blender_version}", worker=worker)
     identity = (worker.id, worker.name)
     db.session.commit()
     return identity
@@ -227,6 +225,8 @@ def _sign_off(conn: Connection) -> None:
             worker = db.session.get(Worker, conn.worker_id)
             if worker is not None:
                 worker.online = False
+                events.record(events.WORKER_LEFT, f"worker {worker.name} ({worker.account.name}) left",
+                              worker=worker)
                 db.session.commit()
             dispatcher().drop_leases(lost)
         dispatcher().kick()

@@ -20,6 +20,15 @@ def pytest_runtest_makereport(item, call):  # type: ignore[no-untyped-def]
     setattr(item, f"rep_{outcome.get_result().when}", outcome.get_result())
 
 
+@pytest.fixture(autouse=True)
+def _site_logs_on_failure(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Print what the coordinator and workers of a test's ``site`` (tests/live.py) said when the test fails."""
+    yield
+    report = getattr(request.node, "rep_call", None)
+    if report is not None and report.failed and "site" in request.fixturenames:
+        print(request.getfixturevalue("site").farm.logs())
+
+
 @pytest.fixture(scope="session")
 def sample_scene(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The demo's animated scene: 12 frames at 64x36, rendered by Cycles on CPU."""

@@ -143,3 +143,10 @@ def make_scene(path: Path, python: str = sys.executable, **options: Any) -> Path
         argv += [f"--{key}", str(value)]
     subprocess.run(argv, check=True, capture_output=True, timeout=120)
     return path
+
+
+def reference_render(blend: Path, frames: list[int], out: Path) -> dict[int, Path]:
+    """Frames of ``blend`` rendered by Blender directly, outside Framehive (tests/reference_render.py)."""
+    subprocess.run([sys.executable, str(REPO / "tests" / "reference_render.py"), str(blend), str(out),
+                    *map(str, frames)], check=True, capture_output=True, timeout=600)
+    return {frame: out / f"ref_{frame:04d}.png" for frame in frames}

@@ -45,36 +45,50 @@ class Site:
 
 
 def mint_tokens(farm: Farm, config: dict[str, Any] | None = None, revoked: tuple[str, ...] = (),
-                **specs: tuple[str, str]) -> dict[str, str]:
-    """Create tokens (``key=(kind, account name)``) in the farm's database; worker accounts are trusted (their
-    frames are accepted without checks: these tests are about the add-on, verification has its own). Keys in
-    ``revoked`` are revoked at once."""
-    from coordinator import create_app
+                trusted_workers: bool = True, **specs: tuple[str, str]) -> dict[str, str]:
+    """Create tokens (``key=(kind, account name)``) in the farm's database; worker accounts are trusted unless
+    ``trusted_workers`` is false (their frames are then accepted without checks: the add-on's tests are not
+    about verification, which has its own). Keys in ``revoked`` are revoked at once."""
     from coordinator.auth import issue_token, revoke_token
-    from coordinator.db import db
 
-    app = create_app({"FRAMEHIVE_START_REAPER": False, **(config or {})}, data_dir=farm.data_dir)
     tokens = {}
-    with app.app_context():
+    with farm_database(farm, config):
         for key, (kind, name) in specs.items():
-            secret, listing = issue_token(kind, name, trusted=kind == "worker")
+            secret, listing = issue_token(kind, name, trusted=trusted_workers and kind == "worker")
             if key in revoked:
                 revoke_token(listing["id"])
             tokens[key] = secret
-        db.session.remove()
-        db.engine.dispose()
     return tokens
 
 
 @contextmanager
-def running_site(root: Path, workers: int = 0, **specs: tuple[str, str]) -> Iterator[Site]:
-    """A coordinator with ``specs`` tokens and ``workers`` real worker agents (each its own trusted owner),
-    all online before this returns; everything is stopped on exit."""
+def farm_database(farm: Farm, config: dict[str, Any] | None = None) -> Iterator[None]:
+    """An app context on the farm coordinator's own database (an in-process app without a reaper), to set up
+    what a test needs faster than over the API, or what the API cannot make."""
+    from coordinator import create_app
+    from coordinator.db import db
+
+    app = create_app({"FRAMEHIVE_START_REAPER": False, **(config or {})}, data_dir=farm.data_dir)
+    with app.app_context():
+        try:
+            yield
+        finally:
+            db.session.remove()
+            db.engine.dispose()
+
+
+@contextmanager
+def running_site(root: Path, workers: int = 0, trusted_workers: bool = True,
+                 **specs: tuple[str, str]) -> Iterator[Site]:
+    """A coordinator with ``specs`` tokens and ``workers`` real worker agents (each its own owner, trusted
+    unless ``trusted_workers`` is false: then they check each other's frames), all online before this
+    returns; everything is stopped on exit."""
     farm = Farm(root)
     try:
         farm.start_coordinator()
         owners = {f"owner{i}": ("worker", f"owner{i}") for i in range(1, workers + 1)}
-        site = Site(farm, mint_tokens(farm, **specs, **owners, site_admin=("admin", "site-admin")))
+        site = Site(farm, mint_tokens(farm, trusted_workers=trusted_workers, **specs, **owners,
+                                      site_admin=("admin", "site-admin")))
         procs = [farm.start_worker(f"w{i}", site.tokens[f"owner{i}"]) for i in range(1, workers + 1)]
         if procs:
             admin = site.client("site_admin")

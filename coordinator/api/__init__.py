@@ -4,9 +4,24 @@ from __future__ import annotations
 
 from flask import Flask
 
-from . import blobs, claims, jobs, meta, points, tokens, worker_checks, worker_frames, workers
+from . import (
+    blobs,
+    claims,
+    events,
+    job_control,
+    jobs,
+    meta,
+    points,
+    stats,
+    tokens,
+    worker_checks,
+    worker_control,
+    worker_frames,
+    workers,
+)
 
 
 def register(app: Flask) -> None:
-    for module in (meta, blobs, jobs, claims, worker_frames, worker_checks, workers, tokens, points):
+    for module in (meta, blobs, jobs, job_control, claims, worker_frames, worker_checks, workers, worker_control,
+                   tokens, points, events, stats):
         app.register_blueprint(module.bp, url_prefix="/api/v1")

@@ -9,13 +9,12 @@ from typing import Any
 from flask import Blueprint, current_app, jsonify, request, send_file
 from sqlalchemy import select
 
-from .. import ledger, payments
+from .. import job_control, ledger, payments
 from ..auth import current_caller, require
 from ..db import db
 from ..errors import ApiError
 from ..models import Check, Frame, Job, TaskFailure
-from ..outcomes import cancel_job
-from ..states import FrameState, JobState
+from ..states import FrameState
 from ..storage_access import storage
 from ..submission import create_job
 
@@ -131,11 +130,7 @@ def get_job(job_id: int):  # type: ignore[no-untyped-def]
 @require("user")
 def cancel(job_id: int):  # type: ignore[no-untyped-def]
     job = own_job(job_id)
-    if job.state in JobState.FINAL:
-        raise ApiError(409, "job_finished", f"job {job_id} is already {job.state}")
-    lost = cancel_job(job)
-    current_app.extensions["framehive_dispatcher"].drop_leases(lost)
-    current_app.extensions["framehive_dispatcher"].kick()
+    job_control.cancel_job(job, by=current_caller().account_name)
     return jsonify(job_detail(job))
 
 

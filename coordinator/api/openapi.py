@@ -35,6 +35,7 @@ PNG = {"image/png": {"schema": {"type": "string", "format": "binary"}}}
 JOB_ID = {"name": "job_id", "in": "path", "required": True, "schema": {"type": "integer"}}
 ACCOUNT = {"name": "account", "in": "query", "required": False, "schema": {"type": "string"},
            "description": "only this account's tokens (404 if there is no such account)"}
+WORKER_ID = {"name": "worker_id", "in": "path", "required": True, "schema": {"type": "integer"}}
 SHA = {"name": "sha256", "in": "path", "required": True, "schema": {"type": "string", "pattern": "^[0-9a-f]{64}$"}}
 
 
@@ -64,6 +65,23 @@ def openapi_document() -> dict[str, Any]:
             "A job with per-frame and per-task state", _ok(200, "the job", _json("Job")))},
         "/api/v1/jobs/{job_id}/cancel": {"parameters": [JOB_ID], "post": _op(
             "Cancel a queued or running job", _ok(200, "the job", _json("Job")), errors=(401, 403, 404, 409))},
+        "/api/v1/jobs/{job_id}/pause": {"parameters": [JOB_ID], "post": _op(
+            "Pause a queued or running job (its owner or an admin): its queued tasks are leased to nobody, leases "
+            "in flight may finish, the escrow stays. 409 not_pausable", _ok(200, "the job", _json("Job")),
+            errors=(401, 403, 404, 409))},
+        "/api/v1/jobs/{job_id}/resume": {"parameters": [JOB_ID], "post": _op(
+            "Resume a paused job (its owner or an admin). 409 not_paused", _ok(200, "the job", _json("Job")),
+            errors=(401, 403, 404, 409))},
+        "/api/v1/jobs/{job_id}/requeue": {"parameters": [JOB_ID], "post": _op(
+            "Give a job's failed tasks a fresh start (its owner or an admin): a failed job runs again once its "
+            "owner has paid again for its unverified frames (402 insufficient_points otherwise); a live job's "
+            "tasks awaiting a retry get their failure count cleared. 409 job_finished (completed or cancelled), "
+            "nothing_to_requeue", _ok(200, "the job, with `requeued`: how many tasks", _json("Job")),
+            errors=(401, 402, 403, 404, 409))},
+        "/api/v1/jobs/{job_id}/priority": {"parameters": [JOB_ID], "post": _op(
+            "Change a live job's priority (its owner or an admin); higher is leased first. 400 bad_priority, "
+            "409 job_finished", _ok(200, "the job", _json("Job")), body=_json("PriorityRequest"),
+            errors=(400, 401, 403, 404, 409))},
         "/api/v1/jobs/{job_id}/frames/{number}": {
             "parameters": [JOB_ID, {"name": "number", "in": "path", "required": True, "schema": {"type": "integer"}}],
             "get": _op("A rendered frame (PNG); header X-Content-SHA256", _ok(200, "PNG", PNG))},
@@ -94,6 +112,25 @@ def openapi_document() -> dict[str, Any]:
             "put": _op("Upload a verifier's region render (PNG of the check's rect); judged at once (worker)",
                        _ok(201, "accepted"), body=PNG, errors=(400, 401, 403, 409, 413))},
         "/api/v1/workers": {"get": _op("The caller's worker agents (all for admins)", _ok(200, "workers"))},
+        "/api/v1/admin/workers/{worker_id}/suspend": {"parameters": [WORKER_ID], "post": _op(
+            "Suspend a worker (admin): it gets no more work and its leases go back to the queue, no failure "
+            "counted. 409 already_suspended", _ok(200, "the worker"), errors=(401, 403, 404, 409))},
+        "/api/v1/admin/workers/{worker_id}/unsuspend": {"parameters": [WORKER_ID], "post": _op(
+            "Let a suspended worker have work again (admin). 409 not_suspended", _ok(200, "the worker"),
+            errors=(401, 403, 404, 409))},
+        "/api/v1/admin/workers/{worker_id}/blocks": {
+            "parameters": [WORKER_ID, {"name": "job", "in": "query", "required": False, "schema": {"type": "integer"},
+                                       "description": "only this job's blocklist entry (404 if there is no such job)"}],
+            "delete": _op("Remove a worker's per-job blocklist entries (admin)",
+                          _ok(200, "how many were removed", _json("Unblocked")), errors=(401, 403, 404))},
+        "/api/v1/events": {"get": {**_op(
+            "Recent events, newest first: all for admins, else those of the caller's jobs, workers and account",
+            _ok(200, "events", _json("EventList"))), "parameters": [
+                {"name": "limit", "in": "query", "required": False,
+                 "schema": {"type": "integer", "minimum": 1, "maximum": 500, "default": 50}}]}},
+        "/api/v1/stats": {"get": _op(
+            "Network statistics (admins) or the caller's own (its jobs and workers)", _ok(200, "statistics",
+                                                                                        _json("Stats")))},
         "/api/v1/pricing": {"get": _op("The price list and the rules that move points", _ok(200, "pricing"))},
         "/api/v1/balance": {"get": _op(
             "The caller's balance, its jobs' escrow and what each of its agents earned (?account=NAME: admins)",
@@ -163,6 +200,37 @@ def _schemas() -> dict[str, Any]:
         "Grant": {"type": "object", "required": ["account", "amount"], "properties": {
             "account": {"type": "string"}, "amount": {"type": "integer", "minimum": 1},
             "memo": {"type": "string"}}},
+        "PriorityRequest": {"type": "object", "required": ["priority"], "additionalProperties": False,
+                            "properties": {"priority": {"type": "integer", "minimum": config.MIN_PRIORITY,
+                                                        "maximum": config.MAX_PRIORITY}}},
+        "Unblocked": {"type": "object", "properties": {
+            "worker": {"type": "integer"}, "job": {"type": ["integer", "null"]}, "removed": {"type": "integer"}}},
+        "Event": {"type": "object", "properties": {
+            "id": {"type": "integer"}, "at": {"type": "string", "format": "date-time"},
+            "time": {"type": "number", "description": "UNIX seconds"}, "kind": {"type": "string"},
+            "message": {"type": "string"}, "job": {"type": ["integer", "null"]},
+            "job_name": {"type": ["string", "null"]}, "worker": {"type": ["integer", "null"]},
+            "worker_name": {"type": ["string", "null"]}, "account": {"type": ["string", "null"]},
+            "actor": {"type": ["string", "null"], "description": "who acted, for actions of people"}}},
+        "EventList": {"type": "object", "properties": {
+            "events": {"type": "array", "items": {"$ref": "#/components/schemas/Event"}}}},
+        "Stats": {"type": "object", "properties": {
+            "scope": {"type": "string", "description": "'network' (admins) or the account's name"},
+            "workers_online": {"type": "object", "properties": {
+                "total": {"type": "integer"}, "by_device": {"type": "object", "additionalProperties": {
+                    "type": "integer"}}}},
+            "window_minutes": {"type": "integer"},
+            "frames_verified": {"type": "integer", "description": "frames verified in the window"},
+            "frames_per_minute": {"type": "number"},
+            "queue_depth": {"type": "integer", "description": "queued tasks of queued and running jobs"},
+            "jobs_running": {"type": "integer"}, "jobs_queued": {"type": "integer"},
+            "jobs_paused": {"type": "integer"},
+            "verification": {"type": "object", "properties": {
+                "passed": {"type": "integer"}, "failed": {"type": "integer"},
+                "pass_rate": {"type": ["number", "null"]}}},
+            "points_in_circulation": {"type": "integer", "description":
+                                      "network: every point granted; an account: its balance and live escrow"},
+            "recent_events": {"type": "array", "items": {"$ref": "#/components/schemas/Event"}}}},
         "ClaimRequest": {"type": "object", "required": ["frames", "reason"], "properties": {
             "frames": {"type": "string", "description": "e.g. '3,7' or '10-12'"},
             "reason": {"type": "string", "maxLength": 2000}}},
@@ -191,7 +259,7 @@ def _schemas() -> dict[str, Any]:
             "tokens": {"type": "array", "items": {"$ref": "#/components/schemas/Token"}}}},
         "Job": {"type": "object", "properties": {
             "id": {"type": "integer"}, "name": {"type": "string"}, "owner": {"type": "string"},
-            "state": {"enum": ["queued", "running", "completed", "failed", "cancelled"]},
+            "state": {"enum": ["queued", "running", "paused", "completed", "failed", "cancelled"]},
             "priority": {"type": "integer"}, "chunk": {"type": "integer"}, "frames": {"type": "string"},
             "total": {"type": "integer"}, "counts": {"type": "object"},
             "resolution": {"type": "array", "items": {"type": "integer"}},

@@ -8,7 +8,7 @@ from typing import Any
 from flask import Blueprint, current_app, jsonify, request
 from sqlalchemy import func, or_, select
 
-from .. import ledger
+from .. import events, ledger
 from ..auth import current_caller, require
 from ..db import db
 from ..errors import ApiError
@@ -115,6 +115,9 @@ def grant():  # type: ignore[no-untyped-def]
     account = db.session.execute(select(Account).filter_by(name=body["account"])).scalar_one_or_none()
     if account is None:
         raise ApiError(404, "not_found", f"no account {body['account']!r}")
-    ledger.grant(account.id, amount, str(body.get("memo") or "admin grant")[:200])
+    memo = str(body.get("memo") or "admin grant")[:200]
+    ledger.grant(account.id, amount, memo)
+    events.record(events.POINTS_GRANTED, f"{amount} points granted to {account.name}: {memo}", account=account,
+                  actor=current_caller().account_name)
     db.session.commit()
     return jsonify({"account": account.name, "balance": ledger.balance(ledger.account_book(account.id))}), 201

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, jsonify, request
+from typing import Any
 
+from flask import Blueprint, jsonify, request
+from sqlalchemy import select
+
+from .. import events
 from ..auth import current_caller, issue_token, list_tokens, require, revoke_token
+from ..db import db
 from ..errors import ApiError
+from ..models import Account
 
 bp = Blueprint("tokens", __name__)
 
@@ -17,6 +23,13 @@ def _admin_only() -> None:
     # require() ever learns to let other kinds through.
     if not current_caller().is_admin:
         raise ApiError(403, "forbidden", "this endpoint is for admin tokens")
+
+
+def _record(kind: str, message: str, listing: dict[str, Any]) -> None:
+    """An event on the token's account, naming the admin who acted (its own transaction: the token's is over)."""
+    account = db.session.execute(select(Account).filter_by(name=listing["account"])).scalar_one()
+    events.record(kind, message, account=account, actor=current_caller().account_name)
+    db.session.commit()
 
 
 @bp.get("/admin/tokens")
@@ -44,6 +57,7 @@ def create():  # type: ignore[no-untyped-def]
                                       expires_in=body.get("expires_in"))
     except ValueError as exc:
         raise ApiError(400, "bad_request", str(exc)) from None
+    _record(events.TOKEN_CREATED, f"{listing['kind']} token {listing['id']} ({listing['name']}) created", listing)
     return jsonify({"token": secret, **listing}), 201
 
 
@@ -52,6 +66,7 @@ def create():  # type: ignore[no-untyped-def]
 def revoke(token_id: int):  # type: ignore[no-untyped-def]
     _admin_only()
     listing = revoke_token(token_id)
+    _record(events.TOKEN_REVOKED, f"{listing['kind']} token {listing['id']} ({listing['name']}) revoked", listing)
     if token_id == current_caller().token_id:
         listing["warning"] = ("you revoked the token this request was made with: it no longer works; "
                               "create a new admin token with 'framehive-coordinator token create --kind admin'")

@@ -13,6 +13,7 @@ from sqlalchemy import select
 
 from protocol import frameranges
 
+from .. import events
 from ..db import db
 from ..errors import ApiError
 from ..models import Check, Claim, Frame, Job, now
@@ -51,6 +52,8 @@ def file_claim(job: Job, account_id: int, frames_spec: str, reason: str) -> Clai
                           renderer=frame.worker)
         check.claim_id = claim.id
     current_app.logger.info("claim %s on job %s frames %s: %s", claim.id, job.id, claim.frames_spec, reason)
+    events.record(events.CLAIM_FILED, f"claim {claim.id} filed on job {job.id} frames {claim.frames_spec}: "
+                                      f"{claim.reason}", job=job)
     return claim
 
 
@@ -67,13 +70,20 @@ def claim_checked(check: Check) -> list[LostLease]:
         claim.state, claim.outcome = "rejected", "the trusted re-render matches every disputed frame"
         claimant = claim_account(claim)
         claimant.claims_rejected += 1
+        _settled(claim, check)
         return []
     claim.state = "confirmed"
     claim.outcome = f"frames {frameranges.format_frames([c.frame.number for c in failed])} differ from a trusted " \
                     "re-render; replaced"
     for bad in failed:
         _replace(bad)
+    _settled(claim, check)
     return []
+
+
+def _settled(claim: Claim, check: Check) -> None:
+    events.record(events.CLAIM_SETTLED, f"claim {claim.id} on job {claim.job_id} {claim.state}: {claim.outcome}",
+                  job=check.frame.job)
 
 
 def claim_account(claim: Claim):  # type: ignore[no-untyped-def]

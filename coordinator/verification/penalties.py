@@ -11,7 +11,7 @@ from __future__ import annotations
 from flask import current_app
 from sqlalchemy import select
 
-from .. import payments
+from .. import events, payments
 from ..db import db
 from ..models import Frame, Job, JobBlock, Task, VerificationKey, Worker
 from ..states import FrameState, JobState, TaskState
@@ -22,7 +22,7 @@ from .checks import void_checks
 
 def renderer_caught(renderer: Worker, job: Job, reason: str) -> list[LostLease]:
     current_app.logger.warning("renderer %s (%s) caught on job %s: %s", renderer.id, renderer.name, job.id, reason)
-    trust.caught(renderer)
+    _caught(renderer, events.CHEAT_CAUGHT, f"renderer {renderer.name} caught cheating on job {job.id}: {reason}", job)
     payments.claw_back(renderer, job)  # forfeits what it earned here: to the escrow, or the artist if over
     payments.forfeit_stake(renderer, reason)
     if db.session.execute(select(JobBlock).filter_by(job_id=job.id, worker_id=renderer.id)).first() is None:
@@ -74,5 +74,15 @@ def _rerender(job: Job, task: Task) -> list[LostLease]:
 
 def verifier_caught(verifier: Worker, reason: str) -> None:
     current_app.logger.warning("verifier %s (%s) caught: %s", verifier.id, verifier.name, reason)
-    trust.caught(verifier)
+    _caught(verifier, events.VERIFIER_CAUGHT, f"verifier {verifier.name} caught: {reason}")
     payments.forfeit_stake(verifier, reason)
+
+
+def _caught(worker: Worker, kind: str, message: str, job: Job | None = None) -> None:
+    """Trust reset (and suspension after repeated offences), and the events saying so."""
+    was_suspended = worker.suspended
+    trust.caught(worker)
+    events.record(kind, message, job=job, worker=worker)
+    if worker.suspended and not was_suspended:
+        events.record(events.WORKER_SUSPENDED, f"worker {worker.name} suspended after {worker.times_caught} "
+                                               "offences", worker=worker)

@@ -14,8 +14,8 @@ from pathlib import Path
 def test_the_zip_holds_the_add_on_its_manifest_and_pure_python_wheels(extension_zip: Path) -> None:
     assert extension_zip.name == "framehive-0.1.0.zip"
     names = zipfile.ZipFile(extension_zip).namelist()
-    assert {"blender_manifest.toml", "__init__.py", "registration.py", "operators.py", "panel.py",
-            "preferences.py", "packing.py", "client.py"} <= set(names)
+    assert {"blender_manifest.toml", "__init__.py", "registration.py", "operators.py", "job_operators.py",
+            "panel.py", "preferences.py", "packing.py", "client.py"} <= set(names)
     wheels = [n for n in names if n.startswith("wheels/")]
     assert wheels and all(n.endswith("-py3-none-any.whl") for n in wheels), wheels
     manifest = zipfile.ZipFile(extension_zip).read("blender_manifest.toml").decode()
@@ -32,8 +32,8 @@ def test_install_enable_disable_uninstall_in_a_fresh_blender(extension_zip: Path
     seen = json.loads(lines[-1][len("RESULT "):])
 
     assert seen["enabled"] and seen["panel"] and seen["panel_context"] == "output"
-    assert {"render_on_network", "test_connection", "cancel_job", "open_output", "claim_frames"} <= set(
-        seen["operators"])
+    assert {"render_on_network", "confirm_files", "test_connection", "cancel_job", "open_output",
+            "claim_frames"} <= set(seen["operators"])
     assert seen["prefs"] == {"coordinator_url": "http://127.0.0.1:8400", "token_subtype": "PASSWORD",
                              "download": "OUTPUT"}
     assert seen["scene_settings"] == {"priority": 50, "policy": "adaptive"}

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,7 @@ import pytest
 
 from addon.client import Client, sha256_file
 from addon.job_watch import JobStatus, JobWatcher, _eta
+from tests.addon.following import clients, files_under, saved_jobs, shas, stamp
 from tests.farm import wait_for
 from tests.live import Site, free_port, running_site
 
@@ -47,29 +48,6 @@ def completed(site: Site, job: dict[str, Any]) -> dict[str, Any]:
 
 
 
-def clients(site: Site, who: str = "artist") -> Callable[[str], Client | None]:
-    """What the add-on's session gives the watcher: a client for the coordinator the preferences point at."""
-    return lambda url: site.client(who) if url == site.url else None
-
-
-def saved_jobs(state_file: Path) -> list[int]:
-    return [job["job_id"] for job in json.loads(state_file.read_text())["jobs"]]
-
-
-def files_under(folder: Path) -> set[Path]:
-    return {path for path in folder.rglob("*") if path.is_file()}
-
-
-def shas(job: dict[str, Any]) -> dict[int, str]:
-    return {entry["frame"]: entry["sha256"] for entry in job["frame_states"]}
-
-
-def stamp(path: Path) -> tuple[int, int]:
-    """Identity of a file's current contents: a rewrite (download to a temp file, rename) changes the inode."""
-    info = path.stat()
-    return info.st_ino, info.st_mtime_ns
-
-
 # ---------------------------------------------------------------------- following a job to the end
 
 
@@ -88,7 +66,7 @@ def test_wait_brings_every_verified_frame_to_its_own_path(site: Site, job: dict[
     assert status.state == "completed" and status.finished, status
     assert (status.total, status.verified, status.rendered, status.failed) == (6, 6, 0, 0)
     assert (status.downloaded, status.pending, status.error, status.eta_seconds) == (5, 0, "", None)
-    assert status.fraction == 1.0 and not status.retrying and not status.dropped
+    assert status.fraction == 1.0 and not status.retrying and not status.dropped and status.open_claims == 0
     assert status.output_dir == str(out / "a")
     final = site.client().job(job["id"])
     assert {entry["worker"] for entry in final["frame_states"]} == {"w1", "w2"}, "both workers rendered"
@@ -368,6 +346,7 @@ def test_status_numbers() -> None:
     assert not status(state="completed", verified=8, downloaded=7, pending=1).finished
     assert status(state="cancelled", verified=3, downloaded=0, pending=0).finished, "frames without a path"
     assert status(state="failed").finished
+    assert not status(state="completed", verified=8, downloaded=8, open_claims=1).finished, "a claim may replace frames"
 
 
 def test_paths_are_written_as_given(tmp_path: Path) -> None:

@@ -1,12 +1,13 @@
 """addon/packing.py on a real project made by real Blender (tests/scenes/asset_project.py, in a subprocess):
 a texture by absolute path outside the .blend's folder, a linked library whose own texture sits in a folder with
 spaces and accents, an external point cache, and a deleted image. The packed tree is checked with BAT's own
-tracer and, once, rendered by Blender from somewhere else.
+tracer and, once, rendered by Blender from somewhere else. Nothing from outside the .blend's folder is packed
+unless allowed (a .blend may name any file on the disk, ~/.ssh/id_rsa included), nor is a scene with missing
+files: both are listed before anything is copied.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import subprocess
@@ -15,16 +16,14 @@ import threading
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 from blender_asset_tracer import blendfile, trace
 from blender_asset_tracer.pack import transfer
 
 from addon import packing
-from tests.farm import REPO
-from tests.images import pixels
+from tests.images import colours
+from tests.scenes import ASSET_PROJECT, build_asset_project, outside_files, snapshot
 
-SCENE_SCRIPT = REPO / "tests" / "scenes" / "asset_project.py"
 TREE = {
     "shot.blend",
     "assets/textures/checker.png",
@@ -35,18 +34,9 @@ TREE = {
 GREEN, BLUE, RED, WHITE, MAGENTA = (0, 255, 0), (0, 0, 255), (255, 0, 0), (255, 255, 255), (255, 0, 255)
 
 
-def build_project(root: Path) -> dict[str, Path]:
-    done = subprocess.run([sys.executable, str(SCENE_SCRIPT), "build", str(root)], capture_output=True,
-                          text=True, timeout=120)
-    lines = [line for line in done.stdout.splitlines() if line.startswith("PROJECT ")]
-    assert done.returncode == 0 and lines, done.stdout[-3000:] + done.stderr[-3000:]
-    return {key: Path(value) for key, value in json.loads(lines[0][len("PROJECT "):]).items()}
-
-
-def snapshot(root: Path) -> dict[str, tuple[str, int]]:
-    """Every file under ``root``: its sha256 and modification time."""
-    return {path.relative_to(root).as_posix(): (hashlib.sha256(path.read_bytes()).hexdigest(), path.stat().st_mtime_ns)
-            for path in sorted(root.rglob("*")) if path.is_file()}
+def pack_all(blend: Path, target: Path, **options: Any) -> packing.Pack:
+    """Pack with every file from outside the .blend's folder and every missing one allowed."""
+    return packing.pack(blend, target, allow_outside=True, allow_missing=True, **options)
 
 
 def dependencies(blend: Path) -> list[tuple[str, str, Path]]:
@@ -65,14 +55,12 @@ def transferers() -> list[threading.Thread]:
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Built once, under a folder whose name has spaces, an apostrophe and accents; never written to."""
-    paths = build_project(tmp_path_factory.mktemp("packing") / "Ärtist's wörk")
-    paths["root"] = paths["blend"].parents[2]
-    return paths
+    return build_asset_project(tmp_path_factory.mktemp("packing") / "Ärtist's wörk")
 
 
 def test_the_tree_holds_the_scene_and_every_file_it_uses(project: dict[str, Path], tmp_path: Path) -> None:
     steps: list[str] = []
-    result = packing.pack(project["blend"], tmp_path / "pack", progress=steps.append)
+    result = pack_all(project["blend"], tmp_path / "pack", progress=steps.append)
 
     assert result.root == tmp_path / "pack"
     assert result.main == "shot.blend"
@@ -91,7 +79,7 @@ def test_the_tree_holds_the_scene_and_every_file_it_uses(project: dict[str, Path
 
 
 def test_packed_blends_refer_to_their_files_inside_the_tree(project: dict[str, Path], tmp_path: Path) -> None:
-    result = packing.pack(project["blend"], tmp_path / "pack")
+    result = pack_all(project["blend"], tmp_path / "pack")
     deps = dependencies(result.root / result.main)
 
     by_path = {written: (user, resolved) for user, written, resolved in deps}
@@ -113,15 +101,19 @@ def test_packed_blends_refer_to_their_files_inside_the_tree(project: dict[str, P
 
 
 def test_missing_lists_exactly_the_deleted_image(project: dict[str, Path], tmp_path: Path) -> None:
-    result = packing.pack(project["blend"], tmp_path / "pack")
+    result = pack_all(project["blend"], tmp_path / "pack")
+    gone = str(project["missing"])  # where Blender looks for it: //textures/gone.png, next to the .blend
+    assert result.missing == [gone]
 
-    assert result.missing == ["//textures/gone.png"]
-    message = result.describe_missing()
-    assert message.startswith("1 file(s) the scene uses could not be found and are not in the pack: "
-                              "//textures/gone.png."), message
+    with pytest.raises(packing.NeedsConfirmation) as refused:  # the same, without missing files allowed
+        packing.pack(project["blend"], tmp_path / "refused", allow_outside=True)
+    assert (refused.value.missing, refused.value.outside) == ([gone], [])
+    assert str(refused.value).startswith(f"1 file(s) the scene uses could not be found: {gone}. "
+                                         "Blender renders missing images magenta"), refused.value
+    assert not (tmp_path / "refused").exists()
 
-    library = packing.pack(project["library"], tmp_path / "library")  # a file with nothing missing
-    assert library.missing == [] and library.describe_missing() == ""
+    library = packing.pack(project["library"], tmp_path / "library", allow_outside=True)  # nothing missing
+    assert library.missing == []
     assert set(library.files) == {"sphere.blend", "assets/stripes.png"}
     deps = dependencies(library.root / library.main)
     assert [(written, resolved.exists()) for _user, written, resolved in deps] == [("//assets/stripes.png", True)]
@@ -132,10 +124,10 @@ def test_missing_files_of_a_library_name_the_library(project: dict[str, Path], t
     shutil.copytree(project["root"], copy)
     (copy / "shared assets" / "tëxtures ü" / "stripes.png").unlink()
 
-    result = packing.pack(copy / "project" / "shots" / "shot.blend", tmp_path / "pack")
+    result = pack_all(copy / "project" / "shots" / "shot.blend", tmp_path / "pack")
 
-    assert result.missing == ["//../../shared assets/tëxtures ü/stripes.png (in sphere.blend)",
-                              "//textures/gone.png"]
+    assert result.missing == [f"{copy}/project/shots/textures/gone.png",
+                              f"{copy}/shared assets/tëxtures ü/stripes.png (in sphere.blend)"]
     assert "assets/shared assets/tëxtures ü/stripes.png" not in result.files
 
 
@@ -143,7 +135,7 @@ def test_the_originals_are_untouched_and_nothing_is_written_outside_the_target(p
     before = snapshot(project["root"])
     target = project["blend"].parent / "packed"  # inside the project: the pack must not pick up itself
     try:
-        result = packing.pack(project["blend"], target)
+        result = pack_all(project["blend"], target)
         after = snapshot(project["root"])
         added = {name for name in after if name not in before}
         assert {name: after[name] for name in before} == before, "an original file changed"
@@ -156,8 +148,8 @@ def test_the_originals_are_untouched_and_nothing_is_written_outside_the_target(p
 
 def test_packing_twice_gives_the_same_bytes(project: dict[str, Path], tmp_path: Path) -> None:
     """The coordinator stores files by sha256: the same scene packed again must upload nothing new."""
-    first = packing.pack(project["blend"], tmp_path / "first")
-    second = packing.pack(project["blend"], tmp_path / "second")
+    first = pack_all(project["blend"], tmp_path / "first")
+    second = pack_all(project["blend"], tmp_path / "second")
 
     assert {name: path.read_bytes() for name, path in first.files.items()} == {
         name: path.read_bytes() for name, path in second.files.items()}
@@ -178,7 +170,7 @@ def test_abort_stops_packing_and_removes_the_partial_tree(project: dict[str, Pat
             abort.set()
 
     with pytest.raises(packing.PackAborted):
-        packing.pack(project["blend"], tmp_path / "pack", progress=progress, abort=abort)
+        pack_all(project["blend"], tmp_path / "pack", progress=progress, abort=abort)
 
     assert step in seen
     assert seen[-1] == "packing stopped: packing cancelled"
@@ -201,7 +193,7 @@ def test_abort_from_another_thread_keeps_an_existing_target_folder_empty(project
 
     def run() -> None:
         try:
-            outcome.append(packing.pack(project["blend"], target, progress=progress, abort=abort))
+            outcome.append(pack_all(project["blend"], target, progress=progress, abort=abort))
         except BaseException as exc:  # handed to the test thread
             outcome.append(exc)
 
@@ -222,7 +214,7 @@ def test_an_abort_set_before_packing_writes_nothing(project: dict[str, Path], tm
     abort = threading.Event()
     abort.set()
     with pytest.raises(packing.PackAborted):
-        packing.pack(project["blend"], tmp_path / "pack", abort=abort)
+        pack_all(project["blend"], tmp_path / "pack", abort=abort)
     assert not (tmp_path / "pack").exists()
 
 
@@ -232,7 +224,7 @@ def test_a_dependency_folder_holding_the_target_is_refused(project: dict[str, Pa
     target = project["cache"] / "packed"
 
     with pytest.raises(packing.PackError, match="holds the pack's own folder"):
-        packing.pack(project["blend"], target)
+        pack_all(project["blend"], target)
 
     assert not target.exists()
     assert snapshot(project["root"]) == before
@@ -249,6 +241,80 @@ def test_a_target_with_files_in_it_is_refused(project: dict[str, Path], tmp_path
     assert [p.name for p in target.iterdir()] == ["keep.txt"] and (target / "keep.txt").read_text() == "mine"
 
 
+# ---------------------------------------------------------------------- files from outside the .blend's folder
+
+
+def test_files_from_outside_the_blends_folder_are_listed_and_nothing_is_copied(project: dict[str, Path],
+                                                                                 tmp_path: Path) -> None:
+    before = snapshot(project["root"])
+    steps: list[str] = []
+
+    with pytest.raises(packing.NeedsConfirmation) as refused:
+        packing.pack(project["blend"], tmp_path / "pack", progress=steps.append)
+
+    assert refused.value.outside == outside_files(project)  # the texture, the library, its texture, the cache
+    assert refused.value.missing == [str(project["missing"])]
+    assert refused.value.project == project["blend"].parent
+    message = str(refused.value)
+    assert message.startswith(f"6 file(s) the scene uses are outside the .blend's folder {project['blend'].parent} "
+                              f"and would be uploaded with it: {refused.value.outside[0]}, "), message
+    assert f"; 1 file(s) the scene uses could not be found: {project['missing']}." in message
+    assert not (tmp_path / "pack").exists(), "refused before anything was copied"
+    assert not [step for step in steps if step.startswith(("copying", "rewriting"))], steps
+    assert snapshot(project["root"]) == before
+
+
+def test_only_the_approved_files_may_come_from_outside(project: dict[str, Path], tmp_path: Path) -> None:
+    """What a confirmation dialog showed is what may go: a file the scene uses since is refused."""
+    outside = outside_files(project)
+    result = packing.pack(project["blend"], tmp_path / "pack", allow_outside=frozenset(outside), allow_missing=True)
+    assert result.outside == outside and set(result.files) == TREE
+
+    texture = str(project["texture"].resolve())
+    with pytest.raises(packing.NeedsConfirmation) as refused:
+        packing.pack(project["blend"], tmp_path / "fewer", allow_outside=[p for p in outside if p != texture],
+                     allow_missing=True)
+    assert (refused.value.outside, refused.value.missing) == ([texture], [])
+    assert not (tmp_path / "fewer").exists()
+
+
+def test_a_project_folder_holding_every_file_needs_no_confirmation(project: dict[str, Path], tmp_path: Path) -> None:
+    result = packing.pack(project["blend"], tmp_path / "pack", project=project["root"], allow_missing=True)
+    assert result.outside == [] and set(result.files) == TREE
+
+
+def test_a_link_inside_the_folder_to_a_secret_is_listed_where_it_leads(project: dict[str, Path],
+                                                                        tmp_path: Path) -> None:
+    """A hostile .blend names a file inside its folder that is a symbolic link to the artist's SSH key."""
+    copy = tmp_path / "copy"
+    shutil.copytree(project["root"], copy, symlinks=True)
+    secret = tmp_path / "home" / ".ssh" / "id_rsa"
+    secret.parent.mkdir(parents=True)
+    secret.write_text("-----BEGIN OPENSSH PRIVATE KEY-----\n")
+    (copy / "project" / "shots" / "textures" / "gone.png").symlink_to(secret)  # //textures/gone.png
+
+    with pytest.raises(packing.NeedsConfirmation) as refused:
+        packing.pack(copy / "project" / "shots" / "shot.blend", tmp_path / "pack", project=copy)
+
+    # The copy's absolute paths (the checker, the cache) still lead to the original project: outside too.
+    absolute = [str(project["texture"].resolve()), *(str(p.resolve()) for p in project["cache"].iterdir())]
+    assert (refused.value.outside, refused.value.missing) == (sorted([str(secret.resolve()), *absolute]), [])
+    assert str(secret.resolve()) in str(refused.value)
+    assert not (tmp_path / "pack").exists()
+
+
+def test_copying_a_file_that_was_not_checked_stops_the_pack(project: dict[str, Path], tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """The safety net under the check: were the list of files to check ever to miss one that BAT copies, the
+    pack stops instead of copying it unchecked. (The miss is simulated: the list is made empty.)"""
+    monkeypatch.setattr(packing._Packer, "sources", lambda self: set())
+
+    with pytest.raises(packing.PackError, match="was about to be copied without having been checked"):
+        pack_all(project["blend"], tmp_path / "pack")
+
+    assert not (tmp_path / "pack").exists() and transferers() == []
+
+
 def test_not_a_blend_file_is_a_pack_error(tmp_path: Path) -> None:
     fake = tmp_path / "fake.blend"
     fake.write_bytes(b"not a blend file at all")
@@ -259,13 +325,8 @@ def test_not_a_blend_file_is_a_pack_error(tmp_path: Path) -> None:
         packing.pack(tmp_path / "nowhere.blend", tmp_path / "pack")
 
 
-def colours(path: Path) -> set[tuple[int, int, int]]:
-    rgb = pixels(path)[:, :, :3].reshape(-1, 3)
-    return {tuple(int(v) for v in colour) for colour in np.unique(rgb, axis=0)}
-
-
 def render(blend: Path, out: Path) -> dict[str, Any]:
-    done = subprocess.run([sys.executable, str(SCENE_SCRIPT), "render", str(blend), str(out)],
+    done = subprocess.run([sys.executable, str(ASSET_PROJECT), "render", str(blend), str(out)],
                           capture_output=True, text=True, timeout=120, cwd=out.parent)
     lines = [line for line in done.stdout.splitlines() if line.startswith("RENDERED ")]
     assert done.returncode == 0 and lines and out.is_file(), done.stdout[-3000:] + done.stderr[-3000:]
@@ -276,8 +337,8 @@ def test_the_packed_tree_renders_with_its_textures_from_anywhere(tmp_path: Path)
     """Blender renders the tree from another folder with the original project gone: the floor shows the
     checker (green, blue) and the linked sphere its stripes (red, white); without the checker the floor is
     magenta, Blender's colour for a missing image."""
-    original = build_project(tmp_path / "artist")
-    result = packing.pack(original["blend"], tmp_path / "pack")
+    original = build_asset_project(tmp_path / "artist")
+    result = pack_all(original["blend"], tmp_path / "pack")
     shutil.rmtree(tmp_path / "artist")
     elsewhere = tmp_path / "worker" / "job 7"
     shutil.copytree(result.root, elsewhere)

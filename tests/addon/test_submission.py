@@ -2,8 +2,9 @@
 
 Scenes are real .blend files made by Blender: the sample scene (scripts/make_scene.py) and a scene tree whose
 .blend uses an image texture by a relative path (tests/scenes/textured.py), which one real worker agent then
-renders, to show that the texture travelled with the job. Whatever happens, a submission ends with exactly one
-"done" or "error" update, removes its scratch folder, and creates no job unless it says "done".
+renders, to show that the texture travelled with the job. That texture is outside the .blend's folder: it goes
+only once allowed. Whatever happens, a submission ends with exactly one "done" or "error" update, removes its
+scratch folder, and creates no job unless it says "done".
 """
 
 from __future__ import annotations
@@ -132,7 +133,8 @@ def test_a_scene_is_packed_uploaded_and_submitted(site: Site, sample_scene: Path
 
 def test_a_scene_with_a_texture_renders_with_it(site: Site, textured_tree: Path, tmp_path: Path) -> None:
     api = site.client()
-    submission = Submission(api, textured_tree / "shots" / "shot.blend", tmp_path / "work", options(frames="1"))
+    submission = Submission(api, textured_tree / "shots" / "shot.blend", tmp_path / "work",
+                            options(frames="1", allow_outside=True))
     submission.start()
     submission.join(120)
     done = final(updates_of(submission))
@@ -155,6 +157,37 @@ def test_a_scene_with_a_texture_renders_with_it(site: Site, textured_tree: Path,
 # ---------------------------------------------------------------------- refusals
 
 
+def test_files_from_outside_the_blends_folder_wait_for_confirmation(site: Site, textured_tree: Path,
+                                                                     tmp_path: Path) -> None:
+    """shots/shot.blend uses ../textures/checker.png: listed, and uploaded only once allowed."""
+    api = site.client()
+    before = job_ids(api)
+    blend, workdir = textured_tree / "shots" / "shot.blend", tmp_path / "work"
+    texture = str((textured_tree / "textures" / "checker.png").resolve())
+    refused = Submission(api, blend, workdir, options())
+    refused.run()
+
+    error = final(updates_of(refused))
+    assert error.kind == "error" and error.needs_confirmation
+    assert (error.outside, error.missing) == ((texture,), ())
+    assert error.text == (f"1 file(s) the scene uses are outside the .blend's folder {blend.parent} and would be "
+                          f"uploaded with it: {texture}; nothing was submitted")
+    assert job_ids(api) == before and not workdir.exists()
+    assert not [u for u in updates_of(refused) if u.text.startswith(("copying", "uploading"))]
+
+    # Allowed as listed (what the add-on's dialog does), or with the tree's root as the project folder.
+    said = Update("status", f"packed 1 file(s) from outside the .blend's folder, as allowed: {texture}")
+    for allowed, project in ((frozenset(error.outside), None), (False, textured_tree)):
+        submission = Submission(api, blend, workdir, options(allow_outside=allowed), project=project)
+        submission.run()
+        updates = updates_of(submission)
+        done = final(updates)
+        assert done.kind == "done" and done.job is not None, done
+        assert [asset["path"] for asset in done.job["assets"]] == ["assets/checker.png"]
+        assert (said in updates) == (project is None), "files from outside are named even when allowed"
+        api.cancel(done.job["id"])
+
+
 def test_missing_files_stop_the_submission(site: Site, textured_tree: Path, tmp_path: Path) -> None:
     tree = tmp_path / "tree"
     shutil.copytree(textured_tree, tree)
@@ -167,9 +200,10 @@ def test_missing_files_stop_the_submission(site: Site, textured_tree: Path, tmp_
 
     error = final(updates_of(submission))
     assert error.kind == "error" and error.job is None
-    assert error.text.startswith("1 file(s) the scene uses could not be found and are not in the pack: "), error
-    assert "checker.png" in error.text and "Submit with Missing Files" in error.text
-    assert error.text.endswith("nothing was submitted")
+    texture = tree / "textures" / "checker.png"
+    assert (error.missing, error.outside) == ((str(texture),), ())
+    assert error.text.startswith(f"1 file(s) the scene uses could not be found: {texture}. "), error
+    assert error.text.endswith("; nothing was submitted")
     assert job_ids(api) == before and not workdir.exists()
 
     # Ticked "Submit with Missing Files": it goes (and would render the floor magenta).
@@ -275,7 +309,7 @@ def test_esc_while_packing_or_uploading(site: Site, textured_tree: Path, tmp_pat
     api = site.client()
     before = job_ids(api)
     workdir = tmp_path / "work"
-    submission = Submission(api, tree / "shots" / "shot.blend", workdir, options())
+    submission = Submission(api, tree / "shots" / "shot.blend", workdir, options(allow_outside=True))
     submission.updates = PressEscWhen(submission, ESC_MOMENTS[moment])
     submission.start()
     submission.join(60)
@@ -288,7 +322,7 @@ def test_esc_while_packing_or_uploading(site: Site, textured_tree: Path, tmp_pat
     if moment == "while uploading":
         assert updates[pressed] is updates[-2], "the next progress report stopped the upload"
     else:
-        assert not uploading and all(u.kind == "status" for u in updates[:-1]), updates
+        assert not uploading and all(u.kind in ("status", "step") for u in updates[:-1]), updates
     if moment == "while packing":
         assert updates[-2].text.startswith("packing stopped"), "BAT stopped at its next step"
     assert job_ids(api) == before and not workdir.exists()

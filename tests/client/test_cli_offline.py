@@ -21,7 +21,7 @@ import pytest
 
 from addon import cli, client
 from addon.cli import StatusLine, format_elapsed, format_progress, main, progress_key
-from addon.client import ApiError, Client, ConnectionFailed, sha256_file
+from addon.client import ApiError, Client, ConnectionFailed, InvalidSetting, sha256_file
 
 REPO = Path(__file__).resolve().parents[2]
 TOKEN = "secret-token"
@@ -97,11 +97,14 @@ def test_manifest_matches_client_and_blender_limits() -> None:
 def test_submit_arguments_are_parsed() -> None:
     args = cli.build_parser().parse_args(
         ["submit", "s.blend", "--coordinator", "http://c:8000", "--token", "t", "--frames", "1-24"]
-        + ["--chunk", "4", "--priority", "70", "--name", "shot", "--wait", "--out", "frames"]
+        + ["--chunk", "4", "--priority", "70", "--name", "shot", "--wait", "--out", "frames", "--allow-outside"]
     )
     assert (args.scene, args.frames, args.chunk, args.priority) == (Path("s.blend"), "1-24", 4, 70)
     assert (args.name, args.wait, args.out) == ("shot", True, Path("frames"))
     assert (args.coordinator, args.token) == ("http://c:8000", "t")
+    assert (args.allow_outside, args.allow_missing) == (True, False), "nothing from outside goes unless asked"
+    defaults = cli.build_parser().parse_args(["submit", "s.blend"])
+    assert (defaults.allow_outside, defaults.allow_missing) == (False, False)
 
 
 @pytest.mark.parametrize(
@@ -260,6 +263,70 @@ def test_wait_gives_up_on_a_coordinator_that_stays_away(monkeypatch: pytest.Monk
 def test_client_rejects_url_without_scheme() -> None:
     with pytest.raises(ValueError, match="http://"):
         Client("render-box:8000", TOKEN)
+
+
+# ---------------------------------------------------------------------- settings checked before anything is sent
+
+
+@pytest.mark.parametrize(("token", "problem"), [
+    ("fhu_abc\ndef", "a line break (character 8)"),
+    ("fhu_abc\r\ndef", "a line break (character 8)"),
+    ("fhu_abc def", "a space or tab (character 8)"),
+    ("fhu_ab\tc", "a space or tab (character 7)"),
+    ("fhu_\x00abc", "a control character (character 5)"),
+    ("fhu_\x7fabc", "a control character (character 5)"),
+    ("fhu_ab€c", "a non-ASCII character (character 7)"),
+    ("fhu_ab\u00a0c", "a non-ASCII character (character 7)"),  # a non-breaking space from a web page
+], ids=["newline", "crlf", "space", "tab", "nul", "del", "euro", "nbsp"])
+def test_a_token_no_coordinator_issues_is_refused_before_anything_is_sent(token: str, problem: str) -> None:
+    # Sent as it is, it would fail deep in http.client with a bare ValueError ("Invalid header value").
+    with pytest.raises(InvalidSetting) as caught:
+        Client("http://render.example:8400", token)
+    error = caught.value
+    assert isinstance(error, ApiError) and isinstance(error, ValueError)
+    assert (error.status, error.code) == (0, "bad_token")
+    assert error.message == (f"the token contains {problem}, which tokens never have: paste it again "
+                             "(it looks like fhu_...)")
+    assert "abc" not in str(error), "the token itself is never shown"
+
+
+@pytest.mark.parametrize(("url", "problem"), [
+    ("", "no coordinator URL given (e.g. http://render.example:8400)"),
+    ("render.example:8400", "the coordinator URL must start with http:// or https://, got 'render.example:8400'"),
+    ("ftp://render.example", "the coordinator URL must start with http:// or https://, got 'ftp://render.example'"),
+    ("http://render example:8400", "the coordinator URL 'http://render example:8400' contains a space or tab "
+                                   "(character 14): type it again"),
+    ("http://render.example\n:8400", "the coordinator URL 'http://render.example\\n:8400' contains a line break "
+                                     "(character 22): type it again"),
+    ("http://rénder.example", "the coordinator URL 'http://rénder.example' contains a non-ASCII character "
+                              "(character 9): type it again"),
+    ("http://render.example:99999", "the coordinator URL 'http://render.example:99999' has an invalid port"),
+    ("http://:8400", "the coordinator URL 'http://:8400' has no host name"),
+    ("http://alice:pw@render.example", "the coordinator URL 'http://alice:pw@render.example' may only have a "
+                                       "scheme, a host, a port and a path (no user name, ?query or #fragment)"),
+    ("http://render.example/?x=1", "the coordinator URL 'http://render.example/?x=1' may only have a scheme, a "
+                                   "host, a port and a path (no user name, ?query or #fragment)"),
+    ("http://render.example#top", "the coordinator URL 'http://render.example#top' may only have a scheme, a "
+                                  "host, a port and a path (no user name, ?query or #fragment)"),
+], ids=["empty", "no-scheme", "ftp", "space", "newline", "non-ascii", "port", "no-host", "user", "query",
+        "fragment"])
+def test_a_url_that_cannot_be_the_coordinators_is_refused(url: str, problem: str) -> None:
+    with pytest.raises(InvalidSetting) as caught:
+        Client(url, TOKEN)
+    assert (caught.value.status, caught.value.code, caught.value.message) == (0, "bad_url", problem)
+
+
+def test_blanks_around_url_and_token_are_dropped() -> None:
+    client = Client("  https://render.example:8400/farm//\n", "  fhu_abc\r\n")
+    assert (client.base_url, client.token) == ("https://render.example:8400/farm", "fhu_abc")
+    assert Client("http://render.example", "  \n").token is None, "a blank token is no token (health needs none)"
+
+
+def test_cli_a_mangled_token_is_one_line_exit_2(no_env: None, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["jobs", "--coordinator", "http://127.0.0.1:9", "--token", "fhu_a\nb"]) == 2
+    err = capsys.readouterr().err
+    assert err == ("framehive: the token contains a line break (character 6), which tokens never have: paste it "
+                   "again (it looks like fhu_...)\n")
 
 
 # ---------------------------------------------------------------------- progress display

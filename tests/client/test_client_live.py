@@ -25,7 +25,9 @@ import pytest
 from addon.cli import main
 from addon.client import MISSING_QUERY_BATCH, ApiError, Client, sha256_file
 from tests.farm import REPO, Farm, make_scene, wait_for
+from tests.images import colours
 from tests.live import Site, mint_tokens
+from tests.scenes import build_asset_project, outside_files, snapshot
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 RENDER_TIMEOUT = 120
@@ -375,8 +377,8 @@ def test_cli_second_submit_says_nothing_to_upload(
     api.cancel(api.submit(sample_scene, frames="1")["id"])  # the scene is on the coordinator from here on
     assert main(["submit", str(sample_scene), "--frames", "2", *idle.connection()]) == 0
     out, err = capsys.readouterr()
-    assert "sample.blend is already on the coordinator; nothing to upload" in err
-    assert "uploading" not in err
+    assert "sample.blend and the files it uses are already on the coordinator; nothing to upload" in err
+    assert "uploading:" not in err
     api.cancel(int(out))
 
 
@@ -571,3 +573,55 @@ def test_cli_status_and_download_of_a_rendered_job(
     assert main(["download", job_id, "--out", str(out), *conn]) == 0
     assert capsys.readouterr().err.splitlines()[-1] == f"all 3 frame(s) already in {out}"
     assert frame_names(out) == ["frame_0001.png", "frame_0002.png", "frame_0003.png"]
+
+
+@pytest.fixture(scope="module")
+def asset_project(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """tests/scenes/asset_project.py: six files from outside the .blend's folder, one missing image."""
+    return build_asset_project(tmp_path_factory.mktemp("artist") / "studio")
+
+
+def test_cli_submit_packs_the_scene_with_its_files_once_allowed(
+    render: Site, asset_project: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Like the add-on: files from outside the .blend's folder and missing ones are listed and nothing is
+    submitted until the flags allow them; then the whole tree goes, and the frame shows both textures."""
+    blend, before = asset_project["blend"], snapshot(asset_project["root"])
+    api = render.client()
+    known = [job["id"] for job in api.jobs()]
+    outside, gone = outside_files(asset_project), asset_project["missing"]
+    argv = ["submit", str(blend), *render.connection()]
+
+    assert main(argv) == 1
+    out, err = capsys.readouterr()
+    assert out == "" and "Traceback" not in err
+    assert err.splitlines()[-1] == (
+        f"framehive: 6 file(s) the scene uses are outside the .blend's folder {blend.parent} and would be uploaded "
+        f"with it: {', '.join(outside)}; 1 file(s) the scene uses could not be found: {gone}. Blender renders "
+        "missing images magenta and leaves out what missing libraries hold (File > External Data > Report Missing "
+        "Files lists them); nothing was submitted. To submit anyway, pass --allow-outside and --allow-missing")
+    assert main([*argv, "--allow-outside"]) == 1
+    assert capsys.readouterr().err.splitlines()[-1].endswith("nothing was submitted. To submit anyway, pass "
+                                                              "--allow-missing")
+    assert [job["id"] for job in api.jobs()] == known, "nothing was submitted"
+
+    code = main([*argv, "--allow-outside", "--allow-missing", "--wait", "--out", str(tmp_path / "frames")])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    job_id = int(out)
+    lines = err.splitlines()
+    assert lines[0] == "packing the scene and its files", "off a terminal, no line per file read or copied"
+    assert lines[1] == f"packed 6 file(s) from outside the .blend's folder, as allowed: {', '.join(outside)}"
+    assert re.fullmatch(r"checking which of the 7 packed file\(s\) \(\d+\.\d MB\) the coordinator lacks",
+                        lines[2]), lines
+    submitted = next(i for i, line in enumerate(lines) if line.startswith(f"submitted job {job_id} (shot, "))
+    uploads = lines[3:submitted]
+    assert uploads and all(re.fullmatch(r"uploading: \d+\.\d of \d+\.\d MB \(\d+%\)", u) for u in uploads), lines
+    assert uploads[-1].endswith(" (100%)") and len(uploads) == len(set(uploads)) <= 11, "a line per 10 % at most"
+    assert lines[-1] == f"downloaded 1 frame(s) to {tmp_path / 'frames'}"
+    job = api.job(job_id)
+    assert (job["scene_path"], job["asset_count"]) == ("shot.blend", 6)
+    assert colours(tmp_path / "frames" / "frame_0001.png") == {(0, 255, 0), (0, 0, 255), (255, 0, 0),
+                                                                (255, 255, 255)}, "both textures, no magenta"
+    assert snapshot(asset_project["root"]) == before, "the artist's files are untouched"
+

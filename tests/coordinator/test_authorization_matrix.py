@@ -1,15 +1,17 @@
 """The authorization matrix: every REST endpoint × every kind of caller → the status code it must answer.
 
 One world, on SQLite and on PostgreSQL: the user ``alice`` owns a job with verified frames and a claim; the user
-``bob`` owns another job; the worker account ``worker-lease`` has an agent that holds a task lease (on bob's job)
-and a check lease (on alice's job); the worker account ``worker-idle`` has an agent that holds nothing; ``admin``
-is an admin; ``none`` sends no token. Each row of ``ROWS`` is one request; its six expected codes are, in order,
-the columns of ``CALLERS``.
+``bob`` owns another job, which he paused; the worker account ``worker-lease`` has an agent that holds a task lease
+(on bob's job: a lease in flight when the job was paused, which may finish) and a check lease (on alice's job); the
+worker account ``worker-idle`` has an agent that holds nothing, is suspended and is blocklisted for alice's job;
+``admin`` is an admin; ``none`` sends no token. Each row of ``ROWS`` is one request; its six expected codes are, in
+order, the columns of ``CALLERS``.
 
-The rules the matrix encodes: a user sees only its own jobs, frames and claims, and anyone else's job is a 404
-like a job that does not exist; a worker downloads only the files (the scene's .blend and its assets) of a job
-whose task or check one of its agents holds; a worker upload names an agent (X-Framehive-Worker): someone else's
-agent is 403, its own agent without the lease is 409 ``lease_lost`` (the answer an agent whose lease ran out
+The rules the matrix encodes: a user sees and controls (pause, resume, requeue, priority, cancel) only its own
+jobs, frames and claims, and anyone else's job is a 404 like a job that does not exist; events and statistics are
+the caller's own (an admin's: everything); a worker downloads only the files (the scene's .blend and its assets)
+of a job whose task or check one of its agents holds; a worker upload names an agent (X-Framehive-Worker): someone
+else's agent is 403, its own agent without the lease is 409 ``lease_lost`` (the answer an agent whose lease ran out
 gets, telling it to drop the work); users and the admin have no agent and name the lease holder's, which is 403;
 admins see everything, and only admins reach /admin/*; no token is 401 everywhere but /health and /openapi.json.
 
@@ -38,7 +40,7 @@ from coordinator import frame_analysis as fa
 from coordinator import leases
 from coordinator.auth import create_token, hash_token
 from coordinator.db import db
-from coordinator.models import Account, ApiToken, Frame, Worker
+from coordinator.models import Account, ApiToken, Frame, JobBlock, Worker
 from coordinator.verification import leasing
 from tests.coordinator.kit import answer, noise_png, render
 from tests.farm import make_scene
@@ -236,6 +238,29 @@ def job_of_caller(response: Any, w: World, caller: str) -> None:
     assert response.get_json()["owner"] == ACCOUNTS[caller]
 
 
+def sees_own_events(response: Any, w: World, caller: str) -> None:
+    """Events of the caller's jobs, agents and account only; alice, bob and the idle agent's owner have some."""
+    events = response.get_json()["events"]
+    if caller == "admin":
+        assert {e["job"] for e in events} >= {w.job_a, w.job_b} and any(e["worker"] for e in events)
+        return
+    jobs = {"alice": {w.job_a}, "bob": {w.job_b}}.get(caller, set())
+    agents = {w.agents[caller]} if caller in w.agents else set()
+    assert all(e["job"] in jobs or e["worker"] in agents or e["account"] == ACCOUNTS[caller] for e in events), events
+    assert (events != []) == (caller != "worker-lease"), events
+
+
+def own_statistics(response: Any, w: World, caller: str) -> None:
+    got = response.get_json()
+    expected = {"alice": ("alice", 1, 0, 0), "bob": ("bob", 0, 1, 0), "worker-lease": ("holder-farm", 0, 0, 1),
+                "worker-idle": ("idle-farm", 0, 0, 1), "admin": ("network", 1, 1, 4)}[caller]
+    assert (got["scope"], got["jobs_running"], got["jobs_paused"], got["workers_online"]["total"]) == expected
+
+
+def agent(caller: str) -> Params:
+    return lambda w: {"worker_id": w.agents[caller]}
+
+
 def frame_png(w: World) -> bytes:
     return w.frame_png
 
@@ -290,6 +315,14 @@ ROWS = [
         params=lambda w: {"job_id": NO_SUCH_JOB}),
     row("401  200  404  403  403  200", "POST", "/jobs/{job_id}/cancel", params=job_a, mutates=True,
         check=fields(id=lambda w: w.job_a, state="cancelled")),
+    row("401  200  404  403  403  200", "POST", "/jobs/{job_id}/pause", params=job_a, mutates=True,
+        check=fields(id=lambda w: w.job_a, state="paused")),
+    row("401  404  200  403  403  200", "POST", "/jobs/{job_id}/resume", label="bob's, paused",
+        params=lambda w: {"job_id": w.job_b}, mutates=True, check=fields(id=lambda w: w.job_b, state="running")),
+    row("401  200  404  403  403  200", "POST", "/jobs/{job_id}/requeue", params=job_a, mutates=True,
+        check=fields(id=lambda w: w.job_a, requeued=0)),
+    row("401  200  404  403  403  200", "POST", "/jobs/{job_id}/priority", params=job_a, mutates=True,
+        send=body({"priority": 80}), check=fields(id=lambda w: w.job_a, priority=80)),
     row("401  200  404  403  403  200", "GET", "/jobs/{job_id}/frames/{number}", label="verified",
         params=lambda w: {"job_id": w.job_a, "number": 1}, check=is_alices_frame),
     row("401  200  404  403  403  200", "GET", "/jobs/{job_id}/claims", params=job_a, check=one_claim),
@@ -320,6 +353,17 @@ ROWS = [
         params=lambda w: {"token_id": w.bob_token_id}, check=fields(account="bob", state="revoked")),
     row("401  403  403  403  403  201", "POST", "/admin/grants", mutates=True,
         send=body({"account": "alice", "amount": 5, "memo": "matrix"}), check=fields(account="alice")),
+    row("401  403  403  403  403  200", "POST", "/admin/workers/{worker_id}/suspend", label="the lease holder",
+        params=agent("worker-lease"), mutates=True, check=fields(name="holder", suspended=True)),
+    row("401  403  403  403  403  200", "POST", "/admin/workers/{worker_id}/unsuspend", label="the idle agent",
+        params=agent("worker-idle"), mutates=True, check=fields(name="idle", suspended=False)),
+    row("401  403  403  403  403  200", "DELETE", "/admin/workers/{worker_id}/blocks", label="the idle agent",
+        params=agent("worker-idle"), mutates=True, check=fields(removed=1)),
+    row("401  403  403  403  403  200", "DELETE", "/admin/workers/{worker_id}/blocks", label="?job=alice's",
+        params=agent("worker-idle"), query=lambda w: {"job": w.job_a}, mutates=True, check=fields(removed=1)),
+    # events and statistics: each caller its own, admins everything
+    row("401  200  200  200  200  200", "GET", "/events", check=sees_own_events),
+    row("401  200  200  200  200  200", "GET", "/stats", check=own_statistics),
 ]
 
 
@@ -447,6 +491,14 @@ def build_world(app: Flask, scene_a: bytes, scene_b: bytes) -> World:
     claim = client.post(f"{API}/jobs/{job_a}/claims", json={"frames": "1", "reason": "frame 1 looks wrong"},
                         headers=as_("alice"))
     assert claim.status_code == 201, claim.get_json()
+    paused = client.post(f"{API}/jobs/{job_b}/pause", headers=as_("bob"))
+    assert paused.status_code == 200 and paused.get_json()["state"] == "paused", paused.get_json()
+    idle = world.agents["worker-idle"]
+    suspended = client.post(f"{API}/admin/workers/{idle}/suspend", headers=as_("admin"))
+    assert suspended.status_code == 200, suspended.get_json()
+    with app.app_context():
+        db.session.add(JobBlock(job_id=job_a, worker_id=idle))
+        db.session.commit()
     return world
 
 

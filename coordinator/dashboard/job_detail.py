@@ -1,0 +1,101 @@
+"""One job in full for its dashboard page: the frame grid, thumbnails, tasks with log tails, and checks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import url_for
+from sqlalchemy import select
+
+from ..api.jobs import check_json
+from ..auth import Caller
+from ..db import db
+from ..models import Check, Frame, Job, TaskFailure, Worker
+from ..states import FrameState
+from . import scope
+from .jobs_data import job_rows
+from .timefmt import iso
+
+# How many of the latest frames are shown as thumbnails (the grid shows every frame's state).
+THUMBNAILS = 12
+OPEN_CHECK_STATES = ("queued", "leased")
+LOG_TAIL_CHARS = 2000
+
+
+def job_detail(viewer: Caller, job: Job) -> dict[str, Any]:
+    checks = db.session.execute(select(Check).filter_by(job_id=job.id).order_by(Check.id)).scalars().all()
+    frames = list(job.frames)
+    shown = sorted((f for f in frames if scope.frame_pixels(viewer, f) and f.rendered_at is not None),
+                   key=lambda f: f.rendered_at or 0.0, reverse=True)
+    return {
+        **job_rows(viewer, [job])[0],
+        "frame_grid": frame_grid(viewer, frames, checks),
+        "last_frame": frame_image(viewer, shown[0], "preview") if shown else None,
+        "thumbnails": [frame_image(viewer, f, "thumb") for f in shown[:THUMBNAILS]],
+        "tasks": tasks(job, frames),
+        "checks": [{**check_json(c), "created_at": iso(c.created_at), "decided_at": iso(c.decided_at),
+                    "images": check_images(viewer, c)} for c in reversed(checks)],
+    }
+
+
+def frame_grid(viewer: Caller, frames: list[Frame], checks: list[Check]) -> list[dict[str, Any]]:
+    """Every frame with the state the grid colours it by, which adds two to the stored ones: ``verifying``
+    (rendered, a check on it under way) and ``rejected`` (its pixels were thrown out after a failed check)."""
+    checking = {c.frame_id for c in checks if c.state in OPEN_CHECK_STATES}
+    failed = {c.frame_id for c in checks if c.verdict == "fail"}
+    grid = []
+    for frame in frames:
+        state = frame.state
+        if state == FrameState.RENDERED and frame.id in checking:
+            state = "verifying"
+        elif state in (FrameState.QUEUED, FrameState.RENDERING) and frame.id in failed:
+            state = "rejected"
+        grid.append({"n": frame.number, "state": state, "worker": frame.worker.name if frame.worker else None,
+                     "verified_by": frame.verified_by, "flags": frame.flags or [],
+                     "image": frame_url(frame, sha, "preview") if (sha := scope.frame_pixels(viewer, frame))
+                     else None})
+    return grid
+
+
+def frame_image(viewer: Caller, frame: Frame, size: str) -> dict[str, Any]:
+    """A frame ``viewer`` may see, with the address of its image at ``size``."""
+    sha = scope.frame_pixels(viewer, frame)
+    assert sha is not None
+    return {"n": frame.number, "state": frame.state, "worker": frame.worker.name if frame.worker else None,
+            "rendered_at": iso(frame.rendered_at), "url": frame_url(frame, sha, size)}
+
+
+def frame_url(frame: Frame, sha256: str, size: str) -> str:
+    """The blob's hash is part of the address: a re-rendered frame gets a new one, so images can be cached."""
+    return url_for("dashboard.frame_image", job_id=frame.job_id, number=frame.number, sha256=sha256, size=size)
+
+
+def tasks(job: Job, frames: list[Frame]) -> list[dict[str, Any]]:
+    """Each task: who holds it now, who rendered its frames, attempts, and its last failure's log tail."""
+    last_failure = {f.task_id: f for f in db.session.execute(
+        select(TaskFailure).filter_by(job_id=job.id).order_by(TaskFailure.id)).scalars()}
+    renderers: dict[int, set[str]] = {}
+    for frame in frames:
+        if frame.worker is not None:
+            renderers.setdefault(frame.task_id, set()).add(frame.worker.name)
+    rows = []
+    for task in job.tasks:
+        failure = last_failure.get(task.id)
+        failed_on = db.session.get(Worker, failure.worker_id) if failure else None
+        rows.append({
+            "id": task.id, "frames": task.frames_spec, "state": task.state, "attempts": task.attempt,
+            "failures": task.failures, "worker": task.worker.name if task.worker else None,
+            "rendered_by": sorted(renderers.get(task.id, ())),
+            "last_failure": None if failure is None else {
+                "worker": failed_on.name if failed_on else None, "reason": failure.reason, "error": failure.error,
+                "log_tail": failure.log_tail[-LOG_TAIL_CHARS:], "at": iso(failure.created_at)},
+        })
+    return rows
+
+
+def check_images(viewer: Caller, check: Check) -> dict[str, str] | None:
+    """The renderer's frame cut to the region and the verifier's upload cut to it, side by side."""
+    if not scope.check_images(viewer, check):
+        return None
+    return {side: url_for("dashboard.check_image", check_id=check.id, side=side)
+            for side in ("renderer", "verifier")}

@@ -1,0 +1,51 @@
+"""The HTML pages: server-rendered shells that their scripts fill from the JSON endpoints and keep live."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import abort, render_template
+
+from . import scope
+from .blueprint import bp
+from .sessions import csrf_token, current_viewer, page_view
+
+NAV = (("overview", "Overview"), ("jobs", "Jobs"), ("workers", "Workers"), ("accounts", "Accounts & ledger"))
+
+
+def page(template: str, section: str, **context: Any) -> str:
+    return render_template(f"dashboard/{template}", viewer=current_viewer(), csrf=csrf_token(), nav=NAV,
+                           section=section, **context)
+
+
+@bp.get("/")
+@page_view
+def overview():  # type: ignore[no-untyped-def]
+    return page("overview.html", "overview")
+
+
+@bp.get("/jobs")
+@page_view
+def jobs():  # type: ignore[no-untyped-def]
+    return page("jobs.html", "jobs")
+
+
+@bp.get("/jobs/<int:job_id>")
+@page_view
+def job(job_id: int):  # type: ignore[no-untyped-def]
+    found = scope.job(current_viewer(), job_id)
+    if found is None:
+        abort(404)
+    return page("job.html", "jobs", job_id=found.id, job_name=found.name)
+
+
+@bp.get("/workers")
+@page_view
+def workers():  # type: ignore[no-untyped-def]
+    return page("workers.html", "workers")
+
+
+@bp.get("/accounts")
+@page_view
+def accounts():  # type: ignore[no-untyped-def]
+    return page("accounts.html", "accounts")

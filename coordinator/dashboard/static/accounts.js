@@ -1,0 +1,80 @@
+// Accounts & ledger: balances and escrows, ledger entries (filtered), claims and their outcomes.
+"use strict";
+
+(() => {
+  const { h } = FH;
+  const form = document.getElementById("ledger-filters");
+  const reasons = document.getElementById("reason");
+  const INTERVAL_MS = 4000;
+
+  const params = new URLSearchParams(location.search);
+  if (params.get("reason")) fillReasons([params.get("reason")]);
+  for (const field of form.elements) {
+    if (field.name && params.has(field.name)) field.value = params.get(field.name);
+  }
+
+  function query() {
+    const out = new URLSearchParams();
+    for (const field of form.elements) if (field.name && field.value) out.set(field.name, field.value);
+    return out.toString();
+  }
+
+  function jobLink(job) {
+    return job ? h("a", { href: FH.url(`jobs/${job}`), text: `#${job}` }) : "–";
+  }
+
+  function account(row) {
+    return h("tr", { dataset: { account: row.name } },
+      h("td", {}, h("strong", { text: row.name }), row.trusted ? h("span", { class: "badge", text: "trusted" }) : null),
+      h("td", { class: "num balance", text: row.balance }),
+      h("td", { class: "num", text: row.escrow }),
+      h("td", { class: "num", text: row.active_jobs }),
+      h("td", { class: "num", text: row.workers }),
+      h("td", { class: "num", text: row.claims_rejected }),
+      h("td", { text: FH.when(row.created_at) }));
+  }
+
+  function entry(row) {
+    return h("tr", { dataset: { reason: row.reason } },
+      h("td", { text: row.id }),
+      h("td", { text: FH.when(row.at) }),
+      h("td", { title: row.from, text: row.from_label }),
+      h("td", { title: row.to, text: row.to_label }),
+      h("td", { class: "num", text: row.amount }),
+      h("td", {}, FH.pill(row.reason, "reason")),
+      h("td", {}, jobLink(row.job)),
+      h("td", { class: "memo", text: row.memo + (row.frame !== null ? ` frame ${row.frame}` : "") }));
+  }
+
+  function claim(row) {
+    return h("tr", { dataset: { state: row.state } },
+      h("td", { text: `#${row.id}` }),
+      h("td", {}, jobLink(row.job)),
+      h("td", { text: row.account || "–" }),
+      h("td", { text: row.frames }),
+      h("td", { class: "memo", text: row.reason }),
+      h("td", {}, FH.pill(row.state)),
+      h("td", { class: "memo", text: row.outcome || "–" }));
+  }
+
+  function fillReasons(list) {
+    const known = new Set([...reasons.options].map((option) => option.value));
+    for (const reason of list) if (!known.has(reason)) reasons.append(h("option", { value: reason, text: reason }));
+  }
+
+  const poller = FH.poll(() => `${FH.url("data/accounts")}?${query()}`, (data) => {
+    FH.syncList(document.querySelector("#accounts tbody"), data.accounts, (row) => row.id, account);
+    fillReasons(data.reasons);
+    FH.syncList(document.querySelector("#ledger tbody"), data.ledger, (row) => row.id, entry);
+    FH.syncList(document.querySelector("#claims tbody"), data.claims, (row) => row.id, claim);
+    document.getElementById("claims-empty").hidden = data.claims.length > 0;
+  }, INTERVAL_MS);
+
+  function filter() {
+    history.replaceState(null, "", `?${query()}`);
+    poller.now();
+  }
+  form.addEventListener("input", filter); // typing
+  form.addEventListener("change", filter); // a select (some browsers send no input event for it)
+  form.addEventListener("submit", (event) => event.preventDefault());
+})();

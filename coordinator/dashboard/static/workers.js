@@ -1,0 +1,48 @@
+// Workers: who is online with what, what they are doing, how fast, how trusted, what they earned.
+"use strict";
+
+(() => {
+  const { h } = FH;
+  const tbody = document.querySelector("#workers tbody");
+  const empty = document.getElementById("workers-empty");
+  const INTERVAL_MS = 3000;
+
+  function state(worker) {
+    if (worker.suspended) return FH.pill("suspended");
+    return FH.pill(worker.online ? "online" : "offline");
+  }
+
+  function threads(count) {
+    return count ? ` · ${count} thread${count === 1 ? "" : "s"}` : "";
+  }
+
+  function current(work) {
+    if (!work) return "idle";
+    const link = h("a", { href: FH.url(`jobs/${work.job}`), text: `job ${work.job}` });
+    return work.kind === "task" ? ["rendering ", link, ` (frames ${work.frames})`] : ["checking a frame of ", link];
+  }
+
+  function row(worker) {
+    const checks = worker.checks_passed + worker.checks_failed;
+    return h("tr", { dataset: { workerId: worker.id, online: worker.online, suspended: worker.suspended } },
+      h("td", { title: worker.roles.join(", ") }, h("strong", { text: worker.name })),
+      h("td", { text: worker.owner }),
+      h("td", {}, state(worker)),
+      h("td", { text: worker.blender_version || "–" }),
+      h("td", { title: worker.devices.join(", "), text: worker.device + threads(worker.threads) }),
+      h("td", {}, current(worker.current)),
+      h("td", { class: "num", text: worker.frames_per_hour }),
+      h("td", { class: "num", text: worker.trust }),
+      h("td", { class: "num", text: checks ? `${worker.checks_passed}/${checks} (${FH.percent(worker.pass_rate)})` : "–" }),
+      h("td", { class: "num", text: worker.earned }),
+      h("td", { class: "blocks" }, worker.blocked_jobs.length
+        ? worker.blocked_jobs.map((job) => h("a", { href: FH.url(`jobs/${job}`), text: `#${job}` }))
+        : "–"),
+      FH.isAdmin ? h("td", {}, FH.workerActions(worker, () => poller.now())) : null);
+  }
+
+  const poller = FH.poll(FH.url("data/workers"), (data) => {
+    FH.syncList(tbody, data.workers, (worker) => worker.id, row);
+    empty.hidden = data.workers.length > 0;
+  }, INTERVAL_MS);
+})();
