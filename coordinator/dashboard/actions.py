@@ -1,7 +1,8 @@
-"""State-changing endpoints: admins only (anyone else gets 403, whatever their page shows), CSRF-checked
-(security.py), each a thin call into the backend's job and worker controls, which refuse an action the state
+"""State-changing endpoints, CSRF-checked (security.py): job actions for admins and the job's owner (anyone
+else's job is a 404, as in the REST API), worker actions for admins only (403 for anyone else, whatever their
+page shows). Each is a thin call into the backend's job and worker controls, which refuse an action the state
 does not allow (409, or 400 for a bad priority, 402 when a requeue cannot be paid) with a message the page
-shows. The admin's account name goes with each action into the event log."""
+shows. The acting account's name goes with each action into the event log."""
 
 from __future__ import annotations
 
@@ -13,9 +14,10 @@ from flask import jsonify, request
 from .. import job_control, worker_control
 from ..db import db
 from ..models import Job, Worker
+from .actions_allowed import may_act_on_job
 from .blueprint import bp
 from .jobs_data import job_rows
-from .sessions import admin_action, current_viewer, error
+from .sessions import admin_action, current_viewer, error, signed_in_action
 
 JOB_ACTIONS: dict[str, Callable[..., Any]] = {
     "pause": job_control.pause_job,
@@ -31,10 +33,10 @@ WORKER_ACTIONS: dict[str, Callable[..., Any]] = {
 
 
 @bp.post("/actions/jobs/<int:job_id>/<action>")
-@admin_action
+@signed_in_action
 def job_action(job_id: int, action: str):  # type: ignore[no-untyped-def]
     job = db.session.get(Job, job_id)
-    if job is None:
+    if job is None or not may_act_on_job(current_viewer(), job):
         return error(404, "not_found", f"no job {job_id}")
     by = current_viewer().account_name
     if action == "priority":

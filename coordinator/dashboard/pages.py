@@ -7,6 +7,7 @@ from typing import Any
 from flask import abort, render_template
 
 from . import scope
+from .actions_allowed import acts_on_jobs
 from .blueprint import bp
 from .sessions import csrf_token, current_viewer, page_view
 
@@ -14,8 +15,9 @@ NAV = (("overview", "Overview"), ("jobs", "Jobs"), ("workers", "Workers"), ("acc
 
 
 def page(template: str, section: str, **context: Any) -> str:
-    return render_template(f"dashboard/{template}", viewer=current_viewer(), csrf=csrf_token(), nav=NAV,
-                           section=section, **context)
+    viewer = current_viewer()
+    return render_template(f"dashboard/{template}", viewer=viewer, csrf=csrf_token(), nav=NAV,
+                           section=section, job_actions=acts_on_jobs(viewer), **context)
 
 
 @bp.get("/")

@@ -114,6 +114,18 @@ def data_view(view: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+def signed_in_action(view: Callable[..., Any]) -> Callable[..., Any]:
+    """A state-changing endpoint open to any signed-in viewer; the view checks what it acts on."""
+
+    @functools.wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if viewer() is None:
+            return error(401, "signed_out", "sign in again")
+        return view(*args, **kwargs)
+
+    return wrapper
+
+
 def admin_action(view: Callable[..., Any]) -> Callable[..., Any]:
     """A state-changing endpoint: admins only (others get 403, whatever their page shows)."""
 
@@ -123,7 +135,7 @@ def admin_action(view: Callable[..., Any]) -> Callable[..., Any]:
         if caller is None:
             return error(401, "signed_out", "sign in again")
         if not caller.is_admin:
-            return error(403, "forbidden", "only admins may act on jobs and workers from the dashboard")
+            return error(403, "forbidden", "only admins may act on workers")
         return view(*args, **kwargs)
 
     return wrapper

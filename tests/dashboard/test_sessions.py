@@ -97,22 +97,30 @@ def test_an_action_without_the_csrf_token_is_refused(dash: Dashboard, site: Site
     assert dash.fetch("POST", f"/actions/jobs/{job['id']}/no-such-action")["status"] == 404
 
 
-def test_an_artist_sees_only_their_own_jobs_read_only_and_actions_are_refused(
+def test_an_artist_sees_and_acts_on_only_their_own_jobs_and_no_worker(
         dash: Dashboard, site: Site, jobs: dict[str, Any]):
     mine, theirs = jobs["artist"]["id"], jobs["other"]["id"]
     dash.login(site.tokens["artist"], "/jobs")
-    dash.find(f'#jobs tr[data-job-id="{mine}"]')
+    row = dash.find(f'#jobs tr[data-job-id="{mine}"]')
     assert dash.all(f'#jobs tr[data-job-id="{theirs}"]') == []
-    assert "read-only" in dash.text("#who-kind")
-    assert dash.all("#jobs button.act") == [] and "Actions" not in dash.text("#jobs thead")
-    dash.screenshot("jobs-artist-read-only")
+    assert "your jobs only" in dash.text("#who-kind")
+    assert "Actions" in dash.text("#jobs thead")
+    assert {b.get_attribute("data-action") for b in row.find_elements("css selector", "button.act")} == {
+        "pause", "priority", "cancel"}
+    dash.screenshot("jobs-artist")
 
     dash.open(f"/jobs/{mine}")
     dash.until(lambda d: dash.attr("#job", "data-state") == "queued", "the job's state")
-    assert dash.find("#job-actions").text == ""
-    forged = dash.fetch("POST", f"/actions/jobs/{mine}/cancel")  # with the session's CSRF token: still no
-    assert forged["status"] == 403 and forged["body"]["error"]["code"] == "forbidden"
-    assert dash.fetch("POST", "/actions/workers/1/suspend")["status"] == 403
+    dash.find('#job-actions button[data-action="pause"]').click()
+    dash.until(lambda d: dash.attr("#job", "data-state") == "paused", "the artist's own job paused")
+    assert site.client("artist").job(mine)["state"] == "paused"
+    dash.find('#job-actions button[data-action="resume"]').click()
+    dash.until(lambda d: dash.attr("#job", "data-state") == "queued", "the artist's own job resumed")
+    forged = dash.fetch("POST", f"/actions/jobs/{theirs}/cancel")  # with the session's CSRF token: still no
+    assert forged["status"] == 404 and forged["body"]["error"]["code"] == "not_found"
+    assert site.client("other").job(theirs)["state"] == "queued"
+    refused = dash.fetch("POST", "/actions/workers/1/suspend")
+    assert refused["status"] == 403 and refused["body"]["error"]["code"] == "forbidden"
     assert site.client("artist").job(mine)["state"] == "queued"
 
     assert dash.fetch("GET", f"/data/jobs/{theirs}")["status"] == 404

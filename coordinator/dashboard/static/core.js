@@ -7,6 +7,8 @@ const FH = (() => {
   const body = document.body;
   const csrf = body.dataset.csrf;
   const isAdmin = body.dataset.admin === "true";
+  // Admins act on every job, users on their own (each job row lists what this viewer may do).
+  const actsOnJobs = body.dataset.jobActions === "true";
   const base = body.dataset.base; // "/dashboard/"
   // Polling backs off from a page's interval up to this while the coordinator cannot be reached.
   const RETRY_MAX_MS = 15000;
@@ -209,7 +211,7 @@ const FH = (() => {
     return data;
   }
 
-  // --- actions (admins only: the server refuses anyone else) ----------------------------------------
+  // --- actions (jobs: admins and their owners; workers: admins; the server refuses anyone else) -----
 
   const LABELS = {
     pause: "Pause", resume: "Resume", requeue: "Requeue", priority: "Priority…", cancel: "Cancel",
@@ -258,6 +260,6 @@ const FH = (() => {
 
   return {
     h, fill, syncList, duration, when, percent, pill, progress, eta, url, poll, post, toast, jobActions,
-    workerActions, isAdmin,
+    workerActions, isAdmin, actsOnJobs,
   };
 })();

@@ -19,7 +19,7 @@
     FH.fill(document.getElementById("job-state"), FH.pill(job.state));
     document.getElementById("job-name").textContent = job.name;
     root.dataset.state = job.state;
-    FH.fill(document.getElementById("job-actions"), FH.isAdmin ? FH.jobActions(job, () => poller.now()) : null);
+    FH.fill(document.getElementById("job-actions"), FH.actsOnJobs ? FH.jobActions(job, () => poller.now()) : null);
     const facts = [
       ["Owner", job.owner], ["Frames", job.frames], ["Resolution", job.resolution.join(" × ")],
       ["Verification", job.policy], ["Priority", job.priority], ["Price", `${job.price} points`],

@@ -30,7 +30,7 @@
       h("td", { text: FH.eta(job) }),
       h("td", { class: "num", text: job.price }),
       h("td", { class: "num priority", text: job.priority }),
-      FH.isAdmin ? h("td", {}, FH.jobActions(job, () => poller.now())) : null);
+      FH.actsOnJobs ? h("td", {}, FH.jobActions(job, () => poller.now())) : null);
   }
 
   const poller = FH.poll(() => `${FH.url("data/jobs")}?${query()}`, (data) => {
