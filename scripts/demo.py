@@ -85,12 +85,15 @@ def summary(job: dict, out: Path, wall: float) -> None:
     print(f"job {job['id']} '{job['name']}': {job['state']}, {job['total']} frames in {wall:.1f} s wall time")
     for worker, count in sorted(per_worker.items()):
         print(f"  {worker}: {count} frames")
-    checks = [c for c in job["checks"] if c["kind"] == "verify"]
+    checks = sorted((c for c in job["checks"] if c["kind"] in ("verify", "spot")), key=lambda c: c["frame"])
+    count = collections.Counter(c["kind"] for c in checks)
     passed = sum(c["verdict"] == "pass" for c in checks)
-    print(f"verification: {passed}/{len(checks)} secret region checks passed; every frame delivered is verified")
+    print(f"verification: {passed}/{len(checks)} secret checks passed ({count['verify']} regions of 1/16, "
+          f"{count['spot']} spot checks); every frame delivered is verified")
     for check in checks:
         x, y, w, h = check["region"]
-        print(f"  frame {check['frame']:>3}: rendered by {check['renderer']}, region {w}x{h} at ({x},{y}) "
+        what = "region" if check["kind"] == "verify" else "spot"
+        print(f"  frame {check['frame']:>3}: rendered by {check['renderer']}, {what} {w}x{h} at ({x},{y}) "
               f"re-rendered by {check['verifier']}: {check['verdict']} ({check['mode']}, "
               f"max diff {check['metrics'].get('maxabs')})")
     print(f"frames: {out}/ ({len(list(out.glob('*.png')))} PNG files)")
