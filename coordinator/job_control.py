@@ -24,11 +24,11 @@ from . import config, events, ledger, outcomes, payments
 from .db import db, lock
 from .dispatch import dispatcher
 from .errors import ActionRefused
-from .models import Frame, Job, Task, VerificationKey
+from .models import Frame, Job, Task
 from .states import FrameState, JobState, TaskState
 from .transitions import finish_job_if_complete, missing_frames, move_job, move_task
 from .verification.commit import commit_task
-from .verification.keys import draw_keys
+from .verification.keys import redraw_keys
 
 
 class JobControlError(ActionRefused):
@@ -144,13 +144,11 @@ def _restart(job: Job, task: Task) -> None:
             frame.state = FrameState.QUEUED
         if frame.state != FrameState.VERIFIED:
             pending.append(frame.number)
-    for key in db.session.execute(select(VerificationKey).where(
-            VerificationKey.task_id == task.id, VerificationKey.state.in_(("sealed", "used")))).scalars():
-        key.state = "void"
     if not pending:
+        redraw_keys(job, task, [])
         move_task(task, TaskState.DONE)
         return
-    db.session.add_all(draw_keys(job, task, pending))
+    redraw_keys(job, task, pending)
     db.session.flush()
     if missing_frames(task):
         move_task(task, TaskState.QUEUED)

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import secrets
 
+from sqlalchemy import select
+
+from ..db import db
 from ..frame_analysis import Region, draw_region
 from ..models import Job, Task, VerificationKey
 
@@ -37,6 +40,17 @@ def draw_keys(job: Job, task: Task, frames: list[int]) -> list[VerificationKey]:
         drawn += [VerificationKey(task_id=task.id, job_id=job.id, frame=f, kind="spot", draw=_rng.random(),
                                   region=draw_region(_rng, width, height, SPOT_FRACTION).as_list()) for f in frames]
     return drawn
+
+
+def redraw_keys(job: Job, task: Task, frames: list[int]) -> None:
+    """The task is rendered or checked anew: its old keys are void (never used again, never revealed) and fresh
+    ones are drawn for ``frames``. No commit."""
+    stale = select(VerificationKey).where(VerificationKey.task_id == task.id,
+                                          VerificationKey.state.in_(("sealed", "used")))
+    for key in db.session.execute(stale).scalars():
+        key.state = "void"
+    if frames:
+        db.session.add_all(draw_keys(job, task, frames))
 
 
 def extra_key(job: Job, task: Task, frame: int) -> VerificationKey:

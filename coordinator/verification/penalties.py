@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from .. import events, payments
 from ..db import db
-from ..models import Frame, Job, JobBlock, Task, VerificationKey, Worker
+from ..models import Frame, Job, JobBlock, Task, Worker
 from ..states import FrameState, JobState, TaskState
 from ..transitions import LostLease, move_task
 from . import keys, trust
@@ -63,12 +63,9 @@ def _rerender(job: Job, task: Task) -> list[LostLease]:
         lost.append(LostLease(task.id, task.worker_id or 0, "frames reassigned after a cheat"))
     if task.state != TaskState.QUEUED:
         move_task(task, TaskState.QUEUED)
-    for key in db.session.execute(select(VerificationKey).filter_by(task_id=task.id)).scalars():
-        if key.state == "sealed" or key.state == "used":
-            key.state = "void"
     missing = [f.number for f in db.session.execute(select(Frame).filter_by(task_id=task.id)).scalars()
                if f.state not in FrameState.HAVE_PIXELS]
-    db.session.add_all(keys.draw_keys(job, task, missing or task.frame_numbers))
+    keys.redraw_keys(job, task, missing or task.frame_numbers)
     return lost
 
 
