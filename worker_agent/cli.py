@@ -30,6 +30,21 @@ def _roles(text: str) -> list[str]:
     return roles
 
 
+GB = 1024**3
+#: Room for a few jobs of the coordinator's largest scene tree (MAX_JOB_BYTES, 20 GiB).
+DEFAULT_CACHE_LIMIT_GB = 50
+
+
+def _gigabytes(text: str) -> int | None:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of gigabytes") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError("the cache limit is a number of gigabytes, 0 or more")
+    return None if value == 0 else int(value * GB)
+
+
 def default_cache_dir() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "framehive" / "worker"
@@ -47,6 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--threads", type=int, help="CPU threads for Blender (default: all)")
     parser.add_argument("--cache-dir", type=Path, default=default_cache_dir(),
                         help="scene cache (default: %(default)s)")
+    parser.add_argument("--cache-limit", type=_gigabytes, default=DEFAULT_CACHE_LIMIT_GB * GB, metavar="GB",
+                        help="remove least recently used scenes when the cache holds more than this; 0: no limit "
+                             f"(default: {DEFAULT_CACHE_LIMIT_GB})")
     parser.add_argument("--name", default=socket.gethostname(), help="this agent's name (default: the host name)")
     parser.add_argument("--roles", default="render,verify", type=_roles,
                         help="what this agent does: render, verify or both (default: render,verify)")
@@ -90,7 +108,7 @@ def serve(args: argparse.Namespace, prog: str, make_runner: RunnerFactory,
 
 def _task_runner(args: argparse.Namespace, launcher: BlenderLauncher, device: str,
                  session: requests.Session) -> TaskRunner:
-    return TaskRunner(launcher, device, args.threads, args.cache_dir, args.coordinator, session)
+    return TaskRunner(launcher, device, args.threads, args.cache_dir, args.coordinator, session, args.cache_limit)
 
 
 async def _run(args: argparse.Namespace, make_runner: RunnerFactory,

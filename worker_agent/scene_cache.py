@@ -15,6 +15,7 @@ import requests
 
 from protocol.scenepaths import BadPath, check_path, check_tree
 
+from . import cache_eviction
 from .scene_tree import TreeFile, UnsafeTree, assemble
 
 CHUNK = 1024 * 1024
@@ -70,13 +71,22 @@ def _remote(entry: Any) -> RemoteFile:
     return RemoteFile(path, sha, size, url)
 
 
+#: Scenes kept whatever the limit: the one being prepared and the one before it (the warm Blender's, which may
+#: still read textures and libraries lazily while it renders).
+KEEP_RECENT = 2
+
+
 class SceneCache:
-    def __init__(self, root: Path, session: requests.Session, base_url: str) -> None:
+    """``limit``: bytes the cache may hold before least recently used scenes are removed (None: no limit)."""
+
+    def __init__(self, root: Path, session: requests.Session, base_url: str, limit: int | None = None) -> None:
         self.blobs = root / "blobs"
         self.trees = root / "trees"
         self.blobs.mkdir(parents=True, exist_ok=True)
         self.session = session
         self.base_url = base_url.rstrip("/")
+        self.limit = limit
+        self._recent: list[Path] = []
 
     def ensure(self, scene: dict[str, Any]) -> Path:
         """The main .blend inside its laid-out tree, downloading the files not cached yet (blocking: run it in a
@@ -87,6 +97,10 @@ class SceneCache:
             tree = assemble(self.trees, local)
         except (BadPath, UnsafeTree, OSError) as exc:
             raise SceneDownloadError(f"cannot lay out the scene's files: {exc}") from None
+        cache_eviction.touch([tree, *(f.source for f in local)])
+        self._recent = [tree, *(t for t in self._recent if t != tree)][:KEEP_RECENT]
+        if self.limit is not None:
+            cache_eviction.prune(self.blobs, self.trees, self.limit, keep=self._recent)
         return tree / main
 
     def fetch(self, file: RemoteFile) -> Path:

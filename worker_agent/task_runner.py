@@ -25,13 +25,13 @@ class TaskRunner:
     """Owns the warm Blender process; ``run`` executes one task at a time."""
 
     def __init__(self, launcher: BlenderLauncher, device: str, threads: int | None, cache_dir: Path,
-                 base_url: str, session: requests.Session) -> None:
+                 base_url: str, session: requests.Session, cache_limit: int | None = None) -> None:
         self.launcher = launcher
         self.device = device
         self.threads = threads
         self.base_url = base_url
         self.session = session
-        self.scenes = SceneCache(cache_dir, session, base_url)
+        self.scenes = SceneCache(cache_dir, session, base_url, cache_limit)
         self.work_dir = cache_dir / "frames"
         self.work_dir.mkdir(parents=True, exist_ok=True)
         self.worker_id = 0
