@@ -57,6 +57,14 @@ def worker_action(worker_id: int, action: str):  # type: ignore[no-untyped-def]
         return error(404, "not_found", f"no worker {worker_id}")
     if action not in WORKER_ACTIONS:
         return error(404, "unknown_action", f"no worker action {action!r}")
-    WORKER_ACTIONS[action](worker, by=current_viewer().account_name)
+    by = current_viewer().account_name
+    job_id = (request.get_json(silent=True) or {}).get("job") if action == "unblock" else None
+    if job_id is not None:  # one job's blocklist; without it, every job's
+        job = db.session.get(Job, job_id) if isinstance(job_id, int) and not isinstance(job_id, bool) else None
+        if job is None:
+            return error(404, "not_found", f"no job {job_id!r}")
+        worker_control.unblock_worker(worker, job, by=by)
+    else:
+        WORKER_ACTIONS[action](worker, by=by)
     db.session.refresh(worker)
     return jsonify({"id": worker.id, "name": worker.name, "suspended": worker.suspended})

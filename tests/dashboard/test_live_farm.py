@@ -127,19 +127,27 @@ def test_an_admin_pauses_reprioritises_requeues_and_resumes_a_job(dash: Dashboar
 
 def test_an_admin_suspends_and_unsuspends_a_worker_and_lifts_a_blocklist(
         dash: Dashboard, site: Site, rendered: dict[str, Any]):
-    with farm_database(site.farm):  # a blocklist entry, as three failures on the job would leave
-        w1 = db.session.execute(select(Worker).filter_by(name="w1")).scalar_one()
-        db.session.add(JobBlock(job_id=rendered["id"], worker_id=w1.id))
-        db.session.commit()
-        w1_id = w1.id
-    row = f'#workers tr[data-worker-id="{w1_id}"]'
+    def block() -> int:
+        with farm_database(site.farm):  # a blocklist entry, as three failures on the job would leave
+            w1 = db.session.execute(select(Worker).filter_by(name="w1")).scalar_one()
+            db.session.add(JobBlock(job_id=rendered["id"], worker_id=w1.id))
+            db.session.commit()
+            return w1.id
+
+    def blocks_text() -> str:
+        return dash.driver.find_element("css selector", f"{row} .blocks").text
+
+    row = f'#workers tr[data-worker-id="{block()}"]'
     dash.login(site.tokens["site_admin"], "/workers")
-    dash.until(lambda d: dash.driver.find_element("css selector", f"{row} .blocks").text == f"#{rendered['id']}",
-               "the blocklist entry")
+    dash.until(lambda d: blocks_text().startswith(f"#{rendered['id']}"), "the blocklist entry")
     dash.screenshot("workers")
-    dash.find(f"{row} button.act-unblock").click()
+    dash.find(f'{row} button.act-unblock-job[data-job="{rendered["id"]}"]').click()  # this job only
+    dash.until(lambda d: blocks_text() == "–", "no blocklist")
+    block()
+    dash.until(lambda d: blocks_text().startswith(f"#{rendered['id']}"), "the blocklist entry again")
+    dash.find(f"{row} button.act-unblock").click()  # every job
     dash.until(lambda d: d.switch_to.alert, "the confirmation").accept()
-    dash.until(lambda d: dash.driver.find_element("css selector", f"{row} .blocks").text == "–", "no blocklist")
+    dash.until(lambda d: blocks_text() == "–", "no blocklist")
 
     dash.find(f"{row} button.act-suspend").click()
     dash.until(lambda d: d.switch_to.alert, "the confirmation").accept()

@@ -22,6 +22,24 @@
     return work.kind === "task" ? ["rendering ", link, ` (frames ${work.frames})`] : ["checking a frame of ", link];
   }
 
+  // Lifts one job's blocklist (the row's Un-blocklist button lifts them all).
+  function unblockOne(worker, job) {
+    return h("button", {
+      type: "button", class: "act act-unblock-job", dataset: { job }, title: `Un-blocklist ${worker.name} for job ${job}`,
+      text: "×", onclick: async (event) => {
+        event.currentTarget.disabled = true;
+        try {
+          await FH.post(`actions/workers/${worker.id}/unblock`, { job });
+          FH.toast(`${worker.name} may render job ${job} again`, "ok");
+        } catch (err) {
+          // shown by post()
+        } finally {
+          poller.now();
+        }
+      },
+    });
+  }
+
   function row(worker) {
     const checks = worker.checks_passed + worker.checks_failed;
     return h("tr", { dataset: { workerId: worker.id, online: worker.online, suspended: worker.suspended } },
@@ -36,7 +54,9 @@
       h("td", { class: "num", text: checks ? `${worker.checks_passed}/${checks} (${FH.percent(worker.pass_rate)})` : "–" }),
       h("td", { class: "num", text: worker.earned }),
       h("td", { class: "blocks" }, worker.blocked_jobs.length
-        ? worker.blocked_jobs.map((job) => h("a", { href: FH.url(`jobs/${job}`), text: `#${job}` }))
+        ? worker.blocked_jobs.map((job) => h("span", { class: "block" },
+          h("a", { href: FH.url(`jobs/${job}`), text: `#${job}` }),
+          worker.actions.includes("unblock") ? unblockOne(worker, job) : null))
         : "–"),
       FH.isAdmin ? h("td", {}, FH.workerActions(worker, () => poller.now())) : null);
   }
