@@ -191,6 +191,11 @@ def test_the_overview_counts_the_network_and_lists_what_happened(dash: Dashboard
     dash.until(lambda d: [r.get_attribute("data-state") for r in dash.all("#jobs tbody tr")] == ["cancelled"],
                "only the cancelled job")
     assert dash.driver.current_url.endswith("/dashboard/jobs?state=cancelled")  # a reload keeps the filter
+    dash.open("/jobs?state=cancelled")  # the form starts from the address
+    dash.until(lambda d: [r.get_attribute("data-state") for r in dash.all("#jobs tbody tr")] == ["cancelled"],
+               "only the cancelled job after a reload")
+    assert Select(dash.find('#filters select[name="state"]')).first_selected_option.get_attribute("value") == \
+        "cancelled"
 
     dash.open("/accounts")
     dash.until(lambda d: dash.count("#ledger tbody tr") > 10 and dash.count("#accounts tbody tr") >= 4, "the ledger")

@@ -7,17 +7,9 @@
   const reasons = document.getElementById("reason");
   const INTERVAL_MS = 4000;
 
-  const params = new URLSearchParams(location.search);
-  if (params.get("reason")) fillReasons([params.get("reason")]);
-  for (const field of form.elements) {
-    if (field.name && params.has(field.name)) field.value = params.get(field.name);
-  }
-
-  function query() {
-    const out = new URLSearchParams();
-    for (const field of form.elements) if (field.name && field.value) out.set(field.name, field.value);
-    return out.toString();
-  }
+  // The reason asked for in the address must be an option before the form takes it from there.
+  const asked = new URLSearchParams(location.search).get("reason");
+  if (asked) fillReasons([asked]);
 
   function jobLink(job) {
     return job ? h("a", { href: FH.url(`jobs/${job}`), text: `#${job}` }) : "–";
@@ -62,19 +54,11 @@
     for (const reason of list) if (!known.has(reason)) reasons.append(h("option", { value: reason, text: reason }));
   }
 
-  const poller = FH.poll(() => `${FH.url("data/accounts")}?${query()}`, (data) => {
+  FH.filteredPoll(form, "data/accounts", (data) => {
     FH.syncList(document.querySelector("#accounts tbody"), data.accounts, (row) => row.id, account);
     fillReasons(data.reasons);
     FH.syncList(document.querySelector("#ledger tbody"), data.ledger, (row) => row.id, entry);
     FH.syncList(document.querySelector("#claims tbody"), data.claims, (row) => row.id, claim);
     document.getElementById("claims-empty").hidden = data.claims.length > 0;
   }, INTERVAL_MS);
-
-  function filter() {
-    history.replaceState(null, "", `?${query()}`);
-    poller.now();
-  }
-  form.addEventListener("input", filter); // typing
-  form.addEventListener("change", filter); // a select (some browsers send no input event for it)
-  form.addEventListener("submit", (event) => event.preventDefault());
 })();

@@ -132,6 +132,29 @@ const FH = (() => {
   // Fetch ``target`` (a URL, or a function returning one) every ``interval`` ms and hand the JSON to
   // ``render``. While the coordinator is away (a restart, a network cut) a banner says so and the poller
   // retries with exponential backoff; the first answer hides the banner and restores the interval.
+  // Polls ``path`` with a filter form's values, and keeps them in the address (so a reload keeps them): the
+  // fields start from the address, and each change rewrites it and polls at once.
+  function filteredPoll(form, path, render, interval) {
+    const params = new URLSearchParams(location.search);
+    for (const field of form.elements) {
+      if (field.name && params.has(field.name)) field.value = params.get(field.name);
+    }
+    const query = () => {
+      const out = new URLSearchParams();
+      for (const field of form.elements) if (field.name && field.value) out.set(field.name, field.value);
+      return out.toString();
+    };
+    const poller = poll(() => `${url(path)}?${query()}`, render, interval);
+    const filter = () => {
+      history.replaceState(null, "", `?${query()}`);
+      poller.now();
+    };
+    form.addEventListener("input", filter); // typing
+    form.addEventListener("change", filter); // a select (some browsers send no input event for it)
+    form.addEventListener("submit", (event) => event.preventDefault());
+    return poller;
+  }
+
   function poll(target, render, interval) {
     let delay = interval;
     let timer = null;
@@ -259,7 +282,8 @@ const FH = (() => {
   }
 
   return {
-    h, fill, syncList, duration, when, percent, pill, progress, eta, url, poll, post, toast, jobActions,
+    h, fill, syncList, duration, when, percent, pill, progress, eta, url, poll, filteredPoll, post, toast,
+    jobActions,
     workerActions, isAdmin, actsOnJobs,
   };
 })();

@@ -8,17 +8,6 @@
   const empty = document.getElementById("jobs-empty");
   const INTERVAL_MS = 2000;
 
-  const params = new URLSearchParams(location.search);
-  for (const field of form.elements) {
-    if (field.name && params.has(field.name)) field.value = params.get(field.name);
-  }
-
-  function query() {
-    const out = new URLSearchParams();
-    for (const field of form.elements) if (field.name && field.value) out.set(field.name, field.value);
-    return out.toString();
-  }
-
   function row(job) {
     const link = (text) => h("a", { href: FH.url(`jobs/${job.id}`), text });
     return h("tr", { dataset: { jobId: job.id, state: job.state } },
@@ -33,16 +22,8 @@
       FH.actsOnJobs ? h("td", {}, FH.jobActions(job, () => poller.now())) : null);
   }
 
-  const poller = FH.poll(() => `${FH.url("data/jobs")}?${query()}`, (data) => {
+  const poller = FH.filteredPoll(form, "data/jobs", (data) => {
     FH.syncList(tbody, data.jobs, (job) => job.id, row);
     empty.hidden = data.jobs.length > 0;
   }, INTERVAL_MS);
-
-  function filter() {
-    history.replaceState(null, "", `?${query()}`);
-    poller.now();
-  }
-  form.addEventListener("input", filter); // typing
-  form.addEventListener("change", filter); // a select (some browsers send no input event for it)
-  form.addEventListener("submit", (event) => event.preventDefault());
 })();
