@@ -17,7 +17,7 @@ from ..models import Job, Worker
 from .actions_allowed import may_act_on_job
 from .blueprint import bp
 from .jobs_data import job_rows
-from .sessions import admin_action, current_viewer, error, signed_in_action
+from .sessions import admin_action, current_viewer, data_view, error
 
 JOB_ACTIONS: dict[str, Callable[..., Any]] = {
     "pause": job_control.pause_job,
@@ -33,7 +33,7 @@ WORKER_ACTIONS: dict[str, Callable[..., Any]] = {
 
 
 @bp.post("/actions/jobs/<int:job_id>/<action>")
-@signed_in_action
+@data_view
 def job_action(job_id: int, action: str):  # type: ignore[no-untyped-def]
     job = db.session.get(Job, job_id)
     if job is None or not may_act_on_job(current_viewer(), job):

@@ -103,19 +103,8 @@ def page_view(view: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def data_view(view: Callable[..., Any]) -> Callable[..., Any]:
-    """A JSON endpoint or an image: 401 without a session (the page's script then goes to the login page)."""
-
-    @functools.wraps(view)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        if viewer() is None:
-            return error(401, "signed_out", "sign in again")
-        return view(*args, **kwargs)
-
-    return wrapper
-
-
-def signed_in_action(view: Callable[..., Any]) -> Callable[..., Any]:
-    """A state-changing endpoint open to any signed-in viewer; the view checks what it acts on."""
+    """A JSON endpoint, an image, or an action whose view checks what it acts on: 401 without a session (the
+    page's script then goes to the login page)."""
 
     @functools.wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
