@@ -62,10 +62,11 @@ def prune(blobs: Path, trees: Path, limit: int, keep: Iterable[Path] = ()) -> Pr
         if result.used <= limit or not candidates:
             break
         tree = candidates.pop(0)
-        before = result.used
+        # Its hard links free nothing yet (their blobs go once unlinked, above); its copies free their bytes.
+        copies = sum(stat.st_size for stat in (p.lstat() for p in _files(tree)) if stat.st_nlink == 1)
         shutil.rmtree(tree, ignore_errors=True)
-        result.used = usage(blobs, trees)
-        result.freed += before - result.used
+        result.used -= copies
+        result.freed += copies
         result.trees.append(tree.name)
     if result.trees or result.blobs:
         log.info("scene cache: removed %d scene(s) and %d file(s), %.1f MB freed, %.1f MB in use (limit %.1f MB)",

@@ -130,3 +130,18 @@ def test_a_bad_cache_limit_is_refused(text: str, capsys: pytest.CaptureFixture[s
         build_parser().parse_args(["--cache-limit", text])
     err = capsys.readouterr().err
     assert "--cache-limit" in err and "gigabytes" in err
+
+
+def test_a_scene_of_copies_frees_its_own_bytes(cache: tuple[Path, Path]) -> None:
+    """On a file system without hard links a scene holds copies: removing it frees them at once."""
+    blobs, trees = cache
+    copied = trees / "copied"
+    copied.mkdir(parents=True)
+    (copied / "shot.blend").write_bytes(b"c" * (40 * KB))
+    os.utime(copied, (100, 100))
+    newer = b"n" * (20 * KB)
+    make_blob(blobs, newer, 200)
+    kept = make_tree(blobs, trees, {"new.blend": newer}, 200)
+    result = prune(blobs, trees, 30 * KB)
+    assert result.trees == ["copied"] and result.blobs == [] and kept.is_dir()
+    assert result.freed == 40 * KB and result.used == usage(blobs, trees) == 20 * KB
