@@ -1,0 +1,172 @@
+"""The render confinement itself, tested with a probe (plain Python, not Blender) started exactly as the render
+runner is: ``confinement.confine`` builds the policy and the command, ``confined_exec.py`` applies it.
+
+The first test is the attack without confinement (Landlock switched off): the probe reads the owner's canary,
+writes outside its folders, connects to a loopback listener and signals the agent. The next one runs the same
+probe confined and watches each of those fail.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from worker_agent import confinement
+from worker_agent.confinement import RenderFolders, confine, scrubbed_environment
+
+PROBE = Path(__file__).with_name("confinement_probe.py")
+TOKEN = "fhw_probe-must-never-see-this"
+SECRET = "the owner's private key"
+TIMEOUT = 30.0
+
+
+@dataclass
+class Site:
+    """A scene tree, the owner's canary beside it, a render's private folders and two listeners."""
+
+    tree_file: Path
+    secret: Path
+    outside: Path
+    folders: RenderFolders
+    port: int
+    abstract: str
+
+    def probe_args(self) -> dict:
+        return {"tree_file": str(self.tree_file), "secret": str(self.secret),
+                "output_file": str(self.folders.output / "frame.png"), "outside_file": str(self.outside),
+                "port": self.port, "abstract": self.abstract, "parent": os.getpid(), "program": "/bin/true"}
+
+
+@pytest.fixture
+def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Site]:
+    monkeypatch.setenv("FRAMEHIVE_TOKEN", TOKEN)  # the agent's own environment holds the token
+    monkeypatch.setenv("FRAMEHIVE_COORDINATOR", "http://coordinator.invalid")
+    tree = tmp_path / "trees" / "job1"
+    tree.mkdir(parents=True)
+    (tree / "scene.txt").write_text("inside the tree")
+    (tmp_path / "secret").mkdir()
+    secret = tmp_path / "secret" / "id_rsa"
+    secret.write_text(SECRET)
+    folders = RenderFolders.create(tmp_path / "work")
+    abstract = f"framehive-probe-{os.getpid()}"
+    with socket.create_server(("127.0.0.1", 0)) as listener, \
+            socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as unix_listener:
+        unix_listener.bind("\0" + abstract)
+        unix_listener.listen()
+        yield Site(tree / "scene.txt", secret, tmp_path / "outside.txt", folders, listener.getsockname()[1],
+                   abstract)
+    folders.remove()
+
+
+def run_probe(site: Site, extra_env: dict[str, str] | None = None) -> dict:
+    """The probe, started the way RenderProcess starts Blender."""
+    command = confine([sys.executable, "-P", str(PROBE)], site.folders, site.tree_file.parent)
+    argv = command.argv[:]
+    argv.append(json.dumps(site.probe_args()))
+    done = subprocess.run(argv, env={**command.env, **(extra_env or {})}, cwd=command.cwd, capture_output=True,
+                          text=True, timeout=TIMEOUT)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def failed(result: dict, errno_name: str) -> bool:
+    return result == {"ok": False, "errno": errno_name}
+
+
+def test_unconfined_the_probe_reads_writes_and_connects_anywhere(site, monkeypatch):
+    monkeypatch.setenv(confinement.OVERRIDE_VARIABLE, "off")
+    status = confinement.status()
+    assert status["available"] is False and status["abi"] == 0
+    assert "FRAMEHIVE_LANDLOCK=off" in status["reason"]
+    assert confinement.describe().startswith("render confinement: NONE (switched off by FRAMEHIVE_LANDLOCK=off)")
+
+    result = run_probe(site)
+
+    assert result["read_secret"] == {"ok": True, "value": SECRET}  # the attack works without Landlock
+    assert result["list_secret_folder"]["ok"] and result["write_tree"]["ok"]
+    assert result["write_outside"]["ok"] and site.outside.read_text() == "written by the probe"
+    assert result["connect_tcp"] == {"ok": True, "value": "connected"}
+    assert result["bind_tcp"]["ok"] and result["connect_abstract"]["ok"] and result["signal_parent"]["ok"]
+    assert result["run_program"] == {"ok": True, "value": 0}
+    # The environment is scrubbed even so.
+    assert not [name for name in result["environment"] if name.startswith("FRAMEHIVE")]
+
+
+def test_confined_the_probe_reads_only_its_tree_and_writes_only_its_folders(site):
+    assert confinement.status()["abi"] >= 6  # this machine: Linux 6.18, ABI 7
+
+    result = run_probe(site)
+
+    assert result["read_tree"] == {"ok": True, "value": "inside the tree"}
+    assert result["write_output"]["ok"] and (site.folders.output / "frame.png").is_file()
+    assert result["write_temp"]["ok"]
+    assert failed(result["read_secret"], "EACCES")
+    assert failed(result["list_secret_folder"], "EACCES")
+    assert failed(result["write_outside"], "EACCES") and not site.outside.exists()
+    assert failed(result["write_tree"], "EACCES")
+    assert failed(result["connect_tcp"], "EACCES")  # ABI 4: no TCP connect, even to loopback
+    assert failed(result["bind_tcp"], "EACCES")
+    assert failed(result["connect_abstract"], "EPERM")  # ABI 6: abstract unix sockets of other domains
+    assert failed(result["signal_parent"], "EPERM")  # ABI 6: no signal to the agent
+    assert failed(result["run_program"], "EACCES")  # nothing but the program itself runs
+    assert site.secret.read_text() == SECRET
+
+
+def test_confined_environment_holds_no_token_and_a_private_home(site, monkeypatch):
+    monkeypatch.setenv("LC_ALL", "C.UTF-8")
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "1")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "owner's cloud key")
+    # Even if the token reached the wrapper's own environment, the program would not get it.
+    result = run_probe(site, extra_env={"FRAMEHIVE_TOKEN": TOKEN, "PYTHONPATH": "/somewhere"})
+
+    env = result["environment"]
+    assert TOKEN not in json.dumps(result)
+    assert not [name for name in env if name.startswith("FRAMEHIVE") or name.startswith("AWS")]
+    assert "PYTHONPATH" not in env
+    assert env["HOME"] == str(site.folders.home) and env["TMPDIR"] == str(site.folders.temp)
+    assert env["LC_ALL"] == "C.UTF-8" and env["CUDA_VISIBLE_DEVICES"] == "1" and env["PATH"] == os.environ["PATH"]
+    assert result["cwd"] == str(site.folders.temp)
+
+
+def test_status_and_description_name_what_is_confined():
+    status = confinement.status()
+    assert status == {"available": True, "mechanism": "landlock", "abi": confinement.abi_version(),
+                      "filesystem": True, "network": True, "scopes": ["abstract_unix_socket", "signal"],
+                      "device_ioctl": True, "environment": "scrubbed", "reason": None}
+    json.dumps(status)
+    line = confinement.describe()
+    assert line.startswith(f"render confinement: Landlock ABI {status['abi']}: reads limited to the scene's tree")
+    assert "no TCP connect or bind" in line and "signals scoped" in line and "\n" not in line
+
+
+def test_the_allow_list_keeps_locale_and_gpu_variables_only():
+    env = scrubbed_environment({"PATH": "/usr/bin", "LANG": "C", "LC_CTYPE": "C", "TZ": "UTC",
+                                "CUDA_VISIBLE_DEVICES": "0", "HIP_VISIBLE_DEVICES": "0", "FRAMEHIVE_TOKEN": TOKEN,
+                                "HOME": "/root", "TMPDIR": "/tmp", "SSH_AUTH_SOCK": "/run/agent", "DISPLAY": ":0",
+                                "XDG_RUNTIME_DIR": "/run/user/0", "http_proxy": "http://proxy", "PYTHONHOME": "/x",
+                                "BLENDER_USER_SCRIPTS": "/home/owner/scripts"},
+                               home="/private/home", temp="/private")
+    assert env == {"PATH": "/usr/bin", "LANG": "C", "LC_CTYPE": "C", "TZ": "UTC", "CUDA_VISIBLE_DEVICES": "0",
+                   "HIP_VISIBLE_DEVICES": "0", "HOME": "/private/home", "USERPROFILE": "/private/home",
+                   "APPDATA": "/private/home", "LOCALAPPDATA": "/private/home", "TMPDIR": "/private",
+                   "TMP": "/private", "TEMP": "/private"}
+
+
+def test_the_wrapper_refuses_to_run_a_program_it_cannot_confine(site, tmp_path):
+    marker = tmp_path / "ran"
+    command = confine([sys.executable, "-c", f"open({str(marker)!r}, 'w')"], site.folders, site.tree_file.parent)
+    policy_index = command.argv.index("--") - 1
+    broken = command.argv[:]
+    broken[policy_index] = broken[policy_index].replace('"read":[', '"read":5,"x":[')  # not a policy
+    done = subprocess.run(broken, env=command.env, capture_output=True, text=True, timeout=TIMEOUT)
+    assert done.returncode == 125
+    assert "cannot confine the render process, not starting it" in done.stderr
+    assert not marker.exists()
