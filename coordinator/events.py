@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import Select, or_, select
 from sqlalchemy.orm import selectinload
 
 from .db import db
@@ -55,15 +55,19 @@ def record(kind: str, message: str, *, job: Job | None = None, worker: Worker | 
 def recent(limit: int = 50, account: Account | None = None) -> list[Event]:
     """The newest ``limit`` events, newest first: every event (``account=None``: an admin's view), or those of
     ``account``'s jobs and workers and of the account itself."""
-    query = (select(Event).order_by(Event.id.desc()).limit(limit)
-             .options(selectinload(Event.worker), selectinload(Event.account), selectinload(Event.job)))
+    return list(db.session.execute(visible(account).order_by(Event.id.desc()).limit(limit)).scalars())
+
+
+def visible(account: Account | None) -> Select[tuple[Event]]:
+    """The events ``account`` may read (every event for ``None``), unordered, their names loaded with them."""
+    query = select(Event).options(selectinload(Event.worker), selectinload(Event.account), selectinload(Event.job))
     if account is not None:
         query = query.where(or_(
             Event.account_id == account.id,
             Event.job_id.in_(select(Job.id).where(Job.account_id == account.id)),
             Event.worker_id.in_(select(Worker.id).where(Worker.account_id == account.id)),
         ))
-    return list(db.session.execute(query).scalars())
+    return query
 
 
 def event_json(event: Event) -> dict[str, Any]:

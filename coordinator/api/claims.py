@@ -8,6 +8,7 @@ from typing import Any
 from flask import Blueprint, current_app, jsonify, request
 from sqlalchemy import select
 
+from .. import paging
 from ..auth import current_caller, require
 from ..db import db
 from ..errors import ApiError
@@ -45,5 +46,5 @@ def create(job_id: int):  # type: ignore[no-untyped-def]
 @require("user")
 def list_claims(job_id: int):  # type: ignore[no-untyped-def]
     job = own_job(job_id)
-    claims = db.session.execute(select(Claim).filter_by(job_id=job.id).order_by(Claim.id)).scalars()
-    return jsonify({"claims": [claim_json(c) for c in claims]})
+    page = paging.paginate(select(Claim).filter_by(job_id=job.id), Claim.id, newest_first=False)
+    return jsonify({"claims": [claim_json(c) for c in page.items], "next": page.next})

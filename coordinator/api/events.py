@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, jsonify
 
-from .. import events
+from .. import events, paging
 from ..auth import current_caller, require
 from ..db import db
-from ..errors import ApiError
-from ..models import Account
+from ..models import Account, Event
 
 bp = Blueprint("events", __name__)
-MAX_LIMIT = 500
+# A page of events is shorter than other pages by default: the newest are what people look at.
+PAGE_SIZE = 50
 
 
 def viewer_account() -> Account | None:
@@ -23,7 +23,6 @@ def viewer_account() -> Account | None:
 @bp.get("/events")
 @require("user", "worker")
 def list_events():  # type: ignore[no-untyped-def]
-    limit = request.args.get("limit", 50, type=int)
-    if not 1 <= limit <= MAX_LIMIT:
-        raise ApiError(400, "bad_request", f"'limit' must be from 1 to {MAX_LIMIT}")
-    return jsonify({"events": [events.event_json(e) for e in events.recent(limit, viewer_account())]})
+    """The events the caller may read, newest first, a page at a time (?limit= up to the largest page)."""
+    page = paging.paginate(events.visible(viewer_account()), Event.id, newest_first=True, default=PAGE_SIZE)
+    return jsonify({"events": [events.event_json(e) for e in page.items], "next": page.next})

@@ -9,7 +9,7 @@ from typing import Any
 from flask import Blueprint, current_app, jsonify, request, send_file
 from sqlalchemy import select
 
-from .. import job_control, ledger, payments
+from .. import job_control, ledger, paging, payments
 from ..auth import current_caller, require
 from ..db import db
 from ..errors import ApiError
@@ -113,11 +113,13 @@ def submit():  # type: ignore[no-untyped-def]
 @bp.get("/jobs")
 @require("user")
 def list_jobs():  # type: ignore[no-untyped-def]
+    """The caller's jobs (every job for admins), newest first, a page at a time."""
     caller = current_caller()
-    query = select(Job).order_by(Job.id.desc())
+    query = select(Job)
     if not caller.is_admin:
         query = query.filter_by(account_id=caller.account_id)
-    return jsonify({"jobs": [job_summary(j) for j in db.session.execute(query).scalars()]})
+    page = paging.paginate(query, Job.id, newest_first=True)
+    return jsonify({"jobs": [job_summary(j) for j in page.items], "next": page.next})
 
 
 @bp.get("/jobs/<int:job_id>")

@@ -8,7 +8,7 @@ from typing import Any
 from flask import Blueprint, current_app, jsonify, request
 from sqlalchemy import func, or_, select
 
-from .. import events, ledger
+from .. import events, ledger, paging
 from ..auth import current_caller, require
 from ..db import db
 from ..errors import ApiError
@@ -17,7 +17,6 @@ from ..payments import job_price
 from ..states import JobState
 
 bp = Blueprint("points", __name__)
-MAX_ENTRIES = 1000
 
 
 @bp.get("/pricing")
@@ -88,7 +87,7 @@ def entry_json(entry: LedgerEntry) -> dict[str, Any]:
 @bp.get("/ledger")
 @require("user", "worker")
 def get_ledger():  # type: ignore[no-untyped-def]
-    """The caller's entries (in or out of its account, and its jobs' escrows), newest first."""
+    """The caller's entries (in or out of its account, and its jobs' escrows), newest first, a page at a time."""
     account_id = _account_for(current_caller().account_id)
     book = ledger.account_book(account_id)
     escrows = [ledger.escrow_book(j) for j in db.session.execute(
@@ -99,8 +98,8 @@ def get_ledger():  # type: ignore[no-untyped-def]
         query = query.where(LedgerEntry.job_id == job)
     if reason := request.args.get("reason"):
         query = query.where(LedgerEntry.reason == reason)
-    entries = db.session.execute(query.order_by(LedgerEntry.id.desc()).limit(MAX_ENTRIES)).scalars()
-    return jsonify({"account": book, "entries": [entry_json(e) for e in entries]})
+    page = paging.paginate(query, LedgerEntry.id, newest_first=True)
+    return jsonify({"account": book, "entries": [entry_json(e) for e in page.items], "next": page.next})
 
 
 @bp.post("/admin/grants")

@@ -7,11 +7,11 @@ from typing import Any
 from flask import Blueprint, jsonify, request
 from sqlalchemy import select
 
-from .. import events
-from ..auth import current_caller, issue_token, list_tokens, require, revoke_token
+from .. import events, paging
+from ..auth import current_caller, issue_token, require, revoke_token, token_json
 from ..db import db
 from ..errors import ApiError
-from ..models import Account
+from ..models import Account, ApiToken, now
 
 bp = Blueprint("tokens", __name__)
 
@@ -35,9 +35,17 @@ def _record(kind: str, message: str, listing: dict[str, Any]) -> None:
 @bp.get("/admin/tokens")
 @require("admin")
 def list_all():  # type: ignore[no-untyped-def]
+    """Every token (or one account's: ?account=NAME), oldest first, a page at a time; never a secret."""
     _admin_only()
-    account = request.args.get("account")
-    return jsonify({"tokens": list_tokens(account if account else None)})
+    query = select(ApiToken)
+    if name := request.args.get("account"):
+        account = db.session.execute(select(Account).filter_by(name=name)).scalar_one_or_none()
+        if account is None:
+            raise ApiError(404, "not_found", f"no account named {name!r}")
+        query = query.filter_by(account_id=account.id)
+    page = paging.paginate(query, ApiToken.id, newest_first=False)
+    at = now()
+    return jsonify({"tokens": [token_json(token, at) for token in page.items], "next": page.next})
 
 
 @bp.post("/admin/tokens")

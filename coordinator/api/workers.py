@@ -7,6 +7,7 @@ from typing import Any
 from flask import Blueprint, jsonify
 from sqlalchemy import select
 
+from .. import paging
 from ..auth import current_caller, require
 from ..db import db
 from ..models import Task, Worker
@@ -38,9 +39,11 @@ def current_tasks(worker_id: int | None = None) -> dict[int, int]:
 @bp.get("/workers")
 @require("user", "worker")
 def list_workers():  # type: ignore[no-untyped-def]
+    """The caller's agents (every agent for admins), oldest first, a page at a time."""
     caller = current_caller()
-    query = select(Worker).order_by(Worker.id)
+    query = select(Worker)
     if not caller.is_admin:
         query = query.filter_by(account_id=caller.account_id)
+    page = paging.paginate(query, Worker.id, newest_first=False)
     leased = current_tasks()
-    return jsonify({"workers": [worker_json(w, leased) for w in db.session.execute(query).scalars()]})
+    return jsonify({"workers": [worker_json(w, leased) for w in page.items], "next": page.next})
