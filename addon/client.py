@@ -21,7 +21,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, TypeVar
 
 __all__ = [
     "API_PREFIX",
@@ -49,6 +49,10 @@ DOWNLOADABLE_STATES = ("verified",)
 RECONNECT_GRACE = 60.0
 # Hashes per blobs/missing request: a scene tree may have more files than the coordinator takes in one query.
 MISSING_QUERY_BATCH = 1000
+# A coordinator that is rate limiting the token answers 429 with Retry-After: the request is sent again after
+# that many seconds (at most MAX_RETRY_AFTER at a time), for RATE_LIMIT_PATIENCE seconds in all.
+RATE_LIMIT_PATIENCE = 120.0
+MAX_RETRY_AFTER = 30.0
 
 Progress = Callable[[int, int], None]
 
@@ -190,11 +194,7 @@ class Client:
 
     def workers(self) -> list[dict[str, Any]]:
         """The worker agents of the token's account (every agent for an admin token)."""
-        answer = self._json("GET", "/workers")
-        workers = answer.get("workers") if isinstance(answer, dict) else None
-        if not isinstance(workers, list):
-            raise _bad_response("the worker list has no 'workers' list")
-        return [worker for worker in workers if isinstance(worker, dict)]
+        return self._list("/workers", "workers", "worker list")
 
     # ------------------------------------------------------------------ blobs
 
@@ -217,14 +217,18 @@ class Client:
         The coordinator checks the bytes against the hash and answers ``{"sha256", "size"}``.
         """
         sha256 = _check_sha256(sha256)
-        with Path(path).open("rb") as fp:
-            size = os.fstat(fp.fileno()).st_size
-            body = _ProgressReader(fp, size, progress)
-            headers = {"Content-Type": "application/octet-stream", "Content-Length": str(size)}
-            if progress is not None:
-                progress(0, size)
-            with self._open("PUT", f"/blobs/{sha256}", body, headers) as response:
-                return _expect_dict(_read_json(response), "blob")
+
+        def send() -> dict[str, Any]:  # the file is read afresh for each try
+            with Path(path).open("rb") as fp:
+                size = os.fstat(fp.fileno()).st_size
+                body = _ProgressReader(fp, size, progress)
+                headers = {"Content-Type": "application/octet-stream", "Content-Length": str(size)}
+                if progress is not None:
+                    progress(0, size)
+                with self._open("PUT", f"/blobs/{sha256}", body, headers) as response:
+                    return _expect_dict(_read_json(response), "blob")
+
+        return _backing_off(send)
 
     # ------------------------------------------------------------------ jobs
 
@@ -273,12 +277,8 @@ class Client:
         return _expect_dict(self._json("GET", f"/jobs/{int(job_id)}"), "job")
 
     def jobs(self) -> list[dict[str, Any]]:
-        """The token owner's jobs."""
-        answer = self._json("GET", "/jobs")
-        jobs = answer.get("jobs") if isinstance(answer, dict) else None
-        if not isinstance(jobs, list):
-            raise _bad_response("the job list has no 'jobs' list")
-        return [job for job in jobs if isinstance(job, dict)]
+        """The token owner's jobs, newest first."""
+        return self._list("/jobs", "jobs", "job list")
 
     def claim(self, job_id: int, frames: str, reason: str) -> dict[str, Any]:
         """Dispute delivered frames (e.g. ``"3,7"``); trusted nodes re-render them and the claim is decided."""
@@ -287,11 +287,7 @@ class Client:
 
     def claims(self, job_id: int) -> list[dict[str, Any]]:
         """The job's claims with their state and outcome."""
-        answer = self._json("GET", f"/jobs/{int(job_id)}/claims")
-        claims = answer.get("claims") if isinstance(answer, dict) else None
-        if not isinstance(claims, list):
-            raise _bad_response("the claim list has no 'claims' list")
-        return [claim for claim in claims if isinstance(claim, dict)]
+        return self._list(f"/jobs/{int(job_id)}/claims", "claims", "claim list")
 
     def balance(self) -> dict[str, Any]:
         """The account's points: balance, escrow held by running jobs, and what each of its agents earned."""
@@ -299,11 +295,7 @@ class Client:
 
     def ledger(self, job_id: int | None = None) -> list[dict[str, Any]]:
         """The account's ledger entries, newest first (only one job's with ``job_id``)."""
-        answer = self._json("GET", "/ledger" + (f"?job={int(job_id)}" if job_id is not None else ""))
-        entries = answer.get("entries") if isinstance(answer, dict) else None
-        if not isinstance(entries, list):
-            raise _bad_response("the ledger has no 'entries' list")
-        return [entry for entry in entries if isinstance(entry, dict)]
+        return self._list("/ledger" + (f"?job={int(job_id)}" if job_id is not None else ""), "entries", "ledger")
 
     def pricing(self) -> dict[str, Any]:
         return _expect_dict(self._json("GET", "/pricing"), "pricing")
@@ -426,6 +418,24 @@ class Client:
             self.upload_blob(path, digest, None if progress is None else _offset(progress, done, total))
             done += path.stat().st_size
 
+    def _list(self, path: str, key: str, what: str) -> list[dict[str, Any]]:
+        """Every item of a list endpoint: its pages, one after another, by their ``next`` links."""
+        items: list[dict[str, Any]] = []
+        seen: set[str] = set()
+        while True:
+            answer = self._json("GET", path)
+            page = answer.get(key) if isinstance(answer, dict) else None
+            if not isinstance(page, list):
+                raise _bad_response(f"the {what} has no {key!r} list")
+            items += [item for item in page if isinstance(item, dict)]
+            following = answer.get("next")
+            if following is None:  # the last page (or a coordinator from before paging)
+                return items
+            path = _next_page(following, what)
+            if path in seen:  # a coordinator must never send a client round in circles
+                raise _bad_response(f"the {what}'s pages lead back to {following!r}")
+            seen.add(path)
+
     def _url(self, path: str) -> str:
         return f"{self.base_url}{API_PREFIX}{path}"
 
@@ -446,7 +456,20 @@ class Client:
         body: bytes | _ProgressReader | None = None,
         headers: dict[str, str] | None = None,
     ) -> http.client.HTTPResponse:
-        """Send a request and return the open response if it is a success; raise ApiError otherwise."""
+        """Send a request and return the open response if it is a success; raise ApiError otherwise. A 429 is
+        sent again after the wait it names, unless the body is a stream (its caller tries again itself)."""
+        if isinstance(body, _ProgressReader):
+            return self._send(method, path, body, headers)
+        return _backing_off(lambda: self._send(method, path, body, headers))
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        body: bytes | _ProgressReader | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> http.client.HTTPResponse:
+        """One try of :meth:`_open`."""
         url = self._url(path)
         request = urllib.request.Request(
             url, data=body, method=method, headers={"User-Agent": USER_AGENT, **(headers or {})}
@@ -463,6 +486,40 @@ class Client:
             raise ConnectionFailed(url, exc.reason) from None
         except _NETWORK_ERRORS as exc:
             raise ConnectionFailed(url, exc) from None
+
+
+T = TypeVar("T")
+
+
+def _backing_off(send: Callable[[], T]) -> T:
+    """``send()``, tried again while the coordinator answers 429, after the Retry-After it names."""
+    waited = 0.0
+    while True:
+        try:
+            return send()
+        except ApiError as exc:
+            delay = _retry_after(exc)
+            if delay is None or waited + delay > RATE_LIMIT_PATIENCE:
+                raise
+        time.sleep(delay)  # the coordinator's own instruction: when its bucket has room again
+        waited += delay
+
+
+def _retry_after(exc: ApiError) -> float | None:
+    """How long to wait before trying again, for a 429 (1 s when it says nothing usable); None otherwise."""
+    if exc.status != 429:
+        return None
+    value = exc.details.get("retry_after")
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < float("inf"):
+        return 1.0
+    return min(float(value), MAX_RETRY_AFTER)
+
+
+def _next_page(link: Any, what: str) -> str:
+    """The API path of a ``next`` link (``/api/v1/jobs?after=…``), which must stay on this coordinator's API."""
+    if not isinstance(link, str) or not link.startswith(API_PREFIX + "/") or _odd_character(link):
+        raise _bad_response(f"the {what}'s 'next' link {link!r} is not a path of the API")
+    return link[len(API_PREFIX):]
 
 
 def _offset(progress: Progress, before: int, total: int) -> Progress:
@@ -553,8 +610,12 @@ def _error_from_response(exc: urllib.error.HTTPError, url: str) -> ApiError:
         details = error.get("details")
         if not isinstance(details, dict):
             details = {key: value for key, value in error.items() if key not in ("code", "message")}
-        return ApiError(status, code, str(message), details)
-    return ApiError(status, _default_code(status), _generic_message(status, exc, raw, url))
+        failure = ApiError(status, code, str(message), details)
+    else:
+        failure = ApiError(status, _default_code(status), _generic_message(status, exc, raw, url))
+    if status == 429 and exc.headers and (header := exc.headers.get("Retry-After", "").strip()).isdigit():
+        failure.details["retry_after"] = int(header)  # the header is the standard; a body may lack it
+    return failure
 
 
 def _json_error(raw: bytes) -> dict[str, Any] | None:

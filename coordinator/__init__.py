@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ __version__ = "0.1.0"
 
 def create_app(test_config: dict[str, Any] | None = None, data_dir: str | Path | None = None) -> Flask:
     """Build a coordinator app; its state lives in ``data_dir`` unless the config says otherwise."""
-    from . import api, config, dashboard, payments, schema, worker_channel  # noqa: F401 - payments: grant
+    from . import api, config, dashboard, payments, rate_limits, schema, worker_channel  # noqa: F401 - payments
     from .db import configure_engine, db
     from .dispatch import Dispatcher
     from .errors import register_error_handlers
@@ -24,6 +25,7 @@ def create_app(test_config: dict[str, Any] | None = None, data_dir: str | Path |
     data = Path(data_dir) if data_dir else Path(tempfile.mkdtemp(prefix="framehive-"))
     data.mkdir(parents=True, exist_ok=True)
     app.config.from_mapping(config.defaults(data))
+    app.config.from_mapping(config.from_environment(app.config, os.environ))  # the admin's limits
     app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {"pool_pre_ping": True}
     if test_config:
         app.config.from_mapping(test_config)
@@ -36,6 +38,7 @@ def create_app(test_config: dict[str, Any] | None = None, data_dir: str | Path |
     app.extensions["framehive_storage"] = open_storage(app.config["FRAMEHIVE_STORAGE"])
     app.extensions["framehive_dispatcher"] = Dispatcher()
     register_error_handlers(app)
+    rate_limits.init_app(app)
     api.register(app)
     dashboard.init_app(app)
     app.register_blueprint(worker_channel.bp)

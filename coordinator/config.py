@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +68,43 @@ SPOT_CHECK_PRICE = 1
 SELF_DEALING_RATE = 0.3
 STARTING_GRANT = 1000
 STAKE = 50
+# Limits against growth without bounds and floods (issue 12). Each has a FRAMEHIVE_ setting of the same name,
+# which the admin sets in the coordinator's environment (see from_environment).
+# Bytes an account may keep stored from its own uploads (scene files); 413 quota_exceeded past it. Uploads no job
+# uses are deleted BLOB_GRACE after they arrived (time to upload a whole tree and submit it); a finished job's
+# files (scene tree, frames, check crops) are kept JOB_RETENTION after it ended, for downloads and claims, and
+# are then released (deleted unless a live or more recent job uses the same bytes). COLLECT_INTERVAL: how often
+# the collector looks.
+STORAGE_QUOTA = 50 * 1024**3
+BLOB_GRACE = 24 * 3600.0
+JOB_RETENTION = 30 * 86400.0
+COLLECT_INTERVAL = 600.0
+# Jobs an account may have queued, running or paused at once (each holds escrow, rows and scheduler time).
+MAX_LIVE_JOBS = 20
+# Frames in one job, however they are given (a range, or the scene's own range when none is): every frame is a
+# row, a secret key and a share of the escrow. protocol.frameranges.MAX_FRAMES is the parser's own ceiling.
+MAX_JOB_FRAMES = 100_000
+# A claim has a trusted node render each disputed frame whole: it holds CLAIM_PRICE points per frame from the
+# claimant, given back if the claim is confirmed and kept by the network if it is rejected. A job takes at most
+# MAX_CLAIMS_PER_JOB claims.
+CLAIM_PRICE = 10
+MAX_CLAIMS_PER_JOB = 5
+# Cancelling a job costs its owner this much of the escrow (to the network): creating and cancelling jobs in a
+# loop writes rows (tasks, frames, keys) that stay, so it must not be free. An admin's cancel is free.
+CANCEL_FEE = 5
+# Rate limits per token (token buckets in each coordinator process): a sustained rate per second and a burst.
+# Reads are GETs; writes are other methods, blob uploads included; a worker's frame and check uploads have a
+# budget of their own so nothing else the token does can starve them. Generous: a person, the add-on, the
+# dashboard and a farm of agents never reach them; a script hammering the API does (429 with Retry-After).
+READ_RATE = 50.0
+READ_BURST = 500
+WRITE_RATE = 20.0
+WRITE_BURST = 300
+WORKER_UPLOAD_RATE = 100.0
+WORKER_UPLOAD_BURST = 1000
+# List endpoints answer in pages (?limit=&after=, a `next` link): the default and the largest page.
+PAGE_SIZE = 100
+MAX_PAGE_SIZE = 500
 
 
 def defaults(data_dir: Path) -> dict[str, Any]:
@@ -98,4 +137,56 @@ def defaults(data_dir: Path) -> dict[str, Any]:
         "FRAMEHIVE_SELF_DEALING_RATE": SELF_DEALING_RATE,
         "FRAMEHIVE_STARTING_GRANT": STARTING_GRANT,
         "FRAMEHIVE_STAKE": STAKE,
+        "FRAMEHIVE_STORAGE_QUOTA": STORAGE_QUOTA,
+        "FRAMEHIVE_BLOB_GRACE": BLOB_GRACE,
+        "FRAMEHIVE_JOB_RETENTION": JOB_RETENTION,
+        "FRAMEHIVE_COLLECT_INTERVAL": COLLECT_INTERVAL,
+        "FRAMEHIVE_START_COLLECTOR": True,
+        "FRAMEHIVE_MAX_LIVE_JOBS": MAX_LIVE_JOBS,
+        "FRAMEHIVE_MAX_JOB_FRAMES": MAX_JOB_FRAMES,
+        "FRAMEHIVE_CLAIM_PRICE": CLAIM_PRICE,
+        "FRAMEHIVE_MAX_CLAIMS_PER_JOB": MAX_CLAIMS_PER_JOB,
+        "FRAMEHIVE_CANCEL_FEE": CANCEL_FEE,
+        "FRAMEHIVE_READ_RATE": READ_RATE,
+        "FRAMEHIVE_READ_BURST": READ_BURST,
+        "FRAMEHIVE_WRITE_RATE": WRITE_RATE,
+        "FRAMEHIVE_WRITE_BURST": WRITE_BURST,
+        "FRAMEHIVE_WORKER_UPLOAD_RATE": WORKER_UPLOAD_RATE,
+        "FRAMEHIVE_WORKER_UPLOAD_BURST": WORKER_UPLOAD_BURST,
+        "FRAMEHIVE_PAGE_SIZE": PAGE_SIZE,
+        "FRAMEHIVE_MAX_PAGE_SIZE": MAX_PAGE_SIZE,
     }
+
+
+# Settings an admin may set in the coordinator's environment (FRAMEHIVE_MAX_LIVE_JOBS=50 framehive-coordinator
+# serve ...): the limits above. Others (prices, verification rates) change what jobs cost and are not meant to
+# differ between coordinators sharing one database.
+ENVIRONMENT_SETTINGS = (
+    "FRAMEHIVE_STORAGE_QUOTA", "FRAMEHIVE_BLOB_GRACE", "FRAMEHIVE_JOB_RETENTION", "FRAMEHIVE_COLLECT_INTERVAL",
+    "FRAMEHIVE_MAX_LIVE_JOBS", "FRAMEHIVE_MAX_JOB_FRAMES", "FRAMEHIVE_MAX_CLAIMS_PER_JOB",
+    "FRAMEHIVE_READ_RATE", "FRAMEHIVE_READ_BURST", "FRAMEHIVE_WRITE_RATE", "FRAMEHIVE_WRITE_BURST",
+    "FRAMEHIVE_WORKER_UPLOAD_RATE", "FRAMEHIVE_WORKER_UPLOAD_BURST", "FRAMEHIVE_PAGE_SIZE",
+    "FRAMEHIVE_MAX_PAGE_SIZE",
+)
+
+
+def from_environment(settings: dict[str, Any], environ: Mapping[str, str]) -> dict[str, Any]:
+    """The ENVIRONMENT_SETTINGS that ``environ`` sets, parsed as the type of their default in ``settings``.
+
+    A value that is not a number, or is negative, stops the start with a message naming the setting (a typo
+    must not silently leave a limit at its default, or turn it off).
+    """
+    found: dict[str, Any] = {}
+    for name in ENVIRONMENT_SETTINGS:
+        text = environ.get(name)
+        if text is None:
+            continue
+        kind = type(settings[name])
+        try:
+            value = kind(text.strip())
+        except ValueError:
+            raise ValueError(f"{name}={text!r}: expected {'an integer' if kind is int else 'a number'}") from None
+        if not math.isfinite(value) or value < 0:
+            raise ValueError(f"{name}={text!r}: expected a finite number of at least 0")
+        found[name] = value
+    return found
