@@ -99,6 +99,7 @@ class TaskFailed(Message):
     attempt: int
     error: str
     log_tail: str = ""
+    limit: str | None = None  # the worker's limit the scene crossed: "memory", "frame_time" or "output_size"
 
 
 @dataclass
@@ -128,6 +129,7 @@ class CheckFailed(Message):
     attempt: int
     error: str
     log_tail: str = ""
+    limit: str | None = None  # as in TaskFailed
 
 
 # ---------------------------------------------------------------- coordinator → worker
