@@ -8,7 +8,7 @@ from flask import current_app
 
 from protocol import frameranges
 
-from . import config, events, ledger, payments, scene_files, splitting
+from . import config, events, ledger, payments, quotas, scene_files, splitting
 from .db import db
 from .errors import ApiError
 from .models import Blob, Frame, Job, Task, Worker
@@ -76,12 +76,14 @@ def validate(body: Any) -> dict[str, Any]:
 
 def _frames(spec: Any, info: dict[str, Any]) -> list[int]:
     start, end = info["frame_start"], info["frame_end"]
-    if spec is None:
+    if spec is None:  # the scene's own range, under the same limit as a range given in the request
+        quotas.check_job_frames(end - start + 1, f"the scene's frame range {start}-{end}")
         return list(range(start, end + 1))
     try:
         frames = frameranges.parse(spec)
     except frameranges.FrameRangeError as exc:
         raise ApiError(400, "bad_frames", str(exc)) from None
+    quotas.check_job_frames(len(frames), f"the frame range {spec}")
     outside = [f for f in frames if not start <= f <= end]
     if outside:
         raise ApiError(
@@ -97,6 +99,7 @@ def create_job(account_id: int, body: Any) -> Job:
     """Validate, then create job + tasks + frames and commit them together."""
     request = validate(body)
     frames: list[int] = request["frames"]
+    quotas.check_live_jobs(account_id)
     price = payments.job_price(len(frames))
     available = ledger.balance(ledger.account_book(account_id))
     if available < price:  # refuse before anything is written
