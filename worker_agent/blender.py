@@ -4,21 +4,35 @@ A worker renders with either a ``blender`` binary or the ``bpy`` module installe
 (``pip install 'framehive[blender]'``). Either way the code that touches Blender is ``render_runner.py``,
 started as a child process; :class:`RenderProcess` talks to it over pipes, one command at a time, so the
 agent's event loop (heartbeats, WebSocket pings) keeps running while Blender renders.
+
+Every runner starts confined (confinement.py, through confined_exec.py): it reads the scene's tree and the
+software, writes only into private folders of its own, and the agent moves each finished frame from there to
+where the caller asked for it. :class:`RenderLimits` bound its memory, the time of one frame and the size of
+what it writes; crossing one raises :class:`LimitExceeded`, which names the limit.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import importlib.util
 import json
 import os
 import shutil
+import signal
 import sys
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from . import confinement
+from .confined_exec import EXIT_REFUSED
+from .render_limits import MEMORY_POLL_INTERVAL, RenderLimits, memory_enforced, resident_bytes, size_text
+
+__all__ = ["BlenderLauncher", "BlenderNotFound", "LimitExceeded", "RenderError", "RenderLimits", "RenderProcess",
+           "probe"]
 
 RUNNER_PATH = Path(__file__).resolve().with_name("render_runner.py")
 MARKER = "@@FH "  # must match render_runner.MARKER; lines without it are Blender chatter
@@ -28,8 +42,8 @@ MARKER = "@@FH "  # must match render_runner.MARKER; lines without it are Blende
 READY_TIMEOUT = 120.0
 # Opening a scene: production files with many assets can take minutes to read; the sample scene takes 15 ms.
 OPEN_TIMEOUT = 600.0
-# One frame: none by default, because a production frame can legitimately take hours. The coordinator's
-# lease and cancel messages bound it instead; callers may pass their own limit.
+# One frame: none besides RenderLimits.frame_seconds (hours by default), because a production frame can
+# legitimately take hours; callers may pass a shorter one of their own.
 RENDER_TIMEOUT: float | None = None
 # After "quit", how long Blender may take to exit before it is killed (bpy teardown takes well under 1 s).
 CLOSE_GRACE = 10.0
@@ -51,6 +65,14 @@ class RenderError(RuntimeError):
         super().__init__(message)
         self.log_tail = log_tail
         self.command = command
+
+
+class LimitExceeded(RenderError):
+    """The render crossed one of its :class:`RenderLimits`; ``limit`` is "memory", "frame_time" or "output_size"."""
+
+    def __init__(self, limit: str, message: str, log_tail: str = "", command: str | None = None) -> None:
+        super().__init__(message, log_tail, command)
+        self.limit = limit
 
 
 @dataclass
@@ -94,16 +116,33 @@ class BlenderLauncher:
 
 
 class RenderProcess:
-    """One warm render runner: start it, open a scene, render frames, close it."""
+    """One warm render runner, confined: start it, open a scene, render frames, close it.
 
-    def __init__(self, launcher: BlenderLauncher, log_lines: int = LOG_LINES) -> None:
+    ``scene_tree`` is the folder the scenes it opens live in, the only one of the owner's it may read (the task
+    runner passes the job's tree). None leaves reads unlimited, for callers that open scenes from anywhere
+    (tests, ``probe``); writes, network, signals and ``limits`` are confined all the same. Its private output
+    and temp folders are made under ``work_root`` (default: the system's temp folder) and removed on close.
+    """
+
+    def __init__(self, launcher: BlenderLauncher, log_lines: int = LOG_LINES, *, scene_tree: Path | None = None,
+                 limits: RenderLimits | None = None, work_root: Path | None = None) -> None:
         self.launcher = launcher
+        self.scene_tree = scene_tree
+        self.limits = limits or RenderLimits()
+        self.work_root = work_root
+        self.folders: confinement.RenderFolders | None = None
+        self.policy: confinement.Policy | None = None  # what confines it, once started
         self._proc: asyncio.subprocess.Process | None = None
         self._events: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
         self._log: deque[str] = deque(maxlen=log_lines)
         self._lock = asyncio.Lock()
         self._readers: list[asyncio.Task[None]] = []
+        self._watch: asyncio.Task[None] | None = None
         self._gone = False  # set on kill or end of output, before the exit code is known
+        self._killed = False  # by kill(): its death is ours, not a crash
+        self._limit_hit: tuple[str, str] | None = None  # (limit, reason) when the memory watch killed it
+        self._doing = "starting"  # what Blender is busy with, for the message if it dies
+        self._outputs = 0
         self.ready_info: dict[str, Any] | None = None
 
     async def __aenter__(self) -> RenderProcess:
@@ -128,16 +167,21 @@ class RenderProcess:
         return "\n".join(list(self._log)[-lines:])
 
     async def start(self, timeout: float = READY_TIMEOUT) -> dict[str, Any]:
-        """Spawn the runner and wait for its ``ready`` event (Blender version and devices)."""
+        """Spawn the runner, confined, and wait for its ``ready`` event (Blender version and devices)."""
         if self._proc is not None:
             raise RuntimeError("RenderProcess.start() may be called only once")
+        self.folders = confinement.RenderFolders.create(self.work_root)
+        command = confinement.confine(self.launcher.argv, self.folders, self.scene_tree,
+                                      self.limits.file_size_rlimit(), self.launcher.env)
+        self.policy = command.policy
         try:
             self._proc = await asyncio.create_subprocess_exec(
-                *self.launcher.argv,
+                *command.argv,
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
-                env=self.launcher.env,
+                env=command.env,
+                cwd=command.cwd,
                 limit=PIPE_LINE_LIMIT,
                 # Own session: a Ctrl-C or SIGTERM meant for the agent must not kill Blender mid-frame; the
                 # agent decides (hand back, finish, kill). If the agent dies, the runner notices within a
@@ -145,11 +189,14 @@ class RenderProcess:
                 start_new_session=True,
             )
         except OSError as exc:
+            self.folders.remove()
             raise BlenderNotFound(f"cannot start {self.launcher.argv[0]}: {exc}") from exc
         self._readers = [
             asyncio.create_task(self._read_events(self._proc.stdout)),
             asyncio.create_task(self._drain_log(self._proc.stderr)),
         ]
+        if self.limits.memory_bytes is not None and memory_enforced():
+            self._watch = asyncio.create_task(self._watch_memory(self.limits.memory_bytes))
         try:
             async with self._lock:
                 event = await self._next_event("start", timeout)
@@ -158,7 +205,9 @@ class RenderProcess:
         except BaseException:
             self.kill()
             await self._reap()
+            self.folders.remove()
             raise
+        self._doing = "idle"
         self.ready_info = event
         return event
 
@@ -174,14 +223,22 @@ class RenderProcess:
         # Absolute paths: the runner refuses relative ones rather than guess what they are relative to.
         command = {"cmd": "open", "path": os.path.abspath(path), "device": device, "threads": threads,
                    "settings": settings or {}}
-        return await self._command(command, "opened", timeout)
+        return await self._command(command, "opened", timeout, f"opening {command['path']}")
 
     async def render(
         self, frame: int, output: str | os.PathLike[str], timeout: float | None = RENDER_TIMEOUT
     ) -> dict[str, Any]:
-        """Render ``frame`` of the open scene to exactly ``output``; returns the ``rendered`` event."""
-        command = {"cmd": "render", "frame": frame, "output": os.path.abspath(output)}
-        return await self._command(command, "rendered", timeout)
+        """Render ``frame`` of the open scene to exactly ``output``; returns the ``rendered`` event.
+
+        Blender writes into its private output folder; the frame is checked against the output size limit
+        and then moved to ``output``. The frame time limit applies unless ``timeout`` is shorter.
+        """
+        target = self._target(output, "render")
+        private = self._private_output()
+        command = {"cmd": "render", "frame": frame, "output": str(private)}
+        event = await self._render_command(command, "rendered", timeout, f"rendering frame {frame}")
+        event["path"] = self._deliver(private, target, "render")
+        return event
 
     async def render_region(
         self,
@@ -198,14 +255,20 @@ class RenderProcess:
         slice of a full render with the same settings (bit-identical with dither 0 and no denoiser).
         ``overrides`` may set resolution_percentage, samples, pixel_filter_type, use_denoising and seed for
         this render only. A rectangle outside the image, empty or not made of integers raises RenderError.
+        Limits apply as for :meth:`render`.
         """
         rect = list(rect) if isinstance(rect, tuple | list) else rect  # anything else: the runner says what is wrong
-        command = {"cmd": "render_region", "frame": frame, "rect": rect, "output": os.path.abspath(output),
+        target = self._target(output, "render_region")
+        private = self._private_output()
+        command = {"cmd": "render_region", "frame": frame, "rect": rect, "output": str(private),
                    "overrides": overrides or {}}
-        return await self._command(command, "rendered_region", timeout)
+        event = await self._render_command(command, "rendered_region", timeout, f"rendering a region of frame {frame}")
+        event["path"] = self._deliver(private, target, "render_region")
+        return event
 
     async def close(self, grace: float = CLOSE_GRACE) -> None:
-        """Ask Blender to quit; kill it if it is busy or does not exit within ``grace`` seconds."""
+        """Ask Blender to quit; kill it if it is busy or does not exit within ``grace`` seconds. Removes its
+        private folders."""
         if self._proc is None:
             return
         if self._lock.locked():
@@ -218,11 +281,14 @@ class RenderProcess:
         except TimeoutError:
             self.kill()
         await self._reap()
+        if self.folders is not None:
+            self.folders.remove()
 
     def kill(self) -> None:
         """Kill Blender now; a command in flight fails with :class:`RenderError`."""
         if self._proc is not None and self._proc.returncode is None:
             self._gone = True
+            self._killed = True
             with contextlib.suppress(ProcessLookupError):
                 self._proc.kill()
 
@@ -230,36 +296,113 @@ class RenderProcess:
         """Wait for the exit and for the pipe readers, so the log tail is complete."""
         await self._proc.wait()
         await asyncio.gather(*self._readers, return_exceptions=True)
+        if self._watch is not None:
+            self._watch.cancel()
+            await asyncio.gather(self._watch, return_exceptions=True)
 
-    async def _command(self, command: dict[str, Any], expected: str, timeout: float | None) -> dict[str, Any]:
+    # ------------------------------------------------------------------------------------------ outputs
+
+    def _target(self, output: str | os.PathLike[str], name: str) -> Path:
+        target = Path(os.path.abspath(output))
+        if not target.parent.is_dir():
+            raise RenderError(f"output directory does not exist: {target.parent}", self.log_tail(), name)
+        return target
+
+    def _private_output(self) -> Path:
+        """A fresh file name in the private output folder (the only folder Blender may write frames to)."""
+        self._outputs += 1
+        folder = self.folders.output if self.folders is not None else Path(os.devnull)
+        return folder / f"{self._outputs:06d}.png"
+
+    def _deliver(self, private: Path, target: Path, name: str) -> str:
+        """Check the frame Blender wrote against the output size limit, then move it to ``target``."""
+        try:
+            size = private.stat().st_size
+            limit = self.limits.output_bytes
+            if limit is not None and size > limit:
+                raise LimitExceeded("output_size", f"the frame is larger than the {size_text(limit)} this worker "
+                                    "allows for one file (output size limit)", self.log_tail(), name)
+            _move(private, target)
+        except OSError as exc:
+            raise RenderError(f"cannot deliver the frame to {target}: {exc}", self.log_tail(), name) from exc
+        finally:
+            private.unlink(missing_ok=True)
+        return str(target)
+
+    # ------------------------------------------------------------------------------------------ commands
+
+    async def _render_command(self, command: dict[str, Any], expected: str, timeout: float | None,
+                              doing: str) -> dict[str, Any]:
+        """A render under the frame time limit, unless the caller's own ``timeout`` is shorter."""
+        limit = self.limits.frame_seconds
+        if limit is not None and (timeout is None or limit <= timeout):
+            return await self._command(command, expected, limit, doing, timeout_limit="frame_time")
+        return await self._command(command, expected, timeout, doing)
+
+    async def _command(self, command: dict[str, Any], expected: str, timeout: float | None, doing: str = "",
+                       timeout_limit: str | None = None) -> dict[str, Any]:
         name = command["cmd"]
         async with self._lock:
             if not self.alive:
+                if self._limit_hit is not None:
+                    raise LimitExceeded(*self._limit_hit, self.log_tail(), name)
                 raise RenderError(f"Blender is not running (exit code {self.returncode})", self.log_tail(), name)
+            self._doing = doing or name
             try:
                 self._proc.stdin.write((json.dumps(command) + "\n").encode())
                 await self._proc.stdin.drain()
             except (BrokenPipeError, ConnectionResetError) as exc:
                 raise RenderError(f"Blender stopped reading commands: {exc}", self.log_tail(), name) from exc
-            event = await self._next_event(name, timeout)
+            event = await self._next_event(name, timeout, timeout_limit)
+            self._doing = "idle"
         if event.get("event") == "error":
             raise RenderError(event.get("message", "unknown error"), self.log_tail(), name)
         if event.get("event") != expected:
             raise RenderError(f"expected {expected!r}, got {event}", self.log_tail(), name)
         return event
 
-    async def _next_event(self, name: str, timeout: float | None) -> dict[str, Any]:
+    async def _next_event(self, name: str, timeout: float | None, timeout_limit: str | None = None) -> dict[str, Any]:
         """The runner's next event; on timeout Blender is killed, since its state is then unknown."""
         try:
             event = await asyncio.wait_for(self._events.get(), timeout)
         except TimeoutError:
             self.kill()
+            if timeout_limit is not None:
+                raise LimitExceeded(timeout_limit, f"{self._doing} took longer than {_duration(timeout)}, the most "
+                                    "this worker allows for one frame (frame time limit)", self.log_tail(),
+                                    name) from None
             raise RenderError(f"Blender did not answer {name!r} within {timeout} s", self.log_tail(), name) from None
         if event is None:
             await self._reap()
-            code = self._proc.returncode
-            raise RenderError(f"Blender exited with code {code} during {name!r}", self.log_tail(), name)
+            raise self._death(name)
         return event
+
+    def _death(self, name: str) -> RenderError:
+        """Why Blender is gone: a limit it crossed, a crash (killed by a signal we did not send), or its exit."""
+        code, tail = self._proc.returncode, self.log_tail()
+        if self._limit_hit is not None:
+            return LimitExceeded(*self._limit_hit, tail, name)
+        if code == -getattr(signal, "SIGXFSZ", 0) and self.limits.output_bytes is not None:
+            return LimitExceeded("output_size", f"Blender was stopped while {self._doing}: it wrote a file larger "
+                                 f"than the {size_text(self.limits.output_bytes)} this worker allows (output size "
+                                 "limit)", tail, name)
+        if code == EXIT_REFUSED:
+            return RenderError("the render process could not be confined, so it was not started", tail, name)
+        if code is not None and code < 0 and not self._killed:
+            return RenderError(f"Blender crashed ({_signal_name(-code)}) while {self._doing}", tail, name)
+        return RenderError(f"Blender exited with code {code} during {name!r}", tail, name)
+
+    async def _watch_memory(self, limit: int) -> None:
+        """Kill Blender when its resident memory passes ``limit`` (see render_limits.py for why not an rlimit)."""
+        pid = self._proc.pid
+        while self._proc.returncode is None and not self._gone:
+            used = resident_bytes(pid)
+            if used is not None and used > limit:
+                self._limit_hit = ("memory", f"Blender used {size_text(used)} of memory while {self._doing}, more "
+                                   f"than the {size_text(limit)} this worker allows (memory limit)")
+                self.kill()
+                return
+            await asyncio.sleep(MEMORY_POLL_INTERVAL)
 
     async def _read_events(self, stream: asyncio.StreamReader) -> None:
         """Turn marker lines into events; anything else is Blender talking, which goes to the log."""
@@ -284,6 +427,36 @@ class RenderProcess:
         # Read continuously so Blender never blocks on a full stderr pipe, keeping only the tail.
         async for line in _lines(stream):
             self._log.append(line)
+
+
+def _move(source: Path, target: Path) -> None:
+    """Move a finished frame; across file systems, copy it beside ``target`` first so it appears whole."""
+    try:
+        os.replace(source, target)
+    except OSError as exc:
+        if exc.errno != errno.EXDEV:
+            raise
+        partial = target.with_name(f".{target.name}.partial")
+        try:
+            shutil.copyfile(source, partial)
+            os.replace(partial, target)
+        finally:
+            partial.unlink(missing_ok=True)
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:g} s"
+    if seconds < 2 * 3600:
+        return f"{seconds / 60:g} min"
+    return f"{seconds / 3600:g} h"
 
 
 async def _lines(stream: asyncio.StreamReader):

@@ -6,14 +6,14 @@ import asyncio
 import logging
 import shutil
 from collections.abc import Awaitable, Callable
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import requests
 
 from protocol import messages as m
 
-from .blender import BlenderLauncher, RenderError, RenderProcess
-from .scene_cache import SceneCache, SceneDownloadError
+from .blender import BlenderLauncher, RenderError, RenderLimits, RenderProcess
+from .scene_cache import SceneCache, SceneDownloadError, scene_files
 from .uploads import LeaseLost, UploadError, upload_frame
 
 log = logging.getLogger("framehive.worker")
@@ -22,11 +22,18 @@ Send = Callable[[m.Message], Awaitable[None]]
 
 
 class TaskRunner:
-    """Owns the warm Blender process; ``run`` executes one task at a time."""
+    """Owns the warm Blender process; ``run`` executes one task at a time.
+
+    Each Blender is confined to its job's scene tree and its own private folders (blender.RenderProcess), and
+    bound by ``limits`` (default: RenderLimits(), no memory limit); a limit crossed fails the task or check
+    with a message naming it.
+    """
 
     def __init__(self, launcher: BlenderLauncher, device: str, threads: int | None, cache_dir: Path,
-                 base_url: str, session: requests.Session, cache_limit: int | None = None) -> None:
+                 base_url: str, session: requests.Session, cache_limit: int | None = None, *,
+                 limits: RenderLimits | None = None) -> None:
         self.launcher = launcher
+        self.limits = limits or RenderLimits()
         self.device = device
         self.threads = threads
         self.base_url = base_url
@@ -57,7 +64,8 @@ class TaskRunner:
             log.error("task %s failed: %s", assign.task_id, exc)
             tail = getattr(exc, "log_tail", "") or (self._process.log_tail() if self._process else "")
             await self.discard_process()  # a failed Blender is not reused
-            await send(m.TaskFailed(task_id=assign.task_id, attempt=assign.attempt, error=str(exc), log_tail=tail))
+            await send(m.TaskFailed(task_id=assign.task_id, attempt=assign.attempt, error=str(exc), log_tail=tail,
+                                    limit=getattr(exc, "limit", None)))
             return
         except asyncio.CancelledError:
             # Interrupted mid-command: the Blender's state is unknown, so it is not reused.
@@ -83,7 +91,8 @@ class TaskRunner:
             log.error("check %s failed: %s", order.check_id, exc)
             tail = getattr(exc, "log_tail", "") or (self._process.log_tail() if self._process else "")
             await self.discard_process()
-            await send(m.CheckFailed(check_id=order.check_id, attempt=order.attempt, error=str(exc), log_tail=tail))
+            await send(m.CheckFailed(check_id=order.check_id, attempt=order.attempt, error=str(exc), log_tail=tail,
+                                     limit=getattr(exc, "limit", None)))
             return
         except asyncio.CancelledError:
             await self.discard_process()
@@ -98,12 +107,16 @@ class TaskRunner:
         await self.discard_process()
         # The .blend inside its scene's folder tree, so that its //-relative textures and libraries resolve.
         scene = await asyncio.to_thread(self.scenes.ensure, assign.scene)
-        process = RenderProcess(self.launcher)
+        process = self.new_process(scene_root(scene, assign.scene))
         self._process = process
         await process.start()
         await process.open(str(scene), self.device, self.threads, dict(assign.settings))
         self._process_key = key
         return process
+
+    def new_process(self, scene_tree: Path | None) -> RenderProcess:
+        """A Blender for one job: it may read ``scene_tree`` only, and keeps its frames under work_dir."""
+        return RenderProcess(self.launcher, scene_tree=scene_tree, limits=self.limits, work_root=self.work_dir)
 
     async def discard_process(self) -> None:
         if self._process is not None:
@@ -115,3 +128,9 @@ class TaskRunner:
         shutil.rmtree(self.work_dir, ignore_errors=True)
         self.work_dir.mkdir(parents=True, exist_ok=True)
 
+
+
+def scene_root(blend: Path, scene: dict) -> Path:
+    """The root of the tree ``blend`` was laid out in: ``blend`` less the parts of its path in the tree."""
+    main, _files = scene_files(scene)
+    return blend.parents[len(PurePosixPath(main).parts) - 1]
