@@ -1,0 +1,65 @@
+"""Generate a scene that peeks outside its tree: its image texture is an absolute path to a file elsewhere on the
+worker's disk, as in a .blend a hostile artist sends straight to the API (the packer would refuse it).
+
+Run under a Python that has ``bpy``::
+
+    python tests/scenes/peeking.py TREE_DIR CANARY_PNG
+
+It writes CANARY_PNG, an 8x8 image of pure green (the owner's private picture, in the tests), and
+``TREE_DIR/peek.blend``: textured.py's camera looking at an emission plane that fills the frame, whose texture
+is CANARY_PNG by its absolute path. A render that can read the canary is green all over; one that cannot is
+Blender's magenta for a missing image.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import bpy
+
+BLEND = "peek.blend"
+CANARY_COLOR = (0.0, 1.0, 0.0, 1.0)
+CANARY_SIZE = 8
+
+
+def _load_textured():
+    """Import textured.py beside this file by path (it is a script run under bpy, like this one)."""
+    spec = importlib.util.spec_from_file_location("framehive_textured", Path(__file__).with_name("textured.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _write_canary(path: Path) -> None:
+    image = bpy.data.images.new("canary-source", CANARY_SIZE, CANARY_SIZE)
+    image.pixels.foreach_set(CANARY_COLOR * (CANARY_SIZE * CANARY_SIZE))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image.filepath_raw = str(path)
+    image.file_format = "PNG"
+    image.save()
+    bpy.data.images.remove(image)
+
+
+def build(tree: Path, canary: Path) -> Path:
+    tree, canary = tree.resolve(), canary.resolve()
+    textured = _load_textured()
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    scene = bpy.context.scene
+    _write_canary(canary)
+    textured._textured_plane(scene, canary)
+    textured._camera(scene)
+    textured._load_make_scene()._configure_render(scene, textured.FRAMES, textured.WIDTH, textured.HEIGHT,
+                                                  textured.SAMPLES)
+    out = tree / BLEND
+    out.parent.mkdir(parents=True, exist_ok=True)
+    bpy.ops.wm.save_as_mainfile(filepath=str(out), relative_remap=False)
+    paths = [image.filepath for image in bpy.data.images]
+    if paths != [str(canary)]:
+        raise SystemExit(f"expected the texture at {canary}, the .blend says {paths}")
+    return out
+
+
+if __name__ == "__main__":
+    print(f"wrote {build(Path(sys.argv[1]), Path(sys.argv[2]))}")
