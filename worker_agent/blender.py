@@ -158,6 +158,11 @@ class RenderProcess:
         return self._proc is not None and not self._gone and self._proc.returncode is None
 
     @property
+    def pid(self) -> int | None:
+        """Blender's process id once started (the wrapper execs it, so it is Blender's own)."""
+        return None if self._proc is None else self._proc.pid
+
+    @property
     def returncode(self) -> int | None:
         """Blender's exit code once it has exited, else None."""
         return None if self._proc is None else self._proc.returncode

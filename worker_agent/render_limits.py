@@ -96,5 +96,8 @@ def _descendants(pid: int) -> list[int]:
 
 
 def size_text(size: int) -> str:
-    """``size`` bytes in GiB for messages, e.g. "2.5 GiB"."""
-    return f"{size / GIB:.3g} GiB" if size >= GIB // 10 else f"{size / 1024**2:.3g} MiB"
+    """``size`` bytes for messages: "200 bytes", "4.3 KiB", "64 MiB", "2.5 GiB"."""
+    for unit, scale in (("GiB", GIB), ("MiB", 1024**2), ("KiB", 1024)):
+        if size >= scale:
+            return f"{size / scale:.3g} {unit}"
+    return f"{size} bytes"

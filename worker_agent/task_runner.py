@@ -114,6 +114,11 @@ class TaskRunner:
         self._process_key = key
         return process
 
+    @property
+    def process(self) -> RenderProcess | None:
+        """The warm Blender, if one is running."""
+        return self._process
+
     def new_process(self, scene_tree: Path | None) -> RenderProcess:
         """A Blender for one job: it may read ``scene_tree`` only, and keeps its frames under work_dir."""
         return RenderProcess(self.launcher, scene_tree=scene_tree, limits=self.limits, work_root=self.work_dir)

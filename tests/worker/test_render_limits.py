@@ -1,0 +1,227 @@
+"""Resource limits per render, and Blender dying by a signal, through the real TaskRunner and real Blender.
+
+Each test hands the TaskRunner orders as the coordinator would (the scene's blob is already in the runner's
+cache, so nothing is downloaded) and collects what it sends; frames go to a real HTTP server on a loopback
+port that stands in for the coordinator's upload endpoint. A limit crossed fails the task or check with the
+limit named in the message's ``limit`` field, and the same runner renders the next order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+import requests
+
+from protocol import messages as m
+from worker_agent.blender import BlenderLauncher, LimitExceeded, RenderLimits, RenderProcess
+from worker_agent.task_runner import TaskRunner
+
+REPO = Path(__file__).resolve().parents[2]
+TIMEOUT = 90.0
+SLOW_RENDER = {"resolution_x": 640, "resolution_y": 360, "samples": 4096}  # minutes on this machine's CPU
+# 4000 x 4000 at one sample: measured 1.3 GiB resident while rendering, against 0.28 GiB once the sample
+# scene is open (bpy 5.0.1, 2 threads).
+BIG_FRAME = {"resolution_x": 4000, "resolution_y": 4000, "samples": 1}
+MIB = 1024**2
+
+
+class Uploads(BaseHTTPRequestHandler):
+    """Accepts every frame PUT, like the coordinator does for a worker holding the task."""
+
+    received: dict[str, bytes]
+
+    def do_PUT(self) -> None:  # noqa: N802 (http.server's naming)
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        self.received[self.path] = body
+        reply = json.dumps({"accepted": True}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(reply)))
+        self.end_headers()
+        self.wfile.write(reply)
+
+    def log_message(self, *_args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def uploads() -> Iterator[tuple[str, dict[str, bytes]]]:
+    received: dict[str, bytes] = {}
+    handler = type("Handler", (Uploads,), {"received": received})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", received
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture(scope="module")
+def sample_blend(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("scene") / "sample.blend"
+    subprocess.run([sys.executable, str(REPO / "scripts" / "make_scene.py"), str(out)], check=True,
+                   capture_output=True, timeout=TIMEOUT)
+    return out
+
+
+class Orders:
+    """A TaskRunner with ``limits`` whose cache already holds the sample scene, and the orders for it."""
+
+    def __init__(self, tmp_path: Path, blend: Path, base_url: str, limits: RenderLimits) -> None:
+        data = blend.read_bytes()
+        self.sha256 = hashlib.sha256(data).hexdigest()
+        (tmp_path / "cache" / "blobs").mkdir(parents=True)
+        shutil.copyfile(blend, tmp_path / "cache" / "blobs" / self.sha256)
+        self.scene = {"sha256": self.sha256, "size": len(data), "url": f"/blobs/{self.sha256}",
+                      "path": "shots/shot.blend", "assets": []}
+        self.runner = TaskRunner(BlenderLauncher.discover(None), "CPU", 2, tmp_path / "cache", base_url,
+                                 requests.Session(), limits=limits)
+        self.sent: list[m.Message] = []
+        self.next_id = 0
+
+    async def send(self, message: m.Message) -> None:
+        m.decode(m.encode(message))  # what the coordinator would receive must be a valid message
+        self.sent.append(message)
+
+    def assign(self, frames: list[int], settings: dict | None = None) -> m.Assign:
+        self.next_id += 1
+        return m.Assign(task_id=self.next_id, attempt=1, job_id=1, frames=frames, scene=self.scene,
+                        settings=settings or {}, upload_url=f"/tasks/{self.next_id}/frames/{{frame}}")
+
+    def verify(self, settings: dict | None = None) -> m.Verify:
+        self.next_id += 1
+        return m.Verify(check_id=self.next_id, attempt=1, job_id=1, frame=2, rect=[0, 0, 16, 8], scene=self.scene,
+                        settings=settings or {}, upload_url=f"/checks/{self.next_id}")
+
+    def last(self) -> m.Message:
+        return self.sent[-1]
+
+
+def run(coro):
+    return asyncio.run(asyncio.wait_for(coro, TIMEOUT))
+
+
+async def wait_until(predicate, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not reached within {timeout} s")
+        await asyncio.sleep(0.05)
+
+
+def sampling(runner: TaskRunner) -> bool:
+    process = runner.process
+    return process is not None and "| Sample " in process.log_tail(3)
+
+
+# ---------------------------------------------------------------------------------------------- limits
+
+
+def test_a_frame_over_the_time_limit_fails_the_task_and_the_next_task_renders(tmp_path, sample_blend, uploads):
+    base_url, received = uploads
+    orders = Orders(tmp_path, sample_blend, base_url, RenderLimits(frame_seconds=3.0))
+
+    async def body() -> None:
+        started = time.monotonic()
+        await orders.runner.run(orders.assign([1], SLOW_RENDER), orders.send)
+        failed = orders.last()
+        assert isinstance(failed, m.TaskFailed) and failed.limit == "frame_time", failed
+        assert "rendering frame 1 took longer than 3 s" in failed.error and "frame time limit" in failed.error
+        assert "Sample" in failed.log_tail
+        assert time.monotonic() - started < 30
+        await orders.runner.run(orders.assign([2]), orders.send)  # the same runner, a fast frame
+        await orders.runner.discard_process()
+
+    run(body())
+    assert isinstance(orders.last(), m.TaskDone)
+    assert list(received) == ["/tasks/2/frames/2"] and received["/tasks/2/frames/2"].startswith(b"\x89PNG")
+
+
+def test_a_memory_limit_far_below_what_blender_needs_fails_the_task(tmp_path, sample_blend, uploads):
+    orders = Orders(tmp_path, sample_blend, uploads[0], RenderLimits(memory_bytes=64 * MIB))
+
+    run(orders.runner.run(orders.assign([1]), orders.send))
+
+    failed = orders.last()
+    assert isinstance(failed, m.TaskFailed) and failed.limit == "memory", failed
+    assert "more than the 64 MiB this worker allows (memory limit)" in failed.error
+    assert uploads[1] == {} and orders.runner.process is None
+
+
+def test_a_frame_that_needs_more_memory_than_allowed_is_stopped_while_rendering(tmp_path, sample_blend):
+    limits = RenderLimits(memory_bytes=600 * MIB)  # the open scene fits, the 4000 x 4000 frame does not
+
+    async def body() -> LimitExceeded:
+        async with RenderProcess(BlenderLauncher.discover(None), limits=limits, work_root=tmp_path) as process:
+            await process.open(sample_blend, threads=2)
+            await process.render(1, tmp_path / "small.png")  # under the limit: fine
+        async with RenderProcess(BlenderLauncher.discover(None), limits=limits, work_root=tmp_path) as process:
+            await process.open(sample_blend, threads=2, settings=BIG_FRAME)
+            with pytest.raises(LimitExceeded) as caught:
+                await process.render(1, tmp_path / "big.png")
+            assert not process.alive
+            return caught.value
+
+    error = run(body())
+    assert error.limit == "memory" and "while rendering frame 1" in str(error)
+    assert (tmp_path / "small.png").is_file() and not (tmp_path / "big.png").exists()
+
+
+def test_an_output_size_limit_below_the_png_size_fails_the_check(tmp_path, sample_blend, uploads):
+    orders = Orders(tmp_path, sample_blend, uploads[0], RenderLimits(output_bytes=200))
+
+    run(orders.runner.verify(orders.verify(), orders.send))
+
+    failed = orders.last()
+    assert isinstance(failed, m.CheckFailed) and failed.limit == "output_size", failed
+    assert failed.error \
+        == "the frame is larger than the 200 bytes this worker allows for one file (output size limit)"
+    assert uploads[1] == {}
+
+
+def test_output_size_limit_through_a_task_and_the_default_limits(tmp_path, sample_blend, uploads):
+    assert RenderLimits() == RenderLimits(memory_bytes=None, frame_seconds=240 * 60.0, output_bytes=4 * 1024**3)
+    orders = Orders(tmp_path, sample_blend, uploads[0], RenderLimits(output_bytes=1000))  # the PNG: about 4 KiB
+
+    run(orders.runner.run(orders.assign([1, 2]), orders.send))
+
+    failed = orders.last()
+    assert isinstance(failed, m.TaskFailed) and failed.limit == "output_size" and "output size limit" in failed.error
+    assert [type(message) for message in orders.sent] == [m.Progress, m.TaskFailed]  # stopped at the first frame
+    assert uploads[1] == {}
+
+
+# ---------------------------------------------------------------------------------------------- crashes
+
+
+def test_blender_killed_by_sigsegv_fails_the_task_with_the_reason_and_the_runner_lives_on(tmp_path, sample_blend,
+                                                                                          uploads):
+    base_url, received = uploads
+    orders = Orders(tmp_path, sample_blend, base_url, RenderLimits())
+
+    async def body() -> None:
+        task = asyncio.create_task(orders.runner.run(orders.assign([3], SLOW_RENDER), orders.send))
+        await wait_until(lambda: sampling(orders.runner), timeout=30)
+        os.kill(orders.runner.process.pid, signal.SIGSEGV)  # what a crafted file does to Blender
+        await task
+        await orders.runner.run(orders.assign([4]), orders.send)
+        await orders.runner.discard_process()
+
+    run(body())
+    failed = next(message for message in orders.sent if isinstance(message, m.TaskFailed))
+    assert failed.error == "Blender crashed (SIGSEGV) while rendering frame 3" and failed.limit is None
+    assert isinstance(orders.last(), m.TaskDone) and list(received) == ["/tasks/2/frames/4"]
+
