@@ -3,17 +3,23 @@ worker's disk, as in a .blend a hostile artist sends straight to the API (the pa
 
 Run under a Python that has ``bpy``::
 
-    python tests/scenes/peeking.py TREE_DIR CANARY_PNG
+    python tests/scenes/peeking.py TREE_DIR CANARY_PNG [FLUID_CACHE_DIR]
 
 It writes CANARY_PNG, an 8x8 image of pure green (the owner's private picture, in the tests), and
 ``TREE_DIR/peek.blend``: textured.py's camera looking at an emission plane that fills the frame, whose texture
 is CANARY_PNG by its absolute path. A render that can read the canary is green all over; one that cannot is
 Blender's magenta for a missing image.
+
+With FLUID_CACHE_DIR the scene also writes outside its tree: a fluid domain (out of the camera's view) whose
+cache directory is that absolute path. Blender writes ``config/config_0001.uni`` there while it *opens* the
+file (measured, bpy 5.0.1), before the render runner can switch anything off; saving the scene here writes it
+too, so a test empties the folder after generating.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import os
 import sys
 from pathlib import Path
 
@@ -22,6 +28,7 @@ import bpy
 BLEND = "peek.blend"
 CANARY_COLOR = (0.0, 1.0, 0.0, 1.0)
 CANARY_SIZE = 8
+FLUID_DOMAIN_LOCATION = (100.0, 0.0, 0.0)  # far outside the orthographic camera's view
 
 
 def _load_textured():
@@ -42,7 +49,14 @@ def _write_canary(path: Path) -> None:
     bpy.data.images.remove(image)
 
 
-def build(tree: Path, canary: Path) -> Path:
+def _add_fluid_domain(cache: Path) -> None:
+    bpy.ops.mesh.primitive_cube_add(size=2.0, location=FLUID_DOMAIN_LOCATION)
+    modifier = bpy.context.active_object.modifiers.new("Fluid", "FLUID")
+    modifier.fluid_type = "DOMAIN"
+    modifier.domain_settings.cache_directory = str(cache)
+
+
+def build(tree: Path, canary: Path, fluid_cache: Path | None = None) -> Path:
     tree, canary = tree.resolve(), canary.resolve()
     textured = _load_textured()
     bpy.ops.wm.read_factory_settings(use_empty=True)
@@ -50,6 +64,8 @@ def build(tree: Path, canary: Path) -> Path:
     _write_canary(canary)
     textured._textured_plane(scene, canary)
     textured._camera(scene)
+    if fluid_cache is not None:
+        _add_fluid_domain(fluid_cache.resolve())
     textured._load_make_scene()._configure_render(scene, textured.FRAMES, textured.WIDTH, textured.HEIGHT,
                                                   textured.SAMPLES)
     out = tree / BLEND
@@ -62,4 +78,8 @@ def build(tree: Path, canary: Path) -> Path:
 
 
 if __name__ == "__main__":
-    print(f"wrote {build(Path(sys.argv[1]), Path(sys.argv[2]))}")
+    fluid = Path(sys.argv[3]) if len(sys.argv) > 3 else None
+    print(f"wrote {build(Path(sys.argv[1]), Path(sys.argv[2]), fluid)}", flush=True)
+    # With a fluid domain, bpy 5.0.1 aborts while tearing Mantaflow down at exit ("can't clean grid cache"),
+    # after the file is saved: leave without the teardown.
+    os._exit(0)

@@ -13,6 +13,7 @@ import asyncio
 import hashlib
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -185,11 +186,13 @@ def test_the_wrapper_refuses_to_run_a_program_it_cannot_confine(probe_site, tmp_
 
 @pytest.fixture
 def peeking(tmp_path: Path) -> dict[str, Path]:
-    """tests/scenes/peeking.py's scene: its tree, and the canary (pure green) it names outside the tree."""
+    """tests/scenes/peeking.py's scene: its tree, the canary (pure green) it reads outside the tree and the
+    owner's folder its fluid domain writes to (emptied: generating the scene wrote into it)."""
     paths = {"tree": tmp_path / "trees" / "job7", "canary": tmp_path / "owner" / "private.png",
-             "out": tmp_path / "out", "work": tmp_path / "work"}
+             "fluid": tmp_path / "owner" / "fluid", "out": tmp_path / "out", "work": tmp_path / "work"}
     subprocess.run([sys.executable, str(REPO / "tests" / "scenes" / "peeking.py"), str(paths["tree"]),
-                    str(paths["canary"])], check=True, capture_output=True, timeout=120)
+                    str(paths["canary"]), str(paths["fluid"])], check=True, capture_output=True, timeout=120)
+    shutil.rmtree(paths["fluid"])
     paths["out"].mkdir()
     return paths
 
@@ -224,6 +227,7 @@ def test_unconfined_blender_renders_the_owners_picture_into_the_frame(peeking, m
     monkeypatch.setenv(confinement.OVERRIDE_VARIABLE, "off")
     pixels, _private = render_peeking(peeking)
     assert green(pixels).mean() > 0.9  # the attack of issue 11: the owner's picture fills the frame
+    assert (peeking["fluid"] / "config" / "config_0001.uni").is_file()  # written into the owner's folder
 
 
 def test_confined_blender_cannot_read_outside_its_tree_nor_write_outside_its_folders(peeking, tmp_path):
@@ -232,6 +236,7 @@ def test_confined_blender_cannot_read_outside_its_tree_nor_write_outside_its_fol
     pixels, private = render_peeking(peeking)
 
     assert not green(pixels).any()  # magenta: Blender could not open the canary
+    assert not peeking["fluid"].exists()  # the fluid domain could not write its cache folder
     after = files_under(tmp_path)
     assert set(after) - set(before) == {"out/0001.png"}  # the delivered frame, nothing else anywhere
     assert {name: after[name] for name in before} == before  # tree and canary untouched
