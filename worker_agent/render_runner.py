@@ -28,9 +28,12 @@ Safety. Scenes come from strangers. They are opened with scripts disabled, which
 blocks, the handlers they would register and Python drivers; but Freestyle runs Python style modules at
 render time even then, so Freestyle is forced off on every scene and view layer. A scene can also make
 Blender itself write files outside the frame's output path (compositor File Output nodes, multiview file
-suffixes, disk point caches), so those are switched off too: see ``_force_safety``. This is not a sandbox:
-the process must still run with least privilege (see ARCHITECTURE.md section 9); a fluid simulation, for
-one, writes its cache during the open itself, before any of this can run.
+suffixes, disk point caches), so those are switched off too: see ``_force_safety``. None of this is a
+sandbox, and some of it cannot be done from here: a fluid simulation writes its cache during the open itself,
+before any of this can run, and image textures may name any file on the disk. The agent therefore starts this
+runner confined by the OS (worker_agent/confinement.py: on Linux, Landlock lets it read only the scene's tree
+and the software and write only its private output and temp folders) with a scrubbed environment, under
+memory, time and file size limits (worker_agent/render_limits.py).
 """
 
 from __future__ import annotations
@@ -292,12 +295,14 @@ def _same_value(stored: Any, wanted: Any) -> bool:
 # - fluid (Mantaflow) domains write ``config/config_0001.uni`` into their cache directory, which may be
 #   absolute, already during ``open_mainfile`` (and editing a domain's cache settings deleted the ``config/``
 #   and ``data/`` folders there); the bpy 5.0.1 wheel then aborts the process while simulating. NOT handled
-#   here: it happens before we get control; only OS-level confinement of the runner stops it.
+#   here: it happens before we get control; the runner's confinement stops it (tests/worker/test_confinement.py
+#   renders tests/scenes/peeking.py's fluid domain and finds nothing written).
 # Checked and harmless: geometry-nodes simulation/bake zones with a disk bake path (nothing is written
 # without the bake operator); a File Output node's ``mute`` cannot be keyframed, so muting sticks. Not
 # measured, believed harmless: render stamp (burnt into the pixels), the sequencer (proxies and its disk cache
 # come from operators and user preferences), dynamic paint image sequences and ocean bakes (operators only).
-# Reading is a separate matter: image textures and strips may point at any file on the worker's disk.
+# Reading is a separate matter: image textures and strips may point at any file on the worker's disk; the
+# confinement limits reads to the scene's tree and the software.
 
 
 def _force_safety(scenes) -> tuple[list[str], list[str]]:
