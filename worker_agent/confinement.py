@@ -182,6 +182,9 @@ def describe() -> str:
 # ---------------------------------------------------------------------------------------------- the policy
 
 
+FOLDER_PREFIX = "framehive-render-"
+
+
 @dataclass(frozen=True)
 class RenderFolders:
     """A render process's private folders: ``output`` for its frames, ``temp`` (TMPDIR) holding ``home``."""
@@ -196,7 +199,8 @@ class RenderFolders:
         """Fresh folders under ``parent`` (default: the system's temp folder), readable by this user only."""
         if parent is not None:
             parent.mkdir(parents=True, exist_ok=True)
-        root = Path(tempfile.mkdtemp(prefix="framehive-render-", dir=parent))
+        # The agent's pid in the name: remove_stale() knows whose folders were left behind by a killed agent.
+        root = Path(tempfile.mkdtemp(prefix=f"{FOLDER_PREFIX}{os.getpid()}-", dir=parent))
         folders = cls(root, root / "output", root / "temp", root / "temp" / "home")
         folders.output.mkdir(mode=0o700)
         folders.home.mkdir(mode=0o700, parents=True)
@@ -204,6 +208,28 @@ class RenderFolders:
 
     def remove(self) -> None:
         shutil.rmtree(self.root, ignore_errors=True)
+
+    @staticmethod
+    def remove_stale(parent: Path) -> list[Path]:
+        """Remove the folders under ``parent`` of agents that are gone (killed before they could clean up);
+        returns them. Folders of running agents, this one included, stay."""
+        removed = []
+        for root in parent.glob(f"{FOLDER_PREFIX}*-*"):
+            pid = root.name[len(FOLDER_PREFIX):].split("-", 1)[0]
+            if pid.isdigit() and int(pid) != os.getpid() and not _running(int(pid)):
+                shutil.rmtree(root, ignore_errors=True)
+                removed.append(root)
+        return removed
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True  # another user's process, or a platform where signal 0 means something else: keep
+    return True
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ import requests
 from protocol import messages as m
 
 from .blender import BlenderLauncher, RenderError, RenderLimits, RenderProcess
+from .confinement import RenderFolders
 from .scene_cache import SceneCache, SceneDownloadError, scene_files
 from .uploads import LeaseLost, UploadError, upload_frame
 
@@ -41,6 +42,8 @@ class TaskRunner:
         self.scenes = SceneCache(cache_dir, session, base_url, cache_limit)
         self.work_dir = cache_dir / "frames"
         self.work_dir.mkdir(parents=True, exist_ok=True)
+        for stale in RenderFolders.remove_stale(self.work_dir):
+            log.info("removed %s, left behind by an agent that was killed", stale)
         self.worker_id = 0
         self._process: RenderProcess | None = None
         self._process_key: tuple[int, str] | None = None  # (job, scene sha) the warm Blender has open

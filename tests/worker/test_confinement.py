@@ -23,11 +23,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import requests
 from PIL import Image
 
 from worker_agent import confinement
 from worker_agent.blender import BlenderLauncher, RenderProcess
 from worker_agent.confinement import RenderFolders, confine, scrubbed_environment
+from worker_agent.task_runner import TaskRunner
 
 REPO = Path(__file__).resolve().parents[2]
 PROBE = Path(__file__).with_name("confinement_probe.py")
@@ -243,3 +245,25 @@ def test_confined_blender_cannot_read_outside_its_tree_nor_write_outside_its_fol
     # Blender's own files went to its private temp folder and HOME, which are gone now that it closed.
     assert "temp/home" in private and any(name.startswith("temp/blender_") for name in private)
     assert list(peeking["work"].iterdir()) == []
+
+
+def test_the_private_folders_of_a_killed_agent_are_removed_when_the_next_one_starts(tmp_path):
+    work = tmp_path / "cache" / "frames"
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
+                          check=True).stdout.strip()  # a pid that has exited
+    left = work / f"{confinement.FOLDER_PREFIX}{gone}-x1b2"
+    (left / "temp" / "home").mkdir(parents=True)
+    (left / "output" / "000001.png").parent.mkdir()
+    (left / "output" / "000001.png").write_bytes(b"half a frame")
+    with subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"]) as running:
+        try:
+            alive = work / f"{confinement.FOLDER_PREFIX}{running.pid}-c3d4"  # another agent on the same cache
+            alive.mkdir()
+            own = RenderFolders.create(work)
+
+            TaskRunner(BlenderLauncher.discover(None), "CPU", 1, tmp_path / "cache", "http://127.0.0.1:9",
+                       requests.Session())
+
+            assert sorted(work.iterdir()) == sorted([alive, own.root])
+        finally:
+            running.kill()
