@@ -29,7 +29,14 @@ from typing import Any
 
 from . import confinement
 from .confined_exec import EXIT_REFUSED
-from .render_limits import MEMORY_POLL_INTERVAL, RenderLimits, memory_enforced, resident_bytes, size_text
+from .render_limits import (
+    MEMORY_POLL_INTERVAL,
+    RenderLimits,
+    duration_text,
+    memory_enforced,
+    resident_bytes,
+    size_text,
+)
 
 __all__ = ["BlenderLauncher", "BlenderNotFound", "LimitExceeded", "RenderError", "RenderLimits", "RenderProcess",
            "probe"]
@@ -373,7 +380,7 @@ class RenderProcess:
         except TimeoutError:
             self.kill()
             if timeout_limit is not None:
-                raise LimitExceeded(timeout_limit, f"{self._doing} took longer than {_duration(timeout)}, the most "
+                raise LimitExceeded(timeout_limit, f"{self._doing} took longer than {duration_text(timeout)}, the most "
                                     "this worker allows for one frame (frame time limit)", self.log_tail(),
                                     name) from None
             raise RenderError(f"Blender did not answer {name!r} within {timeout} s", self.log_tail(), name) from None
@@ -454,14 +461,6 @@ def _signal_name(number: int) -> str:
         return signal.Signals(number).name
     except ValueError:
         return f"signal {number}"
-
-
-def _duration(seconds: float) -> str:
-    if seconds < 120:
-        return f"{seconds:g} s"
-    if seconds < 2 * 3600:
-        return f"{seconds / 60:g} min"
-    return f"{seconds / 3600:g} h"
 
 
 async def _lines(stream: asyncio.StreamReader):

@@ -47,6 +47,21 @@ class RenderLimits:
     frame_seconds: float | None = DEFAULT_FRAME_SECONDS  # wall time of one frame or region render
     output_bytes: int | None = DEFAULT_OUTPUT_BYTES  # size of any file the render writes
 
+    def describe(self) -> str:
+        """One line for the agent's start log."""
+        if self.memory_bytes is None:
+            memory = "memory unlimited"
+        else:
+            memory = f"memory {size_text(self.memory_bytes)}"
+            if not memory_enforced():
+                memory += " (NOT enforced here: resident memory is watched on Linux only)"
+        frame, output = "frame time unlimited", "file size unlimited"
+        if self.frame_seconds is not None:
+            frame = f"{duration_text(self.frame_seconds)} per frame"
+        if self.output_bytes is not None:
+            output = f"{size_text(self.output_bytes)} per file written"
+        return f"render limits: {memory}; {frame}; {output}"
+
     def file_size_rlimit(self) -> int | None:
         """RLIMIT_FSIZE for the process: one byte more than allowed, so a file cut at the limit is recognised
         as too big (Python ignores SIGXFSZ, so the bpy module's writes are cut short instead of killed)."""
@@ -101,3 +116,12 @@ def size_text(size: int) -> str:
         if size >= scale:
             return f"{size / scale:.3g} {unit}"
     return f"{size} bytes"
+
+
+def duration_text(seconds: float) -> str:
+    """``seconds`` for messages: "3 s", "90 min", "4 h"."""
+    if seconds < 120:
+        return f"{seconds:g} s"
+    if seconds < 2 * 3600:
+        return f"{seconds / 60:g} min"
+    return f"{seconds / 3600:g} h"

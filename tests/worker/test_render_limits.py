@@ -225,3 +225,9 @@ def test_blender_killed_by_sigsegv_fails_the_task_with_the_reason_and_the_runner
     assert failed.error == "Blender crashed (SIGSEGV) while rendering frame 3" and failed.limit is None
     assert isinstance(orders.last(), m.TaskDone) and list(received) == ["/tasks/2/frames/4"]
 
+
+
+def test_the_limits_describe_themselves_for_the_start_log():
+    assert RenderLimits().describe() == "render limits: memory unlimited; 4 h per frame; 4 GiB per file written"
+    assert RenderLimits(memory_bytes=8 * 1024**3, frame_seconds=90 * 60.0, output_bytes=None).describe() == \
+        "render limits: memory 8 GiB; 90 min per frame; file size unlimited"
