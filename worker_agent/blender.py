@@ -28,7 +28,6 @@ from pathlib import Path
 from typing import Any
 
 from . import confinement
-from .confined_exec import EXIT_REFUSED
 from .render_limits import (
     MEMORY_POLL_INTERVAL,
     RenderLimits,
@@ -398,7 +397,7 @@ class RenderProcess:
             return LimitExceeded("output_size", f"Blender was stopped while {self._doing}: it wrote a file larger "
                                  f"than the {size_text(self.limits.output_bytes)} this worker allows (output size "
                                  "limit)", tail, name)
-        if code == EXIT_REFUSED:
+        if code == confinement.EXIT_REFUSED:
             return RenderError("the render process could not be confined, so it was not started", tail, name)
         if code is not None and code < 0 and not self._killed:
             return RenderError(f"Blender crashed ({_signal_name(-code)}) while {self._doing}", tail, name)

@@ -7,7 +7,7 @@ itself with PROGRAM (``execve``): the process keeps its pid, its pipes and its p
 memory watch and the runner's orphan check all see Blender itself. Standard library only; it loads
 ``confinement.py`` from its own folder by path, so nothing outside the standard library is imported before the
 process is confined. A restriction the policy promises that cannot be applied ends the process with
-:data:`EXIT_REFUSED` and a message on stderr: it never runs PROGRAM with less confinement than promised.
+``confinement.EXIT_REFUSED`` and a message on stderr: it never runs PROGRAM with less confinement than promised.
 """
 
 from __future__ import annotations
@@ -20,8 +20,7 @@ import sys
 from pathlib import Path
 
 EXIT_USAGE = 2
-EXIT_REFUSED = 125  # confinement could not be applied
-EXIT_EXEC_FAILED = 127  # as shells say when a program cannot be run
+EXIT_EXEC_FAILED = 127  # as shells say when a program cannot be run (confinement.EXIT_REFUSED: not confined)
 # Python ignores these, and an ignored signal stays ignored across exec; a program expects the default
 # (a write past RLIMIT_FSIZE then kills a blender binary with SIGXFSZ instead of failing silently).
 RESET_SIGNALS = ("SIGPIPE", "SIGXFSZ", "SIGXFZ")
@@ -60,7 +59,7 @@ def main(argv: list[str]) -> int:
             confinement.restrict_self(policy)
     except (OSError, ValueError, TypeError, KeyError) as exc:
         print(f"framehive: cannot confine the render process, not starting it: {exc}", file=sys.stderr, flush=True)
-        return EXIT_REFUSED
+        return confinement.EXIT_REFUSED
     try:
         os.execve(program[0], program, env)
     except OSError as exc:

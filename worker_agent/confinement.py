@@ -78,6 +78,8 @@ WRITE = (READ | FS_WRITE_FILE | FS_TRUNCATE | FS_REMOVE_DIR | FS_REMOVE_FILE | F
          | FS_MAKE_SYM | FS_REFER)
 DEVICE = READ | FS_WRITE_FILE | FS_TRUNCATE | FS_IOCTL_DEV
 
+#: confined_exec.py's exit code when it cannot apply the policy (and so never starts the program).
+EXIT_REFUSED = 125
 #: Switches Landlock off for renders (tests use it for positive controls; owners could use it to debug).
 OVERRIDE_VARIABLE = "FRAMEHIVE_LANDLOCK"
 
