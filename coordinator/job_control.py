@@ -11,7 +11,7 @@ acted (``by``), commits, and then tells the dispatcher, which hands out the work
 - **requeue**: tasks that failed get a fresh start (see :func:`requeue_job`); a failed job lives again if its
   owner can pay again for the frames it still owes.
 - **priority**: higher first, from config.MIN_PRIORITY to config.MAX_PRIORITY.
-- **cancel**: outcomes.cancel_job, the one cancel there is.
+- **cancel**: outcomes.cancel_job, the one cancel there is; when the owner cancels, payments.cancel_fee first.
 """
 
 from __future__ import annotations
@@ -96,10 +96,14 @@ def set_priority(job: Job, priority: int, *, by: str | None = None) -> None:
 
 
 def cancel_job(job: Job, *, by: str | None = None) -> None:
-    """Cancel a live job and tell the workers holding its leases to stop. Refused for finished jobs."""
+    """Cancel a live job and tell the workers holding its leases to stop. Refused for finished jobs. The owner
+    (``by`` is its account's name) pays the cancel fee out of the escrow, whatever it cancels through (the API,
+    the dashboard): creating and cancelling jobs in a loop writes rows that stay. An admin's cancel is free."""
     lock(job)
     if job.state in JobState.FINAL:
         _refuse("job_finished", f"job {job.id} is already {job.state}")
+    if by is not None and by == job.account.name:
+        payments.cancel_fee(job)
     lost = outcomes.cancel_job(job, by)  # commits
     dispatcher().drop_leases(lost)
     dispatcher().kick()

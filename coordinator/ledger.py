@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 
 from .db import db
 from .errors import ApiError
-from .models import Account, Job, LedgerEntry
+from .models import Account, Claim, Job, LedgerEntry
 
 MINT = "mint"
 NETWORK = "network"
@@ -34,6 +34,11 @@ def escrow_book(job_id: int) -> str:
     return f"escrow:{job_id}"
 
 
+def claim_book(claim_id: int) -> str:
+    """What a claimant paid for a claim, held until the claim is decided."""
+    return f"claim:{claim_id}"
+
+
 def balance(book: str) -> int:
     incoming = db.session.execute(select(func.coalesce(func.sum(LedgerEntry.amount), 0))
                                   .where(LedgerEntry.to_book == book)).scalar_one()
@@ -47,7 +52,7 @@ def _lock(book: str) -> None:
     kind, _, ident = book.partition(":")
     if db.engine.dialect.name == "sqlite" or not ident:
         return
-    model = Account if kind == "account" else Job
+    model = {"account": Account, "escrow": Job, "claim": Claim}[kind]
     db.session.execute(select(model.id).where(model.id == int(ident)).with_for_update())
 
 

@@ -8,7 +8,11 @@
   paid by the network pool while it has points.
 - A caught renderer gives back what it earned in the job (to the escrow, or to the artist once the job is
   over) and forfeits a stake to the network; a caught verifier forfeits a stake.
-- When a job ends, what is left in its escrow goes back to the artist.
+- When a job ends, what is left in its escrow goes back to the artist; when its owner cancels it, a small fee
+  goes to the network first (creating and cancelling jobs must not be free: each leaves rows behind).
+- A claim holds its price (per disputed frame: a whole-frame render on a trusted node) from the claimant until
+  it is decided: given back if confirmed, kept by the network (which pays for the claim's checks of finished
+  jobs) if rejected.
 """
 
 from __future__ import annotations
@@ -18,8 +22,8 @@ from sqlalchemy import event, func, insert, select
 
 from . import config
 from .db import db
-from .ledger import MINT, NETWORK, account_book, balance, escrow_book, transfer
-from .models import Account, Check, Frame, Job, LedgerEntry, Worker
+from .ledger import MINT, NETWORK, InsufficientPoints, account_book, balance, claim_book, escrow_book, transfer
+from .models import Account, Check, Claim, Frame, Job, LedgerEntry, Worker
 from .states import JobState
 
 
@@ -100,6 +104,36 @@ def _earned(renderer: Worker, job: Job, reason: str, frames: list[int] | None) -
 def forfeit_stake(worker: Worker, why: str) -> int:
     return transfer(account_book(worker.account_id), NETWORK, int(_config("STAKE")), "stake", cap=True,
                     worker_id=worker.id, memo=why[:200])
+
+
+def cancel_fee(job: Job) -> int:
+    """The owner cancels its job: the fee leaves the escrow for the network, as far as the escrow goes."""
+    return transfer(escrow_book(job.id), NETWORK, int(_config("CANCEL_FEE")), "cancel_fee", cap=True, job_id=job.id)
+
+
+def claim_price(frames: int) -> int:
+    return frames * int(_config("CLAIM_PRICE"))
+
+
+def check_claim_funds(account_id: int, frames: int) -> None:
+    """402 ``insufficient_points`` now, before anything is written, if the account cannot pay for the claim."""
+    available, price = balance(account_book(account_id)), claim_price(frames)
+    if available < price:
+        raise InsufficientPoints(available, price)
+
+
+def hold_claim(claim: Claim, frames: int) -> None:
+    """The claimant pays for the claim's re-renders up front, into the claim's book (402 if it cannot)."""
+    transfer(account_book(claim.account_id), claim_book(claim.id), claim_price(frames), "claim_hold",
+             job_id=claim.job_id, claim_id=claim.id)
+
+
+def settle_claim(claim: Claim) -> int:
+    """A decided claim's hold: back to the claimant if confirmed, to the network if rejected."""
+    book = claim_book(claim.id)
+    confirmed = claim.state == "confirmed"
+    return transfer(book, account_book(claim.account_id) if confirmed else NETWORK, balance(book),
+                    "claim_refund" if confirmed else "claim_fee", cap=True, job_id=claim.job_id, claim_id=claim.id)
 
 
 def refund(job: Job) -> int:

@@ -31,6 +31,8 @@ def pricing():  # type: ignore[no-untyped-def]
         "self_dealing_rate": config["FRAMEHIVE_SELF_DEALING_RATE"],
         "starting_grant": config["FRAMEHIVE_STARTING_GRANT"],
         "stake": config["FRAMEHIVE_STAKE"],
+        "claim_price_per_frame": config["FRAMEHIVE_CLAIM_PRICE"],
+        "cancel_fee": config["FRAMEHIVE_CANCEL_FEE"],
         "rules": [
             "submitting a job of M frames holds M x job_price_per_frame points in escrow",
             "each verified frame pays its renderer frame_price (x self_dealing_rate on its own account's job)",
@@ -39,6 +41,9 @@ def pricing():  # type: ignore[no-untyped-def]
             "arbitration is paid by the side found wrong, the rest from escrow",
             "a caught cheater gives back what it earned in the job and forfeits the stake",
             "what is left in escrow when the job ends goes back to the artist",
+            "an artist cancelling its own job pays cancel_fee out of the escrow to the network",
+            "a claim holds claim_price_per_frame for each disputed frame: given back if the claim is confirmed, "
+            "kept by the network if it is rejected",
         ],
     })
 

@@ -23,21 +23,24 @@ admin and ``network`` (trusted, runs the node that settles claims). Then up to `
 - ``finish_held``: a held task is finished as above, if its worker still holds the lease (a cancel or a caught
   cheat may have taken it away meanwhile).
 - ``claim``: an artist files a claim through the API on delivered frames that look wrong (not the honest
-  pixels), on any delivered frames, or on an undelivered one (400, and nothing may change).
+  pixels), on any delivered frames, or on an undelivered one (400, and nothing may change); a claim the artist
+  cannot pay for is 402 and changes nothing.
 - ``settle_claims``: the trusted node works (honestly, on whatever it gets) until the open claim is decided.
-- ``cancel``: an artist cancels a running job through the API (then cancelling again is a 409 that changes
-  nothing).
+- ``cancel``: an artist cancels a running job through the API, paying the cancel fee out of the escrow (then
+  cancelling again is a 409 that changes nothing).
 - ``grant``: an admin grants points through the API.
 
 After EVERY step (``ledger_is_sound``): every new entry has a positive amount, two different well-formed books
-(``account:<id>``, ``escrow:<job>``, ``network``, ``mint``), a known reason, the references its reason needs
-(escrow/refund/render → job; render → task, frame and worker, the frame being the task's; check/arbitration →
-that job's check and its verifier; clawback/stake → worker) and a flow its reason allows (only grants leave the
-mint, nothing enters it; pay comes out of the job's escrow or the network pool, an arbitration also out of the
-loser's account; clawbacks go to the job's escrow or artist); no more than the price list allows (a render on
+(``account:<id>``, ``escrow:<job>``, ``claim:<claim>``, ``network``, ``mint``), a known reason, the references its
+reason needs (escrow/refund/render/cancel fee → job; render → task, frame and worker, the frame being the task's;
+check/arbitration → that job's check and its verifier; clawback/stake → worker; claim hold/refund/fee → job and
+claim) and a flow its reason allows (only grants leave the mint, nothing enters it; pay comes out of the job's
+escrow or the network pool, an arbitration also out of the loser's account; clawbacks go to the job's escrow or
+artist; the cancel fee goes from the escrow to the network; a claim's hold from the artist to the claim's book,
+and from there back to the artist or to the network); no more than the price list allows (a render on
 the artist's own job at the self-dealing rate) and no check paid to the artist of the checked job. Entries
 are append-only: the balances the database sums over all entries must equal the previous step's plus the new
-entries. Then: the sum over all books is zero; accounts + escrows + network hold exactly what the mint issued
+entries. Then: the sum over all books is zero; accounts, escrows, claims and the network hold what the mint issued
 (``ledger.circulating()``), which is exactly what this test granted (starting grants and admin grants: nothing
 else creates or destroys points); no account, escrow or network balance is negative; no escrow holds more than
 its job's price, and a finished job's escrow is empty.
@@ -116,7 +119,7 @@ MAX_CLAIM_FRAMES = 2  # frames per claim
 MAX_CLAIMS = 2  # and for claims (one open at a time), so that delivered frames also get disputed late
 MAX_GRANTS = 3  # admin grants per example: enough to lift an artist over a 402, not enough to crowd out work
 
-BOOK = re.compile(r"^(mint|network|account:[1-9][0-9]*|escrow:[1-9][0-9]*)$")
+BOOK = re.compile(r"^(mint|network|account:[1-9][0-9]*|escrow:[1-9][0-9]*|claim:[1-9][0-9]*)$")
 # What each reason must reference, besides its two books.
 NEEDS = {
     "grant": (),
@@ -127,6 +130,10 @@ NEEDS = {
     "arbitration": ("job_id", "check_id", "worker_id"),
     "clawback": ("job_id", "worker_id"),
     "stake": ("worker_id",),
+    "cancel_fee": ("job_id",),
+    "claim_hold": ("job_id", "claim_id"),
+    "claim_refund": ("job_id", "claim_id"),
+    "claim_fee": ("job_id", "claim_id"),
 }
 
 
@@ -284,9 +291,17 @@ class Ledger(RuleBasedStateMachine):
         else:
             chosen = verified[pick % len(verified):][:frames]
         spec = ",".join(str(n) for n in sorted(chosen))
+        with self.context():
+            available = ledger.balance(ledger.account_book(self.account_id(self.owner[job_id])))
         response = self.call("post", f"/api/v1/jobs/{job_id}/claims", self.owner[job_id],
                              json={"frames": spec, "reason": "looks wrong"})
-        if set(chosen) <= set(verified):
+        price = len(chosen) * int(self.app.config["FRAMEHIVE_CLAIM_PRICE"])
+        if set(chosen) <= set(verified) and available < price:
+            assert response.status_code == 402, response.get_json()
+            assert response.get_json()["error"]["details"] == {"balance": available, "price": price}
+            with self.context():
+                assert snapshot() == before, "a claim the artist cannot pay for changes nothing"
+        elif set(chosen) <= set(verified):
             assert response.status_code == 201, response.get_json()
             note(f"claim {response.get_json()['id']} on job {job_id} frames {spec}")
         else:
@@ -476,7 +491,7 @@ class Ledger(RuleBasedStateMachine):
 
     @property
     def prices(self) -> dict[str, Any]:
-        names = ("FRAME_PRICE", "CHECK_PRICE", "SELF_DEALING_RATE", "STAKE")
+        names = ("FRAME_PRICE", "CHECK_PRICE", "SELF_DEALING_RATE", "STAKE", "CANCEL_FEE", "CLAIM_PRICE")
         return {name: self.app.config[f"FRAMEHIVE_{name}"] for name in names}
 
     @property
@@ -570,6 +585,8 @@ def check_entry(entry: LedgerEntry, refs: Refs, prices: dict[str, Any]) -> None:
             assert int(ident) in refs.accounts, f"{where}: no such account"
         if kind == "escrow":
             assert entry.job_id == int(ident), f"{where}: escrow of another job"
+        if kind == "claim":
+            assert entry.claim_id == int(ident), f"{where}: the book of another claim"
     assert (entry.from_book == ledger.MINT) == (entry.reason == "grant"), f"{where}: only grants come from the mint"
     assert entry.to_book != ledger.MINT, f"{where}: nothing goes back to the mint"
     assert entry.job_id is None or entry.job_id in refs.jobs, f"{where}: no such job"
@@ -601,6 +618,15 @@ def check_entry(entry: LedgerEntry, refs: Refs, prices: dict[str, Any]) -> None:
         assert entry.from_book == own and entry.to_book in (escrow, artist), where
     elif entry.reason == "stake":
         assert (entry.from_book, entry.to_book) == (own, ledger.NETWORK) and entry.amount <= prices["STAKE"], where
+    elif entry.reason == "cancel_fee":
+        assert (entry.from_book, entry.to_book) == (escrow, ledger.NETWORK), where
+        assert entry.amount <= prices["CANCEL_FEE"], where
+    elif entry.reason == "claim_hold":  # only a job's artist files claims on it, paying per frame
+        assert (entry.from_book, entry.to_book) == (artist, ledger.claim_book(entry.claim_id)), where
+        assert entry.amount % prices["CLAIM_PRICE"] == 0, where
+    elif entry.reason in ("claim_refund", "claim_fee"):
+        to = artist if entry.reason == "claim_refund" else ledger.NETWORK
+        assert (entry.from_book, entry.to_book) == (ledger.claim_book(entry.claim_id), to), where
 
 
 def test_points_are_conserved_and_never_negative(app, sample_scene: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]

@@ -298,7 +298,7 @@ def test_claims_need_delivered_frames_and_a_reason(v, api):  # type: ignore[no-u
     assert api.post(url, json={"frames": "1", "reason": " "}).get_json()["error"]["code"] == "bad_request"
     assert api.post(url, json={"frames": "zz", "reason": "x"}).get_json()["error"]["code"] == "bad_frames"
     assert api.post(url, json=["1"]).status_code == 400
-    assert api.get(url).get_json() == {"claims": []}
+    assert api.get(url).get_json()["claims"] == []
 
 
 def _job_with_policy(api, scene_sha, policy: str, frames: str, chunk: int) -> Job:  # type: ignore[no-untyped-def]
