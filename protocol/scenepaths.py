@@ -18,6 +18,12 @@ MAX_COMPONENT_BYTES = 255
 MAX_PATH_BYTES = 768
 # Error messages quote at most this much of a path: it may be long, and it is someone else's input.
 _SHOWN = 80
+# Characters Windows refuses in a name (':' and '\\' have messages of their own, below).
+_WINDOWS_FORBIDDEN = frozenset('<>"|?*')
+# Device names Windows reserves in every folder, whatever the extension ("nul.png" is the NUL device there):
+# CON, PRN, AUX, NUL, CONIN$, CONOUT$, and COM/LPT followed by a digit, the superscripts ¹²³ included.
+_RESERVED = frozenset({"CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$"} |
+                      {f"{port}{digit}" for port in ("COM", "LPT") for digit in "0123456789\u00b9\u00b2\u00b3"})
 
 
 class BadPath(ValueError):
@@ -29,7 +35,9 @@ def check_path(path: object) -> str:
 
     Refused: anything but a string, empty paths, absolute paths, drive letters and NTFS streams (``:``),
     backslashes (a separator on Windows), control characters (NUL included), empty, ``.`` and ``..``
-    components, and names longer than the file systems and Blender take.
+    components, and names longer than the file systems and Blender take. Names Windows cannot hold are refused
+    on every platform, so that a job can render on any worker (see :func:`_check_name`), and so are invisible
+    characters (zero-width, bidi controls), which make one name look like another to the people reading it.
     """
     if not isinstance(path, str):
         raise BadPath(f"a path must be a string, not {type(path).__name__}")
@@ -42,6 +50,9 @@ def check_path(path: object) -> str:
         raise BadPath(f"{shown} is not valid Unicode") from None
     if any(unicodedata.category(char) == "Cc" for char in path):
         raise BadPath(f"{shown} contains a control character")
+    if any(unicodedata.category(char) in ("Cf", "Zl", "Zp") for char in path):
+        raise BadPath(f"{ascii(path[:_SHOWN])} contains an invisible formatting character or a line separator "
+                      "(zero-width, bidi control, byte order mark)")
     if "\\" in path:
         raise BadPath(f"{shown} contains a backslash; separate folders with '/'")
     if path.startswith("/"):
@@ -55,7 +66,20 @@ def check_path(path: object) -> str:
             raise BadPath(f"{shown} is not a normalised relative path (it has an empty, '.' or '..' part)")
         if len(part.encode("utf-8")) > MAX_COMPONENT_BYTES:
             raise BadPath(f"{shown} has a name longer than {MAX_COMPONENT_BYTES} bytes")
+        _check_name(part, shown)
     return path
+
+
+def _check_name(part: str, shown: str) -> None:
+    """One name of the path, as Windows sees it: no reserved device name, no trailing dot or space (Windows
+    drops them, so ``a.png.`` would be ``a.png``), none of its forbidden characters."""
+    if forbidden := sorted(_WINDOWS_FORBIDDEN.intersection(part)):
+        raise BadPath(f"{shown} contains {''.join(forbidden)!r}, which Windows does not allow in names")
+    if part[-1] in ". ":
+        raise BadPath(f"{shown} has a name that ends with a dot or a space (Windows drops them)")
+    device = part.split(".", 1)[0].rstrip(" ").upper()
+    if device in _RESERVED:
+        raise BadPath(f"{shown} uses {device}, a device name reserved by Windows (with any extension)")
 
 
 def check_tree(paths: Iterable[str]) -> None:

@@ -95,3 +95,62 @@ def test_a_file_cannot_also_be_a_folder(paths: list[str]) -> None:
 def test_a_tree_with_one_hostile_path_is_refused() -> None:
     with pytest.raises(BadPath, match="normalised"):
         check_tree(["shots/shot.blend", "textures/ok.png", "../outside.png"])
+
+
+# Names Windows cannot hold, or that would hold something else there: refused for everyone, so a job renders on
+# every worker or on none (and a name that looks like another, through invisible characters, never reaches one).
+WINDOWS_HOSTILE = {
+    "CON": "reserved",
+    "textures/nul.png": "reserved",
+    "textures/NUL.tar.gz": "reserved",
+    "Aux.blend": "reserved",
+    "prn": "reserved",
+    "com1.png": "reserved",
+    "lpt9/x.png": "reserved",
+    "COM0": "reserved",
+    "com\u00b9.png": "reserved",  # COM¹: Windows treats the superscript digits as device numbers too
+    "LPT\u00b3": "reserved",
+    "conin$.png": "reserved",
+    "nul .png": "reserved",  # Windows drops the spaces before the extension: still NUL
+    "textures/wood.": "ends with",
+    "textures./wood.png": "ends with",
+    "wood.png ": "ends with",
+    "shots /shot.blend": "ends with",
+    "a<b.png": "Windows",
+    "a>b.png": "Windows",
+    'a"b.png': "Windows",
+    "a|b.png": "Windows",
+    "a?b.png": "Windows",
+    "a*b.png": "Windows",
+    "tex\u200b.png": "invisible",  # zero-width space
+    "tex\u200f.png": "invisible",  # right-to-left mark
+    "gnp.\u202eexe.png": "invisible",  # right-to-left override: shows as 'gnp.gnp.exe'
+    "tex\u2066.png": "invisible",  # left-to-right isolate
+    "tex\u2069.png": "invisible",  # pop directional isolate
+    "\ufefftex.png": "invisible",  # byte order mark
+    "tex\u2060.png": "invisible",  # word joiner
+    "tex\u00ad.png": "invisible",  # soft hyphen
+    "tex\u2028.png": "separator",  # line separator
+}
+
+WINDOWS_GOOD = [
+    "console.png",  # only the exact device names are reserved
+    "nul_texture.png",
+    "com10.png",
+    "lpt.png",
+    "textures/con-crete.png",
+    "my.con",  # a reserved name as the extension is fine
+    " leading space.png",
+    "tex.ture.png",
+]
+
+
+@pytest.mark.parametrize(("path", "reason"), WINDOWS_HOSTILE.items(), ids=[ascii(p)[:40] for p in WINDOWS_HOSTILE])
+def test_names_windows_cannot_hold_are_refused_everywhere(path: str, reason: str) -> None:
+    with pytest.raises(BadPath, match=reason):
+        check_path(path)
+
+
+@pytest.mark.parametrize("path", WINDOWS_GOOD)
+def test_names_close_to_reserved_ones_pass(path: str) -> None:
+    assert check_path(path) == path
