@@ -13,7 +13,9 @@ Blender's magenta for a missing image.
 With FLUID_CACHE_DIR the scene also writes outside its tree: a fluid domain (out of the camera's view) whose
 cache directory is that absolute path. Blender writes ``config/config_0001.uni`` there while it *opens* the
 file (measured, bpy 5.0.1), before the render runner can switch anything off; saving the scene here writes it
-too, so a test empties the folder after generating.
+too, so a test empties the folder after generating. A FLUID_CACHE_DIR starting with ``//`` is kept relative to
+the .blend: the cache is then part of the tree, and a crafted config there crashes Blender while it opens the
+file (tests/worker/test_render_limits.py).
 """
 
 from __future__ import annotations
@@ -49,14 +51,14 @@ def _write_canary(path: Path) -> None:
     bpy.data.images.remove(image)
 
 
-def _add_fluid_domain(cache: Path) -> None:
+def _add_fluid_domain(cache: str) -> None:
     bpy.ops.mesh.primitive_cube_add(size=2.0, location=FLUID_DOMAIN_LOCATION)
     modifier = bpy.context.active_object.modifiers.new("Fluid", "FLUID")
     modifier.fluid_type = "DOMAIN"
-    modifier.domain_settings.cache_directory = str(cache)
+    modifier.domain_settings.cache_directory = cache if cache.startswith("//") else str(Path(cache).resolve())
 
 
-def build(tree: Path, canary: Path, fluid_cache: Path | None = None) -> Path:
+def build(tree: Path, canary: Path, fluid_cache: str | None = None) -> Path:
     tree, canary = tree.resolve(), canary.resolve()
     textured = _load_textured()
     bpy.ops.wm.read_factory_settings(use_empty=True)
@@ -65,7 +67,7 @@ def build(tree: Path, canary: Path, fluid_cache: Path | None = None) -> Path:
     textured._textured_plane(scene, canary)
     textured._camera(scene)
     if fluid_cache is not None:
-        _add_fluid_domain(fluid_cache.resolve())
+        _add_fluid_domain(fluid_cache)
     textured._load_make_scene()._configure_render(scene, textured.FRAMES, textured.WIDTH, textured.HEIGHT,
                                                   textured.SAMPLES)
     out = tree / BLEND
@@ -74,11 +76,13 @@ def build(tree: Path, canary: Path, fluid_cache: Path | None = None) -> Path:
     paths = [image.filepath for image in bpy.data.images]
     if paths != [str(canary)]:
         raise SystemExit(f"expected the texture at {canary}, the .blend says {paths}")
+    if fluid_cache is not None and fluid_cache.startswith("//"):
+        bpy.ops.wm.open_mainfile(filepath=str(out), load_ui=False)  # writes the cache's config into the tree
     return out
 
 
 if __name__ == "__main__":
-    fluid = Path(sys.argv[3]) if len(sys.argv) > 3 else None
+    fluid = sys.argv[3] if len(sys.argv) > 3 else None
     print(f"wrote {build(Path(sys.argv[1]), Path(sys.argv[2]), fluid)}", flush=True)
     # With a fluid domain, bpy 5.0.1 aborts while tearing Mantaflow down at exit ("can't clean grid cache"),
     # after the file is saved: leave without the teardown.

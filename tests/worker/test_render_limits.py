@@ -9,11 +9,13 @@ limit named in the message's ``limit`` field, and the same runner renders the ne
 from __future__ import annotations
 
 import asyncio
+import gzip
 import hashlib
 import json
 import os
 import shutil
 import signal
+import struct
 import subprocess
 import sys
 import threading
@@ -77,17 +79,25 @@ def sample_blend(tmp_path_factory) -> Path:
     return out
 
 
+def cached(cache: Path, files: dict[str, Path]) -> dict:
+    """An order's ``scene`` for ``files`` (path in the tree -> file, the .blend first), with every file put in
+    the runner's blob cache beforehand, as if downloaded."""
+    entries = []
+    for path, source in files.items():
+        sha256 = hashlib.sha256(source.read_bytes()).hexdigest()
+        (cache / "blobs").mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, cache / "blobs" / sha256)
+        entries.append({"path": path, "sha256": sha256, "size": source.stat().st_size, "url": f"/blobs/{sha256}"})
+    return {**entries[0], "assets": entries[1:]}
+
+
 class Orders:
     """A TaskRunner with ``limits`` whose cache already holds the sample scene, and the orders for it."""
 
     def __init__(self, tmp_path: Path, blend: Path, base_url: str, limits: RenderLimits) -> None:
-        data = blend.read_bytes()
-        self.sha256 = hashlib.sha256(data).hexdigest()
-        (tmp_path / "cache" / "blobs").mkdir(parents=True)
-        shutil.copyfile(blend, tmp_path / "cache" / "blobs" / self.sha256)
-        self.scene = {"sha256": self.sha256, "size": len(data), "url": f"/blobs/{self.sha256}",
-                      "path": "shots/shot.blend", "assets": []}
-        self.runner = TaskRunner(BlenderLauncher.discover(None), "CPU", 2, tmp_path / "cache", base_url,
+        self.cache = tmp_path / "cache"
+        self.scene = cached(self.cache, {"shots/shot.blend": blend})
+        self.runner = TaskRunner(BlenderLauncher.discover(None), "CPU", 2, self.cache, base_url,
                                  requests.Session(), limits=limits)
         self.sent: list[m.Message] = []
         self.next_id = 0
@@ -96,9 +106,10 @@ class Orders:
         m.decode(m.encode(message))  # what the coordinator would receive must be a valid message
         self.sent.append(message)
 
-    def assign(self, frames: list[int], settings: dict | None = None) -> m.Assign:
+    def assign(self, frames: list[int], settings: dict | None = None, scene: dict | None = None,
+               job_id: int = 1) -> m.Assign:
         self.next_id += 1
-        return m.Assign(task_id=self.next_id, attempt=1, job_id=1, frames=frames, scene=self.scene,
+        return m.Assign(task_id=self.next_id, attempt=1, job_id=job_id, frames=frames, scene=scene or self.scene,
                         settings=settings or {}, upload_url=f"/tasks/{self.next_id}/frames/{{frame}}")
 
     def verify(self, settings: dict | None = None) -> m.Verify:
@@ -231,3 +242,36 @@ def test_the_limits_describe_themselves_for_the_start_log():
     assert RenderLimits().describe() == "render limits: memory unlimited; 4 h per frame; 4 GiB per file written"
     assert RenderLimits(memory_bytes=8 * 1024**3, frame_seconds=90 * 60.0, output_bytes=None).describe() == \
         "render limits: memory 8 GiB; 90 min per frame; file size unlimited"
+
+
+def crafted_fluid_scene(root: Path) -> dict[str, Path]:
+    """tests/scenes/peeking.py's scene with a fluid domain caching in ``//cache``, whose config file (shipped in
+    the tree) claims a negative resolution: opening it crashes bpy 5.0.1 with SIGSEGV (measured; -5, 2e9 and
+    1e5 x 1e5 x 1 all crash it, 0 does not)."""
+    tree = root / "tree"
+    subprocess.run([sys.executable, str(REPO / "tests" / "scenes" / "peeking.py"), str(tree),
+                    str(root / "elsewhere" / "texture.png"), "//cache"], check=True, capture_output=True, timeout=120)
+    config = tree / "cache" / "config" / "config_0001.uni"
+    data = bytearray(gzip.decompress(config.read_bytes()))
+    struct.pack_into("<3i", data, 4, -5, -5, -5)  # the domain's resolution, after a 4-byte header
+    config.write_bytes(gzip.compress(bytes(data)))
+    return {"peek.blend": tree / "peek.blend", "cache/config/config_0001.uni": config}
+
+
+def test_a_crafted_cache_file_that_crashes_blender_fails_the_task_and_the_runner_lives_on(tmp_path, sample_blend,
+                                                                                          uploads):
+    base_url, received = uploads
+    orders = Orders(tmp_path, sample_blend, base_url, RenderLimits())
+    crafted = cached(orders.cache, crafted_fluid_scene(tmp_path / "hostile"))
+
+    async def body() -> None:
+        await orders.runner.run(orders.assign([1], scene=crafted, job_id=2), orders.send)
+        await orders.runner.run(orders.assign([5]), orders.send)  # another job's task, on the same runner
+        await orders.runner.discard_process()
+
+    run(body())
+    failed = next(message for message in orders.sent if isinstance(message, m.TaskFailed))
+    assert failed.error.startswith("Blender crashed (SIGSEGV) while opening ") and failed.limit is None
+    assert failed.error.endswith("/peek.blend") and "LevelsetGrid" in failed.log_tail
+    assert isinstance(orders.last(), m.TaskDone) and list(received) == ["/tasks/2/frames/5"]
+
