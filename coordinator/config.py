@@ -27,6 +27,15 @@ MAX_ASSETS = 10_000
 MAX_JOB_BYTES = 20 * 1024**3
 # Frames are decoded before anyone trusts them; refuse images bigger than 16K x 16K.
 MAX_FRAME_PIXELS = 16384 * 16384
+# Uploaded PNGs (frames, check crops) decoded at once; more wait up to DECODE_WAIT seconds, then get 503 busy.
+# A frame's header must give the job's size before it is decoded, so one decode costs at most a frame of the
+# job (a 4K RGBA frame: about 70 MB); a few at once keep bursts of a big job's frames bounded.
+DECODE_SLOTS = 4
+DECODE_WAIT = 60.0
+# JSON request bodies: bigger ones are 413 too_large before they are parsed (a submission of MAX_ASSETS files
+# with long paths fits), deeper nesting is 400 too_deep (the API's own bodies are 2 levels deep).
+MAX_JSON_BYTES = 8 * 1024**2
+MAX_JSON_DEPTH = 32
 # Default chunking: aim for this many tasks per online worker so small jobs spread over all of them.
 TASKS_PER_WORKER = 2
 MAX_DEFAULT_CHUNK = 20
@@ -123,6 +132,10 @@ def defaults(data_dir: Path) -> dict[str, Any]:
         "FRAMEHIVE_MAX_ASSETS": MAX_ASSETS,
         "FRAMEHIVE_MAX_JOB_BYTES": MAX_JOB_BYTES,
         "FRAMEHIVE_MAX_FRAME_PIXELS": MAX_FRAME_PIXELS,
+        "FRAMEHIVE_DECODE_SLOTS": DECODE_SLOTS,
+        "FRAMEHIVE_DECODE_WAIT": DECODE_WAIT,
+        "FRAMEHIVE_MAX_JSON_BYTES": MAX_JSON_BYTES,
+        "FRAMEHIVE_MAX_JSON_DEPTH": MAX_JSON_DEPTH,
         "FRAMEHIVE_START_REAPER": True,
         "FRAMEHIVE_TRUST_BURN_IN": TRUST_BURN_IN,
         "FRAMEHIVE_CHECK_FLOOR": CHECK_FLOOR,

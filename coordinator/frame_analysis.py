@@ -53,6 +53,8 @@ __all__ = [
     "encode_png",
     "is_uniform",
     "luma_spread",
+    "png_byte_bound",
+    "png_size",
     "ssim",
     "strict_metrics",
     "tile_distance",
@@ -186,6 +188,27 @@ def decode(data: bytes, max_pixels: int) -> np.ndarray:
         raise
     except Exception as exc:  # Pillow raises many kinds of error on hostile input
         raise BadImage(f"the PNG does not decode: {exc}") from None
+
+
+def png_size(data: bytes) -> tuple[int, int]:
+    """``(width, height)`` from the PNG signature and IHDR header alone: nothing is decompressed, so a caller can
+    compare the size with what it expects before any decode. Raises :class:`BadImage` for a bad header."""
+    if not bytes(data[:8]) == _PNG_SIGNATURE:
+        raise BadImage("not a PNG file")
+    width, height, _bit_depth = _read_ihdr(bytes(data[:33]))
+    return width, height
+
+
+#: Room in :func:`png_byte_bound` for a PNG's ancillary chunks (Blender writes its metadata as text chunks).
+PNG_ANCILLARY_BYTES = 1024 * 1024
+
+
+def png_byte_bound(width: int, height: int) -> int:
+    """The most bytes an honest PNG of ``width`` x ``height`` takes: 16-bit RGBA stored uncompressed (zlib's
+    stored blocks cost 5 bytes in 65535), a filter byte per row, and :data:`PNG_ANCILLARY_BYTES` of metadata.
+    An upload for a frame of that size needs no more, so a bigger one is refused before it is read."""
+    raw = height * (1 + width * 8)
+    return raw + 5 * (raw // 65535 + 1) + PNG_ANCILLARY_BYTES
 
 
 def _read_ihdr(data: bytes) -> tuple[int, int, int]:

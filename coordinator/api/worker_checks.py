@@ -14,10 +14,12 @@ from .. import frame_analysis as fa
 from ..auth import require
 from ..db import db
 from ..errors import ApiError
+from ..ids import lenient_id
 from ..storage.local import SHA256_RE
 from ..verification import decide
 from ..verification.leasing import held_check
 from .bodies import read_limited
+from .decoding import decode_slot, expect_size, upload_limit
 from .worker_frames import worker_id_from_header
 
 bp = Blueprint("worker_checks", __name__)
@@ -27,24 +29,28 @@ bp = Blueprint("worker_checks", __name__)
 @require("worker")
 def upload_result(check_id: int):  # type: ignore[no-untyped-def]
     worker_id = worker_id_from_header()
-    attempt = request.args.get("attempt", type=int)
+    attempt = lenient_id(request.args.get("attempt"))
     sha256 = request.headers.get("X-Content-SHA256", "")
     if not SHA256_RE.match(sha256):
         raise ApiError(400, "bad_hash", "send X-Content-SHA256 with the result's sha256 (64 lowercase hex)")
-    if held_check(worker_id, check_id, attempt) is None:
+    check = held_check(worker_id, check_id, attempt)
+    if check is None:
         raise ApiError(409, "lease_lost", f"you do not hold check {check_id} attempt {attempt}")
+    rect = fa.Region.from_list(check.render_rect)
     db.session.commit()  # never hold the database while the body crosses the network
-    data = read_limited(current_app.config["FRAMEHIVE_MAX_FRAME_BYTES"])
+    data = read_limited(upload_limit(rect.width, rect.height))
     if hashlib.sha256(data).hexdigest() != sha256:
         raise ApiError(400, "hash_mismatch", "the result does not hash to X-Content-SHA256")
     check = held_check(worker_id, check_id, attempt)
     if check is None:
         raise ApiError(409, "lease_lost", f"you no longer hold check {check_id} attempt {attempt}")
-    try:
-        decide.judge(check, data)
-    except fa.BadImage as exc:
-        raise ApiError(400, "bad_result", str(exc)) from None
-    lost = decide.apply(check)
+    expect_size(data, rect.width, rect.height, "bad_result")
+    with decode_slot():
+        try:
+            decide.judge(check, data)
+        except fa.BadImage as exc:
+            raise ApiError(400, "bad_result", str(exc)) from None
+        lost = decide.apply(check)
     db.session.commit()
     dispatcher = current_app.extensions["framehive_dispatcher"]
     dispatcher.drop_leases(lost)
