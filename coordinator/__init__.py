@@ -14,7 +14,7 @@ __version__ = "0.1.0"
 
 def create_app(test_config: dict[str, Any] | None = None, data_dir: str | Path | None = None) -> Flask:
     """Build a coordinator app; its state lives in ``data_dir`` unless the config says otherwise."""
-    from . import api, config, dashboard, payments, rate_limits, schema, worker_channel  # noqa: F401 - payments
+    from . import api, config, dashboard, ids, payments, rate_limits, schema, worker_channel  # noqa: F401 - payments
     from .db import configure_engine, db
     from .dispatch import Dispatcher
     from .errors import register_error_handlers
@@ -22,6 +22,7 @@ def create_app(test_config: dict[str, Any] | None = None, data_dir: str | Path |
     from .storage import open_storage
 
     app = Flask(__name__)
+    ids.init_app(app)  # before any route: ids in URLs fit the database
     data = Path(data_dir) if data_dir else Path(tempfile.mkdtemp(prefix="framehive-"))
     data.mkdir(parents=True, exist_ok=True)
     app.config.from_mapping(config.defaults(data))

@@ -110,6 +110,9 @@ class Job(db.Model):
     created_at: Mapped[float] = mapped_column(Float, default=now)
     started_at: Mapped[float | None] = mapped_column(Float, nullable=True)
     finished_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # When the collector released a finished job's files (its scene tree, frames and check crops) after the
+    # retention period (blob_collection.py); None while they are kept. Nullable: added to existing databases.
+    files_collected_at: Mapped[float | None] = mapped_column(Float, nullable=True)
 
     account: Mapped[Account] = relationship()
     tasks: Mapped[list[Task]] = relationship(back_populates="job", order_by="Task.id")

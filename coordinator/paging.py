@@ -20,6 +20,7 @@ from sqlalchemy.orm import InstrumentedAttribute
 
 from .db import db
 from .errors import ApiError
+from .ids import query_id
 
 
 @dataclass(frozen=True)
@@ -36,19 +37,17 @@ def page_size(default: int | None = None) -> int:
     text = request.args.get("limit")
     if text is None:
         return max(1, min(default, largest))
-    if not text.isdigit() or not 1 <= int(text) <= largest:
+    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= largest:
         raise ApiError(400, "bad_request", f"'limit' must be an integer from 1 to {largest}")
     return int(text)
 
 
 def cursor() -> int | None:
     """``?after=``: the id of the last item of the previous page."""
-    text = request.args.get("after")
-    if text is None:
-        return None
-    if not text.isdigit() or len(text) > 18:  # an id; anything longer would overflow a 64-bit column
-        raise ApiError(400, "bad_request", "'after' must be the cursor from the previous page's 'next' link")
-    return int(text)
+    try:
+        return query_id(request.args.get("after"))
+    except ValueError:
+        raise ApiError(400, "bad_request", "'after' must be the cursor from the previous page's 'next' link") from None
 
 
 def paginate(query: Select[Any], key: InstrumentedAttribute[int], *, newest_first: bool,

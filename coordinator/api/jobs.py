@@ -49,6 +49,7 @@ def job_summary(job: Job) -> dict[str, Any]:
         "created_at": _iso(job.created_at),
         "started_at": _iso(job.started_at),
         "finished_at": _iso(job.finished_at),
+        "files_collected_at": _iso(job.files_collected_at),
     }
 
 

@@ -10,20 +10,32 @@ from .. import __version__, config
 
 BEARER = [{"bearer": []}]
 ERROR = {"$ref": "#/components/responses/Error"}
+RATE_LIMITED = {"$ref": "#/components/responses/RateLimited"}
+# What any operation with a token may answer besides its own codes: bad input, no or a bad token, the wrong kind
+# of token, no such thing (or someone else's), a body over the size limit, and the token's rate limit.
+COMMON_ERRORS = (400, 401, 403, 404, 413)
 
 
 def _op(summary: str, ok: dict[str, Any], *, auth: bool = True, body: dict[str, Any] | None = None,
-        errors: tuple[int, ...] = (400, 401, 403, 404)) -> dict[str, Any]:
-    op: dict[str, Any] = {"summary": summary, "responses": {**ok, **{str(code): ERROR for code in errors}}}
+        errors: tuple[int, ...] = (), parameters: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    codes = sorted({*COMMON_ERRORS, *errors}) if auth else sorted(errors)
+    op: dict[str, Any] = {"summary": summary, "responses": {**ok, **{str(code): ERROR for code in codes}}}
     if auth:
         op["security"] = BEARER
+        op["responses"]["429"] = RATE_LIMITED
     if body is not None:
         op["requestBody"] = {"required": True, "content": body}
+    if parameters:
+        op["parameters"] = parameters
     return op
 
 
+def _ref(schema: str) -> dict[str, Any]:
+    return {"$ref": f"#/components/schemas/{schema}"}
+
+
 def _json(schema: str) -> dict[str, Any]:
-    return {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema}"}}}
+    return {"application/json": {"schema": _ref(schema)}}
 
 
 def _ok(code: int, description: str, content: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -34,162 +46,346 @@ BINARY = {"application/octet-stream": {"schema": {"type": "string", "format": "b
 PNG = {"image/png": {"schema": {"type": "string", "format": "binary"}}}
 JOB_ID = {"name": "job_id", "in": "path", "required": True, "schema": {"type": "integer"}}
 ACCOUNT = {"name": "account", "in": "query", "required": False, "schema": {"type": "string"},
-           "description": "only this account's tokens (404 if there is no such account)"}
+           "description": "only this account's (admins; 404 if there is no such account)"}
 WORKER_ID = {"name": "worker_id", "in": "path", "required": True, "schema": {"type": "integer"}}
 SHA = {"name": "sha256", "in": "path", "required": True, "schema": {"type": "string", "pattern": "^[0-9a-f]{64}$"}}
+PAGE = [
+    {"name": "limit", "in": "query", "required": False, "description": "items per page (default: the "
+     f"coordinator's page size, {config.PAGE_SIZE} unless set; at most its largest, {config.MAX_PAGE_SIZE})",
+     "schema": {"type": "integer", "minimum": 1, "maximum": config.MAX_PAGE_SIZE}},
+    {"name": "after", "in": "query", "required": False, "description": "the cursor of the previous page's `next` "
+     "link", "schema": {"type": "integer", "minimum": 0}},
+]
+WORKER_HEADERS = [
+    {"name": "attempt", "in": "query", "required": True, "schema": {"type": "integer"}},
+    {"name": "X-Framehive-Worker", "in": "header", "required": True, "schema": {"type": "integer"}},
+    {"name": "X-Content-SHA256", "in": "header", "required": True, "schema": {"type": "string"}},
+]
 
 
 def openapi_document() -> dict[str, Any]:
-    paths: dict[str, Any] = {
-        "/api/v1/health": {"get": _op("Liveness and version", _ok(200, "ok"), auth=False, errors=())},
-        "/api/v1/openapi.json": {"get": _op("This document", _ok(200, "OpenAPI"), auth=False, errors=())},
-        "/api/v1/me": {"get": _op("Who the token belongs to", _ok(200, "account and token kind"))},
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Framehive coordinator", "version": __version__},
+        "paths": {**_meta_paths(), **_job_paths(), **_worker_paths(), **_account_paths()},
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "responses": {
+                "Error": {"description": "error", "content": _json("Error")},
+                "RateLimited": {"description": "too many requests with this token (code rate_limited): try again "
+                                "after Retry-After seconds", "content": _json("Error"),
+                                "headers": {"Retry-After": {"required": True, "schema": {"type": "integer",
+                                                                                          "minimum": 1}}}},
+            },
+            "schemas": {**_schemas(), **_job_schemas(), **_account_schemas()},
+        },
+    }
+
+
+def _meta_paths() -> dict[str, Any]:
+    return {
+        "/api/v1/health": {"get": _op("Liveness and version", _ok(200, "ok", _json("Health")), auth=False)},
+        "/api/v1/openapi.json": {"get": _op("This document", _ok(200, "OpenAPI", {"application/json": {
+            "schema": {"type": "object"}}}), auth=False)},
+        "/api/v1/me": {"get": _op("Who the token belongs to", _ok(200, "account and token kind", _json("Me")))},
         "/api/v1/blobs/missing": {"post": _op(
             "Which of these sha256 hashes the coordinator lacks (user)", _ok(200, "missing hashes", _json("Missing")),
             body=_json("HashList"))},
         "/api/v1/blobs/{sha256}": {
             "parameters": [SHA],
-            "put": _op("Upload a blob; re-hashed on arrival, a mismatch stores nothing (user)",
-                       {**_ok(201, "stored"), **_ok(200, "already stored")}, body=BINARY, errors=(400, 401, 403, 413)),
+            "put": _op("Upload a blob; re-hashed on arrival, a mismatch stores nothing (user). 413 too_large, or "
+                       "quota_exceeded when the account's stored uploads would pass its storage quota (details: "
+                       "used, quota, size)", {**_ok(201, "stored", _json("Blob")),
+                                              **_ok(200, "already stored", _json("Blob"))}, body=BINARY),
             "get": _op("Download a blob: a worker only a file (the .blend or an asset) of a job whose task or check "
                        "it holds", _ok(200, "bytes", BINARY)),
         },
+    }
+
+
+def _job_paths() -> dict[str, Any]:
+    def control(summary: str, errors: tuple[int, ...] = (409,)) -> dict[str, Any]:
+        return {"parameters": [JOB_ID], "post": _op(summary, _ok(200, "the job", _json("Job")), errors=errors)}
+
+    return {
         "/api/v1/jobs": {
             "post": _op("Submit a job for an uploaded scene and its files (user). 400 codes: bad_request, bad_path, "
-                        "unknown_blob, too_many_files, too_large, not_a_blend, bad_frames, frames_out_of_range; "
-                        "402 when the points do not cover the price", _ok(201, "the job", _json("Job")),
-                        body=_json("JobRequest"), errors=(400, 401, 402, 403, 404)),
-            "get": _op("The caller's jobs (all jobs for admins)", _ok(200, "jobs")),
+                        "unknown_blob, too_many_files, too_large, not_a_blend, bad_frames, frames_out_of_range, "
+                        "too_many_frames (the frame limit, also when frames are left out and the scene's range is "
+                        "used); 402 when the points do not cover the price; 409 too_many_jobs when the account has "
+                        "its most live jobs", _ok(201, "the job", _json("Job")), body=_json("JobRequest"),
+                        errors=(402, 409)),
+            "get": _op("The caller's jobs (all jobs for admins), newest first, a page at a time",
+                       _ok(200, "a page of jobs", _json("JobList")), parameters=PAGE),
         },
         "/api/v1/jobs/{job_id}": {"parameters": [JOB_ID], "get": _op(
             "A job with per-frame and per-task state", _ok(200, "the job", _json("Job")))},
-        "/api/v1/jobs/{job_id}/cancel": {"parameters": [JOB_ID], "post": _op(
-            "Cancel a queued or running job", _ok(200, "the job", _json("Job")), errors=(401, 403, 404, 409))},
-        "/api/v1/jobs/{job_id}/pause": {"parameters": [JOB_ID], "post": _op(
+        "/api/v1/jobs/{job_id}/cancel": control(
+            "Cancel a queued, running or paused job; its owner pays the cancel fee out of the escrow (an admin's "
+            "cancel is free). 409 job_finished"),
+        "/api/v1/jobs/{job_id}/pause": control(
             "Pause a queued or running job (its owner or an admin): its queued tasks are leased to nobody, leases "
-            "in flight may finish, the escrow stays. 409 not_pausable", _ok(200, "the job", _json("Job")),
-            errors=(401, 403, 404, 409))},
-        "/api/v1/jobs/{job_id}/resume": {"parameters": [JOB_ID], "post": _op(
-            "Resume a paused job (its owner or an admin). 409 not_paused", _ok(200, "the job", _json("Job")),
-            errors=(401, 403, 404, 409))},
-        "/api/v1/jobs/{job_id}/requeue": {"parameters": [JOB_ID], "post": _op(
+            "in flight may finish, the escrow stays. 409 not_pausable"),
+        "/api/v1/jobs/{job_id}/resume": control("Resume a paused job (its owner or an admin). 409 not_paused"),
+        "/api/v1/jobs/{job_id}/requeue": control(
             "Give a job's failed tasks a fresh start (its owner or an admin): a failed job runs again once its "
             "owner has paid again for its unverified frames (402 insufficient_points otherwise); a live job's "
             "tasks awaiting a retry get their failure count cleared. 409 job_finished (completed or cancelled), "
-            "nothing_to_requeue", _ok(200, "the job, with `requeued`: how many tasks", _json("Job")),
-            errors=(401, 402, 403, 404, 409))},
+            "nothing_to_requeue, files_collected (its files are gone)", errors=(402, 409)),
         "/api/v1/jobs/{job_id}/priority": {"parameters": [JOB_ID], "post": _op(
             "Change a live job's priority (its owner or an admin); higher is leased first. 400 bad_priority, "
-            "409 job_finished", _ok(200, "the job", _json("Job")), body=_json("PriorityRequest"),
-            errors=(400, 401, 403, 404, 409))},
+            "409 job_finished", _ok(200, "the job", _json("Job")), body=_json("PriorityRequest"), errors=(409,))},
         "/api/v1/jobs/{job_id}/frames/{number}": {
             "parameters": [JOB_ID, {"name": "number", "in": "path", "required": True, "schema": {"type": "integer"}}],
-            "get": _op("A rendered frame (PNG); header X-Content-SHA256", _ok(200, "PNG", PNG))},
+            "get": _op("A verified frame (PNG); header X-Content-SHA256. 404 not_verified; 410 collected: the "
+                       "finished job's files were deleted after the retention period", _ok(200, "PNG", PNG),
+                       errors=(410,))},
         "/api/v1/jobs/{job_id}/claims": {
             "parameters": [JOB_ID],
-            "post": _op("Dispute delivered frames: trusted nodes re-render them; confirmed → replaced",
-                        _ok(201, "the claim", _json("Claim")), body=_json("ClaimRequest")),
-            "get": _op("The job's claims and their outcomes", _ok(200, "claims")),
+            "post": _op("Dispute delivered frames: trusted nodes re-render them; confirmed → replaced. Holds the "
+                        "claim price per frame, given back if confirmed (402 insufficient_points); 409 "
+                        "too_many_claims, files_collected", _ok(201, "the claim", _json("Claim")),
+                        body=_json("ClaimRequest"), errors=(402, 409)),
+            "get": _op("The job's claims and their outcomes, oldest first, a page at a time",
+                       _ok(200, "a page of claims", _json("ClaimList")), parameters=PAGE),
         },
+    }
+
+
+def _worker_paths() -> dict[str, Any]:
+    number = {"name": "number", "in": "path", "required": True, "schema": {"type": "integer"}}
+    return {
         "/api/v1/worker/tasks/{task_id}/frames/{number}": {
-            "parameters": [
-                {"name": "task_id", "in": "path", "required": True, "schema": {"type": "integer"}},
-                {"name": "number", "in": "path", "required": True, "schema": {"type": "integer"}},
-                {"name": "attempt", "in": "query", "required": True, "schema": {"type": "integer"}},
-                {"name": "X-Framehive-Worker", "in": "header", "required": True, "schema": {"type": "integer"}},
-                {"name": "X-Content-SHA256", "in": "header", "required": True, "schema": {"type": "string"}},
-            ],
+            "parameters": [{"name": "task_id", "in": "path", "required": True, "schema": {"type": "integer"}},
+                           number, *WORKER_HEADERS],
             "put": _op("Upload one rendered frame of a task the worker holds (worker)",
-                       {**_ok(201, "accepted"), **_ok(200, "duplicate, ignored")}, body=PNG,
-                       errors=(400, 401, 403, 409, 413))},
+                       {**_ok(201, "accepted", _json("Accepted")), **_ok(200, "duplicate, ignored",
+                                                                      _json("Accepted"))},
+                       body=PNG, errors=(409, 503))},
         "/api/v1/worker/checks/{check_id}/result": {
-            "parameters": [
-                {"name": "check_id", "in": "path", "required": True, "schema": {"type": "integer"}},
-                {"name": "attempt", "in": "query", "required": True, "schema": {"type": "integer"}},
-                {"name": "X-Framehive-Worker", "in": "header", "required": True, "schema": {"type": "integer"}},
-                {"name": "X-Content-SHA256", "in": "header", "required": True, "schema": {"type": "string"}},
-            ],
+            "parameters": [{"name": "check_id", "in": "path", "required": True, "schema": {"type": "integer"}},
+                           *WORKER_HEADERS],
             "put": _op("Upload a verifier's region render (PNG of the check's rect); judged at once (worker)",
-                       _ok(201, "accepted"), body=PNG, errors=(400, 401, 403, 409, 413))},
-        "/api/v1/workers": {"get": _op("The caller's worker agents (all for admins)", _ok(200, "workers"))},
+                       _ok(201, "accepted", _json("Accepted")), body=PNG, errors=(409, 503))},
+        "/api/v1/workers": {"get": _op("The caller's worker agents (all for admins), oldest first, a page at a time",
+                                       _ok(200, "a page of workers", _json("WorkerList")), parameters=PAGE)},
         "/api/v1/admin/workers/{worker_id}/suspend": {"parameters": [WORKER_ID], "post": _op(
             "Suspend a worker (admin): it gets no more work and its leases go back to the queue, no failure "
-            "counted. 409 already_suspended", _ok(200, "the worker"), errors=(401, 403, 404, 409))},
+            "counted. 409 already_suspended", _ok(200, "the worker", _json("Worker")), errors=(409,))},
         "/api/v1/admin/workers/{worker_id}/unsuspend": {"parameters": [WORKER_ID], "post": _op(
-            "Let a suspended worker have work again (admin). 409 not_suspended", _ok(200, "the worker"),
-            errors=(401, 403, 404, 409))},
+            "Let a suspended worker have work again (admin). 409 not_suspended", _ok(200, "the worker",
+                                                                                   _json("Worker")), errors=(409,))},
         "/api/v1/admin/workers/{worker_id}/blocks": {
             "parameters": [WORKER_ID, {"name": "job", "in": "query", "required": False, "schema": {"type": "integer"},
                                        "description": "only this job's blocklist entry (404 if there is no such job)"}],
             "delete": _op("Remove a worker's per-job blocklist entries (admin)",
-                          _ok(200, "how many were removed", _json("Unblocked")), errors=(401, 403, 404))},
-        "/api/v1/events": {"get": {**_op(
-            "Recent events, newest first: all for admins, else those of the caller's jobs, workers and account",
-            _ok(200, "events", _json("EventList"))), "parameters": [
-                {"name": "limit", "in": "query", "required": False,
-                 "schema": {"type": "integer", "minimum": 1, "maximum": 500, "default": 50}}]}},
+                          _ok(200, "how many were removed", _json("Unblocked")))},
+        "/api/v1/worker/ws": {"get": _op(
+            "WebSocket for worker agents (messages: protocol/messages.py)", _ok(101, "switching protocols"))},
+    }
+
+
+def _account_paths() -> dict[str, Any]:
+    return {
+        "/api/v1/events": {"get": _op(
+            "Events, newest first, a page at a time (50 by default): all for admins, else those of the caller's "
+            "jobs, workers and account", _ok(200, "a page of events", _json("EventList")), parameters=PAGE)},
         "/api/v1/stats": {"get": _op(
             "Network statistics (admins) or the caller's own (its jobs and workers)", _ok(200, "statistics",
                                                                                         _json("Stats")))},
-        "/api/v1/pricing": {"get": _op("The price list and the rules that move points", _ok(200, "pricing"))},
+        "/api/v1/pricing": {"get": _op("The price list and the rules that move points",
+                                       _ok(200, "pricing", _json("Pricing")))},
         "/api/v1/balance": {"get": _op(
             "The caller's balance, its jobs' escrow and what each of its agents earned (?account=NAME: admins)",
-            _ok(200, "balance"))},
+            _ok(200, "balance", _json("Balance")), parameters=[ACCOUNT])},
         "/api/v1/ledger": {"get": _op(
-            "The caller's ledger entries, newest first; filters ?job=ID, ?reason=R, ?account=NAME (admins)",
-            _ok(200, "entries"))},
+            "The caller's ledger entries, newest first, a page at a time; filters ?job=ID, ?reason=R, "
+            "?account=NAME (admins)", _ok(200, "a page of entries", _json("Ledger")), parameters=[
+                ACCOUNT, {"name": "job", "in": "query", "required": False, "schema": {"type": "integer"}},
+                {"name": "reason", "in": "query", "required": False, "schema": {"type": "string"}}, *PAGE])},
         "/api/v1/admin/grants": {"post": _op(
-            "Grant points to an account (admin): an explicit entry from the mint", _ok(201, "new balance"),
-            body=_json("Grant"))},
+            "Grant points to an account (admin): an explicit entry from the mint",
+            _ok(201, "new balance", _json("Granted")), body=_json("Grant"))},
         "/api/v1/admin/tokens": {
-            "get": {**_op("All API tokens, without secrets (admin)", _ok(200, "tokens", _json("TokenList")),
-                          errors=(401, 403, 404)), "parameters": [ACCOUNT]},
+            "get": _op("API tokens, without secrets, oldest first, a page at a time (admin)",
+                       _ok(200, "a page of tokens", _json("TokenList")), parameters=[ACCOUNT, *PAGE]),
             "post": _op("Create a token (and its account if new); the secret is in this response only (admin)",
-                        _ok(201, "the token, with its secret", _json("NewToken")), body=_json("TokenRequest"),
-                        errors=(400, 401, 403)),
+                        _ok(201, "the token, with its secret", _json("NewToken")), body=_json("TokenRequest")),
         },
         "/api/v1/admin/tokens/{token_id}": {
             "parameters": [{"name": "token_id", "in": "path", "required": True, "schema": {"type": "integer"}}],
             "delete": _op("Revoke a token at once (admin). Revoking the calling token itself is allowed: the "
                           "response then has a `warning`", _ok(200, "the revoked token", _json("Token")),
-                          errors=(401, 403, 404, 409))},
-        "/api/v1/worker/ws": {"get": _op(
-            "WebSocket for worker agents (messages: protocol/messages.py)", _ok(101, "switching protocols"),
-            errors=(401, 403))},
+                          errors=(409,))},
     }
-    return {
-        "openapi": "3.1.0",
-        "info": {"title": "Framehive coordinator", "version": __version__},
-        "paths": paths,
-        "components": {
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-            "responses": {"Error": {"description": "error", "content": _json("Error")}},
-            "schemas": _schemas(),
-        },
-    }
+
+
+INT = {"type": "integer"}
+STR = {"type": "string"}
+NUM = {"type": "number"}
+BOOL = {"type": "boolean"}
+SHA256 = {"type": "string", "pattern": "^[0-9a-f]{64}$"}
+NEXT = {"type": ["string", "null"], "description": "the path of the next page, null on the last"}
+
+
+def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
+    return {**schema, "type": [schema["type"], "null"]}
+
+
+def _strict(required: list[str], properties: dict[str, Any]) -> dict[str, Any]:
+    """An object with exactly these properties (every response field documented), ``required`` always there."""
+    return {"type": "object", "additionalProperties": False, "required": required, "properties": properties}
+
+
+def _page(key: str, item: str) -> dict[str, Any]:
+    return _strict([key, "next"], {key: {"type": "array", "items": _ref(item)}, "next": NEXT})
 
 
 def _schemas() -> dict[str, Any]:
-    hexes = {"type": "array", "items": {"type": "string", "pattern": "^[0-9a-f]{64}$"}}
+    hexes = {"type": "array", "items": SHA256}
     return {
         "Error": {"type": "object", "required": ["error"], "properties": {"error": {
             "type": "object", "required": ["code", "message"],
-            "properties": {"code": {"type": "string"}, "message": {"type": "string"}, "details": {"type": "object"}}}}},
+            "properties": {"code": STR, "message": STR, "details": {"type": "object"}}}}},
+        "Health": {"type": "object", "required": ["status", "version"], "properties": {
+            "status": {"const": "ok"}, "version": STR}},
+        "Me": _strict(["account", "token"], {
+            "account": _strict(["id", "name"], {"id": INT, "name": STR}),
+            "token": _strict(["kind"], {"kind": {"enum": ["user", "worker", "admin"]}})}),
         "HashList": {"type": "object", "required": ["sha256"], "properties": {"sha256": hexes}},
-        "Missing": {"type": "object", "properties": {"missing": hexes}},
+        "Missing": {"type": "object", "required": ["missing"], "properties": {"missing": hexes}},
+        "Blob": {"type": "object", "required": ["sha256", "size"], "properties": {
+            "sha256": SHA256, "size": INT, "existed": BOOL}},
+        "Accepted": {"type": "object", "required": ["accepted"], "properties": {
+            "accepted": BOOL, "reason": STR}},
+        "Grant": {"type": "object", "required": ["account", "amount"], "properties": {
+            "account": STR, "amount": {"type": "integer", "minimum": 1, "maximum": 10**9},
+            "memo": STR}},
+        "Granted": _strict(["account", "balance"], {"account": STR, "balance": INT}),
+        "PriorityRequest": {"type": "object", "required": ["priority"], "additionalProperties": False,
+                            "properties": {"priority": {"type": "integer", "minimum": config.MIN_PRIORITY,
+                                                        "maximum": config.MAX_PRIORITY}}},
+        "Unblocked": _strict(["worker", "job", "removed"], {
+            "worker": INT, "job": _nullable(INT), "removed": INT}),
+        "Worker": _strict(list(WORKER_FIELDS), WORKER_FIELDS),
+        "WorkerList": _page("workers", "Worker"),
+        "Event": _strict(list(EVENT_FIELDS), EVENT_FIELDS),
+        "EventList": _page("events", "Event"),
+        "Stats": {"type": "object", "properties": {
+            "scope": {"type": "string", "description": "'network' (admins) or the account's name"},
+            "workers_online": {"type": "object", "properties": {
+                "total": INT, "by_device": {"type": "object", "additionalProperties": INT}}},
+            "window_minutes": INT,
+            "frames_verified": {"type": "integer", "description": "frames verified in the window"},
+            "frames_per_minute": NUM,
+            "queue_depth": {"type": "integer", "description": "queued tasks of queued and running jobs"},
+            "jobs_running": INT, "jobs_queued": INT, "jobs_paused": INT,
+            "verification": {"type": "object", "properties": {
+                "passed": INT, "failed": INT, "pass_rate": _nullable(NUM)}},
+            "points_in_circulation": {"type": "integer", "description":
+                                      "network: every point granted; an account: its balance and live escrow"},
+            "recent_events": {"type": "array", "items": _ref("Event")}}},
+        "TokenRequest": {"type": "object", "required": ["kind", "name"], "additionalProperties": False,
+                         "properties": {
+            "kind": {"enum": ["user", "worker", "admin"]},
+            "name": {"type": "string", "minLength": 1, "maxLength": 120},
+            "account": {"type": "string", "minLength": 1, "maxLength": 120,
+                        "description": "owning account, created if new; default: the token's name"},
+            "expires_in": {"type": "number", "exclusiveMinimum": 0, "maximum": 100 * 365 * 86400,
+                           "description": "seconds until the token expires; default: never"}}},
+        "Token": _strict(list(TOKEN_FIELDS), {
+            **TOKEN_FIELDS, "warning": {"type": "string", "description": "set when a caller revoked its own token"}}),
+        "NewToken": _strict([*TOKEN_FIELDS, "token"], {
+            **TOKEN_FIELDS, "token": {"type": "string", "description": "the secret, shown only once"}}),
+        "TokenList": _page("tokens", "Token"),
+    }
+
+
+WORKER_FIELDS = {
+    "id": INT, "name": STR, "owner": STR, "online": BOOL, "device": STR, "devices": {"type": "array"},
+    "blender_version": STR, "threads": INT, "current_task": _nullable(INT),
+    "last_seen": _nullable(NUM), "roles": {"type": "array", "items": STR}, "trust": INT, "checks_passed": INT,
+    "checks_failed": INT, "times_caught": INT, "suspended": BOOL}
+EVENT_FIELDS = {
+    "id": INT, "at": {"type": "string", "format": "date-time"},
+    "time": {"type": "number", "description": "UNIX seconds"}, "kind": STR, "message": STR,
+    "job": _nullable(INT), "job_name": _nullable(STR), "worker": _nullable(INT), "worker_name": _nullable(STR),
+    "account": _nullable(STR),
+    "actor": {"type": ["string", "null"], "description": "who acted, for actions of people"}}
+TOKEN_FIELDS = {
+    "id": INT, "account": STR, "kind": {"enum": ["user", "worker", "admin"]}, "name": STR,
+    "created_at": {"type": "string", "format": "date-time"},
+    "expires_at": {"type": ["string", "null"], "format": "date-time"},
+    "revoked_at": {"type": ["string", "null"], "format": "date-time"},
+    "state": {"enum": ["active", "expired", "revoked"]}}
+TIME = {"type": ["string", "null"], "format": "date-time"}
+CHECK_FIELDS = {
+    "id": INT, "kind": {"enum": ["verify", "spot", "arbitration", "ringer", "audit", "claim"]}, "frame": INT,
+    "region": {"type": "array", "items": INT, "minItems": 4, "maxItems": 4},
+    "state": {"enum": ["queued", "leased", "done", "void"]}, "verifier": _nullable(STR),
+    "renderer": _nullable(STR), "mode": {"enum": ["strict", "cross", None]},
+    "verdict": {"enum": ["pass", "fail", None]}, "reason": _nullable(STR),
+    "metrics": {"type": ["object", "null"]}, "parent": _nullable(INT)}
+JOB_FIELDS = {
+    "id": INT, "name": STR, "owner": STR,
+    "state": {"enum": ["queued", "running", "paused", "completed", "failed", "cancelled"]},
+    "priority": INT, "chunk": INT, "frames": {"type": "string", "description": "the frame range, e.g. 1-24"},
+    "total": {"type": "integer", "description": "frames in the job"},
+    "counts": {"type": "object", "description": "frames per state", "additionalProperties": INT},
+    "resolution": {"type": "array", "items": INT, "minItems": 2, "maxItems": 2},
+    "scene": {"type": "string", "description": "sha256 of the .blend"}, "filename": STR,
+    "scene_path": {"type": "string", "description": "the .blend's path in its folder tree"},
+    "asset_count": {"type": "integer", "description": "files of the tree besides the .blend"},
+    "error": _nullable(STR), "policy": {"enum": list(config.POLICIES)},
+    "price": {"type": "integer", "description": "points the job held in escrow at submit"},
+    "escrow": {"type": "integer", "description": "points still in escrow (0 once the job is finished)"},
+    "created_at": {"type": "string", "format": "date-time"}, "started_at": TIME, "finished_at": TIME,
+    "files_collected_at": {**TIME, "description": "when the finished job's files (scene tree, frames) were deleted "
+                                                  "after the retention period; null while they are kept"},
+}
+JOB_DETAIL_FIELDS = {
+    "assets": {"type": "array", "description": "the tree's other files", "items": _strict(
+        ["path", "sha256", "size"], {"path": STR, "sha256": SHA256, "size": INT})},
+    "frame_states": {"type": "array", "items": _strict(
+        ["frame", "state", "sha256", "worker", "task", "verified_by", "flags"], {
+            "frame": INT, "state": {"enum": ["queued", "rendering", "rendered", "verified", "failed", "cancelled"]},
+            "sha256": {"type": ["string", "null"], "description": "the frame's pixels, once rendered"},
+            "worker": _nullable(STR), "task": INT, "verified_by": {"enum": ["check", "trust", "claim", None]},
+            "flags": {"type": "array", "items": STR}})},
+    "checks": {"type": "array", "description": "checks: frame, region, verifier, metrics, verdict",
+               "items": _ref("Check")},
+    "tasks": {"type": "array", "items": _strict(["id", "frames", "state", "attempts", "failures", "worker"], {
+        "id": INT, "frames": STR, "state": {"enum": ["queued", "leased", "verifying", "done", "failed",
+                                                       "cancelled"]},
+        "attempts": INT, "failures": INT, "worker": _nullable(STR)})},
+    "failures": {"type": "array", "items": _strict(
+        ["task", "worker_id", "attempt", "reason", "error", "log_tail"], {
+            "task": INT, "worker_id": INT, "attempt": INT, "reason": STR, "error": STR, "log_tail": STR})},
+    "requeued": {"type": "integer", "description": "requeue only: how many tasks got a fresh start"},
+}
+ENTRY_FIELDS = {
+    "id": INT, "at": {"type": "string", "format": "date-time"}, "from": STR, "to": STR, "amount": INT,
+    "reason": STR, "memo": STR, "job": _nullable(INT), "task": _nullable(INT), "check": _nullable(INT),
+    "claim": _nullable(INT), "worker": _nullable(INT), "frame": _nullable(INT)}
+
+
+def _job_schemas() -> dict[str, Any]:
+    return {
         "JobRequest": {"type": "object", "required": ["scene"], "additionalProperties": False, "properties": {
-            "scene": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
-            "frames": {"type": "string", "description": "e.g. '1-24' or '1,5,10-12'; default: the scene's range"},
+            "scene": SHA256,
+            "frames": {"type": "string", "description": "e.g. '1-24' or '1,5,10-12'; default: the scene's range. "
+                                                        f"At most {config.MAX_JOB_FRAMES} frames by default, "
+                                                        "either way"},
             "chunk": {"type": "integer", "minimum": 1, "maximum": 10000},
             "priority": {"type": "integer", "minimum": 0, "maximum": 100, "default": 50},
             "name": {"type": "string", "maxLength": 200},
             "filename": {"type": "string", "maxLength": 200},
-            "policy": {"enum": ["adaptive", "circle", "full"], "default": "adaptive",
+            "policy": {"enum": list(config.POLICIES), "default": "adaptive",
                        "description": "verification: adaptive trust, fRender's circle, or every frame twice"},
             "scene_path": {"type": "string", "maxLength": MAX_PATH_BYTES, "description":
                            "the .blend's relative POSIX path in the scene's folder tree, e.g. shots/shot.blend; "
                            "default: filename if it is a usable path, else scene.blend"},
-            "assets": {"type": "object", "additionalProperties": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+            "assets": {"type": "object", "additionalProperties": SHA256,
                        "description": "every other file of the tree: relative POSIX path -> sha256 of an uploaded "
                                       "blob. Paths are normalised, without '..', ':', '\\' or control characters, "
                                       f"names of at most {MAX_COMPONENT_BYTES} bytes, paths of at most "
@@ -197,79 +393,37 @@ def _schemas() -> dict[str, Any]:
                                       "case, no file where another path needs a folder. By default at most "
                                       f"{config.MAX_ASSETS} files and {config.MAX_JOB_BYTES // 1024**3} GiB with "
                                       "the .blend"}}},
-        "Grant": {"type": "object", "required": ["account", "amount"], "properties": {
-            "account": {"type": "string"}, "amount": {"type": "integer", "minimum": 1},
-            "memo": {"type": "string"}}},
-        "PriorityRequest": {"type": "object", "required": ["priority"], "additionalProperties": False,
-                            "properties": {"priority": {"type": "integer", "minimum": config.MIN_PRIORITY,
-                                                        "maximum": config.MAX_PRIORITY}}},
-        "Unblocked": {"type": "object", "properties": {
-            "worker": {"type": "integer"}, "job": {"type": ["integer", "null"]}, "removed": {"type": "integer"}}},
-        "Event": {"type": "object", "properties": {
-            "id": {"type": "integer"}, "at": {"type": "string", "format": "date-time"},
-            "time": {"type": "number", "description": "UNIX seconds"}, "kind": {"type": "string"},
-            "message": {"type": "string"}, "job": {"type": ["integer", "null"]},
-            "job_name": {"type": ["string", "null"]}, "worker": {"type": ["integer", "null"]},
-            "worker_name": {"type": ["string", "null"]}, "account": {"type": ["string", "null"]},
-            "actor": {"type": ["string", "null"], "description": "who acted, for actions of people"}}},
-        "EventList": {"type": "object", "properties": {
-            "events": {"type": "array", "items": {"$ref": "#/components/schemas/Event"}}}},
-        "Stats": {"type": "object", "properties": {
-            "scope": {"type": "string", "description": "'network' (admins) or the account's name"},
-            "workers_online": {"type": "object", "properties": {
-                "total": {"type": "integer"}, "by_device": {"type": "object", "additionalProperties": {
-                    "type": "integer"}}}},
-            "window_minutes": {"type": "integer"},
-            "frames_verified": {"type": "integer", "description": "frames verified in the window"},
-            "frames_per_minute": {"type": "number"},
-            "queue_depth": {"type": "integer", "description": "queued tasks of queued and running jobs"},
-            "jobs_running": {"type": "integer"}, "jobs_queued": {"type": "integer"},
-            "jobs_paused": {"type": "integer"},
-            "verification": {"type": "object", "properties": {
-                "passed": {"type": "integer"}, "failed": {"type": "integer"},
-                "pass_rate": {"type": ["number", "null"]}}},
-            "points_in_circulation": {"type": "integer", "description":
-                                      "network: every point granted; an account: its balance and live escrow"},
-            "recent_events": {"type": "array", "items": {"$ref": "#/components/schemas/Event"}}}},
+        "Job": {"type": "object", "additionalProperties": False, "required": list(JOB_FIELDS),
+                "description": "a job; the fields of the job detail (GET /jobs/{job_id} and the answers of the "
+                               "job controls) are left out of list pages",
+                "properties": {**JOB_FIELDS, **JOB_DETAIL_FIELDS}},
+        "JobList": _page("jobs", "Job"),
+        "Check": _strict(list(CHECK_FIELDS), CHECK_FIELDS),
         "ClaimRequest": {"type": "object", "required": ["frames", "reason"], "properties": {
             "frames": {"type": "string", "description": "e.g. '3,7' or '10-12'"},
             "reason": {"type": "string", "maxLength": 2000}}},
-        "Claim": {"type": "object", "properties": {
-            "id": {"type": "integer"}, "frames": {"type": "string"}, "reason": {"type": "string"},
-            "state": {"enum": ["open", "confirmed", "rejected"]}, "outcome": {"type": ["string", "null"]},
-            "checks": {"type": "array"}}},
-        "TokenRequest": {"type": "object", "required": ["kind", "name"], "additionalProperties": False,
-                         "properties": {
-            "kind": {"enum": ["user", "worker", "admin"]},
-            "name": {"type": "string", "minLength": 1, "maxLength": 120},
-            "account": {"type": "string", "minLength": 1, "maxLength": 120,
-                        "description": "owning account, created if new; default: the token's name"},
-            "expires_in": {"type": "number", "exclusiveMinimum": 0,
-                           "description": "seconds until the token expires; default: never"}}},
-        "Token": {"type": "object", "properties": {
-            "id": {"type": "integer"}, "account": {"type": "string"}, "kind": {"enum": ["user", "worker", "admin"]},
-            "name": {"type": "string"}, "created_at": {"type": "string", "format": "date-time"},
-            "expires_at": {"type": ["string", "null"], "format": "date-time"},
-            "revoked_at": {"type": ["string", "null"], "format": "date-time"},
-            "state": {"enum": ["active", "expired", "revoked"]},
-            "warning": {"type": "string", "description": "set when a caller revoked its own token"}}},
-        "NewToken": {"allOf": [{"$ref": "#/components/schemas/Token"}, {"type": "object", "required": ["token"],
-                     "properties": {"token": {"type": "string", "description": "the secret, shown only once"}}}]},
-        "TokenList": {"type": "object", "properties": {
-            "tokens": {"type": "array", "items": {"$ref": "#/components/schemas/Token"}}}},
-        "Job": {"type": "object", "properties": {
-            "id": {"type": "integer"}, "name": {"type": "string"}, "owner": {"type": "string"},
-            "state": {"enum": ["queued", "running", "paused", "completed", "failed", "cancelled"]},
-            "priority": {"type": "integer"}, "chunk": {"type": "integer"}, "frames": {"type": "string"},
-            "total": {"type": "integer"}, "counts": {"type": "object"},
-            "resolution": {"type": "array", "items": {"type": "integer"}},
-            "scene": {"type": "string"}, "filename": {"type": "string"},
-            "scene_path": {"type": "string", "description": "the .blend's path in its folder tree"},
-            "asset_count": {"type": "integer", "description": "files of the tree besides the .blend"},
-            "assets": {"type": "array", "description": "job detail only: the tree's other files", "items": {
-                "type": "object", "properties": {"path": {"type": "string"}, "sha256": {"type": "string"},
-                                                 "size": {"type": "integer"}}}},
-            "frame_states": {"type": "array"}, "tasks": {"type": "array"}, "failures": {"type": "array"},
-            "checks": {"type": "array", "description": "checks: frame, region, verifier, metrics, verdict"},
-            "error": {"type": ["string", "null"]}}},
+        "Claim": _strict(["id", "job", "frames", "reason", "state", "outcome", "created_at", "checks"], {
+            "id": INT, "job": INT, "frames": STR, "reason": STR, "state": {"enum": ["open", "confirmed", "rejected"]},
+            "outcome": _nullable(STR), "created_at": {"type": "string", "format": "date-time"},
+            "checks": {"type": "array", "items": _ref("Check")}}),
+        "ClaimList": _page("claims", "Claim"),
     }
+
+
+def _account_schemas() -> dict[str, Any]:
+    return {
+        "Pricing": _strict(list(PRICING_FIELDS), PRICING_FIELDS),
+        "Balance": _strict(["account", "balance", "escrow", "earned_by_worker"], {
+            "account": STR, "balance": INT, "escrow": {"type": "integer", "description": "held by live jobs"},
+            "earned_by_worker": {"type": "object", "additionalProperties": INT}}),
+        "LedgerEntry": _strict(list(ENTRY_FIELDS), ENTRY_FIELDS),
+        "Ledger": _strict(["account", "entries", "next"], {
+            "account": {"type": "string", "description": "the account's book"},
+            "entries": {"type": "array", "items": _ref("LedgerEntry")}, "next": NEXT}),
+    }
+
+
+PRICING_FIELDS = {
+    "frame_price": INT, "check_price": INT, "spot_check_price": INT, "job_price_per_frame": INT,
+    "self_dealing_rate": NUM, "starting_grant": INT, "stake": INT, "claim_price_per_frame": INT, "cancel_fee": INT,
+    "rules": {"type": "array", "items": STR}}

@@ -12,6 +12,7 @@ from .. import events, ledger, paging
 from ..auth import current_caller, require
 from ..db import db
 from ..errors import ApiError
+from ..ids import query_id
 from ..models import Account, Job, LedgerEntry, Worker
 from ..payments import job_price
 from ..states import JobState
@@ -99,7 +100,11 @@ def get_ledger():  # type: ignore[no-untyped-def]
         select(Job.id).filter_by(account_id=account_id)).scalars()]
     query = select(LedgerEntry).where(or_(LedgerEntry.from_book.in_([book, *escrows]),
                                           LedgerEntry.to_book.in_([book, *escrows])))
-    if (job := request.args.get("job", type=int)) is not None:
+    try:
+        job = query_id(request.args.get("job"))
+    except ValueError:
+        raise ApiError(400, "bad_request", "'job' must be a job's id") from None
+    if job is not None:
         query = query.where(LedgerEntry.job_id == job)
     if reason := request.args.get("reason"):
         query = query.where(LedgerEntry.reason == reason)

@@ -8,6 +8,7 @@ from .. import worker_control
 from ..auth import current_caller, require
 from ..db import db
 from ..errors import ApiError
+from ..ids import lenient_id
 from ..models import Job, Worker
 from .workers import worker_json
 
@@ -43,7 +44,7 @@ def unblock(worker_id: int):  # type: ignore[no-untyped-def]
     worker = _worker(worker_id)
     job = None
     if "job" in request.args:
-        job_id = request.args.get("job", type=int)
+        job_id = lenient_id(request.args.get("job"))
         job = db.session.get(Job, job_id) if job_id is not None else None
         if job is None:
             raise ApiError(404, "not_found", f"no job {request.args['job']}")
