@@ -13,7 +13,7 @@ from ..auth import current_caller, require
 from ..db import db
 from ..errors import ApiError
 from ..ids import query_id
-from ..models import Account, Job, LedgerEntry, Worker
+from ..models import Account, Claim, Job, LedgerEntry, Worker
 from ..payments import job_price
 from ..states import JobState
 
@@ -93,13 +93,15 @@ def entry_json(entry: LedgerEntry) -> dict[str, Any]:
 @bp.get("/ledger")
 @require("user", "worker")
 def get_ledger():  # type: ignore[no-untyped-def]
-    """The caller's entries (in or out of its account, and its jobs' escrows), newest first, a page at a time."""
+    """The caller's entries (in or out of its account, its jobs' escrows and its claims' holds), newest first, a
+    page at a time."""
     account_id = _account_for(current_caller().account_id)
-    book = ledger.account_book(account_id)
-    escrows = [ledger.escrow_book(j) for j in db.session.execute(
+    books = [ledger.account_book(account_id)]
+    books += [ledger.escrow_book(j) for j in db.session.execute(
         select(Job.id).filter_by(account_id=account_id)).scalars()]
-    query = select(LedgerEntry).where(or_(LedgerEntry.from_book.in_([book, *escrows]),
-                                          LedgerEntry.to_book.in_([book, *escrows])))
+    books += [ledger.claim_book(c) for c in db.session.execute(
+        select(Claim.id).filter_by(account_id=account_id)).scalars()]
+    query = select(LedgerEntry).where(or_(LedgerEntry.from_book.in_(books), LedgerEntry.to_book.in_(books)))
     try:
         job = query_id(request.args.get("job"))
     except ValueError:
@@ -109,7 +111,7 @@ def get_ledger():  # type: ignore[no-untyped-def]
     if reason := request.args.get("reason"):
         query = query.where(LedgerEntry.reason == reason)
     page = paging.paginate(query, LedgerEntry.id, newest_first=True)
-    return jsonify({"account": book, "entries": [entry_json(e) for e in page.items], "next": page.next})
+    return jsonify({"account": books[0], "entries": [entry_json(e) for e in page.items], "next": page.next})
 
 
 @bp.post("/admin/grants")
