@@ -16,6 +16,7 @@ Flow::
              ◄─────────────────────── verify        (re-render a secret region: HTTP PUT the PNG)
       check_done | check_failed ─────►
              ◄─────────────────────── cancel        (job cancelled or lease lost)
+      status ───────────────────────►              (paused by its owner or schedule, or resumed)
 """
 
 from __future__ import annotations
@@ -200,10 +201,23 @@ class Error(Message):
     message: str
 
 
+# ---------------------------------------------------------------- worker → coordinator, added later
+
+@dataclass
+class Status(Message):
+    """The agent's owner paused it (by hand or by its schedule), or it resumed. A paused agent finishes the work
+    in hand and is given nothing new; it may hand back work pushed to it before the coordinator read this.
+    Sent right after hello when the agent starts paused, then on every change. ``reason`` is for people."""
+
+    TYPE: ClassVar[str] = "status"
+    paused: bool
+    reason: str = ""
+
+
 MESSAGE_TYPES: dict[str, type[Message]] = {
     cls.TYPE: cls
     for cls in (Hello, Heartbeat, Progress, TaskDone, TaskFailed, Handback, CheckDone, CheckFailed, Welcome, Assign,
-                Verify, Cancel, Error)
+                Verify, Cancel, Error, Status)
 }
 
 

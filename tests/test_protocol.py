@@ -20,6 +20,7 @@ def test_every_message_round_trips():
         m.CheckDone(check_id=1, attempt=1), m.CheckFailed(check_id=1, attempt=1, error="e"),
         m.Verify(check_id=1, attempt=1, job_id=2, frame=3, rect=[0, 0, 8, 8], scene={"sha256": "a"}, settings={},
                  upload_url="/u"),
+        m.Status(paused=True, reason="outside its schedule"), m.Status(paused=False),
     ]
     assert {type(s) for s in samples} == set(m.MESSAGE_TYPES.values())
     for sample in samples:

@@ -1,7 +1,10 @@
 """The agent's life: connect to the coordinator's WebSocket, say hello, take tasks, reconnect with backoff.
 
 The coordinator pushes ``assign`` the moment this agent is idle; the agent renews its lease with
-heartbeats and progress messages and uploads frames over HTTP as they are written.
+heartbeats and progress messages and uploads frames over HTTP as they are written. Before taking an order it
+checks that every URL in it is one it builds itself (coordinator_urls). While its owner has it paused (by
+hand or by schedule: owner_control) it says so with ``status`` and gives back anything pushed to it; after each
+piece of work it looks for what it earned (earnings).
 """
 
 from __future__ import annotations
@@ -20,7 +23,11 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from protocol import PROTOCOL_VERSION
 from protocol import messages as m
 
-from . import __version__
+from . import __version__, coordinator_urls
+from .coordinator_urls import websocket_url
+from .earnings import EARNINGS_MAX, EARNINGS_SOON, EarningsWatch
+from .http_errors import escaped
+from .owner_control import CONTROL_POLL, RUNNING, Availability, OwnerControl
 from .task_runner import TaskRunner
 
 log = logging.getLogger("framehive.worker")
@@ -49,22 +56,20 @@ class Identity:
     roles: list[str]
 
 
-def websocket_url(base_url: str) -> str:
-    """``http://host:8400`` → ``ws://host:8400/api/v1/worker/ws`` (https → wss)."""
-    base = base_url.rstrip("/")
-    if base.startswith("https://"):
-        return "wss://" + base[len("https://"):] + "/api/v1/worker/ws"
-    if base.startswith("http://"):
-        return "ws://" + base[len("http://"):] + "/api/v1/worker/ws"
-    raise ValueError(f"the coordinator URL must start with http:// or https://, not {base_url!r}")
-
-
 class Agent:
-    def __init__(self, base_url: str, token: str, identity: Identity, runner: TaskRunner) -> None:
+    """``control``: the owner's pause and schedule (None: always available); ``earnings``: reports what the agent
+    earned after its work (None: not looked up)."""
+
+    def __init__(self, base_url: str, token: str, identity: Identity, runner: TaskRunner, *,
+                 control: OwnerControl | None = None, earnings: EarningsWatch | None = None) -> None:
         self.url = websocket_url(base_url)
         self.token = token
         self.identity = identity
         self.runner = runner
+        self.control = control
+        self.earnings = earnings
+        self.availability = RUNNING
+        self._work_finished = asyncio.Event()  # tells the earnings look that work was done
         self.stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._assign: m.Assign | m.Verify | None = None  # the work in hand
@@ -89,7 +94,7 @@ class Agent:
                 status = exc.response.status_code
                 if status in (401, 403):
                     raise FatalError(f"the coordinator refused the token (HTTP {status}): "
-                                     f"{exc.response.body.decode(errors='replace')[:200]}") from None
+                                     f"{escaped(exc.response.body.decode(errors='replace'), 200)}") from None
                 log.warning("coordinator answered HTTP %s; retrying", status)
             except (OSError, ConnectionClosed, TimeoutError) as exc:
                 log.warning("connection to %s lost or refused (%s)", self.url, exc or type(exc).__name__)
@@ -108,6 +113,10 @@ class Agent:
         await ws.send(m.encode(m.Hello(protocol=PROTOCOL_VERSION, name=i.name, agent_version=__version__,
                                        blender_version=i.blender_version, device=i.device, devices=i.devices,
                                        threads=i.threads, roles=i.roles)))
+        self.availability = self._availability()
+        if self.availability.paused:  # before the coordinator reads anything else from this agent
+            await ws.send(m.encode(m.Status(paused=True, reason=self.availability.reason)))
+            log.info("paused: %s", self.availability.reason)
         welcome = m.decode(await asyncio.wait_for(ws.recv(), WELCOME_TIMEOUT))
         if isinstance(welcome, m.Error):
             raise FatalError(f"coordinator refused this agent: {welcome.code}: {welcome.message}")
@@ -119,7 +128,13 @@ class Agent:
         async def send(message: m.Message) -> None:
             await ws.send(m.encode(message))
 
-        heartbeat = asyncio.create_task(self._heartbeat(send, welcome.heartbeat_interval))
+        if self.earnings is not None:
+            self.earnings.worker_id = welcome.worker_id
+        helpers = [asyncio.create_task(self._heartbeat(send, welcome.heartbeat_interval))]
+        if self.control is not None:
+            helpers.append(asyncio.create_task(self._watch_control(send)))
+        if self.earnings is not None:
+            helpers.append(asyncio.create_task(self._watch_earnings()))
         stop_wait = asyncio.create_task(self.stopping.wait())
         try:
             while True:
@@ -135,18 +150,30 @@ class Agent:
                 except m.MessageError as exc:  # one bad message must not end the agent: say so and go on
                     log.error("ignoring a malformed message from the coordinator: %s", exc)
                     continue
-                self._dispatch(message, send)
+                await self._dispatch(message, send)
         finally:
-            heartbeat.cancel()
+            for helper in helpers:
+                helper.cancel()
             stop_wait.cancel()
 
     def _busy(self) -> bool:
         return self._task is not None and not self._task.done()
 
-    def _dispatch(self, message: m.Message, send) -> None:  # type: ignore[no-untyped-def]
+    async def _dispatch(self, message: m.Message, send) -> None:  # type: ignore[no-untyped-def]
         if isinstance(message, m.Assign | m.Verify):
             if self._busy():
                 log.error("got %s while busy with %s; ignoring it", message.TYPE, _describe(self._assign))
+                return
+            try:
+                coordinator_urls.check_order(message)
+            except coordinator_urls.RefusedUrl as exc:
+                log.error("refusing %s: %s", _describe(message), exc)
+                await send(_failure(message, f"the agent refused the order: {exc}"))
+                return
+            if self.availability.paused:  # pushed before the coordinator read this agent's status
+                log.info("paused (%s): giving %s back", self.availability.reason, _describe(message))
+                await send(m.Handback(task_id=message.task_id, attempt=message.attempt)
+                           if isinstance(message, m.Assign) else _failure(message, "the agent is paused"))
                 return
             log.info("%s", _describe(message))
             self._assign = message
@@ -154,6 +181,7 @@ class Agent:
                 else self.runner.verify(message, send)
             self._task = asyncio.create_task(_after(self._winding_down, work))
             self._task.add_done_callback(_log_crash)
+            self._task.add_done_callback(self._finished)
         elif isinstance(message, m.Cancel):
             held = self._assign if self._busy() else None
             matches = (isinstance(held, m.Assign) and message.task_id == held.task_id) or \
@@ -173,6 +201,51 @@ class Agent:
             held = self._assign if self._busy() else None
             await send(m.Heartbeat(task_id=held.task_id if isinstance(held, m.Assign) else None,
                                    check_id=held.check_id if isinstance(held, m.Verify) else None))
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled():
+            self._work_finished.set()
+
+    def _availability(self) -> Availability:
+        return self.control.availability() if self.control is not None else RUNNING
+
+    async def _watch_control(self, send) -> None:  # type: ignore[no-untyped-def]
+        """Tell the coordinator when the owner pauses or resumes the agent, or its schedule opens or closes."""
+        while True:
+            await asyncio.sleep(CONTROL_POLL)  # a poll interval: the pause file is written by another process
+            now = self._availability()
+            if now == self.availability:
+                continue
+            if now.paused:
+                log.info("paused: %s; %s", now.reason, "finishing the work in hand" if self._busy() else "idle")
+            else:
+                log.info("resumed: taking work again")
+            self.availability = now
+            await send(m.Status(paused=now.paused, reason=now.reason))
+
+    async def _watch_earnings(self) -> None:
+        """Look at the ledger soon after work is done, then less and less often (frames are paid once verified,
+        which can take a while)."""
+        delay = EARNINGS_SOON
+        await self._look_at_earnings()  # the first look notes where the ledger stands, before any work is paid
+        while True:
+            try:
+                await asyncio.wait_for(self._work_finished.wait(), delay)
+                self._work_finished.clear()
+                delay = EARNINGS_SOON  # wait a little after the work, then look
+                continue
+            except TimeoutError:
+                pass
+            await self._look_at_earnings()
+            delay = min(delay * 2, EARNINGS_MAX)
+
+    async def _look_at_earnings(self) -> None:
+        assert self.earnings is not None
+        try:
+            for line in await asyncio.to_thread(self.earnings.look):
+                log.info("%s", line)
+        except (OSError, ValueError, TypeError) as exc:  # requests' errors are OSErrors; a bad answer the others
+            log.debug("could not read the ledger: %s", exc)
 
     async def _hand_back(self, send) -> None:  # type: ignore[no-untyped-def]
         held = self._assign if self._busy() else None
@@ -207,6 +280,12 @@ async def _after(previous: asyncio.Task[None] | None, work: Coroutine[Any, Any, 
             work.close()
             raise
     await work
+
+
+def _failure(order: m.Assign | m.Verify, error: str) -> m.TaskFailed | m.CheckFailed:
+    if isinstance(order, m.Assign):
+        return m.TaskFailed(task_id=order.task_id, attempt=order.attempt, error=error)
+    return m.CheckFailed(check_id=order.check_id, attempt=order.attempt, error=error)
 
 
 def _describe(work: m.Assign | m.Verify | None) -> str:

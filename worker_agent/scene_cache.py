@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +14,9 @@ import requests
 
 from protocol.scenepaths import BadPath, check_path, check_tree
 
-from . import cache_eviction
+from . import cache_eviction, coordinator_urls
+from .coordinator_urls import SHA256_RE
+from .http_errors import refusal
 from .scene_tree import TreeFile, UnsafeTree, assemble
 
 CHUNK = 1024 * 1024
@@ -24,7 +25,6 @@ DOWNLOAD_TIMEOUT = 60.0  # seconds without a byte before giving up
 DEFAULT_SCENE_PATH = "scene.blend"
 # Cached blobs are read-only: the tree's hard links share them, and nothing may change a verified file.
 BLOB_MODE = 0o444
-SHA256_RE = re.compile(r"[0-9a-f]{64}")
 
 
 class SceneDownloadError(RuntimeError):
@@ -37,7 +37,6 @@ class RemoteFile:
     path: str  # in the scene's tree
     sha256: str
     size: int | None  # None: not announced
-    url: str  # relative to the coordinator's base URL
 
 
 def scene_files(scene: Any) -> tuple[str, list[RemoteFile]]:
@@ -55,20 +54,20 @@ def scene_files(scene: Any) -> tuple[str, list[RemoteFile]]:
 
 
 def _remote(entry: Any) -> RemoteFile:
+    """One file of the scene. Its ``url`` is not used: the agent builds the URL from the sha256
+    (coordinator_urls; the agent refused the order already if the two differ)."""
     if not isinstance(entry, dict):
         raise SceneDownloadError("a file of the scene is not an object")
-    sha, size, url = entry.get("sha256"), entry.get("size"), entry.get("url")
+    sha, size = entry.get("sha256"), entry.get("size")
     if not isinstance(sha, str) or not SHA256_RE.fullmatch(sha):
         raise SceneDownloadError(f"a file of the scene has no valid sha256: {sha!r:.80}")
     if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 0):
         raise SceneDownloadError(f"a file of the scene has a bad size: {size!r:.80}")
-    if not isinstance(url, str):
-        raise SceneDownloadError("a file of the scene has no URL")
     try:
         path = check_path(entry.get("path"))
     except BadPath as exc:
         raise SceneDownloadError(f"refusing the scene's files: {exc}") from None
-    return RemoteFile(path, sha, size, url)
+    return RemoteFile(path, sha, size)
 
 
 #: Scenes kept whatever the limit: the one being prepared and the one before it (the warm Blender's, which may
@@ -113,11 +112,11 @@ class SceneCache:
         fd, tmp_name = tempfile.mkstemp(dir=self.blobs, suffix=".part")
         try:
             with os.fdopen(fd, "wb") as tmp, self.session.get(
-                self.base_url + file.url, stream=True, timeout=DOWNLOAD_TIMEOUT
+                coordinator_urls.join(self.base_url, coordinator_urls.blob_path(file.sha256)), stream=True,
+                timeout=DOWNLOAD_TIMEOUT, allow_redirects=False,
             ) as response:
                 if response.status_code != 200:
-                    raise SceneDownloadError(
-                        f"download of {file.path} failed: HTTP {response.status_code} {response.text[:200]}")
+                    raise SceneDownloadError(refusal(f"download of {file.path} failed", response))
                 for chunk in response.iter_content(CHUNK):
                     received += len(chunk)
                     if file.size is not None and received > file.size:

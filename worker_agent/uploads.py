@@ -7,6 +7,9 @@ from pathlib import Path
 
 import requests
 
+from . import coordinator_urls
+from .http_errors import escaped, refusal
+
 UPLOAD_TIMEOUT = 120.0
 
 
@@ -19,7 +22,8 @@ class UploadError(RuntimeError):
 
 
 def upload_frame(session: requests.Session, base_url: str, url: str, worker_id: int, path: Path) -> bool:
-    """PUT ``path`` to ``url``; True if accepted, False for a harmless duplicate. Blocking."""
+    """PUT ``path`` to the coordinator's ``url`` (a path coordinator_urls builds; nothing else is requested);
+    True if accepted, False for a harmless duplicate. Blocking. Error bodies are logged here, not passed on."""
     data = path.read_bytes()
     headers = {
         "X-Content-SHA256": hashlib.sha256(data).hexdigest(),
@@ -27,11 +31,17 @@ def upload_frame(session: requests.Session, base_url: str, url: str, worker_id: 
         "Content-Type": "image/png",
     }
     try:
-        response = session.put(base_url.rstrip("/") + url, data=data, headers=headers, timeout=UPLOAD_TIMEOUT)
+        response = session.put(coordinator_urls.join(base_url, url), data=data, headers=headers,
+                               timeout=UPLOAD_TIMEOUT, allow_redirects=False)
+    except coordinator_urls.RefusedUrl as exc:
+        raise UploadError(f"frame upload refused by this agent: {exc}") from None
     except requests.RequestException as exc:
-        raise UploadError(f"frame upload failed: {exc}") from None
+        raise UploadError(f"frame upload failed: {escaped(str(exc))}") from None
     if response.status_code == 409:
-        raise LeaseLost(response.text[:300])
+        raise LeaseLost(refusal("frame upload", response))
     if response.status_code not in (200, 201):
-        raise UploadError(f"frame upload refused: HTTP {response.status_code} {response.text[:300]}")
-    return bool(response.json().get("accepted"))
+        raise UploadError(refusal("frame upload refused", response))
+    try:
+        return bool(response.json().get("accepted"))
+    except (ValueError, AttributeError):
+        raise UploadError("frame upload: the coordinator's answer is not the JSON object it sends") from None

@@ -18,6 +18,7 @@ import websockets
 
 from protocol import PROTOCOL_VERSION
 from protocol import messages as m
+from worker_agent import coordinator_urls as urls
 from worker_agent.connection import Agent, Identity
 
 DEADLINE = 20.0
@@ -53,7 +54,8 @@ class RecordingRunner:
 
 def _assign(task_id: int) -> m.Assign:
     return m.Assign(task_id=task_id, attempt=1, job_id=task_id, frames=[1], scene={"sha256": "0" * 64,
-                    "size": 1, "url": "/x"}, settings={}, upload_url="/u/{frame}")
+                    "size": 1, "url": urls.blob_path("0" * 64)}, settings={},
+                    upload_url=urls.upload_template(task_id, 1))
 
 
 @contextlib.asynccontextmanager
