@@ -45,6 +45,9 @@ class MessageError(ValueError):
 class Message:
     TYPE: ClassVar[str] = ""
 
+    def check(self) -> None:
+        """Limits beyond the fields' JSON types (:func:`decode` calls it); raises :class:`MessageError`."""
+
 
 # ---------------------------------------------------------------- worker → coordinator
 
@@ -61,6 +64,43 @@ class Hello(Message):
     devices: list[dict[str, Any]]  # every Cycles device seen: {"backend", "name", "id"}
     threads: int
     roles: list[str] = field(default_factory=lambda: ["render"])
+
+    def check(self) -> None:
+        """Its text is kept and shown (the coordinator's columns have these sizes) and logged: short, printable."""
+        for name, limit in HELLO_TEXT_LIMITS.items():
+            _check_text(f"hello: {name}", getattr(self, name), limit)
+        if not self.name:
+            raise MessageError("hello: the name is empty")
+        if len(self.devices) > MAX_DEVICES or len(self.roles) > MAX_ROLES or not 0 <= self.threads <= MAX_THREADS:
+            raise MessageError(f"hello: at most {MAX_DEVICES} devices, {MAX_ROLES} roles and {MAX_THREADS} threads")
+        for device in self.devices:
+            if len(device) > MAX_DEVICE_KEYS:
+                raise MessageError(f"hello: a device is described by at most {MAX_DEVICE_KEYS} fields")
+            for key, value in device.items():
+                _check_text("hello: a device field", key, MAX_DEVICE_TEXT)
+                if isinstance(value, str):
+                    _check_text(f"hello: device {key}", value, MAX_DEVICE_TEXT)
+                elif not isinstance(value, int | float | bool) and value is not None:
+                    raise MessageError(f"hello: device {key} must be text or a number")
+        for role in self.roles:
+            _check_text("hello: a role", role, MAX_ROLE_TEXT)
+
+
+# Lengths of a hello's text, in characters.
+HELLO_TEXT_LIMITS = {"name": 120, "agent_version": 40, "blender_version": 40, "device": 16}
+MAX_DEVICES = 32
+MAX_DEVICE_KEYS = 8
+MAX_DEVICE_TEXT = 200
+MAX_ROLES = 4
+MAX_ROLE_TEXT = 16
+MAX_THREADS = 65536
+
+
+def _check_text(what: str, value: str, limit: int) -> None:
+    if len(value) > limit:
+        raise MessageError(f"{what} is longer than {limit} characters")
+    if not value.isprintable():  # control, format and separator characters (a newline would forge log lines)
+        raise MessageError(f"{what} holds control or invisible characters")
 
 
 @dataclass
@@ -256,7 +296,9 @@ def decode(text: str | bytes, limit: int = MAX_MESSAGE_BYTES) -> Message:
             continue
         if not _matches(data[f.name], hints[f.name]):
             raise MessageError(f"{kind}: field {f.name!r} has the wrong type")
-    return cls(**data)
+    message = cls(**data)
+    message.check()
+    return message
 
 
 def _matches(value: Any, hint: Any) -> bool:
