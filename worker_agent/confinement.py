@@ -225,12 +225,15 @@ class RenderFolders:
 
 
 def _running(pid: int) -> bool:
+    """Whether ``pid`` runs (POSIX signal 0 only checks; elsewhere assume it does and keep its folders)."""
+    if os.name != "posix":
+        return True  # os.kill on Windows terminates the process, whatever the signal
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except (PermissionError, OSError):
-        return True  # another user's process, or a platform where signal 0 means something else: keep
+    except OSError:
+        return True  # another user's process: not ours to judge
     return True
 
 
