@@ -15,8 +15,10 @@ from typing import Any
 from flask import current_app
 from sqlalchemy import select
 
+from protocol import blend_references
 from protocol import messages as m
 from protocol.scenepaths import BadPath, check_path, check_tree
+from protocol.untrusted_parse import TOO_LARGE
 
 from .db import db
 from .errors import ApiError
@@ -27,6 +29,8 @@ from .storage.local import SHA256_RE
 DEFAULT_SCENE_PATH = "scene.blend"
 # An unknown_blob error lists this many of the missing paths in its details.
 MISSING_LISTED = 20
+# An outside_reference or unsupported_cache error lists this many of the scene's problems in its details.
+PROBLEMS_LISTED = 50
 
 
 @dataclass(frozen=True)
@@ -60,6 +64,35 @@ def validate_tree(body: dict[str, Any], scene: Blob) -> SceneTree:
     entries = _asset_entries(assets)
     _check_size(scene, entries)
     return SceneTree(scene_path, entries)
+
+
+def asset_blobs(tree: SceneTree) -> list[Blob]:
+    """The blob rows of the tree's files besides the main .blend (all uploaded: validate_tree checked)."""
+    shas = {entry["sha256"] for entry in tree.assets}
+    return list(db.session.execute(select(Blob).where(Blob.sha256.in_(shas))).scalars()) if shas else []
+
+
+def check_references(tree: SceneTree, scene: Blob, scans: dict[str, dict[str, Any]]) -> None:
+    """Refuse a tree one of whose .blend files (the main one or any other: Blender opens any of them as a
+    library) names a file outside the tree, or uses a cache the network does not render (protocol.
+    blend_references; ``scans``: scene_inspect's records by sha256). 400 naming the file, the datablock and the
+    path, with the first PROBLEMS_LISTED problems in ``details.problems``."""
+    files = {tree.scene_path: scene.sha256, **{entry["path"]: entry["sha256"] for entry in tree.assets}}
+    blends = {}
+    for path, sha in files.items():
+        scan = scans[sha]
+        if not scan["ok"]:
+            code = TOO_LARGE if scan["code"] == TOO_LARGE else "not_a_blend"
+            raise ApiError(400, code, f"{path}: a .blend the coordinator cannot read ({scan['error']}), so the "
+                                      "files it uses cannot be checked", file=path)
+        if scan["blend"]:
+            blends[path] = scan
+    problems = blend_references.problems(blends, main=tree.scene_path)
+    if problems:
+        first = problems[0]
+        more = f" ({len(problems) - 1} more problems)" if len(problems) > 1 else ""
+        raise ApiError(400, first.code, first.message + more, **first.details(),
+                       problems=[{"code": problem.code, **problem.details()} for problem in problems[:PROBLEMS_LISTED]])
 
 
 def describe(job: Job) -> dict[str, Any]:

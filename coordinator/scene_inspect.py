@@ -1,65 +1,59 @@
-"""Read what the coordinator needs from an uploaded .blend without running Blender or any of its Python.
+"""What the coordinator reads from a job's .blend files: never by running Blender, never in its own process.
 
-blender-asset-tracer parses the file's DNA structures in pure Python (zstd- and gzip-compressed files too),
-so an untrusted scene is inspected as data only.
+Every file of a submitted tree that may be a .blend (its first bytes say so) is read by
+:mod:`protocol.untrusted_parse`, in a child process under memory, CPU, time and inflated-size limits, so that a
+bomb costs the coordinator nothing but that child (issue 12). One parse gives both what the job needs (the active
+scene's frame range and resolution) and every file the .blend names (checked by scene_files.check_references).
+The answer is kept on the blob row (``Blob.info``, marked with :data:`SCAN_VERSION`), committed at once whatever
+becomes of the submission: a file is parsed once, however many jobs use it or refused submissions name it.
+
+Limits: the ``FRAMEHIVE_PARSE_*`` settings (protocol.untrusted_parse.ParseLimits gives the defaults).
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
-from blender_asset_tracer import blendfile
-from blender_asset_tracer.blendfile import exceptions as bat_exceptions
+from flask import current_app
 
-ENGINES_SUPPORTED = ("CYCLES", "BLENDER_EEVEE", "BLENDER_EEVEE_NEXT", "BLENDER_WORKBENCH")
+from protocol.blend_inflate import may_be_blend
+from protocol.untrusted_parse import ParseLimits, scan_files
 
+from .db import db
+from .models import Blob
+from .storage_access import storage
 
-class NotABlendFile(ValueError):
-    """The file is not a .blend Blender can open, or it has no scene."""
-
-
-def inspect_scene(path: Path) -> dict[str, Any]:
-    """The active scene's name, frame range and output resolution (after the percentage)."""
-    try:
-        bf = blendfile.BlendFile(path)
-    except Exception as exc:  # untrusted bytes: any parse failure means "not a scene we can render"
-        raise NotABlendFile(f"not a .blend file: {exc}") from None
-    try:
-        scene = _active_scene(bf)
-        if scene is None:
-            raise NotABlendFile("the .blend file contains no scene")
-        percent = scene.get((b"r", b"size"))
-        width = int(scene.get((b"r", b"xsch")) * percent / 100)
-        height = int(scene.get((b"r", b"ysch")) * percent / 100)
-        return {
-            "scene": scene.id_name[2:].decode("utf-8", "replace"),
-            "frame_start": int(scene.get((b"r", b"sfra"))),
-            "frame_end": int(scene.get((b"r", b"efra"))),
-            "resolution": [width, height],
-            "blender_version": _version(bf),
-        }
-    except NotABlendFile:
-        raise
-    except Exception as exc:
-        raise NotABlendFile(f"unreadable .blend file: {exc}") from None
-    finally:
-        bf.close()
+# Bump when what a scan records changes: older records are read again.
+SCAN_VERSION = 1
+# The record of a file whose first bytes are no .blend's: it is not given to the parser at all.
+NOT_A_BLEND = {"ok": True, "blend": False, "why": "not a .blend file"}
+# The app settings that override ParseLimits' defaults, by field.
+LIMIT_SETTINGS = {"memory_bytes": "FRAMEHIVE_PARSE_MEMORY", "cpu_seconds": "FRAMEHIVE_PARSE_CPU_SECONDS",
+                  "wall_seconds": "FRAMEHIVE_PARSE_WALL_SECONDS", "inflated_bytes": "FRAMEHIVE_PARSE_INFLATED_BYTES",
+                  "max_blocks": "FRAMEHIVE_PARSE_MAX_BLOCKS"}
 
 
-def _active_scene(bf: blendfile.BlendFile):  # type: ignore[no-untyped-def]
-    """The scene Blender makes current on load (FileGlobal.curscene), else the first scene."""
-    for glob in bf.find_blocks_from_code(b"GLOB"):
-        try:
-            scene = glob.get_pointer(b"curscene")
-        except (KeyError, bat_exceptions.SegmentationFault):
-            scene = None
-        if scene is not None:
-            return scene
-    scenes = bf.find_blocks_from_code(b"SC")
-    return scenes[0] if scenes else None
+def scan_blobs(blobs: list[Blob]) -> dict[str, dict[str, Any]]:
+    """Each blob's scan record by sha256: ``{"ok": true, "blend": false}`` for a file that is no .blend,
+    protocol.blend_scan's answer with ``"blend": true`` for one, or ``{"ok": false, "code", "error"}``."""
+    unread = list({blob.sha256: blob for blob in blobs if not _current(blob.info)}.values())
+    if unread:
+        paths = {blob.sha256: storage().path(blob.sha256) for blob in unread}
+        candidates = [blob for blob in unread if may_be_blend(paths[blob.sha256])]
+        answers = scan_files([paths[blob.sha256] for blob in candidates], limits(), scratch=storage().root / "tmp")
+        by_sha = {blob.sha256: answer for blob, answer in zip(candidates, answers, strict=True)}
+        for blob in unread:
+            blob.info = {"scan": SCAN_VERSION, **by_sha.get(blob.sha256, NOT_A_BLEND)}
+        db.session.commit()
+    return {blob.sha256: blob.info for blob in blobs}
 
 
-def _version(bf: blendfile.BlendFile) -> str:
-    version = bf.header.version  # e.g. 500 for 5.0
-    return f"{version // 100}.{version % 100}"
+def limits() -> ParseLimits:
+    defaults = ParseLimits()
+    config = current_app.config
+    return ParseLimits(**{field: type(getattr(defaults, field))(config.get(setting, getattr(defaults, field)))
+                          for field, setting in LIMIT_SETTINGS.items()})
+
+
+def _current(info: dict[str, Any] | None) -> bool:
+    return info is not None and info.get("scan") == SCAN_VERSION

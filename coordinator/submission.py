@@ -7,27 +7,31 @@ from typing import Any
 from flask import current_app
 
 from protocol import frameranges
+from protocol.untrusted_parse import TOO_LARGE
 
 from . import config, events, ledger, payments, quotas, scene_files, splitting
 from .db import db
 from .errors import ApiError
 from .models import Blob, Frame, Job, Task, Worker
-from .scene_inspect import NotABlendFile, inspect_scene
+from .scene_inspect import scan_blobs
 from .storage.local import SHA256_RE
-from .storage_access import storage
 from .verification.keys import draw_keys
 
 
 def scene_info(blob: Blob) -> dict[str, Any]:
-    """Parse the scene blob once and cache what it says on the blob row."""
-    if blob.info is None:
-        try:
-            blob.info = {"ok": True, **inspect_scene(storage().path(blob.sha256))}
-        except NotABlendFile as exc:
-            blob.info = {"ok": False, "error": str(exc)}
-    if not blob.info.get("ok"):
-        raise ApiError(400, "not_a_blend", f"the scene is not a usable .blend file ({blob.info['error']})")
-    return blob.info
+    """The scene's record (scene_inspect: parsed once, kept on the blob row), with its active scene's frame
+    range and resolution at the top; 400 when it is not a .blend with a scene, or too large to read."""
+    info = scan_blobs([blob])[blob.sha256]
+    if not info["ok"]:
+        if info["code"] == TOO_LARGE:
+            raise ApiError(400, TOO_LARGE, f"the scene cannot be read within the coordinator's limits "
+                                           f"({info['error']})")
+        raise ApiError(400, "not_a_blend", f"the scene is not a usable .blend file ({info['error']})")
+    if not info["blend"]:
+        raise ApiError(400, "not_a_blend", f"the scene is not a usable .blend file ({info['why']})")
+    if info.get("scene") is None:
+        raise ApiError(400, "not_a_blend", "the scene is not a usable .blend file (it contains no scene)")
+    return info
 
 
 def _int_field(body: dict[str, Any], name: str, default: int | None, low: int, high: int) -> int | None:
@@ -53,6 +57,8 @@ def validate(body: Any) -> dict[str, Any]:
     blob = db.session.get(Blob, sha)
     if blob is None:
         raise ApiError(400, "unknown_blob", "the scene blob was not uploaded; upload it first")
+    tree = scene_files.validate_tree(body, blob)
+    scans = scan_blobs([blob, *scene_files.asset_blobs(tree)])  # every file of the tree in one parser run
     info = scene_info(blob)
     frames = _frames(body.get("frames"), info)
     for text in ("name", "filename"):
@@ -61,10 +67,11 @@ def validate(body: Any) -> dict[str, Any]:
     policy = body.get("policy", "adaptive")
     if policy not in config.POLICIES:
         raise ApiError(400, "bad_request", f"'policy' must be one of {', '.join(config.POLICIES)}")
+    scene_files.check_references(tree, blob, scans)
     return {
         "policy": policy,
         "blob": blob,
-        "tree": scene_files.validate_tree(body, blob),
+        "tree": tree,
         "info": info,
         "frames": frames,
         "chunk": _int_field(body, "chunk", None, 1, 10_000),

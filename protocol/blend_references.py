@@ -54,11 +54,14 @@ class Problem:
 
     @property
     def message(self) -> str:
+        """``shot.blend: image "wood" uses '/home/x/wood.png': an absolute path, ...``"""
+        kind = "" if self.datablock.startswith(self.kind) else f" ({self.kind})"
         path = f" uses {_shown(self.path)}" if self.path else ""
-        return f"{self.file}: the {self.kind} of {self.datablock}{path}: {self.reason}"
+        return f"{self.file}: {self.datablock}{kind}{path}: {self.reason}"
 
     def details(self) -> dict[str, Any]:
-        return asdict(self)
+        """Everything but the code, for an error's details."""
+        return {key: value for key, value in asdict(self).items() if key != "code"}
 
 
 def resolve(blend: str, path: str) -> str:

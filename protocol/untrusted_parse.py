@@ -8,16 +8,20 @@ never parse one themselves: :func:`scan_files` runs ``python -m protocol.untrust
   ``cpu_seconds``: the soft limit is moved forward before each file, SIGXCPU ends the child past it);
 - a cap on what a compressed file may inflate to (``inflated_bytes``, protocol.blend_inflate), checked from the
   zstd frame header when it says, and while streaming to a private temporary folder in any case;
-- a wall-clock limit per file (``wall_seconds``): the parent kills the child when a file takes longer.
+- a wall-clock limit per file (``wall_seconds``): the parent kills the child when a file takes longer;
+- a cap on the number of blocks (``max_blocks``), counted from their headers before BAT reads the file (BAT
+  keeps an object per block: a bomb of empty blocks costs it 300 bytes of memory per 24 bytes of file);
+- an environment without the caller's secrets.
 
-A file that hits a limit is answered ``{"ok": false, "code": "scene_too_large"}``; one that is not a .blend, or
-that BAT cannot read, ``{"ok": false, "code": "not_a_blend"}``; the other files of the batch go on in a new
-child. Where ``resource`` does not exist (Windows) the child runs without the two kernel limits: the inflation
-cap and the wall clock still apply.
+A file that hits a limit is answered ``{"ok": false, "code": "scene_too_large", "error"}``; a .blend BAT cannot
+read ``{"ok": false, "code": "not_a_blend", "error"}`` (what it names is unknown, so it must not be rendered); the
+other files of the batch go on in a new child. Where ``resource`` does not exist (Windows) the child runs without
+the two kernel limits: the inflation cap, the block count and the wall clock still apply.
 
 The answer for a .blend is :func:`protocol.blend_scan.scan`'s (the scene and the references, from one parse) with
-``"ok": true, "blend": true``; a file that is no .blend at all (a texture, a cache) is ``{"ok": true, "blend":
-false}``. Only a few parses run at once in one process (:data:`CONCURRENT`).
+``"ok": true, "blend": true``; a file that is no .blend at all (a texture, a cache, or bytes that only start like
+a compressed .blend, which Blender would not read either) is ``{"ok": true, "blend": false, "why"}``. Only a
+few parses run at once in one process (:data:`CONCURRENT`).
 """
 
 from __future__ import annotations
@@ -172,12 +176,14 @@ def _answer(path: Path, work: Path, limits: ParseLimits) -> dict[str, Any]:
     inflated = work / "inflated.blend"
     try:
         if not blend_inflate.may_be_blend(path):
-            return {"ok": True, "blend": False}
+            return {"ok": True, "blend": False, "why": "not a .blend file"}
         plain = blend_inflate.inflate(path, inflated, limits.inflated_bytes)
         return {"ok": True, "blend": True, **blend_scan.scan(plain, limits.max_blocks)}
     except blend_inflate.TooLarge as exc:
         return _failed(str(exc))
-    except (blend_inflate.NotABlend, blend_scan.Unreadable) as exc:  # after TooLarge: count_blocks raises it
+    except blend_inflate.NotABlend as exc:  # Blender would not read it either
+        return {"ok": True, "blend": False, "why": str(exc)}
+    except blend_scan.Unreadable as exc:  # a .blend BAT cannot read: what it names is unknown
         return _failed(str(exc), NOT_A_BLEND)
     except MemoryError:
         return _failed(limits.describe_failure("memory"))
