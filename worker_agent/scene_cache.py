@@ -1,5 +1,12 @@
 """A job's scene on the worker: each of its files downloaded once into a blob cache and verified against its
-sha256, then laid out as the scene's folder tree (scene_tree.py), from which Blender opens the main .blend."""
+sha256, then laid out as the scene's folder tree (scene_tree.py), from which Blender opens the main .blend.
+
+Before Blender may open a tree, the agent checks it itself, whatever the coordinator checked (it may be
+compromised, buggy or older): every .blend of the tree is read in a limited child process
+(protocol.untrusted_parse) and each file it names must stay inside the tree, with no fluid domain
+(protocol.blend_references, the coordinator's own check). A tree that fails raises :class:`SceneUnsafe`, and the
+task or check fails with its message. A tree is checked once per agent process.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +19,10 @@ from typing import Any
 
 import requests
 
+from protocol import blend_references
+from protocol.blend_inflate import may_be_blend
 from protocol.scenepaths import BadPath, check_path, check_tree
+from protocol.untrusted_parse import ParseLimits, scan_files
 
 from . import cache_eviction, coordinator_urls
 from .coordinator_urls import SHA256_RE
@@ -30,6 +40,15 @@ BLOB_MODE = 0o444
 class SceneDownloadError(RuntimeError):
     """The scene's files could not be fetched, did not hash to what the coordinator announced, or name paths
     this agent refuses to write."""
+
+
+class SceneUnsafe(SceneDownloadError):
+    """The scene names files outside its tree, uses a cache the network does not render, or cannot be read within
+    the parser's limits: Blender must not open it. ``problems``: what protocol.blend_references found."""
+
+    def __init__(self, message: str, problems: list[blend_references.Problem] | None = None) -> None:
+        super().__init__(message)
+        self.problems = problems or []
 
 
 @dataclass(frozen=True)
@@ -76,16 +95,21 @@ KEEP_RECENT = 2
 
 
 class SceneCache:
-    """``limit``: bytes the cache may hold before least recently used scenes are removed (None: no limit)."""
+    """``limit``: bytes the cache may hold before least recently used scenes are removed (None: no limit);
+    ``parse_limits``: what reading one of a scene's .blend files may cost (protocol.untrusted_parse)."""
 
-    def __init__(self, root: Path, session: requests.Session, base_url: str, limit: int | None = None) -> None:
+    def __init__(self, root: Path, session: requests.Session, base_url: str, limit: int | None = None,
+                 parse_limits: ParseLimits | None = None) -> None:
         self.blobs = root / "blobs"
         self.trees = root / "trees"
+        self.parsing = root / "parsing"  # the parser inflates compressed .blend files here (on disk, not /tmp)
         self.blobs.mkdir(parents=True, exist_ok=True)
         self.session = session
         self.base_url = base_url.rstrip("/")
         self.limit = limit
+        self.parse_limits = parse_limits or ParseLimits()
         self._recent: list[Path] = []
+        self._verdicts: dict[Path, SceneUnsafe | None] = {}  # tree -> why it is refused (None: it is safe)
 
     def ensure(self, scene: dict[str, Any]) -> Path:
         """The main .blend inside its laid-out tree, downloading the files not cached yet (blocking: run it in a
@@ -96,11 +120,33 @@ class SceneCache:
             tree = assemble(self.trees, local)
         except (BadPath, UnsafeTree, OSError) as exc:
             raise SceneDownloadError(f"cannot lay out the scene's files: {exc}") from None
+        if tree not in self._verdicts:
+            self._verdicts[tree] = self._unsafe(tree, main, [f.path for f in files])
+        if (unsafe := self._verdicts[tree]) is not None:
+            raise unsafe
         cache_eviction.touch([tree, *(f.source for f in local)])
         self._recent = [tree, *(t for t in self._recent if t != tree)][:KEEP_RECENT]
         if self.limit is not None:
             cache_eviction.prune(self.blobs, self.trees, self.limit, keep=self._recent)
         return tree / main
+
+    def _unsafe(self, tree: Path, main: str, paths: list[str]) -> SceneUnsafe | None:
+        """Why Blender must not open the tree's main .blend, or None (see the module's docstring)."""
+        blends = [path for path in paths if may_be_blend(tree / path)]
+        self.parsing.mkdir(exist_ok=True)
+        answers = scan_files([tree / path for path in blends], self.parse_limits, scratch=self.parsing)
+        scans = {}
+        for path, answer in zip(blends, answers, strict=True):
+            if not answer["ok"]:
+                return SceneUnsafe(f"refusing the scene: {path}: a .blend this agent cannot read within its "
+                                   f"limits ({answer['error']}), so the files it uses cannot be checked")
+            if answer["blend"]:
+                scans[path] = answer
+        problems = blend_references.problems(scans, main)
+        if not problems:
+            return None
+        more = f" ({len(problems) - 1} more problems)" if len(problems) > 1 else ""
+        return SceneUnsafe(f"refusing the scene: {problems[0].message}{more}", problems)
 
     def fetch(self, file: RemoteFile) -> Path:
         """The cached blob, downloaded and verified first if needed (never more bytes than announced)."""

@@ -21,9 +21,11 @@ from protocol.scenepaths import BadPath
 from worker_agent.scene_cache import SceneCache, SceneDownloadError
 from worker_agent.scene_tree import TreeFile, UnsafeTree, assemble, link_into, tree_key
 
-BLEND = b"BLENDER pretend scene"
+# Not .blend headers: the agent's reference check (test_reference_check.py) refuses a "BLENDER" file it cannot read,
+# and these tests are about laying files out.
+BLEND = b"pretend scene"
 TEXTURE = b"pretend PNG"
-LIBRARY = b"BLENDER pretend library"
+LIBRARY = b"pretend library"
 POLL_INTERVAL = 0.01  # seconds
 
 
