@@ -26,7 +26,9 @@ is a prefix of another):
   view lands in CANARY_DIR *only when the render output directory is a sibling of CANARY_DIR* (the suffix
   holds 63 bytes at most, too few for an absolute path; a real attacker would aim at ``~``-relative places);
 - ``pointcache``: a cloth simulation with an external disk cache in CANARY_DIR; frame changes write ``.bphys``
-  files there.
+  files there. The path is stored ``//``-relative to the .blend (``//canaries`` when CANARY_DIR sits beside it,
+  as in the tests), as a packed scene holds it: the coordinator refuses a scene whose paths leave its folder
+  (protocol.blend_references), and this scene is about what a worker renders.
 
 Generating the file runs none of them: text blocks are only stored, bpy's default is to block drivers that
 need Python, and nothing is rendered or simulated here.
@@ -163,7 +165,7 @@ def _add_point_cache(scene: bpy.types.Scene, canary_dir: Path) -> None:
     cache = flag.modifiers.new("Cloth", "CLOTH").point_cache
     cache.use_disk_cache = True
     cache.use_external = True
-    cache.filepath = str(canary_dir)
+    cache.filepath = bpy.path.relpath(str(canary_dir))  # relative to the .blend build_scene saved
     cache.name = "pointcache"
 
 
