@@ -15,13 +15,16 @@ __version__ = "0.1.0"
 def create_app(test_config: dict[str, Any] | None = None, data_dir: str | Path | None = None) -> Flask:
     """Build a coordinator app; its state lives in ``data_dir`` unless the config says otherwise."""
     from . import api, config, dashboard, ids, payments, rate_limits, schema, worker_channel  # noqa: F401 - payments
+    from .api import bodies
     from .db import configure_engine, db
     from .dispatch import Dispatcher
     from .errors import register_error_handlers
+    from .logsafe import protect as protect_log
     from .reaper import Reaper
     from .storage import open_storage
 
     app = Flask(__name__)
+    protect_log(app.logger)  # strangers' text in log lines: escaped and cut
     ids.init_app(app)  # before any route: ids in URLs fit the database
     data = Path(data_dir) if data_dir else Path(tempfile.mkdtemp(prefix="framehive-"))
     data.mkdir(parents=True, exist_ok=True)
@@ -40,6 +43,7 @@ def create_app(test_config: dict[str, Any] | None = None, data_dir: str | Path |
     app.extensions["framehive_dispatcher"] = Dispatcher()
     register_error_handlers(app)
     rate_limits.init_app(app)
+    bodies.init_app(app)
     api.register(app)
     dashboard.init_app(app)
     app.register_blueprint(worker_channel.bp)

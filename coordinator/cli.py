@@ -13,6 +13,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from . import serving
+
 DEFAULT_PORT = 8400
 
 
@@ -36,6 +38,15 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=DEFAULT_PORT, help="port; 0 picks a free one (default: %(default)s)")
     serve.add_argument("--lease-timeout", type=float, help="seconds before a silent worker loses its task")
     serve.add_argument("--heartbeat-interval", type=float, help="seconds between worker heartbeats")
+    serve.add_argument("--request-timeout", type=_positive_seconds, default=serving.READ_TIMEOUT, metavar="SECONDS",
+                       help="drop a connection whose request (headers or body) stalls this long "
+                            "(default: %(default)s)")
+    serve.add_argument("--max-connections", type=_count, default=serving.MAX_CONNECTIONS, metavar="N",
+                       help="connections served at once, worker WebSockets included; more get 503 "
+                            "(default: %(default)s)")
+    serve.add_argument("--max-connections-per-address", type=_count, default=serving.MAX_PER_ADDRESS, metavar="N",
+                       help="connections from one IP address at once; 0: no limit, e.g. behind a proxy "
+                            "(default: %(default)s)")
     _add_store_args(serve)
     token = sub.add_parser("token", help="manage API tokens")
     token_sub = token.add_subparsers(dest="token_command", required=True)
@@ -56,6 +67,26 @@ def build_parser() -> argparse.ArgumentParser:
     revoke.add_argument("id", type=int, help="the token's id")
     _add_store_args(revoke)
     return parser
+
+
+def _positive_seconds(value: str) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {value!r}") from None
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds: {value!r}")
+    return seconds
+
+
+def _count(value: str) -> int:
+    try:
+        count = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {value!r}") from None
+    if count < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more: {value!r}")
+    return count
 
 
 def _positive_days(value: str) -> float:
@@ -142,16 +173,16 @@ def _token_revoke(args: argparse.Namespace) -> None:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from werkzeug.serving import make_server
-
     from . import create_app
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     app = create_app(_app_config(args), data_dir=args.data_dir)
     # Werkzeug's threaded server: one thread per request and per worker WebSocket (flask-sock needs a
-    # server that hands over the raw socket; Werkzeug and gunicorn's gthread worker both do).
-    server = make_server(args.host, args.port, app, threaded=True)
+    # server that hands over the raw socket; Werkzeug and gunicorn's gthread worker both do), with limits.
+    limits = serving.ServerLimits(read_timeout=args.request_timeout, max_connections=args.max_connections,
+                                  max_per_address=args.max_connections_per_address)
+    server = serving.make_server(args.host, args.port, app, limits)
     stop = threading.Event()
 
     def _shutdown(signum: int, _frame: object) -> None:

@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from protocol import messages
+
 # How often a worker must say it is alive. Short enough that a silent worker is noticed quickly.
 HEARTBEAT_INTERVAL = 5.0
 # A lease not renewed for this long is lost and the task goes to another worker (several missed heartbeats).
@@ -136,6 +138,8 @@ def defaults(data_dir: Path) -> dict[str, Any]:
         "FRAMEHIVE_DECODE_WAIT": DECODE_WAIT,
         "FRAMEHIVE_MAX_JSON_BYTES": MAX_JSON_BYTES,
         "FRAMEHIVE_MAX_JSON_DEPTH": MAX_JSON_DEPTH,
+        # flask-sock: a worker message bigger than the protocol's limit closes its WebSocket (coordinator/ws_guard)
+        "SOCK_SERVER_OPTIONS": {"max_message_size": messages.MAX_MESSAGE_BYTES},
         "FRAMEHIVE_START_REAPER": True,
         "FRAMEHIVE_TRUST_BURN_IN": TRUST_BURN_IN,
         "FRAMEHIVE_CHECK_FLOOR": CHECK_FLOOR,

@@ -15,7 +15,7 @@ from simple_websocket import ConnectionClosed
 from protocol import PROTOCOL_VERSION
 from protocol import messages as m
 
-from . import events, leases, outcomes
+from . import events, leases, outcomes, ws_guard
 from .auth import caller_from_header, token_state
 from .db import db
 from .dispatch import Connection, Work, dispatcher
@@ -42,11 +42,19 @@ def _authenticate():  # type: ignore[no-untyped-def]
     if caller.kind != "worker":
         return error_response(403, "forbidden", "the worker channel needs a worker token")
     g.caller = caller
+    ws_guard.prepare(request.environ)  # no compression, no HTTP read timeout
     return None
 
 
 @sock.route("/api/v1/worker/ws", bp=bp)
 def channel(ws) -> None:  # type: ignore[no-untyped-def]
+    try:
+        _channel(ws)
+    finally:
+        ws_guard.end(ws)  # the socket's reader thread ends with the connection, even if the peer stays silent
+
+
+def _channel(ws) -> None:  # type: ignore[no-untyped-def]
     caller = g.caller
     hello = _receive_hello(ws)
     if hello is None:

@@ -87,7 +87,7 @@ def test_a_deflated_websocket_message_is_not_inflated(farm: Farm):
     assert negotiated is None
     assert ws.close_code == 1009  # message too big
     # The coordinator still serves others.
-    assert requests.get(f"{farm.url}/health", timeout=10).status_code == 200
+    assert requests.get(f"{farm.url}/api/v1/health", timeout=10).status_code == 200
 
 
 def _post(farm: Farm, token: str, path: str, body: bytes) -> requests.Response:

@@ -93,7 +93,7 @@ def test_bad_frame_uploads_are_refused(farm: Farm, sample_scene):  # type: ignor
     user, job = submit(farm, sample_scene, "1-2", 2)
     assign = worker.receive()
     assert error_of(worker.upload(assign, 1, sha="0" * 64)) == "hash_mismatch"
-    assert error_of(worker.upload(assign, 1, data=png(32, 18))) == "bad_frame"
+    assert error_of(worker.upload(assign, 1, data=png(32, 18))) == "wrong_resolution"
     assert error_of(worker.upload(assign, 1, data=b"GIF89a not a png")) == "bad_frame"
     truncated = png()[:60]
     assert error_of(worker.upload(assign, 1, data=truncated)) == "bad_frame"

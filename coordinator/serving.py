@@ -1,0 +1,95 @@
+"""The HTTP server ``framehive-coordinator serve`` runs: Werkzeug's threaded server, with limits against floods.
+
+Werkzeug gives every connection a thread of its own and, left alone, waits for a request's bytes forever: a
+thousand half-sent requests held a thousand threads. Here every read of a request (request line, headers,
+body) times out after ``read_timeout`` seconds of silence, and connections over ``max_connections`` in all, or
+over ``max_per_address`` from one address, are answered 503 at once, without a thread. A WebSocket upgrade
+leaves the read timeout behind (``ws_guard``: the worker channel times out its own waits).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+from werkzeug.serving import ThreadedWSGIServer, WSGIRequestHandler
+
+# A request whose client sends nothing for this long is dropped (headers, or a pause in a body).
+READ_TIMEOUT = 30.0
+# Connections served at once (each is a thread, a worker's WebSocket included); more get 503.
+MAX_CONNECTIONS = 1000
+# Connections from one address at once; 0: no limit per address (behind a proxy every client has its address).
+MAX_PER_ADDRESS = 200
+# How long the busy answer may take to write to a client that is not reading.
+_REFUSE_TIMEOUT = 1.0
+_BUSY_BODY = b'{"error":{"code":"busy","message":"the coordinator has too many connections; retry in a moment"}}'
+_BUSY = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 5\r\n"
+         b"Connection: close\r\nContent-Length: %d\r\n\r\n%s" % (len(_BUSY_BODY), _BUSY_BODY))
+
+
+@dataclass(frozen=True)
+class ServerLimits:
+    read_timeout: float = READ_TIMEOUT
+    max_connections: int = MAX_CONNECTIONS
+    max_per_address: int = MAX_PER_ADDRESS
+
+
+class LimitedServer(ThreadedWSGIServer):
+    """A threaded WSGI server that refuses connections over its limits instead of starting threads for them."""
+
+    limits: ServerLimits = ServerLimits()
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._lock = threading.Lock()
+        self._open: Counter[str] = Counter()
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self._admit(_address(client_address)):
+            _refuse(request)
+            self.shutdown_request(request)
+            return
+        super().process_request(request, client_address)
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            address = _address(client_address)
+            with self._lock:
+                self._open[address] -= 1
+                if self._open[address] <= 0:
+                    del self._open[address]
+
+    def _admit(self, address: str) -> bool:
+        with self._lock:
+            total = sum(self._open.values())
+            per_address = self.limits.max_per_address
+            if total >= self.limits.max_connections or (per_address and self._open[address] >= per_address):
+                return False
+            self._open[address] += 1
+            return True
+
+
+def _address(client_address: Any) -> str:
+    return str(client_address[0]) if isinstance(client_address, tuple) else str(client_address)
+
+
+def _refuse(request: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        request.settimeout(_REFUSE_TIMEOUT)
+        request.sendall(_BUSY)
+
+
+def make_server(host: str, port: int, app: Any, limits: ServerLimits) -> LimitedServer:
+    """A server on ``host:port`` for ``app`` with ``limits`` (port 0: any free port)."""
+    # StreamRequestHandler.setup() gives each connection's socket the handler class's timeout.
+    handler = type("LimitedRequestHandler", (WSGIRequestHandler,), {"timeout": limits.read_timeout})
+    server = LimitedServer(host, port, app, handler)
+    server.limits = limits
+    return server
+

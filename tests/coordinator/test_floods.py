@@ -1,0 +1,110 @@
+"""Floods against a real coordinator: connections that hold a thread and send nothing (or too little) are
+dropped within their timeouts, the coordinator's thread count (its own process, /proc) comes back, and
+everyone else is served meanwhile."""
+
+from __future__ import annotations
+
+import base64
+import os
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
+from urllib.parse import urlsplit
+
+import pytest
+import requests
+
+from tests.farm import Farm, wait_for
+from tests.proc_stats import threads
+
+HALF_SENT = 150
+SILENT_WEBSOCKETS = 40
+# The coordinator's read timeout in these tests; the hello timeout is worker_channel.HELLO_TIMEOUT (10 s).
+READ_TIMEOUT = 2
+# Threads the coordinator may still run above its idle count once the flood is over (a request in flight, the
+# thread that serves the test's own polling).
+SLACK = 4
+
+
+def address(farm: Farm) -> tuple[str, int]:
+    parts = urlsplit(farm.url)
+    assert parts.hostname and parts.port
+    return parts.hostname, parts.port
+
+
+@contextmanager
+def flood(farm: Farm) -> Iterator[Flood]:
+    sockets = Flood(address(farm))
+    try:
+        yield sockets
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+class Flood(list[socket.socket]):
+    """Connections to the coordinator opened by a test; ``open()`` makes one more."""
+
+    def __init__(self, to: tuple[str, int]) -> None:
+        super().__init__()
+        self.to = to
+
+    def open(self) -> socket.socket:
+        sock = socket.create_connection(self.to, timeout=10)
+        self.append(sock)
+        return sock
+
+
+def half_sent(sockets: Flood) -> None:
+    """A request line and one header, never the blank line that ends the headers."""
+    sockets.open().sendall(b"GET /api/v1/health HTTP/1.1\r\nHost: coordinator\r\n")
+
+
+def silent_websocket(sockets: Flood, token: str) -> None:
+    """A worker WebSocket, upgraded and then never a word (no hello)."""
+    sock = sockets.open()
+    key = base64.b64encode(os.urandom(16)).decode()
+    sock.sendall((f"GET /api/v1/worker/ws HTTP/1.1\r\nHost: coordinator\r\nUpgrade: websocket\r\n"
+                  f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+                  f"Authorization: Bearer {token}\r\n\r\n").encode())
+    answer = b""
+    while b"\r\n\r\n" not in answer:
+        chunk = sock.recv(4096)
+        assert chunk, "the coordinator closed the upgrade"
+        answer += chunk
+    assert answer.startswith(b"HTTP/1.1 101"), answer
+
+
+def closed_by_peer(sock: socket.socket, timeout: float = 5) -> bool:
+    """Whether the coordinator ended the connection (what it says before, a close frame or an error, is read
+    and dropped)."""
+    sock.settimeout(timeout)
+    try:
+        while sock.recv(4096):
+            pass
+    except TimeoutError:
+        return False
+    except OSError:  # reset: closed too
+        return True
+    return True
+
+
+@pytest.mark.coordinator_args("--request-timeout", str(READ_TIMEOUT))
+def test_half_sent_requests_and_silent_websockets_let_go_of_their_threads(farm: Farm):
+    pid = farm.coordinator.popen.pid  # type: ignore[union-attr]
+    token = farm.token("worker", "owner")
+    health = f"{farm.url}/api/v1/health"
+    assert requests.get(health, timeout=10).status_code == 200
+    idle = threads(pid)
+    with flood(farm) as sockets:
+        for _ in range(HALF_SENT):
+            half_sent(sockets)
+        for _ in range(SILENT_WEBSOCKETS):
+            silent_websocket(sockets, token)
+        held = wait_for(lambda: threads(pid) >= idle + HALF_SENT + SILENT_WEBSOCKETS and threads(pid), 30,
+                        "the flood to hold its threads")
+        assert requests.get(health, timeout=10).status_code == 200  # served meanwhile
+        wait_for(lambda: threads(pid) <= idle + SLACK, 60,
+                 f"the coordinator's threads ({held} during the flood) to come back to {idle}")
+        assert all(closed_by_peer(sock) for sock in sockets)
+    assert requests.get(health, timeout=10).status_code == 200
