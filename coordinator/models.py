@@ -309,3 +309,14 @@ class Event(db.Model):
     job: Mapped[Job | None] = relationship()
     worker: Mapped[Worker | None] = relationship()
     account: Mapped[Account | None] = relationship()
+
+
+class DashboardSession(db.Model):
+    """A signed-in dashboard session (coordinator/dashboard/sessions.py). The cookie holds a random key; only
+    its sha256 is stored. Signing out deletes the row, so a copy of the cookie stops working at once."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    token_id: Mapped[int] = mapped_column(ForeignKey("api_token.id"), index=True)
+    created_at: Mapped[float] = mapped_column(Float, default=now)
+    expires_at: Mapped[float] = mapped_column(Float, index=True)

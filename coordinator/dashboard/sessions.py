@@ -1,13 +1,16 @@
 """Dashboard sessions: a signed cookie that remembers which token logged in, never the token itself.
 
-Every request looks the token up again, so revoking it (or its expiry) ends the session at once. Cookies are
-HttpOnly, SameSite=Lax, limited to /dashboard, Secure whenever the request came over https (or always, with
-FRAMEHIVE_SECURE_COOKIES=1 behind a TLS proxy), and stop working a fixed time after login.
+Every request looks the token up again, so revoking it (or its expiry) ends the session at once. Each session
+is also a row on the server (``DashboardSession``, keyed by the sha256 of a random key the cookie holds): signing
+out deletes it, so a copy of the cookie taken before stops working too. Cookies are HttpOnly, SameSite=Lax,
+limited to /dashboard, Secure whenever the request came over https (or always, with FRAMEHIVE_SECURE_COOKIES=1
+behind a TLS proxy), and stop working a fixed time after login.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
 import secrets
 from collections.abc import Callable
@@ -16,10 +19,12 @@ from typing import Any
 
 from flask import Flask, g, redirect, request, session, url_for
 from flask.sessions import SecureCookieSessionInterface
+from sqlalchemy import delete, select
 
 from ..auth import Caller, caller_for_token_id
 from ..db import db
 from ..errors import error_response
+from ..models import DashboardSession, now
 from .secret import server_secret
 
 # A session ends this long after login, however active: a copied cookie is not good forever.
@@ -61,26 +66,52 @@ def csrf_token() -> str:
 
 
 def sign_in(caller: Caller) -> None:
-    """Start a fresh session for ``caller``: a new CSRF token, nothing kept from before (no fixation)."""
-    session.clear()
+    """Start a fresh session for ``caller``: a new CSRF token, nothing kept from before (no fixation), and a new
+    server-side record (sessions past their lifetime are swept out meanwhile). Commits."""
+    sign_out()
+    key = secrets.token_urlsafe(32)
+    started = now()
+    db.session.execute(delete(DashboardSession).where(DashboardSession.expires_at < started))
+    db.session.add(DashboardSession(key_hash=_hash(key), token_id=caller.token_id, created_at=started,
+                                    expires_at=started + SESSION_LIFETIME.total_seconds()))
+    db.session.commit()
     session.permanent = True
     session["token_id"] = caller.token_id
+    session["key"] = key
     session["csrf"] = secrets.token_urlsafe(32)
 
 
 def sign_out() -> None:
+    """End the session here and on the server (its record goes, whatever copies of the cookie exist). Commits."""
+    key = session.get("key")
+    if isinstance(key, str):
+        db.session.execute(delete(DashboardSession).where(DashboardSession.key_hash == _hash(key)))
+        db.session.commit()
     session.clear()
 
 
 def viewer() -> Caller | None:
-    """Who is signed in, if their token is still active."""
+    """Who is signed in: a session the server still holds, of a token still active."""
     if "viewer" not in g:
         token_id = session.get("token_id")
-        g.viewer = caller_for_token_id(token_id) if isinstance(token_id, int) else None
+        g.viewer = caller_for_token_id(token_id) if isinstance(token_id, int) and _held(token_id) else None
         db.session.commit()  # end the lookup's transaction (on SQLite it holds the write lock)
         if g.viewer is None and token_id is not None:
             sign_out()
     return g.viewer
+
+
+def _held(token_id: int) -> bool:
+    """Whether the cookie's session is on record, for this token, and not past its lifetime."""
+    key = session.get("key")
+    if not isinstance(key, str):
+        return False
+    record = db.session.execute(select(DashboardSession).filter_by(key_hash=_hash(key))).scalar_one_or_none()
+    return record is not None and record.token_id == token_id and record.expires_at > now()
+
+
+def _hash(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
 
 
 def current_viewer() -> Caller:

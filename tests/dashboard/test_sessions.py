@@ -194,6 +194,37 @@ def flags(set_cookie: str) -> set[str]:
     return {part.strip().split("=")[0].lower() for part in set_cookie.split(";")[1:]}
 
 
+def signed_in(base: str, token: str) -> requests.Session:
+    session = requests.Session()
+    csrf = csrf_of(session.get(f"{base}/login", timeout=10).text)
+    response = session.post(f"{base}/login", data={"token": token, "csrf_token": csrf}, allow_redirects=False,
+                            timeout=10)
+    assert response.status_code == 303
+    return session
+
+
+def sign_out(base: str, session: requests.Session) -> None:
+    csrf = csrf_of(session.get(f"{base}/", timeout=10).text)
+    assert session.post(f"{base}/logout", data={"csrf_token": csrf}, allow_redirects=False,
+                        timeout=10).status_code == 303
+
+
+def test_a_cookie_saved_before_signing_out_no_longer_works(tmp_path: Path):
+    """Signing out ends the session on the server: a copy of the cookie (kept by malware, a shared machine's
+    browser profile, a proxy's log) is refused afterwards, while another session of the same token goes on."""
+    with served(tmp_path) as (base, token):
+        browser, other = signed_in(base, token), signed_in(base, token)
+        saved = browser.cookies.get(COOKIE)
+        assert requests.get(f"{base}/data/jobs", cookies={COOKIE: saved}, timeout=10).status_code == 200
+        sign_out(base, browser)
+        replayed = requests.get(f"{base}/data/jobs", cookies={COOKIE: saved}, timeout=10)
+        assert replayed.status_code == 401 and replayed.json()["error"]["code"] == "signed_out"
+        page = requests.get(f"{base}/jobs", cookies={COOKIE: saved}, allow_redirects=False, timeout=10)
+        assert page.status_code == 302 and "/dashboard/login" in page.headers["Location"]
+        assert other.get(f"{base}/data/jobs", timeout=10).status_code == 200
+        assert signed_in(base, token).get(f"{base}/data/jobs", timeout=10).status_code == 200
+
+
 def test_the_session_cookie_is_secure_over_https(tmp_path: Path):
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out",
