@@ -14,7 +14,7 @@ __version__ = "0.1.0"
 
 def create_app(test_config: dict[str, Any] | None = None, data_dir: str | Path | None = None) -> Flask:
     """Build a coordinator app; its state lives in ``data_dir`` unless the config says otherwise."""
-    from . import api, config, dashboard, ids, payments, rate_limits, schema, worker_channel  # noqa: F401 - payments
+    from . import api, blob_collection, config, dashboard, ids, payments, rate_limits, schema, worker_channel  # noqa: F401
     from .api import bodies
     from .db import configure_engine, db
     from .dispatch import Dispatcher
@@ -52,4 +52,5 @@ def create_app(test_config: dict[str, Any] | None = None, data_dir: str | Path |
     app.extensions["framehive_reaper"] = reaper
     if app.config["FRAMEHIVE_START_REAPER"]:
         reaper.start()
+    blob_collection.init_app(app)  # its thread runs where the reaper's does, unless FRAMEHIVE_START_COLLECTOR is off
     return app

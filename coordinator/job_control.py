@@ -75,6 +75,8 @@ def requeue_job(job: Job, *, by: str | None = None) -> int:
     lock(job)
     if job.state in (JobState.COMPLETED, JobState.CANCELLED):
         _refuse("job_finished", f"job {job.id} is {job.state}; there is nothing to requeue")
+    if job.files_collected_at is not None:
+        _refuse("files_collected", f"job {job.id}'s files were deleted after the retention period; submit it anew")
     count = _revive(job) if job.state == JobState.FAILED else _fresh_budgets(job)
     events.record(events.JOB_REQUEUED, f"job {job.id} ({job.name}): {count} task(s) requeued", job=job, actor=by)
     dispatcher().kick()  # commits

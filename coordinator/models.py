@@ -88,6 +88,17 @@ class Blob(db.Model):
     info: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
 
 
+class BlobUpload(db.Model):
+    """An account uploaded this blob (through PUT /blobs): what its storage quota counts (quotas.py), and when it
+    last sent it, which the collector's grace period runs from (blob_collection.py). Deleted with the blob."""
+
+    __table_args__ = (UniqueConstraint("account_id", "sha256"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("account.id"), index=True)
+    sha256: Mapped[str] = mapped_column(ForeignKey("blob.sha256"), index=True)
+    uploaded_at: Mapped[float] = mapped_column(Float, default=now)
+
+
 class Job(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     account_id: Mapped[int] = mapped_column(ForeignKey("account.id"))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, current_app, jsonify, request, send_file
 from sqlalchemy import select
 
-from .. import scene_files
+from .. import quotas, scene_files
 from ..auth import current_caller, require
 from ..db import db
 from ..errors import ApiError
@@ -46,19 +46,26 @@ def upload(sha256: str):  # type: ignore[no-untyped-def]
     _sha_or_400(sha256)
     if db.session.get(Blob, sha256) is not None:
         read_limited(current_app.config["FRAMEHIVE_MAX_SCENE_BYTES"])  # drain, so the client sees our answer
+        quotas.record_upload(current_caller().account_id, sha256)  # its upload too: fresh, and in its quota
+        db.session.commit()
         return jsonify({"sha256": sha256, "size": db.session.get(Blob, sha256).size, "existed": True}), 200
     limit = current_app.config["FRAMEHIVE_MAX_SCENE_BYTES"]
     if request.content_length is not None and request.content_length > limit:
         raise ApiError(413, "too_large", f"blobs are limited to {limit} bytes")
     if sha256 == EMPTY_SHA256:
         raise ApiError(400, "empty", "the upload is empty")
+    room = quotas.upload_room(current_caller().account_id, request.content_length, limit)  # 413 quota_exceeded
+    db.session.commit()  # never hold the database while the body crosses the network
     try:
-        size = storage().put(sha256, request.stream, limit)
+        size = storage().put(sha256, request.stream, room)
     except HashMismatch as exc:
         raise ApiError(400, "hash_mismatch", str(exc)) from None
     except BlobTooLarge as exc:
+        if room < limit:
+            raise quotas.over_quota(current_caller().account_id) from None
         raise ApiError(413, "too_large", str(exc)) from None
     db.session.add(Blob(sha256=sha256, size=size, uploader_id=current_caller().account_id))
+    quotas.record_upload(current_caller().account_id, sha256)
     db.session.commit()
     return jsonify({"sha256": sha256, "size": size, "existed": False}), 201
 

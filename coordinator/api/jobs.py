@@ -144,6 +144,9 @@ def frame(job_id: int, number: int):  # type: ignore[no-untyped-def]
     row = db.session.execute(select(Frame).filter_by(job_id=job.id, number=number)).scalar_one_or_none()
     if row is None:
         raise ApiError(404, "not_found", f"frame {number} is not part of job {job_id} ({job.frames_spec})")
+    if job.files_collected_at is not None:
+        raise ApiError(410, "collected", f"job {job_id}'s files, its frames too, were deleted at the end of the "
+                                         "retention period after it finished")
     if row.state != FrameState.VERIFIED or row.blob_sha256 is None:
         raise ApiError(404, "not_verified", f"frame {number} is {row.state}; only verified frames are delivered")
     response = send_file(storage().path(row.blob_sha256), mimetype="image/png", max_age=0,

@@ -32,6 +32,9 @@ OPEN = ("queued", "leased")
 
 def file_claim(job: Job, account_id: int, frames_spec: str, reason: str) -> Claim:
     """Validate and open a claim over delivered (verified) frames of a finished or running job."""
+    if job.files_collected_at is not None:
+        raise ApiError(409, "files_collected", f"job {job.id}'s files were deleted after the retention period: "
+                                               "there is nothing left to compare a claim with")
     if not isinstance(reason, str) or not reason.strip() or len(reason) > 2000:
         raise ApiError(400, "bad_request", "'reason' must say what is wrong (1 to 2000 characters)")
     try:

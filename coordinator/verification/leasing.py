@@ -98,6 +98,7 @@ def make_ringer(worker: Worker, like: Check | None = None) -> Check | None:
 def _ringer_frames(worker: Worker):  # type: ignore[no-untyped-def]
     return (select(Frame).join(Job, Job.id == Frame.job_id).join(Worker, Worker.id == Frame.worker_id)
             .where(Frame.state == FrameState.VERIFIED, Frame.verified_by == "check",
+                   Job.files_collected_at.is_(None),  # a released job's scene and pixels are gone
                    Worker.account_id != worker.account_id))
 
 
