@@ -118,8 +118,8 @@ class Dispatcher:
     def _give_work(self, conn: Connection) -> None:
         """Checks first (they gate every job's completion), then render tasks."""
         worker = db.session.get(Worker, conn.worker_id)
-        if worker is None or worker.suspended:
-            return
+        if worker is None or worker.suspended or worker.pause_reason is not None:
+            return  # a paused worker's owner wants the machine back: nothing new until it resumes
         check = claim_check(worker)
         if check is not None:
             conn.current = Work("check", check.id, check.attempt)

@@ -67,6 +67,8 @@ class Worker(db.Model):
     checks_failed: Mapped[int] = mapped_column(Integer, default=0)
     times_caught: Mapped[int] = mapped_column(Integer, default=0)
     suspended: Mapped[bool] = mapped_column(default=False)
+    # Why its owner paused it (by hand or by its schedule: the agent's status message); None while it takes work.
+    pause_reason: Mapped[str | None] = mapped_column(String(200), nullable=True)  # messages.MAX_STATUS_REASON
 
     account: Mapped[Account] = relationship()
 

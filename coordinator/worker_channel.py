@@ -106,6 +106,7 @@ def _sign_on(account_id: int, hello: m.Hello) -> tuple[int, str]:
         worker = Worker(account_id=account_id, name=hello.name)
         db.session.add(worker)
     worker.online = True
+    worker.pause_reason = None  # until the agent says otherwise (its status comes right after hello)
     worker.blender_version = hello.blender_version
     worker.device = hello.device
     worker.devices = hello.devices
@@ -157,7 +158,9 @@ def _handle(conn: Connection, message: m.Message) -> None:
     elif isinstance(message, m.TaskFailed):
         _finished(conn, message.task_id, message.attempt, message)
     elif isinstance(message, m.Handback):
-        conn.draining = True
+        # Given back by an agent that is stopping (nothing more for it), or by a paused one (work pushed before
+        # its status arrived), which takes work again once it resumes.
+        conn.draining = worker.pause_reason is None
         task = leases.held_task(conn.worker_id, message.task_id, message.attempt)
         if task is not None:
             leases.hand_back(task)
@@ -165,8 +168,28 @@ def _handle(conn: Connection, message: m.Message) -> None:
         dispatcher().kick()
     elif isinstance(message, m.CheckDone | m.CheckFailed):
         _check_finished(conn, message)
+    elif isinstance(message, m.Status):
+        _set_paused(worker, message)
     else:
         conn.send(m.Error(code="unexpected", message=f"{message.TYPE} is not a worker message"))
+
+
+def _set_paused(worker: Worker, status: m.Status) -> None:
+    """The owner paused the agent (by hand or by its schedule) or it resumed. A paused worker finishes what it
+    holds and the dispatcher gives it nothing new; resuming kicks the dispatcher."""
+    reason = (status.reason or "paused by its owner") if status.paused else None  # short and printable: decode
+    if reason == worker.pause_reason:
+        return
+    was_paused = worker.pause_reason is not None
+    worker.pause_reason = reason
+    who = f"worker {worker.name} ({worker.account.name})"
+    if reason is not None and not was_paused:
+        events.record(events.WORKER_PAUSED, f"{who} paused: {reason}", worker=worker)
+    elif reason is None:
+        events.record(events.WORKER_RESUMED, f"{who} resumed", worker=worker)
+    db.session.commit()
+    if reason is None:
+        dispatcher().kick()
 
 
 def _keep_alive(conn: Connection, message: m.Heartbeat | m.Progress) -> None:

@@ -253,6 +253,14 @@ class Status(Message):
     paused: bool
     reason: str = ""
 
+    def check(self) -> None:
+        """The reason is shown on the dashboard and logged: one short printable line."""
+        _check_text("status: reason", self.reason, MAX_STATUS_REASON)
+
+
+#: A paused agent's reason: one line for the dashboard (the coordinator's column has this size).
+MAX_STATUS_REASON = 200
+
 
 MESSAGE_TYPES: dict[str, type[Message]] = {
     cls.TYPE: cls

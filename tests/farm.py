@@ -117,16 +117,17 @@ class Farm:
         return out.stdout.strip()
 
     def start_worker(self, name: str, token: str, *extra: str) -> Proc:
+        """A worker agent; its token goes in FRAMEHIVE_TOKEN, as the README says (never in argv: ``ps``)."""
         return self._spawn(f"worker-{name}", [
-            self.python, "-m", "worker_agent.cli", "--coordinator", self.url, "--token", token, "--name", name,
-            "--cache-dir", str(self.root / f"cache-{name}"), "--threads", "1", *extra])
+            self.python, "-m", "worker_agent.cli", "--coordinator", self.url, "--name", name,
+            "--cache-dir", str(self.root / f"cache-{name}"), "--threads", "1", *extra], env={"FRAMEHIVE_TOKEN": token})
 
     def start_adversary(self, strategy: str, token: str, name: str, *extra: str, label: str = "") -> Proc:
         """Run tests/adversary.py (a real agent that cheats with ``strategy``) as :meth:`start_worker` runs the
         honest one; its log is adversary-<label or name>.log."""
         return self._spawn(f"adversary-{label or name}", [
-            self.python, "-m", "tests.adversary", "--strategy", strategy, "--coordinator", self.url, "--token",
-            token, "--name", name, "--cache-dir", str(self.root / f"cache-{name}"), "--threads", "1", *extra])
+            self.python, "-m", "tests.adversary", "--strategy", strategy, "--coordinator", self.url, "--name", name,
+            "--cache-dir", str(self.root / f"cache-{name}"), "--threads", "1", *extra], env={"FRAMEHIVE_TOKEN": token})
 
     def stop(self) -> None:
         for proc in reversed(self.procs):

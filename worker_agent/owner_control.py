@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from protocol import messages as m
+
 from .schedule import Schedule
 
 #: How often the agent looks at its pause file and its schedule: a second is quick enough for a person at the
@@ -23,7 +25,7 @@ from .schedule import Schedule
 CONTROL_POLL = 1.0
 PAUSE_FILE = "paused"
 #: The reason is shown on the coordinator's dashboard: one short line.
-MAX_REASON = 200
+MAX_REASON = m.MAX_STATUS_REASON
 DEFAULT_REASON = "paused by its owner"
 
 

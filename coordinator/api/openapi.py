@@ -305,7 +305,9 @@ WORKER_FIELDS = {
     "id": INT, "name": STR, "owner": STR, "online": BOOL, "device": STR, "devices": {"type": "array"},
     "blender_version": STR, "threads": INT, "current_task": _nullable(INT),
     "last_seen": _nullable(NUM), "roles": {"type": "array", "items": STR}, "trust": INT, "checks_passed": INT,
-    "checks_failed": INT, "times_caught": INT, "suspended": BOOL}
+    "checks_failed": INT, "times_caught": INT, "suspended": BOOL,
+    "paused": {"type": "boolean", "description": "its owner paused it (by hand or by its schedule): it gets no work"},
+    "pause_reason": {"type": ["string", "null"], "description": "why, as the agent said"}}
 EVENT_FIELDS = {
     "id": INT, "at": {"type": "string", "format": "date-time"},
     "time": {"type": "number", "description": "UNIX seconds"}, "kind": STR, "message": STR,

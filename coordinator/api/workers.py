@@ -25,7 +25,8 @@ def worker_json(w: Worker, leased: dict[int, int] | None = None) -> dict[str, An
             "devices": w.devices, "blender_version": w.blender_version, "threads": w.threads,
             "current_task": leased.get(w.id), "last_seen": w.last_seen, "roles": w.roles,
             "trust": w.trust, "checks_passed": w.checks_passed, "checks_failed": w.checks_failed,
-            "times_caught": w.times_caught, "suspended": w.suspended}
+            "times_caught": w.times_caught, "suspended": w.suspended,
+            "paused": w.pause_reason is not None, "pause_reason": w.pause_reason}
 
 
 def current_tasks(worker_id: int | None = None) -> dict[int, int]:
