@@ -63,7 +63,7 @@ class ParseLimits:
 
     def describe_failure(self, reason: str) -> str:
         return {"cpu": f"reading it took more than {self.cpu_seconds} s of CPU time",
-                "wall": f"reading it took more than {self.wall_seconds:.0f} s",
+                "wall": f"reading it took more than {self.wall_seconds:g} s",
                 "memory": f"reading it needs more than {self.memory_bytes // MIB} MiB of memory"}.get(reason, reason)
 
 
