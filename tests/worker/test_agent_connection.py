@@ -167,3 +167,43 @@ def test_a_malformed_message_from_the_coordinator_does_not_end_the_agent() -> No
             assert runner.started == [3]
 
     asyncio.run(scenario())
+
+
+def test_a_pause_lets_the_task_in_hand_finish_and_refuses_the_next(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Paused mid-task (``framehive-worker pause`` writes the file the agent polls): the task runs to its end, the
+    coordinator hears ``status`` at once, and an order pushed meanwhile is given back, not run."""
+    from worker_agent.owner_control import OwnerControl
+
+    async def scenario() -> None:
+        runner = RecordingRunner()
+        got: list[m.Message] = []
+
+        async def coordinator(ws) -> None:  # type: ignore[no-untyped-def]
+            await ws.recv()
+            await ws.send(m.encode(m.Welcome(worker_id=7, heartbeat_interval=60, lease_timeout=120)))
+            await ws.send(m.encode(_assign(1)))
+            async for raw in ws:
+                got.append(m.decode(raw))
+                if isinstance(got[-1], m.TaskDone):
+                    await ws.send(m.encode(_assign(2)))  # as a coordinator that missed the status would
+
+        control = OwnerControl(tmp_path)
+        async with websockets.serve(coordinator, "127.0.0.1", 0) as server:
+            port = server.sockets[0].getsockname()[1]
+            agent = Agent(f"http://127.0.0.1:{port}", "token", Identity(name="w", blender_version="5.0.1",
+                          device="CPU", devices=[], threads=1, roles=["render"]), runner,  # type: ignore[arg-type]
+                          control=control)
+            running = asyncio.create_task(agent.run())
+            try:
+                await _until(lambda: runner.started == [1], "task 1 to start")
+                control.pause("dinner")
+                await _until(lambda: m.Status(paused=True, reason="dinner") in got, "the status")
+                assert runner.unwound == [], "the task in hand goes on"
+                runner.release.set()
+                await _until(lambda: m.Handback(task_id=2, attempt=1) in got, "task 2 given back")
+                assert runner.started == [1] and m.TaskDone(task_id=1, attempt=1) in got
+            finally:
+                agent.stop()
+                await asyncio.wait_for(running, DEADLINE)
+
+    asyncio.run(scenario())
