@@ -11,9 +11,6 @@ task, no frame, no ledger entry, no escrow.
 from __future__ import annotations
 
 import hashlib
-import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -22,20 +19,15 @@ import pytest
 from coordinator.db import db
 from coordinator.models import Blob
 from tests.coordinator.test_scene_assets import rows
+from tests.scenes import build_outside_references
 
-REPO = Path(__file__).resolve().parents[2]
 HOSTILE = ["image_absolute", "image_parent", "image_cwd", "image_device", "library_absolute", "library_parent",
            "library_escapes", "fluid_absolute", "fluid_relative", "fluid_crafted"]
 
 
 @pytest.fixture(scope="module")
 def cases(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]:
-    root = tmp_path_factory.mktemp("outside")
-    done = subprocess.run([sys.executable, str(REPO / "tests" / "scenes" / "outside_references.py"), str(root)],
-                          capture_output=True, text=True, timeout=300)
-    lines = [line for line in done.stdout.splitlines() if line.startswith("CASES ")]
-    assert done.returncode == 0 and lines, done.stdout[-3000:] + done.stderr[-3000:]
-    return json.loads(lines[0][len("CASES "):])
+    return build_outside_references(tmp_path_factory.mktemp("outside"))
 
 
 def submit_tree(api, case: dict[str, Any], **fields: Any):  # type: ignore[no-untyped-def]

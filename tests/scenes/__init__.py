@@ -8,8 +8,10 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 ASSET_PROJECT = Path(__file__).with_name("asset_project.py")
+OUTSIDE_REFERENCES = Path(__file__).with_name("outside_references.py")
 
 
 def build_asset_project(root: Path) -> dict[str, Path]:
@@ -22,6 +24,16 @@ def build_asset_project(root: Path) -> dict[str, Path]:
     paths = {key: Path(value) for key, value in json.loads(lines[0][len("PROJECT "):]).items()}
     paths["root"] = paths["blend"].parents[2]
     return paths
+
+
+def build_outside_references(root: Path) -> dict[str, dict[str, Any]]:
+    """Build tests/scenes/outside_references.py's trees under ``root``: each case's tree, scene_path, files and
+    the problems a check must report (see that module)."""
+    done = subprocess.run([sys.executable, str(OUTSIDE_REFERENCES), str(root)], capture_output=True, text=True,
+                          timeout=300)
+    lines = [line for line in done.stdout.splitlines() if line.startswith("CASES ")]
+    assert done.returncode == 0 and lines, done.stdout[-3000:] + done.stderr[-3000:]
+    return json.loads(lines[0][len("CASES "):])
 
 
 def outside_files(project: dict[str, Path]) -> list[str]:

@@ -10,10 +10,7 @@ protocol.blend_references); the legitimate tree is laid out and its main .blend 
 from __future__ import annotations
 
 import hashlib
-import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +19,9 @@ import requests
 
 from protocol import blend_references
 from protocol.untrusted_parse import ParseLimits
+from tests.scenes import build_outside_references
 from worker_agent.scene_cache import SceneCache, SceneDownloadError, SceneUnsafe
 
-REPO = Path(__file__).resolve().parents[2]
 HOSTILE = ["image_absolute", "image_parent", "image_cwd", "image_device", "library_absolute", "library_parent",
            "library_escapes", "fluid_absolute", "fluid_relative", "fluid_crafted", "every_kind"]
 NOWHERE = "http://127.0.0.1:9"  # nothing is downloaded: every blob is in the cache already
@@ -32,12 +29,7 @@ NOWHERE = "http://127.0.0.1:9"  # nothing is downloaded: every blob is in the ca
 
 @pytest.fixture(scope="module")
 def cases(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]:
-    root = tmp_path_factory.mktemp("outside")
-    done = subprocess.run([sys.executable, str(REPO / "tests" / "scenes" / "outside_references.py"), str(root)],
-                          capture_output=True, text=True, timeout=300)
-    lines = [line for line in done.stdout.splitlines() if line.startswith("CASES ")]
-    assert done.returncode == 0 and lines, done.stdout[-3000:] + done.stderr[-3000:]
-    return json.loads(lines[0][len("CASES "):])
+    return build_outside_references(tmp_path_factory.mktemp("outside"))
 
 
 def order_scene(cache: Path, case: dict[str, Any]) -> dict[str, Any]:
