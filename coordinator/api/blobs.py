@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, jsonify, request, send_file
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
-from .. import quotas, scene_files
+from .. import blob_access, quotas, scene_files
 from ..auth import current_caller, require
 from ..db import db
 from ..errors import ApiError
@@ -14,7 +15,7 @@ from ..states import TaskState
 from ..storage import BlobTooLarge, HashMismatch
 from ..storage.local import SHA256_RE
 from ..storage_access import storage
-from .bodies import read_limited
+from .bodies import drain
 
 bp = Blueprint("blobs", __name__)
 MAX_MISSING_QUERY = 10_000
@@ -36,25 +37,28 @@ def missing():  # type: ignore[no-untyped-def]
         raise ApiError(400, "bad_request", 'send {"sha256": ["<hex>", ...]}')
     for sha in hashes:
         _sha_or_400(sha)
-    known = set(db.session.execute(select(Blob.sha256).where(Blob.sha256.in_(hashes))).scalars())
-    return jsonify({"missing": [h for h in dict.fromkeys(hashes) if h not in known]})
+    # Per account: another account's blob is missing for you, so this never says who stores what.
+    held = blob_access.owned_by(current_caller().account_id, hashes)
+    return jsonify({"missing": [h for h in dict.fromkeys(hashes) if h not in held]})
 
 
 @bp.put("/blobs/<sha256>")
 @require("user")
 def upload(sha256: str):  # type: ignore[no-untyped-def]
     _sha_or_400(sha256)
-    if db.session.get(Blob, sha256) is not None:
-        read_limited(current_app.config["FRAMEHIVE_MAX_SCENE_BYTES"])  # drain, so the client sees our answer
-        quotas.record_upload(current_caller().account_id, sha256)  # its upload too: fresh, and in its quota
+    account_id = current_caller().account_id
+    if blob_access.owned_by(account_id, [sha256]):  # its own: no need to send it again
+        drain(current_app.config["FRAMEHIVE_MAX_SCENE_BYTES"])  # so the client sees our answer
+        quotas.record_upload(account_id, sha256)  # fresh for the collector
         db.session.commit()
         return jsonify({"sha256": sha256, "size": db.session.get(Blob, sha256).size, "existed": True}), 200
+    # Anything else is received and checked in full, stored or not, and answered alike (no oracle).
     limit = current_app.config["FRAMEHIVE_MAX_SCENE_BYTES"]
     if request.content_length is not None and request.content_length > limit:
         raise ApiError(413, "too_large", f"blobs are limited to {limit} bytes")
     if sha256 == EMPTY_SHA256:
         raise ApiError(400, "empty", "the upload is empty")
-    room = quotas.upload_room(current_caller().account_id, request.content_length, limit)  # 413 quota_exceeded
+    room = quotas.upload_room(account_id, request.content_length, limit)  # 413 quota_exceeded
     db.session.commit()  # never hold the database while the body crosses the network
     try:
         size = storage().put(sha256, request.stream, room)
@@ -62,11 +66,17 @@ def upload(sha256: str):  # type: ignore[no-untyped-def]
         raise ApiError(400, "hash_mismatch", str(exc)) from None
     except BlobTooLarge as exc:
         if room < limit:
-            raise quotas.over_quota(current_caller().account_id) from None
+            raise quotas.over_quota(account_id) from None
         raise ApiError(413, "too_large", str(exc)) from None
-    db.session.add(Blob(sha256=sha256, size=size, uploader_id=current_caller().account_id))
-    quotas.record_upload(current_caller().account_id, sha256)
-    db.session.commit()
+    if db.session.get(Blob, sha256) is None:
+        db.session.add(Blob(sha256=sha256, size=size, uploader_id=account_id))
+    quotas.record_upload(account_id, sha256)
+    try:
+        db.session.commit()
+    except IntegrityError:  # another account sent the same new bytes at the same moment: one row is enough
+        db.session.rollback()
+        quotas.record_upload(account_id, sha256)
+        db.session.commit()
     return jsonify({"sha256": sha256, "size": size, "existed": False}), 201
 
 

@@ -36,7 +36,10 @@ class LocalStorage:
         return self.path(sha256).is_file()
 
     def put(self, sha256: str, stream: BinaryIO, max_size: int) -> int:
-        """Store ``stream`` if it hashes to ``sha256``; return its size. Nothing is kept on any error."""
+        """Store ``stream`` if it hashes to ``sha256``; return its size. Nothing is kept on any error.
+
+        Bytes already stored are received and checked all the same (the caller may not claim a blob without
+        sending it), and the copy already there stays: one copy of each content."""
         target = self.path(sha256)
         digest = hashlib.sha256()
         size = 0
@@ -52,7 +55,10 @@ class LocalStorage:
             if digest.hexdigest() != sha256:
                 raise HashMismatch(f"content hashes to {digest.hexdigest()}, not {sha256}")
             target.parent.mkdir(exist_ok=True)
-            os.replace(tmp_name, target)  # atomic: readers see the whole blob or none
+            if target.is_file():
+                Path(tmp_name).unlink()
+            else:
+                os.replace(tmp_name, target)  # atomic: readers see the whole blob or none
         except BaseException:
             Path(tmp_name).unlink(missing_ok=True)
             raise
