@@ -28,6 +28,7 @@ import pytest
 import requests
 
 from protocol import messages as m
+from worker_agent import coordinator_urls as urls
 from worker_agent.blender import BlenderLauncher, LimitExceeded, RenderLimits, RenderProcess
 from worker_agent.task_runner import TaskRunner
 
@@ -87,7 +88,7 @@ def cached(cache: Path, files: dict[str, Path]) -> dict:
         sha256 = hashlib.sha256(source.read_bytes()).hexdigest()
         (cache / "blobs").mkdir(parents=True, exist_ok=True)
         shutil.copyfile(source, cache / "blobs" / sha256)
-        entries.append({"path": path, "sha256": sha256, "size": source.stat().st_size, "url": f"/blobs/{sha256}"})
+        entries.append({"path": path, "sha256": sha256, "size": source.stat().st_size, "url": urls.blob_path(sha256)})
     return {**entries[0], "assets": entries[1:]}
 
 
@@ -110,12 +111,12 @@ class Orders:
                job_id: int = 1) -> m.Assign:
         self.next_id += 1
         return m.Assign(task_id=self.next_id, attempt=1, job_id=job_id, frames=frames, scene=scene or self.scene,
-                        settings=settings or {}, upload_url=f"/tasks/{self.next_id}/frames/{{frame}}")
+                        settings=settings or {}, upload_url=urls.upload_template(self.next_id, 1))
 
     def verify(self, settings: dict | None = None) -> m.Verify:
         self.next_id += 1
         return m.Verify(check_id=self.next_id, attempt=1, job_id=1, frame=2, rect=[0, 0, 16, 8], scene=self.scene,
-                        settings=settings or {}, upload_url=f"/checks/{self.next_id}")
+                        settings=settings or {}, upload_url=urls.check_result_path(self.next_id, 1))
 
     def last(self) -> m.Message:
         return self.sent[-1]
@@ -158,7 +159,8 @@ def test_a_frame_over_the_time_limit_fails_the_task_and_the_next_task_renders(tm
 
     run(body())
     assert isinstance(orders.last(), m.TaskDone)
-    assert list(received) == ["/tasks/2/frames/2"] and received["/tasks/2/frames/2"].startswith(b"\x89PNG")
+    uploaded = urls.frame_path(urls.upload_template(2, 1), 2)
+    assert list(received) == [uploaded] and received[uploaded].startswith(b"\x89PNG")
 
 
 def test_a_memory_limit_far_below_what_blender_needs_fails_the_task(tmp_path, sample_blend, uploads):
@@ -234,7 +236,7 @@ def test_blender_killed_by_sigsegv_fails_the_task_with_the_reason_and_the_runner
     run(body())
     failed = next(message for message in orders.sent if isinstance(message, m.TaskFailed))
     assert failed.error == "Blender crashed (SIGSEGV) while rendering frame 3" and failed.limit is None
-    assert isinstance(orders.last(), m.TaskDone) and list(received) == ["/tasks/2/frames/4"]
+    assert isinstance(orders.last(), m.TaskDone) and list(received) == [urls.frame_path(urls.upload_template(2, 1), 4)]
 
 
 
@@ -265,13 +267,19 @@ def test_a_crafted_cache_file_that_crashes_blender_fails_the_task_and_the_runner
     crafted = cached(orders.cache, crafted_fluid_scene(tmp_path / "hostile"))
 
     async def body() -> None:
+        # The worker's own reference check refuses a fluid domain before Blender sees it ...
+        await orders.runner.run(orders.assign([1], scene=crafted, job_id=2), orders.send)
+        # ... and this test is about what lies behind that check, should a crafted file get past it.
+        orders.runner.scenes.check_references = False
         await orders.runner.run(orders.assign([1], scene=crafted, job_id=2), orders.send)
         await orders.runner.run(orders.assign([5]), orders.send)  # another job's task, on the same runner
         await orders.runner.discard_process()
 
     run(body())
-    failed = next(message for message in orders.sent if isinstance(message, m.TaskFailed))
-    assert failed.error.startswith("Blender crashed (SIGSEGV) while opening ") and failed.limit is None
-    assert failed.error.endswith("/peek.blend") and "LevelsetGrid" in failed.log_tail
-    assert isinstance(orders.last(), m.TaskDone) and list(received) == ["/tasks/2/frames/5"]
+    refused, crashed, *_progress, done = orders.sent
+    assert isinstance(refused, m.TaskFailed) and "fluid" in refused.error and refused.log_tail == ""
+    assert isinstance(crashed, m.TaskFailed) and crashed.limit is None
+    assert crashed.error.startswith("Blender crashed (SIGSEGV) while opening ")
+    assert crashed.error.endswith("/peek.blend") and "LevelsetGrid" in crashed.log_tail
+    assert isinstance(done, m.TaskDone) and list(received) == [urls.frame_path(urls.upload_template(3, 1), 5)]
 
