@@ -104,15 +104,16 @@ MAX_CLAIMS_PER_JOB = 5
 # loop writes rows (tasks, frames, keys) that stay, so it must not be free. An admin's cancel is free.
 CANCEL_FEE = 5
 # Rate limits per token (token buckets in each coordinator process): a sustained rate per second and a burst.
-# Reads are GETs; writes are other methods, blob uploads included; a worker's frame and check uploads have a
-# budget of their own so nothing else the token does can starve them. Generous: a person, the add-on, the
-# dashboard and a farm of agents never reach them; a script hammering the API does (429 with Retry-After).
+# Reads are GETs; writes are other methods, blob uploads included; an agent's work (its scene downloads, frame and
+# check uploads) has a budget of its own, so nothing else the token does can starve it, with a burst for a whole
+# scene tree (MAX_ASSETS files) at once. Generous: a person, the add-on, the dashboard and a farm of agents never
+# reach them; a script hammering the API does (429 with Retry-After).
 READ_RATE = 50.0
 READ_BURST = 500
 WRITE_RATE = 20.0
 WRITE_BURST = 300
-WORKER_UPLOAD_RATE = 100.0
-WORKER_UPLOAD_BURST = 1000
+WORKER_RATE = 100.0
+WORKER_BURST = 12_000
 # List endpoints answer in pages (?limit=&after=, a `next` link): the default and the largest page.
 PAGE_SIZE = 100
 MAX_PAGE_SIZE = 500
@@ -168,8 +169,8 @@ def defaults(data_dir: Path) -> dict[str, Any]:
         "FRAMEHIVE_READ_BURST": READ_BURST,
         "FRAMEHIVE_WRITE_RATE": WRITE_RATE,
         "FRAMEHIVE_WRITE_BURST": WRITE_BURST,
-        "FRAMEHIVE_WORKER_UPLOAD_RATE": WORKER_UPLOAD_RATE,
-        "FRAMEHIVE_WORKER_UPLOAD_BURST": WORKER_UPLOAD_BURST,
+        "FRAMEHIVE_WORKER_RATE": WORKER_RATE,
+        "FRAMEHIVE_WORKER_BURST": WORKER_BURST,
         "FRAMEHIVE_PAGE_SIZE": PAGE_SIZE,
         "FRAMEHIVE_MAX_PAGE_SIZE": MAX_PAGE_SIZE,
     }
@@ -182,7 +183,7 @@ ENVIRONMENT_SETTINGS = (
     "FRAMEHIVE_STORAGE_QUOTA", "FRAMEHIVE_BLOB_GRACE", "FRAMEHIVE_JOB_RETENTION", "FRAMEHIVE_COLLECT_INTERVAL",
     "FRAMEHIVE_MAX_LIVE_JOBS", "FRAMEHIVE_MAX_JOB_FRAMES", "FRAMEHIVE_MAX_CLAIMS_PER_JOB",
     "FRAMEHIVE_READ_RATE", "FRAMEHIVE_READ_BURST", "FRAMEHIVE_WRITE_RATE", "FRAMEHIVE_WRITE_BURST",
-    "FRAMEHIVE_WORKER_UPLOAD_RATE", "FRAMEHIVE_WORKER_UPLOAD_BURST", "FRAMEHIVE_PAGE_SIZE",
+    "FRAMEHIVE_WORKER_RATE", "FRAMEHIVE_WORKER_BURST", "FRAMEHIVE_PAGE_SIZE",
     "FRAMEHIVE_MAX_PAGE_SIZE",
 )
 

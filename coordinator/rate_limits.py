@@ -5,8 +5,10 @@ until the bucket holds a request again); other tokens are not affected. Budgets 
 
 - ``read``: GET and HEAD requests, cheap and the most frequent (polling a job, listing pages);
 - ``write``: every other request (submits, job controls, claims, grants, blob uploads);
-- ``worker_upload``: a worker's frame and check uploads (PUT under /api/v1/worker/), kept apart so that nothing
-  else the token does (scene downloads, listings) can starve the frames its agents are rendering.
+- ``worker``: an agent's work: its scene downloads (GET /api/v1/blobs/…) and its frame and check uploads (PUT
+  under /api/v1/worker/), kept apart so that nothing else the token does (listings, its owner's polling) can
+  starve the frames its agents are rendering. Its burst fits a whole scene tree at once: the agent does not
+  wait on a 429.
 
 A rate of 0 turns a budget off. Buckets live in memory, per process: coordinators sharing one database each
 allow the full rate (the limit is there to keep one token from flooding one process). Requests without a known
@@ -94,10 +96,12 @@ def init_app(app: Flask) -> None:
 
 def budget() -> str:
     """Which budget this request spends."""
+    if request.method == "PUT" and request.path.startswith(API + "worker/"):
+        return "worker"
+    if request.method == "GET" and request.path.startswith(API + "blobs/"):
+        return "worker"  # only agents (and admins) download blobs: the files of the work they hold
     if request.method in READ_METHODS:
         return "read"
-    if request.method == "PUT" and request.path.startswith(API + "worker/"):
-        return "worker_upload"
     return "write"
 
 

@@ -73,7 +73,7 @@ class Fuzzed:
 def fuzzed(tmp_path_factory: pytest.TempPathFactory, sample_scene: Path) -> Iterator[Fuzzed]:
     root = tmp_path_factory.mktemp("fuzz")
     app = make_app(root / "data", None)
-    app.config.update(FRAMEHIVE_READ_RATE=0, FRAMEHIVE_WRITE_RATE=0, FRAMEHIVE_WORKER_UPLOAD_RATE=0)
+    app.config.update(FRAMEHIVE_READ_RATE=0, FRAMEHIVE_WRITE_RATE=0, FRAMEHIVE_WORKER_RATE=0)
     other = make_scene(root / "other.blend", frames=6)
     try:
         yield Fuzzed(app, build_world(app, sample_scene.read_bytes(), other.read_bytes()))

@@ -26,8 +26,8 @@ WRITE_BURST = 3
 def limited(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Farm, dict[str, str]]]:
     """A coordinator allowing each token bursts of 5 reads and 3 writes, refilled at one request a second."""
     for name, value in {"READ_RATE": "1", "READ_BURST": str(READ_BURST), "WRITE_RATE": "1",
-                        "WRITE_BURST": str(WRITE_BURST), "WORKER_UPLOAD_RATE": "1",
-                        "WORKER_UPLOAD_BURST": "2"}.items():
+                        "WRITE_BURST": str(WRITE_BURST), "WORKER_RATE": "1",
+                        "WORKER_BURST": "2"}.items():
         monkeypatch.setenv(f"FRAMEHIVE_{name}", value)
     farm = Farm(tmp_path / "farm")
     farm.start_coordinator()
@@ -75,7 +75,7 @@ def test_writes_have_their_own_budget(limited):  # type: ignore[no-untyped-def]
     assert missing(farm, tokens["bob"]).status_code == 200
 
 
-def test_a_workers_reads_never_starve_its_frame_uploads(limited):  # type: ignore[no-untyped-def]
+def test_a_workers_reads_never_starve_its_work(limited):  # type: ignore[no-untyped-def]
     farm, tokens = limited
     while get(farm, tokens["box"], "/workers").status_code == 200:
         pass  # the worker token spends its whole read budget (5 requests at most, then 1 a second)
@@ -84,6 +84,9 @@ def test_a_workers_reads_never_starve_its_frame_uploads(limited):  # type: ignor
                                    "X-Content-SHA256": "0" * 64}, timeout=10)
     assert upload.status_code != 429, "frame uploads spend a budget of their own"
     assert upload.json()["error"]["code"] == "forbidden"  # no such agent of this token: judged by the view
+    download = get(farm, tokens["box"], f"/blobs/{'0' * 64}")
+    assert download.status_code == 403, "scene downloads too: the view answers (not a file of its work)"
+    assert_limited(get(farm, tokens["box"], f"/blobs/{'0' * 64}"), "worker")  # that budget's burst was 2
 
 
 def test_the_client_waits_as_told_and_gets_through(limited):  # type: ignore[no-untyped-def]
