@@ -1,26 +1,29 @@
 """Ids in URLs: integers a database column can hold.
 
 Werkzeug's ``int`` converter matches any run of digits, and a 30-digit id reached the database, where SQLite
-cannot bind it (OverflowError: a 500). Ids past the largest 64-bit integer name nothing: no route matches them,
-so they get the API's JSON 404 like any unknown path.
+cannot bind it (OverflowError: a 500), nor PostgreSQL one past 2**31 - 1, compared with an INTEGER column
+("integer out of range": a 500). Ids past that name nothing: no route matches them, so they get the API's JSON
+404 like any unknown path, and such a query id or attempt is answered as one that names nothing.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 from flask import Flask
-from werkzeug.routing import IntegerConverter, Map
+from werkzeug.exceptions import NotFound
+from werkzeug.routing import IntegerConverter
 
-LARGEST_ID = 2**63 - 1
+LARGEST_ID = 2**31 - 1  # PostgreSQL's INTEGER: every id and attempt column
 
 
 class IdConverter(IntegerConverter):
-    """``<int:name>`` of at most LARGEST_ID (a route may still ask for a smaller ``max``)."""
+    """``<int:name>`` of at most LARGEST_ID: a larger one is a 404 at once, whatever the method. (Werkzeug's own
+    ``max`` makes the rule not match, and a path served by two rules of different methods then answers 405.)"""
 
-    def __init__(self, url_map: Map, *args: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("max", LARGEST_ID)
-        super().__init__(url_map, *args, **kwargs)
+    def to_python(self, value: str) -> int:
+        number = super().to_python(value)
+        if number > LARGEST_ID:
+            raise NotFound(f"no such id: {value[:40]}")
+        return number
 
 
 def init_app(app: Flask) -> None:

@@ -1,15 +1,17 @@
 """Fuzzing the REST API from its own OpenAPI document (schemathesis), with a token of each kind.
 
 Every operation of the document gets requests generated from its parameters and body schemas, valid ones and
-invalid ones, sent by a user, a worker and an admin token to the real app (the WSGI app in process, its real
-SQLite database and blob store) holding the authorization matrix's world: jobs of two artists, verified frames,
-a claim, a paused job, leases of a task and a check, a suspended and blocklisted agent. Every answer must be no
-500 and must match the document: a status code it lists, its content type, its headers (Retry-After on a 429)
-and its JSON schema (response objects are strict: a field the document does not name fails).
+invalid ones, sent by a user, a worker and an admin token to the real app (the WSGI app in process, on a real
+SQLite and a real PostgreSQL database, and its blob store) holding the authorization matrix's world: jobs of two
+artists, verified frames, a claim, a paused job, leases of a task and a check, a suspended and blocklisted agent.
+Every answer must be no 500 and must match the document: a status code it lists, its content type, its headers
+(Retry-After on a 429) and its JSON schema (response objects are strict: a field the document does not name
+fails).
 
 Bounded and deterministic: a few examples per operation and token (``MAX_EXAMPLES``), derandomized, no example
-database. Rate limits are off for the run (the fuzzer is one token sending as fast as it can; the limits have
-their own tests).
+database (about 30 s per database on a 2-core machine). Besides random ids, each operation gets ids of things
+that exist (``Fuzzed.known_ids``), so the fuzzer also reaches the answers of success. Rate limits are off for
+the run (the fuzzer is one token sending as fast as it can; the limits have their own tests).
 """
 
 from __future__ import annotations
@@ -69,10 +71,12 @@ class Fuzzed:
         return [{name: side[name] for name in names} for side in sides] if names else []
 
 
-@pytest.fixture(scope="module")
-def fuzzed(tmp_path_factory: pytest.TempPathFactory, sample_scene: Path) -> Iterator[Fuzzed]:
-    root = tmp_path_factory.mktemp("fuzz")
-    app = make_app(root / "data", None)
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def fuzzed(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
+           sample_scene: Path) -> Iterator[Fuzzed]:
+    root = tmp_path_factory.mktemp(f"fuzz-{request.param}")
+    url = request.getfixturevalue("postgres").create_database() if request.param == "postgresql" else None
+    app = make_app(root / "data", url)
     app.config.update(FRAMEHIVE_READ_RATE=0, FRAMEHIVE_WRITE_RATE=0, FRAMEHIVE_WORKER_RATE=0)
     other = make_scene(root / "other.blend", frames=6)
     try:
