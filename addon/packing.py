@@ -259,7 +259,7 @@ class _Packer(bat_pack.Packer):
         main = bpathlib.make_absolute(self.blendfile)
         found: set[Path] = set()
         for path, action in self._actions.items():
-            if path == main:
+            if path == main or path in self.missing_files:
                 continue
             if "*" not in str(path) and "<UDIM>" not in path.name and not path.is_dir():
                 found.add(path)
@@ -280,10 +280,24 @@ class _Packer(bat_pack.Packer):
     def _visit_asset(self, asset_path: Path, usage: result.BlockUsage) -> None:
         self._usages.setdefault(asset_path, []).append(usage)
         super()._visit_asset(asset_path, usage)
+        self._place_missing(asset_path, usage)
 
     def _visit_sequence(self, asset_path: Path, usage: result.BlockUsage) -> None:
         self._usages.setdefault(asset_path, []).append(usage)
         super()._visit_sequence(asset_path, usage)
+        self._place_missing(asset_path, usage)
+
+    def _place_missing(self, asset_path: Path, usage: result.BlockUsage) -> None:
+        """Give a missing file a place in the pack too (nothing is copied there), so that its rewritten path
+        stays inside the tree: it renders magenta on a worker as it does here. BAT leaves its path as it was,
+        which may lead anywhere from where the pack is unpacked, and the coordinator refuses any path that
+        leaves the tree (protocol.blend_references)."""
+        if asset_path not in self.missing_files or usage in self._actions[asset_path].usages:
+            return
+        action = self._actions[asset_path]
+        action.usages.append(usage)
+        action.path_action = bat_pack.PathAction.FIND_NEW_LOCATION
+        self._new_location_paths.add(asset_path)
 
     def _path_in_project(self, path: Path) -> bool:
         return False
@@ -317,6 +331,8 @@ class _Packer(bat_pack.Packer):
 
     def _send_to_target(self, asset_path: Path, target: PurePath, may_move: bool = False) -> None:
         # may_move: a rewritten copy this packer made itself, of a file that was checked.
+        if asset_path in self.missing_files:
+            return  # placed only for its rewritten path (_place_missing)
         if not may_move and self._copyable is not None and asset_path not in self._copyable:
             self.abort(f"{asset_path} was about to be copied without having been checked")
             return
