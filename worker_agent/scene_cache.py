@@ -44,7 +44,12 @@ class SceneDownloadError(RuntimeError):
 
 class SceneUnsafe(SceneDownloadError):
     """The scene names files outside its tree, uses a cache the network does not render, or cannot be read within
-    the parser's limits: Blender must not open it. ``problems``: what protocol.blend_references found."""
+    the parser's limits: Blender must not open it. ``problems``: what protocol.blend_references found.
+
+    ``limit`` goes into the task_failed message (the task runner reads it from the exception): the scene's fault,
+    not the agent's, as for the render limits."""
+
+    limit = "unsafe_scene"
 
     def __init__(self, message: str, problems: list[blend_references.Problem] | None = None) -> None:
         super().__init__(message)

@@ -54,6 +54,7 @@ def test_the_worker_refuses_a_tree_that_reaches_outside_before_blender_opens_it(
         scenes.ensure(order_scene(tmp_path / "cache", case))
 
     assert isinstance(refused.value, SceneDownloadError)  # the task runner fails the task with its message
+    assert refused.value.limit == "unsafe_scene"  # ... and says it is the scene's fault
     problem = next(p for p in refused.value.problems
                    if (p.code, p.file, p.kind, p.path) == (expected["code"], expected["file"], expected["kind"],
                                                            expected["path"]))
