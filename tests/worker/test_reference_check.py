@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+import signal
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +28,7 @@ from worker_agent.scene_cache import SceneCache, SceneDownloadError, SceneUnsafe
 HOSTILE = ["image_absolute", "image_parent", "image_cwd", "image_device", "library_absolute", "library_parent",
            "library_escapes", "fluid_absolute", "fluid_relative", "fluid_crafted", "every_kind"]
 NOWHERE = "http://127.0.0.1:9"  # nothing is downloaded: every blob is in the cache already
+OPEN_SCENE = "import bpy, sys; bpy.ops.wm.open_mainfile(filepath=sys.argv[1], load_ui=False); print('opened')"
 
 
 @pytest.fixture(scope="module")
@@ -88,3 +92,16 @@ def test_a_scene_the_parser_cannot_read_within_its_limits_is_refused(tmp_path, c
                         parse_limits=ParseLimits(max_blocks=10))
     with pytest.raises(SceneUnsafe, match="shot.blend: .* more than 10 blocks"):
         scenes.ensure(order_scene(tmp_path / "cache", cases["inside"]))
+
+
+def test_the_crafted_fluid_cache_crashes_blender_and_the_agent_never_lets_blender_open_it(tmp_path, cases):  # type: ignore[no-untyped-def]
+    """The attack is real: Blender opening the crafted tree dies of SIGSEGV (bpy 5.0.1). The agent's check
+    refuses the tree first, so the render process never starts on it."""
+    case = cases["fluid_crafted"]
+    opened = subprocess.run([sys.executable, "-c", OPEN_SCENE, str(Path(case["tree"]) / case["scene_path"])],
+                            capture_output=True, text=True, timeout=120)
+    assert opened.returncode == -signal.SIGSEGV and "opened" not in opened.stdout, opened.returncode
+
+    scenes = SceneCache(tmp_path / "cache", requests.Session(), NOWHERE)
+    with pytest.raises(SceneUnsafe, match="fluid domain"):
+        scenes.ensure(order_scene(tmp_path / "cache", case))
