@@ -1,17 +1,20 @@
 """The HTTP server ``framehive-coordinator serve`` runs: Werkzeug's threaded server, with limits against floods.
 
 Werkzeug gives every connection a thread of its own and, left alone, waits for a request's bytes forever: a
-thousand half-sent requests held a thousand threads. Here every read of a request (request line, headers,
-body) times out after ``read_timeout`` seconds of silence, and connections over ``max_connections`` in all, or
-over ``max_per_address`` from one address, are answered 503 at once, without a thread. A WebSocket upgrade
-leaves the read timeout behind (``ws_guard``: the worker channel times out its own waits).
+thousand half-sent requests held a thousand threads. Here the request line and headers must all arrive within
+``read_timeout`` seconds (a client dripping a byte at a time is cut off too), a body may pause at most that long
+between reads, and connections over ``max_connections`` in all, or over ``max_per_address`` from one address,
+are answered 503 at once, without a thread. A WebSocket upgrade leaves the read timeout behind (``ws_guard``:
+the worker channel times out its own waits).
 """
 
 from __future__ import annotations
 
 import contextlib
+import io
 import socket
 import threading
+import time
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
@@ -85,10 +88,54 @@ def _refuse(request: socket.socket) -> None:
         request.sendall(_BUSY)
 
 
+class _DeadlineReader(io.RawIOBase):
+    """The connection's reads, each timing out after ``idle`` seconds, and never past ``deadline`` when one is set
+    (a socket timeout alone restarts with every byte)."""
+
+    def __init__(self, connection: socket.socket, idle: float) -> None:
+        super().__init__()
+        self.connection = connection
+        self.idle = idle
+        self.deadline: float | None = None
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        timeout = self.idle
+        if self.deadline is not None:
+            timeout = min(timeout, self.deadline - time.monotonic())
+            if timeout <= 0:
+                raise TimeoutError("the request's head took too long")
+        self.connection.settimeout(timeout)
+        return self.connection.recv_into(buffer)
+
+
+class LimitedRequestHandler(WSGIRequestHandler):
+    """Werkzeug's handler, reading through a :class:`_DeadlineReader`: the head of each request within
+    ``timeout`` seconds in all, the body with pauses of at most ``timeout``."""
+
+    timeout: float = READ_TIMEOUT
+
+    def setup(self) -> None:
+        super().setup()
+        self.rfile.close()  # the plain reader setup() made (the connection stays open)
+        self._reader = _DeadlineReader(self.connection, self.timeout)
+        self.rfile = io.BufferedReader(self._reader)
+
+    def handle_one_request(self) -> None:
+        self._reader.deadline = time.monotonic() + self.timeout
+        super().handle_one_request()
+
+    def parse_request(self) -> bool:
+        parsed = super().parse_request()  # reads the headers
+        self._reader.deadline = None
+        return parsed
+
+
 def make_server(host: str, port: int, app: Any, limits: ServerLimits) -> LimitedServer:
     """A server on ``host:port`` for ``app`` with ``limits`` (port 0: any free port)."""
-    # StreamRequestHandler.setup() gives each connection's socket the handler class's timeout.
-    handler = type("LimitedRequestHandler", (WSGIRequestHandler,), {"timeout": limits.read_timeout})
+    handler = type("ConfiguredRequestHandler", (LimitedRequestHandler,), {"timeout": limits.read_timeout})
     server = LimitedServer(host, port, app, handler)
     server.limits = limits
     return server

@@ -85,7 +85,8 @@ def test_a_deflated_websocket_message_is_not_inflated(farm: Farm):
     grown = peak_rss(pid) - before
     assert grown < MEMORY_BOUND, f"the coordinator's peak memory grew by {grown / MIB:.0f} MiB"
     assert negotiated is None
-    assert ws.close_code == 1009  # message too big
+    # Closed as too big (1009); while the client is still sending, the close may reach it as a reset (1006).
+    assert ws.close_code in (1009, 1006)
     # The coordinator still serves others.
     assert requests.get(f"{farm.url}/api/v1/health", timeout=10).status_code == 200
 

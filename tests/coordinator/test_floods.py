@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import os
 import socket
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from urllib.parse import urlsplit
@@ -108,3 +109,17 @@ def test_half_sent_requests_and_silent_websockets_let_go_of_their_threads(farm: 
                  f"the coordinator's threads ({held} during the flood) to come back to {idle}")
         assert all(closed_by_peer(sock) for sock in sockets)
     assert requests.get(health, timeout=10).status_code == 200
+
+
+@pytest.mark.coordinator_args("--request-timeout", str(READ_TIMEOUT))
+def test_headers_dripped_a_byte_at_a_time_are_cut_off_at_the_timeout(farm: Farm):
+    """Each byte comes before a read times out, so only a deadline for the whole request head ends it."""
+    with flood(farm) as sockets:
+        sock = sockets.open()
+        sock.sendall(b"GET /api/v1/health HTTP/1.1\r\n")
+        started = time.monotonic()
+        with pytest.raises(OSError):  # the coordinator closed (or reset) the connection while we dripped
+            while time.monotonic() - started < 6 * READ_TIMEOUT:
+                sock.sendall(b"X")
+                time.sleep(READ_TIMEOUT / 4)  # the attack's own pace, not synchronisation
+        assert closed_by_peer(sock) and time.monotonic() - started < 3 * READ_TIMEOUT
