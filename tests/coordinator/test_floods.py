@@ -123,3 +123,20 @@ def test_headers_dripped_a_byte_at_a_time_are_cut_off_at_the_timeout(farm: Farm)
                 sock.sendall(b"X")
                 time.sleep(READ_TIMEOUT / 4)  # the attack's own pace, not synchronisation
         assert closed_by_peer(sock) and time.monotonic() - started < 3 * READ_TIMEOUT
+
+
+@pytest.mark.coordinator_args("--request-timeout", str(READ_TIMEOUT), "--max-connections-per-address", "20")
+def test_connections_over_the_limit_get_503_without_a_thread(farm: Farm):
+    pid = farm.coordinator.popen.pid  # type: ignore[union-attr]
+    health = f"{farm.url}/api/v1/health"
+    idle = threads(pid)
+    with flood(farm) as sockets:
+        for _ in range(20):
+            half_sent(sockets)
+        wait_for(lambda: threads(pid) >= idle + 20, 30, "the flood to hold its threads")
+        refused = requests.get(health, timeout=10)
+        assert refused.status_code == 503 and refused.json()["error"]["code"] == "busy"
+        assert refused.headers["Retry-After"] == "5"
+        assert threads(pid) <= idle + 20 + SLACK
+        wait_for(lambda: requests.get(health, timeout=10).status_code == 200, 30,
+                 "the held connections to time out and others to be served again")
