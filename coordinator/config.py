@@ -15,10 +15,22 @@ HEARTBEAT_INTERVAL = 5.0
 LEASE_TIMEOUT = 30.0
 # How often the reaper looks for expired leases and stuck jobs.
 REAPER_INTERVAL = 1.0
-# A task whose renders failed this many times (on any workers) fails its job: retries are bounded.
+# A task whose renders failed this many times fails its job, if agents of two accounts failed it (see below).
 MAX_TASK_FAILURES = 3
-# A worker that failed this many times on one job is blocklisted for that job.
+# An account whose agents failed this many times on one job is blocklisted for that job as a whole (all its agents,
+# new names included). A job fails on repeated failures only when agents of two accounts failed it (or the job's
+# own account, or a trusted one): one account's failures count against that account (failure_accounting.py).
 BLOCKLIST_THRESHOLD = 3
+# An account blocklisted for failing this many jobs of other artists within ACCOUNT_FAILURE_WINDOW seconds, with no
+# frame of its verified in that window, is suspended (every agent it has or makes). A broken machine of an
+# honest owner fails every job too, so it is held until an admin looks at it: it harms others just the same.
+ACCOUNT_SUSPEND_JOBS = 3
+ACCOUNT_FAILURE_WINDOW = 24 * 3600.0
+# Per worker token: agents connected at once, and agent names (worker identities) it may ever sign on with. A new
+# name is a new worker with no history, so unbounded names would escape every per-worker record; a farm with more
+# machines gets more tokens or a higher limit.
+MAX_AGENTS_PER_TOKEN = 4
+MAX_NAMES_PER_TOKEN = 16
 # Upload limits: one file of a scene (the .blend or one of its textures, libraries, caches), and one frame.
 MAX_SCENE_BYTES = 2 * 1024**3
 MAX_FRAME_BYTES = 256 * 1024**2
@@ -130,6 +142,10 @@ def defaults(data_dir: Path) -> dict[str, Any]:
         "FRAMEHIVE_REAPER_INTERVAL": REAPER_INTERVAL,
         "FRAMEHIVE_MAX_TASK_FAILURES": MAX_TASK_FAILURES,
         "FRAMEHIVE_BLOCKLIST_THRESHOLD": BLOCKLIST_THRESHOLD,
+        "FRAMEHIVE_ACCOUNT_SUSPEND_JOBS": ACCOUNT_SUSPEND_JOBS,
+        "FRAMEHIVE_ACCOUNT_FAILURE_WINDOW": ACCOUNT_FAILURE_WINDOW,
+        "FRAMEHIVE_MAX_AGENTS_PER_TOKEN": MAX_AGENTS_PER_TOKEN,
+        "FRAMEHIVE_MAX_NAMES_PER_TOKEN": MAX_NAMES_PER_TOKEN,
         "FRAMEHIVE_MAX_SCENE_BYTES": MAX_SCENE_BYTES,
         "FRAMEHIVE_MAX_FRAME_BYTES": MAX_FRAME_BYTES,
         "FRAMEHIVE_MAX_ASSETS": MAX_ASSETS,

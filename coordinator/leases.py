@@ -9,8 +9,9 @@ from __future__ import annotations
 from flask import current_app
 from sqlalchemy import select, update
 
+from . import events, failure_accounting
 from .db import db
-from .models import Frame, Job, JobBlock, Task, Worker, now
+from .models import AccountBlock, Frame, Job, JobBlock, Task, Worker, now
 from .outcomes import fail_job, record_failure, requeue
 from .states import FrameState, JobState, TaskState
 from .transitions import LostLease, move_job
@@ -28,20 +29,24 @@ def claim_task(worker_id: int) -> Task | None:
     Only tasks of queued or running jobs are leased (not of paused ones), highest job priority first. The
     claim repeats the job-state condition, so a pause that commits between the choice and the claim wins on
     one database; across coordinators a claim that raced a pause is a lease in flight, which may finish.
+    Jobs the worker or its account is blocklisted for are skipped, and tasks its account failed come last, only
+    if no online agent of another account may take them (failure_accounting.claim_order).
     """
     worker = db.session.get(Worker, worker_id)
-    if worker is not None and (worker.suspended or (worker.roles and "render" not in worker.roles)):
-        return None  # suspended, or a verify-only agent
+    if worker is None or worker.suspended or (worker.roles and "render" not in worker.roles):
+        return None  # unknown, suspended, or a verify-only agent
     blocked = select(JobBlock.job_id).where(JobBlock.worker_id == worker_id)
+    blocked_account = select(AccountBlock.job_id).where(AccountBlock.account_id == worker.account_id)
     dispatchable = select(Job.id).where(Job.state.in_(JobState.DISPATCHABLE))
     candidates = db.session.execute(
         select(Task.id)
         .join(Job, Job.id == Task.job_id)
-        .where(Task.state == TaskState.QUEUED, Job.state.in_(JobState.DISPATCHABLE), Job.id.not_in(blocked))
+        .where(Task.state == TaskState.QUEUED, Job.state.in_(JobState.DISPATCHABLE), Job.id.not_in(blocked),
+               Job.id.not_in(blocked_account))
         .order_by(Job.priority.desc(), Job.id, Task.id)
         .limit(CLAIM_CANDIDATES)
     ).scalars().all()
-    for task_id in candidates:
+    for task_id in failure_accounting.claim_order(list(candidates), worker.account_id):
         won = db.session.execute(
             update(Task)
             .where(Task.id == task_id, Task.state == TaskState.QUEUED, Task.job_id.in_(dispatchable))
@@ -110,23 +115,34 @@ def expire_leases() -> list[LostLease]:
     return lost
 
 
-def fail_jobs_without_eligible_workers() -> list[LostLease]:
-    """A job with queued work whose every online worker is blocklisted can never finish: fail it (a paused job
-    waits: nobody is meant to run it now, and an admin may unblock workers before resuming it)."""
-    online = set(db.session.execute(select(Worker.id).filter_by(online=True)).scalars())
+def settle_jobs_nobody_may_run() -> list[LostLease]:
+    """Live jobs with queued work whose every online agent is blocklisted for them: fail those whose blocks are
+    conclusive (agents of two accounts, the job's own or a trusted one failed them), and let the others wait,
+    saying why in ``Job.waiting`` (and an event) until an agent that may take them is online. A paused job
+    waits as it is: nobody is meant to run it now, and an admin may unblock agents before resuming it."""
+    online = failure_accounting.online_renderers()
+    queued = set(db.session.execute(select(Task.job_id).where(Task.state == TaskState.QUEUED)).scalars())
+    jobs = db.session.execute(select(Job).where(
+        (Job.state.in_(JobState.DISPATCHABLE) & Job.id.in_(queued)) | Job.waiting.is_not(None))).scalars().all()
     lost: list[LostLease] = []
-    if not online:
-        return lost
-    queued_jobs = select(Task.job_id).where(Task.state == TaskState.QUEUED)
-    waiting = db.session.execute(
-        select(Job).where(Job.state.in_(JobState.DISPATCHABLE), Job.id.in_(queued_jobs))
-    ).scalars().all()
-    for job in waiting:
-        blocked = set(db.session.execute(select(JobBlock.worker_id).filter_by(job_id=job.id)).scalars())
-        if online <= blocked:
-            lost.extend(fail_job(job, "every online worker failed this job repeatedly and is blocklisted for it"))
+    for job in jobs:
+        live = job.state in JobState.DISPATCHABLE and job.id in queued
+        verdict = failure_accounting.waiting_verdict(job, online) if live else None
+        if verdict is not None and verdict.fail is not None:
+            lost.extend(fail_job(job, verdict.fail))
+        else:
+            _say_why_waiting(job, verdict.wait if verdict is not None else None)
     db.session.commit()
     return lost
+
+
+def _say_why_waiting(job: Job, reason: str | None) -> None:
+    if reason == job.waiting:
+        return
+    job.waiting = reason
+    if reason is not None:
+        current_app.logger.info("job %s waits: %s", job.id, reason)
+        events.record(events.JOB_WAITING, f"job {job.id} ({job.name}) waits: {reason}", job=job)
 
 
 def mark_silent_workers_offline() -> int:

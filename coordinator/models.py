@@ -29,6 +29,9 @@ class Account(db.Model):
     trusted: Mapped[bool] = mapped_column(default=False)
     claims_rejected: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[float] = mapped_column(Float, default=now)
+    # Its agents failed other artists' jobs again and again (failure_accounting.py): every agent it has is
+    # suspended, and every agent it signs on later is born suspended, until an admin unsuspends one of them.
+    suspended: Mapped[bool] = mapped_column(default=False)
 
 
 class ApiToken(db.Model):
@@ -66,6 +69,8 @@ class Worker(db.Model):
     checks_passed: Mapped[int] = mapped_column(Integer, default=0)
     checks_failed: Mapped[int] = mapped_column(Integer, default=0)
     times_caught: Mapped[int] = mapped_column(Integer, default=0)
+    # The worker token of its latest connection: agents online and names per token are limited (worker_channel).
+    token_id: Mapped[int | None] = mapped_column(ForeignKey("api_token.id"), nullable=True, index=True)
     suspended: Mapped[bool] = mapped_column(default=False)
     # Why its owner paused it (by hand or by its schedule: the agent's status message); None while it takes work.
     pause_reason: Mapped[str | None] = mapped_column(String(200), nullable=True)  # messages.MAX_STATUS_REASON
@@ -119,6 +124,9 @@ class Job(db.Model):
     resolution_x: Mapped[int] = mapped_column(Integer)
     resolution_y: Mapped[int] = mapped_column(Integer)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # Why a live job's queued tasks go to nobody (every online agent is blocklisted for it), for its artist to
+    # read; None while some online agent may take them (set and cleared by the reaper).
+    waiting: Mapped[str | None] = mapped_column(Text, nullable=True)
     policy: Mapped[str] = mapped_column(String(16), default="adaptive")  # adaptive | circle | full
     created_at: Mapped[float] = mapped_column(Float, default=now)
     started_at: Mapped[float | None] = mapped_column(Float, nullable=True)
@@ -194,7 +202,7 @@ class TaskFailure(db.Model):
     job_id: Mapped[int] = mapped_column(ForeignKey("job.id"), index=True)
     worker_id: Mapped[int] = mapped_column(ForeignKey("worker.id"))
     attempt: Mapped[int] = mapped_column(Integer)
-    reason: Mapped[str] = mapped_column(String(32))  # render_failed | lease_lost | bad_result
+    reason: Mapped[str] = mapped_column(String(32))  # render_failed | lease_lost | bad_result | limit
     error: Mapped[str] = mapped_column(Text, default="")
     log_tail: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[float] = mapped_column(Float, default=now)
@@ -207,6 +215,35 @@ class JobBlock(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     job_id: Mapped[int] = mapped_column(ForeignKey("job.id"), index=True)
     worker_id: Mapped[int] = mapped_column(ForeignKey("worker.id"))
+    created_at: Mapped[float] = mapped_column(Float, default=now)
+
+
+class AccountBlock(db.Model):
+    """Blocklist entry of a whole account: none of its agents (those it makes later too) gets this job's tasks.
+
+    ``reason``: ``failures`` (its agents failed the job repeatedly: counts against it) or ``limits`` (they hit
+    their resource limits on it: its machines cannot render this scene, no blame).
+    """
+
+    __table_args__ = (UniqueConstraint("job_id", "account_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("job.id"), index=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("account.id"), index=True)
+    reason: Mapped[str] = mapped_column(String(16), default="failures")
+    created_at: Mapped[float] = mapped_column(Float, default=now, index=True)
+
+
+class LimitHit(db.Model):
+    """An agent reported that a task or check of this job exceeded one of its limits (memory, frame_time,
+    output_size): when agents of two accounts did, the scene exceeds the workers' limits and the job fails."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("job.id"), index=True)
+    worker_id: Mapped[int] = mapped_column(ForeignKey("worker.id"))
+    account_id: Mapped[int] = mapped_column(ForeignKey("account.id"))
+    kind: Mapped[str] = mapped_column(String(16))
+    task_id: Mapped[int | None] = mapped_column(ForeignKey("task.id"), nullable=True)
+    check_id: Mapped[int | None] = mapped_column(ForeignKey("check.id"), nullable=True)
     created_at: Mapped[float] = mapped_column(Float, default=now)
 
 

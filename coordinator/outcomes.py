@@ -7,21 +7,21 @@ workers must drop (``LostLease``), so the dispatcher can tell them; the database
 from __future__ import annotations
 
 from flask import current_app
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from protocol import frameranges
 
-from . import events
+from . import events, failure_accounting
 from .db import db
-from .models import Frame, Job, JobBlock, Task, TaskFailure, now
+from .models import Check, Frame, Job, Task, TaskFailure, Worker, now
 from .states import FrameState, JobState, TaskState
 from .transitions import LostLease, missing_frames, move_job, move_task
+from .verification import leasing as check_leasing
 from .verification.checks import void_checks
 from .verification.commit import commit_task
 
-__all__ = ["LostLease", "cancel_job", "fail_job", "frame_rendered", "record_failure", "requeue", "task_done"]
-
-
+__all__ = ["LostLease", "cancel_job", "check_limit_hit", "fail_job", "frame_rendered", "record_failure", "requeue",
+           "take_back", "task_done"]
 
 
 def requeue(task: Task) -> None:
@@ -34,32 +34,60 @@ def requeue(task: Task) -> None:
         commit_task(task)
 
 
-def record_failure(task: Task, reason: str, error: str = "", log_tail: str = "") -> list[LostLease]:
-    """Count a failed attempt: retry elsewhere, blocklist the worker, or fail the job. No commit."""
-    worker_id = task.worker_id
-    assert worker_id is not None, "only a leased task can fail"
-    db.session.add(TaskFailure(task_id=task.id, job_id=task.job_id, worker_id=worker_id, attempt=task.attempt,
+def record_failure(task: Task, reason: str, error: str = "", log_tail: str = "",
+                   limit: str | None = None) -> list[LostLease]:
+    """Count a failed attempt: retry elsewhere, blocklist the agent's account, or fail the job
+    (failure_accounting says which). ``limit``: the agent's limit the scene exceeded, if that was why. No commit."""
+    worker = db.session.get(Worker, task.worker_id) if task.worker_id is not None else None
+    assert worker is not None, "only a leased task can fail"
+    if limit is not None:
+        reason, error = "limit", f"exceeded the agent's {limit.replace('_', ' ')} limit: {error}"
+    db.session.add(TaskFailure(task_id=task.id, job_id=task.job_id, worker_id=worker.id, attempt=task.attempt,
                                reason=reason, error=error[:2000], log_tail=log_tail[-8000:]))
     task.failures += 1
-    _blocklist_if_needed(task.job_id, worker_id)
     requeue(task)
-    if task.state == TaskState.QUEUED and task.failures >= current_app.config["FRAMEHIVE_MAX_TASK_FAILURES"]:
-        message = (f"frames {task.frames_spec} failed {task.failures} times; last error ({reason}): "
-                   f"{error or 'none reported'}")
-        return fail_job(task.job, message)
-    return []
+    db.session.flush()
+    verdict = failure_accounting.task_failed(task, worker, reason, error, limit)
+    lost = _take_back_job(task.job, verdict.blocked) if verdict.blocked is not None else []
+    lost += [lease for suspended in verdict.suspended for lease in take_back(suspended, "its account was suspended")]
+    if verdict.fail is not None:
+        lost.extend(fail_job(task.job, verdict.fail))
+    return lost
 
 
-def _blocklist_if_needed(job_id: int, worker_id: int) -> None:
-    db.session.flush()  # count the failure just added
-    failures = db.session.execute(
-        select(func.count()).select_from(TaskFailure).filter_by(job_id=job_id, worker_id=worker_id)
-    ).scalar_one()
-    blocked = db.session.execute(select(JobBlock).filter_by(job_id=job_id, worker_id=worker_id)).first()
-    if failures >= current_app.config["FRAMEHIVE_BLOCKLIST_THRESHOLD"] and blocked is None:
-        db.session.add(JobBlock(job_id=job_id, worker_id=worker_id))
-        current_app.logger.warning("worker %s blocklisted for job %s after %d failures", worker_id, job_id,
-                                   failures)
+def check_limit_hit(check: Check, worker: Worker, limit: str) -> list[LostLease]:
+    """A verifier hit one of its limits on ``check`` (already released): no other agent of its account gets the
+    check, and the job fails if the scene exceeds the limits of two accounts' agents. No commit."""
+    if worker.account_id not in check.excluded_accounts:
+        check.excluded_accounts = [*check.excluded_accounts, worker.account_id]
+    job = check.frame.job
+    failure_accounting.record_limit(job, worker, limit, task_id=check.task_id, check_id=check.id)
+    exceeded = failure_accounting.limits_exceeded(job)
+    if exceeded is None or job.state not in JobState.ACTIVE:
+        return []
+    return fail_job(job, exceeded)
+
+
+def _take_back_job(job: Job, account_id: int) -> list[LostLease]:
+    """The leases agents of ``account_id`` hold on ``job`` go back to the queue (the account was blocklisted)."""
+    held = db.session.execute(select(Task).join(Worker, Worker.id == Task.worker_id).where(
+        Task.job_id == job.id, Task.state == TaskState.LEASED, Worker.account_id == account_id)).scalars().all()
+    lost = [LostLease(task.id, task.worker_id or 0, "your account is blocklisted for this job") for task in held]
+    for task in held:
+        requeue(task)
+    return lost
+
+
+def take_back(worker: Worker, reason: str) -> list[LostLease]:
+    """Its task leases back to the queue (no failure counted) and its check leases back to other verifiers."""
+    tasks = db.session.execute(select(Task).filter_by(worker_id=worker.id, state=TaskState.LEASED)).scalars().all()
+    checks = db.session.execute(select(Check).filter_by(verifier_id=worker.id, state="leased")).scalars().all()
+    for task in tasks:
+        requeue(task)
+    for check in checks:
+        check_leasing.release(check)
+    return [LostLease(task.id, worker.id, reason) for task in tasks] + \
+        [LostLease(0, worker.id, reason, check_id=check.id) for check in checks]
 
 
 def _stop_tasks(job: Job, task_state: str, frame_state: str) -> list[LostLease]:

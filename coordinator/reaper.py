@@ -1,4 +1,4 @@
-"""Background thread: expire silent workers' leases, fail jobs nobody may run, and re-kick dispatch.
+"""Background thread: expire silent workers' leases, settle jobs nobody may run, and re-kick dispatch.
 
 The re-kick also picks up work that another coordinator (sharing the database) made available.
 """
@@ -35,7 +35,7 @@ class Reaper:
                 dispatcher.drop_leases(leases.expire_leases())
                 dispatcher.drop_leases(check_leasing.expire())
                 leases.mark_silent_workers_offline()
-                dispatcher.drop_leases(leases.fail_jobs_without_eligible_workers())
+                dispatcher.drop_leases(leases.settle_jobs_nobody_may_run())
                 dispatcher.kick()
             finally:
                 db.session.remove()

@@ -38,6 +38,7 @@ def move_job(job: Job, new: str, error: str | None = None) -> None:
         job.started_at = job.started_at or now()
     if new in JobState.FINAL:
         job.finished_at = now()
+        job.waiting = None
         job.error = error
         refund(job)
     else:  # live again (a requeued failed job): it has not finished and has no error

@@ -15,12 +15,12 @@ from simple_websocket import ConnectionClosed
 from protocol import PROTOCOL_VERSION
 from protocol import messages as m
 
-from . import events, leases, outcomes, ws_guard
+from . import agent_limits, events, failure_accounting, leases, outcomes, ws_guard
 from .auth import caller_from_header, token_state
 from .db import db
 from .dispatch import Connection, Work, dispatcher
 from .errors import ApiError, error_response
-from .models import ApiToken, Worker, now
+from .models import Account, ApiToken, Worker, now
 from .verification import leasing as check_leasing
 
 # A connected agent must say hello this quickly, or it is dropped.
@@ -59,7 +59,13 @@ def _channel(ws) -> None:  # type: ignore[no-untyped-def]
     hello = _receive_hello(ws)
     if hello is None:
         return
-    worker_id, worker_name = _sign_on(caller.account_id, hello)
+    signed_on = _sign_on(caller.token_id, caller.account_id, hello)
+    if isinstance(signed_on, m.Error):  # a limit of its token: the agent prints the reason and stops
+        current_app.logger.warning("worker token %s (%s) refused as %r: %s", caller.token_id, caller.account_name,
+                                   hello.name, signed_on.code)
+        ws.send(m.encode(signed_on))
+        return
+    worker_id, worker_name = signed_on
     # Leases left from an earlier connection of this agent are stale: it drops its work when it disconnects.
     dispatcher().drop_leases(leases.release_worker(worker_id, "the worker reconnected"))
     check_leasing.release_verifier(worker_id)
@@ -98,13 +104,19 @@ def _receive_hello(ws) -> m.Hello | None:  # type: ignore[no-untyped-def]
     return message
 
 
-def _sign_on(account_id: int, hello: m.Hello) -> tuple[int, str]:
-    """Create or update the worker row; returns its id and name. Commits."""
+def _sign_on(token_id: int, account_id: int, hello: m.Hello) -> tuple[int, str] | m.Error:
+    """Create or update the worker row; returns its id and name, or why its token may not sign on as that name
+    now (agent_limits). Commits (rolls back on a refusal)."""
+    refused = agent_limits.refusal(token_id, account_id, hello.name)
+    if refused is not None:
+        db.session.rollback()
+        return refused
     query = db.select(Worker).filter_by(account_id=account_id, name=hello.name)
     worker = db.session.execute(query).scalar_one_or_none()
-    if worker is None:
-        worker = Worker(account_id=account_id, name=hello.name)
+    if worker is None:  # a new name of a suspended account is suspended too (failure_accounting)
+        worker = Worker(account_id=account_id, name=hello.name, suspended=db.session.get(Account, account_id).suspended)
         db.session.add(worker)
+    worker.token_id = token_id
     worker.online = True
     worker.pause_reason = None  # until the agent says otherwise (its status comes right after hello)
     worker.blender_version = hello.blender_version
@@ -223,7 +235,8 @@ def _finished(conn: Connection, task_id: int, attempt: int, failure: m.TaskFaile
     elif failure is None:
         outcomes.task_done(task)
     else:
-        lost = outcomes.record_failure(task, "render_failed", failure.error, failure.log_tail)
+        lost = outcomes.record_failure(task, "render_failed", failure.error, failure.log_tail,
+                                       limit=failure_accounting.limit_of(failure))
         db.session.commit()
         dispatcher().drop_leases(lost)
     dispatcher().kick()
@@ -243,7 +256,11 @@ def _check_finished(conn: Connection, message: m.CheckDone | m.CheckFailed) -> N
         current_app.logger.warning("check %s given back by %s: %s", check.id, conn.name,
                                    getattr(message, "error", "no result uploaded"))
         check_leasing.release(check)
+        limit = failure_accounting.limit_of(message)
+        worker = db.session.get(Worker, conn.worker_id)
+        lost = outcomes.check_limit_hit(check, worker, limit) if limit is not None and worker is not None else []
         db.session.commit()
+        dispatcher().drop_leases(lost)
     dispatcher().kick()
 
 

@@ -15,16 +15,13 @@ from __future__ import annotations
 
 from typing import NoReturn
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete
 
 from . import events, outcomes
 from .db import db, lock
 from .dispatch import dispatcher
 from .errors import ActionRefused
-from .models import Check, Job, JobBlock, Task, Worker
-from .states import TaskState
-from .transitions import LostLease
-from .verification import leasing as check_leasing
+from .models import AccountBlock, Job, JobBlock, Worker
 
 
 class WorkerControlError(ActionRefused):
@@ -37,7 +34,7 @@ def suspend_worker(worker: Worker, *, by: str | None = None) -> None:
     if worker.suspended:
         _refuse("already_suspended", f"worker {worker.id} ({worker.name}) is already suspended")
     worker.suspended = True
-    lost = _take_back(worker, "the worker was suspended")
+    lost = outcomes.take_back(worker, "the worker was suspended")
     events.record(events.WORKER_SUSPENDED, f"worker {worker.name} ({worker.account.name}) suspended; "
                                            f"{len(lost)} lease(s) taken back", worker=worker, actor=by)
     db.session.commit()
@@ -51,21 +48,27 @@ def unsuspend_worker(worker: Worker, *, by: str | None = None) -> None:
     if not worker.suspended:
         _refuse("not_suspended", f"worker {worker.id} ({worker.name}) is not suspended")
     worker.suspended = False
-    events.record(events.WORKER_UNSUSPENDED, f"worker {worker.name} ({worker.account.name}) unsuspended",
+    account = worker.account
+    lifted = " (and its account's suspension)" if account.suspended else ""
+    account.suspended = False  # new agents of the account are no longer born suspended; its others stay suspended
+    events.record(events.WORKER_UNSUSPENDED, f"worker {worker.name} ({account.name}) unsuspended{lifted}",
                   worker=worker, actor=by)
     dispatcher().kick()  # commits
 
 
 def unblock_worker(worker: Worker, job: Job | None = None, *, by: str | None = None) -> int:
-    """Remove the worker's blocklist entries (for ``job`` only, when given); returns how many were removed.
+    """Remove the worker's blocklist entries and its account's (for ``job`` only, when given); returns how many
+    were removed. An account is blocklisted as a whole, so this lets its other agents take the job again too.
 
     The failures that blocked it stay on record, so one more failure on that job blocks it again.
     """
     lock(worker)
-    query = delete(JobBlock).where(JobBlock.worker_id == worker.id)
-    if job is not None:
-        query = query.where(JobBlock.job_id == job.id)
-    removed = db.session.execute(query.execution_options(synchronize_session=False)).rowcount
+    removed = 0
+    for query in (delete(JobBlock).where(JobBlock.worker_id == worker.id),
+                  delete(AccountBlock).where(AccountBlock.account_id == worker.account_id)):
+        if job is not None:
+            query = query.where(query.table.c.job_id == job.id)
+        removed += db.session.execute(query.execution_options(synchronize_session=False)).rowcount
     if removed:
         where = f"job {job.id}" if job is not None else f"{removed} job(s)"
         events.record(events.WORKER_UNBLOCKED, f"worker {worker.name} ({worker.account.name}) unblocked for {where}",
@@ -77,15 +80,3 @@ def unblock_worker(worker: Worker, job: Job | None = None, *, by: str | None = N
 def _refuse(code: str, message: str) -> NoReturn:
     db.session.rollback()  # release the row lock; nothing was written
     raise WorkerControlError(code, message)
-
-
-def _take_back(worker: Worker, reason: str) -> list[LostLease]:
-    """Its task leases back to the queue (no failure counted) and its check leases back to other verifiers."""
-    tasks = db.session.execute(select(Task).filter_by(worker_id=worker.id, state=TaskState.LEASED)).scalars().all()
-    checks = db.session.execute(select(Check).filter_by(verifier_id=worker.id, state="leased")).scalars().all()
-    for task in tasks:
-        outcomes.requeue(task)
-    for check in checks:
-        check_leasing.release(check)
-    return [LostLease(task.id, worker.id, reason) for task in tasks] + \
-        [LostLease(0, worker.id, reason, check_id=check.id) for check in checks]

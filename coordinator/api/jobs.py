@@ -43,6 +43,7 @@ def job_summary(job: Job) -> dict[str, Any]:
         "scene_path": job.scene_path,
         "asset_count": len(job.assets or []),
         "error": job.error,
+        "waiting": job.waiting,
         "policy": job.policy,
         "price": payments.job_price(len(job.frames)),
         "escrow": ledger.balance(ledger.escrow_book(job.id)),

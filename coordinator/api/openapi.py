@@ -339,6 +339,8 @@ JOB_FIELDS = {
     "scene_path": {"type": "string", "description": "the .blend's path in its folder tree"},
     "asset_count": {"type": "integer", "description": "files of the tree besides the .blend"},
     "error": _nullable(STR), "policy": {"enum": list(config.POLICIES)},
+    "waiting": {"type": ["string", "null"], "description": "why no online agent takes the job's queued tasks "
+                                                           "(every one is blocklisted for it); null otherwise"},
     "price": {"type": "integer", "description": "points the job held in escrow at submit"},
     "escrow": {"type": "integer", "description": "points still in escrow (0 once the job is finished)"},
     "created_at": {"type": "string", "format": "date-time"}, "started_at": TIME, "finished_at": TIME,

@@ -42,6 +42,12 @@ def passed(worker: Worker) -> None:
     worker.checks_passed += 1
 
 
+def failure_counted(worker: Worker) -> None:
+    """Its account was blocklisted for failing another artist's job (failure_accounting.py): trust halves, so more
+    of its work is checked again. Milder than being caught: a failure fakes nothing, but it harmed someone."""
+    worker.trust //= 2
+
+
 def caught(worker: Worker) -> None:
     """Reset trust; suspend after repeated offences."""
     worker.trust = 0

@@ -92,11 +92,12 @@ def test_controls_are_refused_in_the_wrong_state_and_change_nothing(v, api):  # 
 
 
 def fail_second_task(v: dict[str, Any], app) -> Task:  # type: ignore[no-untyped-def]
-    """The renderer finishes the first task; the second fails on every attempt until the job fails."""
+    """The renderer finishes the first task; the second fails on every attempt (agents of three accounts: one
+    account's failures alone never fail another artist's job) until the job fails."""
     app.config["FRAMEHIVE_BLOCKLIST_THRESHOLD"] = 99
     render(leases.claim_task(v["renderer"].id))
-    for _ in range(3):
-        task = leases.claim_task(v["renderer"].id)
+    for name in ("renderer", "verifier", "arbiter"):
+        task = leases.claim_task(v[name].id)
         outcomes.record_failure(task, "render_failed", "out of memory")
         db.session.commit()
     assert job_of(v).state == "failed" and task.state == "failed"
@@ -162,13 +163,14 @@ def test_requeue_of_a_failed_job_needs_the_points(v, api, app):  # type: ignore[
 
 def test_requeue_of_a_live_job_gives_tasks_awaiting_a_retry_a_fresh_budget(v, api, app):  # type: ignore[no-untyped-def]
     app.config["FRAMEHIVE_BLOCKLIST_THRESHOLD"] = 99
-    for _ in range(2):
-        outcomes.record_failure(leases.claim_task(v["renderer"].id), "render_failed", "driver reset")
+    render(leases.claim_task(v["sibling"].id))  # the first task is done: the failures all fall on the second
+    for name in ("renderer", "verifier"):
+        outcomes.record_failure(leases.claim_task(v[name].id), "render_failed", "driver reset")
         db.session.commit()
     assert act(api, v, "requeue")["requeued"] == 1
     assert act(api, v, "requeue")["requeued"] == 0
-    for _ in range(2):  # two more failures: the job would have failed on the first without the requeue
-        outcomes.record_failure(leases.claim_task(v["renderer"].id), "render_failed", "driver reset")
+    for name in ("arbiter", "renderer"):  # two more: the job would have failed on the first without the requeue
+        outcomes.record_failure(leases.claim_task(v[name].id), "render_failed", "driver reset")
         db.session.commit()
     assert job_of(v).state == "running"
 

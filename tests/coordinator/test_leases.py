@@ -7,16 +7,17 @@ from sqlalchemy import update
 
 from coordinator import leases, outcomes
 from coordinator.db import db
-from coordinator.models import Blob, Job, JobBlock, Task, TaskFailure, Worker
+from coordinator.models import Account, AccountBlock, Blob, Job, Task, TaskFailure, Worker
 from coordinator.states import TASK_TRANSITIONS, IllegalTransition, check_move
 
 
 @pytest.fixture
 def ctx(app, api, scene_sha):  # type: ignore[no-untyped-def]
-    """An app context with a 6-frame job in 3 tasks of 2 and two workers of one owner.
+    """An app context with a 6-frame job in 3 tasks of 2, two workers of its owner's account (a, b) and one of
+    another account (c).
 
     The owner's account is trusted, so committed tasks are accepted without checks: these tests are about
-    leases. Verification has its own tests (test_verification.py).
+    leases. Verification has its own tests (test_verification.py), failures by account test_failure_accounting.py.
     """
     job = api.post("/api/v1/jobs", json={"scene": scene_sha, "frames": "1-6", "chunk": 2}).get_json()
     with app.app_context():
@@ -24,10 +25,14 @@ def ctx(app, api, scene_sha):  # type: ignore[no-untyped-def]
         db.session.get(Job, job["id"]).account.trusted = True
         for name in ("a", "b"):
             db.session.add(Worker(account_id=account_id, name=name, online=True))
+        carol = Account(name="carol")
+        db.session.add(carol)
+        db.session.flush()
+        db.session.add(Worker(account_id=carol.id, name="c", online=True))
         for digit in "012":  # stand-in frame blobs for the frames these tests record
             db.session.add(Blob(sha256=digit * 64, size=1))
         db.session.commit()
-        yield {"job_id": job["id"], "a": 1, "b": 2}
+        yield {"job_id": job["id"], "a": 1, "b": 2, "c": 3}
         db.session.remove()
 
 
@@ -90,7 +95,7 @@ def test_done_with_missing_frames_counts_as_failure_and_requeues(ctx):  # type: 
     outcomes.frame_rendered(task, 1, "1" * 64, 30)
     assert outcomes.task_done(task) == [2]
     assert (task.state, task.failures, task.worker_id) == ("queued", 1, None)
-    again = leases.claim_task(ctx["b"])
+    again = leases.claim_task(ctx["c"])  # another account: the owner's failed it, so it would get the next task
     assert again.id == task.id and again.attempt == 2
     from coordinator.dispatch import assign_message
     assert assign_message(again).frames == [2], "frames already uploaded are kept, not re-rendered"
@@ -109,37 +114,38 @@ def test_expired_lease_is_requeued(ctx):  # type: ignore[no-untyped-def]
 
 def test_retries_are_bounded_and_fail_the_job(ctx, app):  # type: ignore[no-untyped-def]
     app.config["FRAMEHIVE_BLOCKLIST_THRESHOLD"] = 99
-    other = leases.claim_task(ctx["b"])  # a second task in flight, cancelled when the job fails
-    for attempt in range(3):
-        task = leases.claim_task(ctx["a"])
-        assert task.frames_spec == "3-4", attempt
+    others = [leases.claim_task(ctx["b"]) for _ in range(2)]  # two tasks in flight, cancelled when the job fails
+    for attempt, worker in enumerate(("a", "c", "a")):  # the third goes back to a: c's account failed it too
+        task = leases.claim_task(ctx[worker])
+        assert task.frames_spec == "5-6", attempt
         lost = outcomes.record_failure(task, "render_failed", "boom")
         db.session.commit()
     job = job_of(ctx)
-    assert job.state == "failed" and "boom" in job.error
-    assert [x.task_id for x in lost] == [other.id]
+    assert job.state == "failed" and "boom" in job.error and "2 account(s)" in job.error
+    assert [x.task_id for x in lost] == [other.id for other in others]
     assert {t.state for t in job.tasks} == {"failed"}, "a failed job stops its unfinished tasks as failed"
     assert leases.claim_task(ctx["a"]) is None
 
 
-def test_repeated_failures_blocklist_the_worker_for_the_job(ctx, app):  # type: ignore[no-untyped-def]
+def test_repeated_failures_blocklist_the_account_for_the_job(ctx, app):  # type: ignore[no-untyped-def]
     app.config["FRAMEHIVE_BLOCKLIST_THRESHOLD"] = 2
     app.config["FRAMEHIVE_MAX_TASK_FAILURES"] = 99
     for _ in range(2):
         outcomes.record_failure(leases.claim_task(ctx["a"]), "render_failed", "driver crash")
         db.session.commit()
-    assert db.session.query(JobBlock).filter_by(worker_id=ctx["a"]).count() == 1
-    assert leases.claim_task(ctx["a"]) is None, "a blocklisted worker gets no more of this job"
-    assert leases.claim_task(ctx["b"]) is not None
+    assert db.session.query(AccountBlock).filter_by(job_id=ctx["job_id"]).count() == 1
+    assert leases.claim_task(ctx["a"]) is None, "a blocklisted account gets no more of this job"
+    assert leases.claim_task(ctx["b"]) is None, "any agent of it"
+    assert leases.claim_task(ctx["c"]) is not None
 
 
 def test_job_fails_when_every_online_worker_is_blocklisted(ctx, app):  # type: ignore[no-untyped-def]
     app.config["FRAMEHIVE_BLOCKLIST_THRESHOLD"] = 1
     app.config["FRAMEHIVE_MAX_TASK_FAILURES"] = 99
     outcomes.record_failure(leases.claim_task(ctx["a"]), "render_failed", "x")
-    outcomes.record_failure(leases.claim_task(ctx["b"]), "render_failed", "x")
+    outcomes.record_failure(leases.claim_task(ctx["c"]), "render_failed", "x")
     db.session.commit()
-    leases.fail_jobs_without_eligible_workers()
+    leases.settle_jobs_nobody_may_run()
     assert job_of(ctx).state == "failed"
     assert "blocklisted" in job_of(ctx).error
 
