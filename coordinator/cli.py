@@ -10,6 +10,7 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=DEFAULT_PORT, help="port; 0 picks a free one (default: %(default)s)")
     serve.add_argument("--lease-timeout", type=float, help="seconds before a silent worker loses its task")
     serve.add_argument("--heartbeat-interval", type=float, help="seconds between worker heartbeats")
-    serve.add_argument("--request-timeout", type=_positive_seconds, default=serving.READ_TIMEOUT, metavar="SECONDS",
+    serve.add_argument("--request-timeout", type=_positive("seconds"), default=serving.READ_TIMEOUT, metavar="SECONDS",
                        help="drop a connection whose request (headers or body) stalls this long "
                             "(default: %(default)s)")
     serve.add_argument("--max-connections", type=_count, default=serving.MAX_CONNECTIONS, metavar="N",
@@ -56,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--account", help="account that owns the token (created if new)")
     create.add_argument("--trusted", action="store_true",
                         help="mark the account trusted: the network's own nodes, never sampled, may arbitrate")
-    create.add_argument("--expires-in", type=_positive_days, metavar="DAYS",
+    create.add_argument("--expires-in", type=_positive("days"), metavar="DAYS",
                         help="the token stops working after this many days (fractions allowed; default: never)")
     _add_store_args(create)
     listing = token_sub.add_parser("list", help="list tokens (never their secrets)")
@@ -69,14 +70,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _positive_seconds(value: str) -> float:
-    try:
-        seconds = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {value!r}") from None
-    if not math.isfinite(seconds) or seconds <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive number of seconds: {value!r}")
-    return seconds
+def _positive(unit: str) -> Callable[[str], float]:
+    """An argparse type for a positive, finite number of ``unit`` (seconds, days)."""
+    def parse(value: str) -> float:
+        try:
+            number = float(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number of {unit}: {value!r}") from None
+        if not math.isfinite(number) or number <= 0:
+            raise argparse.ArgumentTypeError(f"must be a positive number of {unit}: {value!r}")
+        return number
+    return parse
 
 
 def _count(value: str) -> int:
@@ -87,16 +91,6 @@ def _count(value: str) -> int:
     if count < 0:
         raise argparse.ArgumentTypeError(f"must be 0 or more: {value!r}")
     return count
-
-
-def _positive_days(value: str) -> float:
-    try:
-        days = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of days: {value!r}") from None
-    if not math.isfinite(days) or days <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive number of days: {value!r}")
-    return days
 
 
 def _app_config(args: argparse.Namespace) -> dict[str, Any]:
