@@ -75,6 +75,11 @@ RINGER_RATE = 0.1
 # much trust (known-answer ringers passed, verdicts confirmed by arbitration). A fresh account cannot: a
 # cheater's partner could otherwise open one and side with it in every dispute it is the only third owner for.
 ARBITER_MIN_TRUST = 20
+# Every wait for a verifier is bounded (verification/eligibility.py): a check waits at most this many seconds for
+# a verifier of the renderer's device class (bit-exact comparison) before one of another class may take it, and
+# an arbitration as long for a trusted node or a veteran before any third owner's render decides by majority.
+# Long enough for a same-class machine of a busy network to come free, short enough that a young network delivers.
+FALLBACK_WAIT = 600.0
 # Settings pinned in every job so that re-renders are bit-identical (research/verification.md §5-6):
 # dither is deterministic but depends on image coordinates, so a crop would differ from the full frame.
 PINNED_SETTINGS = {"dither_intensity": 0.0}
@@ -165,6 +170,7 @@ def defaults(data_dir: Path) -> dict[str, Any]:
         "FRAMEHIVE_AUDIT_RATE": AUDIT_RATE,
         "FRAMEHIVE_RINGER_RATE": RINGER_RATE,
         "FRAMEHIVE_ARBITER_MIN_TRUST": ARBITER_MIN_TRUST,
+        "FRAMEHIVE_FALLBACK_WAIT": FALLBACK_WAIT,
         "FRAMEHIVE_FRAME_PRICE": FRAME_PRICE,
         "FRAMEHIVE_CHECK_PRICE": CHECK_PRICE,
         "FRAMEHIVE_SPOT_CHECK_PRICE": SPOT_CHECK_PRICE,
@@ -201,6 +207,7 @@ ENVIRONMENT_SETTINGS = (
     "FRAMEHIVE_READ_RATE", "FRAMEHIVE_READ_BURST", "FRAMEHIVE_WRITE_RATE", "FRAMEHIVE_WRITE_BURST",
     "FRAMEHIVE_WORKER_RATE", "FRAMEHIVE_WORKER_BURST", "FRAMEHIVE_PAGE_SIZE",
     "FRAMEHIVE_MAX_PAGE_SIZE", "FRAMEHIVE_MAX_AGENTS_PER_TOKEN", "FRAMEHIVE_MAX_NAMES_PER_TOKEN",
+    "FRAMEHIVE_FALLBACK_WAIT",
 )
 
 
