@@ -1,8 +1,7 @@
 """Leasing checks to verifiers: another owner than anyone the check excludes, not suspended, able to verify.
 
-Like task claims, a claim is a compare-and-set ``UPDATE … WHERE state='queued'``. Ringers are made here:
-now and then an idle verifier gets a region whose answer the coordinator already knows, in a message that
-looks exactly like any other check.
+Like task claims, a claim is a compare-and-set ``UPDATE … WHERE state='queued'``. Now and then a verifier
+gets a ringer (ringers.py) instead of the check it would have got.
 """
 
 from __future__ import annotations
@@ -10,23 +9,19 @@ from __future__ import annotations
 import secrets
 
 from flask import current_app
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 
 from ..db import db
-from ..models import Check, Frame, Job, Worker, now
-from ..states import FrameState, JobState
+from ..models import Check, Job, Worker, now
+from ..states import JobState
 from ..transitions import LostLease
-from . import keys
-from .checks import new_check
+from .ringers import make_ringer
+from .eligibility import can_verify, may_arbitrate, may_take  # noqa: F401 (may_arbitrate: callers)
 
 CLAIM_CANDIDATES = 50
 # Checks that still matter once their job is over: they decide who lied, not which frames the artist gets.
 AFTER_THE_JOB = ("ringer", "audit", "arbitration", "claim")
 _rng = secrets.SystemRandom()
-
-
-def can_verify(worker: Worker) -> bool:
-    return "verify" in (worker.roles or []) and not worker.suspended
 
 
 def claim_check(worker: Worker) -> Check | None:
@@ -39,12 +34,8 @@ def claim_check(worker: Worker) -> Check | None:
         .order_by(Check.id).limit(CLAIM_CANDIDATES)
     ).scalars().all()
     for check in candidates:
-        if worker.account_id in check.excluded_accounts or check.renderer_id == worker.id:
+        if not may_take(worker, check):  # another owner, same class first, arbiters: eligibility.py
             continue
-        if check.kind == "arbitration" and not may_arbitrate(worker):
-            continue
-        if check.kind == "claim" and not worker.account.trusted:
-            continue  # claims are settled by the network's own trusted nodes
         # Ringers stand in for real work only (never for idleness), so they look like any other check and
         # their share of a verifier's work is the configured rate.
         if _rng.random() < current_app.config["FRAMEHIVE_RINGER_RATE"]:
@@ -58,13 +49,6 @@ def claim_check(worker: Worker) -> Check | None:
     return None
 
 
-def may_arbitrate(worker: Worker) -> bool:
-    """Arbiters are trusted nodes, or veterans: never caught, and trusted by their record (ARBITER_MIN_TRUST)."""
-    if worker.account.trusted:
-        return True
-    return worker.times_caught == 0 and worker.trust >= int(current_app.config["FRAMEHIVE_ARBITER_MIN_TRUST"])
-
-
 def _lease(check_id: int, worker: Worker) -> Check | None:
     won = db.session.execute(
         update(Check).where(Check.id == check_id, Check.state == "queued")
@@ -74,32 +58,6 @@ def _lease(check_id: int, worker: Worker) -> Check | None:
     ).rowcount
     db.session.commit()
     return db.session.get(Check, check_id, populate_existing=True) if won == 1 else None
-
-
-def make_ringer(worker: Worker, like: Check | None = None) -> Check | None:
-    """A fresh region of a frame a verifier already confirmed, rendered by another owner. No commit.
-
-    The region is the size (as a share of the frame) of ``like``, the check it stands in for, so that ringers
-    are as many spots and regions as real checks are.
-    """
-    count = db.session.execute(_ringer_frames(worker).with_only_columns(func.count())).scalar_one()
-    if count == 0:
-        return None
-    frame = db.session.execute(_ringer_frames(worker).offset(_rng.randrange(count)).limit(1)).scalar_one()
-    job: Job = frame.job
-    fraction = keys.REGION_FRACTION
-    if like is not None:
-        _, _, w, h = like.region
-        fraction = min(1.0, w * h / (like.frame.job.resolution_x * like.frame.job.resolution_y))
-    region = keys.draw_region(_rng, job.resolution_x, job.resolution_y, fraction).as_list()
-    return new_check("ringer", frame, region, [], renderer=frame.worker)
-
-
-def _ringer_frames(worker: Worker):  # type: ignore[no-untyped-def]
-    return (select(Frame).join(Job, Job.id == Frame.job_id).join(Worker, Worker.id == Frame.worker_id)
-            .where(Frame.state == FrameState.VERIFIED, Frame.verified_by == "check",
-                   Job.files_collected_at.is_(None),  # a released job's scene and pixels are gone
-                   Worker.account_id != worker.account_id))
 
 
 def release(check: Check) -> None:

@@ -13,7 +13,7 @@ from coordinator import config, leases, outcomes
 from coordinator.blob_collection import PLACEHOLDER, collect
 from coordinator.db import db
 from coordinator.models import Blob, Check, Event, Frame, Job, now
-from coordinator.verification import leasing
+from coordinator.verification import leasing, ringers
 from tests.coordinator.kit import answer, render
 
 from .conftest import Api
@@ -85,7 +85,7 @@ def test_a_finished_job_is_released_after_retention_but_not_with_an_open_check(v
 
 
 def ringer_frames(worker) -> int:  # type: ignore[no-untyped-def]
-    query = leasing._ringer_frames(worker)
+    query = ringers._ringer_frames(worker)
     return len(db.session.execute(query).scalars().all())
 
 

@@ -14,7 +14,7 @@ from coordinator import leases, ledger
 from coordinator.db import db
 from coordinator.dispatch import verify_message
 from coordinator.models import Account, Check, Frame, Task, VerificationKey
-from coordinator.verification import keys, leasing
+from coordinator.verification import keys, leasing, ringers
 from tests.coordinator.kit import answer, noise_png, render
 
 
@@ -153,8 +153,8 @@ def test_a_ringer_standing_in_for_a_spot_is_spot_sized(v, app):  # type: ignore[
     other = leases.claim_task(v["renderer"].id)
     render(other)
     spot = db.session.execute(select(Check).filter_by(task_id=other.id, kind="spot")).scalars().first()
-    ringer = leasing.make_ringer(v["arbiter"], like=spot)
+    ringer = ringers.make_ringer(v["arbiter"], like=spot)
     assert ringer is not None and ringer.kind == "ringer"
     assert fa.Region.from_list(ringer.region).area <= 2 * fa.Region.from_list(spot.region).area
-    big = leasing.make_ringer(v["arbiter"])
+    big = ringers.make_ringer(v["arbiter"])
     assert big is not None and fa.Region.from_list(big.region).area > 2 * fa.Region.from_list(spot.region).area
