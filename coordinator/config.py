@@ -31,6 +31,11 @@ ACCOUNT_FAILURE_WINDOW = 24 * 3600.0
 # machines gets more tokens or a higher limit.
 MAX_AGENTS_PER_TOKEN = 4
 MAX_NAMES_PER_TOKEN = 16
+# Refuse agents whose hello says their renders are not confined (no Landlock: an old kernel, macOS, Windows; or an
+# agent that does not say). It is the agent's own report: it keeps an honest owner's misconfigured machine off a
+# network that promises confinement, it proves nothing about a hostile one. Off by default (the path checks at
+# submit and on the worker apply everywhere).
+REQUIRE_CONFINEMENT = False
 # Upload limits: one file of a scene (the .blend or one of its textures, libraries, caches), and one frame.
 MAX_SCENE_BYTES = 2 * 1024**3
 MAX_FRAME_BYTES = 256 * 1024**2
@@ -151,6 +156,7 @@ def defaults(data_dir: Path) -> dict[str, Any]:
         "FRAMEHIVE_ACCOUNT_FAILURE_WINDOW": ACCOUNT_FAILURE_WINDOW,
         "FRAMEHIVE_MAX_AGENTS_PER_TOKEN": MAX_AGENTS_PER_TOKEN,
         "FRAMEHIVE_MAX_NAMES_PER_TOKEN": MAX_NAMES_PER_TOKEN,
+        "FRAMEHIVE_REQUIRE_CONFINEMENT": REQUIRE_CONFINEMENT,
         "FRAMEHIVE_MAX_SCENE_BYTES": MAX_SCENE_BYTES,
         "FRAMEHIVE_MAX_FRAME_BYTES": MAX_FRAME_BYTES,
         "FRAMEHIVE_MAX_ASSETS": MAX_ASSETS,
@@ -207,6 +213,7 @@ ENVIRONMENT_SETTINGS = (
     "FRAMEHIVE_READ_RATE", "FRAMEHIVE_READ_BURST", "FRAMEHIVE_WRITE_RATE", "FRAMEHIVE_WRITE_BURST",
     "FRAMEHIVE_WORKER_RATE", "FRAMEHIVE_WORKER_BURST", "FRAMEHIVE_PAGE_SIZE",
     "FRAMEHIVE_MAX_PAGE_SIZE", "FRAMEHIVE_MAX_AGENTS_PER_TOKEN", "FRAMEHIVE_MAX_NAMES_PER_TOKEN",
+    "FRAMEHIVE_REQUIRE_CONFINEMENT",
     "FRAMEHIVE_FALLBACK_WAIT",
 )
 
@@ -223,6 +230,9 @@ def from_environment(settings: dict[str, Any], environ: Mapping[str, str]) -> di
         if text is None:
             continue
         kind = type(settings[name])
+        if kind is bool:  # a switch: bool("0") would be True
+            found[name] = _switch(name, text)
+            continue
         try:
             value = kind(text.strip())
         except ValueError:
@@ -231,3 +241,12 @@ def from_environment(settings: dict[str, Any], environ: Mapping[str, str]) -> di
             raise ValueError(f"{name}={text!r}: expected a finite number of at least 0")
         found[name] = value
     return found
+
+
+def _switch(name: str, text: str) -> bool:
+    word = text.strip().lower()
+    if word in ("1", "true", "yes", "on"):
+        return True
+    if word in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(f"{name}={text!r}: expected 1/true/yes/on or 0/false/no/off")
