@@ -48,6 +48,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--max-connections-per-address", type=_count, default=serving.MAX_PER_ADDRESS, metavar="N",
                        help="connections from one IP address at once; 0: no limit, e.g. behind a proxy "
                             "(default: %(default)s)")
+    serve.add_argument("--require-confinement", action="store_true",
+                       help="refuse agents whose hello says their renders are not confined (no Landlock); their own "
+                            "word: it stops honest misconfigured machines, not hostile ones "
+                            "(also FRAMEHIVE_REQUIRE_CONFINEMENT=1)")
     _add_store_args(serve)
     token = sub.add_parser("token", help="manage API tokens")
     token_sub = token.add_subparsers(dest="token_command", required=True)
@@ -103,6 +107,8 @@ def _app_config(args: argparse.Namespace) -> dict[str, Any]:
         config["FRAMEHIVE_LEASE_TIMEOUT"] = args.lease_timeout
     if getattr(args, "heartbeat_interval", None):
         config["FRAMEHIVE_HEARTBEAT_INTERVAL"] = args.heartbeat_interval
+    if getattr(args, "require_confinement", False):  # the flag only switches it on; the environment may too
+        config["FRAMEHIVE_REQUIRE_CONFINEMENT"] = True
     return config
 
 
