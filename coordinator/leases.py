@@ -9,12 +9,13 @@ from __future__ import annotations
 from flask import current_app
 from sqlalchemy import select, update
 
-from . import events, failure_accounting
+from . import capabilities, events, failure_accounting
 from .db import db
 from .models import AccountBlock, Frame, Job, JobBlock, Task, Worker, now
 from .outcomes import fail_job, record_failure, requeue
 from .states import FrameState, JobState, TaskState
 from .transitions import LostLease, move_job
+from .verification import waits
 
 CLAIM_CANDIDATES = 20
 
@@ -37,12 +38,13 @@ def claim_task(worker_id: int) -> Task | None:
         return None  # unknown, suspended, or a verify-only agent
     blocked = select(JobBlock.job_id).where(JobBlock.worker_id == worker_id)
     blocked_account = select(AccountBlock.job_id).where(AccountBlock.account_id == worker.account_id)
-    dispatchable = select(Job.id).where(Job.state.in_(JobState.DISPATCHABLE))
+    fits = capabilities.render_condition(worker)  # its Blender, its device, the job's cap on agents
+    dispatchable = select(Job.id).where(Job.state.in_(JobState.DISPATCHABLE), fits)
     candidates = db.session.execute(
         select(Task.id)
         .join(Job, Job.id == Task.job_id)
         .where(Task.state == TaskState.QUEUED, Job.state.in_(JobState.DISPATCHABLE), Job.id.not_in(blocked),
-               Job.id.not_in(blocked_account))
+               Job.id.not_in(blocked_account), fits)
         .order_by(Job.priority.desc(), Job.id, Task.id)
         .limit(CLAIM_CANDIDATES)
     ).scalars().all()
@@ -119,21 +121,32 @@ def settle_jobs_nobody_may_run() -> list[LostLease]:
     """Live jobs with queued work whose every online agent is blocklisted for them: fail those whose blocks are
     conclusive (agents of two accounts, the job's own or a trusted one failed them), and let the others wait,
     saying why in ``Job.waiting`` (and an event) until an agent that may take them is online. A paused job
-    waits as it is: nobody is meant to run it now, and an admin may unblock agents before resuming it."""
+    waits as it is: nobody is meant to run it now, and an admin may unblock agents before resuming it.
+    Frames waiting for checks nobody online may take (yet) are said there too (verification/waits.py)."""
     online = failure_accounting.online_renderers()
+    verifiers = waits.online_verifiers()
     queued = set(db.session.execute(select(Task.job_id).where(Task.state == TaskState.QUEUED)).scalars())
+    checking = waits.jobs_with_queued_checks()
     jobs = db.session.execute(select(Job).where(
-        (Job.state.in_(JobState.DISPATCHABLE) & Job.id.in_(queued)) | Job.waiting.is_not(None))).scalars().all()
+        (Job.state.in_(JobState.DISPATCHABLE) & Job.id.in_(queued)) | Job.id.in_(checking)
+        | Job.waiting.is_not(None))).scalars().all()
     lost: list[LostLease] = []
     for job in jobs:
         live = job.state in JobState.DISPATCHABLE and job.id in queued
-        verdict = failure_accounting.waiting_verdict(job, online) if live else None
+        verdict = _nobody_may_take(job, online) if live else None
         if verdict is not None and verdict.fail is not None:
             lost.extend(fail_job(job, verdict.fail))
-        else:
-            _say_why_waiting(job, verdict.wait if verdict is not None else None)
+            continue
+        checks = waits.why_checks_wait(job, verifiers) if job.id in checking else None
+        _say_why_waiting(job, "; ".join(r for r in (verdict.wait if verdict else None, checks) if r) or None)
     db.session.commit()
     return lost
+
+
+def _nobody_may_take(job: Job, online: list[Worker]) -> failure_accounting.Waiting | None:
+    """No online agent fits the job (its Blender, its device), or every one that fits is blocklisted for it."""
+    fitting = capabilities.able(job, online)
+    return capabilities.waiting_verdict(job, online) or failure_accounting.waiting_verdict(job, fitting)
 
 
 def _say_why_waiting(job: Job, reason: str | None) -> None:

@@ -15,6 +15,7 @@ from . import events, ledger
 from .db import db
 from .models import Account, Check, Frame, Job, Task, Worker, now
 from .states import JobState, TaskState
+from .verification.leasing import AFTER_THE_JOB
 
 # Frames per minute is the number of frames verified over this many minutes, divided by it.
 WINDOW_MINUTES = 10
@@ -32,6 +33,8 @@ def overview(account: Account | None) -> dict[str, Any]:
         "frames_verified": verified,
         "frames_per_minute": round(verified / WINDOW_MINUTES, 2),
         "queue_depth": queue_depth(account),
+        "checks_waiting": checks_waiting(account),
+        "jobs_waiting": jobs_waiting(account),
         "jobs_running": jobs.get(JobState.RUNNING, 0),
         "jobs_queued": jobs.get(JobState.QUEUED, 0),
         "jobs_paused": jobs.get(JobState.PAUSED, 0),
@@ -64,6 +67,24 @@ def queue_depth(account: Account | None) -> int:
         select(func.count()).select_from(Task).join(Job, Job.id == Task.job_id)
         .where(Task.state == TaskState.QUEUED, Job.state.in_(JobState.DISPATCHABLE), _own_job(Job.id, account))
     ).scalar_one())
+
+
+def checks_waiting(account: Account | None) -> dict[str, Any]:
+    """Checks waiting for a verifier (leasing.claim_check would offer them): how many, and how many per kind."""
+    rows = db.session.execute(
+        select(Check.kind, func.count()).join(Job, Job.id == Check.job_id)
+        .where(Check.state == "queued", Job.state.in_(JobState.ACTIVE) | Check.kind.in_(AFTER_THE_JOB),
+               or_(_own_job(Check.job_id, account), _own_worker(Check.renderer_id, account)))
+        .group_by(Check.kind).order_by(Check.kind)).all()
+    by_kind = {kind: int(count) for kind, count in rows}
+    return {"total": sum(by_kind.values()), "by_kind": by_kind}
+
+
+def jobs_waiting(account: Account | None) -> int:
+    """Live jobs that say why they wait (Job.waiting: work or checks nobody online may take)."""
+    return int(db.session.execute(
+        select(func.count()).select_from(Job).where(Job.waiting.is_not(None), Job.state.in_(JobState.ACTIVE),
+                                                    _own_job(Job.id, account))).scalar_one())
 
 
 def jobs_by_state(account: Account | None) -> dict[str, int]:

@@ -19,7 +19,8 @@ Kinds of check and what their verdict means:
   colluder. The arbiter decides whether the ringer's verifier lied or the frame's renderer cheated.
 
 Arbiters are a third owner (never the renderer's, the job's or anyone's who already looked at the region)
-and must be trusted or veterans (leasing.may_arbitrate).
+and must be trusted or veterans (eligibility.may_arbitrate), until the arbitration has waited
+FRAMEHIVE_FALLBACK_WAIT: then any third owner's render decides, the majority of the three independent renders.
 """
 
 from __future__ import annotations

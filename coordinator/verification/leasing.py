@@ -1,4 +1,5 @@
-"""Leasing checks to verifiers: another owner than anyone the check excludes, not suspended, able to verify.
+"""Leasing checks to verifiers: who may take which check, and when, is eligibility.py's (another owner than
+anyone the check excludes, of the renderer's device class first, every wait bounded).
 
 Like task claims, a claim is a compare-and-set ``UPDATE … WHERE state='queued'``. Now and then a verifier
 gets a ringer (ringers.py) instead of the check it would have got.
@@ -15,8 +16,8 @@ from ..db import db
 from ..models import Check, Job, Worker, now
 from ..states import JobState
 from ..transitions import LostLease
+from .eligibility import can_verify, may_take
 from .ringers import make_ringer
-from .eligibility import can_verify, may_arbitrate, may_take  # noqa: F401 (may_arbitrate: callers)
 
 CLAIM_CANDIDATES = 50
 # Checks that still matter once their job is over: they decide who lied, not which frames the artist gets.

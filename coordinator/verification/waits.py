@@ -1,0 +1,72 @@
+"""Why a live job's frames wait for checks, in words its artist can read (``Job.waiting``, set by the reaper).
+
+A queued check that some online agent may take now needs no word: it is leased as soon as that agent is free.
+For the others the reason is one of: nobody online may ever take it (no verifier of another owner, no third
+owner for a dispute), or somebody may once its wait is over (another device class, a third owner who is no
+veteran), and then when (eligibility.fallback_at). Claims are left out: they concern delivered frames of
+finished jobs, and a claim's own state says where it stands.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+
+from protocol import frameranges
+
+from ..db import db
+from ..models import Check, Job, Worker
+from ..states import JobState
+from .eligibility import can_verify, fallback_at, may_take
+
+# Checks of a job whose frames the artist is waiting for.
+HOLDING = ("verify", "spot", "arbitration")
+# Enough to say which frames wait; a job with more queued checks than this is described by its oldest ones.
+MAX_CHECKS_READ = 500
+
+
+def online_verifiers() -> list[Worker]:
+    """Agents online that verify now (paused by their owner: not now)."""
+    online = db.session.execute(select(Worker).filter_by(online=True, suspended=False)).scalars()
+    return [w for w in online if can_verify(w) and w.pause_reason is None]
+
+
+def jobs_with_queued_checks() -> set[int]:
+    return set(db.session.execute(
+        select(Check.job_id).join(Job, Job.id == Check.job_id)
+        .where(Check.state == "queued", Check.kind.in_(HOLDING), Job.state.in_(JobState.ACTIVE))).scalars())
+
+
+def why_checks_wait(job: Job, verifiers: list[Worker]) -> str | None:
+    """What the job's queued checks wait for, or None if every one of them may go to an online agent now."""
+    checks = db.session.execute(
+        select(Check).where(Check.job_id == job.id, Check.state == "queued", Check.kind.in_(HOLDING))
+        .order_by(Check.id).limit(MAX_CHECKS_READ)).scalars().all()
+    frames: dict[str, set[int]] = defaultdict(set)
+    due: dict[str, float] = {}
+    for check in checks:
+        if any(may_take(w, check) for w in verifiers):
+            continue
+        later = any(may_take(w, check, late=True) for w in verifiers)
+        what = ("dispute" if check.kind == "arbitration" else "check") + (" later" if later else "")
+        frames[what].add(check.frame.number)
+        if later:
+            due[what] = max(due.get(what, 0.0), fallback_at(check))
+    said = [_sentence(what, sorted(numbers), due.get(what)) for what, numbers in sorted(frames.items())]
+    return "; ".join(said) or None
+
+
+def _sentence(what: str, numbers: list[int], due: float | None) -> str:
+    spec = frameranges.format_frames(numbers)
+    frames = f"frame {spec}" if len(numbers) == 1 else f"frames {spec}"
+    at = datetime.fromtimestamp(due, UTC).strftime("%H:%M UTC") if due is not None else ""
+    return {
+        "check": f"{frames} wait for a verifier of another owner: none online",
+        "check later": f"{frames} wait for a verifier of the renderer's device class: none online; one of another "
+                       f"class checks them from {at}",
+        "dispute": f"{frames} disputed: wait for a third owner to re-render the region: none online",
+        "dispute later": f"{frames} disputed: wait for an arbiter (a trusted node, or a veteran of a third owner): "
+                         f"none online; from {at} a third owner's render decides by majority",
+    }[what]
