@@ -4,29 +4,26 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import math
 import os
-import signal
 import sys
-import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from . import serving
+from . import config_sources, serving
+from . import serve as serve_module
+from .config_sources import default_data_dir
 
 DEFAULT_PORT = 8400
 
 
-def default_data_dir() -> Path:
-    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(base) / "framehive" / "coordinator"
-
-
 def _add_store_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data-dir", type=Path, default=default_data_dir(),
-                        help="where the SQLite database and blobs live (default: %(default)s)")
+    # Defaults are None so that the environment and the --config file can set them (config_sources.layered).
+    parser.add_argument("--config", type=Path, metavar="FILE",
+                        help="a TOML file of settings (flags, then FRAMEHIVE_* variables, win over it)")
+    parser.add_argument("--data-dir", type=Path,
+                        help=f"where the SQLite database and blobs live (default: {default_data_dir()})")
     parser.add_argument("--db", help="SQLAlchemy database URL, e.g. postgresql+psycopg://user@host/framehive")
     parser.add_argument("--storage", help="blob storage URL (default: file://DATA_DIR/blobs)")
 
@@ -35,19 +32,29 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="framehive-coordinator", description="Framehive coordinator")
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="run the coordinator (REST API + worker WebSocket)")
-    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
-    serve.add_argument("--port", type=int, default=DEFAULT_PORT, help="port; 0 picks a free one (default: %(default)s)")
+    serve.add_argument("--host", help="address to listen on (default: 127.0.0.1)")
+    serve.add_argument("--port", type=int, help=f"port; 0 picks a free one (default: {DEFAULT_PORT})")
+    serve.add_argument("--server", choices=serve_module.SERVERS,
+                       help="gunicorn (production; POSIX only) or werkzeug (development, Windows; no graceful stop) "
+                            f"(default: {config_sources.SERVER_DEFAULTS['FRAMEHIVE_SERVER']})")
+    serve.add_argument("--behind-proxy", type=_count, metavar="N",
+                       help="trust the last N X-Forwarded-For/-Proto entries: only behind N reverse proxies of "
+                            "yours, as clients forge these headers (default: 0)")
+    serve.add_argument("--access-log", metavar="FILE", help="gunicorn's access log; '-': stdout (default), '': none")
+    serve.add_argument("--graceful-timeout", type=_positive("seconds"), metavar="SECONDS",
+                       help=f"on SIGTERM, how long requests under way may take to finish (default: "
+                            f"{serving.GRACEFUL_TIMEOUT})")
     serve.add_argument("--lease-timeout", type=float, help="seconds before a silent worker loses its task")
     serve.add_argument("--heartbeat-interval", type=float, help="seconds between worker heartbeats")
-    serve.add_argument("--request-timeout", type=_positive("seconds"), default=serving.READ_TIMEOUT, metavar="SECONDS",
+    serve.add_argument("--request-timeout", type=_positive("seconds"), metavar="SECONDS",
                        help="drop a connection whose request (headers or body) stalls this long "
-                            "(default: %(default)s)")
-    serve.add_argument("--max-connections", type=_count, default=serving.MAX_CONNECTIONS, metavar="N",
+                            f"(default: {serving.READ_TIMEOUT})")
+    serve.add_argument("--max-connections", type=_count, metavar="N",
                        help="connections served at once, worker WebSockets included; more get 503 "
-                            "(default: %(default)s)")
-    serve.add_argument("--max-connections-per-address", type=_count, default=serving.MAX_PER_ADDRESS, metavar="N",
-                       help="connections from one IP address at once; 0: no limit, e.g. behind a proxy "
-                            "(default: %(default)s)")
+                            f"(default: {serving.MAX_CONNECTIONS})")
+    serve.add_argument("--max-connections-per-address", type=_count, metavar="N",
+                       help="connections (behind a proxy: requests) from one IP address at once; 0: no limit "
+                            f"(default: {serving.MAX_PER_ADDRESS})")
     serve.add_argument("--require-confinement", action="store_true",
                        help="refuse agents whose hello says their renders are not confined (no Landlock); their own "
                             "word: it stops honest misconfigured machines, not hostile ones "
@@ -64,14 +71,23 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--expires-in", type=_positive("days"), metavar="DAYS",
                         help="the token stops working after this many days (fractions allowed; default: never)")
     _add_store_args(create)
+    _add_create_db_arg(create)
     listing = token_sub.add_parser("list", help="list tokens (never their secrets)")
     listing.add_argument("--account", help="only this account's tokens")
     listing.add_argument("--json", action="store_true", help="print JSON instead of a table")
     _add_store_args(listing)
+    _add_create_db_arg(listing)
     revoke = token_sub.add_parser("revoke", help="revoke a token at once (see 'token list' for ids)")
     revoke.add_argument("id", type=int, help="the token's id")
     _add_store_args(revoke)
+    _add_create_db_arg(revoke)
     return parser
+
+
+def _add_create_db_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--create-db", action="store_true",
+                        help="create the database if it does not exist yet (by default a token command refuses: "
+                             "a wrong --data-dir or --db would give tokens the running coordinator never sees)")
 
 
 def _positive(unit: str) -> Callable[[str], float]:
@@ -112,20 +128,52 @@ def _app_config(args: argparse.Namespace) -> dict[str, Any]:
     return config
 
 
+def _settings(args: argparse.Namespace) -> dict[str, Any]:
+    """Flags over FRAMEHIVE_* variables over the --config file (config_sources)."""
+    flags = {**_app_config(args), config_sources.DATA_DIR_KEY: str(args.data_dir) if args.data_dir else None}
+    for flag, name in _SERVER_FLAGS.items():
+        flags[name] = getattr(args, flag, None)
+    return config_sources.layered(args.config, os.environ, flags)
+
+
+_SERVER_FLAGS = {"host": "FRAMEHIVE_HOST", "port": "FRAMEHIVE_PORT", "server": "FRAMEHIVE_SERVER",
+                 "request_timeout": "FRAMEHIVE_REQUEST_TIMEOUT", "max_connections": "FRAMEHIVE_MAX_CONNECTIONS",
+                 "max_connections_per_address": "FRAMEHIVE_MAX_CONNECTIONS_PER_ADDRESS",
+                 "behind_proxy": "FRAMEHIVE_BEHIND_PROXY", "access_log": "FRAMEHIVE_ACCESS_LOG",
+                 "graceful_timeout": "FRAMEHIVE_GRACEFUL_TIMEOUT"}
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.command == "serve":
-        return _serve(args)
-    return _token(args)
+    try:
+        settings = _settings(args)
+        if args.command == "serve":
+            return serve_module.run(settings)
+        return _token(args, settings)
+    except config_sources.SettingsError as exc:
+        print(f"framehive-coordinator: error: {exc}", file=sys.stderr)
+        return 2
 
 
-def _token(args: argparse.Namespace) -> int:
-    """``token create|list|revoke`` against the store; errors are a message on stderr and exit status 1."""
-    from . import create_app
+def _token(args: argparse.Namespace, settings: dict[str, Any]) -> int:
+    """``token create|list|revoke`` against the store; errors are a message on stderr and exit status 1. Says on
+    stderr which database it used (stdout is the token, for scripts), and creates none unless --create-db."""
+    from . import create_app, existing_database
+    from .config import defaults
     from .db import db
     from .errors import ApiError
 
-    app = create_app({**_app_config(args), "FRAMEHIVE_START_REAPER": False}, data_dir=args.data_dir)
+    data_dir = config_sources.data_dir(settings)
+    url = settings.get(config_sources.DATABASE_KEY) or defaults(data_dir)["SQLALCHEMY_DATABASE_URI"]
+    if not args.create_db and not existing_database.exists(url):
+        print(f"framehive-coordinator: error: no coordinator database at {existing_database.display(url)}; "
+              "give the --data-dir / --db (or --config) the coordinator runs with, or --create-db to make a new "
+              "one", file=sys.stderr)
+        return 1
+    print(f"database: {existing_database.display(url)}", file=sys.stderr)
+    app_settings = config_sources.app_settings(settings)
+    app = create_app({**app_settings, "FRAMEHIVE_START_REAPER": False, "FRAMEHIVE_START_COLLECTOR": False},
+                     data_dir=data_dir)
     command = {"create": _token_create, "list": _token_list, "revoke": _token_revoke}[args.token_command]
     with app.app_context():
         try:
@@ -170,35 +218,6 @@ def _token_revoke(args: argparse.Namespace) -> None:
 
     token = revoke_token(args.id)
     print(f"revoked token {token['id']} ({token['kind']} {token['name']!r} of account {token['account']!r})")
-
-
-def _serve(args: argparse.Namespace) -> int:
-    from . import create_app
-
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    app = create_app(_app_config(args), data_dir=args.data_dir)
-    # Werkzeug's threaded server: one thread per request and per worker WebSocket (flask-sock needs a
-    # server that hands over the raw socket; Werkzeug and gunicorn's gthread worker both do), with limits.
-    limits = serving.ServerLimits(read_timeout=args.request_timeout, max_connections=args.max_connections,
-                                  max_per_address=args.max_connections_per_address)
-    server = serving.make_server(args.host, args.port, app, limits)
-    stop = threading.Event()
-
-    def _shutdown(signum: int, _frame: object) -> None:
-        if not stop.is_set():
-            stop.set()
-            threading.Thread(target=server.shutdown, daemon=True).start()
-
-    signal.signal(signal.SIGTERM, _shutdown)
-    signal.signal(signal.SIGINT, _shutdown)
-    print(f"Framehive coordinator listening on http://{args.host}:{server.port}", flush=True)
-    try:
-        server.serve_forever()
-    finally:
-        app.extensions["framehive_reaper"].stop()
-    print("coordinator stopped", file=sys.stderr)
-    return 0
 
 
 if __name__ == "__main__":

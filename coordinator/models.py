@@ -74,6 +74,9 @@ class Worker(db.Model):
     suspended: Mapped[bool] = mapped_column(default=False)
     # Why its owner paused it (by hand or by its schedule: the agent's status message); None while it takes work.
     pause_reason: Mapped[str | None] = mapped_column(String(200), nullable=True)  # messages.MAX_STATUS_REASON
+    # What confines its renders, as its latest hello said (messages.Hello.confinement): its owner's word, shown on
+    # the dashboard; None when the agent did not say. Nullable: added to existing databases (schema.py).
+    confinement: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
 
     account: Mapped[Account] = relationship()
 
@@ -134,6 +137,14 @@ class Job(db.Model):
     # When the collector released a finished job's files (its scene tree, frames and check crops) after the
     # retention period (blob_collection.py); None while they are kept. Nullable: added to existing databases.
     files_collected_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # What a worker needs to be given the job (coordinator/capabilities.py); all nullable (no requirement), so
+    # that schema.upgrade adds them to an existing database. The Blender that saved the scene, as the .blend's
+    # header says (500 for 5.0: read by the coordinator's parser, never taken from the artist): older agents are
+    # not given it.
+    scene_blender: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    blender_pin: Mapped[str | None] = mapped_column(String(40), nullable=True)  # "5.0" or "5.0.1": exactly that
+    max_workers: Mapped[int | None] = mapped_column(Integer, nullable=True)  # distinct agents rendering at once
+    device_kind: Mapped[str | None] = mapped_column(String(8), nullable=True)  # "gpu" | "cpu"
 
     account: Mapped[Account] = relationship()
     tasks: Mapped[list[Task]] = relationship(back_populates="job", order_by="Task.id")

@@ -20,6 +20,7 @@ from protocol import messages as m
 from protocol.scenepaths import BadPath, check_path, check_tree
 from protocol.untrusted_parse import TOO_LARGE
 
+from . import blob_access
 from .db import db
 from .errors import ApiError
 from .models import Blob, Job
@@ -39,9 +40,9 @@ class SceneTree:
     assets: list[dict[str, Any]]  # {"path", "sha256", "size"} of every file but the main .blend, by path
 
 
-def validate_tree(body: dict[str, Any], scene: Blob) -> SceneTree:
+def validate_tree(body: dict[str, Any], scene: Blob, account_id: int) -> SceneTree:
     """The tree a submit request names (``scene_path``, ``assets``), checked before anything is written:
-    safe and distinct paths, uploaded blobs, and the limits on the number of files and their total size."""
+    safe and distinct paths, blobs the account holds, and the limits on the number of files and their size."""
     scene_path = body.get("scene_path")
     if scene_path is None:
         scene_path = _default_scene_path(body.get("filename"))
@@ -61,7 +62,7 @@ def validate_tree(body: dict[str, Any], scene: Blob) -> SceneTree:
         check_tree([scene_path, *assets])
     except BadPath as exc:
         raise ApiError(400, "bad_path", str(exc)) from None
-    entries = _asset_entries(assets)
+    entries = _asset_entries(assets, account_id)
     _check_size(scene, entries)
     return SceneTree(scene_path, entries)
 
@@ -126,12 +127,14 @@ def _default_scene_path(filename: Any) -> str:
     return DEFAULT_SCENE_PATH
 
 
-def _asset_entries(assets: dict[str, str]) -> list[dict[str, Any]]:
-    """The files with their sizes, sorted by path; 400 ``unknown_blob`` naming a file that was not uploaded."""
+def _asset_entries(assets: dict[str, str], account_id: int) -> list[dict[str, Any]]:
+    """The files with their sizes, sorted by path; 400 ``unknown_blob`` naming a file the account did not
+    upload (another account's blob is one nobody uploaded, as far as this account can tell)."""
     if not assets:
         return []
-    query = select(Blob.sha256, Blob.size).where(Blob.sha256.in_(set(assets.values())))
-    sizes = {sha: size for sha, size in db.session.execute(query)}
+    held = blob_access.owned_by(account_id, assets.values())
+    query = select(Blob.sha256, Blob.size).where(Blob.sha256.in_(held))
+    sizes = {sha: size for sha, size in db.session.execute(query)} if held else {}
     missing = sorted(path for path, sha in assets.items() if sha not in sizes)
     if missing:
         more = f" ({len(missing) - 1} more missing)" if len(missing) > 1 else ""

@@ -10,16 +10,15 @@ the worker channel times out its own waits).
 
 from __future__ import annotations
 
-import contextlib
 import io
 import socket
-import threading
 import time
-from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
 from werkzeug.serving import ThreadedWSGIServer, WSGIRequestHandler
+
+from .admission import Admission, address_of, refuse
 
 # A request whose client sends nothing for this long is dropped (headers, or a pause in a body).
 READ_TIMEOUT = 30.0
@@ -27,11 +26,8 @@ READ_TIMEOUT = 30.0
 MAX_CONNECTIONS = 1000
 # Connections from one address at once; 0: no limit per address (behind a proxy every client has its address).
 MAX_PER_ADDRESS = 200
-# How long the busy answer may take to write to a client that is not reading.
-_REFUSE_TIMEOUT = 1.0
-_BUSY_BODY = b'{"error":{"code":"busy","message":"the coordinator has too many connections; retry in a moment"}}'
-_BUSY = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 5\r\n"
-         b"Connection: close\r\nContent-Length: %d\r\n\r\n%s" % (len(_BUSY_BODY), _BUSY_BODY))
+# How long a stopping server lets requests under way finish (gunicorn; worker WebSockets are closed at once).
+GRACEFUL_TIMEOUT = 30.0
 
 
 @dataclass(frozen=True)
@@ -48,12 +44,11 @@ class LimitedServer(ThreadedWSGIServer):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._lock = threading.Lock()
-        self._open: Counter[str] = Counter()
+        self.admission = Admission(self.limits.max_connections, self.limits.max_per_address)
 
     def process_request(self, request: Any, client_address: Any) -> None:
-        if not self._admit(_address(client_address)):
-            _refuse(request)
+        if not self.admission.admit(address_of(client_address)):
+            refuse(request)
             self.shutdown_request(request)
             return
         super().process_request(request, client_address)
@@ -62,30 +57,7 @@ class LimitedServer(ThreadedWSGIServer):
         try:
             super().process_request_thread(request, client_address)
         finally:
-            address = _address(client_address)
-            with self._lock:
-                self._open[address] -= 1
-                if self._open[address] <= 0:
-                    del self._open[address]
-
-    def _admit(self, address: str) -> bool:
-        with self._lock:
-            total = sum(self._open.values())
-            per_address = self.limits.max_per_address
-            if total >= self.limits.max_connections or (per_address and self._open[address] >= per_address):
-                return False
-            self._open[address] += 1
-            return True
-
-
-def _address(client_address: Any) -> str:
-    return str(client_address[0]) if isinstance(client_address, tuple) else str(client_address)
-
-
-def _refuse(request: socket.socket) -> None:
-    with contextlib.suppress(OSError):
-        request.settimeout(_REFUSE_TIMEOUT)
-        request.sendall(_BUSY)
+            self.admission.release(address_of(client_address))
 
 
 class _DeadlineReader(io.RawIOBase):
@@ -136,7 +108,6 @@ class LimitedRequestHandler(WSGIRequestHandler):
 def make_server(host: str, port: int, app: Any, limits: ServerLimits) -> LimitedServer:
     """A server on ``host:port`` for ``app`` with ``limits`` (port 0: any free port)."""
     handler = type("ConfiguredRequestHandler", (LimitedRequestHandler,), {"timeout": limits.read_timeout})
-    server = LimitedServer(host, port, app, handler)
-    server.limits = limits
-    return server
+    server_class = type("ConfiguredServer", (LimitedServer,), {"limits": limits})
+    return server_class(host, port, app, handler)
 

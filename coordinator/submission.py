@@ -9,7 +9,7 @@ from flask import current_app
 from protocol import frameranges
 from protocol.untrusted_parse import TOO_LARGE
 
-from . import config, events, ledger, payments, quotas, scene_files, splitting
+from . import blob_access, capabilities, config, events, ledger, payments, quotas, scene_files, splitting
 from .db import db
 from .errors import ApiError
 from .models import Blob, Frame, Job, Task, Worker
@@ -43,21 +43,22 @@ def _int_field(body: dict[str, Any], name: str, default: int | None, low: int, h
     return value
 
 
-def validate(body: Any) -> dict[str, Any]:
-    """Check a submit request fully before anything is written."""
+def validate(body: Any, account_id: int) -> dict[str, Any]:
+    """Check a submit request fully before anything is written. Every blob it names must be the account's own
+    (blob_access): another account's hash is answered as one nobody uploaded."""
     if not isinstance(body, dict):
         raise ApiError(400, "bad_request", "the body must be a JSON object")
     unknown = set(body) - {"scene", "frames", "chunk", "priority", "name", "filename", "policy", "scene_path",
-                           "assets"}
+                           "assets", *capabilities.FIELDS}
     if unknown:
         raise ApiError(400, "bad_request", f"unknown field(s): {', '.join(sorted(unknown))}")
     sha = body.get("scene")
     if not isinstance(sha, str) or not SHA256_RE.match(sha):
         raise ApiError(400, "bad_request", "'scene' must be the sha256 (64 lowercase hex) of an uploaded blob")
     blob = db.session.get(Blob, sha)
-    if blob is None:
+    if blob is None or not blob_access.owned_by(account_id, [sha]):
         raise ApiError(400, "unknown_blob", "the scene blob was not uploaded; upload it first")
-    tree = scene_files.validate_tree(body, blob)
+    tree = scene_files.validate_tree(body, blob, account_id)
     scans = scan_blobs([blob, *scene_files.asset_blobs(tree)])  # every file of the tree in one parser run
     info = scene_info(blob)
     frames = _frames(body.get("frames"), info)
@@ -78,6 +79,7 @@ def validate(body: Any) -> dict[str, Any]:
         "priority": _int_field(body, "priority", config.DEFAULT_PRIORITY, config.MIN_PRIORITY, config.MAX_PRIORITY),
         "name": body.get("name") or body.get("filename") or "job",
         "filename": body.get("filename", ""),
+        "capabilities": capabilities.from_request(body, info.get("blender_version")),
     }
 
 
@@ -104,14 +106,14 @@ def _frames(spec: Any, info: dict[str, Any]) -> list[int]:
 
 def create_job(account_id: int, body: Any) -> Job:
     """Validate, then create job + tasks + frames and commit them together."""
-    request = validate(body)
+    request = validate(body, account_id)
     frames: list[int] = request["frames"]
     quotas.check_live_jobs(account_id)
     price = payments.job_price(len(frames))
     available = ledger.balance(ledger.account_book(account_id))
     if available < price:  # refuse before anything is written
         raise ledger.InsufficientPoints(available, price)
-    chunk = request["chunk"] or splitting.default_chunk(len(frames), _online_workers())
+    chunk = request["chunk"] or splitting.default_chunk(len(frames), _may_render(request["capabilities"]))
     width, height = request["info"]["resolution"]
     job = Job(
         account_id=account_id,
@@ -127,6 +129,7 @@ def create_job(account_id: int, body: Any) -> Job:
         resolution_y=height,
         policy=request["policy"],
         settings=dict(config.PINNED_SETTINGS),
+        **request["capabilities"],
     )
     db.session.add(job)
     db.session.flush()
@@ -145,5 +148,8 @@ def create_job(account_id: int, body: Any) -> Job:
     return job
 
 
-def _online_workers() -> int:
-    return db.session.execute(db.select(db.func.count()).select_from(Worker).filter_by(online=True)).scalar_one()
+def _may_render(requirements: dict[str, Any]) -> int:
+    """How many agents a job may spread over: online agents that fit it, at most its cap."""
+    online = db.session.execute(db.select(Worker).filter_by(online=True)).scalars().all()
+    fitting = len(capabilities.able(Job(**requirements), list(online)))
+    return min(fitting, requirements["max_workers"] or fitting)

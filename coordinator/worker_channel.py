@@ -15,7 +15,7 @@ from simple_websocket import ConnectionClosed
 from protocol import PROTOCOL_VERSION
 from protocol import messages as m
 
-from . import agent_limits, events, failure_accounting, leases, outcomes, ws_guard
+from . import agent_limits, events, failure_accounting, leases, outcomes, worker_confinement, ws_guard
 from .auth import caller_from_header, token_state
 from .db import db
 from .dispatch import Connection, Work, dispatcher
@@ -58,6 +58,12 @@ def _channel(ws) -> None:  # type: ignore[no-untyped-def]
     caller = g.caller
     hello = _receive_hello(ws)
     if hello is None:
+        return
+    unconfined = worker_confinement.refusal(hello.confinement)
+    if unconfined is not None:  # its own report, so this only stops honest misconfigured machines
+        current_app.logger.warning("worker token %s (%s) refused as %r: unconfined (%s)", caller.token_id,
+                                   caller.account_name, hello.name, worker_confinement.summary(hello.confinement))
+        ws.send(m.encode(unconfined))
         return
     signed_on = _sign_on(caller.token_id, caller.account_id, hello)
     if isinstance(signed_on, m.Error):  # a limit of its token: the agent prints the reason and stops
@@ -124,6 +130,7 @@ def _sign_on(token_id: int, account_id: int, hello: m.Hello) -> tuple[int, str] 
     worker.devices = hello.devices
     worker.threads = hello.threads
     worker.roles = hello.roles
+    worker.confinement = hello.confinement
     worker.connected_at = worker.last_seen = now()
     db.session.flush()
     events.record(events.WORKER_JOINED, f"worker {worker.name} ({worker.account.name}) joined: {hello.device}, "

@@ -96,6 +96,14 @@ class Farm:
         self.url = wait_for(listening, 60, "the coordinator to listen")
         return self.url
 
+    def serving_pid(self) -> int:
+        """The process that serves the coordinator's requests, as it says at start: gunicorn's worker (a child of
+        the process started), or the process itself with ``--server werkzeug``. Memory and threads are its."""
+        assert self.coordinator is not None
+        said = re.findall(r"listening on \S+ \(pid (\d+)\)", self.coordinator.log_text())
+        assert said, self.coordinator.log_text()
+        return int(said[-1])
+
     def restart_coordinator(self) -> str:
         """Stop the coordinator and start a new one on the same port and data dir."""
         assert self.coordinator.stop() == 0, self.coordinator.log_text()

@@ -14,6 +14,7 @@ from . import (
     points,
     stats,
     tokens,
+    unverified,
     worker_checks,
     worker_control,
     worker_frames,
@@ -23,5 +24,5 @@ from . import (
 
 def register(app: Flask) -> None:
     for module in (meta, blobs, jobs, job_control, claims, worker_frames, worker_checks, workers, worker_control,
-                   tokens, points, events, stats):
+                   tokens, points, events, stats, unverified):
         app.register_blueprint(module.bp, url_prefix="/api/v1")

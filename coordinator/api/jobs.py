@@ -9,7 +9,7 @@ from typing import Any
 from flask import Blueprint, current_app, jsonify, request, send_file
 from sqlalchemy import select
 
-from .. import job_control, ledger, paging, payments
+from .. import capabilities, job_control, ledger, paging, payments
 from ..auth import current_caller, require
 from ..db import db
 from ..errors import ApiError
@@ -45,6 +45,7 @@ def job_summary(job: Job) -> dict[str, Any]:
         "error": job.error,
         "waiting": job.waiting,
         "policy": job.policy,
+        "requirements": capabilities.describe(job),
         "price": payments.job_price(len(job.frames)),
         "escrow": ledger.balance(ledger.escrow_book(job.id)),
         "created_at": _iso(job.created_at),

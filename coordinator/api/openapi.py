@@ -111,6 +111,7 @@ def _job_paths() -> dict[str, Any]:
         "/api/v1/jobs": {
             "post": _op("Submit a job for an uploaded scene and its files (user). 400 codes: bad_request, bad_path, "
                         "unknown_blob, too_many_files, too_large, not_a_blend, bad_frames, frames_out_of_range, "
+                        "bad_blender_version, "
                         "too_many_frames (the frame limit, also when frames are left out and the scene's range is "
                         "used); 402 when the points do not cover the price; 409 too_many_jobs when the account has "
                         "its most live jobs", _ok(201, "the job", _json("Job")), body=_json("JobRequest"),
@@ -140,6 +141,12 @@ def _job_paths() -> dict[str, Any]:
             "get": _op("A verified frame (PNG); header X-Content-SHA256. 404 not_verified; 410 collected: the "
                        "finished job's files were deleted after the retention period", _ok(200, "PNG", PNG),
                        errors=(410,))},
+        "/api/v1/jobs/{job_id}/unverified/{number}": {
+            "parameters": [JOB_ID, {"name": "number", "in": "path", "required": True, "schema": {"type": "integer"}}],
+            "get": _op("A rendered frame no check has accepted yet, on request: a PNG tEXt chunk 'Framehive' says "
+                       "UNVERIFIED (so its sha256 is never the verified frame's); headers X-Framehive-Verified: no, "
+                       "X-Content-SHA256 (of these bytes). 404 not_rendered; 409 verified (GET .../frames/N); 410 "
+                       "collected", _ok(200, "PNG", PNG), errors=(409, 410))},
         "/api/v1/jobs/{job_id}/claims": {
             "parameters": [JOB_ID],
             "post": _op("Dispute delivered frames: trusted nodes re-render them; confirmed → replaced. Holds the "
@@ -307,7 +314,11 @@ WORKER_FIELDS = {
     "last_seen": _nullable(NUM), "roles": {"type": "array", "items": STR}, "trust": INT, "checks_passed": INT,
     "checks_failed": INT, "times_caught": INT, "suspended": BOOL,
     "paused": {"type": "boolean", "description": "its owner paused it (by hand or by its schedule): it gets no work"},
-    "pause_reason": {"type": ["string", "null"], "description": "why, as the agent said"}}
+    "pause_reason": {"type": ["string", "null"], "description": "why, as the agent said"},
+    "confinement": {"type": ["object", "null"], "description": "what confines its renders, as its hello said (the "
+                    "agent's own word): available, mechanism, abi, filesystem, network, scopes, reason; null when "
+                    "it did not say"},
+    "confined": {"type": "boolean", "description": "its report says its renders are confined"}}
 EVENT_FIELDS = {
     "id": INT, "at": {"type": "string", "format": "date-time"},
     "time": {"type": "number", "description": "UNIX seconds"}, "kind": STR, "message": STR,
@@ -341,6 +352,12 @@ JOB_FIELDS = {
     "error": _nullable(STR), "policy": {"enum": list(config.POLICIES)},
     "waiting": {"type": ["string", "null"], "description": "why no online agent takes the job's queued tasks "
                                                            "(every one is blocklisted for it); null otherwise"},
+    "requirements": _strict(["blender", "blender_version", "max_workers", "device"], {
+        "blender": {"type": ["string", "null"], "description": "the Blender that saved the scene (major.minor, read "
+                                                               "from the .blend): older agents are not given it"},
+        "blender_version": {"type": ["string", "null"], "description": "the Blender the artist pinned, if any"},
+        "max_workers": {"type": ["integer", "null"], "description": "most agents rendering it at once; null: any"},
+        "device": {"enum": ["gpu", "cpu", "any"]}}),
     "price": {"type": "integer", "description": "points the job held in escrow at submit"},
     "escrow": {"type": "integer", "description": "points still in escrow (0 once the job is finished)"},
     "created_at": {"type": "string", "format": "date-time"}, "started_at": TIME, "finished_at": TIME,
@@ -386,6 +403,14 @@ def _job_schemas() -> dict[str, Any]:
             "filename": {"type": "string", "maxLength": 200},
             "policy": {"enum": list(config.POLICIES), "default": "adaptive",
                        "description": "verification: adaptive trust, fRender's circle, or every frame twice"},
+            "blender_version": {"type": "string", "pattern": r"^\d{1,3}\.\d{1,3}(\.\d{1,3})?$", "description":
+                                "pin an exact Blender: 5.0.1 (that release) or 5.0 (any 5.0.x); not older than the "
+                                "Blender that saved the scene (400 bad_blender_version). Default: any Blender at "
+                                "least as new as the one that saved the scene"},
+            "max_workers": {"type": "integer", "minimum": 1, "maximum": 10000,
+                            "description": "at most this many distinct agents render the job at once"},
+            "device": {"enum": ["gpu", "cpu", "any"], "default": "any",
+                       "description": "only agents rendering on a GPU, or on the CPU"},
             "scene_path": {"type": "string", "maxLength": MAX_PATH_BYTES, "description":
                            "the .blend's relative POSIX path in the scene's folder tree, e.g. shots/shot.blend; "
                            "default: filename if it is a usable path, else scene.blend"},

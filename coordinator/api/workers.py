@@ -7,7 +7,7 @@ from typing import Any
 from flask import Blueprint, jsonify
 from sqlalchemy import select
 
-from .. import paging
+from .. import paging, worker_confinement
 from ..auth import current_caller, require
 from ..db import db
 from ..models import Task, Worker
@@ -26,7 +26,8 @@ def worker_json(w: Worker, leased: dict[int, int] | None = None) -> dict[str, An
             "current_task": leased.get(w.id), "last_seen": w.last_seen, "roles": w.roles,
             "trust": w.trust, "checks_passed": w.checks_passed, "checks_failed": w.checks_failed,
             "times_caught": w.times_caught, "suspended": w.suspended,
-            "paused": w.pause_reason is not None, "pause_reason": w.pause_reason}
+            "paused": w.pause_reason is not None, "pause_reason": w.pause_reason,
+            "confinement": w.confinement, "confined": worker_confinement.confined(w.confinement)}
 
 
 def current_tasks(worker_id: int | None = None) -> dict[int, int]:

@@ -1,46 +1,79 @@
 """Ringers: checks whose answer the coordinator already knows, made now and then for an idle verifier.
 
-A ringer is a fresh region of a frame a verifier already confirmed, rendered by another owner, in a message that
-looks exactly like any other check. A verifier that answers real checks carelessly (or lies) but ringers
-honestly must not be able to tell them apart.
+A ringer is a fresh region of a frame that already passed a check, rendered by another owner. A verifier that
+answers real checks carelessly (or lies) but ringers honestly must not be able to tell them apart, so a ringer
+shows it nothing a real check would not:
+
+- it stands in for the real check the verifier was about to get (same moment, region of the same size);
+- its frame is of that check's job when that job has one to offer (else of another job still running), the
+  verified frame nearest in number to the check's, so the jobs, scenes and frames a verifier sees stay those of
+  its real work, never a job long finished;
+- it excludes the same accounts a real check does (the renderer's and the job's owner), and never shows an
+  account a frame it already looked at (a real check never does);
+- its handle is as opaque as any other lease's (leasing.new_handle).
 """
 
 from __future__ import annotations
 
 import secrets
 
-from sqlalchemy import func, select
+from sqlalchemy import exists, func, select
+from sqlalchemy.orm import aliased
 
 from ..db import db
 from ..models import Check, Frame, Job, Worker
-from ..states import FrameState
+from ..states import FrameState, JobState
 from . import keys
 from .checks import new_check
 
+# A ringer's frame is drawn among this many verified frames nearest in number to the check it stands in for.
+NEAREST = 3
 _rng = secrets.SystemRandom()
 
 
 def make_ringer(worker: Worker, like: Check | None = None) -> Check | None:
-    """A fresh region of a frame a verifier already confirmed, rendered by another owner. No commit.
+    """A fresh region of a verified frame of a running job, for ``worker`` instead of ``like``. No commit.
 
     The region is the size (as a share of the frame) of ``like``, the check it stands in for, so that ringers
     are as many spots and regions as real checks are.
     """
-    count = db.session.execute(_ringer_frames(worker).with_only_columns(func.count())).scalar_one()
-    if count == 0:
+    frame = _pick_frame(worker, like)
+    if frame is None:
         return None
-    frame = db.session.execute(_ringer_frames(worker).offset(_rng.randrange(count)).limit(1)).scalar_one()
     job: Job = frame.job
     fraction = keys.REGION_FRACTION
     if like is not None:
         _, _, w, h = like.region
         fraction = min(1.0, w * h / (like.frame.job.resolution_x * like.frame.job.resolution_y))
     region = keys.draw_region(_rng, job.resolution_x, job.resolution_y, fraction).as_list()
-    return new_check("ringer", frame, region, [], renderer=frame.worker)
+    excluded = [frame.worker.account_id, job.account_id] if frame.worker is not None else [job.account_id]
+    return new_check("ringer", frame, region, excluded, renderer=frame.worker)
+
+
+def _pick_frame(worker: Worker, like: Check | None) -> Frame | None:
+    if like is not None:
+        target = like.frame.number
+        near = db.session.execute(
+            _ringer_frames(worker).where(Frame.job_id == like.job_id)
+            .order_by(func.abs(Frame.number - target), Frame.number).limit(NEAREST)).scalars().all()
+        if near:
+            return _rng.choice(near)
+    count = db.session.execute(_ringer_frames(worker).with_only_columns(func.count())).scalar_one()
+    if count == 0:
+        return None
+    return db.session.execute(_ringer_frames(worker).order_by(Frame.id).offset(_rng.randrange(count))
+                              .limit(1)).scalar_one()
 
 
 def _ringer_frames(worker: Worker):  # type: ignore[no-untyped-def]
-    return (select(Frame).join(Job, Job.id == Frame.job_id).join(Worker, Worker.id == Frame.worker_id)
+    """Frames of running jobs that passed a check, that ``worker`` could be sent as a real check."""
+    renderer = aliased(Worker)
+    looker = aliased(Worker)
+    seen = exists().where(Check.frame_id == Frame.id, Check.verifier_id == looker.id,
+                          looker.account_id == worker.account_id)
+    return (select(Frame).join(Job, Job.id == Frame.job_id).join(renderer, renderer.id == Frame.worker_id)
             .where(Frame.state == FrameState.VERIFIED, Frame.verified_by == "check",
+                   Job.state.in_(JobState.ACTIVE),  # a finished job's checks would stand out
                    Job.files_collected_at.is_(None),  # a released job's scene and pixels are gone
-                   Worker.account_id != worker.account_id))
+                   renderer.account_id != worker.account_id, Job.account_id != worker.account_id,
+                   ~seen))

@@ -46,7 +46,7 @@ def png_bomb() -> bytes:
 
 def coordinator_pid(farm: Farm) -> int:
     assert farm.coordinator is not None
-    return farm.coordinator.popen.pid
+    return farm.serving_pid()
 
 
 def test_a_frame_far_bigger_than_the_job_is_refused_from_its_header(farm: Farm, sample_scene: Path,

@@ -92,7 +92,7 @@ def closed_by_peer(sock: socket.socket, timeout: float = 5) -> bool:
 
 @pytest.mark.coordinator_args("--request-timeout", str(READ_TIMEOUT))
 def test_half_sent_requests_and_silent_websockets_let_go_of_their_threads(farm: Farm):
-    pid = farm.coordinator.popen.pid  # type: ignore[union-attr]
+    pid = farm.serving_pid()
     token = farm.token("worker", "owner")
     health = f"{farm.url}/api/v1/health"
     assert requests.get(health, timeout=10).status_code == 200
@@ -127,7 +127,7 @@ def test_headers_dripped_a_byte_at_a_time_are_cut_off_at_the_timeout(farm: Farm)
 
 @pytest.mark.coordinator_args("--request-timeout", str(READ_TIMEOUT), "--max-connections-per-address", "20")
 def test_connections_over_the_limit_get_503_without_a_thread(farm: Farm):
-    pid = farm.coordinator.popen.pid  # type: ignore[union-attr]
+    pid = farm.serving_pid()
     health = f"{farm.url}/api/v1/health"
     idle = threads(pid)
     with flood(farm) as sockets:

@@ -72,7 +72,7 @@ def test_zstd_bombs_sent_to_a_real_coordinator_are_refused_without_its_memory_gr
     bombs = {"4 KB -> 128 MiB": zstd_bomb(128 * MIB), "32 KB -> 1 GiB, size not announced":
              zstd_bomb(1024 * MIB, announce=False)}
     assert len(bombs["4 KB -> 128 MiB"]) < 8 * 1024 and len(bombs["32 KB -> 1 GiB, size not announced"]) < 64 * 1024
-    pid = farm.coordinator.popen.pid
+    pid = farm.serving_pid()
     for name, bomb in bombs.items():
         sha = upload(farm, token, bomb)
         reset_peak_rss(pid)
