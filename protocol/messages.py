@@ -64,6 +64,9 @@ class Hello(Message):
     devices: list[dict[str, Any]]  # every Cycles device seen: {"backend", "name", "id"}
     threads: int
     roles: list[str] = field(default_factory=lambda: ["render"])
+    # What confines its renders (worker_agent.confinement.status()); None from agents that do not say. The
+    # agent's own word: the coordinator shows it and may refuse unconfined agents, it proves nothing.
+    confinement: dict[str, Any] | None = None
 
     def check(self) -> None:
         """Its text is kept and shown (the coordinator's columns have these sizes) and logged: short, printable."""
@@ -84,6 +87,8 @@ class Hello(Message):
                     raise MessageError(f"hello: device {key} must be text or a number")
         for role in self.roles:
             _check_text("hello: a role", role, MAX_ROLE_TEXT)
+        if self.confinement is not None:
+            _check_confinement(self.confinement)
 
 
 # Lengths of a hello's text, in characters.
@@ -94,6 +99,43 @@ MAX_DEVICE_TEXT = 200
 MAX_ROLES = 4
 MAX_ROLE_TEXT = 16
 MAX_THREADS = 65536
+
+
+# A hello's confinement report: each field it may have, with its JSON type (the coordinator stores and shows it).
+# "available" is required: whether renders are confined at all.
+CONFINEMENT_FIELDS: dict[str, tuple[type, ...]] = {
+    "available": (bool,), "mechanism": (str, type(None)), "abi": (int,), "filesystem": (bool,), "network": (bool,),
+    "scopes": (list,), "device_ioctl": (bool,), "environment": (str,), "reason": (str, type(None)),
+}
+MAX_CONFINEMENT_TEXT = 200  # "reason": one line saying why renders are not confined
+MAX_CONFINEMENT_WORD = 40  # "mechanism", "environment" and each scope
+MAX_SCOPES = 8
+MAX_ABI = 1000
+
+
+def _check_confinement(report: dict[str, Any]) -> None:
+    """A stranger's self-report of its confinement: known fields of the right types, short printable text."""
+    unknown = set(report) - set(CONFINEMENT_FIELDS)
+    if unknown:
+        raise MessageError(f"hello: confinement has unknown field(s) {sorted(unknown)[:4]}")
+    for key, value in report.items():
+        kinds = CONFINEMENT_FIELDS[key]
+        if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
+            raise MessageError(f"hello: confinement {key} has the wrong type")
+    if not isinstance(report.get("available"), bool):
+        raise MessageError("hello: confinement must say whether it is available")
+    if not 0 <= report.get("abi", 0) <= MAX_ABI:
+        raise MessageError(f"hello: confinement abi must be from 0 to {MAX_ABI}")
+    scopes = report.get("scopes", [])
+    if len(scopes) > MAX_SCOPES or not all(isinstance(scope, str) for scope in scopes):
+        raise MessageError(f"hello: confinement scopes are at most {MAX_SCOPES} words")
+    for scope in scopes:
+        _check_text("hello: a confinement scope", scope, MAX_CONFINEMENT_WORD)
+    for key in ("mechanism", "environment"):
+        if isinstance(report.get(key), str):
+            _check_text(f"hello: confinement {key}", report[key], MAX_CONFINEMENT_WORD)
+    if isinstance(report.get("reason"), str):
+        _check_text("hello: confinement reason", report["reason"], MAX_CONFINEMENT_TEXT)
 
 
 def _check_text(what: str, value: str, limit: int) -> None:

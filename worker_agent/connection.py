@@ -23,7 +23,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from protocol import PROTOCOL_VERSION
 from protocol import messages as m
 
-from . import __version__, coordinator_urls
+from . import __version__, confinement, coordinator_urls
 from .coordinator_urls import websocket_url
 from .earnings import EARNINGS_MAX, EARNINGS_SOON, EarningsWatch
 from .http_errors import escaped
@@ -112,14 +112,15 @@ class Agent:
         i = self.identity
         await ws.send(m.encode(m.Hello(protocol=PROTOCOL_VERSION, name=i.name, agent_version=__version__,
                                        blender_version=i.blender_version, device=i.device, devices=i.devices,
-                                       threads=i.threads, roles=i.roles)))
+                                       threads=i.threads, roles=i.roles, confinement=confinement_report())))
         self.availability = self._availability()
         if self.availability.paused:  # before the coordinator reads anything else from this agent
             await ws.send(m.encode(m.Status(paused=True, reason=self.availability.reason)))
             log.info("paused: %s", self.availability.reason)
         welcome = m.decode(await asyncio.wait_for(ws.recv(), WELCOME_TIMEOUT))
-        if isinstance(welcome, m.Error):
-            raise FatalError(f"coordinator refused this agent: {welcome.code}: {welcome.message}")
+        if isinstance(welcome, m.Error):  # a refusal (its token's limits, unconfined renders): retrying cannot help
+            raise FatalError(f"coordinator refused this agent: {_printable(welcome.code, 40)}: "
+                             f"{_printable(welcome.message, 400)}")
         if not isinstance(welcome, m.Welcome):
             raise FatalError(f"expected welcome, got {welcome.TYPE}")
         self.runner.worker_id = welcome.worker_id
@@ -269,6 +270,20 @@ class Agent:
                     await task
         self._task = self._winding_down = None
         self._assign = None
+
+
+def confinement_report() -> dict[str, Any]:
+    """What confines this machine's renders, for the hello: confinement.status(), its reason made to fit the
+    message's limits (it may quote an environment variable's value)."""
+    report = confinement.status()
+    if isinstance(report.get("reason"), str):
+        report["reason"] = _printable(report["reason"], m.MAX_CONFINEMENT_TEXT)
+    return report
+
+
+def _printable(text: str, limit: int) -> str:
+    """One line of at most ``limit`` characters, without control or invisible characters (for logs and hello)."""
+    return "".join(c if c.isprintable() else "?" for c in text[:limit])
 
 
 async def _after(previous: asyncio.Task[None] | None, work: Coroutine[Any, Any, None]) -> None:
