@@ -24,11 +24,11 @@ def ctx(app, api, scene_sha):  # type: ignore[no-untyped-def]
         account_id = db.session.get(Job, job["id"]).account_id
         db.session.get(Job, job["id"]).account.trusted = True
         for name in ("a", "b"):
-            db.session.add(Worker(account_id=account_id, name=name, online=True))
+            db.session.add(Worker(account_id=account_id, name=name, online=True, blender_version="5.0.1"))
         carol = Account(name="carol")
         db.session.add(carol)
         db.session.flush()
-        db.session.add(Worker(account_id=carol.id, name="c", online=True))
+        db.session.add(Worker(account_id=carol.id, name="c", online=True, blender_version="5.0.1"))
         for digit in "012":  # stand-in frame blobs for the frames these tests record
             db.session.add(Blob(sha256=digit * 64, size=1))
         db.session.commit()
