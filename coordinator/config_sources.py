@@ -141,3 +141,10 @@ def server_setting(settings: Mapping[str, Any], name: str) -> Any:
 def app_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
     """The Flask settings among ``settings`` (the server's and the data dir are not Flask's)."""
     return {k: v for k, v in settings.items() if k not in SERVER_DEFAULTS and k != DATA_DIR_KEY}
+
+
+def from_process_environment() -> dict[str, Any]:
+    """Settings for a coordinator started by someone else's server (wsgi.py): FRAMEHIVE_* variables over the file
+    that FRAMEHIVE_CONFIG names."""
+    file = os.environ.get("FRAMEHIVE_CONFIG")
+    return layered(Path(file) if file else None, os.environ, {})

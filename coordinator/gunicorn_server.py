@@ -31,6 +31,7 @@ from gunicorn.app.base import BaseApplication
 from gunicorn.util import close_graceful
 from gunicorn.workers.gthread import TConn, ThreadWorker
 
+from . import config_sources, serve
 from .admission import Admission, address_of, refuse
 from .serving import ServerLimits
 
@@ -138,7 +139,9 @@ class LimitedThreadWorker(ThreadWorker):  # type: ignore[misc]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.limits: ServerLimits = self.app.limits
+        # run by `serve`, the application carries them; under `gunicorn -k ... coordinator.wsgi:app`, the settings do
+        self.limits: ServerLimits = getattr(self.app, "limits", None) or serve.limits(
+            config_sources.from_process_environment())
         self.admission = Admission(self.limits.max_connections, self.limits.max_per_address)
         self.websockets: set[LimitedConn] = set()
         self.websockets_lock = threading.Lock()
