@@ -9,6 +9,9 @@ the store has them already.
 
 An account holds a blob when it uploaded it (a ``BlobUpload`` row, or it was the first uploader), when the blob
 is the scene of one of its jobs, or a frame rendered for one of its jobs; and only while the blob is stored.
+The other files of its jobs' trees (assets) are no source of their own: a submission names only blobs the account
+holds, so each of them is one it uploaded (its BlobUpload row lives as long as the blob) or one of its scenes or
+frames; counting them would only keep alive what older submissions took by hash from others.
 """
 
 from __future__ import annotations

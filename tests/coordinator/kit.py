@@ -26,12 +26,18 @@ def noise_png(seed: int, width: int = 64, height: int = 36) -> bytes:
     return fa.encode_png(pixels)
 
 
-def store(data: bytes) -> str:
+def store(data: bytes, uploader_id: int | None = None) -> str:
+    """The blob row as an upload makes it (``uploader_id``: the sending account, a renderer's for a frame)."""
     sha = hashlib.sha256(data).hexdigest()
     if db.session.get(Blob, sha) is None:
         storage().put(sha, io.BytesIO(data), len(data))
-        db.session.add(Blob(sha256=sha, size=len(data)))
+        db.session.add(Blob(sha256=sha, size=len(data), uploader_id=uploader_id))
     return sha
+
+
+def stored_bytes(app, sha: str) -> bytes:  # type: ignore[no-untyped-def]
+    """A stored blob's bytes: what another account must send itself before its jobs may name that blob."""
+    return app.extensions["framehive_storage"].path(sha).read_bytes()
 
 
 def render(task: Task, image=noise_png) -> None:  # type: ignore[no-untyped-def]
@@ -40,7 +46,7 @@ def render(task: Task, image=noise_png) -> None:  # type: ignore[no-untyped-def]
         data = image(frame.number)
         info = inspect_frame(data, frame, 10**8)
         frame.tile_hashes, frame.tile_key, frame.flags = info.tile_hashes, info.tile_key, info.flags
-        outcomes.frame_rendered(task, frame.number, store(data), 30)
+        outcomes.frame_rendered(task, frame.number, store(data, task.worker.account_id), 30)
     outcomes.task_done(task)
 
 

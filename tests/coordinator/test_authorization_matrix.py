@@ -10,10 +10,12 @@ order, the columns of ``CALLERS``.
 The rules the matrix encodes: a user sees and controls (pause, resume, requeue, priority, cancel) only its own
 jobs, frames and claims, and anyone else's job is a 404 like a job that does not exist; events and statistics are
 the caller's own (an admin's: everything); a worker downloads only the files (the scene's .blend and its assets)
-of a job whose task or check one of its agents holds; a worker upload names an agent (X-Framehive-Worker): someone
-else's agent is 403, its own agent without the lease is 409 ``lease_lost`` (the answer an agent whose lease ran out
-gets, telling it to drop the work); users and the admin have no agent and name the lease holder's, which is 403;
-admins see everything, and only admins reach /admin/*; no token is 401 everywhere but /health and /openapi.json.
+of a job whose task or check one of its agents holds; a job names only blobs its account sent (another account's
+hash is 400 unknown_blob, the answer for a hash nobody sent: the admin sent alice's tree too, to submit it); a
+worker upload names an agent (X-Framehive-Worker): someone else's agent is 403, its own agent without the lease is
+409 ``lease_lost`` (the answer an agent whose lease ran out gets, telling it to drop the work); users and the admin
+have no agent and name the lease holder's, which is 403; admins see everything, and only admins reach /admin/*; no
+token is 401 everywhere but /health and /openapi.json.
 
 The world is built once per database (``Stage``). A write that is expected to succeed may change it, and is
 undone after its cell; every other cell (reads, and refused writes) must leave every table and the blob store
@@ -51,7 +53,7 @@ CALLERS = ("none", "alice", "bob", "worker-lease", "worker-idle", "admin")
 ACCOUNTS = {"alice": "alice", "bob": "bob", "worker-lease": "holder-farm", "worker-idle": "idle-farm",
             "admin": "root"}
 AGENTS = {"worker-lease": "holder", "worker-idle": "idle"}
-ERROR_CODES = {401: "missing_token", 403: "forbidden", 404: "not_found", 409: "lease_lost"}
+ERROR_CODES = {400: "unknown_blob", 401: "missing_token", 403: "forbidden", 404: "not_found", 409: "lease_lost"}
 NEW_BLOB = b"a blob uploaded by the authorization matrix"
 NEW_BLOB_SHA = hashlib.sha256(NEW_BLOB).hexdigest()
 # Each job's scene is a tree with one asset besides its .blend (the coordinator never opens assets).
@@ -307,6 +309,12 @@ ROWS = [
         send=lambda w, caller: {"json": {"scene": w.scene_b if caller == "bob" else w.scene_a, "frames": "1-2",
                                          "assets": {ASSET_PATH: w.asset_b if caller == "bob" else w.asset_a}}},
         check=job_of_caller),
+    # a blob is used by its uploaders only: another account's hash is a blob nobody uploaded (admins too)
+    row("401  400  400  403  403  400", "POST", "/jobs", label="another account's scene (alice's for bob)",
+        send=lambda w, caller: {"json": {"scene": w.scene_a if caller == "bob" else w.scene_b, "frames": "1-2"}}),
+    row("401  400  400  403  403  400", "POST", "/jobs", label="another account's asset (alice's for bob)",
+        send=lambda w, caller: {"json": {"scene": w.scene_b if caller == "bob" else w.scene_a, "frames": "1-2",
+                                         "assets": {ASSET_PATH: w.asset_a if caller == "bob" else w.asset_b}}}),
     row("401  200  404  403  403  200", "GET", "/jobs/{job_id}", label="alice's", params=job_a,
         check=is_job("job_a")),
     row("401  404  200  403  403  200", "GET", "/jobs/{job_id}", label="bob's",
@@ -454,6 +462,9 @@ def build_world(app: Flask, scene_a: bytes, scene_b: bytes) -> World:
             sha = hashlib.sha256(blob).hexdigest()
             assert client.put(f"{API}/blobs/{sha}", data=blob, headers=as_(caller)).status_code == 201
             store[caller] = sha
+    for blob in (scene_a, ASSETS["alice"]):  # the admin sends alice's tree too, to submit it as its own
+        sha = hashlib.sha256(blob).hexdigest()
+        assert client.put(f"{API}/blobs/{sha}", data=blob, headers=as_("admin")).status_code == 201
     assert shas["alice"] != shas["bob"], "the two scenes must differ"
     job_a = client.post(f"{API}/jobs", json={"scene": shas["alice"], "frames": "1-4", "chunk": 2,
                                              "assets": {ASSET_PATH: assets["alice"]}},

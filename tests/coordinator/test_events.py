@@ -14,7 +14,7 @@ from coordinator.db import db
 from coordinator.models import Account, Event, Frame
 from coordinator.verification import leasing
 from tests.coordinator.conftest import Api
-from tests.coordinator.kit import answer, noise_png, render
+from tests.coordinator.kit import answer, noise_png, render, stored_bytes
 
 
 def logged(*kinds: str) -> list[tuple[str, int | None, int | None]]:
@@ -110,6 +110,7 @@ def test_admin_grants_and_tokens_are_logged_with_the_admin(app, tokens):  # type
 
 def test_each_account_reads_its_own_events_and_admins_all(v, app, tokens, scene_sha):  # type: ignore[no-untyped-def]
     bob = Api(app, tokens["other"])
+    bob.upload(stored_bytes(app, scene_sha))  # his own copy: a job names only its account's blobs
     theirs = bob.post("/api/v1/jobs", json={"scene": scene_sha, "frames": "1"})
     assert theirs.status_code == 201, theirs.get_json()
     bobs_job = theirs.get_json()["id"]

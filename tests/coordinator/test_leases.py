@@ -30,7 +30,7 @@ def ctx(app, api, scene_sha):  # type: ignore[no-untyped-def]
         db.session.flush()
         db.session.add(Worker(account_id=carol.id, name="c", online=True, blender_version="5.0.1"))
         for digit in "012":  # stand-in frame blobs for the frames these tests record
-            db.session.add(Blob(sha256=digit * 64, size=1))
+            db.session.add(Blob(sha256=digit * 64, size=1, uploader_id=account_id))  # sent by worker a
         db.session.commit()
         yield {"job_id": job["id"], "a": 1, "b": 2, "c": 3}
         db.session.remove()

@@ -221,8 +221,9 @@ class Ledger(RuleBasedStateMachine):
             self.granted = grant * db.session.execute(select(func.count()).select_from(Account)).scalar_one()
             db.session.remove()
         sha = hashlib.sha256(self.scene).hexdigest()
-        response = self.call("put", f"/api/v1/blobs/{sha}", "alice", data=self.scene)
-        assert response.status_code in (200, 201), response.get_json()
+        for artist in ARTISTS:  # each sends the bytes: a submission may name only its own account's blobs
+            response = self.call("put", f"/api/v1/blobs/{sha}", artist, data=self.scene)
+            assert response.status_code in (200, 201), response.get_json()
         self.scene_sha = sha
         with self.context():  # parse the scene once per test, not once per example (it takes a while)
             blob = db.session.get(Blob, sha)
@@ -540,7 +541,7 @@ def upload(task: Task, number: int, data: bytes) -> None:
     sha = hashlib.sha256(data).hexdigest()
     if db.session.get(Blob, sha) is None:
         storage().put(sha, io.BytesIO(data), len(data))
-        db.session.add(Blob(sha256=sha, size=len(data)))
+        db.session.add(Blob(sha256=sha, size=len(data), uploader_id=task.worker.account_id))  # as the endpoint
     frame.tile_hashes, frame.tile_key, frame.flags = info.tile_hashes, info.tile_key, info.flags
     outcomes.frame_rendered(task, number, sha, 30)
 

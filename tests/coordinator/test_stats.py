@@ -13,7 +13,7 @@ from coordinator.db import db
 from coordinator.models import Account, Frame, now
 from coordinator.verification import leasing
 from tests.coordinator.conftest import Api
-from tests.coordinator.kit import answer, noise_png, render
+from tests.coordinator.kit import answer, noise_png, render, stored_bytes
 
 
 def account(name: str) -> Account:
@@ -40,6 +40,7 @@ def network(v: dict[str, Any], app, tokens, scene_sha: str) -> dict[str, int]:  
     v["sibling"].online = False
     db.session.commit()
     second = alice.post("/api/v1/jobs", json={"scene": scene_sha, "frames": "5-6", "chunk": 1}).get_json()["id"]
+    bob.upload(stored_bytes(app, scene_sha))  # his own copy: a job names only its account's blobs
     bobs = bob.post("/api/v1/jobs", json={"scene": scene_sha, "frames": "1-3", "chunk": 1}).get_json()["id"]
     assert bob.post(f"/api/v1/jobs/{bobs}/pause").status_code == 200
     return {"second": second, "bobs": bobs}
