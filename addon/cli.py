@@ -23,7 +23,15 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TextIO
 
-from .client import CLIENT_VERSION, DOWNLOADABLE_STATES, ApiError, Client, ConnectionFailed, InvalidSetting
+from .client import (
+    CLIENT_VERSION,
+    DOWNLOADABLE_STATES,
+    UNVERIFIED_DIR,
+    ApiError,
+    Client,
+    ConnectionFailed,
+    InvalidSetting,
+)
 from .submission import Aborted, Options, Submission, Update
 
 EXIT_OK = 0
@@ -107,6 +115,9 @@ def build_parser() -> argparse.ArgumentParser:
     download = commands.add_parser("download", parents=[common], help="download a job's rendered frames")
     download.add_argument("job", type=_positive_int, metavar="JOB")
     download.add_argument("--out", type=Path, metavar="DIR", required=True, help="folder for the frames")
+    download.add_argument("--unverified", action="store_true",
+                          help="also the frames no check has accepted yet (they may be wrong or faked), marked as "
+                               "such: DIR/unverified/frame_NNNN.UNVERIFIED.png")
     download.set_defaults(handler=cmd_download)
 
     cancel = commands.add_parser("cancel", parents=[common], help="cancel a job")
@@ -247,7 +258,18 @@ def cmd_status(client: Client, args: argparse.Namespace) -> int:
 
 def cmd_download(client: Client, args: argparse.Namespace) -> int:
     """Download the job's rendered frames that are not already in the output folder."""
-    return _download(client, args.job, args.out)
+    result = _download(client, args.job, args.out)
+    return _download_unverified(client, args.job, args.out) if args.unverified else result
+
+
+def _download_unverified(client: Client, job_id: int, out_dir: Path) -> int:
+    files = client.download_unverified(job_id, out_dir)
+    if files:
+        _say(f"downloaded {len(files)} UNVERIFIED frame(s) to {out_dir / UNVERIFIED_DIR}: no other owner has "
+             "checked them, they may be wrong or faked; `framehive download` replaces them once verified")
+    else:
+        _say(f"job {job_id} has no unverified frames")
+    return EXIT_OK
 
 
 def cmd_cancel(client: Client, args: argparse.Namespace) -> int:
@@ -450,12 +472,14 @@ def format_progress(job: dict[str, Any], elapsed: float, width: int = 20) -> str
     states = ", ".join(f"{state} {count}" for state, count in counts.items() if count)
     # The clock comes before the counts: a narrow terminal cuts the end of the line.
     line = f"job {job.get('id')} {job.get('state')} {format_elapsed(elapsed)} [{bar}] {done}/{total} frames {percent}"
-    return f"{line}  {states}" if states else line
+    line = f"{line}  {states}" if states else line
+    # Why nothing moves, when the coordinator knows (no verifier of another owner online, ...).
+    return f"{line}  waiting: {job['waiting']}" if job.get("waiting") else line
 
 
 def progress_key(job: dict[str, Any]) -> tuple[Any, ...]:
     """What must change for a new progress line off a terminal: state and counts, not the clock."""
-    return (job.get("state"), tuple(job_counts(job).items()))
+    return (job.get("state"), tuple(job_counts(job).items()), job.get("waiting"))
 
 
 def job_counts(job: dict[str, Any]) -> dict[str, int]:
@@ -488,6 +512,11 @@ def format_summary(job: dict[str, Any]) -> str:
     ]
     if job.get("error"):
         rows.append(("error", str(job["error"])))
+    if job.get("waiting"):
+        rows.append(("waiting", str(job["waiting"])))
+    if counts.get("rendered"):
+        rows.append(("unverified", f"{counts['rendered']} rendered frame(s) await checks; `framehive download "
+                                   f"{job.get('id')} --out DIR --unverified` gets them now, marked UNVERIFIED"))
     header = f"job {job.get('id')} {job.get('name', '')}".rstrip()
     return "\n".join([header, *(f"  {label:<9} {value}" for label, value in rows)])
 

@@ -45,6 +45,11 @@ CHUNK_SIZE = 1024 * 1024
 FINAL_STATES = frozenset({"completed", "failed", "cancelled"})
 # Only verified frames are delivered: a rendered frame is the renderer's word until a check confirms it.
 DOWNLOADABLE_STATES = ("verified",)
+# Frames no check has accepted yet, downloaded only when asked (download_unverified): in a folder of their own,
+# under a name that says so, and the coordinator marks their bytes too (coordinator/unverified_frames.py).
+UNVERIFIED_STATE = "rendered"
+UNVERIFIED_DIR = "unverified"
+UNVERIFIED_PATTERN = "frame_{frame:04d}.UNVERIFIED.png"
 # How long Client.wait tolerates an unreachable coordinator (a restart) before giving up.
 RECONNECT_GRACE = 60.0
 # Hashes per blobs/missing request: a scene tree may have more files than the coordinator takes in one query.
@@ -360,9 +365,33 @@ class Client:
         against the ``X-Content-SHA256`` header and ``expected_sha256`` (either mismatch: ApiError
         ``hash_mismatch``), so ``dest`` never holds a half-written or corrupt frame.
         """
-        dest = Path(dest)
-        dest.parent.mkdir(parents=True, exist_ok=True)
         path = f"/jobs/{int(job_id)}/frames/{int(frame)}"
+        return self._fetch_frame(path, f"frame {frame} of job {job_id}", Path(dest), expected_sha256)
+
+    def download_unverified(self, job_id: int, out_dir: Path, progress: Progress | None = None) -> list[Path]:
+        """Download the job's rendered frames that no check has accepted yet, and may never be (they may be wrong
+        or faked), into ``out_dir/unverified/`` as ``frame_NNNN.UNVERIFIED.png``; return the files.
+
+        The coordinator marks their bytes (a PNG text chunk saying UNVERIFIED), so they never have the sha256 of
+        the verified frame: :meth:`download_job` downloads that one whatever is on disk, and removes the
+        unverified copy then."""
+        entries = [e for e in _frame_states(self.job(job_id)) if e.get("state") == UNVERIFIED_STATE]
+        files: list[Path] = []
+        for done, entry in enumerate(entries, start=1):
+            frame = _frame_number(entry)
+            dest = Path(out_dir) / UNVERIFIED_DIR / UNVERIFIED_PATTERN.format(frame=frame)
+            path = f"/jobs/{int(job_id)}/unverified/{frame}"
+            try:
+                files.append(self._fetch_frame(path, f"unverified frame {frame} of job {job_id}", dest, None))
+            except ApiError as exc:
+                if exc.status not in (404, 409):
+                    raise  # else verified or rendered again since the job was read: not unverified any more
+            if progress is not None:
+                progress(done, len(entries))
+        return files
+
+    def _fetch_frame(self, path: str, what: str, dest: Path, expected_sha256: str | None) -> Path:
+        dest.parent.mkdir(parents=True, exist_ok=True)
         # A hidden name of our own rather than mkstemp, whose 0600 mode would stick to the frame.
         tmp = dest.with_name(f".{dest.name}.{secrets.token_hex(4)}.part")
         try:
@@ -370,7 +399,7 @@ class Client:
                 digest, size = _copy_hashed(response, out, self._url(path))
                 length = response.headers.get("Content-Length")
                 announced = response.headers.get("X-Content-SHA256")
-            _check_download(f"frame {frame} of job {job_id}", size, digest, length, announced, expected_sha256)
+            _check_download(what, size, digest, length, announced, expected_sha256)
             os.replace(tmp, dest)
         except BaseException:
             # Also on Ctrl-C: a stray .part file would only confuse the artist.
@@ -401,6 +430,8 @@ class Client:
             sha256 = entry.get("sha256") if isinstance(entry.get("sha256"), str) else None
             if not _already_downloaded(dest, sha256):
                 downloaded.append(self.download_frame(job_id, frame, dest, expected_sha256=sha256))
+            # The verified frame replaces a copy downloaded before any check.
+            (out_dir / UNVERIFIED_DIR / UNVERIFIED_PATTERN.format(frame=frame)).unlink(missing_ok=True)
             if progress is not None:
                 progress(done, len(entries))
         return downloaded
