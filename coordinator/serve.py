@@ -122,11 +122,13 @@ def run_gunicorn(settings: Mapping[str, Any]) -> int:
         from .gunicorn_server import CoordinatorServer
     except ImportError as exc:
         raise sources.SettingsError(f"gunicorn is not available ({exc}); use --server werkzeug") from None
+    master = os.getpid()
     try:
         CoordinatorServer(lambda: build_app(settings), gunicorn_options(settings), limits(settings)).run()
     except SystemExit as exc:  # the arbiter ends with sys.exit: 0 after a stop, 3 when the app failed to start
         status = exc.code if isinstance(exc.code, int) else 1
     else:
         status = 0
-    print("coordinator stopped", file=sys.stderr)
+    if os.getpid() == master:  # the forked worker leaves through here too
+        print("coordinator stopped", file=sys.stderr)
     return status
