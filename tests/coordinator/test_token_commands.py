@@ -58,7 +58,7 @@ def test_the_documented_form_prints_a_token_the_running_coordinator_accepts(farm
     token = done.stdout.strip()
     assert done.stdout == token + "\n" and "database: sqlite:///" in done.stderr
     me = requests.get(f"{farm.url}/api/v1/me", headers={"Authorization": f"Bearer {token}"}, timeout=30)
-    assert me.status_code == 200 and me.json()["account"] == "alice"
+    assert me.status_code == 200 and me.json()["account"]["name"] == "alice"
 
 
 def test_a_database_url_is_shown_without_its_password():
