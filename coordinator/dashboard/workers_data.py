@@ -1,4 +1,5 @@
-"""Workers as the dashboard shows them: state, hardware, current work, pace, trust, earnings, blocklists."""
+"""Workers as the dashboard shows them: state (paused and why), confinement, hardware, current work, pace, trust,
+earnings, blocklists."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from .. import worker_confinement
 from ..auth import Caller
 from ..db import db
 from ..ledger import account_book
@@ -39,6 +41,10 @@ def list_workers(viewer: Caller) -> list[dict[str, Any]]:
     earned = earnings(workers)
     return [{
         "id": w.id, "name": w.name, "owner": w.account.name, "online": w.online, "suspended": w.suspended,
+        "paused": w.pause_reason is not None, "pause_reason": w.pause_reason,
+        # The agent's own word (its hello): shown so an owner sees a misconfigured machine, not as a guarantee.
+        "confined": worker_confinement.confined(w.confinement),
+        "confinement": worker_confinement.summary(w.confinement),
         "blender_version": w.blender_version, "device": w.device, "threads": w.threads, "roles": w.roles or [],
         "devices": [d.get("name", "") for d in w.devices or [] if isinstance(d, dict)],
         "current": current_work(tasks.get(w.id), checks.get(w.id)),

@@ -1,4 +1,5 @@
-// Workers: who is online with what, what they are doing, how fast, how trusted, what they earned.
+// Workers: who is online with what (paused and why, how its renders are confined), what they are doing, how fast,
+// how trusted, what they earned.
 "use strict";
 
 (() => {
@@ -9,7 +10,17 @@
 
   function state(worker) {
     if (worker.suspended) return FH.pill("suspended");
-    return FH.pill(worker.online ? "online" : "offline");
+    if (!worker.online) return FH.pill("offline");
+    if (!worker.paused) return FH.pill("online");
+    return h("span", { class: "paused" }, FH.pill("paused"), " ",
+      h("span", { class: "pause-reason", text: worker.pause_reason || "" }));
+  }
+
+  // The agent's report from its hello ("Landlock ABI 7", "none: <reason>"): its own word, flagged when unconfined.
+  function confinement(worker) {
+    return h("td", { class: `confinement${worker.confined ? "" : " unconfined"}`, text: worker.confinement,
+      title: worker.confined ? "its renders are confined, as the agent reports" :
+        "the agent reports that its renders are NOT confined: a scene could read this owner's files" });
   }
 
   function threads(count) {
@@ -42,10 +53,12 @@
 
   function row(worker) {
     const checks = worker.checks_passed + worker.checks_failed;
-    return h("tr", { dataset: { workerId: worker.id, online: worker.online, suspended: worker.suspended } },
+    return h("tr", { dataset: { workerId: worker.id, online: worker.online, suspended: worker.suspended,
+      paused: worker.paused, confined: worker.confined } },
       h("td", { title: worker.roles.join(", ") }, h("strong", { text: worker.name })),
       h("td", { text: worker.owner }),
       h("td", {}, state(worker)),
+      confinement(worker),
       h("td", { text: worker.blender_version || "–" }),
       h("td", { title: worker.devices.join(", "), text: worker.device + threads(worker.threads) }),
       h("td", {}, current(worker.current)),
