@@ -19,6 +19,7 @@ from . import leases, scene_files
 from .db import db
 from .models import Check, Task, Worker
 from .transitions import LostLease, missing_frames
+from .verification import comparison
 from .verification.leasing import claim_check, release
 
 
@@ -59,6 +60,8 @@ def verify_message(check: Check) -> m.Verify:
         scene=scene_files.describe(job),
         settings=dict(job.settings or {}),
         upload_url=f"/api/v1/worker/checks/{check.id}/result?attempt={check.attempt}",
+        yardstick_seed=comparison.yardstick_seed(),
+        cross=comparison.is_cross(check),
     )
 
 

@@ -264,6 +264,11 @@ class Verify(Message):
     scene: dict[str, Any]
     settings: dict[str, Any]
     upload_url: str
+    # A second seed: the verifier renders the region with it too, below the job-seed render in the same PNG,
+    # when ``cross`` (the renderer is of another device class) or the scene is denoised; its distance to the
+    # first render measures the region's noise (coordinator/verification/comparison.py). None: never.
+    yardstick_seed: int | None = None
+    cross: bool = False
 
 
 @dataclass

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import requests
 
-from . import confinement, coordinator_urls, owner_control, stop_signals, token_source
+from . import confinement, coordinator_urls, owner_control, stop_signals, test_only, token_source
 from .blender import BlenderLauncher, BlenderNotFound, probe
 from .connection import Agent, FatalError, Identity
 from .devices import DeviceUnavailable, choose_device
@@ -210,8 +210,9 @@ async def _run(args: argparse.Namespace, make_runner: RunnerFactory,
     session = requests.Session()
     session.headers["Authorization"] = f"Bearer {args.token}"
     runner = make_runner(args, launcher, device, session)
-    identity = Identity(name=args.name, blender_version=info["blender_version"], device=device,
-                        devices=info["devices"], threads=args.threads or os.cpu_count() or 1, roles=args.roles)
+    identity = Identity(name=args.name, blender_version=test_only.reported_version(info["blender_version"]),
+                        device=device, devices=info["devices"], threads=args.threads or os.cpu_count() or 1,
+                        roles=args.roles)
     owner = owner_control.OwnerControl(args.cache_dir, args.schedule)
     if args.schedule is not None:
         log.info("schedule: works %s local time", args.schedule)

@@ -13,7 +13,7 @@ Python print is diverted to stderr, so the protocol stream carries nothing else 
     {"cmd": "open", "path", "device", "threads", "settings"}
                                            -> {"event": "opened", "scene", "engine", "frame_start",
                                                "frame_end", "resolution", "device", "autoexec_blocked",
-                                               "muted_outputs", "disabled"}
+                                               "muted_outputs", "disabled", "denoised"}
     {"cmd": "render", "frame", "output"}   -> {"event": "rendered", "frame", "path", "seconds"}
     {"cmd": "render_region", "frame", "rect": [x, y, w, h], "output", "overrides"}
                                            -> {"event": "rendered_region", "frame", "rect", "resolution",
@@ -423,6 +423,11 @@ def _autoexec_blocked() -> bool:
     return bool(bpy.app.autoexec_fail) or skipped_texts
 
 
+def _denoised(scene) -> bool:
+    """Whether Cycles denoises the final render (OIDN sees the whole image, so region renders differ a little)."""
+    return scene.render.engine == "CYCLES" and bool(scene.cycles.use_denoising)
+
+
 def _effective_resolution(scene) -> list[int]:
     render = scene.render
     return [render.resolution_x * render.resolution_percentage // 100,
@@ -629,6 +634,7 @@ class Runner:
             "autoexec_blocked": _autoexec_blocked(),
             "muted_outputs": muted_outputs,
             "disabled": disabled,
+            "denoised": _denoised(scene),
         }
 
     def render(self, message: dict[str, Any]) -> dict[str, Any]:

@@ -7,11 +7,13 @@ import logging
 import shutil
 from collections.abc import Awaitable, Callable
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 import requests
 
 from protocol import messages as m
 
+from . import png_stack, test_only
 from .blender import BlenderLauncher, RenderError, RenderLimits, RenderProcess
 from .confinement import RenderFolders
 from .scene_cache import SceneCache, SceneDownloadError, scene_files
@@ -47,6 +49,8 @@ class TaskRunner:
         self.worker_id = 0
         self._process: RenderProcess | None = None
         self._process_key: tuple[int, str] | None = None  # (job, scene sha) the warm Blender has open
+        self._opened: dict[str, Any] = {}  # what the warm Blender said when it opened the scene
+        self.test_seed = test_only.render_seed()
 
     async def run(self, assign: m.Assign, send: Send) -> None:
         """Render the task; reports task_done or task_failed. Raises CancelledError if cancelled."""
@@ -82,6 +86,8 @@ class TaskRunner:
             process = await self._warm_process(order)
             output = self.work_dir / f"check{order.check_id}.png"
             await process.render_region(order.frame, list(order.rect), str(output))
+            if order.yardstick_seed is not None and (order.cross or self._opened.get("denoised")):
+                await self._add_yardstick(process, order, output)
             await asyncio.to_thread(upload_frame, self.session, self.base_url, order.upload_url, self.worker_id,
                                     output)
             output.unlink(missing_ok=True)
@@ -102,6 +108,20 @@ class TaskRunner:
             raise
         await send(m.CheckDone(check_id=order.check_id, attempt=order.attempt))
 
+    async def _add_yardstick(self, process: RenderProcess, order: m.Verify, output: Path) -> None:
+        """Render the region again with the order's yardstick seed and stack it below ``output``: the coordinator
+        measures the region's noise by the two renders' distance (coordinator/verification/comparison.py)."""
+        extra = output.with_name(f"{output.stem}-yardstick.png")
+        await process.render_region(order.frame, list(order.rect), str(extra),
+                                    overrides={"seed": order.yardstick_seed})
+        try:
+            stacked = png_stack.stack(output.read_bytes(), extra.read_bytes())
+        except png_stack.PngStackError as exc:
+            raise RenderError(f"cannot stack the yardstick render: {exc}") from None
+        finally:
+            extra.unlink(missing_ok=True)
+        output.write_bytes(stacked)
+
     async def _warm_process(self, assign: m.Assign | m.Verify) -> RenderProcess:
         """One warm Blender per job: renders and region checks of the same job share it."""
         key = (assign.job_id, str(assign.scene["sha256"]))
@@ -113,7 +133,10 @@ class TaskRunner:
         process = self.new_process(scene_root(scene, assign.scene))
         self._process = process
         await process.start()
-        await process.open(str(scene), self.device, self.threads, dict(assign.settings))
+        settings = dict(assign.settings)
+        if self.test_seed is not None:  # test only: this CPU stands for another device class
+            settings["seed"] = self.test_seed
+        self._opened = await process.open(str(scene), self.device, self.threads, settings)
         self._process_key = key
         return process
 

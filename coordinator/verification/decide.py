@@ -39,7 +39,7 @@ from ..models import Blob, Check, Job, Task, now
 from ..states import TaskState
 from ..storage_access import storage
 from ..transitions import LostLease
-from . import penalties, trust
+from . import comparison, penalties, trust
 from .checks import new_check, open_checks
 from .commit import accept_task
 
@@ -51,24 +51,24 @@ FIRST_CHECKS = ("verify", "spot")
 def judge(check: Check, result: bytes) -> None:
     """Compare the verifier's PNG with the frame under test, keep the PNG, record metrics and verdict.
 
-    Raises BadImage (nothing recorded) for a result that does not decode or has the wrong size.
+    The PNG is the render rect, or two of them stacked when the verifier also rendered a yardstick (another seed:
+    frame_analysis.judge_region). Raises BadImage (nothing recorded) for a result that does not decode or has the
+    wrong size.
     """
     limit = current_app.config["FRAMEHIVE_MAX_FRAME_PIXELS"]
     rendered = fa.decode(result, limit)
     rect = fa.Region.from_list(check.render_rect)
-    if rendered.shape[1] != rect.width or rendered.shape[0] != rect.height:
+    if rendered.shape[1] != rect.width:
         raise fa.BadImage(f"the region render is {rendered.shape[1]}x{rendered.shape[0]}, "
                           f"expected {rect.width}x{rect.height}")
-    region = fa.Region.from_list(check.region)
-    theirs = fa.crop(rendered, region.relative_to(rect))
+    top, bottom = fa.split_yardstick(rendered, rect.height)
+    inner = fa.Region.from_list(check.region).relative_to(rect)
     with storage().open(check.renderer_sha256 or "") as handle:
         frame = fa.decode(handle.read(), limit)
-    ours = fa.crop(frame, region)
-    same_class = check.renderer is not None and check.verifier is not None \
-        and check.renderer.device_class == check.verifier.device_class
-    check.mode = "strict" if same_class else "cross"
-    metrics = fa.strict_metrics(ours, theirs) if check.mode == "strict" else fa.cross_metrics(ours, theirs)
-    verdict = fa.decide(metrics, check.mode)
+    ours = fa.crop(frame, fa.Region.from_list(check.region))
+    cross = comparison.is_cross(check)
+    check.mode = "cross" if cross else "strict"
+    verdict = fa.judge_region(ours, fa.crop(top, inner), None if bottom is None else fa.crop(bottom, inner), cross)
     sha256 = hashlib.sha256(result).hexdigest()
     if db.session.get(Blob, sha256) is None:
         storage().put(sha256, io.BytesIO(result), len(result))
