@@ -380,15 +380,19 @@ class Client:
         for done, entry in enumerate(entries, start=1):
             frame = _frame_number(entry)
             dest = Path(out_dir) / UNVERIFIED_DIR / UNVERIFIED_PATTERN.format(frame=frame)
-            path = f"/jobs/{int(job_id)}/unverified/{frame}"
             try:
-                files.append(self._fetch_frame(path, f"unverified frame {frame} of job {job_id}", dest, None))
+                files.append(self.download_unverified_frame(job_id, frame, dest))
             except ApiError as exc:
                 if exc.status not in (404, 409):
                     raise  # else verified or rendered again since the job was read: not unverified any more
             if progress is not None:
                 progress(done, len(entries))
         return files
+
+    def download_unverified_frame(self, job_id: int, frame: int, dest: Path) -> Path:
+        """Download one frame no check has accepted yet, marked UNVERIFIED by the coordinator, to ``dest``."""
+        path = f"/jobs/{int(job_id)}/unverified/{int(frame)}"
+        return self._fetch_frame(path, f"unverified frame {frame} of job {job_id}", Path(dest), None)
 
     def _fetch_frame(self, path: str, what: str, dest: Path, expected_sha256: str | None) -> Path:
         dest.parent.mkdir(parents=True, exist_ok=True)

@@ -13,6 +13,10 @@ claim on it was confirmed, and it was rendered again) is downloaded again, and a
 the right hash is not downloaded twice. Filing a claim on a job that was already forgotten follows it again
 (the add-on's Claim operator does): frames already home are checked by hash, so only replaced ones come.
 
+Frames no check has accepted yet are downloaded only when the artist asks (``fetch_unverified``), next to where
+the verified frame goes but never there: ``<folder>/unverified/<name>.UNVERIFIED.png``, bytes marked by the
+coordinator. Once the frame is verified and downloaded to its path, the unverified copy is deleted.
+
 Once a job is over, its claims are listed before the job itself is read, each round: a claim decided after
 the listing still shows as open (and the job is followed one more round), one decided before it shows its
 replacement frames in the job. So the watcher never forgets a job between a claim's decision and the
@@ -33,7 +37,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .client import FINAL_STATES, RECONNECT_GRACE, ApiError, Client, ConnectionFailed, sha256_file
+from .client import FINAL_STATES, RECONNECT_GRACE, UNVERIFIED_DIR, ApiError, Client, ConnectionFailed, sha256_file
 
 log = logging.getLogger("framehive.addon")
 
@@ -49,6 +53,9 @@ class Followed:
     base_url: str
     frame_paths: dict[int, str]  # frame number → absolute file path
     downloaded: dict[int, str] = field(default_factory=dict)  # frame number → sha256 of the file written
+    unverified: bool = False  # the artist asked for frames no check has accepted yet, marked as such
+    # frame number → sha256 of the rendered frame (as the job lists it) whose unverified copy is on disk
+    unverified_copies: dict[int, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -73,6 +80,8 @@ class JobStatus:
     retrying: bool = False  # the error may pass by itself (coordinator unreachable, overloaded): polling goes on
     dropped: bool = False  # the coordinator has no such job for this token: no longer followed
     open_claims: int = 0  # claims on the job not decided yet: the frames they dispute may still be replaced
+    waiting: str = ""  # why the coordinator says the job waits (no verifier of another owner online, ...)
+    unverified: int = 0  # unverified copies on disk (``<folder>/unverified/``), when the artist asked for them
 
     @property
     def finished(self) -> bool:
@@ -118,6 +127,16 @@ class JobWatcher:
             downloaded = {} if old is None or old.base_url != base_url else {
                 frame: sha for frame, sha in old.downloaded.items() if old.frame_paths.get(frame) == paths.get(frame)}
             self._jobs[job_id] = Followed(job_id, base_url, paths, downloaded)
+            self._save()
+        self._wake.set()
+
+    def fetch_unverified(self, job_id: int, wanted: bool = True) -> None:
+        """Also download (or stop downloading) the job's frames that no check has accepted yet, marked as such."""
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if job is None:
+                return
+            job.unverified = wanted
             self._save()
         self._wake.set()
 
@@ -236,6 +255,8 @@ class JobWatcher:
             return self._refused(job, exc)
         self._last[job.job_id] = data
         error, retrying = self._download(client, job, _verified(data))
+        if job.unverified and not error:
+            error, retrying = self._download_unverified(client, job, _frames_in(data, "rendered"))
         status = self._status(job, error, retrying=retrying)
         if status.finished:
             self.forget(job.job_id, only=job)
@@ -251,7 +272,7 @@ class JobWatcher:
         if data.get("state") in FINAL_STATES and open_claims is None:  # over since the last round
             open_claims = _open_claims(client.claims(job_id))
             data = client.job(job_id)
-        observed = {key: data.get(key) for key in ("state", "total", "counts", "frame_states")}
+        observed = {key: data.get(key) for key in ("state", "total", "counts", "frame_states", "waiting")}
         observed["open_claims"] = open_claims or 0
         return observed
 
@@ -291,12 +312,38 @@ class JobWatcher:
                 continue
             with self._lock:
                 job.downloaded[frame] = sha256
+                if job.unverified_copies.pop(frame, None) is not None:  # the verified frame replaces it
+                    with contextlib.suppress(OSError):
+                        unverified_path(path).unlink(missing_ok=True)
             changed = True
         if changed:
             with self._lock:
                 if self._jobs.get(job.job_id) is job:
                     self._save()
         return error, retrying
+
+    def _download_unverified(self, client: Client, job: Followed, rendered: dict[int, str]) -> tuple[str, bool]:
+        """Fetch the rendered frames awaiting checks that have a path, once per rendered version, to their
+        unverified path; returns the first error ('' if none) and whether it may pass by itself."""
+        for frame, sha256 in sorted(rendered.items()):
+            path = job.frame_paths.get(frame)
+            if path is None or job.unverified_copies.get(frame) == sha256:
+                continue
+            try:
+                client.download_unverified_frame(job.job_id, frame, unverified_path(path))
+            except ConnectionFailed as exc:
+                return f"unverified frame {frame}: {exc.message}", True
+            except ApiError as exc:  # verified, or rendered again, since the poll: the next round sees it
+                if exc.status not in (404, 409):
+                    return f"unverified frame {frame}: {exc}", True
+                continue
+            except OSError as exc:
+                return f"unverified frame {frame} -> {unverified_path(path)}: {exc}", False
+            with self._lock:
+                job.unverified_copies[frame] = sha256
+                if self._jobs.get(job.job_id) is job:
+                    self._save()
+        return "", False
 
     def _status(self, job: Followed, error: str = "", retrying: bool = False, dropped: bool = False) -> JobStatus:
         data = self._last.get(job.job_id, {})
@@ -319,7 +366,9 @@ class JobWatcher:
             downloaded=len(job.downloaded), eta_seconds=eta,
             output_dir=os.path.dirname(job.frame_paths[first]) if first is not None else "",
             error=error, pending=pending, retrying=retrying, dropped=dropped,
-            open_claims=_count(data, "open_claims"))
+            open_claims=_count(data, "open_claims"),
+            waiting=data["waiting"] if isinstance(data.get("waiting"), str) else "",
+            unverified=len(job.unverified_copies))
 
     # ------------------------------------------------------------------ persistence
 
@@ -335,11 +384,12 @@ class JobWatcher:
         items = raw.get("jobs") if isinstance(raw, dict) else None
         for item in items if isinstance(items, list) else []:
             try:
-                downloaded = item.get("downloaded")
+                downloaded, copies = item.get("downloaded"), item.get("unverified_copies")
                 job = Followed(int(item["job_id"]), str(item["base_url"]),
                                {int(k): str(v) for k, v in item["frame_paths"].items()},
                                {int(k): str(v) for k, v in downloaded.items()} if isinstance(downloaded, dict)
-                               else {})
+                               else {}, item.get("unverified") is True,
+                               {int(k): str(v) for k, v in copies.items()} if isinstance(copies, dict) else {})
             except (KeyError, TypeError, ValueError, AttributeError):
                 log.warning("ignoring a malformed job entry in %s", self.state_file)
                 continue
@@ -361,12 +411,23 @@ class JobWatcher:
                 tmp.unlink(missing_ok=True)
 
 
+def unverified_path(path: str) -> Path:
+    """Where the unverified copy of the frame bound for ``path`` goes: a folder and a name that say so."""
+    frame = Path(path)
+    return frame.parent / UNVERIFIED_DIR / f"{frame.stem}.UNVERIFIED.png"
+
+
 def _verified(data: dict[str, Any]) -> dict[int, str]:
     """Verified frames of a job answer: frame number → sha256 ('' if the coordinator gave none)."""
+    return _frames_in(data, "verified")
+
+
+def _frames_in(data: dict[str, Any], state: str) -> dict[int, str]:
+    """Frames of a job answer in ``state``: frame number → sha256 ('' if the coordinator gave none)."""
     entries = data.get("frame_states")
     out: dict[int, str] = {}
     for entry in entries if isinstance(entries, list) else []:
-        if not isinstance(entry, dict) or entry.get("state") != "verified":
+        if not isinstance(entry, dict) or entry.get("state") != state:
             continue
         frame, sha256 = entry.get("frame"), entry.get("sha256")
         if isinstance(frame, int) and not isinstance(frame, bool):

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import textwrap
+
 import bpy
-from bpy.props import EnumProperty, IntProperty
+from bpy.props import BoolProperty, EnumProperty, IntProperty
 
 from . import job_operators, operators, session
 from .job_watch import JobStatus
+
+
+def _fetch_unverified(settings: bpy.types.PropertyGroup, _context: bpy.types.Context) -> None:
+    """The artist ticked or unticked Fetch Unverified Frames: tell the watcher, for the scene's job."""
+    if settings.job_id:
+        session.get().watcher.fetch_unverified(settings.job_id, settings.unverified)
 
 
 class FramehiveSceneSettings(bpy.types.PropertyGroup):
@@ -26,6 +34,11 @@ class FramehiveSceneSettings(bpy.types.PropertyGroup):
         description="Frames one worker renders in a row; 0 uses the add-on preference")
     job_id: IntProperty(  # type: ignore[valid-type]
         name="Job", default=0, min=0, description="The last job this scene was submitted as")
+    unverified: BoolProperty(  # type: ignore[valid-type]
+        name="Fetch Unverified Frames", default=False, update=_fetch_unverified,
+        description="Also download the job's frames that no other owner has checked yet (they may be wrong or "
+                    "faked), into an 'unverified' folder next to the frames, named *.UNVERIFIED.png; each is "
+                    "replaced by the verified frame once it is checked")
 
 
 class FRAMEHIVE_PT_render(bpy.types.Panel):
@@ -78,6 +91,13 @@ class FRAMEHIVE_PT_render(bpy.types.Panel):
                        f"downloaded {status.downloaded}")
         if status.eta_seconds is not None:
             box.label(text=f"about {_duration(status.eta_seconds)} left", icon="PREVIEW_RANGE")
+        if status.waiting:
+            _draw_lines(box, f"Waiting: {status.waiting}", icon="TIME")
+        if status.rendered or status.unverified:
+            box.prop(bpy.context.scene.framehive, "unverified")
+        if status.unverified:
+            box.label(text=f"{status.unverified} UNVERIFIED frame(s) in {status.output_dir}/unverified: not checked, "
+                           "may be wrong or faked", icon="ERROR")
         if status.open_claims:
             box.label(text=f"{status.open_claims} claim(s) being checked: replaced frames are downloaded",
                       icon="QUESTION")
@@ -91,6 +111,12 @@ class FRAMEHIVE_PT_render(bpy.types.Panel):
             opener.folder = status.output_dir
         if status.state == "completed":
             row.operator(job_operators.FRAMEHIVE_OT_claim_frames.bl_idname, icon="QUESTION").job_id = job_id
+
+
+def _draw_lines(layout: bpy.types.UILayout, text: str, icon: str, width: int = 70) -> None:
+    """A long message as several labels (a label never wraps), the icon on the first."""
+    for i, line in enumerate(textwrap.wrap(text, width)):
+        layout.label(text=line, icon=icon if i == 0 else "BLANK1")
 
 
 def _duration(seconds: float) -> str:
