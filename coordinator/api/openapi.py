@@ -7,10 +7,12 @@ from typing import Any
 from protocol.scenepaths import MAX_COMPONENT_BYTES, MAX_PATH_BYTES
 
 from .. import __version__, config
+from .error_codes import ERROR_CODES, error_table
 
 BEARER = [{"bearer": []}]
 ERROR = {"$ref": "#/components/responses/Error"}
 RATE_LIMITED = {"$ref": "#/components/responses/RateLimited"}
+BUSY = {"$ref": "#/components/responses/Busy"}
 # What any operation with a token may answer besides its own codes: bad input, no or a bad token, the wrong kind
 # of token, no such thing (or someone else's), a body over the size limit, and the token's rate limit.
 COMMON_ERRORS = (400, 401, 403, 404, 413)
@@ -23,6 +25,7 @@ def _op(summary: str, ok: dict[str, Any], *, auth: bool = True, body: dict[str, 
     if auth:
         op["security"] = BEARER
         op["responses"]["429"] = RATE_LIMITED
+    op["responses"]["503"] = BUSY  # any request, when the server is at its connection caps
     if body is not None:
         op["requestBody"] = {"required": True, "content": body}
     if parameters:
@@ -66,7 +69,7 @@ WORKER_HEADERS = [
 def openapi_document() -> dict[str, Any]:
     return {
         "openapi": "3.1.0",
-        "info": {"title": "Framehive coordinator", "version": __version__},
+        "info": {"title": "Framehive coordinator", "version": __version__, "description": error_table()},
         "paths": {**_meta_paths(), **_job_paths(), **_worker_paths(), **_account_paths()},
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
@@ -76,6 +79,11 @@ def openapi_document() -> dict[str, Any]:
                                 "after Retry-After seconds", "content": _json("Error"),
                                 "headers": {"Retry-After": {"required": True, "schema": {"type": "integer",
                                                                                           "minimum": 1}}}},
+                "Busy": {"description": "code busy: the server is at its connection caps (then with Retry-After), "
+                         "or an image upload found no decode slot in time; try again shortly",
+                         "content": _json("Error"),
+                         "headers": {"Retry-After": {"required": False, "schema": {"type": "integer",
+                                                                                    "minimum": 1}}}},
             },
             "schemas": {**_schemas(), **_job_schemas(), **_account_schemas()},
         },
@@ -110,8 +118,9 @@ def _job_paths() -> dict[str, Any]:
     return {
         "/api/v1/jobs": {
             "post": _op("Submit a job for an uploaded scene and its files (user). 400 codes: bad_request, bad_path, "
-                        "unknown_blob, too_many_files, too_large, not_a_blend, bad_frames, frames_out_of_range, "
-                        "bad_blender_version, "
+                        "unknown_blob (also for another account's blob), too_many_files, too_large, not_a_blend, "
+                        "scene_too_large, outside_reference, unsupported_cache, bad_frames, frames_out_of_range, "
+                        "bad_blender_version, too_deep, "
                         "too_many_frames (the frame limit, also when frames are left out and the scene's range is "
                         "used); 402 when the points do not cover the price; 409 too_many_jobs when the account has "
                         "its most live jobs", _ok(201, "the job", _json("Job")), body=_json("JobRequest"),
@@ -165,14 +174,17 @@ def _worker_paths() -> dict[str, Any]:
         "/api/v1/worker/tasks/{task_id}/frames/{number}": {
             "parameters": [{"name": "task_id", "in": "path", "required": True, "schema": {"type": "integer"}},
                            number, *WORKER_HEADERS],
-            "put": _op("Upload one rendered frame of a task the worker holds (worker)",
+            "put": _op("Upload one rendered frame of a task the worker holds (worker). 400 bad_frame, "
+                       "wrong_resolution (the PNG header's size is checked before any decode), hash_mismatch; "
+                       "409 lease_lost; 503 busy (no decode slot)",
                        {**_ok(201, "accepted", _json("Accepted")), **_ok(200, "duplicate, ignored",
                                                                       _json("Accepted"))},
                        body=PNG, errors=(409, 503))},
         "/api/v1/worker/checks/{check_id}/result": {
             "parameters": [{"name": "check_id", "in": "path", "required": True, "schema": {"type": "integer"}},
                            *WORKER_HEADERS],
-            "put": _op("Upload a verifier's region render (PNG of the check's rect); judged at once (worker)",
+            "put": _op("Upload a verifier's region render (PNG of the check's rect); judged at once (worker). 400 "
+                       "bad_result, wrong_resolution, hash_mismatch; 409 lease_lost; 503 busy (no decode slot)",
                        _ok(201, "accepted", _json("Accepted")), body=PNG, errors=(409, 503))},
         "/api/v1/workers": {"get": _op("The caller's worker agents (all for admins), oldest first, a page at a time",
                                        _ok(200, "a page of workers", _json("WorkerList")), parameters=PAGE)},
@@ -253,7 +265,9 @@ def _schemas() -> dict[str, Any]:
     return {
         "Error": {"type": "object", "required": ["error"], "properties": {"error": {
             "type": "object", "required": ["code", "message"],
-            "properties": {"code": STR, "message": STR, "details": {"type": "object"}}}}},
+            "properties": {"code": {"enum": sorted(ERROR_CODES), "description": "what went wrong, for programs: "
+                                    "see the table of codes in the document's description"},
+                           "message": STR, "details": {"type": "object"}}}}},
         "Health": {"type": "object", "required": ["status", "version"], "properties": {
             "status": {"const": "ok"}, "version": STR}},
         "Me": _strict(["account", "token"], {
