@@ -29,6 +29,8 @@ def job_detail(viewer: Caller, job: Job) -> dict[str, Any]:
                    key=lambda f: f.rendered_at or 0.0, reverse=True)
     return {
         **job_rows(viewer, [job])[0],
+        "waiting": job.waiting,  # why its frames wait (no verifier of another owner online, ...), or None
+        "unverified": sum(1 for f in frames if f.state == FrameState.RENDERED),
         "frame_grid": frame_grid(viewer, frames, checks),
         "last_frame": frame_image(viewer, shown[0], "preview") if shown else None,
         "thumbnails": [frame_image(viewer, f, "thumb") for f in shown[:THUMBNAILS]],

@@ -21,6 +21,7 @@ import requests
 
 from addon.cli import main as framehive
 from addon.client import Client
+from tests.dashboard.browser import Dashboard, chromium
 from tests.farm import Farm, reference_render, wait_for
 from tests.images import same_pixels
 
@@ -84,6 +85,11 @@ def test_a_single_owner_is_told_why_frames_wait_and_the_job_completes_once_a_sec
     status = cli(capsys, farm, user_token, "status", str(job["id"]))
     assert f"waiting   {reason}" in status, status
     assert "--unverified` gets them now, marked UNVERIFIED" in status
+    with chromium() as browser:  # the dashboard's job page says it too, for the artist signed in
+        dash = Dashboard(browser, farm.url)
+        dash.login(user_token, f"/jobs/{job['id']}")
+        said = dash.until(lambda _d: dash.text("#job-waiting"), "the waiting reason on the job page")
+        assert said.startswith(f"Waiting: {reason}. {FRAMES} frame(s) await checks"), said
     network = stats(farm, admin_token)
     assert network["checks_waiting"]["total"] >= FRAMES and network["checks_waiting"]["by_kind"]["verify"] == FRAMES
     assert network["jobs_waiting"] == 1 and network["queue_depth"] == 0

@@ -32,6 +32,13 @@
     const error = document.getElementById("job-error");
     error.textContent = job.error || "";
     error.hidden = !job.error;
+    // Why frames wait, as the coordinator says (no verifier of another owner online, ...), and what the artist
+    // may do meanwhile: take the frames that await checks, marked UNVERIFIED.
+    const waiting = document.getElementById("job-waiting");
+    const fetch = job.unverified ? ` ${job.unverified} frame(s) await checks: \`framehive download ${job.id} ` +
+      "--out DIR --unverified` gets them now, marked UNVERIFIED." : "";
+    waiting.textContent = job.waiting ? `Waiting: ${job.waiting}.${fetch}` : "";
+    waiting.hidden = !job.waiting;
   }
 
   function cell(frame) {
