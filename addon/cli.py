@@ -101,6 +101,13 @@ def build_parser() -> argparse.ArgumentParser:
     submit.add_argument("--name", help="job name (default: the file name)")
     submit.add_argument("--policy", choices=("adaptive", "circle", "full"),
                         help="verification: adaptive trust (default), circle, or full (every frame twice)")
+    submit.add_argument("--blender-version", metavar="X.Y[.Z]",
+                        help="render only on this Blender: 5.0 (any 5.0.x) or 5.0.1 (that release); default: any "
+                             "Blender at least as new as the one that saved the scene")
+    submit.add_argument("--max-workers", type=_positive_int, metavar="N",
+                        help="at most N agents render the job at once (default: as many as are free)")
+    submit.add_argument("--device", choices=("any", "gpu", "cpu"),
+                        help="only agents rendering on a GPU, or on the CPU (default: any)")
     submit.add_argument("--wait", action="store_true", help="follow the job and download the frames")
     submit.add_argument(
         "--out", type=Path, metavar="DIR", help=f"with --wait: frame folder (default: {DEFAULT_OUTPUT}/JOB)"
@@ -202,7 +209,8 @@ def cmd_submit(client: Client, args: argparse.Namespace) -> int:
     if args.out is not None and not args.wait:
         raise UsageError("--out needs --wait (or download later: framehive download JOB --out DIR)")
     options = Options(frames=args.frames, chunk=args.chunk, priority=args.priority, policy=args.policy,
-                      name=args.name, allow_missing=args.allow_missing, allow_outside=args.allow_outside)
+                      name=args.name, allow_missing=args.allow_missing, allow_outside=args.allow_outside,
+                      blender_version=args.blender_version, max_workers=args.max_workers, device=args.device)
     # The artist's own file is packed (packing never writes to it); the submission removes its scratch folder.
     submission = Submission(client, args.scene, Path(tempfile.mkdtemp(prefix="framehive-submit-")), options)
     final, uploaded = _run_submission(submission)
@@ -509,6 +517,7 @@ def format_summary(job: dict[str, Any]) -> str:
         ("tasks", _task_summary(job.get("tasks"))),
         ("created", str(job.get("created_at") or "-")),
         ("finished", str(job.get("finished_at") or "-")),
+        ("needs", describe_requirements(job.get("requirements"))),
     ]
     if job.get("error"):
         rows.append(("error", str(job["error"])))
@@ -559,7 +568,25 @@ def format_elapsed(seconds: float) -> str:
 def _describe_job(job: dict[str, Any]) -> str:
     total = job.get("total")
     frames = f"frames {job.get('frames')}" if job.get("frames") else "scene frame range"
-    return f"{job.get('name')}, {frames}" + (f", {total} frames" if total else "")
+    described = f"{job.get('name')}, {frames}" + (f", {total} frames" if total else "")
+    return f"{described}; needs {describe_requirements(job.get('requirements'))}"
+
+
+def describe_requirements(requirements: Any) -> str:
+    """What an agent needs to be given the job, from the job's ``requirements`` ("Blender ≥ 5.0, a GPU, at most
+    2 agents at once"); "any agent" when the coordinator gave none."""
+    if not isinstance(requirements, dict):
+        return "any agent"
+    words = []
+    if requirements.get("blender_version"):
+        words.append(f"Blender {requirements['blender_version']}")
+    elif requirements.get("blender"):
+        words.append(f"Blender ≥ {requirements['blender']}")
+    if requirements.get("device") in ("gpu", "cpu"):
+        words.append(f"a {requirements['device'].upper()}")
+    if requirements.get("max_workers"):
+        words.append(f"at most {requirements['max_workers']} agent(s) at once")
+    return ", ".join(words) or "any agent"
 
 
 def _int(value: Any) -> int:

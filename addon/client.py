@@ -248,6 +248,9 @@ class Client:
         policy: str | None = None,
         assets: dict[str, Path] | None = None,
         scene_path: str | None = None,
+        blender_version: str | None = None,
+        max_workers: int | None = None,
+        device: str | None = None,
     ) -> dict[str, Any]:
         """Upload the scene and its files where the coordinator lacks them, then create a job; returns the job.
 
@@ -257,6 +260,8 @@ class Client:
         each file's relative POSIX path in the tree to the file (``{"textures/wood.png": Path(...)}``) and
         ``scene_path`` is the .blend's own path in it (``"shots/shot.blend"``; default: its file name at the top).
         Every file is a blob of its own, so files the coordinator already has (from any job) are not sent again.
+        ``blender_version`` (an exact Blender, "5.0" or "5.0.1"), ``max_workers`` (agents rendering it at once) and
+        ``device`` ("gpu", "cpu", "any") restrict which agents render the job.
         """
         scene = Path(scene)
         digest = sha256_file(scene)
@@ -271,6 +276,9 @@ class Client:
             "policy": policy,
             "filename": scene.name,
             "scene_path": scene_path,
+            "blender_version": blender_version,
+            "max_workers": max_workers,
+            "device": device,
             # Left out when empty: a single .blend is a request any coordinator understands.
             "assets": {path: sha for path, (sha, _file) in tree.items()} or None,
         }

@@ -140,7 +140,9 @@ class FRAMEHIVE_OT_render_on_network(bpy.types.Operator):
         approved = frozenset(line for line in self.approved_outside.splitlines() if line)
         options = Options(frames=frames_spec(scene), chunk=chunk, priority=settings.priority,
                           policy=settings.policy, name=f"{name} / {scene.name}", allow_missing=self.allow_missing,
-                          allow_outside=True if self.allow_outside else approved)
+                          allow_outside=True if self.allow_outside else approved,
+                          blender_version=settings.blender_version.strip() or None,
+                          max_workers=settings.max_workers or None, device=settings.device)
         self._paths = output_paths(scene, prefs)
         return Submission(client, copy, workdir, options, project=project)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import textwrap
 
 import bpy
-from bpy.props import BoolProperty, EnumProperty, IntProperty
+from bpy.props import BoolProperty, EnumProperty, IntProperty, StringProperty
 
 from . import job_operators, operators, session
 from .job_watch import JobStatus
@@ -32,6 +32,18 @@ class FramehiveSceneSettings(bpy.types.PropertyGroup):
     chunk: IntProperty(  # type: ignore[valid-type]
         name="Frames per Task", default=0, min=0, max=10_000,
         description="Frames one worker renders in a row; 0 uses the add-on preference")
+    device: EnumProperty(  # type: ignore[valid-type]
+        name="Device",
+        items=[("any", "Any", "GPU and CPU workers"), ("gpu", "GPU Only", "Only workers rendering on a GPU"),
+               ("cpu", "CPU Only", "Only workers rendering on the CPU")],
+        default="any", description="Which workers may render the job")
+    max_workers: IntProperty(  # type: ignore[valid-type]
+        name="Max Workers", default=0, min=0, max=10_000,
+        description="At most this many workers render the job at once; 0: as many as are free")
+    blender_version: StringProperty(  # type: ignore[valid-type]
+        name="Blender Version", default="", maxlen=40,
+        description="Render only on this Blender: 5.0 (any 5.0.x) or 5.0.1 (that release). Empty: any Blender at "
+                    "least as new as the one that saved the file")
     job_id: IntProperty(  # type: ignore[valid-type]
         name="Job", default=0, min=0, description="The last job this scene was submitted as")
     unverified: BoolProperty(  # type: ignore[valid-type]
@@ -62,6 +74,9 @@ class FRAMEHIVE_PT_render(bpy.types.Panel):
         col.prop(settings, "priority")
         col.prop(settings, "policy")
         col.prop(settings, "chunk")
+        col.prop(settings, "device")
+        col.prop(settings, "max_workers")
+        col.prop(settings, "blender_version")
 
         account = live.account
         if account.price_per_frame is not None:

@@ -37,6 +37,11 @@ class Options:
     # Files from outside the .blend's folder that may be uploaded: True for any (scripts, --allow-outside), or
     # exactly those real paths (the ones a confirmation dialog showed). See packing.pack.
     allow_outside: bool | frozenset[str] = False
+    # What an agent needs to be given the job (None: no more than its scene needs): an exact Blender ("5.0" or
+    # "5.0.1"), a cap on agents rendering it at once, a device kind ("gpu", "cpu" or "any").
+    blender_version: str | None = None
+    max_workers: int | None = None
+    device: str | None = None
 
 
 @dataclass(frozen=True)
@@ -150,7 +155,8 @@ class Submission:
 
         return self.client.submit(pack.root / pack.main, frames=o.frames, chunk=o.chunk, priority=o.priority,
                                   name=o.name, policy=o.policy, progress=uploaded, assets=assets,
-                                  scene_path=pack.main)
+                                  scene_path=pack.main, blender_version=o.blender_version,
+                                  max_workers=o.max_workers, device=o.device)
 
     def _check_abort(self) -> None:
         if self._abort.is_set():

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from flask import current_app
 
+from .. import capabilities
 from ..models import Check, Worker, now
 
 
@@ -51,6 +52,8 @@ def may_take(worker: Worker, check: Check, late: bool | None = None) -> bool:
     wait were over (True) or not (False)."""
     if not can_verify(worker) or worker.account_id in check.excluded_accounts or check.renderer_id == worker.id:
         return False
+    if capabilities.unmet(check.frame.job, worker):
+        return False  # it renders the job's scene too: a Blender too old for it, or not the device the artist chose
     late = waited(check) if late is None else late
     if check.kind == "claim" and not worker.account.trusted:
         return False  # claims are settled by the network's own trusted nodes

@@ -15,8 +15,10 @@ from sqlalchemy import select
 
 from coordinator import capabilities, leases
 from coordinator.db import db
-from coordinator.models import Account, Job, Task, Worker
+from coordinator.models import Account, Check, Job, Task, Worker
+from coordinator.verification import leasing
 from protocol import blender_versions as bv
+from tests.coordinator.kit import render
 
 # The sample scene is saved by the bpy wheel of the venv: Blender 5.0.1 writes file version 5.0.
 SCENE_BLENDER = "5.0"
@@ -141,6 +143,21 @@ def test_a_job_nobody_online_fits_says_what_it_needs(app, api, scene_sha):  # ty
         agent("gpu", device="CUDA")
         leases.settle_jobs_nobody_may_run()
         assert db.session.get(Job, job["id"], populate_existing=True).waiting is None
+
+
+def test_a_verifier_renders_the_scene_too(app, v):  # type: ignore[no-untyped-def]
+    """A check re-renders part of the scene: a verifier whose Blender is too old for it is not given it either,
+    even once the check may go to another device class."""
+    app.config["FRAMEHIVE_FALLBACK_WAIT"] = 0
+    render(leases.claim_task(v["renderer"].id))
+    (check,) = db.session.execute(select(Check)).scalars().all()
+    for name in ("verifier", "arbiter"):
+        v[name].blender_version = "4.5.3"
+    db.session.commit()
+    assert leasing.claim_check(v["verifier"]) is None and leasing.claim_check(v["arbiter"]) is None
+    v["verifier"].blender_version = "5.0.1"
+    db.session.commit()
+    assert leasing.claim_check(v["verifier"]).id == check.id
 
 
 # ------------------------------------------------------------------------------------- SQL and Python agree
