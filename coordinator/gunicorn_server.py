@@ -179,9 +179,17 @@ class LimitedThreadWorker(ThreadWorker):  # type: ignore[misc]
             with self.websockets_lock:
                 self.websockets.discard(conn)
 
+    def set_accept_enabled(self, enabled: bool) -> None:
+        super().set_accept_enabled(enabled and self.alive)  # never again once stopping (the sockets are closed)
+
     def handle_exit(self, sig: int, frame: Any) -> None:
-        """SIGTERM: stop accepting and let HTTP requests finish (gunicorn), and end the worker WebSockets now."""
+        """SIGTERM: close the listening sockets (gunicorn kept them open while draining, so new clients waited in
+        the backlog for nobody instead of being refused and trying elsewhere), let HTTP requests finish
+        (gunicorn), and end the worker WebSockets now."""
         super().handle_exit(sig, frame)
+        self.set_accept_enabled(False)
+        for listener in self.sockets:
+            listener.close()
         with self.websockets_lock:
             held = list(self.websockets)
         for conn in held:

@@ -3,6 +3,7 @@ or on the hardened Werkzeug server (development and Windows), with a word at sta
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
@@ -113,7 +114,16 @@ def gunicorn_options(settings: Mapping[str, Any]) -> dict[str, Any]:
         "control_socket_disable": True,
         "proc_name": "framehive-coordinator",
         "post_worker_init": announce,
+        "worker_exit": _stop_background_threads,
     }
+
+
+def _stop_background_threads(_arbiter: Any, worker: Any) -> None:
+    """In the worker, once it stops serving: the reaper ends between passes, not in the middle of one."""
+    app = getattr(worker, "wsgi", None)
+    if isinstance(app, Flask):
+        with contextlib.suppress(RuntimeError):  # a reaper that never started (FRAMEHIVE_START_REAPER off)
+            app.extensions["framehive_reaper"].stop()
 
 
 def run_gunicorn(settings: Mapping[str, Any]) -> int:

@@ -1,0 +1,67 @@
+"""``framehive-coordinator serve`` on gunicorn, as a real process on a loopback port: real agents render a job
+through it over its WebSocket, and SIGTERM drains it (the listening socket closes, a request under way finishes,
+the agents' WebSockets end at once so they reconnect elsewhere, the process exits well before the grace period)."""
+
+from __future__ import annotations
+
+import re
+import signal
+import socket
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+from tests.farm import Farm, wait_for
+from tests.live import running_site
+from tests.proc_stats import threads
+
+RENDER_TIMEOUT = 240
+GRACE = 30  # --graceful-timeout: the stop must come well before it
+
+
+def test_real_agents_render_a_job_through_gunicorn(tmp_path: Path, sample_scene: Path):
+    with running_site(tmp_path / "site", workers=2, artist=("user", "artist")) as site:
+        job = site.client().submit(sample_scene, frames="1-4", chunk=1)
+        final = site.client().wait(job["id"], poll=0.2, timeout=RENDER_TIMEOUT)
+        assert final["state"] == "completed", final
+        assert final["counts"]["verified"] == 4
+        log = site.farm.coordinator.log_text()  # type: ignore[union-attr]
+        assert "Starting gunicorn" in log and "LimitedThreadWorker" in log
+        assert re.search(r'"POST /api/v1/jobs HTTP/1.1" 201 ', log), "the access log has the submission"
+        served = {w["name"] for w in site.client("site_admin").workers() if w.get("online")}
+        assert served == {"w1", "w2"}
+
+
+@pytest.mark.coordinator_args("--graceful-timeout", str(GRACE))
+def test_sigterm_lets_a_request_finish_and_ends_the_agents_websockets_at_once(farm: Farm):
+    agent = farm.start_worker("w1", farm.token("worker", "owner"))
+    wait_for(lambda: "connected to" in agent.log_text(), 60, "the agent to connect")
+    token = farm.token("user", "artist")
+    pid, parts = farm.serving_pid(), urlsplit(farm.url)
+    idle = threads(pid)
+    body = b'{"filename": "x.blend"}'
+    request = socket.create_connection((parts.hostname, parts.port), timeout=GRACE)
+    request.sendall(b"POST /api/v1/jobs HTTP/1.1\r\nHost: c\r\nAuthorization: Bearer %s\r\nContent-Type: "
+                    b"application/json\r\nContent-Length: %d\r\n\r\n%s" % (token.encode(), len(body), body[:5]))
+    wait_for(lambda: threads(pid) > idle, 10, "the request to have its thread")
+
+    farm.coordinator.popen.send_signal(signal.SIGTERM)  # type: ignore[union-attr]
+    stopped = time.monotonic()
+    wait_for(lambda: "lost or refused" in agent.log_text(), 10, "the agent's WebSocket to end")
+    wait_for(lambda: refused(parts.hostname, parts.port), 10, "the listening socket to close")
+    request.sendall(body[5:])
+    answer = request.recv(65536)
+    assert answer.startswith(b"HTTP/1.1 400 "), answer  # served to the end (the body lacks a scene)
+    assert farm.coordinator.popen.wait(GRACE) == 0  # type: ignore[union-attr]
+    assert time.monotonic() - stopped < GRACE / 2
+    assert "Worker exiting" in farm.coordinator.log_text()  # type: ignore[union-attr]
+
+
+def refused(host: str | None, port: int | None) -> bool:
+    try:
+        socket.create_connection((host, port), timeout=2).close()
+    except ConnectionRefusedError:
+        return True
+    return False
