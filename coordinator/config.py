@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from protocol import messages
+from protocol.untrusted_parse import ParseLimits
 
 # How often a worker must say it is alive. Short enough that a silent worker is noticed quickly.
 HEARTBEAT_INTERVAL = 5.0
@@ -55,6 +56,11 @@ DECODE_WAIT = 60.0
 # with long paths fits), deeper nesting is 400 too_deep (the API's own bodies are 2 levels deep).
 MAX_JSON_BYTES = 8 * 1024**2
 MAX_JSON_DEPTH = 32
+# The child process that reads submitted .blend files, by setting (ParseLimits in protocol/untrusted_parse.py has
+# the defaults and their reasons): its memory, CPU and wall time, and each file's inflated size and block count.
+PARSE_SETTINGS = {"FRAMEHIVE_PARSE_MEMORY": "memory_bytes", "FRAMEHIVE_PARSE_CPU_SECONDS": "cpu_seconds",
+                  "FRAMEHIVE_PARSE_WALL_SECONDS": "wall_seconds", "FRAMEHIVE_PARSE_INFLATED_BYTES": "inflated_bytes",
+                  "FRAMEHIVE_PARSE_MAX_BLOCKS": "max_blocks"}
 # Default chunking: aim for this many tasks per online worker so small jobs spread over all of them.
 TASKS_PER_WORKER = 2
 MAX_DEFAULT_CHUNK = 20
@@ -168,6 +174,7 @@ def defaults(data_dir: Path) -> dict[str, Any]:
         "FRAMEHIVE_DECODE_WAIT": DECODE_WAIT,
         "FRAMEHIVE_MAX_JSON_BYTES": MAX_JSON_BYTES,
         "FRAMEHIVE_MAX_JSON_DEPTH": MAX_JSON_DEPTH,
+        **{name: getattr(ParseLimits(), field) for name, field in PARSE_SETTINGS.items()},
         # flask-sock: a worker message bigger than the protocol's limit closes its WebSocket (coordinator/ws_guard)
         "SOCK_SERVER_OPTIONS": {"max_message_size": messages.MAX_MESSAGE_BYTES},
         "FRAMEHIVE_START_REAPER": True,
@@ -216,6 +223,8 @@ ENVIRONMENT_SETTINGS = (
     "FRAMEHIVE_WORKER_RATE", "FRAMEHIVE_WORKER_BURST", "FRAMEHIVE_PAGE_SIZE",
     "FRAMEHIVE_MAX_PAGE_SIZE", "FRAMEHIVE_MAX_AGENTS_PER_TOKEN", "FRAMEHIVE_MAX_NAMES_PER_TOKEN",
     "FRAMEHIVE_REQUIRE_CONFINEMENT",
+    "FRAMEHIVE_DECODE_SLOTS", "FRAMEHIVE_DECODE_WAIT", "FRAMEHIVE_MAX_JSON_BYTES", "FRAMEHIVE_MAX_JSON_DEPTH",
+    *PARSE_SETTINGS,
     "FRAMEHIVE_FALLBACK_WAIT",
 )
 

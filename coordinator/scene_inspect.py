@@ -19,6 +19,7 @@ from flask import current_app
 from protocol.blend_inflate import may_be_blend
 from protocol.untrusted_parse import ParseLimits, scan_files
 
+from .config import PARSE_SETTINGS
 from .db import db
 from .models import Blob
 from .storage_access import storage
@@ -28,9 +29,7 @@ SCAN_VERSION = 1
 # The record of a file whose first bytes are no .blend's: it is not given to the parser at all.
 NOT_A_BLEND = {"ok": True, "blend": False, "why": "not a .blend file"}
 # The app settings that override ParseLimits' defaults, by field.
-LIMIT_SETTINGS = {"memory_bytes": "FRAMEHIVE_PARSE_MEMORY", "cpu_seconds": "FRAMEHIVE_PARSE_CPU_SECONDS",
-                  "wall_seconds": "FRAMEHIVE_PARSE_WALL_SECONDS", "inflated_bytes": "FRAMEHIVE_PARSE_INFLATED_BYTES",
-                  "max_blocks": "FRAMEHIVE_PARSE_MAX_BLOCKS"}
+LIMIT_SETTINGS = {field: setting for setting, field in PARSE_SETTINGS.items()}
 
 
 def scan_blobs(blobs: list[Blob]) -> dict[str, dict[str, Any]]:
