@@ -1,6 +1,6 @@
 """Floods against a real coordinator: connections that hold a thread and send nothing (or too little) are
-dropped within their timeouts, the coordinator's thread count (its own process, /proc) comes back, and
-everyone else is served meanwhile."""
+dropped within their timeouts, the thread count of the process that serves (/proc) comes back, and everyone else
+is served meanwhile; on both servers of ``serve``."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import socket
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
@@ -25,6 +26,23 @@ READ_TIMEOUT = 2
 # Threads the coordinator may still run above its idle count once the flood is over (a request in flight, the
 # thread that serves the test's own polling).
 SLACK = 4
+
+
+@pytest.fixture(params=["gunicorn", "werkzeug"])
+def farm(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Farm]:
+    """A real coordinator on each server ``serve`` offers (gunicorn, the default; Werkzeug, for development and
+    Windows): both carry the same defences."""
+    farm = Farm(tmp_path / "farm")
+    marker = request.node.get_closest_marker("coordinator_args")
+    farm.coordinator_args = [*(marker.args if marker else ()), "--server", request.param]
+    farm.start_coordinator()
+    try:
+        yield farm
+    finally:
+        farm.stop()
+        report = getattr(request.node, "rep_call", None)
+        if report is not None and report.failed:
+            print(farm.logs())
 
 
 def address(farm: Farm) -> tuple[str, int]:
