@@ -26,6 +26,9 @@ def hash_token(secret: str) -> str:
 
 
 NAME_MAX = 120  # Account.name and ApiToken.name are String(120)
+# The longest lifetime a token may be given: far enough for "never in practice", near enough that its expiry is a
+# date every platform can print (a datetime past year 9999 overflows).
+MAX_EXPIRES_IN = 100 * 365 * 86400
 
 
 def _clean_name(value: object, what: str) -> str:
@@ -52,6 +55,9 @@ def issue_token(kind: str, name: str, account_name: str | None = None, trusted: 
             isinstance(expires_in, bool) or not isinstance(expires_in, int | float)
             or not math.isfinite(expires_in) or expires_in <= 0):
         raise ValueError("expires_in must be a positive number of seconds")
+    if expires_in is not None and expires_in > MAX_EXPIRES_IN:
+        raise ValueError(f"expires_in must be at most 100 years ({MAX_EXPIRES_IN} seconds); leave it out for a "
+                         "token that never expires")
     account = db.session.execute(db.select(Account).filter_by(name=account_name)).scalar_one_or_none()
     if account is None:
         account = Account(name=account_name)
