@@ -7,6 +7,7 @@ from typing import Any
 from protocol.scenepaths import MAX_COMPONENT_BYTES, MAX_PATH_BYTES
 
 from .. import __version__, config
+from ..auth import MAX_EXPIRES_IN
 from .error_codes import ERROR_CODES, error_table
 
 BEARER = [{"bearer": []}]
@@ -312,7 +313,7 @@ def _schemas() -> dict[str, Any]:
             "name": {"type": "string", "minLength": 1, "maxLength": 120},
             "account": {"type": "string", "minLength": 1, "maxLength": 120,
                         "description": "owning account, created if new; default: the token's name"},
-            "expires_in": {"type": "number", "exclusiveMinimum": 0, "maximum": 100 * 365 * 86400,
+            "expires_in": {"type": "number", "exclusiveMinimum": 0, "maximum": MAX_EXPIRES_IN,
                            "description": "seconds until the token expires; default: never"}}},
         "Token": _strict(list(TOKEN_FIELDS), {
             **TOKEN_FIELDS, "warning": {"type": "string", "description": "set when a caller revoked its own token"}}),
