@@ -52,6 +52,7 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks import comparison
 from benchmarks.warm_blender import Scene, machine, make_scene
 from coordinator import config
 from coordinator import frame_analysis as fa
@@ -667,6 +668,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--large-repeats", type=int, default=3, help="timed repeats at 960x540 (0: skip)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path, help="also write every number to this file")
+    parser.add_argument("--comparison-regions", type=int, default=1500, help="part (d): regions per 64x36 variant")
+    parser.add_argument("--comparison-bigger-regions", type=int, default=400,
+                        help="part (d): regions per 192x108 variant")
+    parser.add_argument("--only-comparison", action="store_true", help="run part (d) alone")
     args = parser.parse_args(argv)
     if min(args.jobs, args.frames, args.small_repeats, args.bigger_repeats) < 1 or args.regions < 2 \
             or args.large_repeats < 0:
@@ -676,6 +681,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.only_comparison:
+        return main_comparison(args, argv)
     started = time.perf_counter()
     date = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
     load = [os.getloadavg()[0]]
@@ -692,19 +699,43 @@ def main(argv: list[str] | None = None) -> int:
         load.append(os.getloadavg()[0])
         c = part_c(args, Path(tmp), b)
         load.append(os.getloadavg()[0])
+        d_part = comparison.run(cal, args.comparison_regions, args.comparison_bigger_regions, args.seed, Path(tmp))
+        load.append(os.getloadavg()[0])
     wall = time.perf_counter() - started
     info = machine({"blender_version": a["blender_version"]})
     print(f"\nverification — {date}, {info['cpus']} CPUs ({info['cpu_model']}), Blender {info['blender']}, "
           f"Python {info['python']}, {args.jobs} jobs of {args.frames} frames, wall {wall:.0f} s, "
           f"1-min load {min(load):.1f}–{max(load):.1f}\n")
     print(markdown(a, b, c, args.frames))
+    print("\n" + comparison.markdown(d_part))
     if args.json:
         command = " ".join([".venv/bin/python -m benchmarks.verification", *(sys.argv[1:] if argv is None else argv)])
         report = {"benchmark": "verification", "date": date, "command": command, "wall_seconds": wall,
                   "load_average": load, "machine": info, "settings": vars(args) | {"json": str(args.json)},
-                  "detection": a, "simulation": b, "overhead": c}
+                  "detection": a, "simulation": b, "overhead": c, "comparison": d_part}
         args.json.write_text(json.dumps(report, indent=1, default=str) + "\n")
         print(f"\nwrote {args.json}")
+    return 0
+
+
+def main_comparison(args: argparse.Namespace, argv: list[str] | None) -> int:
+    """Part (d) alone: ``--only-comparison``."""
+    started = time.perf_counter()
+    date = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    load = [os.getloadavg()[0]]
+    with tempfile.TemporaryDirectory(prefix="framehive-comparison-") as tmp:
+        d_part = comparison.run(cal, args.comparison_regions, args.comparison_bigger_regions, args.seed, Path(tmp))
+    load.append(os.getloadavg()[0])
+    wall = time.perf_counter() - started
+    info = machine({"blender_version": "5.0.1"})
+    print(f"\ncomparison — {date}, {info['cpus']} CPUs ({info['cpu_model']}), Python {info['python']}, "
+          f"wall {wall:.0f} s, 1-min load {min(load):.1f}–{max(load):.1f}\n")
+    print(comparison.markdown(d_part))
+    if args.json:
+        command = " ".join([".venv/bin/python -m benchmarks.verification", *(sys.argv[1:] if argv is None else argv)])
+        args.json.write_text(json.dumps({"benchmark": "verification (d)", "date": date, "command": command,
+                                         "wall_seconds": wall, "load_average": load, "machine": info,
+                                         "comparison": d_part}, indent=1, default=str) + "\n")
     return 0
 
 
