@@ -6,6 +6,8 @@ sharing one PostgreSQL) can never both win the same task.
 
 from __future__ import annotations
 
+import re
+
 from flask import current_app
 from sqlalchemy import select, update
 
@@ -152,10 +154,17 @@ def _nobody_may_take(job: Job, online: list[Worker]) -> failure_accounting.Waiti
 def _say_why_waiting(job: Job, reason: str | None) -> None:
     if reason == job.waiting:
         return
-    job.waiting = reason
-    if reason is not None:
+    before, job.waiting = job.waiting, reason
+    # The reason names the waiting frames and a time, which change as frames come in one by one: a new event
+    # only when what the job waits for changes, not for every frame that joins the wait.
+    if reason is not None and (before is None or _gist(before) != _gist(reason)):
         current_app.logger.info("job %s waits: %s", job.id, reason)
         events.record(events.JOB_WAITING, f"job {job.id} ({job.name}) waits: {reason}", job=job)
+
+
+def _gist(reason: str) -> str:
+    """A waiting reason without its frame numbers and times."""
+    return re.sub(r"\bframes? [\d,-]+|\d\d:\d\d UTC", "#", reason)
 
 
 def mark_silent_workers_offline() -> int:
