@@ -13,6 +13,7 @@ from typing import Any
 
 from . import config_sources, serving
 from . import serve as serve_module
+from .config import MAX_AGENTS_PER_TOKEN, MAX_NAMES_PER_TOKEN
 from .config_sources import default_data_dir
 
 DEFAULT_PORT = 8400
@@ -59,6 +60,12 @@ def build_parser() -> argparse.ArgumentParser:
                        help="refuse agents whose hello says their renders are not confined (no Landlock); their own "
                             "word: it stops honest misconfigured machines, not hostile ones "
                             "(also FRAMEHIVE_REQUIRE_CONFINEMENT=1)")
+    serve.add_argument("--max-agents-per-token", type=_count, metavar="N",
+                       help="agents one worker token may have online at once; 0: no limit (default: "
+                            f"{MAX_AGENTS_PER_TOKEN})")
+    serve.add_argument("--max-names-per-token", type=_count, metavar="N",
+                       help="agent names (worker identities) one worker token may ever sign on with; 0: no limit "
+                            f"(default: {MAX_NAMES_PER_TOKEN})")
     _add_store_args(serve)
     token = sub.add_parser("token", help="manage API tokens")
     token_sub = token.add_subparsers(dest="token_command", required=True)
@@ -125,6 +132,9 @@ def _app_config(args: argparse.Namespace) -> dict[str, Any]:
         config["FRAMEHIVE_HEARTBEAT_INTERVAL"] = args.heartbeat_interval
     if getattr(args, "require_confinement", False):  # the flag only switches it on; the environment may too
         config["FRAMEHIVE_REQUIRE_CONFINEMENT"] = True
+    for flag in ("max_agents_per_token", "max_names_per_token"):
+        if getattr(args, flag, None) is not None:  # 0 is a value here: no limit
+            config[f"FRAMEHIVE_{flag.upper()}"] = getattr(args, flag)
     return config
 
 
