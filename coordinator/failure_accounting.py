@@ -20,6 +20,19 @@ account answers for its agents' failures, not the agent:
   ``output_size``) blames nobody: no trust lost, no suspension (its account is still blocklisted for the job
   after repeated limit hits, as its machines cannot render it). When agents of two accounts hit limits on one
   job (conclusive as above), the job fails: "the scene exceeds the workers' limits".
+- Scenes refused as unsafe (issue 11: ``unsafe_scene``, the agent's own reference check refused the tree). The
+  coordinator ran the same check (protocol.blend_references) at submit, so a refusal of a scene it accepted is a
+  version difference or a lie: an attacker's way to fail honest artists' jobs (two accounts' refusals were
+  conclusive failures) or to dodge work it does not like without losing anything. So the coordinator runs its own,
+  current check again (scene_recheck: cached scans, no parse). If that check refuses the tree too (it is stricter
+  than the one that let the job in), the job fails at once with the problem, and nobody is blamed. If it accepts
+  the tree, the refusal is one agent's word against the coordinator's check: it never counts toward failing the
+  job (not in the task's failure count, not in the accounts that failed it, not in conclusive blocks), and the
+  account is blocklisted for the job at once (reason ``refused``: its agents' check would refuse again, so retrying
+  there only delays the job) and it counts against it as repeated failures do (trust halves; the suspension
+  pattern). An honest owner whose newer agent refuses what this coordinator accepts is not suspended as long as
+  other work of its is verified. A verifier refusing a check is left out of that check (as for a limit), with no
+  blame: a blind check costs it nothing to render, so refusing one gains it nothing.
 
 Rules only: these functions add rows and change trust and suspension in the caller's transaction (no commits)
 and say what to do; ``outcomes`` and ``leases`` fail jobs and take work back.
@@ -34,7 +47,7 @@ from typing import Any
 from flask import current_app
 from sqlalchemy import func, select
 
-from . import events
+from . import events, scene_recheck
 from .db import db
 from .models import Account, AccountBlock, Frame, Job, JobBlock, LimitHit, Task, TaskFailure, Worker, now
 from .states import TaskState
@@ -43,7 +56,10 @@ from .verification import trust
 # What an agent may say it ran out of (the optional ``limit`` of task_failed and check_failed). Anything else
 # in that field is a stranger's word for nothing: the failure then counts as an ordinary one.
 LIMIT_KINDS = ("memory", "frame_time", "output_size")
-BLAME, LIMITS = "failures", "limits"  # AccountBlock.reason
+# The agent's reference check refused the scene (worker_agent.scene_cache.SceneUnsafe): not a limit of its machine,
+# a claim the coordinator checks against its own check (see the module docstring).
+UNSAFE_SCENE = "unsafe_scene"
+BLAME, LIMITS, REFUSED = "failures", "limits", "refused"  # AccountBlock.reason
 
 
 @dataclass
@@ -61,7 +77,7 @@ class Verdict:
 def limit_of(message: Any) -> str | None:
     """The limit a task_failed or check_failed message says was hit, if it names a known one."""
     kind = getattr(message, "limit", None)
-    return kind if isinstance(kind, str) and kind in LIMIT_KINDS else None
+    return kind if isinstance(kind, str) and kind in (*LIMIT_KINDS, UNSAFE_SCENE) else None
 
 
 # ------------------------------------------------------------------------------------------- after a failure
@@ -75,6 +91,8 @@ def task_failed(task: Task, worker: Worker, reason: str, error: str, limit: str 
         exceeded = limits_exceeded(job)
         if exceeded is not None:
             return Verdict(fail=exceeded)
+    if limit == UNSAFE_SCENE:
+        return _refused_as_unsafe(task, worker)
     verdict = Verdict()
     if _blocklist_if_due(job, worker.account) == BLAME:
         verdict.blocked = worker.account_id
@@ -94,9 +112,15 @@ def record_limit(job: Job, worker: Worker, kind: str, task_id: int | None = None
 
 
 def limits_exceeded(job: Job) -> str | None:
-    """The job's failure message if agents of two accounts (or a conclusive one) hit their limits on it."""
+    """The job's failure message if agents of two accounts (or a conclusive one) hit their limits on it, or if an
+    agent refused it as unsafe and the coordinator's own check, run again, refuses it too."""
     hits = db.session.execute(select(LimitHit.kind, LimitHit.account_id, LimitHit.worker_id)
                               .filter_by(job_id=job.id)).all()
+    if any(kind == UNSAFE_SCENE for kind, _, _ in hits):
+        problem = scene_recheck.problem(job)
+        if problem is not None:
+            return f"the scene is unsafe for workers (an agent refused it; the coordinator's check agrees): {problem}"
+    hits = [hit for hit in hits if hit[0] in LIMIT_KINDS]
     if not conclusive(job, {account for _, account, _ in hits}):
         return None
     details = []
@@ -116,9 +140,27 @@ def conclusive(job: Job, accounts: set[int]) -> bool:
 
 
 def accounts_that_failed(task_id: int) -> set[int]:
+    """Accounts whose agents failed the task (refusals as unsafe the coordinator's check contradicts are not failures
+    of the scene: they never make failures conclusive)."""
     query = select(Worker.account_id).join(TaskFailure, TaskFailure.worker_id == Worker.id).where(
-        TaskFailure.task_id == task_id)
+        TaskFailure.task_id == task_id, TaskFailure.reason != UNSAFE_SCENE)
     return set(db.session.execute(query).scalars())
+
+
+def _refused_as_unsafe(task: Task, worker: Worker) -> Verdict:
+    """The agent refused a scene the coordinator's check accepts (limits_exceeded ran it again): its account is
+    blocklisted for the job and it counts against it; the task's failure count is given back."""
+    task.failures -= 1  # one agent's word against the coordinator's check: not a failure of the scene
+    job, account = task.job, worker.account
+    if _block(job.id, account.id) is not None:
+        return Verdict()
+    db.session.add(AccountBlock(job_id=job.id, account_id=account.id, reason=REFUSED))
+    what = "its agent refused it as unsafe, which the coordinator's check does not confirm"
+    current_app.logger.warning("account %s blocklisted for job %s: %s", account.name, job.id, what)
+    events.record(events.ACCOUNT_BLOCKLISTED, f"account {account.name} blocklisted for job {job.id} ({job.name}): "
+                                              f"{what}", job=job, account=account)
+    db.session.flush()
+    return Verdict(blocked=account.id, suspended=_count_against(job, account))
 
 
 def _blocklist_if_due(job: Job, account: Account) -> str | None:
@@ -157,7 +199,8 @@ def _suspend_if_pattern(account: Account) -> list[Worker]:
     since = now() - float(config["FRAMEHIVE_ACCOUNT_FAILURE_WINDOW"])
     failed_jobs = db.session.execute(
         select(func.count(func.distinct(AccountBlock.job_id))).join(Job, Job.id == AccountBlock.job_id)
-        .where(AccountBlock.account_id == account.id, AccountBlock.reason == BLAME, AccountBlock.created_at >= since,
+        .where(AccountBlock.account_id == account.id, AccountBlock.reason.in_((BLAME, REFUSED)),
+               AccountBlock.created_at >= since,
                Job.account_id != account.id)).scalar_one()
     if account.suspended or failed_jobs < int(config["FRAMEHIVE_ACCOUNT_SUSPEND_JOBS"]):
         return []
@@ -224,13 +267,14 @@ def waiting_verdict(job: Job, online: list[Worker]) -> Waiting | None:
     blocked_workers = _blocked_workers(job.id)
     if not online or any(w.account_id not in blocks and w.id not in blocked_workers for w in online):
         return None
-    if conclusive(job, set(blocks)):
+    if conclusive(job, {account for account, reason in blocks.items() if reason != REFUSED}):
         return Waiting(fail=f"every online agent is blocklisted for this job: agents of {len(blocks)} account(s) "
                             "failed it repeatedly")
     names = {a.id: a.name for a in _accounts({w.account_id for w in online})}
     details = []
     for account_id in sorted({w.account_id for w in online if w.account_id in blocks}, key=names.__getitem__):
-        what = "failed it repeatedly" if blocks[account_id] == BLAME else "hit their limits on it"
+        what = {BLAME: "failed it repeatedly", REFUSED: "refused it as unsafe (the coordinator's check accepts it)"}\
+            .get(blocks[account_id], "hit their limits on it")
         details.append(f"account {names[account_id]}: its agents {what}")
     for worker in sorted((w for w in online if w.account_id not in blocks), key=lambda w: w.name):
         details.append(f"agent {worker.name} of {names[worker.account_id]}: caught cheating on it")

@@ -40,7 +40,9 @@ def record_failure(task: Task, reason: str, error: str = "", log_tail: str = "",
     (failure_accounting says which). ``limit``: the agent's limit the scene exceeded, if that was why. No commit."""
     worker = db.session.get(Worker, task.worker_id) if task.worker_id is not None else None
     assert worker is not None, "only a leased task can fail"
-    if limit is not None:
+    if limit == failure_accounting.UNSAFE_SCENE:  # its reference check refused the tree: the error says why
+        reason = limit
+    elif limit is not None:
         reason, error = "limit", f"exceeded the agent's {limit.replace('_', ' ')} limit: {error}"
     db.session.add(TaskFailure(task_id=task.id, job_id=task.job_id, worker_id=worker.id, attempt=task.attempt,
                                reason=reason, error=error[:2000], log_tail=log_tail[-8000:]))
