@@ -9,6 +9,7 @@ import pytest
 
 from coordinator import cli, config_sources
 from coordinator.config_sources import SettingsError, env_name, file_key, layered, settable
+from tests.farm import REPO
 
 
 def write(path: Path, text: str) -> Path:
@@ -97,3 +98,9 @@ def test_a_missing_file_and_a_bad_one_stop_the_command_with_exit_status_2(tmp_pa
     bad = write(tmp_path / "bad.toml", "max_live_job = 5\n")
     assert cli.main(["serve", "--config", str(bad), "--port", "0"]) == 2
     assert "unknown setting 'max_live_job'" in capsys.readouterr().err
+
+
+def test_the_example_configuration_in_deploy_is_valid():
+    settings = config_sources.from_file(REPO / "deploy" / "coordinator.toml")
+    assert settings["FRAMEHIVE_BEHIND_PROXY"] == 1 and settings["FRAMEHIVE_HOST"] == "127.0.0.1"
+    assert settings["FRAMEHIVE_DATA_DIR"] == "/var/lib/framehive"
