@@ -13,10 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
 from coordinator import failure_accounting, leases, outcomes
 from coordinator.db import db
-from coordinator.models import Blob, Check, Job, Task, Worker
+from coordinator.models import Account, Blob, Check, Frame, Job, Task, Worker, now
 from coordinator.verification import leasing as check_leasing
 from protocol import messages as m
 from tests.coordinator import kit
@@ -27,12 +28,13 @@ from tests.scenes import build_outside_references
 net, only_single = accounting.net, accounting.only_single  # its fixtures: the same cast
 
 
-def refuse(worker_id: int, job_id: int) -> Task | None:
-    """``worker_id`` claims a task and refuses it as the worker agent's reference check does (None: it got none)."""
+def refuse(worker_id: int, job_id: int | None = None) -> Task | None:
+    """``worker_id`` claims a task (of ``job_id``, when given) and refuses it as the worker agent's reference check
+    does (None: it got none)."""
     task = leases.claim_task(worker_id)
     if task is None:
         return None
-    assert task.job_id == job_id
+    assert job_id is None or task.job_id == job_id
     said = m.TaskFailed(task_id=task.id, attempt=task.attempt, error="refusing the scene: it names /etc/passwd",
                         limit="unsafe_scene")
     lost = outcomes.record_failure(task, "render_failed", said.error, limit=failure_accounting.limit_of(said))
@@ -131,3 +133,31 @@ def test_a_verifier_refusing_a_check_is_left_out_of_it_and_fails_nothing(v):  # 
     assert {v["verifier"].account_id, v["arbiter"].account_id} <= set(row.excluded_accounts)
     assert row.state == "queued", "it waits for a verifier of another owner"
     assert db.session.get(Job, v["job_id"], populate_existing=True).state == "running"
+
+
+def test_refusing_other_artists_scenes_again_and_again_suspends_the_account(app, net):  # type: ignore[no-untyped-def]
+    """A work dodger refusing every scene as unsafe: each refusal blocklists its account for that job at once, and
+    two of alice's jobs within the window (ACCOUNT_SUSPEND_JOBS=2 here) with nothing verified suspend it."""
+    app.config.update(FRAMEHIVE_ACCOUNT_SUSPEND_JOBS=2)
+    offline(net["h"], net["x"])
+    first = refuse(net["g1"])
+    assert first is not None and not db.session.get(Account, net["grief"], populate_existing=True).suspended
+    second = refuse(net["g1"])
+    assert second is not None and second.job_id != first.job_id
+    assert db.session.get(Account, net["grief"], populate_existing=True).suspended
+    assert job(first.job_id).state == job(second.job_id).state == "running"
+
+
+def test_an_owner_whose_newer_agent_refuses_is_not_suspended_while_its_work_is_verified(  # type: ignore[no-untyped-def]
+        app, net):
+    """The honest version difference: olga's newer agent refuses what this coordinator accepts. Her account is
+    blocklisted for those jobs, but frames of hers verified in the window keep it from being suspended."""
+    app.config.update(FRAMEHIVE_ACCOUNT_SUSPEND_JOBS=2)
+    offline(net["g1"], net["g2"], net["x"])
+    frame = db.session.execute(select(Frame).filter_by(job_id=net["job"], number=6)).scalar_one()
+    frame.worker_id, frame.verified_at = net["h"], now()
+    db.session.commit()
+    for _ in range(2):
+        assert refuse(net["h"]) is not None
+    assert not db.session.get(Account, net["olga"], populate_existing=True).suspended
+    assert set(blocks(net["job"]).values()) == set(blocks(net["single"]).values()) == {"refused"}
