@@ -213,9 +213,10 @@ def defaults(data_dir: Path) -> dict[str, Any]:
     }
 
 
-# Settings an admin may set in the coordinator's environment (FRAMEHIVE_MAX_LIVE_JOBS=50 framehive-coordinator
-# serve ...): the limits above. Others (prices, verification rates) change what jobs cost and are not meant to
-# differ between coordinators sharing one database.
+# Settings create_app itself reads from the environment, for every app (FRAMEHIVE_MAX_LIVE_JOBS=50 ...): the limits
+# above. `framehive-coordinator serve` and wsgi.py read every setting from the environment and the --config file
+# (config_sources.py); prices and verification rates change what jobs cost, so coordinators sharing one database
+# should agree on them.
 ENVIRONMENT_SETTINGS = (
     "FRAMEHIVE_STORAGE_QUOTA", "FRAMEHIVE_BLOB_GRACE", "FRAMEHIVE_JOB_RETENTION", "FRAMEHIVE_COLLECT_INTERVAL",
     "FRAMEHIVE_MAX_LIVE_JOBS", "FRAMEHIVE_MAX_JOB_FRAMES", "FRAMEHIVE_MAX_CLAIMS_PER_JOB",

@@ -1,4 +1,6 @@
-"""The HTTP server ``framehive-coordinator serve`` runs: Werkzeug's threaded server, with limits against floods.
+"""``framehive-coordinator serve --server werkzeug``: Werkzeug's threaded server, with limits against floods. For
+development and Windows (gunicorn runs on POSIX only); production runs gunicorn_server.py, which carries the same
+defences. Here SIGTERM stops at once: requests under way are cut.
 
 Werkzeug gives every connection a thread of its own and, left alone, waits for a request's bytes forever: a
 thousand half-sent requests held a thousand threads. Here the request line and headers must all arrive within
