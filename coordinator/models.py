@@ -232,8 +232,9 @@ class JobBlock(db.Model):
 class AccountBlock(db.Model):
     """Blocklist entry of a whole account: none of its agents (those it makes later too) gets this job's tasks.
 
-    ``reason``: ``failures`` (its agents failed the job repeatedly: counts against it) or ``limits`` (they hit
-    their resource limits on it: its machines cannot render this scene, no blame).
+    ``reason``: ``failures`` (its agents failed the job repeatedly: counts against it), ``limits`` (they hit
+    their resource limits on it: its machines cannot render this scene, no blame) or ``refused`` (an agent refused
+    the scene as unsafe and the coordinator's own check does not agree: counts against it; failure_accounting).
     """
 
     __table_args__ = (UniqueConstraint("job_id", "account_id"),)
