@@ -54,7 +54,8 @@ class SettingsError(ValueError):
 def settable() -> dict[str, Any]:
     """Every setting an admin may set, by its Flask/environment name, with its default (what gives its type)."""
     flask = {k: v for k, v in config.defaults(Path("/")).items() if k not in INTERNAL}
-    flask = {k: v for k, v in flask.items() if k.startswith(PREFIX) or k == DATABASE_KEY}
+    flask = {k: v for k, v in flask.items() if (k.startswith(PREFIX) or k == DATABASE_KEY)
+             and type(v) in (bool, int, float, str)}  # a table or list has no environment form
     return {**flask, **SERVER_DEFAULTS, DATA_DIR_KEY: ""}
 
 
