@@ -22,7 +22,8 @@ DEFAULT_PORT = 8400
 def _add_store_args(parser: argparse.ArgumentParser) -> None:
     # Defaults are None so that the environment and the --config file can set them (config_sources.layered).
     parser.add_argument("--config", type=Path, metavar="FILE",
-                        help="a TOML file of settings (flags, then FRAMEHIVE_* variables, win over it)")
+                        help="a TOML file of settings (default: FRAMEHIVE_CONFIG; flags, then FRAMEHIVE_* variables, "
+                             "win over it)")
     parser.add_argument("--data-dir", type=Path,
                         help=f"where the SQLite database and blobs live (default: {default_data_dir()})")
     parser.add_argument("--db", help="SQLAlchemy database URL, e.g. postgresql+psycopg://user@host/framehive")
@@ -143,7 +144,7 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
     flags = {**_app_config(args), config_sources.DATA_DIR_KEY: str(args.data_dir) if args.data_dir else None}
     for flag, name in _SERVER_FLAGS.items():
         flags[name] = getattr(args, flag, None)
-    return config_sources.layered(args.config, os.environ, flags)
+    return config_sources.layered(config_sources.config_file(args.config, os.environ), os.environ, flags)
 
 
 _SERVER_FLAGS = {"host": "FRAMEHIVE_HOST", "port": "FRAMEHIVE_PORT", "server": "FRAMEHIVE_SERVER",

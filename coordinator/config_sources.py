@@ -144,8 +144,13 @@ def app_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in settings.items() if k not in SERVER_DEFAULTS and k != DATA_DIR_KEY}
 
 
+def config_file(given: Path | None, environ: Mapping[str, str]) -> Path | None:
+    """The configuration file: the one given (--config), else the one FRAMEHIVE_CONFIG names, if any."""
+    named = environ.get("FRAMEHIVE_CONFIG")
+    return given or (Path(named) if named else None)
+
+
 def from_process_environment() -> dict[str, Any]:
     """Settings for a coordinator started by someone else's server (wsgi.py): FRAMEHIVE_* variables over the file
     that FRAMEHIVE_CONFIG names."""
-    file = os.environ.get("FRAMEHIVE_CONFIG")
-    return layered(Path(file) if file else None, os.environ, {})
+    return layered(config_file(None, os.environ), os.environ, {})

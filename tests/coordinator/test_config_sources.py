@@ -61,6 +61,8 @@ def test_cli_flags_environment_and_file_reach_the_settings(tmp_path: Path, monke
     assert settings["FRAMEHIVE_REQUEST_TIMEOUT"] == 3.0 and settings["FRAMEHIVE_LEASE_TIMEOUT"] == 12.0
     assert settings["FRAMEHIVE_MAX_CONNECTIONS"] == 60 and settings["FRAMEHIVE_PORT"] == 0
     assert settings["FRAMEHIVE_BEHIND_PROXY"] == 1 and "FRAMEHIVE_HOST" not in settings  # default applies
+    monkeypatch.setenv("FRAMEHIVE_CONFIG", str(file))  # the file named in the environment, without --config
+    assert cli._settings(cli.build_parser().parse_args(["token", "list"]))["FRAMEHIVE_REQUEST_TIMEOUT"] == 3.0
 
 
 @pytest.mark.parametrize(("text", "message"), [
