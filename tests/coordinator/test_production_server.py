@@ -36,6 +36,10 @@ def test_real_agents_render_a_job_through_gunicorn(tmp_path: Path, sample_scene:
 
 @pytest.mark.coordinator_args("--graceful-timeout", str(GRACE))
 def test_sigterm_lets_a_request_finish_and_ends_the_agents_websockets_at_once(farm: Farm):
+    start = farm.coordinator.log_text()  # type: ignore[union-attr]
+    for line in (f"data dir:  {farm.data_dir}\n", f"database:  sqlite:///{farm.data_dir}/framehive.sqlite3\n",
+                 f"storage:   file://{farm.data_dir}/blobs\n", f"dashboard: {farm.url}/dashboard/\n"):
+        assert line in start, start  # what the admin sees at start
     agent = farm.start_worker("w1", farm.token("worker", "owner"))
     wait_for(lambda: "connected to" in agent.log_text(), 60, "the agent to connect")
     token = farm.token("user", "artist")
