@@ -149,7 +149,7 @@ def test_open_and_render_two_frames(sample_scene, tmp_path):
             assert opened == {
                 "event": "opened", "scene": "Scene", "engine": "CYCLES", "frame_start": 1, "frame_end": 12,
                 "resolution": [64, 36], "device": "CPU", "autoexec_blocked": False, "muted_outputs": [],
-                "disabled": [],
+                "disabled": [], "denoised": False,
             }
             first = await process.render(1, tmp_path / "0001.png")
             second = await process.render(7, tmp_path / "0007.png")
