@@ -28,9 +28,9 @@ def png(width: int = 64, height: int = 36, colour: tuple[int, int, int] = (200, 
 
 class ProtocolWorker:
     def __init__(self, base_url: str, token: str, name: str, blender_version: str = "5.0.1",
-                 device: str = "CPU") -> None:
+                 device: str = "CPU", roles: tuple[str, ...] = ("render",)) -> None:
         """``blender_version`` and ``device`` are what the hello says: a test stands in for another Blender, or a
-        GPU, by saying so (the coordinator has only the agent's word for them anyway)."""
+        GPU, by saying so (the coordinator has only the agent's word for them anyway). ``roles``: render, verify."""
         self.base_url = base_url
         self.token = token
         self._exit = contextlib.ExitStack()
@@ -39,7 +39,8 @@ class ProtocolWorker:
             additional_headers={"Authorization": f"Bearer {token}"}, open_timeout=10))
         self.ws.send(m.encode(m.Hello(protocol=PROTOCOL_VERSION, name=name, agent_version="test",
                                       blender_version=blender_version, device=device,
-                                      devices=[{"backend": device, "name": "test"}], threads=1)))
+                                      devices=[{"backend": device, "name": "test"}], threads=1,
+                                      roles=list(roles))))
         welcome = self.receive()
         assert isinstance(welcome, m.Welcome), welcome
         self.worker_id = welcome.worker_id

@@ -2,6 +2,8 @@
 
 - One GPU owner: nobody may check its frames. The artist reads why at once (``framehive status``), may take the
   frames marked UNVERIFIED, and the job completes once a second owner's agent comes online.
+- Same class first: a verifier of another device class (an agent whose hello says OptiX) is given a check of a
+  CPU render only once the check has waited FRAMEHIVE_FALLBACK_WAIT, and meanwhile the artist reads why.
 - Two honest owners and one cheater, no trusted node, no veteran: nobody is eligible to arbitrate a dispute at
   first, so after FRAMEHIVE_FALLBACK_WAIT (a few seconds here, set in the coordinator's environment) the third
   owner's render decides. The job completes within a bound, every delivered frame equals a local render, the
@@ -12,6 +14,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,9 +25,11 @@ import requests
 
 from addon.cli import main as framehive
 from addon.client import Client
+from protocol import messages as m
 from tests.dashboard.browser import Dashboard, chromium
 from tests.farm import Farm, reference_render, wait_for
 from tests.images import same_pixels
+from tests.protocol_worker import ProtocolWorker
 
 FALLBACK_WAIT = 3  # seconds: the coordinator's FRAMEHIVE_FALLBACK_WAIT in the cheater test
 FRAMES = 4
@@ -142,3 +148,25 @@ def test_two_honest_owners_and_a_cheater_without_a_trusted_node_finish_in_bounde
     decided = [c for c in final["checks"] if c["kind"] == "arbitration" and c["renderer"] == "mallory-box"
                and c["verdict"] == "fail"]
     assert decided and all(c["verifier"] in ("olga-box", "vera-box") for c in decided), final["checks"]
+
+
+def test_a_check_waits_for_the_renderers_device_class_before_another_class_gets_it(
+        young_farm: Farm, sample_scene: Path) -> None:
+    farm = young_farm
+    user = Client(farm.url, farm.token("user", "artist"))
+    other_class = ProtocolWorker(farm.url, farm.token("worker", "gina"), "gina-optix", device="OPTIX",
+                                 roles=("verify",))
+    try:
+        farm.start_worker("olga-box", farm.token("worker", "olga"), "--roles", "render")
+        job = user.submit(sample_scene, frames="1", chunk=1)
+        wait_for(lambda: (other_class.send(m.Heartbeat()), user.job(job["id"]))[1]["checks"], 120, "the check")
+        queued_at = time.monotonic()  # no earlier than the check's creation
+        said = re.compile(r"frame 1 wait for a verifier of the renderer's device class: none online; one of "
+                          r"another class checks them from \d\d:\d\d UTC")
+        wait_for(lambda: said.fullmatch(user.job(job["id"])["waiting"] or ""), FALLBACK_WAIT, "the waiting reason")
+        message = other_class.receive_alive(timeout=60)
+        waited = time.monotonic() - queued_at
+        assert isinstance(message, m.Verify) and message.frame == 1, message
+        assert waited >= FALLBACK_WAIT - 0.5, f"another class got the check after {waited:.1f} s"
+    finally:
+        other_class.close()
