@@ -26,9 +26,10 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks.warm_blender import Scene, make_scene
 from coordinator import frame_analysis as fa
 from coordinator.verification.checks import MARGIN
-from coordinator.verification.keys import REGION_FRACTION
+from coordinator.verification.keys import REGION_FRACTION, SPOT_FRACTION
 from worker_agent.blender import BlenderLauncher, RenderProcess
 
 #: Seeds: the job's (the sample scene's 0); an honest renderer of another device class; yardsticks start here.
@@ -183,3 +184,49 @@ def markdown(d: dict[str, Any]) -> str:
 
 def _pct(share: float) -> str:
     return f"{100 * share:.1f} %" if share not in (0.0, 1.0) else ("0" if share == 0 else "100 %")
+
+
+# ---------------------------------------------------------------------------------------------- cost
+
+
+async def denoised_costs(scene: Scene, repeats: int, directory: Path, seed: int) -> dict[str, Any]:
+    """Render time of a full frame, a region + margin and a spot + margin of a denoised, dithered scene (one warm
+    process, interleaved in a rotating order). A check of such a scene, and any cross-class check, renders its
+    region twice (the yardstick), so its cost is twice the single render's."""
+    blend = make_scene(scene, directory)
+    out = directory / f"dn_cost_{scene.width}x{scene.height}"
+    out.mkdir(exist_ok=True)
+    rng = random.Random(seed)
+    w, h = scene.width, scene.height
+    times: dict[str, list[float]] = {"full": [], "region_margin": [], "spot_margin": []}
+    async with RenderProcess(BlenderLauncher.discover(None)) as process:
+        await process.open(blend, device="CPU", threads=2, settings={"dither_intensity": 1.0, "use_denoising": True})
+        await process.render(1, out / "warmup.png")  # untimed: first-render (and first OIDN) initialisation
+        for r in range(repeats):
+            frame = 1 + r % scene.frames
+            rect = fa.draw_region(rng, w, h, REGION_FRACTION).expanded(MARGIN, w, h)
+            spot = fa.draw_region(rng, w, h, SPOT_FRACTION).expanded(MARGIN, w, h)
+            calls = [("full", lambda f=frame: process.render(f, out / "full.png")),
+                     ("region_margin", lambda f=frame, x=rect: process.render_region(f, x.as_list(), out / "r.png")),
+                     ("spot_margin", lambda f=frame, x=spot: process.render_region(f, x.as_list(), out / "s.png"))]
+            shift = r % len(calls)
+            for name, call in calls[shift:] + calls[:shift]:
+                started = time.perf_counter()
+                await call()
+                times[name].append(time.perf_counter() - started)
+    full = float(np.median(times["full"]))
+    return {"scene": f"{w}x{h}, {scene.samples} spp, denoised", "repeats": repeats,
+            "full_s": full, **{f"{name}_s": float(np.median(v)) for name, v in times.items() if name != "full"},
+            **{f"{name}_ratio": float(np.median(v)) / full for name, v in times.items() if name != "full"}}
+
+
+def cost_markdown(costs: list[dict[str, Any]]) -> str:
+    lines = ["**(d) Cost of a denoised check** (medians; one render, and the two a yardstick check makes)", "",
+             "| scene | repeats | full frame s | region + margin s | spot + margin s | region check / frame: "
+             "strict, with yardstick | spot check / frame: strict, with yardstick |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
+    for c in costs:
+        lines.append(f"| {c['scene']} | {c['repeats']} | {c['full_s']:.2f} | {c['region_margin_s']:.2f} | "
+                     f"{c['spot_margin_s']:.2f} | {c['region_margin_ratio']:.3f}, {2 * c['region_margin_ratio']:.3f} | "
+                     f"{c['spot_margin_ratio']:.3f}, {2 * c['spot_margin_ratio']:.3f} |")
+    return "\n".join(lines)

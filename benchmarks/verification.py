@@ -672,6 +672,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--comparison-bigger-regions", type=int, default=400,
                         help="part (d): regions per 192x108 variant")
     parser.add_argument("--only-comparison", action="store_true", help="run part (d) alone")
+    parser.add_argument("--comparison-cost-repeats", type=int, default=5,
+                        help="part (d): timed repeats of a denoised 320x180 and 960x540 scene (0: skip)")
     args = parser.parse_args(argv)
     if min(args.jobs, args.frames, args.small_repeats, args.bigger_repeats) < 1 or args.regions < 2 \
             or args.large_repeats < 0:
@@ -700,6 +702,7 @@ def main(argv: list[str] | None = None) -> int:
         c = part_c(args, Path(tmp), b)
         load.append(os.getloadavg()[0])
         d_part = comparison.run(cal, args.comparison_regions, args.comparison_bigger_regions, args.seed, Path(tmp))
+        d_part["costs"] = comparison_costs(args, Path(tmp))
         load.append(os.getloadavg()[0])
     wall = time.perf_counter() - started
     info = machine({"blender_version": a["blender_version"]})
@@ -708,6 +711,8 @@ def main(argv: list[str] | None = None) -> int:
           f"1-min load {min(load):.1f}–{max(load):.1f}\n")
     print(markdown(a, b, c, args.frames))
     print("\n" + comparison.markdown(d_part))
+    if d_part["costs"]:
+        print("\n" + comparison.cost_markdown(d_part["costs"]))
     if args.json:
         command = " ".join([".venv/bin/python -m benchmarks.verification", *(sys.argv[1:] if argv is None else argv)])
         report = {"benchmark": "verification", "date": date, "command": command, "wall_seconds": wall,
@@ -718,6 +723,13 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def comparison_costs(args: argparse.Namespace, directory: Path) -> list[dict[str, Any]]:
+    """Part (d)'s timing of denoised checks: 320x180, and 960x540 unless ``--large-repeats 0``."""
+    scenes = (BIGGER, LARGE) if args.large_repeats else (BIGGER,)
+    return [asyncio.run(comparison.denoised_costs(scene, args.comparison_cost_repeats, directory, args.seed))
+            for scene in scenes if args.comparison_cost_repeats]
+
+
 def main_comparison(args: argparse.Namespace, argv: list[str] | None) -> int:
     """Part (d) alone: ``--only-comparison``."""
     started = time.perf_counter()
@@ -725,12 +737,15 @@ def main_comparison(args: argparse.Namespace, argv: list[str] | None) -> int:
     load = [os.getloadavg()[0]]
     with tempfile.TemporaryDirectory(prefix="framehive-comparison-") as tmp:
         d_part = comparison.run(cal, args.comparison_regions, args.comparison_bigger_regions, args.seed, Path(tmp))
+        d_part["costs"] = comparison_costs(args, Path(tmp))
     load.append(os.getloadavg()[0])
     wall = time.perf_counter() - started
     info = machine({"blender_version": "5.0.1"})
     print(f"\ncomparison — {date}, {info['cpus']} CPUs ({info['cpu_model']}), Python {info['python']}, "
           f"wall {wall:.0f} s, 1-min load {min(load):.1f}–{max(load):.1f}\n")
     print(comparison.markdown(d_part))
+    if d_part["costs"]:
+        print("\n" + comparison.cost_markdown(d_part["costs"]))
     if args.json:
         command = " ".join([".venv/bin/python -m benchmarks.verification", *(sys.argv[1:] if argv is None else argv)])
         args.json.write_text(json.dumps({"benchmark": "verification (d)", "date": date, "command": command,
