@@ -96,6 +96,8 @@ def test_a_single_owner_is_told_why_frames_wait_and_the_job_completes_once_a_sec
         dash.login(user_token, f"/jobs/{job['id']}")
         said = dash.until(lambda _d: dash.text("#job-waiting"), "the waiting reason on the job page")
         assert said.startswith(f"Waiting: {reason}. {FRAMES} frame(s) await checks"), said
+        dash.open("/")  # the overview counts the checks that wait (of the artist's jobs)
+        dash.until(lambda _d: dash.text('[data-stat="checks"] .value') == str(FRAMES), "the waiting checks tile")
     network = stats(farm, admin_token)
     assert network["checks_waiting"]["total"] >= FRAMES and network["checks_waiting"]["by_kind"]["verify"] == FRAMES
     assert network["jobs_waiting"] == 1 and network["queue_depth"] == 0

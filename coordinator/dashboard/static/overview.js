@@ -19,6 +19,8 @@
       { key: "fpm", name: "frames verified per minute", value: stats.frames_per_minute,
         detail: `${stats.frames_verified} in the last ${stats.window_minutes} min` },
       { key: "queue", name: "tasks waiting for a worker", value: stats.queue_depth },
+      { key: "checks", name: "checks waiting for a verifier", value: stats.checks_waiting.total,
+        detail: `${stats.jobs_waiting} job(s) say why they wait` },
       { key: "running", name: "jobs running", value: stats.jobs_running,
         detail: `${stats.jobs_queued} queued · ${stats.jobs_paused} paused` },
       { key: "pass-rate", name: "verification pass rate", value: FH.percent(checks.pass_rate),
