@@ -25,6 +25,7 @@ from ..states import FrameState
 from ..transitions import LostLease
 from . import penalties
 from .checks import new_check
+from .reexamine import reexamine
 
 MAX_CLAIM_FRAMES = 100
 OPEN = ("queued", "leased")
@@ -116,18 +117,15 @@ def claim_account(claim: Claim):  # type: ignore[no-untyped-def]
 
 
 def _replace(check: Check) -> None:
-    """The trusted render becomes the frame; its renderer and every verifier that passed it are caught."""
+    """The trusted render becomes the frame; its renderer is caught, and so is every verifier that passed it whose
+    own render the trusted one contradicts (reexamine: a verifier of another device class, or one that checked
+    another part of the frame, may have passed it honestly)."""
     frame: Frame = check.frame
     renderer = frame.worker
-    passed = db.session.execute(select(Check).where(
-        Check.frame_id == frame.id, Check.verdict == "pass", Check.kind.in_(("verify", "spot", "audit")),
-        Check.renderer_sha256 == frame.blob_sha256)).scalars().all()
-    for verify in passed:
-        if verify.verifier is not None:
-            penalties.verifier_caught(verify.verifier, f"passed frame {frame.number} refuted by claim {check.claim_id}")
     if renderer is not None:  # while the job runs, this also sends the renderer's other frames back
         penalties.renderer_caught(renderer, frame.job, f"claim {check.claim_id} confirmed on frame {frame.number}")
     frame.state = FrameState.VERIFIED  # the trusted node's whole-frame render is the frame now
     frame.blob_sha256 = check.result_sha256
     frame.worker_id = check.verifier_id
     frame.verified_by = "claim"
+    reexamine(frame)

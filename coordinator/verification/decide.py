@@ -69,17 +69,24 @@ def judge(check: Check, result: bytes) -> None:
     cross = comparison.is_cross(check)
     check.mode = "cross" if cross else "strict"
     verdict = fa.judge_region(ours, fa.crop(top, inner), None if bottom is None else fa.crop(bottom, inner), cross)
-    sha256 = hashlib.sha256(result).hexdigest()
-    if db.session.get(Blob, sha256) is None:
-        storage().put(sha256, io.BytesIO(result), len(result))
-        db.session.add(Blob(sha256=sha256, size=len(result), uploader_id=check.verifier.account_id
-                            if check.verifier else None))
-    check.result_sha256 = sha256
+    # A confirmed claim's render becomes the frame (claims._replace): keep it without the yardstick below.
+    check.result_sha256 = _keep(check, fa.encode_png(top) if check.kind == "claim" and bottom is not None
+                                else result)
     check.metrics = verdict.metrics
     check.verdict = "pass" if verdict.passed else "fail"
     check.reason = verdict.reason
     check.state = "done"
     check.decided_at = now()
+
+
+def _keep(check: Check, data: bytes) -> str:
+    """Store a verifier's render as a blob (once per content); returns its sha256."""
+    sha256 = hashlib.sha256(data).hexdigest()
+    if db.session.get(Blob, sha256) is None:
+        storage().put(sha256, io.BytesIO(data), len(data))
+        db.session.add(Blob(sha256=sha256, size=len(data), uploader_id=check.verifier.account_id
+                            if check.verifier else None))
+    return sha256
 
 
 def apply(check: Check) -> list[LostLease]:
