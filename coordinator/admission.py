@@ -54,7 +54,12 @@ def address_of(client_address: object) -> str:
 
 def refuse(connection: socket.socket) -> None:
     """Answer 503 busy without waiting on the client: the answer fits a fresh socket's send buffer, and a client
-    that does not read it loses it (the caller closes the socket)."""
+    that does not read it loses it (the caller closes the socket). What the client already sent is read and
+    dropped first: closing over unread bytes sends a reset, which could discard the answer on its way."""
     with contextlib.suppress(OSError):
         connection.setblocking(False)
         connection.send(BUSY)
+        connection.shutdown(socket.SHUT_WR)
+        for _ in range(16):  # at most 64 KiB: the head of a request, not a body
+            if not connection.recv(4096):
+                break
