@@ -35,8 +35,9 @@ from . import config_sources, serve
 from .admission import Admission, address_of, refuse
 from .serving import ServerLimits
 
-# How long a stopping worker waits, at most, for a client to read the end of its last answer before the socket
-# closes (gunicorn drains it on its event loop: a client that never closes stalled every other connection).
+# How long a closing connection waits, at most, for its client to read the end of the last answer and close (in a
+# thread of its own: gunicorn drained it on its event loop, where a client that never closes stalled every other
+# connection).
 CLOSE_LINGER = 2.0
 
 
