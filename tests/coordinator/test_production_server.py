@@ -12,6 +12,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+import requests
 
 from tests.farm import Farm, wait_for
 from tests.live import running_site
@@ -19,6 +20,7 @@ from tests.proc_stats import threads
 
 RENDER_TIMEOUT = 240
 GRACE = 30  # --graceful-timeout: the stop must come well before it
+STALLERS = 8
 
 
 def test_real_agents_render_a_job_through_gunicorn(tmp_path: Path, sample_scene: Path):
@@ -69,3 +71,21 @@ def refused(host: str | None, port: int | None) -> bool:
     except ConnectionRefusedError:
         return True
     return False
+
+
+def test_clients_that_never_close_do_not_stall_everyone_else(farm: Farm):
+    """After a ``Connection: close`` answer gunicorn waits up to 2 s for the client to close; on its event loop
+    that wait held every other connection, so a few such clients a second stopped the coordinator."""
+    parts = urlsplit(farm.url)
+    lingering = []
+    try:
+        for _ in range(STALLERS):
+            sock = socket.create_connection((parts.hostname, parts.port), timeout=10)
+            sock.sendall(b"GET /api/v1/health HTTP/1.1\r\nHost: c\r\nConnection: close\r\n\r\n")
+            lingering.append(sock)  # never read, never closed
+        started = time.monotonic()
+        assert requests.get(f"{farm.url}/api/v1/health", timeout=60).status_code == 200
+        assert time.monotonic() - started < 2, "an honest request waited behind the lingering clients"
+    finally:
+        for sock in lingering:
+            sock.close()
