@@ -12,16 +12,17 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import UTC, datetime
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 
 from protocol import frameranges
 
 from ..db import db
-from ..models import Check, Job, Worker
-from ..states import JobState
+from ..models import Check, Job, Task, Worker
+from ..states import JobState, TaskState
 from .eligibility import can_verify, fallback_at, may_take
 
-# Checks of a job whose frames the artist is waiting for.
+# Checks that hold the artist's frames back (of a task still verifying: an audit's arbitration after the task was
+# accepted, or a ringer's, decides who lied, not which frames the artist gets).
 HOLDING = ("verify", "spot", "arbitration")
 # Enough to say which frames wait; a job with more queued checks than this is described by its oldest ones.
 MAX_CHECKS_READ = 500
@@ -35,15 +36,14 @@ def online_verifiers() -> list[Worker]:
 
 def jobs_with_queued_checks() -> set[int]:
     return set(db.session.execute(
-        select(Check.job_id).join(Job, Job.id == Check.job_id)
-        .where(Check.state == "queued", Check.kind.in_(HOLDING), Job.state.in_(JobState.ACTIVE))).scalars())
+        _holding().join(Job, Job.id == Check.job_id).where(Job.state.in_(JobState.ACTIVE))
+        .with_only_columns(Check.job_id)).scalars())
 
 
 def why_checks_wait(job: Job, verifiers: list[Worker]) -> str | None:
     """What the job's queued checks wait for, or None if every one of them may go to an online agent now."""
     checks = db.session.execute(
-        select(Check).where(Check.job_id == job.id, Check.state == "queued", Check.kind.in_(HOLDING))
-        .order_by(Check.id).limit(MAX_CHECKS_READ)).scalars().all()
+        _holding().where(Check.job_id == job.id).order_by(Check.id).limit(MAX_CHECKS_READ)).scalars().all()
     frames: dict[str, set[int]] = defaultdict(set)
     due: dict[str, float] = {}
     for check in checks:
@@ -56,6 +56,12 @@ def why_checks_wait(job: Job, verifiers: list[Worker]) -> str | None:
             due[what] = max(due.get(what, 0.0), fallback_at(check))
     said = [_sentence(what, sorted(numbers), due.get(what)) for what, numbers in sorted(frames.items())]
     return "; ".join(said) or None
+
+
+def _holding() -> Select[tuple[Check]]:
+    """Queued checks that hold frames of a task back from the artist."""
+    return (select(Check).join(Task, Task.id == Check.task_id)
+            .where(Check.state == "queued", Check.kind.in_(HOLDING), Task.state == TaskState.VERIFYING))
 
 
 def _sentence(what: str, numbers: list[int], due: float | None) -> str:

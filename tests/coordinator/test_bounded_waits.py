@@ -155,3 +155,17 @@ def test_frames_joining_the_wait_update_the_reason_without_a_new_event_each(v): 
     assert second != first and second.endswith("wait for a verifier of another owner: none online"), second
     events = db.session.execute(select(Event).filter_by(kind="job_waiting", job_id=v["job_id"])).scalars().all()
     assert [e.message.split(" waits: ")[1] for e in events] == [first], "one event: what the job waits for"
+
+
+def test_a_dispute_over_frames_already_accepted_holds_nothing_back_and_says_nothing(v, app):  # type: ignore[no-untyped-def]
+    """An audit (a second opinion after the task was accepted) that fails waits for a fourth owner's arbitration:
+    it decides who lied, not which frames the artist gets, so the job does not say it waits."""
+    app.config["FRAMEHIVE_AUDIT_RATE"] = 1.0
+    task = rendered_task(v)
+    answer(leasing.claim_check(v["verifier"]))
+    assert task.state == "done"
+    answer(leasing.claim_check(v["arbiter"]), seed_of_truth=999)  # the auditor disagrees
+    arbitration = queued_check("arbitration")
+    assert arbitration.task_id == task.id
+    assert why(v) is None
+    assert stats.overview(None)["checks_waiting"]["by_kind"] == {"arbitration": 1}, "the admin still sees it"
