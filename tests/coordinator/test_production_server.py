@@ -51,7 +51,8 @@ def test_sigterm_lets_a_request_finish_and_ends_the_agents_websockets_at_once(fa
     request = socket.create_connection((parts.hostname, parts.port), timeout=GRACE)
     request.sendall(b"POST /api/v1/jobs HTTP/1.1\r\nHost: c\r\nAuthorization: Bearer %s\r\nContent-Type: "
                     b"application/json\r\nContent-Length: %d\r\n\r\n%s" % (token.encode(), len(body), body[:5]))
-    wait_for(lambda: threads(pid) > idle, 10, "the request to have its thread")
+    wait_for(lambda: threads(pid) > idle and unread(parts.port, request.getsockname()[1]) == 0, 10,
+             "the coordinator to have read the request's head")
 
     farm.coordinator.popen.send_signal(signal.SIGTERM)  # type: ignore[union-attr]
     stopped = time.monotonic()
@@ -63,6 +64,18 @@ def test_sigterm_lets_a_request_finish_and_ends_the_agents_websockets_at_once(fa
     assert farm.coordinator.popen.wait(GRACE) == 0  # type: ignore[union-attr]
     assert time.monotonic() - stopped < GRACE / 2
     assert "Worker exiting" in farm.coordinator.log_text()  # type: ignore[union-attr]
+
+
+def unread(server_port: int | None, client_port: int) -> int | None:
+    """Bytes the client sent that the coordinator's side of the connection has not read yet (its receive queue,
+    from /proc/net/tcp), or None while no such connection is listed."""
+    wanted = (f"{server_port:04X}", f"{client_port:04X}")
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        local, remote, queues = fields[1], fields[2], fields[4]
+        if (local.rsplit(":", 1)[1], remote.rsplit(":", 1)[1]) == wanted:
+            return int(queues.split(":")[1], 16)
+    return None
 
 
 def refused(host: str | None, port: int | None) -> bool:
