@@ -98,7 +98,8 @@ def test_clients_that_never_close_do_not_stall_everyone_else(farm: Farm):
             lingering.append(sock)  # never read, never closed
         started = time.monotonic()
         assert requests.get(f"{farm.url}/api/v1/health", timeout=60).status_code == 200
-        assert time.monotonic() - started < 2, "an honest request waited behind the lingering clients"
+        # each lingering client held the event loop 2 s: 16 s in all before; a loaded machine answers within 5
+        assert time.monotonic() - started < 5, "an honest request waited behind the lingering clients"
     finally:
         for sock in lingering:
             sock.close()
