@@ -4,18 +4,23 @@ the agents' WebSockets end at once so they reconnect elsewhere, the process exit
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import socket
+import subprocess
+import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 import requests
 
-from tests.farm import Farm, wait_for
-from tests.live import running_site
+from tests.farm import REPO, Farm, wait_for
+from tests.live import free_port, running_site
 from tests.proc_stats import threads
 
 RENDER_TIMEOUT = 240
@@ -102,4 +107,47 @@ def test_clients_that_never_close_do_not_stall_everyone_else(farm: Farm):
         assert time.monotonic() - started < 5, "an honest request waited behind the lingering clients"
     finally:
         for sock in lingering:
+            sock.close()
+
+
+def test_the_wsgi_entry_point_under_gunicorn_reads_the_environment_over_the_file(tmp_path: Path):
+    """``gunicorn -k coordinator.gunicorn_server.LimitedThreadWorker coordinator.wsgi:app``, configured the way a
+    server of your own is: FRAMEHIVE_CONFIG names the file, FRAMEHIVE_* variables win over it."""
+    config = tmp_path / "framehive.toml"
+    config.write_text(f'data_dir = "{tmp_path / "from-file"}"\nmax_connections_per_address = 2\n')
+    port = free_port()
+    env = {**os.environ, "FRAMEHIVE_CONFIG": str(config), "FRAMEHIVE_DATA_DIR": str(tmp_path / "from-env")}
+    log = (tmp_path / "gunicorn.log").open("wb")
+    server = subprocess.Popen([sys.executable, "-m", "gunicorn", "--no-control-socket", "--workers", "1",
+                               "-k", "coordinator.gunicorn_server.LimitedThreadWorker", "-b", f"127.0.0.1:{port}",
+                               "coordinator.wsgi:app"], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_for(lambda: answers(f"http://127.0.0.1:{port}/api/v1/health"), 60, "the coordinator to answer")
+        assert (tmp_path / "from-env" / "framehive.sqlite3").is_file() and not (tmp_path / "from-file").exists()
+        with flood_of(port, 2):  # the file's per-address cap, in our worker class
+            refused = requests.get(f"http://127.0.0.1:{port}/api/v1/health", timeout=10)
+            assert refused.status_code == 503 and refused.json()["error"]["code"] == "busy"
+    finally:
+        server.terminate()
+        assert server.wait(30) == 0
+        log.close()
+
+
+def answers(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=5).status_code == 200
+    except requests.ConnectionError:
+        return False
+
+
+@contextmanager
+def flood_of(port: int, count: int) -> Iterator[None]:
+    """``count`` connections that send half a request head and wait."""
+    sockets = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.sendall(b"GET /api/v1/health HTTP/1.1\r\n")
+        yield
+    finally:
+        for sock in sockets:
             sock.close()
