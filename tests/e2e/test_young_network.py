@@ -30,6 +30,7 @@ from tests.dashboard.browser import Dashboard, chromium
 from tests.farm import Farm, reference_render, wait_for
 from tests.images import same_pixels
 from tests.protocol_worker import ProtocolWorker
+from worker_agent.test_only import SEED_VARIABLE
 
 FALLBACK_WAIT = 3  # seconds: the coordinator's FRAMEHIVE_FALLBACK_WAIT in the cheater test
 FRAMES = 4
@@ -172,3 +173,30 @@ def test_a_check_waits_for_the_renderers_device_class_before_another_class_gets_
         assert waited >= FALLBACK_WAIT - 0.5, f"another class got the check after {waited:.1f} s"
     finally:
         other_class.close()
+
+
+
+def test_checks_go_to_a_verifier_of_the_renderers_class_while_one_of_another_class_waits(
+        farm: Farm, sample_scene: Path, refs: dict[int, Path], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Real agents of two simulated device classes (FRAMEHIVE_TEST_ONLY_RENDER_SEED: another seed, another class)
+    and the default wait: the other class's verifier gets nothing; the job says why until a verifier of the
+    renderer's class comes online, which then checks every frame bit-exactly."""
+    user = Client(farm.url, farm.token("user", "artist"))
+    tokens = {owner: farm.token("worker", owner) for owner in ("olga", "bob", "cat")}
+    farm.start_worker("olga-box", tokens["olga"], "--roles", "render")
+    with monkeypatch.context() as patch:
+        patch.setenv(SEED_VARIABLE, "7")
+        farm.start_worker("bob-seed7", tokens["bob"], "--roles", "verify")
+    job = user.submit(sample_scene, frames=f"1-{FRAMES}", chunk=1)
+    said = f"frames 1-{FRAMES} wait for a verifier of the renderer's device class: none online; one of another " \
+           "class checks them from "
+    wait_for(lambda: (user.job(job["id"])["waiting"] or "").startswith(said), 120, "the waiting reason")
+    farm.start_worker("cat-box", tokens["cat"], "--roles", "verify")
+
+    final = user.wait(job["id"], poll=0.2, timeout=180)
+
+    assert final["state"] == "completed", json.dumps(final)[:3000]
+    checks = [c for c in final["checks"] if c["state"] == "done"]
+    assert {(c["verifier"], c["mode"], c["verdict"]) for c in checks} == {("cat-box", "strict", "pass")}, checks
+    assert_delivered_frames_are_honest(user, job["id"], refs, tmp_path / "out")
