@@ -3,8 +3,8 @@
 A queued check that some online agent may take now needs no word: it is leased as soon as that agent is free.
 For the others the reason is one of: nobody online may ever take it (no verifier of another owner, no third
 owner for a dispute), or somebody may once its wait is over (another device class, a third owner who is no
-veteran), and then when (eligibility.fallback_at). Claims are left out: they concern delivered frames of
-finished jobs, and a claim's own state says where it stands.
+veteran), and then when (eligibility.fallback_at). A claim's re-renders (trusted nodes only) are said too, also
+once the job is over: the artist waits for their outcome.
 """
 
 from __future__ import annotations
@@ -35,22 +35,24 @@ def online_verifiers() -> list[Worker]:
 
 
 def jobs_with_queued_checks() -> set[int]:
-    return set(db.session.execute(
-        _holding().join(Job, Job.id == Check.job_id).where(Job.state.in_(JobState.ACTIVE))
-        .with_only_columns(Check.job_id)).scalars())
+    """Live jobs with checks that hold frames back, and jobs (live or over) with claimed frames to re-render."""
+    live = _holding().join(Job, Job.id == Check.job_id).where(Job.state.in_(JobState.ACTIVE))
+    return set(db.session.execute(live.with_only_columns(Check.job_id)).scalars()) \
+        | set(db.session.execute(_claimed().with_only_columns(Check.job_id)).scalars())
 
 
 def why_checks_wait(job: Job, verifiers: list[Worker]) -> str | None:
     """What the job's queued checks wait for, or None if every one of them may go to an online agent now."""
-    checks = db.session.execute(
-        _holding().where(Check.job_id == job.id).order_by(Check.id).limit(MAX_CHECKS_READ)).scalars().all()
+    holding = _holding() if job.state in JobState.ACTIVE else None
+    checks = [check for query in (holding, _claimed()) if query is not None for check in db.session.execute(
+        query.where(Check.job_id == job.id).order_by(Check.id).limit(MAX_CHECKS_READ)).scalars()]
     frames: dict[str, set[int]] = defaultdict(set)
     due: dict[str, float] = {}
     for check in checks:
         if any(may_take(w, check) for w in verifiers):
             continue
         later = any(may_take(w, check, late=True) for w in verifiers)
-        what = ("dispute" if check.kind == "arbitration" else "check") + (" later" if later else "")
+        what = {"arbitration": "dispute", "claim": "claim"}.get(check.kind, "check") + (" later" if later else "")
         frames[what].add(check.frame.number)
         if later:
             due[what] = max(due.get(what, 0.0), fallback_at(check))
@@ -64,6 +66,11 @@ def _holding() -> Select[tuple[Check]]:
             .where(Check.state == "queued", Check.kind.in_(HOLDING), Task.state == TaskState.VERIFYING))
 
 
+def _claimed() -> Select[tuple[Check]]:
+    """Queued re-renders of claimed frames."""
+    return select(Check).where(Check.state == "queued", Check.kind == "claim")
+
+
 def _sentence(what: str, numbers: list[int], due: float | None) -> str:
     spec = frameranges.format_frames(numbers)
     frames = f"frame {spec}" if len(numbers) == 1 else f"frames {spec}"
@@ -75,4 +82,7 @@ def _sentence(what: str, numbers: list[int], due: float | None) -> str:
         "dispute": f"{frames} disputed: wait for a third owner to re-render the region: none online",
         "dispute later": f"{frames} disputed: wait for an arbiter (a trusted node, or a veteran of a third owner): "
                          f"none online; from {at} a third owner's render decides by majority",
+        "claim": f"claimed {frames} wait for a trusted node to re-render them: none online",
+        "claim later": f"claimed {frames} wait for a trusted node of the renderer's device class: none online; one "
+                       f"of another class re-renders them from {at}",
     }[what]

@@ -18,6 +18,7 @@ from coordinator import leases, stats
 from coordinator.db import db
 from coordinator.models import Check, Event, Job, Task
 from coordinator.verification import leasing
+from coordinator.verification.claims import file_claim
 from tests.coordinator.kit import answer, noise_png, render
 
 
@@ -127,22 +128,24 @@ def test_a_third_owners_render_after_the_wait_confirms_a_cheat(v, app):  # type:
     assert task.state == "queued", "the cheater's frames are rendered again"
 
 
-def test_claims_stay_with_trusted_nodes_whatever_the_wait(v, app):  # type: ignore[no-untyped-def]
-    """A claim overturns frames delivered as verified: one untrusted render must not decide it."""
-    task = rendered_task(v)
-    answer(leasing.claim_check(v["verifier"]))
-    assert task.state == "done"
-    from coordinator.verification.claims import file_claim
-
+def test_claims_stay_with_trusted_nodes_whatever_the_wait_and_the_artist_is_told(v, app):  # type: ignore[no-untyped-def]
+    """A claim overturns frames delivered as verified: one untrusted render must not decide it. Its wait for a
+    trusted node is said even though the job is over."""
+    for _ in range(2):
+        rendered_task(v)
+        answer(leasing.claim_check(v["verifier"]))
     job = db.session.get(Job, v["job_id"])
-    number = next(f.number for f in job.frames if f.state == "verified")
+    assert job.state == "completed"
+    number = next(f.number for f in job.frames if f.verified_by == "check")
     file_claim(job, job.account_id, str(number), "flicker")
     db.session.commit()
     claim = queued_check("claim")
+    assert why(v) == f"claimed frame {number} wait for a trusted node to re-render them: none online"
     wait_over(claim)
     assert leasing.claim_check(v["arbiter"]) is None
     v["arbiter"].account.trusted = True
     db.session.commit()
+    assert why(v) is None
     assert leasing.claim_check(v["arbiter"]).id == claim.id
 
 
