@@ -212,6 +212,12 @@ def is_blob(key: str) -> Check:
     return check
 
 
+def is_marked_unverified(response: Any, w: World, caller: str) -> None:
+    assert response.headers["X-Framehive-Verified"] == "no"
+    assert b"tEXtFramehive\0UNVERIFIED: frame 3 of Framehive job" in response.get_data()[:300]
+    assert hashlib.sha256(response.get_data()).hexdigest() == response.headers["X-Content-SHA256"]
+
+
 def is_alices_frame(response: Any, w: World, caller: str) -> None:
     assert response.headers["X-Content-SHA256"] == w.frame_sha
     assert hashlib.sha256(response.get_data()).hexdigest() == w.frame_sha
@@ -333,6 +339,8 @@ ROWS = [
         send=body({"priority": 80}), check=fields(id=lambda w: w.job_a, priority=80)),
     row("401  200  404  403  403  200", "GET", "/jobs/{job_id}/frames/{number}", label="verified",
         params=lambda w: {"job_id": w.job_a, "number": 1}, check=is_alices_frame),
+    row("401  200  404  403  403  200", "GET", "/jobs/{job_id}/unverified/{number}", label="rendered, awaiting checks",
+        params=lambda w: {"job_id": w.job_a, "number": 3}, check=is_marked_unverified),
     row("401  200  404  403  403  200", "GET", "/jobs/{job_id}/claims", params=job_a, check=one_claim),
     row("401  201  404  403  403  201", "POST", "/jobs/{job_id}/claims", params=job_a, mutates=True,
         send=body({"frames": "2", "reason": "frame 2 flickers"}), check=fields(job=lambda w: w.job_a, frames="2")),
