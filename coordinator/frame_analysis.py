@@ -638,7 +638,7 @@ YARDSTICK_FLOOR = 2.0
 #: tail is long where a region is tiny (the yardstick itself is then estimated from few pixels). Calibrated on
 #: CPU with seeds standing for devices (benchmarks/verification.py part d, BENCHMARKS.md): the worst of 5 600
 #: honest other-seed crops (64x36 and 192x108; plain, dithered, denoised) was 5.16 (a 16x9 crop of the
-#: denoised 64x36 scene; 3.9 without the denoiser, 2.0 at 192x108), so 4 rejected 2 of 1 500 there; 6 rejects
+#: denoised 64x36 scene; 3.9 without the denoiser, 2.0 at 192x108), so 4 rejected 1 of 1 500 there; 6 rejects
 #: none, and a held-out run with other regions checks it. Cheats: a blank frame or another scene lies at 50 and
 #: far above, a half-resolution upscale at a median of 7-21, 1/8 of the samples at 5-12.
 YARDSTICK_MAX_RATIO = 6.0
