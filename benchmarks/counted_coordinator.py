@@ -1,73 +1,99 @@
 """``framehive-coordinator`` with every SQL statement it sends counted, for benchmarks/fleet.py.
 
-Run as ``python -m benchmarks.counted_coordinator COUNT_FILE serve ...`` (the arguments after COUNT_FILE are the
-coordinator's own). A listener on every SQLAlchemy engine counts the statements the process sends (cursor
+Run as ``python -m benchmarks.counted_coordinator DIR serve ...`` (the arguments after DIR are the coordinator's
+own). A listener on every SQLAlchemy engine counts the statements of the process that sends them (cursor
 executes: SELECT, INSERT, UPDATE, DELETE and the transaction statements the coordinator issues itself, such as
-SQLite's BEGIN IMMEDIATE; commits and rollbacks through the driver are not statements here). On SIGUSR1 the
-counts are written to COUNT_FILE as JSON with a sequence number, so the benchmark can take a reading at the
-moment it chooses without any change to the coordinator's own code.
+SQLite's BEGIN IMMEDIATE; commits and rollbacks through the driver are not statements here). Under gunicorn the
+requests are served by a forked worker process, so each process that sends statements answers for itself: on
+its first statement it makes two named pipes, ``DIR/sql.PID.ask`` and ``DIR/sql.PID.answer``, and a thread that
+answers every line written to the first with the counts as one JSON line on the second. The benchmark takes a
+reading at the moment it chooses, without any change to the coordinator's code, and no signal (gunicorn's
+worker owns those).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import signal
 import sys
 import threading
 from collections import Counter
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
 
+def pipes(directory: Path, pid: int) -> tuple[Path, Path]:
+    """The named pipes of process ``pid``: where a reading is asked for, and where it is answered."""
+    return directory / f"sql.{pid}.ask", directory / f"sql.{pid}.answer"
+
+
 class StatementCounter:
     """Statements by their first word (SELECT, INSERT, ...), counted under a lock: handler threads run at once."""
 
-    def __init__(self) -> None:
-        self._lock = threading.RLock()  # the signal handler may interrupt its own thread
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self._lock = threading.Lock()
         self.by_verb: Counter[str] = Counter()
-        self._readings = 0
+        self._pid = 0  # the process whose answering thread runs (a forked child starts its own)
 
     def statement(self, text: str) -> None:
         words = text.split(None, 1)
         with self._lock:
+            if self._pid != os.getpid():
+                self._start_answering()
             self.by_verb[words[0].upper() if words else "?"] += 1
 
-    def write(self, path: Path) -> None:
-        """The current counts, atomically (the benchmark never reads half a file)."""
+    def reading(self) -> dict[str, Any]:
         with self._lock:
-            self._readings += 1
             by_verb = dict(self.by_verb)
-            reading = {"seq": self._readings, "statements": sum(by_verb.values()), "by_verb": by_verb}
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(reading))
-        os.replace(tmp, path)
+        return {"pid": os.getpid(), "statements": sum(by_verb.values()), "by_verb": by_verb}
+
+    def _start_answering(self) -> None:
+        self._pid = os.getpid()
+        self.by_verb.clear()  # a forked child counts its own statements only
+        ask, answer = pipes(self.directory, self._pid)
+        for path in (ask, answer):
+            path.unlink(missing_ok=True)
+            os.mkfifo(path)
+        threading.Thread(target=self._answer, args=(ask, answer), name="sql-counter", daemon=True).start()
+
+    def _answer(self, ask: Path, answer: Path) -> None:
+        while True:
+            with ask.open() as questions:  # blocks until the benchmark opens it to ask
+                for _ in questions:
+                    with answer.open("w") as out:  # blocks until the benchmark opens it to read
+                        out.write(json.dumps(self.reading()) + "\n")
 
 
-def install(counter: StatementCounter, path: Path) -> None:
+def ask(directory: Path, pid: int) -> dict[str, Any]:
+    """A reading of process ``pid``'s counts (blocking until it answers)."""
+    question, answer = pipes(directory, pid)
+    with question.open("w") as out:
+        out.write("?\n")
+    with answer.open() as reply:
+        return json.loads(reply.readline())
+
+
+def install(directory: Path) -> StatementCounter:
+    counter = StatementCounter(directory)
+
     def _before(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
         counter.statement(statement)
 
     event.listen(Engine, "before_cursor_execute", _before)
-
-    def _on_signal(_signum: int, _frame: FrameType | None) -> None:
-        counter.write(path)
-
-    signal.signal(signal.SIGUSR1, _on_signal)
-    counter.write(path)  # seq 1: the benchmark knows the listener is in place
+    return counter
 
 
 def main(argv: list[str]) -> int:
     from coordinator import cli
 
     if len(argv) < 2:
-        print("usage: python -m benchmarks.counted_coordinator COUNT_FILE serve ...", file=sys.stderr)
+        print("usage: python -m benchmarks.counted_coordinator DIR serve ...", file=sys.stderr)
         return 2
-    install(StatementCounter(), Path(argv[0]))
+    install(Path(argv[0]))
     return cli.main(argv[1:])
 
 

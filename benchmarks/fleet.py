@@ -54,6 +54,7 @@ from typing import Any
 
 import requests
 
+from benchmarks import counted_coordinator
 from benchmarks.fleet_agent import FleetState, FrameImages, SimulatedAgent
 from benchmarks.warm_blender import Scene, make_scene
 from tests.postgres import PostgresServer
@@ -78,32 +79,21 @@ def log(message: str) -> None:
 class Coordinator:
     popen: subprocess.Popen[bytes]
     url: str
+    pid: int  # the process that serves the requests (under gunicorn: its worker, a child of popen's)
     log: Path
-    counts: Path
-
-    @property
-    def pid(self) -> int:
-        return self.popen.pid
+    counts: Path  # benchmarks/counted_coordinator.py's directory of named pipes
 
     def cpu_seconds(self) -> float:
-        """User + system time of the coordinator process, all its threads."""
+        """User + system time of the serving process, all its threads."""
         fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def open_files(self) -> int:
         return len(os.listdir(f"/proc/{self.pid}/fd"))
 
-    def statements(self, timeout: float = 10) -> dict[str, Any]:
-        """A fresh reading of the SQL statement counts (SIGUSR1 makes the coordinator write them)."""
-        before = json.loads(self.counts.read_text())["seq"]
-        self.popen.send_signal(signal.SIGUSR1)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            reading = json.loads(self.counts.read_text())
-            if reading["seq"] > before:
-                return reading
-            time.sleep(0.01)  # polling interval of a deadline loop
-        raise RuntimeError("the coordinator did not write its statement counts")
+    def statements(self) -> dict[str, Any]:
+        """A reading of the SQL statements the serving process has sent (blocking until it answers)."""
+        return counted_coordinator.ask(self.counts, self.pid)
 
     def stop(self) -> None:
         if self.popen.poll() is None:
@@ -116,10 +106,11 @@ class Coordinator:
 
 
 def start_coordinator(root: Path, database: str | None, agents: int) -> Coordinator:
-    counts, log_path = root / "sql_counts.json", root / "coordinator.log"
+    counts, log_path = root / "sql", root / "coordinator.log"
+    counts.mkdir()
     argv = [sys.executable, "-m", "benchmarks.counted_coordinator", str(counts), "serve", "--port", "0",
             "--data-dir", str(root / "coordinator"), "--max-connections", str(4 * agents + 200),
-            "--max-connections-per-address", "0"]
+            "--max-connections-per-address", "0", "--access-log", ""]
     if database:
         argv += ["--db", database]
     with log_path.open("wb") as handle:
@@ -127,9 +118,9 @@ def start_coordinator(root: Path, database: str | None, agents: int) -> Coordina
                                  env={**os.environ, "PYTHONUNBUFFERED": "1"})
     deadline = time.monotonic() + 120
     while True:
-        match = re.search(r"listening on (http://\S+)", log_path.read_text(errors="replace"))
-        if match and counts.exists():
-            return Coordinator(popen, match.group(1), log_path, counts)
+        match = re.search(r"listening on (http://\S+) \(pid (\d+)\)", log_path.read_text(errors="replace"))
+        if match:
+            return Coordinator(popen, match.group(1), int(match.group(2)), log_path, counts)
         if popen.poll() is not None or time.monotonic() > deadline:
             raise RuntimeError(f"the coordinator did not start:\n{log_path.read_text(errors='replace')[-4000:]}")
         time.sleep(0.05)  # polling interval of a deadline loop
@@ -179,6 +170,7 @@ class Artist:
         self.base_url = base_url
         self.session = requests.Session()
         self.session.headers["Authorization"] = f"Bearer {token}"
+        self.poll_errors = 0
 
     def upload(self, data: bytes, sha256: str) -> None:
         response = self.session.put(f"{self.base_url}/api/v1/blobs/{sha256}", data=data, timeout=60)
@@ -191,18 +183,29 @@ class Artist:
         return response.json()
 
     def final_event(self, job_id: int) -> dict[str, Any] | None:
-        """The job's completion (or failure) event, if it happened (the artist sees only its own jobs' events)."""
-        response = self.session.get(f"{self.base_url}/api/v1/events", params={"limit": 10}, timeout=60)
-        response.raise_for_status()
+        """The job's completion (or failure) event, if it happened (the artist sees only its own jobs' events).
+        A refused or failed poll (an overloaded coordinator answers 500 or 503) counts in ``poll_errors``."""
+        try:
+            response = self.session.get(f"{self.base_url}/api/v1/events", params={"limit": 10}, timeout=60)
+        except requests.RequestException:
+            response = None
+        if response is None or response.status_code != 200:
+            self.poll_errors += 1
+            return None
         for event in response.json()["events"]:
             if event["job"] == job_id and event["kind"] in FINAL_JOB_EVENTS:
                 return event
         return None
 
-    def summary(self, job_id: int) -> dict[str, Any]:
-        response = self.session.get(f"{self.base_url}/api/v1/jobs", params={"limit": 5}, timeout=300)
+    def summary(self, job_id: int, tries: int = 10) -> dict[str, Any]:
+        """The job's summary (frame counts by state), asked until the coordinator answers."""
+        for _ in range(tries):
+            response = self.session.get(f"{self.base_url}/api/v1/jobs", params={"limit": 5}, timeout=300)
+            if response.status_code == 200:
+                return next(job for job in response.json()["jobs"] if job["id"] == job_id)
+            self.poll_errors += 1
         response.raise_for_status()
-        return next(job for job in response.json()["jobs"] if job["id"] == job_id)
+        raise AssertionError("unreachable")
 
 
 async def connect_all(agents: list[SimulatedAgent]) -> list[SimulatedAgent]:
@@ -224,8 +227,9 @@ async def connect_all(agents: list[SimulatedAgent]) -> list[SimulatedAgent]:
     return [agent for agent, ok in zip(agents, welcomed, strict=True) if ok]
 
 
-def reading(coordinator: Coordinator) -> Window:
-    return Window(time.time(), coordinator.cpu_seconds(), coordinator.statements())
+async def reading(coordinator: Coordinator) -> Window:
+    statements = await asyncio.to_thread(coordinator.statements)
+    return Window(time.time(), coordinator.cpu_seconds(), statements)
 
 
 async def run_job(args: argparse.Namespace, coordinator: Coordinator, artist: Artist, state: FleetState,
@@ -234,7 +238,7 @@ async def run_job(args: argparse.Namespace, coordinator: Coordinator, artist: Ar
     body: dict[str, Any] = {"scene": scene_sha, "frames": f"1-{args.frames}", "name": "fleet"}
     if args.chunk:
         body["chunk"] = args.chunk
-    start = reading(coordinator)
+    start = await reading(coordinator)
     state.submitted_at = time.monotonic()
     job = await asyncio.to_thread(artist.submit, body)
     log(f"job {job['id']} submitted: {job['total']} frames in chunks of {job['chunk']}")
@@ -245,7 +249,7 @@ async def run_job(args: argparse.Namespace, coordinator: Coordinator, artist: Ar
         peaks["threads"] = max(peaks["threads"], threads(coordinator.pid))
         peaks["open_files"] = max(peaks["open_files"], coordinator.open_files())
         event = await asyncio.to_thread(artist.final_event, job["id"])
-    end = reading(coordinator)
+    end = await reading(coordinator)
     summary = await asyncio.to_thread(artist.summary, job["id"])
     return start, end, summary, event
 
@@ -278,7 +282,7 @@ async def fleet(args: argparse.Namespace, coordinator: Coordinator, artist_token
         await asyncio.gather(*serving, return_exceptions=True)
         await asyncio.gather(*(agent.close() for agent in connected), return_exceptions=True)
     return {"state": state, "connected": len(connected), "connect_seconds": connect_seconds, "start": start,
-            "end": end, "summary": summary, "event": event, "peaks": dict(peaks),
+            "end": end, "summary": summary, "event": event, "peaks": dict(peaks), "poll_errors": artist.poll_errors,
             "http_connects": sum(a.http.connects for a in connected if a.http is not None)}
 
 
@@ -288,7 +292,7 @@ async def fleet(args: argparse.Namespace, coordinator: Coordinator, artist_token
 def start_profiler(out: Path, pid: int) -> subprocess.Popen[bytes]:
     py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     return subprocess.Popen([py_spy, "record", "--pid", str(pid), "--format", "raw", "--output", str(out),
-                             "--rate", "200", "--nonblocking"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                             "--rate", "50", "--nonblocking"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
 def stop_profiler(profiler: subprocess.Popen[bytes]) -> None:
@@ -368,6 +372,7 @@ def summarise(args: argparse.Namespace, run: dict[str, Any], coordinator: Coordi
         "frames_uploaded": state.frames_uploaded,
         "leases_lost": state.lease_lost,
         "agent_http_connections": run["http_connects"],
+        "artist_poll_errors": run["poll_errors"],
         "refusals": state.refusals[:20],
         "errors": len(state.errors),
         "first_errors": state.errors[:20],
