@@ -30,6 +30,7 @@ class Work:
     kind: str  # "task" | "check"
     id: int
     attempt: int
+    handle: str = field(default="", compare=False)  # a check's, as its verifier knows it (handles.py)
 
 
 @dataclass(eq=False)
@@ -52,14 +53,13 @@ class Connection:
 def verify_message(check: Check) -> m.Verify:
     job = check.frame.job
     return m.Verify(
-        check_id=check.id,
-        attempt=check.attempt,
+        handle=check.handle or "",
         job_id=job.id,
         frame=check.frame.number,
         rect=list(check.render_rect),
         scene=scene_files.describe(job),
         settings=dict(job.settings or {}),
-        upload_url=f"/api/v1/worker/checks/{check.id}/result?attempt={check.attempt}",
+        upload_url=f"/api/v1/worker/checks/{check.handle}/result",
         yardstick_seed=comparison.yardstick_seed(),
         cross=comparison.is_cross(check),
     )
@@ -125,7 +125,7 @@ class Dispatcher:
             return  # a paused worker's owner wants the machine back: nothing new until it resumes
         check = claim_check(worker)
         if check is not None:
-            conn.current = Work("check", check.id, check.attempt)
+            conn.current = Work("check", check.id, check.attempt, check.handle or "")
             if not self._send(conn, verify_message(check)):
                 release(check)
                 db.session.commit()
@@ -154,10 +154,10 @@ class Dispatcher:
             work = Work("check", lease.check_id, 0) if lease.check_id else Work("task", lease.task_id, 0)
             if conn is None or conn.current is None or (conn.current.kind, conn.current.id) != (work.kind, work.id):
                 continue
-            conn.current = None
+            held, conn.current = conn.current, None
             try:
                 if lease.check_id:
-                    conn.send(m.Cancel(check_id=lease.check_id, reason=lease.reason))
+                    conn.send(m.Cancel(handle=held.handle, reason=lease.reason))
                 else:
                     conn.send(m.Cancel(task_id=lease.task_id, reason=lease.reason))
             except Exception:

@@ -294,6 +294,10 @@ class Check(db.Model):
     attempt: Mapped[int] = mapped_column(Integer, default=0)
     verifier_id: Mapped[int | None] = mapped_column(ForeignKey("worker.id"), nullable=True)
     lease_expires: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # What the verifier knows the check by (messages.Verify.handle): random, drawn anew on every lease, so the
+    # verifier never sees the id or attempt, which would tell when (and so why) the check was made. None until
+    # the first lease. Nullable: added to existing databases.
+    handle: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
     # Accounts that must not verify this check (the renderer's, and for arbitration the first verifier's).
     excluded_accounts: Mapped[list[int]] = mapped_column(JSON, default=list)
     renderer_id: Mapped[int | None] = mapped_column(ForeignKey("worker.id"), nullable=True)

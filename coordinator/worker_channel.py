@@ -21,6 +21,7 @@ from .db import db
 from .dispatch import Connection, Work, dispatcher
 from .errors import ApiError, error_response
 from .models import Account, ApiToken, Worker, now
+from .verification import handles as check_handles
 from .verification import leasing as check_leasing
 
 # A connected agent must say hello this quickly, or it is dropped.
@@ -212,11 +213,11 @@ def _set_paused(worker: Worker, status: m.Status) -> None:
 
 
 def _keep_alive(conn: Connection, message: m.Heartbeat | m.Progress) -> None:
-    if isinstance(message, m.Heartbeat) and message.check_id is not None:
-        check = check_leasing.held_check(conn.worker_id, message.check_id)
+    if isinstance(message, m.Heartbeat) and message.handle is not None:
+        check = check_handles.held_check(conn.worker_id, message.handle)
         if check is None:
-            _drop_current(conn, "check", message.check_id)
-            conn.send(m.Cancel(check_id=message.check_id, reason="you no longer hold this check"))
+            _drop_check(conn, message.handle)
+            conn.send(m.Cancel(handle=message.handle, reason="you no longer hold this check"))
         else:
             check.lease_expires = now() + current_app.config["FRAMEHIVE_LEASE_TIMEOUT"]
             db.session.commit()
@@ -254,11 +255,15 @@ def _drop_current(conn: Connection, kind: str, work_id: int) -> None:
         conn.current = None
 
 
+def _drop_check(conn: Connection, handle: str) -> None:
+    if conn.current is not None and conn.current.kind == "check" and conn.current.handle == handle:
+        conn.current = None
+
+
 def _check_finished(conn: Connection, message: m.CheckDone | m.CheckFailed) -> None:
     """check_done frees the verifier (its upload already carried the verdict's input); check_failed requeues."""
-    if conn.current == Work("check", message.check_id, message.attempt):
-        conn.current = None
-    check = check_leasing.held_check(conn.worker_id, message.check_id, message.attempt)
+    _drop_check(conn, message.handle)
+    check = check_handles.held_check(conn.worker_id, message.handle)
     if check is not None:  # still leased: done without an upload, or failed → someone else renders it
         current_app.logger.warning("check %s given back by %s: %s", check.id, conn.name,
                                    getattr(message, "error", "no result uploaded"))

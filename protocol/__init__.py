@@ -3,4 +3,4 @@
 Dependency-free (standard library only) so the coordinator and the worker agent both import it.
 """
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2  # 2: checks are named by opaque handles (messages.Verify.handle)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -138,6 +139,15 @@ def _check_confinement(report: dict[str, Any]) -> None:
         _check_text("hello: confinement reason", report["reason"], MAX_CONFINEMENT_TEXT)
 
 
+#: A check handle: URL-safe base64 (secrets.token_urlsafe), so it goes into a URL path as it is.
+HANDLE_RE = re.compile(r"[A-Za-z0-9_-]{16,64}")
+
+
+def check_handle(handle: str) -> None:
+    if not HANDLE_RE.fullmatch(handle):
+        raise MessageError("a check handle is 16 to 64 characters of A-Z, a-z, 0-9, - and _")
+
+
 def _check_text(what: str, value: str, limit: int) -> None:
     if len(value) > limit:
         raise MessageError(f"{what} is longer than {limit} characters")
@@ -147,11 +157,15 @@ def _check_text(what: str, value: str, limit: int) -> None:
 
 @dataclass
 class Heartbeat(Message):
-    """Sent every ``welcome.heartbeat_interval`` seconds; renews the lease of ``task_id`` or ``check_id``."""
+    """Sent every ``welcome.heartbeat_interval`` seconds; renews the lease of ``task_id`` or of the check ``handle``."""
 
     TYPE: ClassVar[str] = "heartbeat"
     task_id: int | None = None
-    check_id: int | None = None
+    handle: str | None = None
+
+    def check(self) -> None:
+        if self.handle is not None:
+            check_handle(self.handle)
 
 
 @dataclass
@@ -199,8 +213,10 @@ class CheckDone(Message):
     """The verifier uploaded its region render (the upload carries the pixels; this frees the agent)."""
 
     TYPE: ClassVar[str] = "check_done"
-    check_id: int
-    attempt: int
+    handle: str
+
+    def check(self) -> None:
+        check_handle(self.handle)
 
 
 @dataclass
@@ -208,11 +224,13 @@ class CheckFailed(Message):
     """The verifier could not render the region."""
 
     TYPE: ClassVar[str] = "check_failed"
-    check_id: int
-    attempt: int
+    handle: str
     error: str
     log_tail: str = ""
     limit: str | None = None  # as in TaskFailed
+
+    def check(self) -> None:
+        check_handle(self.handle)
 
 
 # ---------------------------------------------------------------- coordinator → worker
@@ -252,12 +270,13 @@ class Verify(Message):
     """Re-render ``rect`` of ``frame`` (pixels, top-left origin) and PUT the PNG to ``upload_url``.
 
     Blind: the verifier learns the scene, frame and region, never the renderer or its output. ``scene`` is
-    the same as in :class:`Assign`.
+    the same as in :class:`Assign`. ``handle`` names this lease of the check: random, new on every lease (it
+    stands for the check and its attempt), so it says nothing about when or why the check was made or whether
+    it is a ringer; the verifier quotes it in check_done, check_failed, heartbeats and the upload URL.
     """
 
     TYPE: ClassVar[str] = "verify"
-    check_id: int
-    attempt: int
+    handle: str
     job_id: int
     frame: int
     rect: list[int]
@@ -273,12 +292,16 @@ class Verify(Message):
 
 @dataclass
 class Cancel(Message):
-    """Stop working on ``task_id`` (or ``check_id``) now; its results are no longer wanted."""
+    """Stop working on ``task_id`` (or the check ``handle``) now; its results are no longer wanted."""
 
     TYPE: ClassVar[str] = "cancel"
     task_id: int | None = None
     reason: str = ""
-    check_id: int | None = None
+    handle: str | None = None  # a check's handle (Verify.handle)
+
+    def check(self) -> None:
+        if self.handle is not None:
+            check_handle(self.handle)
 
 
 @dataclass

@@ -6,6 +6,8 @@ import pytest
 
 from protocol import messages as m
 
+HANDLE = "Zq3-_9xYc0aBdEfGhIjKlM"
+
 
 def test_every_message_round_trips():
     samples = [
@@ -16,9 +18,9 @@ def test_every_message_round_trips():
         m.Handback(task_id=1, attempt=1), m.Welcome(worker_id=1, heartbeat_interval=5, lease_timeout=30.0),
         m.Assign(task_id=1, attempt=1, job_id=2, frames=[1, 2], scene={"sha256": "a"}, settings={},
                  upload_url="/x/{frame}"),
-        m.Cancel(task_id=1), m.Cancel(check_id=2, reason="r"), m.Error(code="c", message="msg"),
-        m.CheckDone(check_id=1, attempt=1), m.CheckFailed(check_id=1, attempt=1, error="e"),
-        m.Verify(check_id=1, attempt=1, job_id=2, frame=3, rect=[0, 0, 8, 8], scene={"sha256": "a"}, settings={},
+        m.Cancel(task_id=1), m.Cancel(handle=HANDLE, reason="r"), m.Error(code="c", message="msg"),
+        m.CheckDone(handle=HANDLE), m.CheckFailed(handle=HANDLE, error="e"), m.Heartbeat(handle=HANDLE),
+        m.Verify(handle=HANDLE, job_id=2, frame=3, rect=[0, 0, 8, 8], scene={"sha256": "a"}, settings={},
                  upload_url="/u"),
         m.Status(paused=True, reason="outside its schedule"), m.Status(paused=False),
     ]

@@ -186,7 +186,7 @@ class Agent:
         elif isinstance(message, m.Cancel):
             held = self._assign if self._busy() else None
             matches = (isinstance(held, m.Assign) and message.task_id == held.task_id) or \
-                (isinstance(held, m.Verify) and message.check_id == held.check_id)
+                (isinstance(held, m.Verify) and message.handle == held.handle)
             if matches and self._task is not None:
                 log.warning("%s cancelled by the coordinator: %s", _describe(held), message.reason)
                 # The coordinator may push the next work at once: this agent is idle from now on, and the
@@ -201,7 +201,7 @@ class Agent:
             await asyncio.sleep(interval)  # a timer, not synchronisation: heartbeats are periodic by design
             held = self._assign if self._busy() else None
             await send(m.Heartbeat(task_id=held.task_id if isinstance(held, m.Assign) else None,
-                                   check_id=held.check_id if isinstance(held, m.Verify) else None))
+                                   handle=held.handle if isinstance(held, m.Verify) else None))
 
     def _finished(self, task: asyncio.Task[None]) -> None:
         if not task.cancelled():
@@ -259,7 +259,7 @@ class Agent:
         if isinstance(held, m.Assign):
             await send(m.Handback(task_id=held.task_id, attempt=held.attempt))
         else:
-            await send(m.CheckFailed(check_id=held.check_id, attempt=held.attempt, error="the agent is stopping"))
+            await send(m.CheckFailed(handle=held.handle, error="the agent is stopping"))
 
     async def _abandon_task(self) -> None:
         """The connection is gone, so the lease is lost: stop rendering for nobody."""
@@ -300,14 +300,14 @@ async def _after(previous: asyncio.Task[None] | None, work: Coroutine[Any, Any, 
 def _failure(order: m.Assign | m.Verify, error: str) -> m.TaskFailed | m.CheckFailed:
     if isinstance(order, m.Assign):
         return m.TaskFailed(task_id=order.task_id, attempt=order.attempt, error=error)
-    return m.CheckFailed(check_id=order.check_id, attempt=order.attempt, error=error)
+    return m.CheckFailed(handle=order.handle, error=error)
 
 
 def _describe(work: m.Assign | m.Verify | None) -> str:
     if isinstance(work, m.Assign):
         return f"task {work.task_id} (job {work.job_id}, frames {work.frames})"
     if isinstance(work, m.Verify):
-        return f"check {work.check_id} (job {work.job_id}, frame {work.frame}, region {work.rect})"
+        return f"check {work.handle} (job {work.job_id}, frame {work.frame}, region {work.rect})"
     return "nothing"
 
 

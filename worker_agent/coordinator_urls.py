@@ -71,9 +71,11 @@ def frame_path(template: str, frame: int) -> str:
     return template.replace("{frame}", str(frame))
 
 
-def check_result_path(check_id: int, attempt: int) -> str:
-    """Where a check's region render goes (coordinator/api/worker_checks.py)."""
-    return f"/api/v1/worker/checks/{_id(check_id)}/result?attempt={_id(attempt)}"
+def check_result_path(handle: str) -> str:
+    """Where a check's region render goes (coordinator/api/worker_checks.py), named by the lease's handle."""
+    if not isinstance(handle, str) or not m.HANDLE_RE.fullmatch(handle):
+        raise RefusedUrl(f"{_shown(handle)} is not a check handle")
+    return f"/api/v1/worker/checks/{handle}/result"
 
 
 def join(base: str, path: str) -> str:
@@ -86,7 +88,7 @@ def join(base: str, path: str) -> str:
 def check_order(order: m.Assign | m.Verify) -> None:
     """Raise :class:`RefusedUrl` unless every URL in ``order`` is the one the agent builds from its ids."""
     own = upload_template(order.task_id, order.attempt) if isinstance(order, m.Assign) \
-        else check_result_path(order.check_id, order.attempt)
+        else check_result_path(order.handle)
     if order.upload_url != own:
         raise RefusedUrl(f"upload_url {_shown(order.upload_url)} is not {own!r}")
     for entry in _scene_entries(order.scene):
@@ -113,7 +115,7 @@ def _id(value: int) -> int:
 
 # Every path this module builds, and nothing else: what join() accepts.
 _OWN_PATH = re.compile(r"/api/v1/(?:blobs/[0-9a-f]{64}|worker/tasks/\d+/frames/-?\d+\?attempt=\d+"
-                       r"|worker/checks/\d+/result\?attempt=\d+)")
+                       r"|worker/checks/[A-Za-z0-9_-]{16,64}/result)")
 
 
 def _shown(value: object) -> str:

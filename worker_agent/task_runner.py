@@ -84,29 +84,29 @@ class TaskRunner:
         """Render the region a check asks for and upload it; reports check_done or check_failed."""
         try:
             process = await self._warm_process(order)
-            output = self.work_dir / f"check{order.check_id}.png"
+            output = self.work_dir / f"check-{order.handle}.png"
             await process.render_region(order.frame, list(order.rect), str(output))
             if order.yardstick_seed is not None and (order.cross or self._opened.get("denoised")):
                 await self._add_yardstick(process, order, output)
             await asyncio.to_thread(upload_frame, self.session, self.base_url, order.upload_url, self.worker_id,
                                     output)
             output.unlink(missing_ok=True)
-            log.info("check %s: region %s of frame %s rendered and uploaded", order.check_id, order.rect,
+            log.info("check %s: region %s of frame %s rendered and uploaded", order.handle, order.rect,
                      order.frame)
         except LeaseLost:
-            log.warning("check %s: lease lost, dropping it", order.check_id)
+            log.warning("check %s: lease lost, dropping it", order.handle)
             return
         except (RenderError, SceneDownloadError, UploadError) as exc:
-            log.error("check %s failed: %s", order.check_id, exc)
+            log.error("check %s failed: %s", order.handle, exc)
             tail = getattr(exc, "log_tail", "") or (self._process.log_tail() if self._process else "")
             await self.discard_process()
-            await send(m.CheckFailed(check_id=order.check_id, attempt=order.attempt, error=str(exc), log_tail=tail,
+            await send(m.CheckFailed(handle=order.handle, error=str(exc), log_tail=tail,
                                      limit=getattr(exc, "limit", None)))
             return
         except asyncio.CancelledError:
             await self.discard_process()
             raise
-        await send(m.CheckDone(check_id=order.check_id, attempt=order.attempt))
+        await send(m.CheckDone(handle=order.handle))
 
     async def _add_yardstick(self, process: RenderProcess, order: m.Verify, output: Path) -> None:
         """Render the region again with the order's yardstick seed and stack it below ``output``: the coordinator

@@ -181,9 +181,10 @@ def _worker_paths() -> dict[str, Any]:
                        {**_ok(201, "accepted", _json("Accepted")), **_ok(200, "duplicate, ignored",
                                                                       _json("Accepted"))},
                        body=PNG, errors=(409, 503))},
-        "/api/v1/worker/checks/{check_id}/result": {
-            "parameters": [{"name": "check_id", "in": "path", "required": True, "schema": {"type": "integer"}},
-                           *WORKER_HEADERS],
+        "/api/v1/worker/checks/{handle}/result": {
+            "parameters": [{"name": "handle", "in": "path", "required": True,
+                            "schema": {"type": "string", "pattern": "^[A-Za-z0-9_-]{16,64}$"}},
+                           *WORKER_HEADERS[1:]],  # the handle names the lease: no attempt
             "put": _op("Upload a verifier's region render (PNG of the check's rect); judged at once (worker). 400 "
                        "bad_result, wrong_resolution, hash_mismatch; 409 lease_lost; 503 busy (no decode slot)",
                        _ok(201, "accepted", _json("Accepted")), body=PNG, errors=(409, 503))},

@@ -17,6 +17,7 @@ from ..models import Check, Job, Worker, now
 from ..states import JobState
 from ..transitions import LostLease
 from .eligibility import can_verify, may_take
+from .handles import new_handle
 from .ringers import make_ringer
 
 CLAIM_CANDIDATES = 50
@@ -53,7 +54,7 @@ def claim_check(worker: Worker) -> Check | None:
 def _lease(check_id: int, worker: Worker) -> Check | None:
     won = db.session.execute(
         update(Check).where(Check.id == check_id, Check.state == "queued")
-        .values(state="leased", verifier_id=worker.id, attempt=Check.attempt + 1,
+        .values(state="leased", verifier_id=worker.id, attempt=Check.attempt + 1, handle=new_handle(),
                 lease_expires=now() + float(current_app.config["FRAMEHIVE_LEASE_TIMEOUT"]))
         .execution_options(synchronize_session=False)
     ).rowcount
@@ -83,12 +84,3 @@ def release_verifier(worker_id: int) -> None:
     for check in db.session.execute(select(Check).filter_by(verifier_id=worker_id, state="leased")).scalars():
         release(check)
     db.session.commit()
-
-
-def held_check(worker_id: int, check_id: int, attempt: int | None = None) -> Check | None:
-    check = db.session.get(Check, check_id)
-    if check is None or check.state != "leased" or check.verifier_id != worker_id:
-        return None
-    if attempt is not None and check.attempt != attempt:
-        return None
-    return check

@@ -81,8 +81,7 @@ class World:
     task_attempt: int
     task_frame: int
     frame_png: bytes
-    check: int  # leased to the holder's agent (alice's job)
-    check_attempt: int
+    check: str  # the handle of a check leased to the holder's agent (alice's job)
     check_png: bytes
     bob_token_id: int
 
@@ -165,11 +164,7 @@ def leased_attempt(w: World) -> dict[str, Any]:
 
 
 def leased_check(w: World) -> dict[str, Any]:
-    return {"check_id": w.check}
-
-
-def check_attempt(w: World) -> dict[str, Any]:
-    return {"attempt": w.check_attempt}
+    return {"handle": w.check}
 
 
 # --- extra assertions on successful answers (what a caller sees, not only that it may look) -------------------
@@ -354,11 +349,11 @@ ROWS = [
     row("401  403  403  409  409  403", "PUT", "/worker/tasks/{task_id}/frames/{number}",
         label="a frame another agent already rendered", params=lambda w: {"task_id": w.done_task, "number": 1},
         query=lambda w: {"attempt": 1}, send=upload(frame_png, own_agent), mutates=True),
-    row("401  403  403  201  409  403", "PUT", "/worker/checks/{check_id}/result", label="own agent",
-        params=leased_check, query=check_attempt, send=upload(check_png, own_agent), mutates=True,
+    row("401  403  403  201  409  403", "PUT", "/worker/checks/{handle}/result", label="own agent",
+        params=leased_check, send=upload(check_png, own_agent), mutates=True,
         check=fields(accepted=True)),
-    row("401  403  403  201  403  403", "PUT", "/worker/checks/{check_id}/result", label="the holder's agent",
-        params=leased_check, query=check_attempt, send=upload(check_png, holders_agent), mutates=True,
+    row("401  403  403  201  403  403", "PUT", "/worker/checks/{handle}/result", label="the holder's agent",
+        params=leased_check, send=upload(check_png, holders_agent), mutates=True,
         check=fields(accepted=True)),
     # admin only
     row("401  403  403  403  403  200", "GET", "/admin/tokens"),
@@ -503,7 +498,7 @@ def build_world(app: Flask, scene_a: bytes, scene_b: bytes) -> World:
             job_a=job_a, job_b=job_b, scene_a=shas["alice"], scene_b=shas["bob"], asset_a=assets["alice"],
             asset_b=assets["bob"], frame_sha=frame.blob_sha256,
             done_task=done.id, task=task.id, task_attempt=task.attempt, task_frame=task.frame_numbers[0],
-            frame_png=noise_png(101), check=check.id, check_attempt=check.attempt,
+            frame_png=noise_png(101), check=check.handle,
             check_png=fa.encode_png(fa.crop(truth, fa.Region.from_list(check.render_rect))),
             bob_token_id=bob_token_id)
         assert done.attempt == 1, "the 'frame already rendered' rows name attempt 1"

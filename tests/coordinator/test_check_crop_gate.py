@@ -25,7 +25,7 @@ def header_only_png(width: int, height: int) -> bytes:
 
 def upload(app, token: str, check: Check, verifier_id: int, data: bytes):  # type: ignore[no-untyped-def]
     return app.test_client().put(
-        f"/api/v1/worker/checks/{check.id}/result?attempt={check.attempt}", data=data,
+        f"/api/v1/worker/checks/{check.handle}/result", data=data,
         headers={"Authorization": f"Bearer {token}", "X-Framehive-Worker": str(verifier_id),
                  "X-Content-SHA256": hashlib.sha256(data).hexdigest()})
 

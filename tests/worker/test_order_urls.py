@@ -26,7 +26,8 @@ from worker_agent.uploads import UploadError, upload_frame
 
 from .hostile_coordinator import DEADLINE, agent_of, another_host, hostile_coordinator
 
-TASK, CHECK, ATTEMPT, JOB = 11, 12, 3, 5
+TASK, ATTEMPT, JOB = 11, 3, 5
+CHECK = "a-check-handle-0123"
 
 
 def _scene(sha: str, size: int, url: str | None = None) -> dict:
@@ -124,9 +125,9 @@ def test_an_upload_url_other_than_the_agents_own_is_refused_before_anything_is_f
 
 def test_a_check_uploading_elsewhere_is_refused(sample_scene: Path, tmp_path: Path) -> None:
     def order(sha: str, size: int, other: str) -> m.Verify:
-        return m.Verify(check_id=CHECK, attempt=ATTEMPT, job_id=JOB, frame=1, rect=[0, 0, 8, 8],
+        return m.Verify(handle=CHECK, job_id=JOB, frame=1, rect=[0, 0, 8, 8],
                         scene=_scene(sha, size), settings={},
-                        upload_url=f"@{other}" + urls.check_result_path(CHECK, ATTEMPT))
+                        upload_url=f"@{other}" + urls.check_result_path(CHECK))
 
     said, fetched, elsewhere = _run_order(tmp_path, sample_scene.read_bytes(), order)
     failed = [s for s in said if isinstance(s, m.CheckFailed)]

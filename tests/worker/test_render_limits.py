@@ -115,8 +115,9 @@ class Orders:
 
     def verify(self, settings: dict | None = None) -> m.Verify:
         self.next_id += 1
-        return m.Verify(check_id=self.next_id, attempt=1, job_id=1, frame=2, rect=[0, 0, 16, 8], scene=self.scene,
-                        settings=settings or {}, upload_url=urls.check_result_path(self.next_id, 1))
+        handle = f"check-handle-{self.next_id:06d}"
+        return m.Verify(handle=handle, job_id=1, frame=2, rect=[0, 0, 16, 8], scene=self.scene,
+                        settings=settings or {}, upload_url=urls.check_result_path(handle))
 
     def last(self) -> m.Message:
         return self.sent[-1]

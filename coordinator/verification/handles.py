@@ -1,0 +1,31 @@
+"""Check handles: what a verifier knows a check by.
+
+A check's id is sequential: a ringer, made at the moment it is leased, would carry the newest id of all, and a
+retried check a higher attempt. So a verifier never sees either: every lease draws a fresh random handle (the
+check and its attempt in one), and messages and URLs name the check by it. A handle from an earlier lease names
+nothing any more, as a stale attempt did.
+"""
+
+from __future__ import annotations
+
+import secrets
+
+from sqlalchemy import select
+
+from ..db import db
+from ..models import Check
+
+#: Bytes of randomness in a handle (secrets.token_urlsafe: 22 URL-safe characters).
+HANDLE_BYTES = 16
+
+
+def new_handle() -> str:
+    return secrets.token_urlsafe(HANDLE_BYTES)
+
+
+def held_check(worker_id: int, handle: str) -> Check | None:
+    """The check this worker holds under ``handle`` (its current lease), or None."""
+    check = db.session.execute(select(Check).where(Check.handle == handle)).scalars().first()
+    if check is None or check.state != "leased" or check.verifier_id != worker_id:
+        return None
+    return check
