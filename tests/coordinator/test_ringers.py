@@ -8,8 +8,10 @@ from sqlalchemy import select
 
 from coordinator import leases
 from coordinator.db import db
+from coordinator.dispatch import verify_message
 from coordinator.models import Check, Job, Worker
 from coordinator.verification import leasing, ringers
+from coordinator.verification.handles import held_check as handles_held
 from tests.coordinator.kit import answer, noise_png, render
 
 RINGERS = 12
@@ -98,3 +100,31 @@ def test_a_passed_ringer_earns_the_verifier_trust(v, app):  # type: ignore[no-un
     assert ringer.kind == "ringer"
     answer(ringer)
     assert (ringer.verdict, v["verifier"].trust) == ("pass", 1)
+
+
+def test_a_check_is_known_by_a_random_handle_new_on_every_lease(v, app):  # type: ignore[no-untyped-def]
+    """Ids and attempts are sequential: a ringer, made when leased, had the newest id. A verifier sees handles only,
+    drawn anew on every lease: they neither grow with time nor repeat, and an old one names nothing."""
+    queued = half_verified(v)
+    app.config["FRAMEHIVE_RINGER_RATE"] = 1.0
+    handles = []
+    for _ in range(RINGERS):  # each lease a new check (a ringer), newer than the last
+        ringer = leasing.claim_check(v["verifier"])
+        message = verify_message(ringer)
+        assert message.handle == ringer.handle and not hasattr(message, "check_id")
+        assert message.upload_url == f"/api/v1/worker/checks/{ringer.handle}/result"
+        handles.append(ringer.handle)
+        db.session.delete(ringer)
+        db.session.commit()
+    assert len(set(handles)) == len(handles)
+    assert handles != sorted(handles) and handles != sorted(handles, reverse=True), "not ordered by time"
+    app.config["FRAMEHIVE_RINGER_RATE"] = 0.0
+    first = leasing.claim_check(v["verifier"])
+    assert first.id == queued.id
+    old = first.handle
+    leasing.release(first)
+    db.session.commit()
+    again = leasing.claim_check(v["verifier"])
+    assert (again.id, again.attempt) == (first.id, 2) and again.handle not in (old, *handles)
+    verifier = v["verifier"].id
+    assert handles_held(verifier, old) is None and handles_held(verifier, again.handle) is again
