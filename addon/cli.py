@@ -228,6 +228,7 @@ def cmd_submit(client: Client, args: argparse.Namespace) -> int:
         raise ApiError(0, "bad_response", f"the coordinator created a job without an id: {job!r}"[:300])
     print(job_id, flush=True)
     _say(f"submitted job {job_id} ({_describe_job(job)}); follow it with `framehive status {job_id}`")
+    _say(f"job {job_id} needs {describe_requirements(job.get('requirements'))}")
     if not args.wait:
         return EXIT_OK
     return _follow(client, job_id, args.out)
@@ -568,8 +569,7 @@ def format_elapsed(seconds: float) -> str:
 def _describe_job(job: dict[str, Any]) -> str:
     total = job.get("total")
     frames = f"frames {job.get('frames')}" if job.get("frames") else "scene frame range"
-    described = f"{job.get('name')}, {frames}" + (f", {total} frames" if total else "")
-    return f"{described}; needs {describe_requirements(job.get('requirements'))}"
+    return f"{job.get('name')}, {frames}" + (f", {total} frames" if total else "")
 
 
 def describe_requirements(requirements: Any) -> str:

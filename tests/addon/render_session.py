@@ -5,7 +5,8 @@ JSON; prints ``RESULT {...}`` per step: the operator's result or its error messa
 and the paths it expects frames at.
 
 Every step sets the preferences (``url``, ``token``) and, in memory only (the file on disk stays as it is), the
-scene's output path (``output``, default ``//render/frame_``), ``frame_end`` and ``chunk`` if given, and with
+scene's output path (``output``, default ``//render/frame_``), ``frame_end`` and ``chunk`` if given, the panel's
+other ``options`` (a dict of scene.framehive properties), and with
 ``peek`` an image naming that path, as a hostile .blend would. ``op`` is "render" (default:
 ``render_on_network`` with ``wait``, ``allow_outside``, ``allow_missing`` and ``approved_outside``, a list),
 "confirm" (``confirm_files``, as the artist clicking Submit in the dialog that listed ``outside`` and ``missing``:
@@ -57,6 +58,8 @@ def prepare(spec: dict[str, Any]) -> None:
         scene.frame_end = spec["frame_end"]
     if "chunk" in spec:
         scene.framehive.chunk = spec["chunk"]
+    for name, value in spec.get("options", {}).items():  # the panel's other options (device, max_workers, ...)
+        setattr(scene.framehive, name, value)
     if "peek" in spec:
         image = bpy.data.images.new("peek", 1, 1)
         image.source = "FILE"
