@@ -22,7 +22,6 @@ from sqlalchemy.orm import aliased
 from protocol import blender_versions as bv
 
 from .errors import ApiError
-from .failure_accounting import Waiting
 from .models import Job, Task, Worker
 from .states import TaskState
 
@@ -114,7 +113,7 @@ def able(job: Job, online: list[Worker]) -> list[Worker]:
     return [worker for worker in online if not unmet(job, worker)]
 
 
-def waiting_verdict(job: Job, online: list[Worker]) -> Waiting | None:
+def waiting_reason(job: Job, online: list[Worker]) -> str | None:
     """Why the job waits when agents are online but none fits it ("needs Blender ≥ 5.1: none online"); None if
     one fits, or nobody is online at all."""
     if not online or able(job, online):
@@ -122,7 +121,7 @@ def waiting_verdict(job: Job, online: list[Worker]) -> Waiting | None:
     needs = sorted({need for worker in online for need in unmet(job, worker)}, key=_need_order)
     seen = Counter(f"Blender {worker.blender_version or '?'} on {device_kind(worker).upper()}" for worker in online)
     present = ", ".join(f"{count} with {what}" for what, count in sorted(seen.items()))
-    return Waiting(wait=f"needs {' and '.join(needs)}: none online (agents online: {present})")
+    return f"needs {' and '.join(needs)}: none online (agents online: {present})"
 
 
 def _need_order(need: str) -> tuple[bool, str]:

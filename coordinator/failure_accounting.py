@@ -47,7 +47,7 @@ from typing import Any
 from flask import current_app
 from sqlalchemy import func, select
 
-from . import events, scene_recheck
+from . import capabilities, events, scene_recheck
 from .db import db
 from .models import Account, AccountBlock, Frame, Job, JobBlock, LimitHit, Task, TaskFailure, Worker, now
 from .states import TaskState
@@ -250,7 +250,8 @@ def _another_account_may_take(task_id: int, account_id: int, online: list[Worker
     assert task is not None
     excluded = accounts_that_failed(task_id) | set(_blocks(task.job_id)) | {account_id}
     blocked_workers = _blocked_workers(task.job_id)
-    return any(w.account_id not in excluded and w.id not in blocked_workers for w in online)
+    fitting = capabilities.able(task.job, online)  # an agent too old for the scene (or the wrong device) cannot
+    return any(w.account_id not in excluded and w.id not in blocked_workers for w in fitting)
 
 
 @dataclass(frozen=True)

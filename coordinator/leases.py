@@ -147,8 +147,10 @@ def settle_jobs_nobody_may_run() -> list[LostLease]:
 
 def _nobody_may_take(job: Job, online: list[Worker]) -> failure_accounting.Waiting | None:
     """No online agent fits the job (its Blender, its device), or every one that fits is blocklisted for it."""
-    fitting = capabilities.able(job, online)
-    return capabilities.waiting_verdict(job, online) or failure_accounting.waiting_verdict(job, fitting)
+    reason = capabilities.waiting_reason(job, online)
+    if reason is not None:
+        return failure_accounting.Waiting(wait=reason)
+    return failure_accounting.waiting_verdict(job, capabilities.able(job, online))
 
 
 def _say_why_waiting(job: Job, reason: str | None) -> None:

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
-from coordinator import capabilities, leases
+from coordinator import capabilities, leases, outcomes
 from coordinator.db import db
 from coordinator.models import Account, Check, Job, Task, Worker
 from coordinator.verification import leasing
@@ -143,6 +143,19 @@ def test_a_job_nobody_online_fits_says_what_it_needs(app, api, scene_sha):  # ty
         agent("gpu", device="CUDA")
         leases.settle_jobs_nobody_may_run()
         assert db.session.get(Job, job["id"], populate_existing=True).waiting is None
+
+
+def test_a_failed_task_goes_back_to_its_owner_when_nobody_else_online_fits(app, api, scene_sha):  # type: ignore[no-untyped-def]
+    """A task an account failed waits for another account's agent, but only for one that may render it: an older
+    Blender online elsewhere must not hold it back from the owner that can."""
+    job = submit(api, scene_sha, frames="1").get_json()
+    with app.app_context():
+        owner = agent("owner")
+        agent("old", blender="4.5.3")  # another account, online, but the scene is too new for it
+        task = leases.claim_task(owner)
+        outcomes.record_failure(task, "render_failed", "a transient error")
+        db.session.commit()
+        assert claimed_job(owner) == job["id"]
 
 
 def test_a_verifier_renders_the_scene_too(app, v):  # type: ignore[no-untyped-def]
