@@ -573,20 +573,11 @@ def _describe_job(job: dict[str, Any]) -> str:
 
 
 def describe_requirements(requirements: Any) -> str:
-    """What an agent needs to be given the job, from the job's ``requirements`` ("Blender ≥ 5.0, a GPU, at most
-    2 agents at once"); "any agent" when the coordinator gave none."""
-    if not isinstance(requirements, dict):
-        return "any agent"
-    words = []
-    if requirements.get("blender_version"):
-        words.append(f"Blender {requirements['blender_version']}")
-    elif requirements.get("blender"):
-        words.append(f"Blender ≥ {requirements['blender']}")
-    if requirements.get("device") in ("gpu", "cpu"):
-        words.append(f"a {requirements['device'].upper()}")
-    if requirements.get("max_workers"):
-        words.append(f"at most {requirements['max_workers']} agent(s) at once")
-    return ", ".join(words) or "any agent"
+    """What an agent needs to be given the job, in the coordinator's words ("Blender ≥ 5.0, a GPU"): printable
+    characters only (no terminal escapes from a hostile coordinator), at most 200."""
+    text = requirements.get("summary") if isinstance(requirements, dict) else None
+    shown = "".join(char for char in text if char.isprintable())[:200] if isinstance(text, str) else ""
+    return shown or "any agent"
 
 
 def _int(value: Any) -> int:

@@ -64,9 +64,24 @@ def from_request(body: dict[str, Any], scene_blender: str | None) -> dict[str, A
 
 
 def describe(job: Job) -> dict[str, Any]:
-    """The job's requirements as the API shows them."""
+    """The job's requirements as the API shows them, with ``summary`` in words for clients to show as it is."""
     return {"blender": bv.format_file_version(job.scene_blender) if job.scene_blender is not None else None,
-            "blender_version": job.blender_pin, "max_workers": job.max_workers, "device": job.device_kind or "any"}
+            "blender_version": job.blender_pin, "max_workers": job.max_workers, "device": job.device_kind or "any",
+            "summary": summary(job)}
+
+
+def summary(job: Job) -> str:
+    """"Blender ≥ 5.0, a GPU, at most 2 agents at once"; "any agent" when the job asks for nothing."""
+    words = []
+    if job.blender_pin is not None:
+        words.append(f"Blender {job.blender_pin}")
+    elif job.scene_blender is not None:
+        words.append(f"Blender ≥ {bv.format_file_version(job.scene_blender)}")
+    if job.device_kind is not None:
+        words.append(f"a {job.device_kind.upper()}")
+    if job.max_workers is not None:
+        words.append(f"at most {job.max_workers} agent(s) at once")
+    return ", ".join(words) or "any agent"
 
 
 # ------------------------------------------------------------------------------------------- SQL

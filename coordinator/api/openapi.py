@@ -368,12 +368,13 @@ JOB_FIELDS = {
     "error": _nullable(STR), "policy": {"enum": list(config.POLICIES)},
     "waiting": {"type": ["string", "null"], "description": "why no online agent takes the job's queued tasks "
                                                            "(every one is blocklisted for it); null otherwise"},
-    "requirements": _strict(["blender", "blender_version", "max_workers", "device"], {
+    "requirements": _strict(["blender", "blender_version", "max_workers", "device", "summary"], {
         "blender": {"type": ["string", "null"], "description": "the Blender that saved the scene (major.minor, read "
                                                                "from the .blend): older agents are not given it"},
         "blender_version": {"type": ["string", "null"], "description": "the Blender the artist pinned, if any"},
         "max_workers": {"type": ["integer", "null"], "description": "most agents rendering it at once; null: any"},
-        "device": {"enum": ["gpu", "cpu", "any"]}}),
+        "device": {"enum": ["gpu", "cpu", "any"]},
+        "summary": {"type": "string", "description": "the requirements in words, e.g. 'Blender ≥ 5.0, a GPU'"}}),
     "price": {"type": "integer", "description": "points the job held in escrow at submit"},
     "escrow": {"type": "integer", "description": "points still in escrow (0 once the job is finished)"},
     "created_at": {"type": "string", "format": "date-time"}, "started_at": TIME, "finished_at": TIME,

@@ -7,6 +7,7 @@ from typing import Any
 from flask import url_for
 from sqlalchemy import select
 
+from .. import capabilities
 from ..api.jobs import check_json
 from ..auth import Caller
 from ..db import db
@@ -29,6 +30,7 @@ def job_detail(viewer: Caller, job: Job) -> dict[str, Any]:
                    key=lambda f: f.rendered_at or 0.0, reverse=True)
     return {
         **job_rows(viewer, [job])[0],
+        "needs": capabilities.summary(job),  # what an agent needs to be given it (Blender, device, cap)
         "waiting": job.waiting,  # why its frames wait (no verifier of another owner online, ...), or None
         "unverified": sum(1 for f in frames if f.state == FrameState.RENDERED),
         "frame_grid": frame_grid(viewer, frames, checks),

@@ -20,6 +20,7 @@ def test_the_panel_options_reach_the_job(farm: Farm, sample_scene: Path, extensi
     pinned, refused = run_session(extension_zip, sample_scene, steps, tmp_path)
     assert pinned["result"] == ["FINISHED"], pinned
     job = Client(farm.url, artist).job(pinned["job_id"])
-    assert job["requirements"] == {"blender": "5.0", "blender_version": "5.0", "max_workers": 2, "device": "gpu"}
+    assert job["requirements"] == {"blender": "5.0", "blender_version": "5.0", "max_workers": 2, "device": "gpu",
+                                   "summary": "Blender 5.0, a GPU, at most 2 agent(s) at once"}
     assert refused["result"] == ["CANCELLED"] and "Blender 4.2 is older" in refused["error"], refused
     assert [j["id"] for j in Client(farm.url, artist).jobs()] == [pinned["job_id"]], "nothing else submitted"

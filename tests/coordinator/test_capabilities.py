@@ -48,10 +48,10 @@ def claimed_job(worker_id: int) -> int | None:
 def test_the_job_records_the_blender_that_saved_the_scene(api, scene_sha):  # type: ignore[no-untyped-def]
     job = submit(api, scene_sha).get_json()
     assert job["requirements"] == {"blender": SCENE_BLENDER, "blender_version": None, "max_workers": None,
-                                   "device": "any"}
+                                   "device": "any", "summary": "Blender ≥ 5.0"}
     pinned = submit(api, scene_sha, blender_version="5.0.1", max_workers=2, device="gpu").get_json()
     assert pinned["requirements"] == {"blender": SCENE_BLENDER, "blender_version": "5.0.1", "max_workers": 2,
-                                      "device": "gpu"}
+                                      "device": "gpu", "summary": "Blender 5.0.1, a GPU, at most 2 agent(s) at once"}
 
 
 @pytest.mark.parametrize(("fields", "code"), [
@@ -218,3 +218,4 @@ def test_versions_compare_as_numbers():  # type: ignore[no-untyped-def]
     assert bv.file_version_of(bv.release("5.10.0")) == 510
     assert bv.release("5.1.0 Alpha") == (5, 1, 0)
     assert bv.parse_pin("05.0.01") == "5.0.1"
+

@@ -66,6 +66,7 @@ def test_a_running_job_advances_without_reload_and_its_detail_shows_frames_and_c
     dash.find(f"{row} a").click()
     dash.until(lambda d: d.current_url.endswith(f"/dashboard/jobs/{rendered['id']}"), "the job's page")
     dash.until(lambda d: dash.count("#frame-grid .cell") == 24, "the frame grid")
+    assert "Needs\nBlender ≥ 5.0" in dash.find("#job-facts").text, "what an agent needs (the scene's Blender)"
     dash.mark()  # this page too follows the job to its end without a reload
     dash.until(lambda d: dash.count('#frame-grid .cell[data-state="verified"]'), "verified frames in the grid")
     passed = '#checks .check[data-verdict="pass"]'

@@ -22,7 +22,7 @@
     FH.fill(document.getElementById("job-actions"), FH.actsOnJobs ? FH.jobActions(job, () => poller.now()) : null);
     const facts = [
       ["Owner", job.owner], ["Frames", job.frames], ["Resolution", job.resolution.join(" × ")],
-      ["Verification", job.policy], ["Priority", job.priority], ["Price", `${job.price} points`],
+      ["Verification", job.policy], ["Needs", job.needs], ["Priority", job.priority], ["Price", `${job.price} points`],
       ["In escrow", `${job.escrow} points`], ["ETA", FH.eta(job)], ["Submitted", FH.when(job.created_at)],
       ["Finished", FH.when(job.finished_at)],
     ];
