@@ -9,7 +9,7 @@ from sqlalchemy import select
 from coordinator import leases
 from coordinator.db import db
 from coordinator.dispatch import verify_message
-from coordinator.models import Check, Job, Worker
+from coordinator.models import Check, Job, VerificationKey, Worker
 from coordinator.verification import leasing, ringers
 from coordinator.verification.handles import held_check as handles_held
 from tests.coordinator.kit import answer, noise_png, render
@@ -33,6 +33,10 @@ def half_verified(v, seeds: int = 0) -> Check:  # type: ignore[no-untyped-def]
     def image(number: int) -> bytes:
         return noise_png(seeds + number)
 
+    job_id = db.session.execute(select(Job.id).where(Job.state == "queued").order_by(Job.id)).scalars().first()
+    for key in db.session.execute(select(VerificationKey).filter_by(job_id=job_id, kind="region")).scalars():
+        key.frame = 2 if key.frame <= 2 else 3  # adjacent frames: a ringer is drawn near the check it replaces
+    db.session.commit()
     render(leases.claim_task(v["renderer"].id), image=image)
     check = leasing.claim_check(v["arbiter"])
     answer(check, seed_of_truth=seeds + check.frame.number)

@@ -137,6 +137,9 @@ def test_trusted_renderer_is_sampled_by_its_keys_but_tier0_flags_force_a_check(v
 
 
 def test_ringers_catch_a_verifier_that_does_not_render(v, app):  # type: ignore[no-untyped-def]
+    for key in db.session.execute(select(VerificationKey).filter_by(kind="region")).scalars():
+        key.frame = 2 if key.frame <= 2 else 3  # adjacent frames: a ringer is drawn near the check it replaces
+    db.session.commit()
     task = leases.claim_task(v["renderer"].id)
     render(task)
     answer(leasing.claim_check(v["arbiter"]))  # now a frame verified by a check exists (new to the verifier)
@@ -159,6 +162,9 @@ def test_ringers_catch_a_verifier_that_does_not_render(v, app):  # type: ignore[
 def test_a_ringer_on_a_frame_tampered_outside_its_checked_region_blames_the_renderer(v, app):  # type: ignore[no-untyped-def]
     """The check covered one region; the renderer tampered elsewhere. The honest verifier that fails a ringer
     on that frame is not blamed: arbitration confirms it, and the renderer is caught."""
+    for key in db.session.execute(select(VerificationKey).filter_by(kind="region")).scalars():
+        key.frame = 2 if key.frame <= 2 else 3  # adjacent frames: a ringer is drawn near the check it replaces
+    db.session.commit()
     task = leases.claim_task(v["renderer"].id)
     key = db.session.execute(select(VerificationKey).filter_by(task_id=task.id)).scalars().first()
     checked = fa.Region.from_list(key.region)
