@@ -73,8 +73,7 @@ class Hello(Message):
         """Its text is kept and shown (the coordinator's columns have these sizes) and logged: short, printable."""
         for name, limit in HELLO_TEXT_LIMITS.items():
             _check_text(f"hello: {name}", getattr(self, name), limit)
-        if not self.name:
-            raise MessageError("hello: the name is empty")
+        check_agent_name(self.name, "hello: the name")
         if len(self.devices) > MAX_DEVICES or len(self.roles) > MAX_ROLES or not 0 <= self.threads <= MAX_THREADS:
             raise MessageError(f"hello: at most {MAX_DEVICES} devices, {MAX_ROLES} roles and {MAX_THREADS} threads")
         for device in self.devices:
@@ -94,6 +93,14 @@ class Hello(Message):
 
 # Lengths of a hello's text, in characters.
 HELLO_TEXT_LIMITS = {"name": 120, "agent_version": 40, "blender_version": 40, "device": 16}
+
+
+def check_agent_name(name: str, what: str = "the agent name") -> None:
+    """An agent's name as the coordinator takes it in a hello: not empty, at most HELLO_TEXT_LIMITS["name"]
+    characters, printable (the worker checks its --name with this before it connects)."""
+    _check_text(what, name, HELLO_TEXT_LIMITS["name"])
+    if not name:
+        raise MessageError(f"{what} is empty")
 MAX_DEVICES = 32
 MAX_DEVICE_KEYS = 8
 MAX_DEVICE_TEXT = 200
