@@ -16,6 +16,8 @@ from pathlib import Path
 
 import requests
 
+from protocol import messages
+
 from . import confinement, coordinator_urls, owner_control, stop_signals, test_only, token_source
 from .blender import BlenderLauncher, BlenderNotFound, probe
 from .connection import Agent, FatalError, Identity
@@ -36,6 +38,16 @@ def _roles(text: str) -> list[str]:
     if not roles or not set(roles) <= {"render", "verify"}:
         raise argparse.ArgumentTypeError("roles are 'render', 'verify' or 'render,verify'")
     return roles
+
+
+def _agent_name(text: str) -> str:
+    """--name as the coordinator's hello takes it: a name it would refuse is refused here, with the reason, before
+    Blender is probed or anything connects."""
+    try:
+        messages.check_agent_name(text, "the name")
+    except messages.MessageError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
 
 
 GB = 1024**3
@@ -111,7 +123,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="memory one render may use; a scene needing more fails its task (default: no limit)")
     parser.add_argument("--max-frame-minutes", type=_minutes, default=DEFAULT_FRAME_SECONDS, metavar="N",
                         help=f"time one frame may take; 0: no limit (default: {DEFAULT_FRAME_MINUTES:g})")
-    parser.add_argument("--name", default=socket.gethostname(), help="this agent's name (default: the host name)")
+    parser.add_argument("--name", default=socket.gethostname(), type=_agent_name,
+                        help="this agent's name: printable, at most "
+                             f"{messages.HELLO_TEXT_LIMITS['name']} characters (default: the host name)")
     parser.add_argument("--roles", default="render,verify", type=_roles,
                         help="what this agent does: render, verify or both (default: render,verify)")
     parser.add_argument("-v", "--verbose", action="store_true")
