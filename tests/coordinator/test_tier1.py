@@ -1,0 +1,80 @@
+"""Tier 1 on real Cycles renders (the sample scene at 320x180, 32 spp, CPU): a frame tampered away from the region a
+check looks at passes that check; the low-resolution whole-frame render flags it, points at the tampered tile, and
+a strict region check there fails it. The honest frame passes both. (What tier 1 catches over many placements and
+frames, and what it costs, is measured by benchmarks/local_cheats.py.)"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from coordinator import frame_analysis as fa
+from coordinator.verification import tier1
+from coordinator.verification.checks import MARGIN
+from tests.farm import make_scene
+from worker_agent.blender import BlenderLauncher, RenderProcess
+
+WIDTH, HEIGHT = 320, 180
+KEY = fa.Region(16, 12, 80, 45)  # the region a check's key drew: the top left
+TAMPER = fa.Region(220, 120, 80, 45)  # 1/16 of the frame, far from it: the bottom right
+
+
+def tampered(image: np.ndarray, rect: fa.Region) -> np.ndarray:
+    """``rect`` filled with its own mean colour (the benchmark's tamper)."""
+    out = image.copy()
+    patch = out[rect.y:rect.y + rect.height, rect.x:rect.x + rect.width]
+    patch[...] = patch.reshape(-1, patch.shape[2]).mean(axis=0).round().astype(np.uint8)
+    return out
+
+
+async def region_render(process: RenderProcess, region: fa.Region, out: Path) -> np.ndarray:
+    """What a verifier uploads for a region check (region plus margin), cut to the region."""
+    rect = region.expanded(MARGIN, WIDTH, HEIGHT)
+    await process.render_region(1, rect.as_list(), out)
+    return fa.crop(fa.decode(out.read_bytes(), 10**8), region.relative_to(rect))
+
+
+def strict_passes(frame: np.ndarray, region: fa.Region, rendered: np.ndarray) -> bool:
+    return fa.decide(fa.strict_metrics(fa.crop(frame, region), rendered), "strict").passed
+
+
+@pytest.fixture(scope="module")
+def scene(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_scene(tmp_path_factory.mktemp("tier1") / "scene.blend", width=WIDTH, height=HEIGHT, samples=32,
+                      frames=2)
+
+
+def test_tier1_catches_a_local_tamper_that_a_region_check_misses(scene: Path, tmp_path: Path) -> None:
+    async def run() -> None:
+        async with RenderProcess(BlenderLauncher.discover(None)) as process:
+            await process.open(scene, device="CPU", threads=2)
+            await process.render(1, tmp_path / "full.png")
+            honest = fa.decode((tmp_path / "full.png").read_bytes(), 10**8)[:, :, :3]
+            faked = tampered(honest, TAMPER)
+            assert np.abs(faked.astype(int) - honest).max() > 32, "the tamper changes what the artist sees"
+            key_render = await region_render(process, KEY, tmp_path / "key.png")
+            assert strict_passes(faked, KEY, key_render), "the region check sees only honest pixels"
+
+            w, h = tier1.low_size(WIDTH, HEIGHT)
+            await process.render_region(1, [0, 0, w, h], tmp_path / "low.png", overrides=tier1.overrides())
+            low = fa.decode((tmp_path / "low.png").read_bytes(), 10**8)[:, :, :3]
+            clean = tier1.compare(honest, low)
+            assert not clean.flagged, f"honest frame flagged at {clean.min_tile_psnr:.1f} dB"
+            caught = tier1.compare(faked, low)
+            assert caught.flagged and caught.min_tile_psnr < clean.min_tile_psnr - 3
+            follow = tier1.follow_up_region(caught, WIDTH, HEIGHT)
+            assert follow.fits(WIDTH, HEIGHT) and _overlap(follow, TAMPER) > 0
+            rendered = await region_render(process, follow, tmp_path / "follow.png")
+            assert not strict_passes(faked, follow, rendered), "the follow-up region check fails the fake"
+            assert strict_passes(honest, follow, rendered), "and passes the honest frame"
+
+    asyncio.run(run())
+
+
+def _overlap(a: fa.Region, b: fa.Region) -> int:
+    w = min(a.x + a.width, b.x + b.width) - max(a.x, b.x)
+    h = min(a.y + a.height, b.y + b.height) - max(a.y, b.y)
+    return max(0, w) * max(0, h)
