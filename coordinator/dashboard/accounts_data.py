@@ -5,19 +5,22 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 
+from .. import events
 from ..api.points import entry_json
 from ..auth import Caller
 from ..db import db
 from ..ledger import account_book, escrow_book
-from ..models import Account, Claim, Job, LedgerEntry, Worker
+from ..models import Account, AccountBlock, Claim, Event, Job, LedgerEntry, Worker
 from ..states import JobState
 from . import books, scope
 from .timefmt import iso
 
 # The ledger table shows the newest entries that match the filters, at most this many.
 LEDGER_LIMIT = 300
+# An account's row lists its newest job blocks, at most this many (``blocks_total`` says how many in all).
+BLOCKS_LISTED = 10
 
 
 def list_accounts(viewer: Caller) -> list[dict[str, Any]]:
@@ -30,10 +33,43 @@ def list_accounts(viewer: Caller) -> list[dict[str, Any]]:
     for job_id, account_id in active:
         escrow[account_id] += balances[escrow_book(job_id)]
     workers = Counter(db.session.execute(select(Worker.account_id).where(Worker.account_id.in_(ids))).scalars())
+    blocks, totals = _blocks(viewer, ids)
+    why = _suspensions([a.id for a in accounts if a.suspended])
     return [{"id": a.id, "name": a.name, "trusted": a.trusted, "balance": balances[account_book(a.id)],
              "escrow": escrow[a.id], "active_jobs": sum(1 for _, owner in active if owner == a.id),
-             "workers": workers[a.id], "claims_rejected": a.claims_rejected, "created_at": iso(a.created_at)}
+             "workers": workers[a.id], "claims_rejected": a.claims_rejected, "created_at": iso(a.created_at),
+             "suspended": a.suspended, "suspended_why": why.get(a.id), "blocks": blocks.get(a.id, []),
+             "blocks_total": totals.get(a.id, 0)}
             for a in accounts]
+
+
+def _blocks(viewer: Caller, ids: list[int]) -> tuple[dict[int, list[dict[str, Any]]], dict[int, int]]:
+    """Each account's newest BLOCKS_LISTED job blocks (failure_accounting: its agents get none of that job's
+    work), and how many it has. The job's name only where the viewer may see the job (an admin, or the job's
+    owner): a blocked griefer learns no more about its victims' jobs than their ids."""
+    newest = func.row_number().over(partition_by=AccountBlock.account_id, order_by=AccountBlock.id.desc())
+    ranked = (select(AccountBlock.account_id, AccountBlock.job_id, AccountBlock.reason, AccountBlock.created_at,
+                     Job.name, Job.account_id.label("owner"), newest.label("rank"))
+              .join(Job, Job.id == AccountBlock.job_id).where(AccountBlock.account_id.in_(ids)).subquery())
+    listed: dict[int, list[dict[str, Any]]] = {}
+    for row in db.session.execute(select(ranked).where(ranked.c.rank <= BLOCKS_LISTED)
+                                  .order_by(ranked.c.account_id, ranked.c.rank)):
+        visible = viewer.is_admin or row.owner == viewer.account_id
+        listed.setdefault(row.account_id, []).append({
+            "job": row.job_id, "job_name": row.name if visible else None, "visible": visible,
+            "reason": row.reason, "at": iso(row.created_at)})
+    totals = dict(db.session.execute(select(AccountBlock.account_id, func.count()).where(
+        AccountBlock.account_id.in_(ids)).group_by(AccountBlock.account_id)).all())
+    return listed, totals
+
+
+def _suspensions(ids: list[int]) -> dict[int, str]:
+    """Why each of these suspended accounts was suspended: its latest account_suspended event's message."""
+    if not ids:
+        return {}
+    rows = db.session.execute(select(Event.account_id, Event.message).where(
+        Event.kind == events.ACCOUNT_SUSPENDED, Event.account_id.in_(ids)).order_by(Event.id)).all()
+    return {account_id: message for account_id, message in rows}
 
 
 def ledger_entries(viewer: Caller, account: str = "", job: int | None = None, reason: str = ""

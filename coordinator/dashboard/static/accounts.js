@@ -15,14 +15,32 @@
     return job ? h("a", { href: FH.url(`jobs/${job}`), text: `#${job}` }) : "–";
   }
 
+  // A job the account's agents get no work of (failure accounting): a link where the viewer may see the job.
+  function block(row) {
+    const job = row.visible ? h("a", { href: FH.url(`jobs/${row.job}`), text: `#${row.job}` })
+      : h("span", { text: `#${row.job}` });
+    return h("li", { dataset: { job: row.job, reason: row.reason }, title: `since ${FH.when(row.at)}` },
+      job, row.job_name ? h("span", { class: "memo", text: ` ${row.job_name} ` }) : " ", FH.pill(row.reason, "reason"));
+  }
+
+  function blocks(row) {
+    if (!row.blocks_total) return h("td", { class: "blocks", text: "–" });
+    const more = row.blocks_total - row.blocks.length;
+    return h("td", { class: "blocks" }, h("ul", { class: "blocks" }, ...row.blocks.map(block)),
+      more > 0 ? h("span", { class: "memo", text: `and ${more} more` }) : null);
+  }
+
   function account(row) {
-    return h("tr", { dataset: { account: row.name } },
-      h("td", {}, h("strong", { text: row.name }), row.trusted ? h("span", { class: "badge", text: "trusted" }) : null),
+    return h("tr", { dataset: { account: row.name, suspended: row.suspended } },
+      h("td", {}, h("strong", { text: row.name }), row.trusted ? h("span", { class: "badge", text: "trusted" }) : null,
+        row.suspended ? FH.pill("suspended") : null,
+        row.suspended_why ? h("div", { class: "memo why", text: row.suspended_why }) : null),
       h("td", { class: "num balance", text: row.balance }),
       h("td", { class: "num", text: row.escrow }),
       h("td", { class: "num", text: row.active_jobs }),
       h("td", { class: "num", text: row.workers }),
       h("td", { class: "num", text: row.claims_rejected }),
+      blocks(row),
       h("td", { text: FH.when(row.created_at) }));
   }
 
