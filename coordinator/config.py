@@ -56,6 +56,10 @@ DECODE_WAIT = 60.0
 # with long paths fits), deeper nesting is 400 too_deep (the API's own bodies are 2 levels deep).
 MAX_JSON_BYTES = 8 * 1024**2
 MAX_JSON_DEPTH = 32
+# ... and more values than this (arrays, objects, items) is 400 too_many_values before parsing: [[],[],...] takes
+# 20 times its bytes once parsed (an 8 MiB body: +389 MiB, measured). The largest honest bodies (MAX_ASSETS files,
+# 10 000 hashes asking what is missing) hold some 20 000.
+MAX_JSON_VALUES = 100_000
 # The child process that reads submitted .blend files, by setting (ParseLimits in protocol/untrusted_parse.py has
 # the defaults and their reasons): its memory, CPU and wall time, and each file's inflated size and block count.
 PARSE_SETTINGS = {"FRAMEHIVE_PARSE_MEMORY": "memory_bytes", "FRAMEHIVE_PARSE_CPU_SECONDS": "cpu_seconds",
@@ -174,6 +178,7 @@ def defaults(data_dir: Path) -> dict[str, Any]:
         "FRAMEHIVE_DECODE_WAIT": DECODE_WAIT,
         "FRAMEHIVE_MAX_JSON_BYTES": MAX_JSON_BYTES,
         "FRAMEHIVE_MAX_JSON_DEPTH": MAX_JSON_DEPTH,
+        "FRAMEHIVE_MAX_JSON_VALUES": MAX_JSON_VALUES,
         **{name: getattr(ParseLimits(), field) for name, field in PARSE_SETTINGS.items()},
         # flask-sock: a worker message bigger than the protocol's limit closes its WebSocket (coordinator/ws_guard)
         "SOCK_SERVER_OPTIONS": {"max_message_size": messages.MAX_MESSAGE_BYTES},
@@ -225,6 +230,7 @@ ENVIRONMENT_SETTINGS = (
     "FRAMEHIVE_MAX_PAGE_SIZE", "FRAMEHIVE_MAX_AGENTS_PER_TOKEN", "FRAMEHIVE_MAX_NAMES_PER_TOKEN",
     "FRAMEHIVE_REQUIRE_CONFINEMENT",
     "FRAMEHIVE_DECODE_SLOTS", "FRAMEHIVE_DECODE_WAIT", "FRAMEHIVE_MAX_JSON_BYTES", "FRAMEHIVE_MAX_JSON_DEPTH",
+    "FRAMEHIVE_MAX_JSON_VALUES",
     *PARSE_SETTINGS,
     "FRAMEHIVE_FALLBACK_WAIT",
 )
