@@ -58,6 +58,9 @@ class GuardedJSONProvider(DefaultJSONProvider):
     a couple of levels deep, and anything deep is costly to walk for nothing."""
 
     def loads(self, s: str | bytes, **kwargs: Any) -> Any:
+        most = int(self._app.config["FRAMEHIVE_MAX_JSON_VALUES"])
+        if values_at_most(s) > most:  # before parsing: millions of tiny values take ~20x their bytes once parsed
+            raise ApiError(400, "too_many_values", f"a JSON body may hold at most {most} values")
         too_deep = ApiError(400, "too_deep", f"JSON may nest at most {self._limit()} levels deep")
         try:
             value = super().loads(s, **kwargs)
@@ -69,6 +72,15 @@ class GuardedJSONProvider(DefaultJSONProvider):
 
     def _limit(self) -> int:
         return int(self._app.config["FRAMEHIVE_MAX_JSON_DEPTH"])
+
+
+def values_at_most(text: str | bytes) -> int:
+    """An upper bound of the values (arrays, objects and their items) a JSON text holds, counted on the text
+    (a comma or bracket inside a string counts too): each value but the first is after a comma or opens a
+    container."""
+    if isinstance(text, str):
+        return text.count(",") + text.count("[") + text.count("{") + 1
+    return text.count(b",") + text.count(b"[") + text.count(b"{") + 1
 
 
 def nesting(value: Any) -> int:

@@ -12,6 +12,7 @@ ERROR_CODES: dict[str, tuple[tuple[int, ...], str]] = {
     "bad_request": ((400,), "a field is missing, of the wrong type or out of range (the message says which)"),
     "bad_json": ((400,), "the body must be JSON (Content-Type: application/json)"),
     "too_deep": ((400,), "JSON nested deeper than FRAMEHIVE_MAX_JSON_DEPTH"),
+    "too_many_values": ((400,), "a JSON body of more values than FRAMEHIVE_MAX_JSON_VALUES (refused before parsing)"),
     "too_large": ((400, 413), "413: a body over its limit (FRAMEHIVE_MAX_JSON_BYTES for JSON, the blob or frame "
                               "limit for uploads); 400: a job's files add up to more than FRAMEHIVE_MAX_JOB_BYTES"),
     "request_entity_too_large": ((413,), "a JSON body sent without a length ran past FRAMEHIVE_MAX_JSON_BYTES"),
