@@ -80,6 +80,10 @@ CHECK_FLOOR = 0.05
 # that catches every fake changing the whole frame. 0.8 makes a renderer faking 5 frames of 100 in that way
 # escape with 0.2^5 = 0.03 %, whatever its trust (docs/verification.md; benchmarks/verification.py).
 SPOT_RATE = 0.8
+# Share of an untrusted renderer's frames whose whole frame a verifier also re-renders at low resolution (tier 1,
+# verification/tier1.py): it sees local cheats that region and spot checks miss; a flag orders a strict region
+# check of the worst tile. 0 (the default until measured on more scenes): no tier-1 checks.
+TIER1_RATE = 0.0
 # A worker caught this many times (as renderer or verifier) is suspended.
 SUSPEND_AFTER = 2
 # Share of passed checks that get a second, independent verifier (catches colluding verifier + renderer).
@@ -186,6 +190,7 @@ def defaults(data_dir: Path) -> dict[str, Any]:
         "FRAMEHIVE_TRUST_BURN_IN": TRUST_BURN_IN,
         "FRAMEHIVE_CHECK_FLOOR": CHECK_FLOOR,
         "FRAMEHIVE_SPOT_RATE": SPOT_RATE,
+        "FRAMEHIVE_TIER1_RATE": TIER1_RATE,
         "FRAMEHIVE_SUSPEND_AFTER": SUSPEND_AFTER,
         "FRAMEHIVE_AUDIT_RATE": AUDIT_RATE,
         "FRAMEHIVE_RINGER_RATE": RINGER_RATE,

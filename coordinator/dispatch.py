@@ -19,7 +19,7 @@ from . import leases, scene_files
 from .db import db
 from .models import Check, Task, Worker
 from .transitions import LostLease, missing_frames
-from .verification import comparison
+from .verification import comparison, tier1
 from .verification.leasing import claim_check, release
 
 
@@ -60,8 +60,9 @@ def verify_message(check: Check) -> m.Verify:
         scene=scene_files.describe(job),
         settings=dict(job.settings or {}),
         upload_url=f"/api/v1/worker/checks/{check.handle}/result",
-        yardstick_seed=comparison.yardstick_seed(),
+        yardstick_seed=None if check.kind == "tier1" else comparison.yardstick_seed(),
         cross=comparison.is_cross(check),
+        overrides=tier1.overrides() if check.kind == "tier1" else {},
     )
 
 

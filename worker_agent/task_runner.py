@@ -85,7 +85,7 @@ class TaskRunner:
         try:
             process = await self._warm_process(order)
             output = self.work_dir / f"check-{order.handle}.png"
-            await process.render_region(order.frame, list(order.rect), str(output))
+            await process.render_region(order.frame, list(order.rect), str(output), overrides=order.overrides or None)
             if order.yardstick_seed is not None and (order.cross or self._opened.get("denoised")):
                 await self._add_yardstick(process, order, output)
             await asyncio.to_thread(upload_frame, self.session, self.base_url, order.upload_url, self.worker_id,

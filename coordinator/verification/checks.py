@@ -8,6 +8,7 @@ from sqlalchemy import select
 from ..db import db
 from ..frame_analysis import Region
 from ..models import Check, Frame, Job, Task, VerificationKey, Worker
+from . import tier1
 
 # The verifier renders this many pixels around the region; only the inside is compared, because a
 # denoiser sees different context near a crop's edge (research/verification.md §4a: 16 px is enough).
@@ -21,7 +22,10 @@ def new_check(kind: str, frame: Frame, region: list[int], excluded: list[int], *
               renderer_sha256: str | None = None) -> Check:
     """Queue a region re-render of ``frame`` for a verifier of none of the ``excluded`` accounts."""
     job: Job = frame.job
-    rect = Region.from_list(region).expanded(MARGIN, job.resolution_x, job.resolution_y)
+    if kind == "tier1":  # the whole frame at low resolution: what the verifier renders is its size
+        rect = Region(0, 0, *tier1.low_size(job.resolution_x, job.resolution_y))
+    else:
+        rect = Region.from_list(region).expanded(MARGIN, job.resolution_x, job.resolution_y)
     check = Check(job_id=job.id, task_id=frame.task_id, key_id=key.id if key else None, frame_id=frame.id,
                   kind=kind, region=list(region), render_rect=rect.as_list(), excluded_accounts=sorted(set(excluded)),
                   renderer_id=renderer.id if renderer else None,

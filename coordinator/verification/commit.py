@@ -27,7 +27,7 @@ def commit_task(task: Task) -> None:
     frames = {f.number: f for f in db.session.execute(select(Frame).filter_by(task_id=task.id)).scalars()}
     sealed = list(db.session.execute(select(VerificationKey).filter_by(task_id=task.id, state="sealed")).scalars())
     used: list[VerificationKey] = []
-    for key in (k for k in sealed if k.kind != "spot"):
+    for key in (k for k in sealed if k.kind not in ("spot", "tier1")):
         renderer = frames[key.frame].worker
         _use_if(key, renderer is not None and key.draw < _rate(job, renderer), used)
     covered = {k.frame for k in used}
@@ -44,10 +44,14 @@ def commit_task(task: Task) -> None:
     for key in (k for k in sealed if k.kind == "spot"):
         renderer = frames[key.frame].worker
         _use_if(key, renderer is not None and key.frame not in covered and key.draw < spot_rate(renderer), used)
+    # Tier 1 looks at the whole frame, on top of the checks above: it sees local cheats they miss (tier1.py).
+    for key in (k for k in sealed if k.kind == "tier1"):
+        renderer = frames[key.frame].worker
+        _use_if(key, renderer is not None and key.draw < tier1_rate(renderer), used)
     for key in used:
         frame = frames[key.frame]
         # Neither the renderer's owner nor the job's owner may verify it (no self-dealing on checks).
-        new_check("spot" if key.kind == "spot" else "verify", frame, key.region,
+        new_check(key.kind if key.kind in ("spot", "tier1") else "verify", frame, key.region,
                   [frame.worker.account_id, job.account_id], renderer=frame.worker, key=key)
     if used:
         move_task(task, TaskState.VERIFYING)
@@ -78,6 +82,11 @@ def accept_task(task: Task) -> None:
 def spot_rate(renderer: Worker) -> float:
     """Share of a renderer's frames that get a spot check (when no region check covers them)."""
     return 0.0 if renderer.account.trusted else float(current_app.config["FRAMEHIVE_SPOT_RATE"])
+
+
+def tier1_rate(renderer: Worker) -> float:
+    """Share of a renderer's frames that get a tier-1 check (whole frame, low resolution)."""
+    return 0.0 if renderer.account.trusted else float(current_app.config["FRAMEHIVE_TIER1_RATE"])
 
 
 def _rate(job: Job, renderer: Worker) -> float:

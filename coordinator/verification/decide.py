@@ -29,6 +29,7 @@ import hashlib
 import io
 import secrets
 
+import numpy as np
 from flask import current_app
 from sqlalchemy import select
 
@@ -39,7 +40,7 @@ from ..models import Blob, Check, Job, Task, now
 from ..states import TaskState
 from ..storage_access import storage
 from ..transitions import LostLease
-from . import comparison, penalties, trust
+from . import comparison, penalties, tier1, trust
 from .checks import new_check, open_checks
 from .commit import accept_task
 
@@ -57,6 +58,9 @@ def judge(check: Check, result: bytes) -> None:
     """
     limit = current_app.config["FRAMEHIVE_MAX_FRAME_PIXELS"]
     rendered = fa.decode(result, limit)
+    if check.kind == "tier1":
+        _judge_tier1(check, rendered, result)
+        return
     rect = fa.Region.from_list(check.render_rect)
     if rendered.shape[1] != rect.width:
         raise fa.BadImage(f"the region render is {rendered.shape[1]}x{rendered.shape[0]}, "
@@ -79,6 +83,28 @@ def judge(check: Check, result: bytes) -> None:
     check.decided_at = now()
 
 
+def _judge_tier1(check: Check, rendered: np.ndarray, result: bytes) -> None:
+    """The whole frame at low resolution against the frame downscaled (tier1.py). A flag ("fail") blames nobody:
+    apply() orders a strict region check of the worst tile."""
+    rect = fa.Region.from_list(check.render_rect)
+    if (rendered.shape[1], rendered.shape[0]) != (rect.width, rect.height):
+        raise fa.BadImage(f"the tier-1 render is {rendered.shape[1]}x{rendered.shape[0]}, "
+                          f"expected {rect.width}x{rect.height}")
+    with storage().open(check.renderer_sha256 or "") as handle:
+        frame = fa.decode(handle.read(), current_app.config["FRAMEHIVE_MAX_FRAME_PIXELS"])
+    if frame.shape[2] != rendered.shape[2]:
+        raise fa.BadImage("the tier-1 render and the frame differ in alpha")
+    compared = tier1.compare(frame, rendered)
+    check.mode = "tier1"
+    check.result_sha256 = _keep(check, result)
+    check.metrics = {"min_tile_psnr": compared.min_tile_psnr, "worst": compared.worst.as_list()}
+    check.verdict = "fail" if compared.flagged else "pass"
+    check.reason = (f"tier1: tile at {compared.worst.as_list()} {compared.min_tile_psnr:.1f} dB < "
+                    f"{tier1.MIN_TILE_PSNR}" if compared.flagged else "tier1: within tolerance")
+    check.state = "done"
+    check.decided_at = now()
+
+
 def _keep(check: Check, data: bytes) -> str:
     """Store a verifier's render as a blob (once per content); returns its sha256."""
     sha256 = hashlib.sha256(data).hexdigest()
@@ -92,7 +118,7 @@ def _keep(check: Check, data: bytes) -> str:
 def apply(check: Check) -> list[LostLease]:
     """Act on a judged check. No commit."""
     handler = {"verify": _on_verify, "spot": _on_verify, "audit": _on_audit, "arbitration": _on_arbitration,
-               "ringer": _on_ringer, "claim": _on_claim}[check.kind]
+               "ringer": _on_ringer, "claim": _on_claim, "tier1": _on_tier1}[check.kind]
     return handler(check)
 
 
@@ -107,6 +133,20 @@ def _on_verify(check: Check) -> list[LostLease]:
     if check.verifier is not None and check.verifier.account.trusted:
         return penalties.renderer_caught(check.renderer, check.frame.job, f"trusted check {check.id} failed")
     _second_opinion("arbitration", check, check)
+    return []
+
+
+def _on_tier1(check: Check) -> list[LostLease]:
+    """Passed: paid, and the task may settle. Flagged: a strict region check of the worst tile decides (a tier-1
+    tolerance never blames anyone), for any verifier this check allowed (bit-exact: the tier-1 verifier too)."""
+    if check.verdict == "pass":
+        payments.pay_check(check)
+        return settle(check.task)
+    job: Job = check.frame.job
+    flagged = tier1.Tier1(check.metrics["min_tile_psnr"], fa.Region.from_list(check.metrics["worst"]), True)
+    region = tier1.follow_up_region(flagged, job.resolution_x, job.resolution_y)
+    new_check("verify", check.frame, region.as_list(), list(check.excluded_accounts), renderer=check.renderer,
+              parent=check, renderer_sha256=check.renderer_sha256)
     return []
 
 

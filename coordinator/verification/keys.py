@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import secrets
 
+from flask import current_app
 from sqlalchemy import select
 
 from ..db import db
@@ -39,6 +40,10 @@ def draw_keys(job: Job, task: Task, frames: list[int]) -> list[VerificationKey]:
     if job.policy == "adaptive":
         drawn += [VerificationKey(task_id=task.id, job_id=job.id, frame=f, kind="spot", draw=_rng.random(),
                                   region=draw_region(_rng, width, height, SPOT_FRACTION).as_list()) for f in frames]
+        if float(current_app.config["FRAMEHIVE_TIER1_RATE"]) > 0:  # the whole frame, at low resolution (tier1.py)
+            whole = Region(0, 0, width, height).as_list()
+            drawn += [VerificationKey(task_id=task.id, job_id=job.id, frame=f, kind="tier1", draw=_rng.random(),
+                                      region=whole) for f in frames]
     return drawn
 
 

@@ -40,6 +40,8 @@ def make_ringer(worker: Worker, like: Check | None = None) -> Check | None:
     The region is the size (as a share of the frame) of ``like``, the check it stands in for, so that ringers
     are as many spots and regions as real checks are.
     """
+    if like is not None and like.kind == "tier1":
+        return None  # a whole frame at low resolution: a region ringer in its place would stand out
     frame = _pick_frame(worker, like)
     if frame is None:
         return None

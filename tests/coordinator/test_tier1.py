@@ -10,10 +10,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from sqlalchemy import select
 
 from coordinator import frame_analysis as fa
-from coordinator.verification import tier1
+from coordinator import leases
+from coordinator.db import db
+from coordinator.dispatch import verify_message
+from coordinator.models import Check, Job, VerificationKey
+from coordinator.verification import decide, keys, leasing, tier1
 from coordinator.verification.checks import MARGIN
+from tests.coordinator.kit import answer, noise_png, render
 from tests.farm import make_scene
 from worker_agent.blender import BlenderLauncher, RenderProcess
 
@@ -78,3 +84,61 @@ def _overlap(a: fa.Region, b: fa.Region) -> int:
     w = min(a.x + a.width, b.x + b.width) - max(a.x, b.x)
     h = min(a.y + a.height, b.y + b.height) - max(a.y, b.y)
     return max(0, w) * max(0, h)
+
+
+def answer_tier1(check: Check) -> None:
+    """An honest verifier's tier-1 render of a noise frame: the frame at low resolution."""
+    truth = fa.decode(noise_png(check.frame.number), 10**8)
+    decide.judge(check, fa.encode_png(fa.downscale_linear(truth, tier1.FACTOR)))
+    db.session.commit()
+    decide.apply(check)
+    db.session.commit()
+
+
+def test_tier1_checks_are_scheduled_and_a_flag_orders_a_strict_check_of_the_worst_tile(v, app):  # type: ignore[no-untyped-def]
+    """Noise frames (``kit``), real database: with FRAMEHIVE_TIER1_RATE every frame of a new renderer gets a tier-1
+    check beside its region check; a frame tampered away from the region passes that and is flagged by tier 1,
+    which blames nobody but queues a region check of the worst tile, and that one fails the frame."""
+    app.config["FRAMEHIVE_TIER1_RATE"] = 1.0
+    job = db.session.get(Job, v["job_id"])
+    for task in job.tasks:
+        keys.redraw_keys(job, task, task.frame_numbers)
+    db.session.commit()
+    task = leases.claim_task(v["renderer"].id)
+    region_key = db.session.execute(select(VerificationKey).filter_by(task_id=task.id, kind="region",
+                                                                      state="sealed")).scalar_one()
+    region_key.region = [0, 0, 16, 9]  # the top left; the tamper is at the bottom right
+    db.session.commit()
+    faked = {region_key.frame}
+
+    def image(number: int) -> bytes:
+        pixels = fa.decode(noise_png(number), 10**8).copy()
+        if number in faked:
+            pixels[24:36, 44:64] = 255 - pixels[24:36, 44:64]
+        return fa.encode_png(pixels)
+
+    render(task, image=image)
+    checks = db.session.execute(select(Check).filter_by(task_id=task.id)).scalars().all()
+    assert sorted(c.kind for c in checks) == ["tier1"] * len(task.frame_numbers) + ["verify"]
+    tier1_checks = [c for c in checks if c.kind == "tier1"]
+    for check in tier1_checks:
+        assert (check.region, check.render_rect) == ([0, 0, 64, 36], [0, 0, 16, 9])
+    leased = leasing.claim_check(v["verifier"])
+    order = verify_message(leased)
+    assert order.rect == leased.render_rect
+    assert order.overrides == (tier1.overrides() if leased.kind == "tier1" else {})
+    leased.state = "queued"  # answered below in a fixed order
+    db.session.commit()
+    answer(next(c for c in checks if c.kind == "verify"))
+    assert next(c for c in checks if c.kind == "verify").verdict == "pass", "the region check sees honest pixels"
+    for check in tier1_checks:
+        answer_tier1(check)
+    flagged = [c for c in tier1_checks if c.verdict == "fail"]
+    assert [c.frame.number for c in flagged] == sorted(faked), "only the faked frame is flagged"
+    assert v["renderer"].times_caught == 0 and task.state == "verifying", "a flag blames nobody"
+    follow = db.session.execute(select(Check).filter_by(parent_id=flagged[0].id)).scalar_one()
+    assert follow.kind == "verify" and _overlap(fa.Region.from_list(follow.region), fa.Region(44, 24, 20, 12)) > 0
+    answer(follow)
+    assert follow.verdict == "fail", "the strict region check of the worst tile fails the fake"
+    arbitration = db.session.execute(select(Check).filter_by(parent_id=follow.id)).scalar_one()
+    assert arbitration.kind == "arbitration" and task.state == "verifying"

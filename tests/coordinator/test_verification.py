@@ -45,7 +45,7 @@ def test_a_new_renderer_is_checked_blind_by_another_owner(v):  # type: ignore[no
     leased = leasing.claim_check(v["verifier"])
     assert leased is not None and leased.id == check.id
     message = verify_message(leased)
-    comparison = {"yardstick_seed", "cross"}  # how to render it (test_comparison.py)
+    comparison = {"yardstick_seed", "cross", "overrides"}  # how to render it (test_comparison.py, test_tier1.py)
     assert set(vars(message)) - comparison == {"handle", "job_id", "frame", "rect", "scene", "settings",
                                                "upload_url"}, "the verifier learns nothing about the renderer"
     rect, region = fa.Region.from_list(message.rect), fa.Region.from_list(check.region)
