@@ -1,7 +1,10 @@
 """HTTP client for a Framehive coordinator, shared by the ``framehive`` command line and the Blender add-on.
 
-Standard library only and free of ``bpy``: Blender's bundled Python has no third-party packages, and the
-command line must run on a bare Python. Every failure reaches the caller as :class:`ApiError` (or its
+Free of ``bpy``, and of third-party packages but ``requests``, which Blender's bundled Python ships and the
+artist install (``framehive[artist]``) brings. One :class:`requests.Session` per :class:`Client` keeps its
+connection open between requests (an upload of many blobs, a poll every second, a download of many frames), and
+tries idempotent requests (GET, HEAD, PUT of a blob) again after a transient failure; a POST is never sent twice
+(a job created twice costs the artist twice). Every failure reaches the caller as :class:`ApiError` (or its
 subclass :class:`ConnectionFailed`), so a user interface needs a single ``except`` to show a clean message. That
 includes a coordinator URL or token that cannot be used at all (:class:`InvalidSetting`, raised when the
 :class:`Client` is made, before anything is sent).
@@ -10,18 +13,19 @@ includes a coordinator URL or token that cannot be used at all (:class:`InvalidS
 from __future__ import annotations
 
 import hashlib
-import http.client
 import json
 import os
 import re
 import secrets
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
 
 __all__ = [
     "API_PREFIX",
@@ -58,12 +62,23 @@ MISSING_QUERY_BATCH = 1000
 # that many seconds (at most MAX_RETRY_AFTER at a time), for RATE_LIMIT_PATIENCE seconds in all.
 RATE_LIMIT_PATIENCE = 120.0
 MAX_RETRY_AFTER = 30.0
+# Transient failures of an idempotent request are tried again: a proxy's 502, a busy 503 or a 504 up to RETRIES
+# times, after 0, 0.5, 1 and 2 s (a coordinator restarting behind its proxy); a connection refused or broken
+# (connect or read) CONNECTION_RETRIES times, so that a coordinator that is down is said so within a second
+# (Client.wait has its own RECONNECT_GRACE).
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT"})
+TRANSIENT_STATUSES = frozenset({502, 503, 504})
+RETRIES = 4
+CONNECTION_RETRIES = 2
+TRANSIENT_BACKOFF = 0.25
+TRANSIENT_BACKOFF_MAX = 2.0
+MAX_REDIRECTS = 5
 
 Progress = Callable[[int, int], None]
 
 _ERROR_BODY_LIMIT = 64 * 1024
 _SHA256_RE = re.compile(r"[0-9a-f]{64}")
-_NETWORK_ERRORS = (OSError, http.client.HTTPException)
+_NETWORK_ERRORS = (OSError, requests.RequestException)
 # Used when an error answer carries no JSON code of its own (a proxy page, a crash).
 _STATUS_CODES = {
     400: "bad_request",
@@ -184,8 +199,17 @@ class Client:
         self.base_url = check_url(base_url)
         self.token = check_token(token)
         self.timeout = timeout
-        # A private opener: inside Blender another add-on may have installed a global one.
-        self._opener = urllib.request.build_opener()
+        self._session = _new_session()
+
+    def close(self) -> None:
+        """Close the kept-alive connections (they are also closed when the client is garbage collected)."""
+        self._session.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
 
     # ------------------------------------------------------------------ account
 
@@ -498,7 +522,7 @@ class Client:
         path: str,
         body: bytes | _ProgressReader | None = None,
         headers: dict[str, str] | None = None,
-    ) -> http.client.HTTPResponse:
+    ) -> requests.Response:
         """Send a request and return the open response if it is a success; raise ApiError otherwise. A 429 is
         sent again after the wait it names, unless the body is a stream (its caller tries again itself)."""
         if isinstance(body, _ProgressReader):
@@ -511,27 +535,75 @@ class Client:
         path: str,
         body: bytes | _ProgressReader | None = None,
         headers: dict[str, str] | None = None,
-    ) -> http.client.HTTPResponse:
-        """One try of :meth:`_open`."""
+    ) -> requests.Response:
+        """One try of :meth:`_open` (transient failures of an idempotent request are tried again below it, by the
+        session's adapter). The answer is streamed: its caller reads it, which returns the connection to the pool.
+        """
         url = self._url(path)
-        request = urllib.request.Request(
-            url, data=body, method=method, headers={"User-Agent": USER_AGENT, **(headers or {})}
-        )
+        headers = {"User-Agent": USER_AGENT, **(headers or {})}
         if self.token:
-            # Unredirected: a redirect to another host must not carry the artist's token along.
-            request.add_unredirected_header("Authorization", f"Bearer {self.token}")
+            # requests drops it when a redirect leads to another host: the artist's token goes nowhere else.
+            headers["Authorization"] = f"Bearer {self.token}"
         try:
-            return self._opener.open(request, timeout=self.timeout)
-        except urllib.error.HTTPError as exc:
-            with exc:
-                raise _error_from_response(exc, url) from None
-        except urllib.error.URLError as exc:
-            raise ConnectionFailed(url, exc.reason) from None
-        except _NETWORK_ERRORS as exc:
-            raise ConnectionFailed(url, exc) from None
+            # Only reads follow redirects: a PUT's stream or a POST is never sent on to another place.
+            response = self._session.request(method, url, data=body, headers=headers, timeout=self.timeout,
+                                             stream=True, allow_redirects=method in ("GET", "HEAD"))
+        except requests.RequestException as exc:
+            raise ConnectionFailed(url, _cause(exc)) from None
+        if not 200 <= response.status_code < 300:
+            with response:
+                raise _error_from_response(response, url)
+        return response
 
 
 T = TypeVar("T")
+
+
+class _IdempotentRetry(Retry):
+    """urllib3's Retry, except that a method it may not repeat is never sent again, even after a refused
+    connection (urllib3 retries those for every method)."""
+
+    def increment(self, method: str | None = None, url: str | None = None, *args: Any, **kwargs: Any) -> Retry:
+        if method is not None and method.upper() not in IDEMPOTENT_METHODS:
+            return Retry(total=0, raise_on_status=False).increment(method, url, *args, **kwargs)
+        return super().increment(method, url, *args, **kwargs)
+
+
+def _new_session() -> requests.Session:
+    """A session whose connections stay open between requests, with transient failures of idempotent requests
+    tried again (see RETRIES). A private session: inside Blender another add-on may change requests' defaults."""
+    retry = _IdempotentRetry(
+        total=RETRIES, connect=CONNECTION_RETRIES, read=CONNECTION_RETRIES,
+        backoff_factor=TRANSIENT_BACKOFF, backoff_max=TRANSIENT_BACKOFF_MAX,
+        allowed_methods=IDEMPOTENT_METHODS, status_forcelist=TRANSIENT_STATUSES,
+        # A 429 is _backing_off's (its Retry-After capped, for every method); the last 5xx becomes an ApiError.
+        respect_retry_after_header=False, raise_on_status=False, raise_on_redirect=False,
+    )
+    session = requests.Session()
+    adapter = HTTPAdapter(max_retries=retry)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    session.max_redirects = MAX_REDIRECTS
+    # Bytes as sent: a frame's hash and Content-Length are of them, and a coordinator's gzip could be a bomb.
+    session.headers["Accept-Encoding"] = "identity"
+    return session
+
+
+def _cause(exc: requests.RequestException) -> BaseException:
+    """The socket's own error inside requests' and urllib3's wrappings (a refused connection's "Connection
+    refused"), for :func:`_describe`; ``exc`` itself when there is none."""
+    queue: list[BaseException] = [exc]
+    seen: set[int] = set()
+    while queue:
+        error = queue.pop(0)
+        if id(error) in seen:
+            continue
+        seen.add(id(error))
+        if isinstance(error, OSError) and error.strerror:
+            return error
+        inner = (getattr(error, "reason", None), *error.args[:1], error.__cause__, error.__context__)
+        queue += [item for item in inner if isinstance(item, BaseException)]
+    return exc
 
 
 def _backing_off(send: Callable[[], T]) -> T:
@@ -571,7 +643,7 @@ def _offset(progress: Progress, before: int, total: int) -> Progress:
 
 
 class _ProgressReader:
-    """Request body that streams a file and reports progress; http.client pulls it through ``read``."""
+    """Request body that streams a file and reports progress; urllib3 pulls it through ``read``."""
 
     def __init__(self, fp: BinaryIO, total: int, progress: Progress | None) -> None:
         self._fp = fp
@@ -579,6 +651,19 @@ class _ProgressReader:
         self._progress = progress
         self._sent = 0
         self._reported = 0
+
+    def __len__(self) -> int:  # requests takes Content-Length from it
+        return self._total
+
+    def tell(self) -> int:  # urllib3 notes the start before sending and seeks back there to send again
+        return self._sent
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        if whence != os.SEEK_SET or not 0 <= offset <= self._total:
+            raise OSError("a blob upload can only be rewound")
+        self._fp.seek(offset)
+        self._sent = self._reported = offset
+        return offset
 
     def read(self, size: int = -1) -> bytes:
         # Never more than Content-Length promised, even if the file grew since it was measured.
@@ -590,7 +675,7 @@ class _ProgressReader:
         return data
 
     def _report(self) -> None:
-        # http.client reads 8 KiB blocks; reporting each would redraw a progress bar 100 000 times per GB.
+        # urllib3 reads 16 KiB blocks; reporting each would redraw a progress bar 100 000 times per GB.
         if self._progress is None or self._sent == self._reported:
             return
         if self._sent - self._reported >= CHUNK_SIZE or self._sent == self._total:
@@ -623,40 +708,40 @@ def _check_sha256(sha256: str) -> str:
     return digest
 
 
-def _read_json(response: http.client.HTTPResponse) -> Any:
+def _read_json(response: requests.Response) -> Any:
     """Read a whole (small) JSON answer."""
     try:
-        raw = response.read()
+        raw = response.content
     except _NETWORK_ERRORS as exc:
         raise ConnectionFailed(_response_url(response), exc) from None
     try:
         return json.loads(raw)
     except ValueError:
-        raise _bad_response(f"expected JSON from {_response_url(response)}", response.status) from None
+        raise _bad_response(f"expected JSON from {_response_url(response)}", response.status_code) from None
 
 
-def _response_url(response: http.client.HTTPResponse) -> str:
+def _response_url(response: requests.Response) -> str:
     return str(getattr(response, "url", "") or "the coordinator")
 
 
-def _error_from_response(exc: urllib.error.HTTPError, url: str) -> ApiError:
+def _error_from_response(response: requests.Response, url: str) -> ApiError:
     """Turn an HTTP error answer into ApiError, using the server's ``{"error": {...}}`` body if present."""
-    status = exc.code
+    status = response.status_code
     try:
-        raw = exc.read(_ERROR_BODY_LIMIT)
+        raw = next(response.iter_content(_ERROR_BODY_LIMIT), b"")  # no more of a stranger's page than that
     except _NETWORK_ERRORS:
         raw = b""
     error = _json_error(raw)
     if error is not None:
         code = error.get("code") if isinstance(error.get("code"), str) else _default_code(status)
-        message = error.get("message") if isinstance(error.get("message"), str) else exc.reason
+        message = error.get("message") if isinstance(error.get("message"), str) else response.reason
         details = error.get("details")
         if not isinstance(details, dict):
             details = {key: value for key, value in error.items() if key not in ("code", "message")}
         failure = ApiError(status, code, str(message), details)
     else:
-        failure = ApiError(status, _default_code(status), _generic_message(status, exc, raw, url))
-    if status == 429 and exc.headers and (header := exc.headers.get("Retry-After", "").strip()).isdigit():
+        failure = ApiError(status, _default_code(status), _generic_message(status, response, raw, url))
+    if status == 429 and (header := response.headers.get("Retry-After", "").strip()).isdigit():
         failure.details["retry_after"] = int(header)  # the header is the standard; a body may lack it
     return failure
 
@@ -679,10 +764,10 @@ def _default_code(status: int) -> str:
     return _STATUS_CODES.get(status, "server_error" if status >= 500 else "http_error")
 
 
-def _generic_message(status: int, exc: urllib.error.HTTPError, raw: bytes, url: str) -> str:
+def _generic_message(status: int, response: requests.Response, raw: bytes, url: str) -> str:
     """Message for an error without a JSON body; a short plain-text body is worth showing, HTML is not."""
-    message = f"{exc.reason or 'error'} from {url}"
-    content_type = (exc.headers.get("Content-Type") or "") if exc.headers else ""
+    message = f"{response.reason or 'error'} from {url}"
+    content_type = response.headers.get("Content-Type") or ""
     if content_type.startswith("text/plain"):
         first_line = raw.decode("utf-8", "replace").strip().splitlines()[:1]
         if first_line:
@@ -690,13 +775,14 @@ def _generic_message(status: int, exc: urllib.error.HTTPError, raw: bytes, url: 
     return message
 
 
-def _copy_hashed(response: http.client.HTTPResponse, out: BinaryIO, url: str) -> tuple[str, int]:
+def _copy_hashed(response: requests.Response, out: BinaryIO, url: str) -> tuple[str, int]:
     """Copy a response body to ``out`` in chunks; return its sha256 and size."""
     digest = hashlib.sha256()
     size = 0
+    chunks = response.iter_content(CHUNK_SIZE)
     while True:
         try:
-            chunk = response.read(CHUNK_SIZE)
+            chunk = next(chunks, b"")
         except _NETWORK_ERRORS as exc:
             raise ConnectionFailed(url, exc) from None
         if not chunk:

@@ -67,10 +67,12 @@ def closed_port() -> int:
 # ---------------------------------------------------------------------- package
 
 
-def test_importing_the_cli_loads_only_the_standard_library() -> None:
-    # The client ships inside the Blender add-on, where neither bpy (outside Blender) nor requests exist.
+def test_importing_the_cli_loads_only_the_standard_library_and_requests() -> None:
+    # The client ships inside the Blender add-on, where bpy (outside Blender) does not exist and of the third-party
+    # packages only those Blender bundles do: requests (and what it imports).
     code = (
         "import sys\n"
+        "import requests\n"
         "before = set(sys.modules)\n"
         "import addon.cli\n"
         "new = {m.split('.')[0] for m in set(sys.modules) - before}\n"
