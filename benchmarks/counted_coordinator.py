@@ -37,23 +37,27 @@ class StatementCounter:
         self.directory = directory
         self._lock = threading.Lock()
         self.by_verb: Counter[str] = Counter()
+        self.by_site: Counter[str] = Counter()  # see call_site
         self._pid = 0  # the process whose answering thread runs (a forked child starts its own)
 
     def statement(self, text: str) -> None:
         words = text.split(None, 1)
+        site = call_site()
         with self._lock:
             if self._pid != os.getpid():
                 self._start_answering()
             self.by_verb[words[0].upper() if words else "?"] += 1
+            self.by_site[site] += 1
 
     def reading(self) -> dict[str, Any]:
         with self._lock:
-            by_verb = dict(self.by_verb)
-        return {"pid": os.getpid(), "statements": sum(by_verb.values()), "by_verb": by_verb}
+            by_verb, by_site = dict(self.by_verb), dict(self.by_site)
+        return {"pid": os.getpid(), "statements": sum(by_verb.values()), "by_verb": by_verb, "by_site": by_site}
 
     def _start_answering(self) -> None:
         self._pid = os.getpid()
         self.by_verb.clear()  # a forked child counts its own statements only
+        self.by_site.clear()
         ask, answer = pipes(self.directory, self._pid)
         for path in (ask, answer):
             path.unlink(missing_ok=True)
@@ -75,6 +79,24 @@ def ask(directory: Path, pid: int) -> dict[str, Any]:
         out.write("?\n")
     with answer.open() as reply:
         return json.loads(reply.readline())
+
+
+def call_site(depth: int = 4) -> str:
+    """Where a statement comes from: the innermost ``depth`` functions of the coordinator's own code on the stack
+    (its database and server plumbing left out), innermost first: ``leases.claim_task < dispatch._give_work <
+    dispatch.kick < worker_channel._finished``."""
+    names: list[str] = []
+    frame = sys._getframe(2)
+    while frame is not None and len(names) < depth:
+        path = frame.f_code.co_filename
+        if f"{os.sep}coordinator{os.sep}" in path and Path(path).stem not in PLUMBING:
+            names.append(f"{Path(path).stem}.{frame.f_code.co_name}")
+        frame = frame.f_back
+    return " < ".join(names) or "(outside the coordinator's code)"
+
+
+# Modules of the coordinator that every statement passes through: left out of call sites.
+PLUMBING = {"db", "gunicorn_server", "serving", "serve"}
 
 
 def install(directory: Path) -> StatementCounter:

@@ -176,8 +176,8 @@ class Artist:
         response = self.session.put(f"{self.base_url}/api/v1/blobs/{sha256}", data=data, timeout=60)
         response.raise_for_status()
 
-    def submit(self, body: dict[str, Any]) -> dict[str, Any]:
-        response = self.session.post(f"{self.base_url}/api/v1/jobs", json=body, timeout=300)
+    def submit(self, body: dict[str, Any], timeout: float) -> dict[str, Any]:
+        response = self.session.post(f"{self.base_url}/api/v1/jobs", json=body, timeout=timeout)
         if response.status_code != 201:
             raise RuntimeError(f"submit refused: {response.status_code} {response.text[:500]}")
         return response.json()
@@ -240,8 +240,10 @@ async def run_job(args: argparse.Namespace, coordinator: Coordinator, artist: Ar
         body["chunk"] = args.chunk
     start = await reading(coordinator)
     state.submitted_at = time.monotonic()
-    job = await asyncio.to_thread(artist.submit, body)
-    log(f"job {job['id']} submitted: {job['total']} frames in chunks of {job['chunk']}")
+    job = await asyncio.to_thread(artist.submit, body, args.timeout)
+    state.submit_seconds = time.monotonic() - state.submitted_at  # the answer waits for the dispatcher's kick
+    log(f"job {job['id']} submitted: {job['total']} frames in chunks of {job['chunk']}, answered in "
+        f"{state.submit_seconds:.1f} s")
     deadline = time.monotonic() + args.timeout
     event = None
     while event is None and time.monotonic() < deadline:
@@ -345,6 +347,8 @@ def summarise(args: argparse.Namespace, run: dict[str, Any], coordinator: Coordi
     statements = end.statements["statements"] - start.statements["statements"]
     by_verb = {k: v - start.statements["by_verb"].get(k, 0) for k, v in end.statements["by_verb"].items()}
     per_frame = max(1, verified)
+    sites = Counter(end.statements.get("by_site", {}))
+    sites.subtract(start.statements.get("by_site", {}))
     latencies_ms = [1000 * s for s in state.latencies]
     return {
         "agents": args.agents,
@@ -355,12 +359,14 @@ def summarise(args: argparse.Namespace, run: dict[str, Any], coordinator: Coordi
         "job_state": summary["state"],
         "chunk": summary["chunk"],
         "seconds": round(seconds, 3),
+        "submit_answer_seconds": round(state.submit_seconds, 2),
         "frames_per_s": round(verified / seconds, 2) if seconds > 0 else None,
         "assign_latency_ms": {"p50": _ms(percentile(latencies_ms, 0.50)), "p99": _ms(percentile(latencies_ms, 0.99)),
                               "max": _ms(max(latencies_ms, default=None)), "count": len(latencies_ms)},
         "sql_statements": statements,
         "sql_per_frame": round(statements / per_frame, 2),
         "sql_per_frame_by_verb": {k: round(v / per_frame, 2) for k, v in sorted(by_verb.items()) if v},
+        "sql_per_frame_by_site": {k: round(v / per_frame, 2) for k, v in sites.most_common(30) if v > 0},
         "coordinator_cpu_s": round(end.cpu - start.cpu, 2),
         "coordinator_cpu_ms_per_frame": round(1000 * (end.cpu - start.cpu) / per_frame, 3),
         "coordinator_rss_mb": round(rss(coordinator.pid) / 2**20, 1),
@@ -438,7 +444,8 @@ def main(argv: list[str] | None = None) -> int:
         scene = make_scene(Scene("fleet", args.width, args.height, 1, args.frames), root)
         database = None
         if args.db == "postgresql":
-            postgres = PostgresServer(root / "postgres")
+            # its own directory: the server runs as the postgres user, and ``root`` is private to this one
+            postgres = PostgresServer(Path(tempfile.mkdtemp(prefix="framehive-fleet-pg-")))
             postgres.start()
             database = postgres.create_database()
         owners = math.ceil(args.agents / AGENTS_PER_TOKEN)
@@ -458,6 +465,7 @@ def main(argv: list[str] | None = None) -> int:
             coordinator.stop()
         if postgres is not None:
             postgres.stop()
+            shutil.rmtree(postgres.root, ignore_errors=True)
         if args.keep:
             log(f"kept {root}")
         else:

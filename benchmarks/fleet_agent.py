@@ -56,6 +56,7 @@ class FleetState:
 
     images: FrameImages
     submitted_at: float | None = None  # time.monotonic() when the job was submitted
+    submit_seconds: float = 0.0  # how long the coordinator took to answer the submit
     latencies: list[float] = field(default_factory=list)  # idle (or submit) to the next order, seconds
     tasks_done: int = 0
     checks_done: int = 0
