@@ -12,7 +12,12 @@ from __future__ import annotations
 
 import secrets
 
+import numpy as np
+from flask import current_app
+
+from .. import frame_analysis as fa
 from ..models import Check
+from ..storage_access import storage
 
 #: Yardstick seeds are drawn from Cycles' seed range (a 32-bit signed int property); never 0, the default seed.
 YARDSTICK_SEEDS = 2**31 - 1
@@ -27,3 +32,30 @@ def is_cross(check: Check) -> bool:
 def yardstick_seed() -> int:
     """A fresh seed for a verifier's second render: the renderer cannot know it in advance."""
     return 1 + secrets.randbelow(YARDSTICK_SEEDS - 1)
+
+
+def renders_agree(check: Check, other: Check) -> bool:
+    """Whether ``check``'s kept render of its region could be an honest render of what ``other`` rendered there.
+
+    A verifier is blamed for what it uploaded, never for a verdict alone: across device classes an honest render
+    may pass a cheat (or an arbiter's may) where another fails it, and both renders are still honest. Judged by
+    the check rule with ``other`` as the reference (its yardstick included); across classes without a yardstick
+    nothing is proven, so they agree.
+    """
+    limit = current_app.config["FRAMEHIVE_MAX_FRAME_PIXELS"]
+    mine, theirs = _region_render(check, limit), _region_render(other, limit)
+    cross = check.verifier is None or other.verifier is None \
+        or check.verifier.device_class != other.verifier.device_class
+    if cross and theirs[1] is None:
+        return True
+    return fa.judge_region(mine[0], theirs[0], theirs[1], cross).passed
+
+
+def _region_render(check: Check, limit: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """A check's kept upload, cut to its region: (job-seed render, yardstick render or None)."""
+    with storage().open(check.result_sha256 or "") as handle:
+        rendered = fa.decode(handle.read(), limit)
+    rect = fa.Region.from_list(check.render_rect)
+    top, bottom = fa.split_yardstick(rendered, rect.height)
+    inner = fa.Region.from_list(check.region).relative_to(rect)
+    return fa.crop(top, inner), None if bottom is None else fa.crop(bottom, inner)

@@ -164,7 +164,8 @@ def _on_arbitration(check: Check) -> list[LostLease]:
     job: Job = check.frame.job
     if check.verdict == "pass":  # the renderer was right: whoever said otherwise lied
         payments.pay_arbiter(check, loser=disputed.verifier)
-        penalties.verifier_caught(disputed.verifier, f"check {disputed.id} contradicted by arbitration {check.id}")
+        if disputed.verifier is not None and not comparison.renders_agree(disputed, check):
+            penalties.verifier_caught(disputed.verifier, f"check {disputed.id} contradicted by arbitration {check.id}")
         if disputed.kind == "verify":
             trust.passed(check.renderer)
         return settle(check.task)
@@ -175,7 +176,7 @@ def _on_arbitration(check: Check) -> list[LostLease]:
     lost = penalties.renderer_caught(check.renderer, job, f"arbitration {check.id} confirmed check {disputed.id}")
     if disputed.kind == "audit":  # the first verifier had agreed with a cheating renderer: collusion
         first = db.session.get(Check, disputed.parent_id)
-        if first is not None and first.verifier is not None:
+        if first is not None and first.verifier is not None and not comparison.renders_agree(first, check):
             penalties.verifier_caught(first.verifier, f"passed check {first.id} of a frame found faked")
     return lost
 

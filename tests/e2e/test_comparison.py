@@ -131,5 +131,7 @@ def test_a_cheater_of_a_third_device_class_is_caught_by_cross_class_checks(
 
     final = network.user.job(job["id"])
     failed = [c for c in decided(final) if c["renderer"] == cheater and c["verdict"] == "fail"]
-    assert failed and all(c["mode"] == "cross" for c in failed), failed
-    assert all(workers(network.admin)[n]["times_caught"] == 0 for n in ("ann-box", "ben-box"))
+    assert failed and all(c["mode"] == "cross" for c in failed), [(c["kind"], c["mode"], c["reason"]) for c in failed]
+    # An honest render of another class may pass a fake its peer fails (d < 1 across classes): neither is a liar.
+    blamed = {n: workers(network.admin)[n]["times_caught"] for n in ("ann-box", "ben-box")}
+    assert blamed == {"ann-box": 0, "ben-box": 0}, blamed
