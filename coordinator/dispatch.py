@@ -2,12 +2,14 @@
 
 ``kick()`` is called whenever work or a worker may have become available (a job submitted, a task finished
 or requeued, a worker connected). It leases a task for each idle connection and sends it at once: workers
-never poll. The registry only knows this process's connections; the database decides who holds what.
+never poll. The registry only knows this process's connections; the database decides who holds what. On
+PostgreSQL a kick also tells the other coordinator processes to kick theirs (wakeups.py).
 """
 
 from __future__ import annotations
 
 import threading
+import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -15,7 +17,7 @@ from flask import current_app
 
 from protocol import messages as m
 
-from . import leases, scene_files
+from . import leases, scene_files, wakeups
 from .db import db
 from .models import Check, Task, Worker
 from .transitions import LostLease, missing_frames
@@ -88,6 +90,7 @@ class Dispatcher:
         self._connections: dict[int, Connection] = {}
         self._registry = threading.Lock()
         self._dispatching = threading.RLock()
+        self.origin = uuid.uuid4().hex  # names this process in wake-up notifications
 
     def register(self, conn: Connection) -> Connection | None:
         """Add a connection; returns the one it replaces (same worker reconnecting), if any."""
@@ -105,13 +108,17 @@ class Dispatcher:
         with self._registry:
             return self._connections.get(worker_id)
 
-    def kick(self) -> None:
+    def kick(self, announce: bool = True) -> None:
         """Lease and push work to every idle connection. Must run inside an app context.
 
         Ends the caller's transaction first: on SQLite every transaction holds the write lock, and a thread
         waiting for the dispatcher lock while holding the database would deadlock with one that holds the
-        dispatcher lock and waits for the database.
+        dispatcher lock and waits for the database. With ``announce`` (PostgreSQL) that commit carries a
+        notification waking the other coordinators; a kick that a notification caused announces nothing, or
+        two coordinators would wake each other for ever.
         """
+        if announce:
+            wakeups.announce(self.origin)
         db.session.commit()
         with self._dispatching:
             with self._registry:

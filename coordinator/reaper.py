@@ -1,6 +1,7 @@
 """Background thread: expire silent workers' leases, settle jobs nobody may run, and re-kick dispatch.
 
-The re-kick also picks up work that another coordinator (sharing the database) made available.
+The re-kick also picks up work that another coordinator (sharing the database) made available and whose wake-up
+this process missed; on PostgreSQL the wake-up listener (wakeups.py) runs beside it and usually comes first.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ import threading
 
 from flask import Flask
 
-from . import leases
+from . import leases, wakeups
 from .db import db
 from .verification import leasing as check_leasing
 
@@ -19,24 +20,42 @@ class Reaper:
         self.app = app
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="framehive-reaper", daemon=True)
+        dispatcher = app.extensions["framehive_dispatcher"]
+        self.listener = (wakeups.Listener(app, dispatcher.origin, self.wake)
+                         if wakeups.is_postgresql(app.config["SQLALCHEMY_DATABASE_URI"]) else None)
 
     def start(self) -> None:
         self._thread.start()
+        if self.listener is not None:
+            self.listener.start()
 
     def stop(self) -> None:
         self._stop.set()
+        if self.listener is not None:
+            self.listener.stop()
         self._thread.join(timeout=5)
+
+    def wake(self) -> None:
+        """Another coordinator announced work or a freed worker: offer work to this process's idle agents."""
+        with self.app.app_context():
+            try:
+                self.app.extensions["framehive_dispatcher"].kick(announce=False)
+            finally:
+                db.session.remove()
 
     def sweep(self) -> None:
         """One pass; safe to call from tests."""
         dispatcher = self.app.extensions["framehive_dispatcher"]
         with self.app.app_context():
             try:
-                dispatcher.drop_leases(leases.expire_leases())
-                dispatcher.drop_leases(check_leasing.expire())
+                requeued = leases.expire_leases()
+                dispatcher.drop_leases(requeued)
+                rechecks = check_leasing.expire()
+                dispatcher.drop_leases(rechecks)
                 leases.mark_silent_workers_offline()
                 dispatcher.drop_leases(leases.settle_jobs_nobody_may_run())
-                dispatcher.kick()
+                # Every coordinator sweeps: only work this pass put back is news to the others.
+                dispatcher.kick(announce=bool(requeued or rechecks))
             finally:
                 db.session.remove()
 
