@@ -100,8 +100,10 @@ def build_parser() -> argparse.ArgumentParser:
         prog="framehive-worker", description="Framehive worker agent",
         epilog="Control a running agent: framehive-worker pause [--reason TEXT] | framehive-worker resume "
                "(with the agent's --cache-dir if not the default)")
-    parser.add_argument("--coordinator", default=os.environ.get("FRAMEHIVE_COORDINATOR"),
-                        help="coordinator base URL, e.g. http://127.0.0.1:8400 (env FRAMEHIVE_COORDINATOR)")
+    parser.add_argument("--coordinator", action="append", metavar="URL",
+                        help="coordinator base URL, e.g. http://127.0.0.1:8400; give it again for each other "
+                             "coordinator of the network: the agent moves to the next when its coordinator goes away "
+                             "(env FRAMEHIVE_COORDINATOR, a comma list)")
     parser.add_argument("--token-file", type=Path, metavar="PATH",
                         help="file holding the worker token, readable by you only (chmod 600); "
                              f"default: the {token_source.ENV_TOKEN} variable")
@@ -187,14 +189,16 @@ def serve(args: argparse.Namespace, prog: str, make_runner: RunnerFactory,
         return 2
     for warning in warnings:
         log.warning("%s", warning)
-    if not args.coordinator:
+    given = args.coordinator or [os.environ.get("FRAMEHIVE_COORDINATOR", "")]
+    if not any(url.strip() for url in given):
         print(f"{prog}: --coordinator is required (or FRAMEHIVE_COORDINATOR)", file=sys.stderr)
         return 2
     if args.threads is not None and args.threads < 1:
         print(f"{prog}: --threads must be at least 1", file=sys.stderr)
         return 2
     try:
-        args.coordinator = coordinator_urls.base_url(args.coordinator)
+        args.coordinators = coordinator_urls.base_urls(given)
+        args.coordinator = args.coordinators[0]  # the runner's until the agent connects (Agent._point_at)
         return asyncio.run(_run(args, make_runner, on_start))
     except (BlenderNotFound, DeviceUnavailable, FatalError, ValueError) as exc:
         print(f"{prog}: {exc}", file=sys.stderr)
@@ -230,7 +234,7 @@ async def _run(args: argparse.Namespace, make_runner: RunnerFactory,
     owner = owner_control.OwnerControl(args.cache_dir, args.schedule)
     if args.schedule is not None:
         log.info("schedule: works %s local time", args.schedule)
-    agent = Agent(args.coordinator, args.token, identity, runner, control=owner,
+    agent = Agent(args.coordinators, args.token, identity, runner, control=owner,
                   earnings=EarningsWatch(session, args.coordinator))
     if on_start is not None:
         on_start(agent, runner)

@@ -1,4 +1,9 @@
-"""The agent's life: connect to the coordinator's WebSocket, say hello, take tasks, reconnect with backoff.
+"""The agent's life: connect to a coordinator's WebSocket, say hello, take tasks, reconnect with backoff.
+
+The owner may list several coordinators of one network (they share one database): the agent connects to the first
+that answers and, when its coordinator goes away, moves to the next in the list, backing off once every one has
+failed. Each connection points the agent's HTTP requests (scenes, frames, earnings) at the coordinator it is
+connected to, so the token only ever goes to the URLs the owner gave.
 
 The coordinator pushes ``assign`` the moment this agent is idle; the agent renews its lease with
 heartbeats and progress messages and uploads frames over HTTP as they are written. Before taking an order it
@@ -13,7 +18,7 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,7 +29,7 @@ from protocol import PROTOCOL_VERSION
 from protocol import messages as m
 
 from . import __version__, confinement, coordinator_urls
-from .coordinator_urls import websocket_url
+from .coordinator_urls import base_urls, websocket_url
 from .earnings import EARNINGS_MAX, EARNINGS_SOON, EarningsWatch
 from .http_errors import escaped
 from .owner_control import CONTROL_POLL, RUNNING, Availability, OwnerControl
@@ -58,11 +63,13 @@ class Identity:
 
 class Agent:
     """``control``: the owner's pause and schedule (None: always available); ``earnings``: reports what the agent
-    earned after its work (None: not looked up)."""
+    earned after its work (None: not looked up). ``coordinators``: the owner's coordinator URLs, in order of
+    preference."""
 
-    def __init__(self, base_url: str, token: str, identity: Identity, runner: TaskRunner, *,
+    def __init__(self, coordinators: Sequence[str], token: str, identity: Identity, runner: TaskRunner, *,
                  control: OwnerControl | None = None, earnings: EarningsWatch | None = None) -> None:
-        self.url = websocket_url(base_url)
+        self.coordinators = base_urls(list(coordinators))
+        self.base = self.coordinators[0]  # the coordinator this agent talks to (or tries next)
         self.token = token
         self.identity = identity
         self.runner = runner
@@ -75,38 +82,64 @@ class Agent:
         self._assign: m.Assign | m.Verify | None = None  # the work in hand
         # Work the coordinator cancelled, still unwinding (killing its Blender): new work waits for it.
         self._winding_down: asyncio.Task[None] | None = None
+        self._welcomed = False  # whether the current connection's coordinator welcomed this agent
 
     def stop(self) -> None:
         """Graceful stop (SIGTERM / Ctrl-C): hand back the current task and disconnect."""
         self.stopping.set()
 
+    @property
+    def url(self) -> str:
+        """The WebSocket URL of the current coordinator."""
+        return websocket_url(self.base)
+
     async def run(self) -> None:
-        delay = BACKOFF_START
+        delay, index, failures = BACKOFF_START, 0, 0
         while not self.stopping.is_set():
-            try:
-                async with websockets.connect(
-                    self.url, additional_headers={"Authorization": f"Bearer {self.token}"},
-                    max_size=MAX_WS_MESSAGE, open_timeout=15,
-                ) as ws:
-                    delay = BACKOFF_START
-                    await self._session(ws)
-            except InvalidStatus as exc:
-                status = exc.response.status_code
-                if status in (401, 403):
-                    raise FatalError(f"the coordinator refused the token (HTTP {status}): "
-                                     f"{escaped(exc.response.body.decode(errors='replace'), 200)}") from None
-                log.warning("coordinator answered HTTP %s; retrying", status)
-            except (OSError, ConnectionClosed, TimeoutError) as exc:
-                log.warning("connection to %s lost or refused (%s)", self.url, exc or type(exc).__name__)
+            self._point_at(self.coordinators[index])
+            welcomed = await self._connect()
             await self._abandon_task()
             if self.stopping.is_set():
                 break
+            # A coordinator that welcomed this agent was up: start backing off afresh. Only a whole round of
+            # coordinators that refused or failed doubles the wait, so a lost coordinator costs one short wait.
+            delay, failures = (BACKOFF_START, 0) if welcomed else (delay, failures + 1)
+            index = (index + 1) % len(self.coordinators)
             wait = delay * random.uniform(0.75, 1.25)
-            log.info("reconnecting in %.1f s", wait)
+            if failures >= len(self.coordinators):
+                delay, failures = min(delay * 2, BACKOFF_MAX), 0
+            log.info("reconnecting in %.1f s (to %s)", wait, self.coordinators[index])
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.stopping.wait(), timeout=wait)
-            delay = min(delay * 2, BACKOFF_MAX)
         await self.runner.discard_process()
+
+    def _point_at(self, base: str) -> None:
+        """Make ``base`` (one of the owner's URLs) the coordinator of every request: scenes, frames and earnings go
+        to the coordinator that gave the order, and the token to no URL the owner did not give."""
+        self.base = base
+        self.runner.base_url = base
+        self.runner.scenes.base_url = base
+        if self.earnings is not None:
+            self.earnings.base_url = base
+
+    async def _connect(self) -> bool:
+        """One connection to the current coordinator, until it ends; True if the coordinator welcomed this agent."""
+        self._welcomed = False
+        try:
+            async with websockets.connect(
+                self.url, additional_headers={"Authorization": f"Bearer {self.token}"},
+                max_size=MAX_WS_MESSAGE, open_timeout=15,
+            ) as ws:
+                await self._session(ws)
+        except InvalidStatus as exc:
+            status = exc.response.status_code
+            if status in (401, 403):  # the coordinators share one database: the others would refuse it too
+                raise FatalError(f"the coordinator refused the token (HTTP {status}): "
+                                 f"{escaped(exc.response.body.decode(errors='replace'), 200)}") from None
+            log.warning("coordinator %s answered HTTP %s", self.base, status)
+        except (OSError, ConnectionClosed, TimeoutError) as exc:
+            log.warning("connection to %s lost or refused (%s)", self.url, exc or type(exc).__name__)
+        return self._welcomed
 
     async def _session(self, ws: websockets.ClientConnection) -> None:
         i = self.identity
@@ -124,6 +157,7 @@ class Agent:
         if not isinstance(welcome, m.Welcome):
             raise FatalError(f"expected welcome, got {welcome.TYPE}")
         self.runner.worker_id = welcome.worker_id
+        self._welcomed = True
         log.info("connected to %s as worker %s (%s)", self.url, welcome.worker_id, i.name)
 
         async def send(message: m.Message) -> None:

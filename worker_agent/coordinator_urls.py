@@ -45,6 +45,21 @@ def base_url(text: str) -> str:
     return text.rstrip("/")
 
 
+def base_urls(given: list[str]) -> list[str]:
+    """The owner's coordinators, in the order given: each ``--coordinator`` may itself be a comma list (as
+    ``FRAMEHIVE_COORDINATOR`` is); every URL checked as :func:`base_url`, duplicates dropped. The agent sends its
+    token to these and nowhere else."""
+    urls: list[str] = []
+    for text in given:
+        for part in text.split(","):
+            url = base_url(part.strip())
+            if url not in urls:
+                urls.append(url)
+    if not urls:
+        raise ValueError("no coordinator URL given")
+    return urls
+
+
 def websocket_url(base: str) -> str:
     """``http://host:8400`` → ``ws://host:8400/api/v1/worker/ws`` (https → wss)."""
     base = base_url(base)
