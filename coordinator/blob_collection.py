@@ -107,7 +107,7 @@ def _collect_blobs(at: float, done: Collected) -> None:
             db.session.execute(delete(Blob).where(Blob.sha256.in_(doomed)))
         db.session.commit()
         for sha in doomed:  # the rows are gone: nothing can reach these files any more
-            storage().path(sha).unlink(missing_ok=True)
+            storage().delete(sha)
         done.blobs += doomed
         done.bytes += sum(sizes[sha] for sha in doomed)
 

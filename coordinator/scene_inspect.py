@@ -12,6 +12,7 @@ Limits: the ``FRAMEHIVE_PARSE_*`` settings (protocol.untrusted_parse.ParseLimits
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from typing import Any
 
 from flask import current_app
@@ -37,9 +38,10 @@ def scan_blobs(blobs: list[Blob]) -> dict[str, dict[str, Any]]:
     protocol.blend_scan's answer with ``"blend": true`` for one, or ``{"ok": false, "code", "error"}``."""
     unread = list({blob.sha256: blob for blob in blobs if not _current(blob.info)}.values())
     if unread:
-        paths = {blob.sha256: storage().path(blob.sha256) for blob in unread}
-        candidates = [blob for blob in unread if may_be_blend(paths[blob.sha256])]
-        answers = scan_files([paths[blob.sha256] for blob in candidates], limits(), scratch=storage().root / "tmp")
+        with ExitStack() as local:  # an object store's blobs are downloaded for the parse, and deleted after
+            paths = {blob.sha256: local.enter_context(storage().local_file(blob.sha256)) for blob in unread}
+            candidates = [blob for blob in unread if may_be_blend(paths[blob.sha256])]
+            answers = scan_files([paths[blob.sha256] for blob in candidates], limits(), scratch=storage().scratch)
         by_sha = {blob.sha256: answer for blob, answer in zip(candidates, answers, strict=True)}
         for blob in unread:
             blob.info = {"scan": SCAN_VERSION, **by_sha.get(blob.sha256, NOT_A_BLEND)}

@@ -157,6 +157,18 @@ class SceneCache:
         more = f" ({len(problems) - 1} more problems)" if len(problems) > 1 else ""
         return SceneUnsafe(f"refusing the scene: {problems[0].message}{more}", problems)
 
+    def _download(self, sha256: str) -> requests.Response:
+        """The blob from the coordinator, or from the object store its redirect names (S3 storage: a presigned
+        URL). One hop only, fetched outside the session so the worker's token never reaches the store; the
+        bytes are checked against the sha256 and size all the same."""
+        response = self.session.get(coordinator_urls.join(self.base_url, coordinator_urls.blob_path(sha256)),
+                                    stream=True, timeout=DOWNLOAD_TIMEOUT, allow_redirects=False)
+        location = response.headers.get("Location", "")
+        if response.status_code in (302, 303, 307) and location.startswith(("https://", "http://")):
+            response.close()
+            return requests.get(location, stream=True, timeout=DOWNLOAD_TIMEOUT, allow_redirects=False)
+        return response
+
     def fetch(self, file: RemoteFile) -> Path:
         """The cached blob, downloaded and verified first if needed (never more bytes than announced)."""
         target = self.blobs / file.sha256
@@ -166,10 +178,7 @@ class SceneCache:
         received = 0
         fd, tmp_name = tempfile.mkstemp(dir=self.blobs, suffix=".part")
         try:
-            with os.fdopen(fd, "wb") as tmp, self.session.get(
-                coordinator_urls.join(self.base_url, coordinator_urls.blob_path(file.sha256)), stream=True,
-                timeout=DOWNLOAD_TIMEOUT, allow_redirects=False,
-            ) as response:
+            with os.fdopen(fd, "wb") as tmp, self._download(file.sha256) as response:
                 if response.status_code != 200:
                     raise SceneDownloadError(refusal(f"download of {file.path} failed", response))
                 for chunk in response.iter_content(CHUNK):

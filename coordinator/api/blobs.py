@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, jsonify, request, send_file
+from flask import Blueprint, current_app, jsonify, request
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
@@ -14,7 +14,7 @@ from ..models import Blob, Check, Job, Task, Worker
 from ..states import TaskState
 from ..storage import BlobTooLarge, HashMismatch
 from ..storage.local import SHA256_RE
-from ..storage_access import storage
+from ..storage_access import serve, storage
 from .bodies import drain
 
 bp = Blueprint("blobs", __name__)
@@ -90,7 +90,7 @@ def download(sha256: str):  # type: ignore[no-untyped-def]
         raise ApiError(403, "forbidden", "this blob is not a file of a task or check leased to you")
     if db.session.get(Blob, sha256) is None:
         raise ApiError(404, "not_found", "no such blob")
-    return send_file(storage().path(sha256), mimetype="application/octet-stream", max_age=0)
+    return serve(sha256, "application/octet-stream")
 
 
 def _leased_file(sha256: str, account_id: int) -> bool:

@@ -6,7 +6,7 @@ from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import Blueprint, current_app, jsonify, request, send_file
+from flask import Blueprint, current_app, jsonify, request
 from sqlalchemy import select
 
 from .. import capabilities, job_control, ledger, paging, payments
@@ -15,7 +15,7 @@ from ..db import db
 from ..errors import ApiError
 from ..models import Check, Frame, Job, TaskFailure
 from ..states import FrameState
-from ..storage_access import storage
+from ..storage_access import serve
 from ..submission import create_job
 
 bp = Blueprint("jobs", __name__)
@@ -151,7 +151,6 @@ def frame(job_id: int, number: int):  # type: ignore[no-untyped-def]
                                          "retention period after it finished")
     if row.state != FrameState.VERIFIED or row.blob_sha256 is None:
         raise ApiError(404, "not_verified", f"frame {number} is {row.state}; only verified frames are delivered")
-    response = send_file(storage().path(row.blob_sha256), mimetype="image/png", max_age=0,
-                         download_name=f"frame_{number:04d}.png")
+    response = serve(row.blob_sha256, "image/png", f"frame_{number:04d}.png")  # S3: a redirect to the store
     response.headers["X-Content-SHA256"] = row.blob_sha256
     return response

@@ -59,10 +59,14 @@ def cache_dir() -> Path:
 def _decode(sha256: str) -> np.ndarray:
     limit = min(MAX_PREVIEW_PIXELS, current_app.config["FRAMEHIVE_MAX_FRAME_PIXELS"])
     try:
-        path = storage().path(sha256)
-        if path.stat().st_size > current_app.config["FRAMEHIVE_MAX_FRAME_BYTES"]:
+        store = storage()
+        size = store.size(sha256)
+        if size is None:
+            raise NoPreview("the blob is not in storage")
+        if size > current_app.config["FRAMEHIVE_MAX_FRAME_BYTES"]:
             raise NoPreview("the blob is larger than any frame may be")
-        return fa.decode(path.read_bytes(), limit)
+        with store.open(sha256) as handle:
+            return fa.decode(handle.read(), limit)
     except (OSError, ValueError) as exc:  # BadImage is a ValueError
         raise NoPreview(str(exc)) from None
 

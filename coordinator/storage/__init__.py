@@ -5,13 +5,18 @@ from __future__ import annotations
 from urllib.parse import urlparse
 
 from .local import BlobTooLarge, HashMismatch, LocalStorage
+from .s3 import S3Storage
 
-__all__ = ["BlobTooLarge", "HashMismatch", "LocalStorage", "open_storage"]
+__all__ = ["BlobTooLarge", "HashMismatch", "LocalStorage", "S3Storage", "Storage", "open_storage"]
+
+Storage = LocalStorage | S3Storage
 
 
-def open_storage(url: str) -> LocalStorage:
-    """``file:///path`` → local disk. (S3-compatible storage comes with the scale-out work.)"""
+def open_storage(url: str) -> Storage:
+    """``file:///path`` → local disk; ``s3://bucket/prefix`` → an S3-compatible bucket (boto3's AWS_* settings)."""
     parsed = urlparse(url)
     if parsed.scheme in ("", "file"):
         return LocalStorage(parsed.path if parsed.scheme else url)
-    raise ValueError(f"unsupported storage URL {url!r}; use file:///path")
+    if parsed.scheme == "s3" and parsed.netloc:
+        return S3Storage(parsed.netloc, parsed.path)
+    raise ValueError(f"unsupported storage URL {url!r}; use file:///path or s3://bucket/prefix")

@@ -6,6 +6,8 @@ import hashlib
 import os
 import re
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
@@ -26,6 +28,7 @@ class LocalStorage:
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         (self.root / "tmp").mkdir(exist_ok=True)
+        self.scratch = self.root / "tmp"  # where callers may write temp files next to the blobs
 
     def path(self, sha256: str) -> Path:
         if not SHA256_RE.match(sha256):
@@ -66,3 +69,21 @@ class LocalStorage:
 
     def open(self, sha256: str) -> BinaryIO:
         return self.path(sha256).open("rb")
+
+    def size(self, sha256: str) -> int | None:
+        try:
+            return self.path(sha256).stat().st_size
+        except FileNotFoundError:
+            return None
+
+    def delete(self, sha256: str) -> None:
+        self.path(sha256).unlink(missing_ok=True)
+
+    @contextmanager
+    def local_file(self, sha256: str) -> Iterator[Path]:
+        """The blob as a file on this machine (here: the stored file itself; never write to it)."""
+        yield self.path(sha256)
+
+    def presigned_get(self, sha256: str, mimetype: str, download_name: str | None = None) -> str | None:
+        """A URL the client may fetch the blob from without the coordinator: none for local disk."""
+        return None

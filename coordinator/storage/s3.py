@@ -1,0 +1,100 @@
+"""Blobs in an S3-compatible bucket under ``prefix/ab/cdef…``, through boto3.
+
+Credentials, region and endpoint come from boto3's standard configuration (``AWS_ACCESS_KEY_ID``,
+``AWS_SECRET_ACCESS_KEY``, ``AWS_DEFAULT_REGION``, ``AWS_ENDPOINT_URL`` for MinIO, Ceph or R2, or ``~/.aws``),
+never from Framehive's own settings, so the secrets stay where the admin's other AWS tools look for them.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Any, BinaryIO
+
+from .local import CHUNK, SHA256_RE, BlobTooLarge, HashMismatch
+
+# Received bytes stay in memory up to this size, then spill to a temp file (frames are small, scenes may not be).
+SPOOL_BYTES = 8 * 1024 * 1024
+# How long a presigned URL works: long enough to start a download, short enough that a leaked one soon dies.
+PRESIGN_SECONDS = 300
+
+
+class S3Storage:
+    def __init__(self, bucket: str, prefix: str = "", client: Any = None) -> None:
+        import boto3  # the s3 extra: a coordinator on local disk never needs it
+        from botocore.config import Config
+
+        self.bucket = bucket
+        self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
+        # SigV4 presigned URLs: what AWS, MinIO, Ceph and R2 all accept (boto3 may otherwise presign with SigV2).
+        self.client = client or boto3.session.Session().client("s3", config=Config(signature_version="s3v4"))
+        self.scratch = Path(tempfile.mkdtemp(prefix="framehive-s3-"))  # for callers' temp files
+
+    def key(self, sha256: str) -> str:
+        if not SHA256_RE.match(sha256):
+            raise ValueError("not a sha256 hex digest")
+        return f"{self.prefix}{sha256[:2]}/{sha256[2:]}"
+
+    def size(self, sha256: str) -> int | None:
+        try:
+            return int(self.client.head_object(Bucket=self.bucket, Key=self.key(sha256))["ContentLength"])
+        except self.client.exceptions.ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise
+
+    def exists(self, sha256: str) -> bool:
+        return self.size(sha256) is not None
+
+    def put(self, sha256: str, stream: BinaryIO, max_size: int) -> int:
+        """Store ``stream`` if it hashes to ``sha256``; return its size. Nothing is stored on any error.
+
+        The bytes are checked here before anything is sent, and sent with their sha256 checksum so the store
+        refuses them if they changed on the way."""
+        key = self.key(sha256)
+        with tempfile.SpooledTemporaryFile(SPOOL_BYTES, dir=self.scratch) as spool:
+            size, digest = _receive(stream, spool, max_size)
+            if digest.hexdigest() != sha256:
+                raise HashMismatch(f"content hashes to {digest.hexdigest()}, not {sha256}")
+            if not self.exists(sha256):  # one copy of each content
+                spool.seek(0)
+                self.client.put_object(Bucket=self.bucket, Key=key, Body=spool, ContentLength=size,
+                                       ChecksumSHA256=base64.b64encode(digest.digest()).decode())
+        return size
+
+    def open(self, sha256: str) -> BinaryIO:
+        return self.client.get_object(Bucket=self.bucket, Key=self.key(sha256))["Body"]
+
+    def delete(self, sha256: str) -> None:
+        self.client.delete_object(Bucket=self.bucket, Key=self.key(sha256))
+
+    @contextmanager
+    def local_file(self, sha256: str) -> Iterator[Path]:
+        """The blob downloaded to a temp file on this machine, deleted on exit."""
+        with tempfile.TemporaryDirectory(dir=self.scratch) as folder:
+            path = Path(folder) / sha256
+            self.client.download_file(self.bucket, self.key(sha256), str(path))
+            yield path
+
+    def presigned_get(self, sha256: str, mimetype: str, download_name: str | None = None) -> str | None:
+        """A URL that fetches the blob from the store for a few minutes, typed and named as the coordinator says."""
+        params = {"Bucket": self.bucket, "Key": self.key(sha256), "ResponseContentType": mimetype}
+        if download_name:
+            params["ResponseContentDisposition"] = f'inline; filename="{download_name}"'
+        return self.client.generate_presigned_url("get_object", Params=params, ExpiresIn=PRESIGN_SECONDS)
+
+
+def _receive(stream: BinaryIO, sink: IO[bytes], max_size: int) -> tuple[int, Any]:
+    digest = hashlib.sha256()
+    size = 0
+    while chunk := stream.read(CHUNK):
+        size += len(chunk)
+        if size > max_size:
+            raise BlobTooLarge(f"larger than the limit of {max_size} bytes")
+        digest.update(chunk)
+        sink.write(chunk)
+    return size, digest

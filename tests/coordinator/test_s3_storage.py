@@ -1,0 +1,142 @@
+"""S3-compatible storage against a real moto server, a real coordinator and a real worker agent rendering with
+Blender.
+
+Before: ``--storage`` took only ``file://``, so every byte sat on the coordinator's disk and passed through it.
+Now ``--storage s3://bucket/prefix`` keeps the scene and the frames in the bucket, and a frame or scene download is
+a redirect to a short-lived presigned URL of the store. The store sits behind a recording proxy here, so the test
+sees every request that reaches it: no bearer token of Framehive ever does.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import shutil
+import tempfile
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+import requests
+
+from addon.client import Client
+from tests.farm import Farm
+from tests.live import mint_tokens
+from tests.s3 import MotoServer
+
+RENDER_TIMEOUT = 150
+PREFIX = "fh/blobs"
+
+
+class RecordingProxy(ThreadingHTTPServer):
+    """A loopback HTTP proxy in front of the store that keeps every request's method, path and headers."""
+
+    def __init__(self, upstream_port: int) -> None:
+        super().__init__(("127.0.0.1", 0), _Forward)
+        self.upstream_port = upstream_port
+        self.seen: list[tuple[str, str, dict[str, str]]] = []
+        self.url = f"http://127.0.0.1:{self.server_address[1]}"
+
+
+class _Forward(BaseHTTPRequestHandler):
+    server: RecordingProxy
+
+    def _forward(self) -> None:
+        self.server.seen.append((self.command, self.path, dict(self.headers)))
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        upstream = http.client.HTTPConnection("127.0.0.1", self.server.upstream_port, timeout=30)
+        upstream.request(self.command, self.path, body=body, headers=dict(self.headers))  # Host kept: signatures
+        answer = upstream.getresponse()
+        data = answer.read()
+        self.send_response(answer.status)
+        for name, value in answer.getheaders():
+            if name.lower() not in ("transfer-encoding", "connection", "content-length"):
+                self.send_header(name, value)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(data)
+        upstream.close()
+
+    do_GET = do_PUT = do_HEAD = do_POST = do_DELETE = _forward
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the base class's name
+        pass
+
+
+@pytest.fixture(scope="module")
+def moto() -> Iterator[MotoServer]:
+    root = Path(tempfile.mkdtemp(prefix="framehive-moto-"))
+    server = MotoServer(root)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def store(moto: MotoServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, RecordingProxy]]:
+    """A fresh bucket; the AWS_* environment (the coordinator's too) points boto3 at the recording proxy."""
+    proxy = RecordingProxy(moto.port)
+    thread = threading.Thread(target=proxy.serve_forever, daemon=True)
+    thread.start()
+    for name, value in {**moto.environment(), "AWS_ENDPOINT_URL": proxy.url}.items():
+        monkeypatch.setenv(name, value)
+    yield moto.create_bucket(), proxy
+    proxy.shutdown()
+    proxy.server_close()
+
+
+@pytest.fixture
+def s3_farm(tmp_path: Path, store: tuple[str, RecordingProxy]) -> Iterator[Farm]:
+    farm = Farm(tmp_path / "farm", coordinator_args=["--storage", f"s3://{store[0]}/{PREFIX}"])
+    farm.start_coordinator()
+    yield farm
+    farm.stop()
+
+
+def keys(moto: MotoServer, bucket: str) -> set[str]:
+    listed = moto.client().list_objects_v2(Bucket=bucket).get("Contents", [])
+    return {entry["Key"] for entry in listed}
+
+
+def key(sha: str) -> str:
+    return f"{PREFIX}/{sha[:2]}/{sha[2:]}"
+
+
+def test_a_job_renders_on_s3_and_frames_are_redirects_to_the_store(
+        s3_farm: Farm, store: tuple[str, RecordingProxy], moto: MotoServer, tmp_path: Path,
+        sample_scene: Path) -> None:
+    bucket, proxy = store
+    tokens = mint_tokens(s3_farm, alice=("user", "alice"), owner=("worker", "owner"))
+    alice = Client(s3_farm.url, tokens["alice"])
+    job = alice.submit(sample_scene, frames="1-2", chunk=2)
+    s3_farm.start_worker("box", tokens["owner"])
+    done = alice.wait(job["id"], poll=0.2, timeout=RENDER_TIMEOUT)
+    assert done["state"] == "completed", (done, s3_farm.logs())
+
+    frames = [entry["sha256"] for entry in done["frame_states"]]
+    stored = keys(moto, bucket)
+    assert {key(job["scene"]), *map(key, frames)} <= stored, stored
+    local = s3_farm.data_dir / "blobs"
+    assert not any(path.is_file() for sha in [job["scene"], *frames] for path in local.rglob(sha[2:])), \
+        "no byte of the scene or the frames is kept on the coordinator's disk"
+
+    answer = requests.get(f"{s3_farm.url}/api/v1/jobs/{job['id']}/frames/1", allow_redirects=False, timeout=30,
+                          headers={"Authorization": f"Bearer {tokens['alice']}"})
+    assert answer.status_code == 307 and answer.headers["Location"].startswith(f"{proxy.url}/{bucket}/{key(frames[0])}")
+    direct = requests.get(answer.headers["Location"], timeout=30)  # the URL alone is the credential
+    assert direct.headers["Content-Type"] == "image/png" and hashlib.sha256(direct.content).hexdigest() == frames[0]
+    got = alice.download_frame(job["id"], 1, tmp_path / "frame1.png", expected_sha256=frames[0])
+    assert hashlib.sha256(got.read_bytes()).hexdigest() == frames[0]
+
+    presigned = [path for method, path, _ in proxy.seen if method == "GET" and "X-Amz-Signature=" in path]
+    assert any(key(job["scene"]) in path for path in presigned), "the worker fetched the scene from the store"
+    assert any(key(frames[0]) in path for path in presigned), "the artist fetched the frame from the store"
+    leaked = [(method, path) for method, path, headers in proxy.seen
+              if any(token in value for value in headers.values() for token in tokens.values())]
+    assert leaked == [], "a Framehive token reached the store"
