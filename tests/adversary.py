@@ -120,7 +120,7 @@ class AdversaryRunner(TaskRunner):
         self._decoy: RenderProcess | None = None
         self._decoy_key: tuple[int, str] | None = None
         self._forged_open = False  # the warm Blender was opened with forged settings
-        self._opened: dict[str, Any] | None = None  # its "opened" event
+        self._opened: dict[str, Any] = {}  # its "opened" event ({}: none open), as TaskRunner keeps it
 
     # ------------------------------------------------------------------------------------ the agent's hooks
 
@@ -160,7 +160,7 @@ class AdversaryRunner(TaskRunner):
         key = (work.job_id, str(work.scene["sha256"]))
         forged = settings != dict(work.settings)
         if self._process is not None and self._process_key == key and self._process.alive \
-                and self._forged_open == forged and self._opened is not None:
+                and self._forged_open == forged and self._opened:
             return self._process, self._opened
         await self.discard_process()
         scene = await asyncio.to_thread(self.scenes.ensure, work.scene)
@@ -173,7 +173,7 @@ class AdversaryRunner(TaskRunner):
 
     async def discard_process(self) -> None:
         await super().discard_process()
-        self._forged_open, self._opened = False, None
+        self._forged_open, self._opened = False, {}
         if self._decoy is not None:
             decoy, self._decoy, self._decoy_key = self._decoy, None, None
             decoy.kill()
@@ -281,7 +281,9 @@ class _Forger:
     def __init__(self, runner: AdversaryRunner, order: m.Verify) -> None:
         self.runner, self.order = runner, order
 
-    async def render_region(self, frame: int, rect: list[int], output: str) -> None:
+    async def render_region(self, frame: int, rect: list[int], output: str,
+                            overrides: dict[str, Any] | None = None) -> None:
+        # The same forgery whatever the overrides (a yardstick seed): a colluder's two renders agree perfectly.
         await asyncio.to_thread(self.runner.forge_region, self.order.job_id, frame, rect, Path(output))
 
 
