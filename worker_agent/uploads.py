@@ -7,7 +7,7 @@ from pathlib import Path
 
 import requests
 
-from . import coordinator_urls
+from . import coordinator_urls, transient
 from .http_errors import escaped, refusal
 
 UPLOAD_TIMEOUT = 120.0
@@ -23,7 +23,8 @@ class UploadError(RuntimeError):
 
 def upload_frame(session: requests.Session, base_url: str, url: str, worker_id: int, path: Path) -> bool:
     """PUT ``path`` to the coordinator's ``url`` (a path coordinator_urls builds; nothing else is requested);
-    True if accepted, False for a harmless duplicate. Blocking. Error bodies are logged here, not passed on."""
+    True if accepted, False for a harmless duplicate. Transient failures are tried again (transient.py). Blocking.
+    Error bodies are logged here, not passed on."""
     data = path.read_bytes()
     headers = {
         "X-Content-SHA256": hashlib.sha256(data).hexdigest(),
@@ -31,14 +32,23 @@ def upload_frame(session: requests.Session, base_url: str, url: str, worker_id: 
         "Content-Type": "image/png",
     }
     try:
-        response = session.put(coordinator_urls.join(base_url, url), data=data, headers=headers,
-                               timeout=UPLOAD_TIMEOUT, allow_redirects=False)
+        target = coordinator_urls.join(base_url, url)
     except coordinator_urls.RefusedUrl as exc:
         raise UploadError(f"frame upload refused by this agent: {exc}") from None
+    return transient.retried(lambda: _put(session, target, data, headers), "frame upload")
+
+
+def _put(session: requests.Session, target: str, data: bytes, headers: dict[str, str]) -> bool:
+    """One attempt of :func:`upload_frame`."""
+    try:
+        response = session.put(target, data=data, headers=headers, timeout=UPLOAD_TIMEOUT, allow_redirects=False)
     except requests.RequestException as exc:
-        raise UploadError(f"frame upload failed: {escaped(str(exc))}") from None
+        error = UploadError(f"frame upload failed: {escaped(str(exc))}")
+        raise (transient.Transient(error) if transient.is_transient(exc) else error) from None
     if response.status_code == 409:
         raise LeaseLost(refusal("frame upload", response))
+    if response.status_code in transient.TRANSIENT_STATUSES:
+        raise transient.Transient(UploadError(refusal("frame upload refused", response)))
     if response.status_code not in (200, 201):
         raise UploadError(refusal("frame upload refused", response))
     try:
