@@ -66,9 +66,10 @@ class Agent:
     earned after its work (None: not looked up). ``coordinators``: the owner's coordinator URLs, in order of
     preference."""
 
-    def __init__(self, coordinators: Sequence[str], token: str, identity: Identity, runner: TaskRunner, *,
+    def __init__(self, coordinators: str | Sequence[str], token: str, identity: Identity, runner: TaskRunner, *,
                  control: OwnerControl | None = None, earnings: EarningsWatch | None = None) -> None:
-        self.coordinators = base_urls(list(coordinators))
+        # One URL (the common case) or the owner's list; a lone string is one URL, never its characters.
+        self.coordinators = base_urls([coordinators] if isinstance(coordinators, str) else list(coordinators))
         self.base = self.coordinators[0]  # the coordinator this agent talks to (or tries next)
         self.token = token
         self.identity = identity
@@ -117,8 +118,7 @@ class Agent:
         """Make ``base`` (one of the owner's URLs) the coordinator of every request: scenes, frames and earnings go
         to the coordinator that gave the order, and the token to no URL the owner did not give."""
         self.base = base
-        self.runner.base_url = base
-        self.runner.scenes.base_url = base
+        self.runner.use_coordinator(base)
         if self.earnings is not None:
             self.earnings.base_url = base
 

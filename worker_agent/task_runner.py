@@ -52,6 +52,11 @@ class TaskRunner:
         self._opened: dict[str, Any] = {}  # what the warm Blender said when it opened the scene
         self.test_seed = test_only.render_seed()
 
+    def use_coordinator(self, base_url: str) -> None:
+        """Scenes and uploads go to the coordinator the agent is connected to (one of the owner's URLs)."""
+        self.base_url = base_url
+        self.scenes.base_url = base_url
+
     async def run(self, assign: m.Assign, send: Send) -> None:
         """Render the task; reports task_done or task_failed. Raises CancelledError if cancelled."""
         try:
