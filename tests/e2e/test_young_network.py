@@ -200,3 +200,31 @@ def test_checks_go_to_a_verifier_of_the_renderers_class_while_one_of_another_cla
     checks = [c for c in final["checks"] if c["state"] == "done"]
     assert {(c["verifier"], c["mode"], c["verdict"]) for c in checks} == {("cat-box", "strict", "pass")}, checks
     assert_delivered_frames_are_honest(user, job["id"], refs, tmp_path / "out")
+
+
+def test_a_lying_verifier_without_a_trusted_node_is_outvoted_and_the_honest_renderer_never_blamed(
+        young_farm: Farm, sample_scene: Path, refs: dict[int, Path], tmp_path: Path) -> None:
+    """The liar answers every check with a black image (tests/adversary.py collude, no partner). Nobody may
+    arbitrate until a third owner joins, and that one is no veteran: after the wait its render sides with the
+    renderer, two renders against one."""
+    farm = young_farm
+    admin, user = Client(farm.url, farm.token("admin", "root")), Client(farm.url, farm.token("user", "artist"))
+    farm.start_adversary("collude", farm.token("worker", "mallory"), "mallory-box", "--shared-dir",
+                         str(tmp_path / "nobody"))
+    farm.start_worker("olga-box", farm.token("worker", "olga"), "--roles", "render")
+    job = user.submit(sample_scene, frames=f"1-{FRAMES}", chunk=1)
+    said = re.compile(r"frames? [\d,-]+ disputed: wait for a third owner to re-render the region: none online")
+    wait_for(lambda: said.search(user.job(job["id"])["waiting"] or ""), 120, "a dispute waiting for a third owner")
+    farm.start_worker("vera-box", farm.token("worker", "vera"))
+
+    final = user.wait(job["id"], poll=0.2, timeout=180)
+
+    assert final["state"] == "completed", json.dumps(final)[:3000]
+    assert_delivered_frames_are_honest(user, job["id"], refs, tmp_path / "out")
+    by_name = workers(admin)
+    assert by_name["mallory-box"]["times_caught"] >= 1, "the lying verifier is caught"
+    assert (by_name["olga-box"]["times_caught"], by_name["olga-box"]["checks_failed"]) == (0, 0)
+    assert by_name["vera-box"]["times_caught"] == 0
+    assert {f["worker"] for f in final["frame_states"]} == {"olga-box"}, "its frames were never thrown out"
+    outvoted = [c for c in final["checks"] if c["kind"] == "arbitration" and c["verdict"] == "pass"]
+    assert outvoted and {c["verifier"] for c in outvoted} == {"vera-box"}, final["checks"]
