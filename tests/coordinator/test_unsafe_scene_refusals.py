@@ -123,7 +123,7 @@ def test_a_verifier_refusing_a_check_is_left_out_of_it_and_fails_nothing(v):  # 
         check = check_leasing.claim_check(verifier)
         assert check is not None and check.id == (first or check).id
         first = check
-        said = m.CheckFailed(check_id=check.id, attempt=check.attempt, error="refusing the scene", limit="unsafe_scene")
+        said = m.CheckFailed(handle=check.handle or "", error="refusing the scene", limit="unsafe_scene")
         check_leasing.release(check)  # as worker_channel does with a check_failed
         limit = failure_accounting.limit_of(said)
         if limit is not None:
