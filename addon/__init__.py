@@ -1,6 +1,6 @@
 """Framehive Blender extension: render a scene on a Framehive network from inside Blender.
 
-Importing this package must not import ``bpy``: the ``framehive`` command line imports ``addon.cli``, which
+Importing this package must not import ``bpy``: the ``framehive`` command line imports ``framehive.addon.cli``, which
 runs this file first outside Blender. Everything that needs ``bpy`` lives in submodules loaded by
 :func:`register`. Imports inside the package are relative because Blender installs it under another name
 (``bl_ext.user_default.framehive``).

@@ -291,7 +291,7 @@ class _Packer(bat_pack.Packer):
         """Give a missing file a place in the pack too (nothing is copied there), so that its rewritten path
         stays inside the tree: it renders magenta on a worker as it does here. BAT leaves its path as it was,
         which may lead anywhere from where the pack is unpacked, and the coordinator refuses any path that
-        leaves the tree (protocol.blend_references)."""
+        leaves the tree (framehive.protocol.blend_references)."""
         if asset_path not in self.missing_files or usage in self._actions[asset_path].usages:
             return
         action = self._actions[asset_path]

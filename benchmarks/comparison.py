@@ -25,12 +25,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from framehive.coordinator import frame_analysis as fa
+from framehive.coordinator.verification.checks import MARGIN
+from framehive.coordinator.verification.keys import REGION_FRACTION, SPOT_FRACTION
+from framehive.worker_agent.blender import BlenderLauncher, RenderProcess
 
 from benchmarks.warm_blender import Scene, make_scene
-from coordinator import frame_analysis as fa
-from coordinator.verification.checks import MARGIN
-from coordinator.verification.keys import REGION_FRACTION, SPOT_FRACTION
-from worker_agent.blender import BlenderLauncher, RenderProcess
 
 #: Seeds: the job's (the sample scene's 0); an honest renderer of another device class; yardsticks start here.
 JOB_SEED, OTHER_CLASS_SEED, FIRST_YARDSTICK_SEED = 0, 2, 1000

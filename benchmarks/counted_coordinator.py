@@ -110,7 +110,7 @@ def install(directory: Path) -> StatementCounter:
 
 
 def main(argv: list[str]) -> int:
-    from coordinator import cli
+    from framehive.coordinator import cli
 
     if len(argv) < 2:
         print("usage: python -m benchmarks.counted_coordinator DIR serve ...", file=sys.stderr)

@@ -129,10 +129,10 @@ def start_coordinator(root: Path, database: str | None, agents: int) -> Coordina
 def mint_tokens(data_dir: Path, database: str | None, owners: int, frames: int) -> tuple[str, list[str]]:
     """The artist's token (granted enough points for the job) and one worker token per owner account, made in
     this process against the coordinator's database before it starts (much faster than the CLI per token)."""
-    from coordinator import create_app, ledger
-    from coordinator.auth import issue_token
-    from coordinator.db import db
-    from coordinator.models import Account
+    from framehive.coordinator import create_app, ledger
+    from framehive.coordinator.auth import issue_token
+    from framehive.coordinator.db import db
+    from framehive.coordinator.models import Account
 
     config: dict[str, Any] = {"FRAMEHIVE_START_REAPER": False, "FRAMEHIVE_START_COLLECTOR": False}
     if database:

@@ -19,10 +19,9 @@ from typing import Any
 
 import numpy as np
 import websockets
-
-from coordinator import frame_analysis as fa
-from protocol import PROTOCOL_VERSION
-from protocol import messages as m
+from framehive.coordinator import frame_analysis as fa
+from framehive.protocol import PROTOCOL_VERSION
+from framehive.protocol import messages as m
 
 from .keepalive_http import HttpError, KeepAliveClient
 

@@ -38,12 +38,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from framehive.coordinator import frame_analysis as fa
+from framehive.coordinator.verification.keys import REGION_FRACTION
+from framehive.worker_agent.blender import BlenderLauncher, RenderProcess
 
 from benchmarks.verification import EXTRA_PER_CHECK, cal, log
 from benchmarks.warm_blender import Scene, make_scene
-from coordinator import frame_analysis as fa
-from coordinator.verification.keys import REGION_FRACTION
-from worker_agent.blender import BlenderLauncher, RenderProcess
 
 SCENE = Scene("tier 1", 320, 180, 32, 9)
 LARGE = Scene("larger", 960, 540, 32, 2)

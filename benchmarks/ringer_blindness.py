@@ -36,11 +36,10 @@ from typing import Any
 
 import numpy as np
 import requests
+from framehive.protocol import PROTOCOL_VERSION
+from framehive.protocol import messages as m
 from PIL import Image
 from websockets.sync.client import ClientConnection, connect
-
-from protocol import PROTOCOL_VERSION
-from protocol import messages as m
 
 WIDTH, HEIGHT = 64, 36
 FOLDS = 5
@@ -139,7 +138,7 @@ def run_network(root: Path, frames: int, ringer_rate: float, verifiers: int = 3,
         threads = [threading.Thread(target=a.run, daemon=True) for a in agents]
         for thread in threads:
             thread.start()
-        from addon.client import Client
+        from framehive.addon.client import Client
 
         client = Client(farm.url, tokens["artist"], timeout=30)
         scene = make_scene(root / "scene.blend", frames=frames)
@@ -154,10 +153,10 @@ def run_network(root: Path, frames: int, ringer_rate: float, verifiers: int = 3,
 
 
 def _labelled(farm: Any, verifiers: list[Agent]) -> list[dict[str, Any]]:
+    from framehive.coordinator.db import db
+    from framehive.coordinator.models import Check
     from sqlalchemy import select
 
-    from coordinator.db import db
-    from coordinator.models import Check
     from tests.live import farm_database
 
     with farm_database(farm):

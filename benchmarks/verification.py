@@ -51,15 +51,15 @@ from types import ModuleType
 from typing import Any
 
 import numpy as np
+from framehive.coordinator import config
+from framehive.coordinator import frame_analysis as fa
+from framehive.coordinator.verification.checks import MARGIN
+from framehive.coordinator.verification.keys import REGION_FRACTION, SPOT_FRACTION
+from framehive.coordinator.verification.trust import BURN_IN, FLOOR, check_rate
+from framehive.worker_agent.blender import BlenderLauncher, RenderProcess
 
 from benchmarks import comparison
 from benchmarks.warm_blender import Scene, machine, make_scene
-from coordinator import config
-from coordinator import frame_analysis as fa
-from coordinator.verification.checks import MARGIN
-from coordinator.verification.keys import REGION_FRACTION, SPOT_FRACTION
-from coordinator.verification.trust import BURN_IN, FLOOR, check_rate
-from worker_agent.blender import BlenderLauncher, RenderProcess
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -12,7 +12,7 @@ scene's values).
 
 Each scene is generated with ``scripts/make_scene.py`` into a temporary directory, then, per repeat:
 
-* warm: one :class:`~worker_agent.blender.RenderProcess` is started once, the scene opened once, and the N
+* warm: one :class:`~framehive.worker_agent.blender.RenderProcess` is started once, the scene opened once, and the N
   frames rendered one after another: the time from ``start()`` to the last frame (the final ``close()`` is
   timed separately: a worker pays it once per job, after the last frame is done);
 * cold: for each frame a new RenderProcess is started, the scene opened, the frame rendered and the process
@@ -44,7 +44,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from worker_agent.blender import BlenderLauncher, RenderProcess
+from framehive.worker_agent.blender import BlenderLauncher, RenderProcess
 
 REPO = Path(__file__).resolve().parents[1]
 MAKE_SCENE = REPO / "scripts" / "make_scene.py"

@@ -12,9 +12,8 @@ and what to do, which the agent prints and stops on.
 from __future__ import annotations
 
 from flask import current_app
+from framehive.protocol import messages as m
 from sqlalchemy import func, select
-
-from protocol import messages as m
 
 from .db import db, lock
 from .models import ApiToken, Worker

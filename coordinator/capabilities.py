@@ -1,7 +1,7 @@
 """What a worker needs to be given a job: a Blender new enough for its scene (or the exact one the artist pinned),
 the device kind the artist asked for, and a free place under the job's cap on agents rendering it at once.
 
-The scene's Blender is read from its .blend (protocol.blend_scan, in the parser's child process), never taken
+The scene's Blender is read from its .blend (framehive.protocol.blend_scan, in the parser's child process), never taken
 from the request. An agent's Blender and device are what its hello said: an agent lying about them only gets
 scenes it cannot render, which its checks and failures then count against it.
 
@@ -16,10 +16,9 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+from framehive.protocol import blender_versions as bv
 from sqlalchemy import ColumnElement, and_, func, or_, select
 from sqlalchemy.orm import aliased
-
-from protocol import blender_versions as bv
 
 from .errors import ApiError
 from .models import Job, Task, Worker

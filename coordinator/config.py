@@ -7,8 +7,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from protocol import messages
-from protocol.untrusted_parse import ParseLimits
+from framehive.protocol import messages
+from framehive.protocol.untrusted_parse import ParseLimits
 
 # How often a worker must say it is alive. Short enough that a silent worker is noticed quickly.
 HEARTBEAT_INTERVAL = 5.0
@@ -131,7 +131,7 @@ COLLECT_INTERVAL = 600.0
 # Jobs an account may have queued, running or paused at once (each holds escrow, rows and scheduler time).
 MAX_LIVE_JOBS = 20
 # Frames in one job, however they are given (a range, or the scene's own range when none is): every frame is a
-# row, a secret key and a share of the escrow. protocol.frameranges.MAX_FRAMES is the parser's own ceiling.
+# row, a secret key and a share of the escrow. framehive.protocol.frameranges.MAX_FRAMES is the parser's own ceiling.
 MAX_JOB_FRAMES = 100_000
 # A claim has a trusted node render each disputed frame whole: it holds CLAIM_PRICE points per frame from the
 # claimant, given back if the claim is confirmed and kept by the network if it is rejected. A job takes at most

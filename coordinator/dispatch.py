@@ -14,8 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from flask import current_app
-
-from protocol import messages as m
+from framehive.protocol import messages as m
 
 from . import leases, scene_files, wakeups
 from .db import db

@@ -21,7 +21,8 @@ account answers for its agents' failures, not the agent:
   after repeated limit hits, as its machines cannot render it). When agents of two accounts hit limits on one
   job (conclusive as above), the job fails: "the scene exceeds the workers' limits".
 - Scenes refused as unsafe (issue 11: ``unsafe_scene``, the agent's own reference check refused the tree). The
-  coordinator ran the same check (protocol.blend_references) at submit, so a refusal of a scene it accepted is a
+  coordinator ran the same check (framehive.protocol.blend_references) at submit, so a refusal of a scene it accepted
+  is a
   version difference or a lie: an attacker's way to fail honest artists' jobs (two accounts' refusals were
   conclusive failures) or to dodge work it does not like without losing anything. So the coordinator runs its own,
   current check again (scene_recheck: cached scans, no parse). If that check refuses the tree too (it is stricter
@@ -56,7 +57,8 @@ from .verification import trust
 # What an agent may say it ran out of (the optional ``limit`` of task_failed and check_failed). Anything else
 # in that field is a stranger's word for nothing: the failure then counts as an ordinary one.
 LIMIT_KINDS = ("memory", "frame_time", "output_size")
-# The agent's reference check refused the scene (worker_agent.scene_cache.SceneUnsafe): not a limit of its machine,
+# The agent's reference check refused the scene (framehive.worker_agent.scene_cache.SceneUnsafe): not a limit of its
+# machine,
 # a claim the coordinator checks against its own check (see the module docstring).
 UNSAFE_SCENE = "unsafe_scene"
 BLAME, LIMITS, REFUSED = "failures", "limits", "refused"  # AccountBlock.reason

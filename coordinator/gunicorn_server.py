@@ -140,7 +140,8 @@ class LimitedThreadWorker(ThreadWorker):  # type: ignore[misc]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        # run by `serve`, the application carries them; under `gunicorn -k ... coordinator.wsgi:app`, the settings do
+        # run by `serve`, the application carries them; under `gunicorn -k ... framehive.coordinator.wsgi:app`, the
+        # settings do
         self.limits: ServerLimits = getattr(self.app, "limits", None) or serve.limits(
             config_sources.from_process_environment())
         self.admission = Admission(self.limits.max_connections, self.limits.max_per_address)

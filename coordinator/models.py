@@ -5,11 +5,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from framehive.protocol import frameranges
 from sqlalchemy import JSON, BigInteger, Float, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy import event as sa_event
 from sqlalchemy.orm import Mapped, mapped_column, relationship
-
-from protocol import frameranges
 
 from .db import db
 from .states import FrameState, JobState, TaskState

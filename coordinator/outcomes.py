@@ -7,9 +7,8 @@ workers must drop (``LostLease``), so the dispatcher can tell them; the database
 from __future__ import annotations
 
 from flask import current_app
+from framehive.protocol import frameranges
 from sqlalchemy import select
-
-from protocol import frameranges
 
 from . import events, failure_accounting
 from .db import db

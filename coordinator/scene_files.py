@@ -13,12 +13,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from flask import current_app
+from framehive.protocol import blend_references
+from framehive.protocol import messages as m
+from framehive.protocol.scenepaths import BadPath, check_path, check_tree
+from framehive.protocol.untrusted_parse import TOO_LARGE
 from sqlalchemy import select
-
-from protocol import blend_references
-from protocol import messages as m
-from protocol.scenepaths import BadPath, check_path, check_tree
-from protocol.untrusted_parse import TOO_LARGE
 
 from . import blob_access
 from .db import db

@@ -1,13 +1,14 @@
 """What the coordinator reads from a job's .blend files: never by running Blender, never in its own process.
 
 Every file of a submitted tree that may be a .blend (its first bytes say so) is read by
-:mod:`protocol.untrusted_parse`, in a child process under memory, CPU, time and inflated-size limits, so that a
+:mod:`framehive.protocol.untrusted_parse`, in a child process under memory, CPU, time and inflated-size limits, so
+that a
 bomb costs the coordinator nothing but that child (issue 12). One parse gives both what the job needs (the active
 scene's frame range and resolution) and every file the .blend names (checked by scene_files.check_references).
 The answer is kept on the blob row (``Blob.info``, marked with :data:`SCAN_VERSION`), committed at once whatever
 becomes of the submission: a file is parsed once, however many jobs use it or refused submissions name it.
 
-Limits: the ``FRAMEHIVE_PARSE_*`` settings (protocol.untrusted_parse.ParseLimits gives the defaults).
+Limits: the ``FRAMEHIVE_PARSE_*`` settings (framehive.protocol.untrusted_parse.ParseLimits gives the defaults).
 """
 
 from __future__ import annotations
@@ -16,9 +17,8 @@ from contextlib import ExitStack
 from typing import Any
 
 from flask import current_app
-
-from protocol.blend_inflate import may_be_blend
-from protocol.untrusted_parse import ParseLimits, scan_files
+from framehive.protocol.blend_inflate import may_be_blend
+from framehive.protocol.untrusted_parse import ParseLimits, scan_files
 
 from .config import PARSE_SETTINGS
 from .db import db
@@ -35,7 +35,7 @@ LIMIT_SETTINGS = {field: setting for setting, field in PARSE_SETTINGS.items()}
 
 def scan_blobs(blobs: list[Blob]) -> dict[str, dict[str, Any]]:
     """Each blob's scan record by sha256: ``{"ok": true, "blend": false}`` for a file that is no .blend,
-    protocol.blend_scan's answer with ``"blend": true`` for one, or ``{"ok": false, "code", "error"}``."""
+    framehive.protocol.blend_scan's answer with ``"blend": true`` for one, or ``{"ok": false, "code", "error"}``."""
     unread = list({blob.sha256: blob for blob in blobs if not _current(blob.info)}.values())
     if unread:
         with ExitStack() as local:  # an object store's blobs are downloaded for the parse, and deleted after

@@ -1,7 +1,8 @@
 """The coordinator's own reference check, run again on a job's scene tree when a worker refuses it as unsafe.
 
 The check at submit (scene_files.check_references over scene_inspect's scans) is the same code the worker runs
-(protocol.blend_references). A worker refusing a scene the coordinator accepted means the check differs between
+(framehive.protocol.blend_references). A worker refusing a scene the coordinator accepted means the check differs
+between
 them (this coordinator was upgraded since the job was submitted, or the agent is newer), or the worker lies.
 Running the current check again tells the first case apart: the scans are kept on the blob rows, so this costs no
 parse unless the scan format changed since (then each file is parsed once more, in the bounded child process).

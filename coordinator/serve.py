@@ -103,7 +103,7 @@ def gunicorn_options(settings: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "bind": [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"],
         "workers": 1,  # the dispatcher's agents live in the process (gunicorn_server.py)
-        "worker_class": "coordinator.gunicorn_server.LimitedThreadWorker",
+        "worker_class": "framehive.coordinator.gunicorn_server.LimitedThreadWorker",
         "threads": 1,  # unused: a thread per connection, capped by admission
         "worker_connections": max_connections + 1,  # our admission answers 503 first
         "graceful_timeout": math.ceil(float(sources.server_setting(settings, "FRAMEHIVE_GRACEFUL_TIMEOUT"))),

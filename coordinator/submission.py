@@ -5,9 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from flask import current_app
-
-from protocol import frameranges
-from protocol.untrusted_parse import TOO_LARGE
+from framehive.protocol import frameranges
+from framehive.protocol.untrusted_parse import TOO_LARGE
 
 from . import blob_access, capabilities, config, events, ledger, payments, quotas, scene_files, splitting
 from .db import db

@@ -10,10 +10,9 @@ import contextlib
 
 from flask import Blueprint, current_app, g, request
 from flask_sock import Sock
+from framehive.protocol import PROTOCOL_VERSION
+from framehive.protocol import messages as m
 from simple_websocket import ConnectionClosed
-
-from protocol import PROTOCOL_VERSION
-from protocol import messages as m
 
 from . import agent_limits, events, failure_accounting, leases, outcomes, worker_confinement, ws_guard
 from .auth import caller_from_header, token_state

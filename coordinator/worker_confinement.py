@@ -1,6 +1,7 @@
 """What confines a worker's renders, as its hello says, and whether this coordinator accepts it.
 
-An agent reports its confinement in its hello (``messages.Hello.confinement``: worker_agent.confinement.status()).
+An agent reports its confinement in its hello (``messages.Hello.confinement``:
+framehive.worker_agent.confinement.status()).
 That is the agent's own word, from a machine the coordinator cannot see: ``FRAMEHIVE_REQUIRE_CONFINEMENT`` keeps an
 honest owner's misconfigured machine (an old kernel, Landlock switched off, macOS, Windows) off a network that
 promises artists and owners confined renders, and says how to fix it. It proves nothing about a hostile owner, who
@@ -12,8 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import current_app
-
-from protocol import messages as m
+from framehive.protocol import messages as m
 
 
 def confined(report: dict[str, Any] | None) -> bool:

@@ -6,7 +6,8 @@ are inflated here instead, into a file of the caller's, stopping as soon as the 
 at once when a zstd frame header announces more). Memory stays bounded whatever the input: zstd's window is
 capped too, and the output is streamed to disk in chunks.
 
-Runs inside the child process of :mod:`protocol.untrusted_parse`; ``zstandard`` is imported only for zstd files.
+Runs inside the child process of :mod:`framehive.protocol.untrusted_parse`; ``zstandard`` is imported only for zstd
+files.
 """
 
 from __future__ import annotations

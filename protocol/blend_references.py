@@ -4,19 +4,20 @@ A .blend names the files it uses by paths Blender opens as they are: an absolute
 ``C:\\Users\\...``), a ``//``-relative one resolved against the folder of the .blend that names it (a library's
 paths against the library's folder), or a plain relative one resolved against Blender's working folder. A scene
 sent straight to the API can therefore make a worker render its owner's files into the frames. So each path
-found by :mod:`protocol.blend_scan` must be ``//``-relative and stay inside the tree; the coordinator checks this
+found by :mod:`framehive.protocol.blend_scan` must be ``//``-relative and stay inside the tree; the coordinator checks
+this
 at submit and the worker again before Blender opens the file, with :func:`problems`, the one implementation.
 
 How a path resolves, as Blender 5.0 does it (``BLI_path_abs``): only a leading ``//`` makes a path relative to the
 .blend; backslashes are separators on every platform; ``..`` is applied to the text before anything is opened.
 Frame patterns (``####``), UDIM and UV-tile tokens (``<UDIM>``, ``<UVTILE>``) and BAT's ``*`` for point caches
 only replace characters of a name, never add a separator, so they cannot leave a folder. What a path resolves to
-inside the tree must also be a name a tree may hold (``protocol.scenepaths``): ``//textures/nul.png`` stays in
+inside the tree must also be a name a tree may hold (``framehive.protocol.scenepaths``): ``//textures/nul.png`` stays in
 the tree on Linux, but is the NUL device on a Windows worker, and ``//.. /`` is ``..`` there.
 
 A path inside the tree to a file the tree does not hold is allowed: Blender renders it magenta, as it would on the
 artist's machine; telling the artist about missing files is the packer's job (``framehive submit`` lists them).
-Standard library only: the parsing happens elsewhere, in a child process (protocol.untrusted_parse).
+Standard library only: the parsing happens elsewhere, in a child process (framehive.protocol.untrusted_parse).
 """
 
 from __future__ import annotations
@@ -92,7 +93,8 @@ def resolve(blend: str, path: str) -> str:
 
 
 def problems(scans: Mapping[str, Mapping[str, Any]], main: str | None = None) -> list[Problem]:
-    """Every problem of the tree whose .blend files (by tree path) :mod:`protocol.blend_scan` read as ``scans``;
+    """Every problem of the tree whose .blend files (by tree path) :mod:`framehive.protocol.blend_scan` read as
+    ``scans``;
     the main .blend's first, then by path."""
     found = []
     for blend in sorted(scans, key=lambda path: (path != main, path)):

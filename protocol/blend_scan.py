@@ -9,14 +9,16 @@ the scene is evaluated, no Python needed (measured on bpy 5.0.1: Import OBJ at a
 ``//``-relative one, puts that file's vertices in the mesh). An Import node whose path is computed (its Path input
 is linked) cannot be checked, so it is reported as unsupported. So are fluid domains: Mantaflow caches on disk only,
 writes its cache folder while the file is *opened* (before the render runner can switch anything off), and reads
-cache files that a crafted tree turns into a crash (measured: see protocol.blend_references).
+cache files that a crafted tree turns into a crash (measured: see framehive.protocol.blend_references).
 
-Libraries are not followed: :mod:`protocol.untrusted_parse` scans every .blend of a scene's tree, each on its own,
-and :mod:`protocol.blend_references` resolves each file's paths against the folder that file sits in (Blender
+Libraries are not followed: :mod:`framehive.protocol.untrusted_parse` scans every .blend of a scene's tree, each on
+its own,
+and :mod:`framehive.protocol.blend_references` resolves each file's paths against the folder that file sits in (Blender
 resolves a library's ``//`` paths against the library's own folder). Following BAT's expansion into libraries
 instead would open whatever path the file names, on the machine doing the check.
 
-Runs inside the child process of :mod:`protocol.untrusted_parse` (BAT holds whole files' block lists in memory).
+Runs inside the child process of :mod:`framehive.protocol.untrusted_parse` (BAT holds whole files' block lists in
+memory).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Blender versions as numbers: what a .blend says saved it, what an agent says it runs, what an artist pins.
 
 Compared as numbers, never as text ("5.10" is newer than "5.9"). A .blend records the version that saved it as
-major and minor only (its header's ``v0500`` is 5.0; protocol.blend_scan gives ``"5.0"``), so a scene needs a
+major and minor only (its header's ``v0500`` is 5.0; framehive.protocol.blend_scan gives ``"5.0"``), so a scene needs a
 Blender of at least that major.minor; any patch release of it opens the file. An agent's version is
 ``bpy.app.version_string`` (``"5.0.1"``, ``"5.1.0 Alpha"``): its leading numbers count, a suffix does not.
 

@@ -65,7 +65,7 @@ class Hello(Message):
     devices: list[dict[str, Any]]  # every Cycles device seen: {"backend", "name", "id"}
     threads: int
     roles: list[str] = field(default_factory=lambda: ["render"])
-    # What confines its renders (worker_agent.confinement.status()); None from agents that do not say. The
+    # What confines its renders (framehive.worker_agent.confinement.status()); None from agents that do not say. The
     # agent's own word: the coordinator shows it and may refuse unconfined agents, it proves nothing.
     confinement: dict[str, Any] | None = None
 

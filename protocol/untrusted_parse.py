@@ -2,11 +2,12 @@
 
 A .blend from a stranger can be a bomb: 4 KB of zstd that inflates to 128 MiB made blender-asset-tracer, running
 inside the coordinator, take 900 MB (a 32 KB one: 7.2 GB and three minutes). So the coordinator and the worker
-never parse one themselves: :func:`scan_files` runs ``python -m protocol.untrusted_parse`` with
+never parse one themselves: :func:`scan_files` runs ``python -m framehive.protocol.untrusted_parse`` with
 
 - an address-space limit (``RLIMIT_AS``, ``memory_bytes``) and a CPU-time budget per file (``RLIMIT_CPU``,
   ``cpu_seconds``: the soft limit is moved forward before each file, SIGXCPU ends the child past it);
-- a cap on what a compressed file may inflate to (``inflated_bytes``, protocol.blend_inflate), checked from the
+- a cap on what a compressed file may inflate to (``inflated_bytes``, framehive.protocol.blend_inflate), checked from
+the
   zstd frame header when it says, and while streaming to a private temporary folder in any case;
 - a wall-clock limit per file (``wall_seconds``): the parent kills the child when a file takes longer;
 - a cap on the number of blocks (``max_blocks``), counted from their headers before BAT reads the file (BAT
@@ -18,7 +19,8 @@ read ``{"ok": false, "code": "not_a_blend", "error"}`` (what it names is unknown
 other files of the batch go on in a new child. Where ``resource`` does not exist (Windows) the child runs without
 the two kernel limits: the inflation cap, the block count and the wall clock still apply.
 
-The answer for a .blend is :func:`protocol.blend_scan.scan`'s (the scene and the references, from one parse) with
+The answer for a .blend is :func:`framehive.protocol.blend_scan.scan`'s (the scene and the references, from one parse)
+with
 ``"ok": true, "blend": true``; a file that is no .blend at all (a texture, a cache, or bytes that only start like
 a compressed .blend, which Blender would not read either) is ``{"ok": true, "blend": false, "why"}``. Only a
 few parses run at once in one process (:data:`CONCURRENT`).
@@ -87,7 +89,7 @@ def _run_child(files: list[Path], limits: ParseLimits, scratch: Path | None) -> 
     """Answers for a prefix of ``files`` (at least one): a child that dies or stalls is blamed on its file."""
     with tempfile.TemporaryDirectory(prefix="framehive-parse-", dir=scratch) as work:
         order = json.dumps({"files": [os.path.abspath(path) for path in files], "work": work, "limits": asdict(limits)})
-        child = subprocess.Popen([sys.executable, "-m", "protocol.untrusted_parse"], stdin=subprocess.PIPE,
+        child = subprocess.Popen([sys.executable, "-m", "framehive.protocol.untrusted_parse"], stdin=subprocess.PIPE,
                                  stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=Path(__file__).parents[1],
                                  env=_child_environment())
         lines: queue.Queue[bytes] = queue.Queue()

@@ -6,7 +6,7 @@ still hold)::
     .venv/bin/python scripts/calibrate.py [--out calibration.json] [--width 64 --height 36 --samples 8]
                                           [--regions 200] [--frames 6] [--seed 0]
 
-What it does, in one warm :class:`~worker_agent.blender.RenderProcess` (CPU):
+What it does, in one warm :class:`~framehive.worker_agent.blender.RenderProcess` (CPU):
 
 1. Generates the sample scene (``scripts/make_scene.py``, ``2 * --frames`` frames) and *another scene* (the
    same generator with another camera, sky and cube colour) into a temporary directory.
@@ -50,12 +50,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from framehive.coordinator import frame_analysis as fa
+from framehive.coordinator.verification.checks import MARGIN
+from framehive.coordinator.verification.keys import REGION_FRACTION
+from framehive.worker_agent.blender import BlenderLauncher, RenderProcess
 from PIL import Image
-
-from coordinator import frame_analysis as fa
-from coordinator.verification.checks import MARGIN
-from coordinator.verification.keys import REGION_FRACTION
-from worker_agent.blender import BlenderLauncher, RenderProcess
 
 REPO = Path(__file__).resolve().parents[1]
 MAKE_SCENE = REPO / "scripts" / "make_scene.py"

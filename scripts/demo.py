@@ -19,7 +19,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from addon.client import Client  # noqa: E402
+from framehive.addon.client import Client  # noqa: E402
+
 from tests.farm import Farm, make_scene, wait_for  # noqa: E402  (the same local farm the tests use)
 
 
@@ -57,7 +58,8 @@ def run(farm: Farm, root: Path, args: argparse.Namespace) -> int:
     say(f"generated {scene.name}: {args.frames} frames at 160x90; submitting it with the framehive CLI")
     began = time.monotonic()
     env = {**os.environ, "FRAMEHIVE_COORDINATOR": url, "FRAMEHIVE_TOKEN": artist}
-    submit = subprocess.run([sys.executable, "-m", "addon.cli", "submit", str(scene), "--frames", f"1-{args.frames}",
+    submit = subprocess.run([sys.executable, "-m", "framehive.addon.cli", "submit", str(scene), "--frames",
+                             f"1-{args.frames}",
                              "--wait"], cwd=REPO, env=env)  # frames go to ./framehive-output/<job>/
     wall = time.monotonic() - began
     jobs = client.jobs()

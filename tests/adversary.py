@@ -49,13 +49,12 @@ from typing import Any
 
 import numpy as np
 import requests
+from framehive.protocol import messages as m
+from framehive.worker_agent.blender import BlenderLauncher, RenderError, RenderProcess
+from framehive.worker_agent.cli import _roles, build_parser, serve
+from framehive.worker_agent.connection import Agent
+from framehive.worker_agent.task_runner import Send, TaskRunner
 from PIL import Image
-
-from protocol import messages as m
-from worker_agent.blender import BlenderLauncher, RenderError, RenderProcess
-from worker_agent.cli import _roles, build_parser, serve
-from worker_agent.connection import Agent
-from worker_agent.task_runner import Send, TaskRunner
 
 log = logging.getLogger("framehive.adversary")
 

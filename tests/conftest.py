@@ -77,13 +77,13 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 @pytest.fixture
 def app(tmp_path: Path, database_url: str):  # type: ignore[no-untyped-def]
     """An in-process coordinator app (real Flask, real database) without the background reaper."""
-    from coordinator import create_app
+    from framehive.coordinator import create_app
 
     app = create_app({"TESTING": True, "FRAMEHIVE_START_REAPER": False, "SQLALCHEMY_DATABASE_URI": database_url},
                      data_dir=tmp_path / "app")
     yield app
     with app.app_context():
-        from coordinator.db import db
+        from framehive.coordinator.db import db
 
         db.session.remove()
         db.engine.dispose()

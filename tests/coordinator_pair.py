@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
+from framehive.coordinator import wakeups
 
-from coordinator import wakeups
 from tests.farm import Farm
 from tests.live import mint_tokens
 from tests.postgres import PostgresServer

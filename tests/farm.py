@@ -83,7 +83,7 @@ class Farm:
 
     def start_coordinator(self, port: int = 0) -> str:
         """Start the coordinator (port 0: any free port) and wait until it listens."""
-        proc = self._spawn("coordinator", [self.python, "-m", "coordinator.cli", "serve", "--port", str(port),
+        proc = self._spawn("coordinator", [self.python, "-m", "framehive.coordinator.cli", "serve", "--port", str(port),
                                            "--data-dir", str(self.data_dir), *self.coordinator_args])
         self.coordinator = proc
 
@@ -112,7 +112,7 @@ class Farm:
         return self.start_coordinator(port)
 
     def token(self, kind: str, name: str, account: str | None = None, trusted: bool = False) -> str:
-        argv = [self.python, "-m", "coordinator.cli", "token", "create", "--kind", kind, "--name", name,
+        argv = [self.python, "-m", "framehive.coordinator.cli", "token", "create", "--kind", kind, "--name", name,
                 "--data-dir", str(self.data_dir)]
         if account:
             argv += ["--account", account]
@@ -127,7 +127,7 @@ class Farm:
     def start_worker(self, name: str, token: str, *extra: str) -> Proc:
         """A worker agent; its token goes in FRAMEHIVE_TOKEN, as the README says (never in argv: ``ps``)."""
         return self._spawn(f"worker-{name}", [
-            self.python, "-m", "worker_agent.cli", "--coordinator", self.url, "--name", name,
+            self.python, "-m", "framehive.worker_agent.cli", "--coordinator", self.url, "--name", name,
             "--cache-dir", str(self.root / f"cache-{name}"), "--threads", "1", *extra], env={"FRAMEHIVE_TOKEN": token})
 
     def start_adversary(self, strategy: str, token: str, name: str, *extra: str, label: str = "") -> Proc:

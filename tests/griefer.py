@@ -16,11 +16,10 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+from framehive.protocol import PROTOCOL_VERSION
+from framehive.protocol import messages as m
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
-
-from protocol import PROTOCOL_VERSION
-from protocol import messages as m
 
 
 def hello(base_url: str, token: str, name: str) -> tuple[ClientConnection, m.Message]:

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from addon.client import Client
+from framehive.addon.client import Client
+
 from tests.farm import Farm, wait_for
 
 ONLINE_TIMEOUT = 90
@@ -49,7 +50,7 @@ def mint_tokens(farm: Farm, config: dict[str, Any] | None = None, revoked: tuple
     """Create tokens (``key=(kind, account name)``) in the farm's database; worker accounts are trusted unless
     ``trusted_workers`` is false (their frames are then accepted without checks: the add-on's tests are not
     about verification, which has its own). Keys in ``revoked`` are revoked at once."""
-    from coordinator.auth import issue_token, revoke_token
+    from framehive.coordinator.auth import issue_token, revoke_token
 
     tokens = {}
     with farm_database(farm, config):
@@ -65,8 +66,8 @@ def mint_tokens(farm: Farm, config: dict[str, Any] | None = None, revoked: tuple
 def farm_database(farm: Farm, config: dict[str, Any] | None = None) -> Iterator[None]:
     """An app context on the farm coordinator's own database (an in-process app without a reaper), to set up
     what a test needs faster than over the API, or what the API cannot make."""
-    from coordinator import create_app
-    from coordinator.db import db
+    from framehive.coordinator import create_app
+    from framehive.coordinator.db import db
 
     app = create_app({"FRAMEHIVE_START_REAPER": False, **(config or {})}, data_dir=farm.data_dir)
     with app.app_context():

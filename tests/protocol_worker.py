@@ -13,11 +13,10 @@ import json
 import time
 
 import requests
+from framehive.protocol import PROTOCOL_VERSION
+from framehive.protocol import messages as m
 from PIL import Image
 from websockets.sync.client import ClientConnection, connect
-
-from protocol import PROTOCOL_VERSION
-from protocol import messages as m
 
 
 def png(width: int = 64, height: int = 36, colour: tuple[int, int, int] = (200, 30, 30)) -> bytes:

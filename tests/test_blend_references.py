@@ -1,4 +1,5 @@
-"""protocol.blend_references: how a path a .blend names resolves, as Blender 5.0 resolves it, and whether it stays
+"""framehive.protocol.blend_references: how a path a .blend names resolves, as Blender 5.0 resolves it, and whether it
+stays
 inside the scene's tree. Pure path logic; the .blend files themselves are read in tests/coordinator/
 test_outside_references.py, tests/worker/test_reference_check.py and tests/e2e/test_outside_references.py."""
 
@@ -7,10 +8,9 @@ from __future__ import annotations
 import posixpath
 
 import pytest
+from framehive.protocol.blend_references import OUTSIDE, UNSUPPORTED_CACHE, Outside, Problem, problems, resolve
 from hypothesis import given
 from hypothesis import strategies as st
-
-from protocol.blend_references import OUTSIDE, UNSUPPORTED_CACHE, Outside, Problem, problems, resolve
 
 INSIDE = [
     ("shot.blend", "//textures/wood.png", "textures/wood.png"),

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import pytest
-
-from protocol import messages as m
+from framehive.protocol import messages as m
 
 HANDLE = "Zq3-_9xYc0aBdEfGhIjKlM"
 

@@ -4,8 +4,7 @@ another file is refused (the same function guards the coordinator's submissions 
 from __future__ import annotations
 
 import pytest
-
-from protocol.scenepaths import MAX_COMPONENT_BYTES, MAX_PATH_BYTES, BadPath, check_path, check_tree
+from framehive.protocol.scenepaths import MAX_COMPONENT_BYTES, MAX_PATH_BYTES, BadPath, check_path, check_tree
 
 GOOD = [
     "scene.blend",

@@ -15,8 +15,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import requests
-
-from protocol import messages
+from framehive.protocol import messages
 
 from . import confinement, coordinator_urls, owner_control, stop_signals, test_only, token_source
 from .blender import BlenderLauncher, BlenderNotFound, probe

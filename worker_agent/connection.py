@@ -23,10 +23,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import websockets
+from framehive.protocol import PROTOCOL_VERSION
+from framehive.protocol import messages as m
 from websockets.exceptions import ConnectionClosed, InvalidStatus
-
-from protocol import PROTOCOL_VERSION
-from protocol import messages as m
 
 from . import __version__, confinement, coordinator_urls
 from .coordinator_urls import base_urls, websocket_url

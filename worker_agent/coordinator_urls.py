@@ -14,7 +14,7 @@ import re
 from typing import Any
 from urllib.parse import urlsplit
 
-from protocol import messages as m
+from framehive.protocol import messages as m
 
 SHA256_RE = re.compile(r"[0-9a-f]{64}")
 # URLs quoted in refusals: cut, and escaped (they are a stranger's text and end up in logs and terminals).

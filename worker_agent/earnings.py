@@ -14,8 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import requests
-
-from protocol.frameranges import format_frames
+from framehive.protocol.frameranges import format_frames
 
 from . import coordinator_urls
 from .http_errors import refusal

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from protocol import messages as m
+from framehive.protocol import messages as m
 
 from .schedule import Schedule
 

@@ -3,8 +3,9 @@ sha256, then laid out as the scene's folder tree (scene_tree.py), from which Ble
 
 Before Blender may open a tree, the agent checks it itself, whatever the coordinator checked (it may be
 compromised, buggy or older): every .blend of the tree is read in a limited child process
-(protocol.untrusted_parse) and each file it names must stay inside the tree, with no fluid domain
-(protocol.blend_references, the coordinator's own check). A tree that fails raises :class:`SceneUnsafe`, and the
+(framehive.protocol.untrusted_parse) and each file it names must stay inside the tree, with no fluid domain
+(framehive.protocol.blend_references, the coordinator's own check). A tree that fails raises :class:`SceneUnsafe`, and
+the
 task or check fails with its message. A tree is checked once per agent process.
 """
 
@@ -18,11 +19,10 @@ from pathlib import Path
 from typing import Any
 
 import requests
-
-from protocol import blend_references
-from protocol.blend_inflate import may_be_blend
-from protocol.scenepaths import BadPath, check_path, check_tree
-from protocol.untrusted_parse import ParseLimits, scan_files
+from framehive.protocol import blend_references
+from framehive.protocol.blend_inflate import may_be_blend
+from framehive.protocol.scenepaths import BadPath, check_path, check_tree
+from framehive.protocol.untrusted_parse import ParseLimits, scan_files
 
 from . import cache_eviction, coordinator_urls
 from .coordinator_urls import SHA256_RE
@@ -44,7 +44,7 @@ class SceneDownloadError(RuntimeError):
 
 class SceneUnsafe(SceneDownloadError):
     """The scene names files outside its tree, uses a cache the network does not render, or cannot be read within
-    the parser's limits: Blender must not open it. ``problems``: what protocol.blend_references found.
+    the parser's limits: Blender must not open it. ``problems``: what framehive.protocol.blend_references found.
 
     ``limit`` goes into the task_failed message (the task runner reads it from the exception): the scene's fault,
     not the agent's, as for the render limits."""
@@ -101,7 +101,7 @@ KEEP_RECENT = 2
 
 class SceneCache:
     """``limit``: bytes the cache may hold before least recently used scenes are removed (None: no limit);
-    ``parse_limits``: what reading one of a scene's .blend files may cost (protocol.untrusted_parse)."""
+    ``parse_limits``: what reading one of a scene's .blend files may cost (framehive.protocol.untrusted_parse)."""
 
     def __init__(self, root: Path, session: requests.Session, base_url: str, limit: int | None = None,
                  parse_limits: ParseLimits | None = None) -> None:

@@ -6,7 +6,7 @@ in ``<trees>/<key>/``, where the key hashes every (path, sha256) pair: jobs with
 it is built once, in a private temporary folder renamed into place when complete.
 
 The paths come from the coordinator, which this agent does not trust with its disk: every path is checked
-again here (protocol.scenepaths), no folder on the way may be a symlink, and each file's folder must resolve
+again here (framehive.protocol.scenepaths), no folder on the way may be a symlink, and each file's folder must resolve
 to inside the tree before anything is linked there.
 """
 
@@ -21,7 +21,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from protocol.scenepaths import BadPath, check_tree
+from framehive.protocol.scenepaths import BadPath, check_tree
 
 
 class UnsafeTree(ValueError):
@@ -44,7 +44,7 @@ def tree_key(files: Iterable[TreeFile]) -> str:
 def assemble(trees: Path, files: list[TreeFile]) -> Path:
     """The folder holding every file at its path, built now unless an earlier task built it already.
 
-    Raises :class:`protocol.scenepaths.BadPath` or :class:`UnsafeTree` (nothing is left behind) for a path
+    Raises :class:`framehive.protocol.scenepaths.BadPath` or :class:`UnsafeTree` (nothing is left behind) for a path
     that is not a plain downward path, or two paths that are one file on some file system.
     """
     check_tree(f.path for f in files)

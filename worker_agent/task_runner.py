@@ -10,8 +10,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 import requests
-
-from protocol import messages as m
+from framehive.protocol import messages as m
 
 from . import png_stack, test_only
 from .blender import BlenderLauncher, RenderError, RenderLimits, RenderProcess

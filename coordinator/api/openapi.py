@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from protocol.scenepaths import MAX_COMPONENT_BYTES, MAX_PATH_BYTES
+from framehive.protocol.scenepaths import MAX_COMPONENT_BYTES, MAX_PATH_BYTES
 
 from .. import __version__, config
 from ..auth import MAX_EXPIRES_IN

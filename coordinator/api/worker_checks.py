@@ -10,8 +10,7 @@ from __future__ import annotations
 import hashlib
 
 from flask import Blueprint, current_app, jsonify, request
-
-from protocol.messages import HANDLE_RE
+from framehive.protocol.messages import HANDLE_RE
 
 from .. import frame_analysis as fa
 from ..auth import require

@@ -13,9 +13,8 @@ and kept if it is rejected, and a job takes at most FRAMEHIVE_MAX_CLAIMS_PER_JOB
 from __future__ import annotations
 
 from flask import current_app
+from framehive.protocol import frameranges
 from sqlalchemy import func, select
-
-from protocol import frameranges
 
 from .. import events, payments
 from ..db import db, lock

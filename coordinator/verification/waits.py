@@ -12,9 +12,8 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import UTC, datetime
 
+from framehive.protocol import frameranges
 from sqlalchemy import Select, select
-
-from protocol import frameranges
 
 from ..db import db
 from ..models import Check, Job, Task, Worker

@@ -8,7 +8,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from addon.client import Client
+from framehive.addon.client import Client
+
 from tests.live import Site
 
 

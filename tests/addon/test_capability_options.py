@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from addon.client import Client
+from framehive.addon.client import Client
+
 from tests.addon.sessions import run_session
 from tests.farm import Farm
 

@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from framehive.addon.client import sha256_file
+from framehive.addon.job_watch import JobWatcher
 
-from addon.client import sha256_file
-from addon.job_watch import JobWatcher
 from tests.addon.following import clients, saved_jobs, shas, stamp
 from tests.addon.sessions import run_session
 from tests.farm import reference_render, wait_for

@@ -11,9 +11,9 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from framehive.addon.client import CLIENT_VERSION
+from framehive.addon.connection_check import ENABLE_ONLINE_ACCESS, check, compatible
 
-from addon.client import CLIENT_VERSION
-from addon.connection_check import ENABLE_ONLINE_ACCESS, check, compatible
 from tests.live import Site, free_port, mint_tokens, running_site
 
 

@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from framehive.addon.client import Client, sha256_file
+from framehive.addon.job_watch import JobStatus, JobWatcher, _eta
 
-from addon.client import Client, sha256_file
-from addon.job_watch import JobStatus, JobWatcher, _eta
 from tests.addon.following import clients, files_under, saved_jobs, shas, stamp
 from tests.farm import wait_for
 from tests.live import Site, free_port, running_site

@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 from blender_asset_tracer import blendfile, trace
 from blender_asset_tracer.pack import transfer
+from framehive.addon import packing
 
-from addon import packing
 from tests.images import colours
 from tests.scenes import ASSET_PROJECT, build_asset_project, outside_files, snapshot
 

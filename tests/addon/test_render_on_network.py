@@ -18,8 +18,8 @@ import hashlib
 from pathlib import Path
 
 import pytest
+from framehive.addon.client import Client
 
-from addon.client import Client
 from tests.addon.sessions import run_session
 from tests.farm import Farm, make_scene, reference_render
 from tests.images import colours, same_pixels

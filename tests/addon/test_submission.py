@@ -19,9 +19,9 @@ from typing import Any
 
 import numpy as np
 import pytest
+from framehive.addon.client import Client, sha256_file
+from framehive.addon.submission import Options, Submission, Update
 
-from addon.client import Client, sha256_file
-from addon.submission import Options, Submission, Update
 from tests.farm import REPO
 from tests.images import pixels
 from tests.live import Site, free_port, mint_tokens, running_site

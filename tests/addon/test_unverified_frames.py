@@ -8,9 +8,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from framehive.addon.client import sha256_file
+from framehive.addon.job_watch import JobWatcher, unverified_path
 
-from addon.client import sha256_file
-from addon.job_watch import JobWatcher, unverified_path
 from tests.addon.following import clients, files_under, shas
 from tests.farm import wait_for
 from tests.live import Site, running_site

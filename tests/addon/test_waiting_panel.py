@@ -9,9 +9,8 @@ from typing import Any
 
 import bpy
 import pytest
-
-from addon import panel
-from addon.job_watch import JobStatus
+from framehive.addon import panel
+from framehive.addon.job_watch import JobStatus
 
 REASON = "frames 1-240 wait for a verifier of the renderer's device class: none online; one of another class " \
          "checks them from 14:05 UTC"

@@ -7,8 +7,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from framehive.addon.cli import main
 
-from addon.cli import main
 from tests.live import Site, running_site
 
 

@@ -18,10 +18,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from addon import cli, client
-from addon.cli import StatusLine, format_elapsed, format_progress, main, progress_key
-from addon.client import ApiError, Client, ConnectionFailed, InvalidSetting, sha256_file
+from framehive.addon import cli, client
+from framehive.addon.cli import StatusLine, format_elapsed, format_progress, main, progress_key
+from framehive.addon.client import ApiError, Client, ConnectionFailed, InvalidSetting, sha256_file
 
 REPO = Path(__file__).resolve().parents[2]
 TOKEN = "secret-token"
@@ -74,9 +73,9 @@ def test_importing_the_cli_loads_only_the_standard_library_and_requests() -> Non
         "import sys\n"
         "import requests\n"
         "before = set(sys.modules)\n"
-        "import addon.cli\n"
+        "import framehive.addon.cli\n"
         "new = {m.split('.')[0] for m in set(sys.modules) - before}\n"
-        "print(sorted(new - set(sys.stdlib_module_names) - {'addon'}))\n"
+        "print(sorted(new - set(sys.stdlib_module_names) - {'framehive'}))\n"
     )
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from addon.cli import describe_requirements
+from framehive.addon.cli import describe_requirements
 
 
 def test_the_command_line_shows_the_coordinators_words_printable_only() -> None:

@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from framehive.addon.cli import main
+from framehive.addon.client import MISSING_QUERY_BATCH, ApiError, Client, sha256_file
 
-from addon.cli import main
-from addon.client import MISSING_QUERY_BATCH, ApiError, Client, sha256_file
 from tests.farm import REPO, Farm, make_scene, wait_for
 from tests.images import colours
 from tests.live import Site, mint_tokens
@@ -450,7 +450,7 @@ def test_cli_wait_on_a_job_cancelled_meanwhile_exits_1(
 
 def test_cli_ctrl_c_while_waiting_leaves_the_job_running(idle: Site, sample_scene: Path) -> None:
     # A real Ctrl-C (SIGINT) to a real `framehive` process, once it is following the job.
-    argv = [sys.executable, "-m", "addon.cli", "submit", str(sample_scene), "--frames", "1-2", "--wait"]
+    argv = [sys.executable, "-m", "framehive.addon.cli", "submit", str(sample_scene), "--frames", "1-2", "--wait"]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     lines: list[str] = []
     with subprocess.Popen(

@@ -9,8 +9,8 @@ import json
 from pathlib import Path
 
 import pytest
+from framehive.addon.client import RETRIES, ApiError, Client, ConnectionFailed
 
-from addon.client import RETRIES, ApiError, Client, ConnectionFailed
 from tests.scripted_http import Answer, scripted_server
 
 TOKEN = "fhu_secret-token"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from addon.cli import format_progress, format_summary, progress_key
+from framehive.addon.cli import format_progress, format_summary, progress_key
 
 REASON = "frames 1-4 wait for a verifier of another owner: none online"
 JOB = {"id": 7, "name": "shot", "state": "running", "total": 4, "frames": "1-4", "waiting": REASON,

@@ -7,10 +7,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from coordinator.auth import create_token
-from coordinator.db import db
-from coordinator.models import Account, Worker
+from framehive.coordinator.auth import create_token
+from framehive.coordinator.db import db
+from framehive.coordinator.models import Account, Worker
 
 
 class Api:

@@ -10,15 +10,14 @@ import hashlib
 import io
 
 import numpy as np
+from framehive.coordinator import frame_analysis as fa
+from framehive.coordinator import outcomes
+from framehive.coordinator.db import db
+from framehive.coordinator.models import Blob, Check, Frame, Task
+from framehive.coordinator.storage_access import storage
+from framehive.coordinator.tier0 import inspect_frame
+from framehive.coordinator.verification import decide
 from sqlalchemy import select
-
-from coordinator import frame_analysis as fa
-from coordinator import outcomes
-from coordinator.db import db
-from coordinator.models import Blob, Check, Frame, Task
-from coordinator.storage_access import storage
-from coordinator.tier0 import inspect_frame
-from coordinator.verification import decide
 
 
 def noise_png(seed: int, width: int = 64, height: int = 36) -> bytes:

@@ -6,9 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from framehive.coordinator import cli
+from framehive.protocol import messages as m
 
-from coordinator import cli
-from protocol import messages as m
 from tests.farm import Farm, wait_for
 from tests.griefer import hello
 from tests.live import farm_database
@@ -28,8 +28,8 @@ def test_the_flags_win_over_the_environment(monkeypatch: pytest.MonkeyPatch) -> 
 
 
 def online(farm: Farm, name: str) -> bool:
-    from coordinator.db import db
-    from coordinator.models import Worker
+    from framehive.coordinator.db import db
+    from framehive.coordinator.models import Worker
 
     with farm_database(farm):
         return bool(db.session.execute(db.select(Worker.online).filter_by(name=name)).scalar_one())

@@ -9,9 +9,9 @@ from __future__ import annotations
 from typing import Any
 
 import requests
+from framehive.coordinator import config
+from framehive.protocol import messages as m
 
-from coordinator import config
-from protocol import messages as m
 from tests.farm import Farm, wait_for
 from tests.griefer import hello
 from tests.live import farm_database
@@ -79,8 +79,8 @@ def test_a_real_agent_over_the_limit_says_why_and_stops(farm: Farm):
 
 def test_a_new_name_of_a_suspended_account_is_born_suspended(farm: Farm):
     admin, token = farm.token("admin", "root"), farm.token("worker", "grief")
-    from coordinator.db import db
-    from coordinator.models import Account
+    from framehive.coordinator.db import db
+    from framehive.coordinator.models import Account
 
     with farm_database(farm):
         db.session.query(Account).filter_by(name="grief").one().suspended = True

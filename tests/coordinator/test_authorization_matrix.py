@@ -36,14 +36,14 @@ from typing import Any
 
 import pytest
 from flask import Flask
+from framehive.coordinator import frame_analysis as fa
+from framehive.coordinator import leases
+from framehive.coordinator.auth import create_token, hash_token
+from framehive.coordinator.db import db
+from framehive.coordinator.models import Account, ApiToken, Frame, JobBlock, Worker
+from framehive.coordinator.verification import leasing
 from sqlalchemy import select, text
 
-from coordinator import frame_analysis as fa
-from coordinator import leases
-from coordinator.auth import create_token, hash_token
-from coordinator.db import db
-from coordinator.models import Account, ApiToken, Frame, JobBlock, Worker
-from coordinator.verification import leasing
 from tests.coordinator.kit import answer, noise_png, render
 from tests.farm import make_scene
 
@@ -412,7 +412,7 @@ def cells(changing: bool) -> list[Any]:
 
 
 def make_app(data_dir: Path, database_url: str | None) -> Flask:
-    from coordinator import create_app
+    from framehive.coordinator import create_app
 
     config: dict[str, Any] = {"TESTING": True, "FRAMEHIVE_START_REAPER": False, "FRAMEHIVE_AUDIT_RATE": 0.0,
                               "FRAMEHIVE_RINGER_RATE": 0.0, "FRAMEHIVE_SPOT_RATE": 0.0,

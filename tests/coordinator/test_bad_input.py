@@ -6,9 +6,8 @@ import hashlib
 from pathlib import Path
 
 import pytest
-
-from coordinator.db import db
-from coordinator.models import Blob, Frame, Job, Task
+from framehive.coordinator.db import db
+from framehive.coordinator.models import Blob, Frame, Job, Task
 
 
 def row_counts(app) -> dict[str, int]:  # type: ignore[no-untyped-def]

@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import hashlib
 
+from framehive.coordinator import config, leases, outcomes
+from framehive.coordinator.blob_collection import PLACEHOLDER, collect
+from framehive.coordinator.db import db
+from framehive.coordinator.models import Blob, Check, Event, Frame, Job, now
+from framehive.coordinator.verification import leasing, ringers
 from sqlalchemy import select
 
-from coordinator import config, leases, outcomes
-from coordinator.blob_collection import PLACEHOLDER, collect
-from coordinator.db import db
-from coordinator.models import Blob, Check, Event, Frame, Job, now
-from coordinator.verification import leasing, ringers
 from tests.coordinator.kit import answer, render
 
 from .conftest import Api

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from framehive.coordinator import leases
+from framehive.coordinator.db import db
+from framehive.coordinator.models import Account, BlobUpload, Frame, Job, LedgerEntry, Task, Worker
 from sqlalchemy import func, select
 
-from coordinator import leases
-from coordinator.db import db
-from coordinator.models import Account, BlobUpload, Frame, Job, LedgerEntry, Task, Worker
 from tests.coordinator.conftest import Api
 from tests.coordinator.kit import render
 

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 import requests
+from framehive.addon.client import Client
+from framehive.protocol import messages as m
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
-from addon.client import Client
-from protocol import messages as m
 from tests.farm import Farm
 from tests.proc_stats import MIB, peak_rss, reset_peak_rss
 from tests.protocol_worker import ProtocolWorker, error_of, png

@@ -12,13 +12,13 @@ import re
 from typing import Any
 
 from flask import current_app
+from framehive.coordinator import leases, stats
+from framehive.coordinator.db import db
+from framehive.coordinator.models import Check, Event, Job, Task
+from framehive.coordinator.verification import leasing
+from framehive.coordinator.verification.claims import file_claim
 from sqlalchemy import select
 
-from coordinator import leases, stats
-from coordinator.db import db
-from coordinator.models import Check, Event, Job, Task
-from coordinator.verification import leasing
-from coordinator.verification.claims import file_claim
 from tests.coordinator.kit import answer, noise_png, render
 
 

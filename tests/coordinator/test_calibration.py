@@ -18,8 +18,7 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from coordinator import frame_analysis as fa
+from framehive.coordinator import frame_analysis as fa
 
 REPO = Path(__file__).resolve().parents[2]
 REGIONS = 60

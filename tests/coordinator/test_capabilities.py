@@ -9,15 +9,15 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from framehive.coordinator import capabilities, leases, outcomes
+from framehive.coordinator.db import db
+from framehive.coordinator.models import Account, Check, Job, Task, Worker
+from framehive.coordinator.verification import leasing
+from framehive.protocol import blender_versions as bv
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
-from coordinator import capabilities, leases, outcomes
-from coordinator.db import db
-from coordinator.models import Account, Check, Job, Task, Worker
-from coordinator.verification import leasing
-from protocol import blender_versions as bv
 from tests.coordinator.kit import render
 
 # The sample scene is saved by the bpy wheel of the venv: Blender 5.0.1 writes file version 5.0.

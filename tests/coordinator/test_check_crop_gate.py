@@ -7,12 +7,13 @@ import hashlib
 import struct
 import zlib
 
-from coordinator import frame_analysis as fa
-from coordinator import leases
-from coordinator.auth import create_token
-from coordinator.db import db
-from coordinator.models import Check
-from coordinator.verification import leasing
+from framehive.coordinator import frame_analysis as fa
+from framehive.coordinator import leases
+from framehive.coordinator.auth import create_token
+from framehive.coordinator.db import db
+from framehive.coordinator.models import Check
+from framehive.coordinator.verification import leasing
+
 from tests.coordinator.kit import noise_png, render
 
 

@@ -11,9 +11,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from framehive.addon.client import ApiError
+from framehive.coordinator import config
 
-from addon.client import ApiError
-from coordinator import config
 from tests.farm import wait_for
 from tests.live import Site, running_site
 

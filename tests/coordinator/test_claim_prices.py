@@ -7,12 +7,12 @@ creating and cancelling a job gave every point back, so a loop of them cost noth
 
 from __future__ import annotations
 
+from framehive.coordinator import config, ledger
+from framehive.coordinator.db import db
+from framehive.coordinator.models import Claim, Job, LedgerEntry
+from framehive.coordinator.verification import leasing
 from sqlalchemy import select
 
-from coordinator import config, ledger
-from coordinator.db import db
-from coordinator.models import Claim, Job, LedgerEntry
-from coordinator.verification import leasing
 from tests.coordinator.kit import answer, noise_png
 from tests.coordinator.test_bad_input import row_counts
 from tests.coordinator.test_points import assert_conserved, balance_of

@@ -6,9 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from framehive.coordinator import cli, config_sources
+from framehive.coordinator.config_sources import SettingsError, env_name, file_key, layered, settable
 
-from coordinator import cli, config_sources
-from coordinator.config_sources import SettingsError, env_name, file_key, layered, settable
 from tests.farm import REPO
 
 

@@ -6,15 +6,15 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from framehive.coordinator import frame_analysis as fa
+from framehive.coordinator import leases
+from framehive.coordinator.db import db
+from framehive.coordinator.dispatch import verify_message
+from framehive.coordinator.models import Frame, VerificationKey
+from framehive.coordinator.storage_access import storage
+from framehive.coordinator.verification import decide, leasing
 from sqlalchemy import select
 
-from coordinator import frame_analysis as fa
-from coordinator import leases
-from coordinator.db import db
-from coordinator.dispatch import verify_message
-from coordinator.models import Frame, VerificationKey
-from coordinator.storage_access import storage
-from coordinator.verification import decide, leasing
 from tests.coordinator.kit import noise_png, render
 from tests.coordinator.test_verification import node  # noqa: F401  (a trusted node: the claim fixture)
 

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 import requests
+from framehive.coordinator import config, create_app
+from framehive.coordinator.scene_inspect import limits
 
-from coordinator import config, create_app
-from coordinator.scene_inspect import limits
 from tests.farm import Farm
 from tests.live import mint_tokens
 

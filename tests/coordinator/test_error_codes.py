@@ -15,13 +15,12 @@ import ast
 import json
 from pathlib import Path
 
+from framehive.coordinator.admission import BUSY
+from framehive.coordinator.api.error_codes import ERROR_CODES
+from framehive.coordinator.api.openapi import openapi_document
+from framehive.protocol.blend_references import OUTSIDE, UNSUPPORTED_CACHE
+from framehive.protocol.untrusted_parse import TOO_LARGE
 from werkzeug.exceptions import BadRequest, MethodNotAllowed, NotFound, RequestEntityTooLarge
-
-from coordinator.admission import BUSY
-from coordinator.api.error_codes import ERROR_CODES
-from coordinator.api.openapi import openapi_document
-from protocol.blend_references import OUTSIDE, UNSUPPORTED_CACHE
-from protocol.untrusted_parse import TOO_LARGE
 
 ROOT = Path(__file__).resolve().parents[2] / "coordinator"
 NOT_THE_API = {"dashboard"}  # HTML pages and their forms: not in the OpenAPI document

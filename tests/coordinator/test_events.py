@@ -7,12 +7,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from framehive.coordinator import events, leases, outcomes
+from framehive.coordinator.db import db
+from framehive.coordinator.models import Account, Event, Frame
+from framehive.coordinator.verification import leasing
 from sqlalchemy import select
 
-from coordinator import events, leases, outcomes
-from coordinator.db import db
-from coordinator.models import Account, Event, Frame
-from coordinator.verification import leasing
 from tests.coordinator.conftest import Api
 from tests.coordinator.kit import answer, noise_png, render, stored_bytes
 

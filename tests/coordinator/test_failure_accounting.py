@@ -10,12 +10,23 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from framehive.coordinator import leases, outcomes, worker_control
+from framehive.coordinator.db import db
+from framehive.coordinator.models import (
+    Account,
+    AccountBlock,
+    Event,
+    Frame,
+    Job,
+    LimitHit,
+    Task,
+    TaskFailure,
+    Worker,
+    now,
+)
+from framehive.coordinator.verification import leasing as check_leasing
 from sqlalchemy import func, select
 
-from coordinator import leases, outcomes, worker_control
-from coordinator.db import db
-from coordinator.models import Account, AccountBlock, Event, Frame, Job, LimitHit, Task, TaskFailure, Worker, now
-from coordinator.verification import leasing as check_leasing
 from tests.coordinator import kit
 
 
@@ -272,8 +283,8 @@ def test_one_owners_limit_failures_block_it_without_blame(only_job, app):  # typ
 
 
 def test_an_unknown_limit_is_an_ordinary_failure(only_job):  # type: ignore[no-untyped-def]
-    from coordinator.failure_accounting import limit_of
-    from protocol import messages as m
+    from framehive.coordinator.failure_accounting import limit_of
+    from framehive.protocol import messages as m
 
     message = m.TaskFailed(task_id=1, attempt=1, error="x")
     assert limit_of(message) is None

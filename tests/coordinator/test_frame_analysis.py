@@ -1,4 +1,4 @@
-"""coordinator.frame_analysis against real Cycles renders of the sample scene (64x36, 8 spp, CPU).
+"""framehive.coordinator.frame_analysis against real Cycles renders of the sample scene (64x36, 8 spp, CPU).
 
 One module-scoped fixture builds the scene and renders every variant in a single bpy subprocess: honest
 re-renders, other seeds, adjacent frames, cheats (1 spp, half resolution), render-border crops, a denoised crop
@@ -19,10 +19,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from framehive.coordinator import frame_analysis as fa
+from framehive.coordinator.frame_analysis import BadImage, Region
 from PIL import Image
-
-from coordinator import frame_analysis as fa
-from coordinator.frame_analysis import BadImage, Region
 
 REPO = Path(__file__).resolve().parents[2]
 W, H = 64, 36

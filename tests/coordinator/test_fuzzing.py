@@ -24,6 +24,10 @@ from typing import Any
 import pytest
 import schemathesis
 from flask import Flask
+from framehive.coordinator.api.openapi import openapi_document
+from framehive.coordinator.auth import create_token, hash_token
+from framehive.coordinator.db import db
+from framehive.coordinator.models import ApiToken
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from schemathesis.checks import not_a_server_error
@@ -35,10 +39,6 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from coordinator.api.openapi import openapi_document
-from coordinator.auth import create_token, hash_token
-from coordinator.db import db
-from coordinator.models import ApiToken
 from tests.coordinator.test_authorization_matrix import World, build_world, close, make_app
 from tests.farm import make_scene
 

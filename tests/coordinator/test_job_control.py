@@ -10,13 +10,13 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from framehive.coordinator import job_control, leases, ledger, outcomes
+from framehive.coordinator.db import db
+from framehive.coordinator.models import Check, Event, Frame, Job, Task, TaskFailure
+from framehive.coordinator.payments import job_price
+from framehive.coordinator.verification import leasing
 from sqlalchemy import func, select
 
-from coordinator import job_control, leases, ledger, outcomes
-from coordinator.db import db
-from coordinator.models import Check, Event, Frame, Job, Task, TaskFailure
-from coordinator.payments import job_price
-from coordinator.verification import leasing
 from tests.coordinator.conftest import Api
 from tests.coordinator.kit import answer, render
 

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from coordinator import frame_analysis as fa
+from framehive.coordinator import frame_analysis as fa
 
 SHAPE = (27, 48, 3)  # a 1/16 region of a 192x108 frame
 

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from framehive.coordinator import leases, outcomes
+from framehive.coordinator.db import db
+from framehive.coordinator.models import Account, AccountBlock, Blob, Job, Task, TaskFailure, Worker
+from framehive.coordinator.states import TASK_TRANSITIONS, IllegalTransition, check_move
 from sqlalchemy import update
-
-from coordinator import leases, outcomes
-from coordinator.db import db
-from coordinator.models import Account, AccountBlock, Blob, Job, Task, TaskFailure, Worker
-from coordinator.states import TASK_TRANSITIONS, IllegalTransition, check_move
 
 
 @pytest.fixture
@@ -97,7 +96,7 @@ def test_done_with_missing_frames_counts_as_failure_and_requeues(ctx):  # type: 
     assert (task.state, task.failures, task.worker_id) == ("queued", 1, None)
     again = leases.claim_task(ctx["c"])  # another account: the owner's failed it, so it would get the next task
     assert again.id == task.id and again.attempt == 2
-    from coordinator.dispatch import assign_message
+    from framehive.coordinator.dispatch import assign_message
     assert assign_message(again).frames == [2], "frames already uploaded are kept, not re-rendered"
 
 

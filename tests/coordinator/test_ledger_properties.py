@@ -69,6 +69,29 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from framehive.coordinator import frame_analysis as fa
+from framehive.coordinator import leases, ledger, outcomes
+from framehive.coordinator.auth import create_token
+from framehive.coordinator.db import db
+from framehive.coordinator.models import (
+    Account,
+    Blob,
+    Check,
+    Claim,
+    Frame,
+    Job,
+    LedgerEntry,
+    Task,
+    VerificationKey,
+    Worker,
+    now,
+)
+from framehive.coordinator.states import FrameState, JobState
+from framehive.coordinator.storage_access import storage
+from framehive.coordinator.submission import scene_info
+from framehive.coordinator.tier0 import inspect_frame
+from framehive.coordinator.transitions import missing_frames
+from framehive.coordinator.verification import decide, keys, leasing
 from hypothesis import Phase, note, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -81,17 +104,6 @@ from hypothesis.stateful import (
 )
 from sqlalchemy import func, select, text, union_all
 
-from coordinator import frame_analysis as fa
-from coordinator import leases, ledger, outcomes
-from coordinator.auth import create_token
-from coordinator.db import db
-from coordinator.models import Account, Blob, Check, Claim, Frame, Job, LedgerEntry, Task, VerificationKey, Worker, now
-from coordinator.states import FrameState, JobState
-from coordinator.storage_access import storage
-from coordinator.submission import scene_info
-from coordinator.tier0 import inspect_frame
-from coordinator.transitions import missing_frames
-from coordinator.verification import decide, keys, leasing
 from tests.coordinator.kit import noise_png
 
 # Sized for CI (measured on a 2-core machine: 10 s on SQLite, 16 s on PostgreSQL, 35 s for the module with its

@@ -8,12 +8,12 @@ import re
 from pathlib import Path
 
 import pytest
+from framehive.addon.client import Client
+from framehive.coordinator import logsafe
+from framehive.protocol import PROTOCOL_VERSION
+from framehive.protocol import messages as m
 from websockets.sync.client import connect
 
-from addon.client import Client
-from coordinator import logsafe
-from protocol import PROTOCOL_VERSION
-from protocol import messages as m
 from tests.farm import Farm, wait_for
 from tests.protocol_worker import ProtocolWorker
 

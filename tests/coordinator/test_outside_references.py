@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from framehive.coordinator.db import db
+from framehive.coordinator.models import Blob
 
-from coordinator.db import db
-from coordinator.models import Blob
 from tests.coordinator.test_scene_assets import rows
 from tests.scenes import build_outside_references
 

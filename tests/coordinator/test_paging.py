@@ -10,12 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from framehive.addon.client import Client
+from framehive.coordinator import config
+from framehive.coordinator.auth import create_token
+from framehive.coordinator.db import db
+from framehive.coordinator.models import Account, Worker
 
-from addon.client import Client
-from coordinator import config
-from coordinator.auth import create_token
-from coordinator.db import db
-from coordinator.models import Account, Worker
 from tests.farm import Farm
 from tests.live import mint_tokens
 

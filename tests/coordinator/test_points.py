@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+from framehive.coordinator import leases, ledger
+from framehive.coordinator.db import db
+from framehive.coordinator.models import Account, Blob, Frame, Job, LedgerEntry, Task
+from framehive.coordinator.verification import leasing
 from sqlalchemy import select
 
-from coordinator import leases, ledger
-from coordinator.db import db
-from coordinator.models import Account, Blob, Frame, Job, LedgerEntry, Task
-from coordinator.verification import leasing
 from tests.coordinator.kit import answer, noise_png, render
 from tests.coordinator.test_bad_input import row_counts
 
@@ -88,7 +88,7 @@ def test_self_dealing_earns_the_reduced_rate(v, app):  # type: ignore[no-untyped
 
 
 def test_a_caught_renderer_gives_back_its_earnings_and_a_stake(v):  # type: ignore[no-untyped-def]
-    from coordinator.verification import leasing
+    from framehive.coordinator.verification import leasing
 
     task = leases.claim_task(v["renderer"].id)
     render(task)

@@ -111,7 +111,8 @@ def test_clients_that_never_close_do_not_stall_everyone_else(farm: Farm):
 
 
 def test_the_wsgi_entry_point_under_gunicorn_reads_the_environment_over_the_file(tmp_path: Path):
-    """``gunicorn -k coordinator.gunicorn_server.LimitedThreadWorker coordinator.wsgi:app``, configured the way a
+    """``gunicorn -k framehive.coordinator.gunicorn_server.LimitedThreadWorker framehive.coordinator.wsgi:app``,
+    configured the way a
     server of your own is: FRAMEHIVE_CONFIG names the file, FRAMEHIVE_* variables win over it."""
     config = tmp_path / "framehive.toml"
     config.write_text(f'data_dir = "{tmp_path / "from-file"}"\nmax_connections_per_address = 2\n')
@@ -119,8 +120,10 @@ def test_the_wsgi_entry_point_under_gunicorn_reads_the_environment_over_the_file
     env = {**os.environ, "FRAMEHIVE_CONFIG": str(config), "FRAMEHIVE_DATA_DIR": str(tmp_path / "from-env")}
     log = (tmp_path / "gunicorn.log").open("wb")
     server = subprocess.Popen([sys.executable, "-m", "gunicorn", "--no-control-socket", "--workers", "1",
-                               "-k", "coordinator.gunicorn_server.LimitedThreadWorker", "-b", f"127.0.0.1:{port}",
-                               "coordinator.wsgi:app"], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+                               "-k", "framehive.coordinator.gunicorn_server.LimitedThreadWorker", "-b",
+                                   f"127.0.0.1:{port}",
+                               "framehive.coordinator.wsgi:app"], cwd=REPO, env=env, stdout=log,
+                                   stderr=subprocess.STDOUT)
     try:
         wait_for(lambda: answers(f"http://127.0.0.1:{port}/api/v1/health"), 60, "the coordinator to answer")
         assert (tmp_path / "from-env" / "framehive.sqlite3").is_file() and not (tmp_path / "from-file").exists()

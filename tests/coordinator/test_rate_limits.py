@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 import requests
+from framehive.addon.client import Client
+from framehive.coordinator.rate_limits import TokenBuckets
 
-from addon.client import Client
-from coordinator.rate_limits import TokenBuckets
 from tests.farm import Farm, wait_for
 from tests.live import mint_tokens
 

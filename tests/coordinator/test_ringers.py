@@ -4,14 +4,14 @@ conftest.py. What a real agent receives, handles and timing included, is measure
 
 from __future__ import annotations
 
+from framehive.coordinator import leases
+from framehive.coordinator.db import db
+from framehive.coordinator.dispatch import verify_message
+from framehive.coordinator.models import Check, Job, VerificationKey, Worker
+from framehive.coordinator.verification import leasing, ringers
+from framehive.coordinator.verification.handles import held_check as handles_held
 from sqlalchemy import select
 
-from coordinator import leases
-from coordinator.db import db
-from coordinator.dispatch import verify_message
-from coordinator.models import Check, Job, VerificationKey, Worker
-from coordinator.verification import leasing, ringers
-from coordinator.verification.handles import held_check as handles_held
 from tests.coordinator.kit import answer, noise_png, render
 
 RINGERS = 12

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 import requests
+from framehive.addon.client import Client
 
-from addon.client import Client
 from tests.farm import Farm
 from tests.live import mint_tokens
 from tests.s3 import MotoServer

@@ -9,13 +9,13 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
+from framehive.coordinator import leases
+from framehive.coordinator.db import db
+from framehive.coordinator.dispatch import assign_message, verify_message
+from framehive.coordinator.models import Account, Blob, Frame, Job, LedgerEntry, Task, Worker
+from framehive.coordinator.verification import leasing
 from sqlalchemy import select
 
-from coordinator import leases
-from coordinator.db import db
-from coordinator.dispatch import assign_message, verify_message
-from coordinator.models import Account, Blob, Frame, Job, LedgerEntry, Task, Worker
-from coordinator.verification import leasing
 from tests.coordinator.kit import render
 
 TEXTURE = b"not really a PNG: the coordinator never opens assets"

@@ -1,6 +1,7 @@
 """Scene bombs: a few kilobytes of compressed ".blend" that inflate to gigabytes (issue 12's measurement: a 4 KB
 zstd scene of 128 MiB took the coordinator from 90 MB to 974 MB, a 32 KB one to 7.2 GB and 185 s, parsed inside
-its own process). The coordinator now reads every .blend in a limited child (protocol.untrusted_parse): each bomb
+its own process). The coordinator now reads every .blend in a limited child (framehive.protocol.untrusted_parse): each
+bomb
 is a clear 400 and the coordinator's own peak memory, measured in /proc, barely moves.
 """
 

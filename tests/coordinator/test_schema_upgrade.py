@@ -7,10 +7,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from framehive.coordinator import create_app, schema
+from framehive.coordinator.db import db
 from sqlalchemy import Column, Integer, MetaData, String, Table, create_engine, inspect, text
-
-from coordinator import create_app, schema
-from coordinator.db import db
 
 
 def old_and_new(metadata_new: MetaData) -> tuple[MetaData, Table]:

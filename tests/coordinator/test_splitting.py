@@ -1,11 +1,10 @@
 from __future__ import annotations
 
 import pytest
+from framehive.coordinator.splitting import default_chunk, split
+from framehive.protocol import frameranges
 from hypothesis import given
 from hypothesis import strategies as st
-
-from coordinator.splitting import default_chunk, split
-from protocol import frameranges
 
 
 def test_split_in_order_with_a_short_last_chunk():

@@ -7,14 +7,14 @@ from __future__ import annotations
 import random
 
 import pytest
+from framehive.coordinator import frame_analysis as fa
+from framehive.coordinator import leases, ledger
+from framehive.coordinator.db import db
+from framehive.coordinator.dispatch import verify_message
+from framehive.coordinator.models import Account, Check, Frame, Task, VerificationKey
+from framehive.coordinator.verification import keys, leasing, ringers
 from sqlalchemy import select
 
-from coordinator import frame_analysis as fa
-from coordinator import leases, ledger
-from coordinator.db import db
-from coordinator.dispatch import verify_message
-from coordinator.models import Account, Check, Frame, Task, VerificationKey
-from coordinator.verification import keys, leasing, ringers
 from tests.coordinator.kit import answer, noise_png, render
 
 

@@ -6,12 +6,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from framehive.coordinator import config, leases, ledger, stats
+from framehive.coordinator.db import db
+from framehive.coordinator.models import Account, Frame, now
+from framehive.coordinator.verification import leasing
 from sqlalchemy import func, select
 
-from coordinator import config, leases, ledger, stats
-from coordinator.db import db
-from coordinator.models import Account, Frame, now
-from coordinator.verification import leasing
 from tests.coordinator.conftest import Api
 from tests.coordinator.kit import answer, noise_png, render, stored_bytes
 

@@ -15,8 +15,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from framehive.addon.client import ApiError, Client
 
-from addon.client import ApiError, Client
 from tests.farm import Farm, wait_for
 from tests.live import mint_tokens
 

@@ -12,9 +12,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from framehive.addon.client import ApiError, Client
+from framehive.coordinator import config
 
-from addon.client import ApiError, Client
-from coordinator import config
 from tests.farm import Farm, make_scene
 from tests.live import mint_tokens
 

@@ -10,18 +10,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from framehive.coordinator import frame_analysis as fa
+from framehive.coordinator import leases
+from framehive.coordinator.db import db
+from framehive.coordinator.dispatch import verify_message
+from framehive.coordinator.models import Check, Job, VerificationKey
+from framehive.coordinator.verification import decide, keys, leasing, tier1
+from framehive.coordinator.verification.checks import MARGIN
+from framehive.worker_agent.blender import BlenderLauncher, RenderProcess
 from sqlalchemy import select
 
-from coordinator import frame_analysis as fa
-from coordinator import leases
-from coordinator.db import db
-from coordinator.dispatch import verify_message
-from coordinator.models import Check, Job, VerificationKey
-from coordinator.verification import decide, keys, leasing, tier1
-from coordinator.verification.checks import MARGIN
 from tests.coordinator.kit import answer, noise_png, render
 from tests.farm import make_scene
-from worker_agent.blender import BlenderLauncher, RenderProcess
 
 WIDTH, HEIGHT = 320, 180
 KEY = fa.Region(16, 12, 80, 45)  # the region a check's key drew: the top left

@@ -11,8 +11,8 @@ import sys
 from pathlib import Path
 
 import requests
+from framehive.coordinator import cli, existing_database
 
-from coordinator import cli, existing_database
 from tests.farm import REPO, Farm
 
 
@@ -50,7 +50,7 @@ def test_a_postgresql_database_without_the_coordinators_tables_is_refused(postgr
 
 def test_the_documented_form_prints_a_token_the_running_coordinator_accepts(farm: Farm):
     store = farm.data_dir / "blobs"
-    argv = [sys.executable, "-m", "coordinator.cli", "token", "create", "--kind", "user", "--name", "alice",
+    argv = [sys.executable, "-m", "framehive.coordinator.cli", "token", "create", "--kind", "user", "--name", "alice",
             "--data-dir", str(farm.data_dir), "--db", f"sqlite:///{farm.data_dir / 'framehive.sqlite3'}",
             "--storage", f"file://{store}"]
     done = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=60)

@@ -6,9 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from coordinator import cli
-from coordinator.auth import MAX_EXPIRES_IN, issue_token, list_tokens
+from framehive.coordinator import cli
+from framehive.coordinator.auth import MAX_EXPIRES_IN, issue_token, list_tokens
 
 
 @pytest.mark.parametrize("days", ["1e12", "1e300", str(MAX_EXPIRES_IN / 86400 + 1)])

@@ -8,12 +8,11 @@ import time
 from pathlib import Path
 
 import pytest
-
-from coordinator import cli
-from coordinator.auth import create_token, hash_token, list_tokens, revoke_token
-from coordinator.db import db
-from coordinator.errors import ApiError
-from coordinator.models import ApiToken
+from framehive.coordinator import cli
+from framehive.coordinator.auth import create_token, hash_token, list_tokens, revoke_token
+from framehive.coordinator.db import db
+from framehive.coordinator.errors import ApiError
+from framehive.coordinator.models import ApiToken
 
 from .conftest import Api
 

@@ -13,13 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from framehive.coordinator import failure_accounting, leases, outcomes
+from framehive.coordinator.db import db
+from framehive.coordinator.models import Account, Blob, Check, Frame, Job, Task, Worker, now
+from framehive.coordinator.verification import leasing as check_leasing
+from framehive.protocol import messages as m
 from sqlalchemy import select
 
-from coordinator import failure_accounting, leases, outcomes
-from coordinator.db import db
-from coordinator.models import Account, Blob, Check, Frame, Job, Task, Worker, now
-from coordinator.verification import leasing as check_leasing
-from protocol import messages as m
 from tests.coordinator import kit
 from tests.coordinator import test_failure_accounting as accounting
 from tests.coordinator.test_failure_accounting import blocks, job, offline

@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from framehive.coordinator import frame_analysis as fa
+from framehive.coordinator import leases
+from framehive.coordinator.db import db
+from framehive.coordinator.dispatch import assign_message, verify_message
+from framehive.coordinator.models import Account, Check, Frame, Job, JobBlock, Task, VerificationKey, Worker
+from framehive.coordinator.verification import leasing, ringers, trust
 from sqlalchemy import select
 
-from coordinator import frame_analysis as fa
-from coordinator import leases
-from coordinator.db import db
-from coordinator.dispatch import assign_message, verify_message
-from coordinator.models import Account, Check, Frame, Job, JobBlock, Task, VerificationKey, Worker
-from coordinator.verification import leasing, ringers, trust
 from tests.coordinator.kit import answer, noise_png, render
 
 
@@ -222,7 +222,7 @@ def test_only_trusted_nodes_and_veterans_arbitrate(v, app):  # type: ignore[no-u
 
 
 def test_a_verifier_that_passed_a_cheaters_frames_is_caught_after_the_honest_re_render(v):  # type: ignore[no-untyped-def]
-    from coordinator.verification import penalties
+    from framehive.coordinator.verification import penalties
 
     task = leases.claim_task(v["renderer"].id)
     render(task, image=lambda n: noise_png(1000 + n))  # fake frames

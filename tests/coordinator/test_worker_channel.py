@@ -6,11 +6,11 @@ import hashlib
 
 import pytest
 import requests
+from framehive.addon.client import Client
+from framehive.protocol import messages as m
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
-from addon.client import Client
-from protocol import messages as m
 from tests.farm import Farm, wait_for
 from tests.protocol_worker import ProtocolWorker, error_of, png
 
@@ -131,7 +131,7 @@ def test_scene_download_only_for_the_lease_holder(farm: Farm, sample_scene):  # 
 
 
 def test_revoking_a_worker_token_cuts_off_its_connected_agent(farm: Farm):
-    from coordinator.cli import main as coordinator_cli
+    from framehive.coordinator.cli import main as coordinator_cli
 
     token = farm.token("worker", "owner")
     worker = ProtocolWorker(farm.url, token, "w")

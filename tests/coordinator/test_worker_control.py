@@ -7,14 +7,14 @@ from typing import Any
 
 import pytest
 import requests
+from framehive.addon.client import Client
+from framehive.coordinator import leases, outcomes, worker_control
+from framehive.coordinator.db import db
+from framehive.coordinator.models import Check, Event, Frame, Job, JobBlock, Task, TaskFailure, Worker
+from framehive.coordinator.verification import leasing
+from framehive.protocol import messages as m
 from sqlalchemy import func, select
 
-from addon.client import Client
-from coordinator import leases, outcomes, worker_control
-from coordinator.db import db
-from coordinator.models import Check, Event, Frame, Job, JobBlock, Task, TaskFailure, Worker
-from coordinator.verification import leasing
-from protocol import messages as m
 from tests.coordinator.conftest import Api
 from tests.coordinator.kit import render, store
 from tests.farm import Farm, wait_for

@@ -12,14 +12,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from framehive.coordinator import events
+from framehive.coordinator.auth import caller_for_secret, create_token
+from framehive.coordinator.dashboard.accounts_data import BLOCKS_LISTED, list_accounts
+from framehive.coordinator.db import db
+from framehive.coordinator.models import Account, AccountBlock
 from selenium import webdriver
 from sqlalchemy import select
 
-from coordinator import events
-from coordinator.auth import caller_for_secret, create_token
-from coordinator.dashboard.accounts_data import BLOCKS_LISTED, list_accounts
-from coordinator.db import db
-from coordinator.models import Account, AccountBlock
 from tests.coordinator.conftest import Api
 from tests.live import Site, farm_database, running_site
 

@@ -10,12 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from framehive.coordinator.db import db
+from framehive.coordinator.models import JobBlock, Task, Worker
 from selenium import webdriver
 from selenium.webdriver.support.ui import Select
 from sqlalchemy import select
 
-from coordinator.db import db
-from coordinator.models import JobBlock, Task, Worker
 from tests.live import Site, farm_database, running_site
 
 from .browser import Dashboard

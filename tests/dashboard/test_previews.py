@@ -10,13 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 from flask import Flask
+from framehive.coordinator import create_app
+from framehive.coordinator import frame_analysis as fa
+from framehive.coordinator.dashboard.previews import SIZES, NoPreview, cache_dir, preview
+from framehive.coordinator.db import db
+from framehive.coordinator.storage_access import storage
 from PIL import Image
-
-from coordinator import create_app
-from coordinator import frame_analysis as fa
-from coordinator.dashboard.previews import SIZES, NoPreview, cache_dir, preview
-from coordinator.db import db
-from coordinator.storage_access import storage
 
 
 @pytest.fixture

@@ -14,11 +14,11 @@ from typing import Any
 
 import pytest
 import requests
+from framehive.coordinator.dashboard.secret import ENV_VAR, SECRET_FILE, persisted_secret, server_secret
+from framehive.coordinator.dashboard.sessions import SECURE_ENV_VAR
 from selenium import webdriver
 from werkzeug.serving import make_server
 
-from coordinator.dashboard.secret import ENV_VAR, SECRET_FILE, persisted_secret, server_secret
-from coordinator.dashboard.sessions import SECURE_ENV_VAR
 from tests.live import Site, running_site
 
 from .browser import Dashboard
@@ -159,9 +159,9 @@ def test_after_login_only_dashboard_addresses_are_followed(dash: Dashboard, site
 def served(tmp_path: Path, ssl_context: tuple[str, str] | None = None) -> Iterator[tuple[str, str]]:
     """A coordinator app in a real server on a loopback port (https with ``ssl_context``): its dashboard's URL and
     an admin token."""
-    from coordinator import create_app
-    from coordinator.auth import create_token
-    from coordinator.db import db
+    from framehive.coordinator import create_app
+    from framehive.coordinator.auth import create_token
+    from framehive.coordinator.db import db
 
     app = create_app({"FRAMEHIVE_START_REAPER": False}, data_dir=tmp_path / "coordinator")
     with app.app_context():

@@ -12,11 +12,11 @@ import subprocess
 import sys
 
 import pytest
+from framehive.addon.client import Client
+from framehive.worker_agent import confinement
 from selenium import webdriver
 
-from addon.client import Client
 from tests.farm import REPO, Farm, wait_for
-from worker_agent import confinement
 
 from .browser import Dashboard
 
@@ -24,7 +24,8 @@ ONLINE = 90
 
 
 def owner_command(*argv: str) -> None:
-    subprocess.run([sys.executable, "-m", "worker_agent.cli", *argv], cwd=REPO, capture_output=True, text=True,
+    subprocess.run([sys.executable, "-m", "framehive.worker_agent.cli", *argv], cwd=REPO, capture_output=True,
+                   text=True,
                    timeout=60, env=dict(os.environ), check=True)
 
 

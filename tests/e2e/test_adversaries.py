@@ -24,9 +24,9 @@ from typing import Any
 
 import pytest
 import requests
+from framehive.addon.client import Client
+from framehive.coordinator import frame_analysis as fa
 
-from addon.client import Client
-from coordinator import frame_analysis as fa
 from tests.farm import REPO, Farm, Proc, make_scene, wait_for
 from tests.images import same_pixels
 

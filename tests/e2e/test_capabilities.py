@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from framehive.addon.cli import main as framehive
+from framehive.protocol import blend_inflate
+from framehive.protocol import messages as m
 
-from addon.cli import main as framehive
-from protocol import blend_inflate
-from protocol import messages as m
 from tests.farm import wait_for
 from tests.live import Site, running_site
 from tests.protocol_worker import ProtocolWorker, png

@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from framehive.worker_agent.test_only import SEED_VARIABLE
 
 from tests.e2e.test_adversaries import Network, start_adversary, wait_caught, wait_online, workers
 from tests.farm import REPO, Farm, reference_render
 from tests.images import same_pixels
-from worker_agent.test_only import SEED_VARIABLE
 
 FRAMES = 6
 FALLBACK_WAIT = 0  # seconds: checks go across device classes at once (point 2's wait is not under test here)

@@ -11,9 +11,9 @@ import signal
 from collections import Counter
 from pathlib import Path
 
+from framehive.addon.client import Client
 from sqlalchemy import create_engine, text
 
-from addon.client import Client
 from tests.farm import Farm, make_scene, wait_for
 from tests.postgres import PostgresServer
 

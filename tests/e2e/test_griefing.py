@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import requests
+from framehive.addon.client import Client
 
-from addon.client import Client
 from tests.farm import Farm, wait_for
 from tests.griefer import Griefer
 

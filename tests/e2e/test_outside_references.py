@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from framehive.addon.client import ApiError, Client, sha256_file
+from framehive.coordinator.db import db
+from framehive.coordinator.models import Blob, Job
 
-from addon.client import ApiError, Client, sha256_file
-from coordinator.db import db
-from coordinator.models import Blob, Job
 from tests.farm import Farm, wait_for
 from tests.live import farm_database
 from tests.scenes import build_outside_references

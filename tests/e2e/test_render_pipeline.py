@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from framehive.addon.client import Client
 
-from addon.client import Client
 from tests.farm import REPO, Farm, wait_for
 from tests.images import pixels, same_pixels
 

@@ -10,8 +10,8 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from framehive.addon.client import Client
 
-from addon.client import Client
 from tests.farm import REPO, Farm, wait_for
 from tests.images import pixels, same_pixels
 

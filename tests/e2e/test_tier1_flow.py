@@ -6,8 +6,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from addon.client import Client
-from coordinator.verification import tier1
+from framehive.addon.client import Client
+from framehive.coordinator.verification import tier1
+
 from tests.farm import Farm, wait_for
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from addon.client import Client
+from framehive.addon.client import Client
+
 from tests.farm import Farm, wait_for
 
 

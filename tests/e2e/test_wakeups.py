@@ -9,11 +9,11 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from framehive.addon.client import Client
+from framehive.coordinator import create_app, wakeups
+from framehive.coordinator.db import db
+from framehive.protocol import messages as m
 
-from addon.client import Client
-from coordinator import create_app, wakeups
-from coordinator.db import db
-from protocol import messages as m
 from tests.coordinator_pair import CoordinatorPair
 from tests.farm import wait_for
 from tests.postgres import PostgresServer

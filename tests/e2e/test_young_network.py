@@ -22,15 +22,15 @@ from typing import Any
 
 import pytest
 import requests
+from framehive.addon.cli import main as framehive
+from framehive.addon.client import Client
+from framehive.protocol import messages as m
+from framehive.worker_agent.test_only import SEED_VARIABLE
 
-from addon.cli import main as framehive
-from addon.client import Client
-from protocol import messages as m
 from tests.dashboard.browser import Dashboard, chromium
 from tests.farm import Farm, reference_render, wait_for
 from tests.images import same_pixels
 from tests.protocol_worker import ProtocolWorker
-from worker_agent.test_only import SEED_VARIABLE
 
 FALLBACK_WAIT = 3  # seconds: the coordinator's FRAMEHIVE_FALLBACK_WAIT in the cheater test
 FRAMES = 4

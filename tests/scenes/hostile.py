@@ -28,7 +28,7 @@ is a prefix of another):
 - ``pointcache``: a cloth simulation with an external disk cache in CANARY_DIR; frame changes write ``.bphys``
   files there. The path is stored ``//``-relative to the .blend (``//canaries`` when CANARY_DIR sits beside it,
   as in the tests), as a packed scene holds it: the coordinator refuses a scene whose paths leave its folder
-  (protocol.blend_references), and this scene is about what a worker renders.
+  (framehive.protocol.blend_references), and this scene is about what a worker renders.
 
 Generating the file runs none of them: text blocks are only stored, bpy's default is to block drivers that
 need Python, and nothing is rendered or simulated here.

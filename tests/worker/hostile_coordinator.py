@@ -16,11 +16,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 
 import websockets
+from framehive.protocol import messages as m
+from framehive.worker_agent.connection import Agent, Identity
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
-
-from protocol import messages as m
-from worker_agent.connection import Agent, Identity
 
 DEADLINE = 20.0
 Script = Callable[[websockets.ServerConnection], Awaitable[None]]

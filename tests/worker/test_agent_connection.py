@@ -15,11 +15,10 @@ from collections.abc import AsyncIterator
 
 import pytest
 import websockets
-
-from protocol import PROTOCOL_VERSION
-from protocol import messages as m
-from worker_agent import coordinator_urls as urls
-from worker_agent.connection import Agent, Identity
+from framehive.protocol import PROTOCOL_VERSION
+from framehive.protocol import messages as m
+from framehive.worker_agent import coordinator_urls as urls
+from framehive.worker_agent.connection import Agent, Identity
 
 DEADLINE = 20.0
 
@@ -175,7 +174,7 @@ def test_a_malformed_message_from_the_coordinator_does_not_end_the_agent() -> No
 def test_a_pause_lets_the_task_in_hand_finish_and_refuses_the_next(tmp_path) -> None:  # type: ignore[no-untyped-def]
     """Paused mid-task (``framehive-worker pause`` writes the file the agent polls): the task runs to its end, the
     coordinator hears ``status`` at once, and an order pushed meanwhile is given back, not run."""
-    from worker_agent.owner_control import OwnerControl
+    from framehive.worker_agent.owner_control import OwnerControl
 
     async def scenario() -> None:
         runner = RecordingRunner()

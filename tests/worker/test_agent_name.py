@@ -1,6 +1,6 @@
 """A --name the coordinator's hello would refuse (too long, control or invisible characters, empty) is refused by
 the agent itself, with the reason, before it probes Blender or connects anywhere; the limits are the protocol's
-(protocol.messages.check_agent_name), not a copy."""
+(framehive.protocol.messages.check_agent_name), not a copy."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from framehive.protocol import messages
 
-from protocol import messages
 from tests.farm import REPO
 
 BAD_NAMES = {
@@ -32,7 +32,7 @@ def test_a_bad_name_is_refused_before_connecting(tmp_path: Path, name: str) -> N
         listener.settimeout(0)
         url = f"http://127.0.0.1:{listener.getsockname()[1]}"
         done = subprocess.run(
-            [sys.executable, "-m", "worker_agent.cli", "--coordinator", url, "--name", name,
+            [sys.executable, "-m", "framehive.worker_agent.cli", "--coordinator", url, "--name", name,
              "--cache-dir", str(tmp_path / "cache"), "--threads", "1"],
             cwd=REPO, env={**os.environ, "FRAMEHIVE_TOKEN": "fhw_test"}, capture_output=True, text=True, timeout=60)
         with pytest.raises(BlockingIOError):
@@ -44,7 +44,7 @@ def test_a_bad_name_is_refused_before_connecting(tmp_path: Path, name: str) -> N
 
 
 def test_the_longest_printable_name_is_accepted() -> None:
-    from worker_agent.cli import build_parser
+    from framehive.worker_agent.cli import build_parser
 
     name = "ä" * messages.HELLO_TEXT_LIMITS["name"]
     assert build_parser().parse_args(["--name", name]).name == name

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 import requests
+from framehive.worker_agent import cache_eviction
+from framehive.worker_agent.cache_eviction import prune, usage
+from framehive.worker_agent.cli import GB, build_parser
+from framehive.worker_agent.scene_cache import SceneCache
+from framehive.worker_agent.scene_tree import TreeFile, assemble
 
 from tests.worker.test_scene_tree import BlobServer, entry, order_scene, server, sha  # noqa: F401 - fixture
-from worker_agent import cache_eviction
-from worker_agent.cache_eviction import prune, usage
-from worker_agent.cli import GB, build_parser
-from worker_agent.scene_cache import SceneCache
-from worker_agent.scene_tree import TreeFile, assemble
 
 KB = 1024
 

@@ -24,12 +24,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import requests
+from framehive.worker_agent import confinement
+from framehive.worker_agent.blender import BlenderLauncher, RenderProcess
+from framehive.worker_agent.confinement import RenderFolders, confine, scrubbed_environment
+from framehive.worker_agent.task_runner import TaskRunner
 from PIL import Image
-
-from worker_agent import confinement
-from worker_agent.blender import BlenderLauncher, RenderProcess
-from worker_agent.confinement import RenderFolders, confine, scrubbed_environment
-from worker_agent.task_runner import TaskRunner
 
 REPO = Path(__file__).resolve().parents[2]
 PROBE = Path(__file__).with_name("confinement_probe.py")

@@ -14,13 +14,13 @@ from typing import Any
 
 import pytest
 import requests
+from framehive.coordinator import config
+from framehive.protocol import PROTOCOL_VERSION
+from framehive.protocol import messages as m
+from framehive.worker_agent import confinement
+from framehive.worker_agent.connection import confinement_report
 
-from coordinator import config
-from protocol import PROTOCOL_VERSION
-from protocol import messages as m
 from tests.farm import Farm, wait_for
-from worker_agent import confinement
-from worker_agent.connection import confinement_report
 
 ONLINE = 90
 

@@ -6,8 +6,7 @@ type, Cycles' name and persistent id). The CPU-only list is what this machine's 
 """
 
 import pytest
-
-from worker_agent.devices import BACKEND_PREFERENCE, DeviceUnavailable, choose_device, describe
+from framehive.worker_agent.devices import BACKEND_PREFERENCE, DeviceUnavailable, choose_device, describe
 
 CPU = {"backend": "CPU", "name": "AMD EPYC", "id": "CPU"}
 RTX = "NVIDIA GeForce RTX 4090"

@@ -4,7 +4,7 @@ entries and anything malformed left out."""
 
 from __future__ import annotations
 
-from worker_agent.earnings import describe
+from framehive.worker_agent.earnings import describe
 
 BOOK = "account:3"
 

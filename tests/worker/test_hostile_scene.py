@@ -15,9 +15,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from framehive.worker_agent.blender import BlenderLauncher, RenderProcess
 from PIL import Image
-
-from worker_agent.blender import BlenderLauncher, RenderProcess
 
 REPO = Path(__file__).resolve().parents[2]
 TEST_TIMEOUT = 60.0

@@ -16,8 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from worker_agent.scene_tree import TreeFile, UnsafeTree, assemble, link_into
+from framehive.worker_agent.scene_tree import TreeFile, UnsafeTree, assemble, link_into
 
 SHM = Path("/dev/shm")
 

@@ -17,12 +17,11 @@ from pathlib import Path
 
 import pytest
 import requests
-
-from protocol import messages as m
-from worker_agent import coordinator_urls as urls
-from worker_agent.blender import BlenderLauncher
-from worker_agent.task_runner import TaskRunner
-from worker_agent.uploads import UploadError, upload_frame
+from framehive.protocol import messages as m
+from framehive.worker_agent import coordinator_urls as urls
+from framehive.worker_agent.blender import BlenderLauncher
+from framehive.worker_agent.task_runner import TaskRunner
+from framehive.worker_agent.uploads import UploadError, upload_frame
 
 from .hostile_coordinator import DEADLINE, agent_of, another_host, hostile_coordinator
 

@@ -18,16 +18,17 @@ import threading
 from datetime import datetime
 from pathlib import Path
 
-from addon.client import Client
+from framehive.addon.client import Client
+from framehive.worker_agent.cli import _task_runner, build_parser, serve
+
 from tests.farm import REPO, Farm, wait_for
-from worker_agent.cli import _task_runner, build_parser, serve
 
 ONLINE = 90
 RENDER = 240
 
 
 def worker_command(*argv: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "worker_agent.cli", *argv], cwd=REPO, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "framehive.worker_agent.cli", *argv], cwd=REPO, capture_output=True,
                           text=True, timeout=60, env={**os.environ, **(env or {})}, check=True)
 
 
@@ -70,7 +71,8 @@ def test_pause_and_resume_a_running_agent_then_its_earnings(farm: Farm, sample_s
     assert int(earned[2]) == job["id"] and int(earned[3]) == balance["balance"] and int(earned[1]) > 0
     assert "paused: playing a game" in agent.log_text() and "resumed" in agent.log_text()
 
-    shown = subprocess.run([sys.executable, "-m", "addon.cli", "balance"], cwd=REPO, capture_output=True, text=True,
+    shown = subprocess.run([sys.executable, "-m", "framehive.addon.cli", "balance"], cwd=REPO, capture_output=True,
+                           text=True,
                            timeout=60, env={**os.environ, "FRAMEHIVE_COORDINATOR": farm.url, "FRAMEHIVE_TOKEN": token})
     assert shown.returncode == 0, shown.stderr
     assert f"owner: {balance['balance']} points" in shown.stdout and f"w1: earned {earned[1]}" in shown.stdout

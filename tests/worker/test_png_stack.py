@@ -1,4 +1,4 @@
-"""worker_agent.png_stack joins two PNGs without an image library: the result decodes to the two images, one
+"""framehive.worker_agent.png_stack joins two PNGs without an image library: the result decodes to the two images, one
 above the other, for every filter Pillow and Blender choose and every colour type a render can have."""
 
 from __future__ import annotations
@@ -9,10 +9,9 @@ import zlib
 
 import numpy as np
 import pytest
+from framehive.coordinator import frame_analysis as fa
+from framehive.worker_agent.png_stack import PngStackError, stack
 from PIL import Image
-
-from coordinator import frame_analysis as fa
-from worker_agent.png_stack import PngStackError, stack
 
 
 def _png(array: np.ndarray, **options: object) -> bytes:

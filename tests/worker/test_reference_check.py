@@ -4,7 +4,7 @@ SceneCache.ensure is handed the hostile trees of tests/scenes/outside_references
 bpy) exactly as a coordinator whose check was bypassed would send them: every file already in the blob cache, as
 if downloaded. Each is refused with a SceneUnsafe (a SceneDownloadError: the task fails with its message) naming
 the file, the datablock and the path, with the same words as the coordinator's 400 (one implementation,
-protocol.blend_references); the legitimate tree is laid out and its main .blend returned.
+framehive.protocol.blend_references); the legitimate tree is laid out and its main .blend returned.
 """
 
 from __future__ import annotations
@@ -19,11 +19,11 @@ from typing import Any
 
 import pytest
 import requests
+from framehive.protocol import blend_references
+from framehive.protocol.untrusted_parse import ParseLimits
+from framehive.worker_agent.scene_cache import SceneCache, SceneDownloadError, SceneUnsafe
 
-from protocol import blend_references
-from protocol.untrusted_parse import ParseLimits
 from tests.scenes import build_outside_references
-from worker_agent.scene_cache import SceneCache, SceneDownloadError, SceneUnsafe
 
 HOSTILE = ["image_absolute", "image_parent", "image_cwd", "image_device", "library_absolute", "library_parent",
            "library_escapes", "fluid_absolute", "fluid_relative", "fluid_crafted", "every_kind"]
@@ -67,7 +67,7 @@ def test_the_worker_refuses_a_tree_that_reaches_outside_before_blender_opens_it(
 
 
 def test_the_worker_says_what_the_coordinator_says(tmp_path, cases):  # type: ignore[no-untyped-def]
-    """Both ends word a refusal with the one Problem.message of protocol.blend_references."""
+    """Both ends word a refusal with the one Problem.message of framehive.protocol.blend_references."""
     scenes = SceneCache(tmp_path / "cache", requests.Session(), NOWHERE)
     with pytest.raises(SceneUnsafe) as refused:
         scenes.ensure(order_scene(tmp_path / "cache", cases["every_kind"]))
@@ -83,7 +83,7 @@ def test_a_tree_that_stays_inside_is_laid_out_and_checked_once(tmp_path, cases, 
     blend = scenes.ensure(scene)
 
     assert blend.name == "shot.blend" and (blend.parent / "lib" / "inner.blend").is_file()
-    monkeypatch.setattr("worker_agent.scene_cache.scan_files", None)  # a second parse would crash
+    monkeypatch.setattr("framehive.worker_agent.scene_cache.scan_files", None)  # a second parse would crash
     assert scenes.ensure(scene) == blend
 
 

@@ -26,11 +26,10 @@ from pathlib import Path
 
 import pytest
 import requests
-
-from protocol import messages as m
-from worker_agent import coordinator_urls as urls
-from worker_agent.blender import BlenderLauncher, LimitExceeded, RenderLimits, RenderProcess
-from worker_agent.task_runner import TaskRunner
+from framehive.protocol import messages as m
+from framehive.worker_agent import coordinator_urls as urls
+from framehive.worker_agent.blender import BlenderLauncher, LimitExceeded, RenderLimits, RenderProcess
+from framehive.worker_agent.task_runner import TaskRunner
 
 REPO = Path(__file__).resolve().parents[2]
 TIMEOUT = 90.0

@@ -14,9 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
-
-from worker_agent.blender import (
+from framehive.worker_agent.blender import (
     RUNNER_PATH,
     BlenderLauncher,
     BlenderNotFound,
@@ -24,6 +22,7 @@ from worker_agent.blender import (
     RenderProcess,
     probe,
 )
+from PIL import Image
 
 REPO = Path(__file__).resolve().parents[2]
 TEST_TIMEOUT = 60.0  # upper bound for one asyncio.run() here; the whole module takes a few seconds

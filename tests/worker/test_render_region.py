@@ -15,9 +15,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from framehive.worker_agent.blender import BlenderLauncher, RenderError, RenderProcess
 from PIL import Image
-
-from worker_agent.blender import BlenderLauncher, RenderError, RenderProcess
 
 REPO = Path(__file__).resolve().parents[2]
 TEST_TIMEOUT = 60.0  # upper bound for one asyncio.run() here

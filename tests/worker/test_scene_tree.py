@@ -16,10 +16,9 @@ from typing import Any
 
 import pytest
 import requests
-
-from protocol.scenepaths import BadPath
-from worker_agent.scene_cache import SceneCache, SceneDownloadError
-from worker_agent.scene_tree import TreeFile, UnsafeTree, assemble, link_into, tree_key
+from framehive.protocol.scenepaths import BadPath
+from framehive.worker_agent.scene_cache import SceneCache, SceneDownloadError
+from framehive.worker_agent.scene_tree import TreeFile, UnsafeTree, assemble, link_into, tree_key
 
 # Not .blend headers: the agent's reference check (test_reference_check.py) refuses a "BLENDER" file it cannot read,
 # and these tests are about laying files out.

@@ -6,10 +6,9 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-
-from worker_agent.cli import build_parser
-from worker_agent.owner_control import OwnerControl
-from worker_agent.schedule import ScheduleError, parse
+from framehive.worker_agent.cli import build_parser
+from framehive.worker_agent.owner_control import OwnerControl
+from framehive.worker_agent.schedule import ScheduleError, parse
 
 
 def at(clock: str) -> datetime:

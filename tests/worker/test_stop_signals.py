@@ -13,12 +13,11 @@ import signal
 from pathlib import Path
 
 import pytest
-
-from protocol import messages as m
-from worker_agent import coordinator_urls as urls
-from worker_agent import stop_signals
-from worker_agent.connection import Agent
-from worker_agent.owner_control import OwnerControl
+from framehive.protocol import messages as m
+from framehive.worker_agent import coordinator_urls as urls
+from framehive.worker_agent import stop_signals
+from framehive.worker_agent.connection import Agent
+from framehive.worker_agent.owner_control import OwnerControl
 
 from .hostile_coordinator import DEADLINE, hostile_coordinator, identity, until
 

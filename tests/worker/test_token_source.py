@@ -12,9 +12,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from framehive.worker_agent.token_source import ARGV_WARNING, TokenError, read_token_file, resolve
 
 from tests.farm import REPO
-from worker_agent.token_source import ARGV_WARNING, TokenError, read_token_file, resolve
 
 TOKEN = "fhw_abcDEF123-_xyz"
 
@@ -76,7 +76,8 @@ def test_sources_in_order_and_the_argv_warning(tmp_path: Path) -> None:
 
 def worker(*argv: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     base = {k: v for k, v in os.environ.items() if k not in ("FRAMEHIVE_TOKEN", "FRAMEHIVE_COORDINATOR")}
-    return subprocess.run([sys.executable, "-m", "worker_agent.cli", *argv], cwd=REPO, capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "framehive.worker_agent.cli", *argv], cwd=REPO, capture_output=True,
+                          text=True,
                           timeout=60, env={**base, **(env or {})})
 
 

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 import requests
+from framehive.worker_agent import coordinator_urls as urls
+from framehive.worker_agent.uploads import UploadError, upload_frame
 
 from tests.scripted_http import Answer, scripted_server
-from worker_agent import coordinator_urls as urls
-from worker_agent.uploads import UploadError, upload_frame
 
 PATH = urls.upload_template(3, 1).replace("{frame}", "1")
 

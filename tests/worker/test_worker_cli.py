@@ -6,13 +6,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from framehive.addon.client import Client
+from framehive.worker_agent import coordinator_urls as urls
+from framehive.worker_agent.cli import GB, build_parser, default_cache_dir, render_limits
+from framehive.worker_agent.render_limits import DEFAULT_FRAME_SECONDS
+from framehive.worker_agent.token_source import ARGV_WARNING
 
-from addon.client import Client
 from tests.farm import Farm, wait_for
-from worker_agent import coordinator_urls as urls
-from worker_agent.cli import GB, build_parser, default_cache_dir, render_limits
-from worker_agent.render_limits import DEFAULT_FRAME_SECONDS
-from worker_agent.token_source import ARGV_WARNING
 
 
 def test_render_limit_options_reach_the_render_limits() -> None:
@@ -70,7 +70,7 @@ def test_the_cache_folder_is_where_each_os_keeps_caches() -> None:
 def test_the_old_token_option_still_runs_and_warns(farm: Farm) -> None:
     admin = Client(farm.url, farm.token("admin", "root"))
     token = farm.token("worker", "old-script")
-    agent = farm._spawn("worker-legacy", [farm.python, "-m", "worker_agent.cli", "--coordinator", farm.url,
+    agent = farm._spawn("worker-legacy", [farm.python, "-m", "framehive.worker_agent.cli", "--coordinator", farm.url,
                                           "--token", token, "--name", "legacy", "--threads", "1",
                                           "--cache-dir", str(farm.root / "cache-legacy")])
     wait_for(lambda: any(w["name"] == "legacy" and w["online"] for w in admin.workers()), 90, "the agent online")
