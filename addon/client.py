@@ -552,7 +552,13 @@ class Client:
             raise ConnectionFailed(url, _cause(exc)) from None
         if not 200 <= response.status_code < 300:
             with response:
-                raise _error_from_response(response, url)
+                error = _error_from_response(response, url)
+            if isinstance(body, _ProgressReader):
+                # A refused upload (413, 401...) may be answered before its body was read, and the server then
+                # closes the connection: none of the pooled connections is used again (the next request on a
+                # half-closed one would fail with "Remote end closed connection", measured in CI).
+                self._session.close()
+            raise error
         return response
 
 
