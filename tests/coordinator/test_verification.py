@@ -12,7 +12,7 @@ from framehive.coordinator import leases
 from framehive.coordinator.db import db
 from framehive.coordinator.dispatch import assign_message, verify_message
 from framehive.coordinator.models import Account, Check, Frame, Job, JobBlock, Task, VerificationKey, Worker
-from framehive.coordinator.verification import leasing, ringers, trust
+from framehive.coordinator.verification import leasing, trust
 from sqlalchemy import select
 
 from tests.coordinator.kit import answer, noise_png, render
@@ -184,9 +184,9 @@ def test_a_ringer_on_a_frame_tampered_outside_its_checked_region_blames_the_rend
     render(second)
     ringer = leasing.claim_check(v["verifier"])
     assert ringer.kind == "ringer"
-    while ringer.region == key.region:  # the one region of the frame that is honest (rarely drawn again)
-        ringer.state = "void"
-        ringer = leasing._lease(ringers.make_ringer(v["verifier"]).id, v["verifier"])
+    if ringer.region == key.region:  # the one honest region of the frame, drawn again by chance: move it beside
+        x, y, w, h = ringer.region  # (drawing again could find no frame left: the verifier has seen this one)
+        ringer.region = [0 if x >= w else x + w, y, w, h]
     answer(ringer)  # honest
     assert ringer.verdict == "fail" and v["verifier"].times_caught == 0
     app.config["FRAMEHIVE_RINGER_RATE"] = 0.0

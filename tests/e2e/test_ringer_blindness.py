@@ -10,16 +10,18 @@ from pathlib import Path
 
 from benchmarks.ringer_blindness import measure
 
-FRAMES = 60
-#: Balanced accuracy a classifier may reach here: chance (0.5) plus about 3.5 standard deviations of a guess
-#: over this many samples (about 15 ringers among 70 orders), and above the 0.57 the benchmark measures on 200
-#: frames (a timing signal remains: ringers come when a frame near the verifier's is free to make one of).
-CEILING = 0.75
+FRAMES = 150
+#: Balanced accuracy a classifier may reach here. A timing signal remains (ringers come when a frame near the
+#: verifier's is free to make one of; issue 13): on this job, measured 2026-12-06, the classifiers reached 0.54 to
+#: 0.73 over six runs (20-36 ringers among 155-175 orders), and a guess varies by about 0.05 (one standard
+#: deviation) at that size. 0.80 stays above what the signal gives and below the 0.84 of the leak fixed before.
+#: (60 frames gave too few ringers: 0.77 with 7 of them in one run of twenty.)
+CEILING = 0.80
 
 
 def test_ringers_cannot_be_told_from_real_checks(tmp_path: Path) -> None:
     result = measure(tmp_path, FRAMES, ringer_rate=0.5)
     cv = result["cross_validation"]
-    assert cv["ringers"] >= 5 and cv["samples"] - cv["ringers"] >= 30, result["kinds"]
+    assert cv["ringers"] >= 15 and cv["samples"] - cv["ringers"] >= 30, result["kinds"]
     assert result["features"]["frame_seen_before"]["ringers"] == 0, "never a frame the verifier already saw"
     assert cv["stump"] < CEILING and cv["logistic"] < CEILING, cv
