@@ -9,7 +9,7 @@ from typing import Any
 
 from flask import Flask
 
-__version__ = "0.1.0"
+from framehive import __version__ as __version__  # the one version source
 
 
 def create_app(test_config: dict[str, Any] | None = None, data_dir: str | Path | None = None) -> Flask:

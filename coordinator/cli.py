@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from . import config_sources, serving
+from . import __version__, config_sources, serving
 from . import serve as serve_module
 from .config import MAX_AGENTS_PER_TOKEN, MAX_NAMES_PER_TOKEN
 from .config_sources import default_data_dir
@@ -32,6 +32,7 @@ def _add_store_args(parser: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="framehive-coordinator", description="Framehive coordinator")
+    parser.add_argument("--version", action="version", version=f"framehive-coordinator {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="run the coordinator (REST API + worker WebSocket)")
     serve.add_argument("--host", help="address to listen on (default: 127.0.0.1)")

@@ -45,3 +45,12 @@ def test_console_scripts_are_installed(script):  # type: ignore[no-untyped-def]
     assert path.exists(), f"{script} is not installed next to {sys.executable}"
     result = subprocess.run([str(path), "--help"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and "usage:" in result.stdout
+
+
+@pytest.mark.parametrize("script", ["framehive", "framehive-worker", "framehive-coordinator"])
+def test_every_command_shows_the_one_version(script):  # type: ignore[no-untyped-def]
+    import framehive
+
+    result = subprocess.run([str(Path(sys.executable).parent / script), "--version"], capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0 and result.stdout.strip() == f"{script} {framehive.__version__}", result

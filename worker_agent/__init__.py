@@ -1,3 +1,3 @@
 """Framehive worker agent: connects to a coordinator, drives a warm Blender process and uploads frames."""
 
-__version__ = "0.1.0"
+from framehive import __version__ as __version__  # the one version source

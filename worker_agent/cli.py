@@ -17,7 +17,7 @@ from pathlib import Path
 import requests
 from framehive.protocol import messages
 
-from . import confinement, coordinator_urls, owner_control, stop_signals, test_only, token_source
+from . import __version__, confinement, coordinator_urls, owner_control, stop_signals, test_only, token_source
 from .blender import BlenderLauncher, BlenderNotFound, probe
 from .connection import Agent, FatalError, Identity
 from .devices import DeviceUnavailable, choose_device
@@ -130,11 +130,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--roles", default="render,verify", type=_roles,
                         help="what this agent does: render, verify or both (default: render,verify)")
     parser.add_argument("-v", "--verbose", action="store_true")
+    parser.add_argument("--version", action="version", version=f"framehive-worker {__version__}")
     return parser
 
 
 def build_control_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="framehive-worker", description="pause or resume a running agent")
+    parser.add_argument("--version", action="version", version=f"framehive-worker {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     pause = commands.add_parser("pause", help="finish the task in hand, then take nothing new until resumed")
     pause.add_argument("--reason", default=owner_control.DEFAULT_REASON, help="shown on the coordinator")
