@@ -13,6 +13,7 @@ from framehive.coordinator.db import db
 from framehive.coordinator.dispatch import assign_message, verify_message
 from framehive.coordinator.models import Account, Check, Frame, Job, JobBlock, Task, VerificationKey, Worker
 from framehive.coordinator.verification import leasing, trust
+from framehive.coordinator.verification.checks import MARGIN
 from sqlalchemy import select
 
 from tests.coordinator.kit import answer, noise_png, render
@@ -184,9 +185,13 @@ def test_a_ringer_on_a_frame_tampered_outside_its_checked_region_blames_the_rend
     render(second)
     ringer = leasing.claim_check(v["verifier"])
     assert ringer.kind == "ringer"
-    if ringer.region == key.region:  # the one honest region of the frame, drawn again by chance: move it beside
-        x, y, w, h = ringer.region  # (drawing again could find no frame left: the verifier has seen this one)
-        ringer.region = [0 if x >= w else x + w, y, w, h]
+    # The one honest region of the frame may be drawn again by chance (and drawing again could find no frame
+    # left: the verifier has seen this one), so the ringer is always put beside it, where pixels are tampered.
+    x, y, w, h = key.region
+    ringer.region = [0 if x >= w else x + w, y, w, h]
+    job = ringer.frame.job
+    ringer.render_rect = fa.Region.from_list(ringer.region).expanded(
+        MARGIN, job.resolution_x, job.resolution_y).as_list()
     answer(ringer)  # honest
     assert ringer.verdict == "fail" and v["verifier"].times_caught == 0
     app.config["FRAMEHIVE_RINGER_RATE"] = 0.0
