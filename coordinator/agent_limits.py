@@ -42,5 +42,5 @@ def refusal(token_id: int, account_id: int, name: str) -> m.Error | None:
     return None
 
 
-def _count(*conditions) -> int:  # type: ignore[no-untyped-def]
+def _count(*conditions) -> int:
     return int(db.session.execute(select(func.count()).select_from(Worker).where(*conditions)).scalar_one())

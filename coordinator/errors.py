@@ -27,7 +27,7 @@ class ActionRefused(ApiError):
         super().__init__(status, code, message, **details)
 
 
-def error_response(status: int, code: str, message: str, **details: Any):  # type: ignore[no-untyped-def]
+def error_response(status: int, code: str, message: str, **details: Any):
     body: dict[str, Any] = {"code": code, "message": message}
     if details:
         body["details"] = details
@@ -38,17 +38,17 @@ def register_error_handlers(app: Flask) -> None:
     """Every error under /api becomes JSON, including Flask's own 404/405/413 and crashes."""
 
     @app.errorhandler(ApiError)
-    def _api_error(exc: ApiError):  # type: ignore[no-untyped-def]
+    def _api_error(exc: ApiError):
         return error_response(exc.status, exc.code, exc.message, **exc.details)
 
     @app.errorhandler(HTTPException)
-    def _http_error(exc: HTTPException):  # type: ignore[no-untyped-def]
+    def _http_error(exc: HTTPException):
         if not request.path.startswith("/api/"):
             return exc
         code = (exc.name or "error").lower().replace(" ", "_")
         return error_response(exc.code or 500, code, exc.description or exc.name)
 
     @app.errorhandler(Exception)
-    def _crash(exc: Exception):  # type: ignore[no-untyped-def]
+    def _crash(exc: Exception):
         app.logger.exception("unhandled error on %s %s", request.method, request.path)
         return error_response(500, "internal_error", "the coordinator hit an internal error; see its log")

@@ -295,7 +295,7 @@ def _block(job_id: int, account_id: int) -> AccountBlock | None:
 def _blocks(job_id: int) -> dict[int, str]:
     """Accounts blocklisted for the job, and why."""
     rows = db.session.execute(select(AccountBlock.account_id, AccountBlock.reason).filter_by(job_id=job_id)).all()
-    return dict(rows)  # type: ignore[arg-type]
+    return dict(rows)
 
 
 def _blocked_workers(job_id: int) -> set[int]:

@@ -56,10 +56,10 @@ class DeadlineSocket:
         return getattr(self._sock, name)
 
     def recv(self, size: int, *flags: int) -> bytes:
-        return self._bounded(self._sock.recv, size, *flags)  # type: ignore[no-any-return]
+        return self._bounded(self._sock.recv, size, *flags)
 
     def recv_into(self, buffer: Any, *args: int) -> int:
-        return self._bounded(self._sock.recv_into, buffer, *args)  # type: ignore[no-any-return]
+        return self._bounded(self._sock.recv_into, buffer, *args)
 
     def _bounded(self, read: Callable[..., Any], *args: Any) -> Any:
         if self._sock.gettimeout() is not None or (self.idle is None and self.deadline is None):
@@ -81,7 +81,7 @@ class DeadlineSocket:
             self._sock.settimeout(None)
 
 
-class LimitedConn(TConn):  # type: ignore[misc]
+class LimitedConn(TConn):
     """gunicorn's connection, holding its admission until it closes; the head of each request must arrive within
     ``read_timeout`` seconds."""
 
@@ -135,7 +135,7 @@ class ThreadPerConnection(futures.Executor):
         """Threads end with their connections; the worker waits for those itself (graceful_timeout)."""
 
 
-class LimitedThreadWorker(ThreadWorker):  # type: ignore[misc]
+class LimitedThreadWorker(ThreadWorker):
     """gunicorn's gthread worker with the coordinator's flood defences and a prompt stop (module docstring)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -203,7 +203,7 @@ def _is_websocket(req: Any) -> bool:
     return any(name == "UPGRADE" and value.strip().lower() == "websocket" for name, value in req.headers)
 
 
-class CoordinatorServer(BaseApplication):  # type: ignore[misc]
+class CoordinatorServer(BaseApplication):
     """gunicorn run from Python with our settings only: no gunicorn.conf.py, GUNICORN_CMD_ARGS or control socket
     is read or made (several coordinators on one machine, or a service user without a home, must not collide)."""
 

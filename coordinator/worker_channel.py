@@ -31,7 +31,7 @@ sock = Sock()
 
 
 @bp.before_request
-def _authenticate():  # type: ignore[no-untyped-def]
+def _authenticate():
     """Refuse the upgrade with a JSON error unless the caller holds a worker token."""
     try:
         caller = caller_from_header(request.headers.get("Authorization"))
@@ -47,14 +47,14 @@ def _authenticate():  # type: ignore[no-untyped-def]
 
 
 @sock.route("/api/v1/worker/ws", bp=bp)
-def channel(ws) -> None:  # type: ignore[no-untyped-def]
+def channel(ws) -> None:
     try:
         _channel(ws)
     finally:
         ws_guard.end(ws)  # the socket's reader thread ends with the connection, even if the peer stays silent
 
 
-def _channel(ws) -> None:  # type: ignore[no-untyped-def]
+def _channel(ws) -> None:
     caller = g.caller
     hello = _receive_hello(ws)
     if hello is None:
@@ -93,7 +93,7 @@ def _channel(ws) -> None:  # type: ignore[no-untyped-def]
         _sign_off(conn)
 
 
-def _receive_hello(ws) -> m.Hello | None:  # type: ignore[no-untyped-def]
+def _receive_hello(ws) -> m.Hello | None:
     try:
         text = ws.receive(timeout=HELLO_TIMEOUT)
         message = m.decode(text) if text is not None else None
@@ -140,7 +140,7 @@ def _sign_on(token_id: int, account_id: int, hello: m.Hello) -> tuple[int, str] 
     return identity
 
 
-def _serve(conn: Connection, ws) -> None:  # type: ignore[no-untyped-def]
+def _serve(conn: Connection, ws) -> None:
     """Handle messages until the socket closes or the worker goes silent for a whole lease."""
     while True:
         text = ws.receive(timeout=current_app.config["FRAMEHIVE_LEASE_TIMEOUT"])
@@ -294,6 +294,6 @@ def _sign_off(conn: Connection) -> None:
     current_app.logger.info("worker %s disconnected", conn.name)
 
 
-def _close_quietly(ws) -> None:  # type: ignore[no-untyped-def]
+def _close_quietly(ws) -> None:
     with contextlib.suppress(ConnectionClosed, OSError, RuntimeError):
         ws.close()

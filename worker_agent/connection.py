@@ -193,7 +193,7 @@ class Agent:
     def _busy(self) -> bool:
         return self._task is not None and not self._task.done()
 
-    async def _dispatch(self, message: m.Message, send) -> None:  # type: ignore[no-untyped-def]
+    async def _dispatch(self, message: m.Message, send) -> None:
         if isinstance(message, m.Assign | m.Verify):
             if self._busy():
                 log.error("got %s while busy with %s; ignoring it", message.TYPE, _describe(self._assign))
@@ -229,7 +229,7 @@ class Agent:
         elif isinstance(message, m.Error):
             log.error("coordinator error: %s: %s", message.code, message.message)
 
-    async def _heartbeat(self, send, interval: float) -> None:  # type: ignore[no-untyped-def]
+    async def _heartbeat(self, send, interval: float) -> None:
         while True:
             await asyncio.sleep(interval)  # a timer, not synchronisation: heartbeats are periodic by design
             held = self._assign if self._busy() else None
@@ -243,7 +243,7 @@ class Agent:
     def _availability(self) -> Availability:
         return self.control.availability() if self.control is not None else RUNNING
 
-    async def _watch_control(self, send) -> None:  # type: ignore[no-untyped-def]
+    async def _watch_control(self, send) -> None:
         """Tell the coordinator when the owner pauses or resumes the agent, or its schedule opens or closes."""
         while True:
             await asyncio.sleep(CONTROL_POLL)  # a poll interval: the pause file is written by another process
@@ -281,7 +281,7 @@ class Agent:
         except (OSError, ValueError, TypeError) as exc:  # requests' errors are OSErrors; a bad answer the others
             log.debug("could not read the ledger: %s", exc)
 
-    async def _hand_back(self, send) -> None:  # type: ignore[no-untyped-def]
+    async def _hand_back(self, send) -> None:
         held = self._assign if self._busy() else None
         if held is None or self._task is None:
             return

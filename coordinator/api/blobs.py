@@ -30,7 +30,7 @@ def _sha_or_400(sha256: str) -> str:
 
 @bp.post("/blobs/missing")
 @require("user")
-def missing():  # type: ignore[no-untyped-def]
+def missing():
     body = request.get_json(silent=True)
     hashes = body.get("sha256") if isinstance(body, dict) else None
     if not isinstance(hashes, list) or not all(isinstance(h, str) for h in hashes) or len(hashes) > MAX_MISSING_QUERY:
@@ -44,7 +44,7 @@ def missing():  # type: ignore[no-untyped-def]
 
 @bp.put("/blobs/<sha256>")
 @require("user")
-def upload(sha256: str):  # type: ignore[no-untyped-def]
+def upload(sha256: str):
     _sha_or_400(sha256)
     account_id = current_caller().account_id
     if blob_access.owned_by(account_id, [sha256]):  # its own: no need to send it again
@@ -82,7 +82,7 @@ def upload(sha256: str):  # type: ignore[no-untyped-def]
 
 @bp.get("/blobs/<sha256>")
 @require("worker", "admin")
-def download(sha256: str):  # type: ignore[no-untyped-def]
+def download(sha256: str):
     """Workers may fetch only the files (scene or asset) of a job whose task or check one of their agents holds."""
     _sha_or_400(sha256)
     caller = current_caller()

@@ -31,7 +31,7 @@ def claim_json(claim: Claim) -> dict[str, Any]:
 
 @bp.post("/jobs/<int:job_id>/claims")
 @require("user")
-def create(job_id: int):  # type: ignore[no-untyped-def]
+def create(job_id: int):
     job = own_job(job_id)
     body = request.get_json(silent=True)
     if not isinstance(body, dict) or not isinstance(body.get("frames"), str):
@@ -44,7 +44,7 @@ def create(job_id: int):  # type: ignore[no-untyped-def]
 
 @bp.get("/jobs/<int:job_id>/claims")
 @require("user")
-def list_claims(job_id: int):  # type: ignore[no-untyped-def]
+def list_claims(job_id: int):
     job = own_job(job_id)
     page = paging.paginate(select(Claim).filter_by(job_id=job.id), Claim.id, newest_first=False)
     return jsonify({"claims": [claim_json(c) for c in page.items], "next": page.next})

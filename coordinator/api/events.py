@@ -22,7 +22,7 @@ def viewer_account() -> Account | None:
 
 @bp.get("/events")
 @require("user", "worker")
-def list_events():  # type: ignore[no-untyped-def]
+def list_events():
     """The events the caller may read, newest first, a page at a time (?limit= up to the largest page)."""
     page = paging.paginate(events.visible(viewer_account()), Event.id, newest_first=True, default=PAGE_SIZE)
     return jsonify({"events": [events.event_json(e) for e in page.items], "next": page.next})

@@ -18,7 +18,7 @@ bp = Blueprint("job_control", __name__)
 
 @bp.post("/jobs/<int:job_id>/pause")
 @require("user")
-def pause(job_id: int):  # type: ignore[no-untyped-def]
+def pause(job_id: int):
     job = own_job(job_id)
     job_control.pause_job(job, by=current_caller().account_name)
     return jsonify(job_detail(job))
@@ -26,7 +26,7 @@ def pause(job_id: int):  # type: ignore[no-untyped-def]
 
 @bp.post("/jobs/<int:job_id>/resume")
 @require("user")
-def resume(job_id: int):  # type: ignore[no-untyped-def]
+def resume(job_id: int):
     job = own_job(job_id)
     job_control.resume_job(job, by=current_caller().account_name)
     return jsonify(job_detail(job))
@@ -34,7 +34,7 @@ def resume(job_id: int):  # type: ignore[no-untyped-def]
 
 @bp.post("/jobs/<int:job_id>/requeue")
 @require("user")
-def requeue(job_id: int):  # type: ignore[no-untyped-def]
+def requeue(job_id: int):
     job = own_job(job_id)
     count = job_control.requeue_job(job, by=current_caller().account_name)
     return jsonify({**job_detail(job), "requeued": count})
@@ -42,7 +42,7 @@ def requeue(job_id: int):  # type: ignore[no-untyped-def]
 
 @bp.post("/jobs/<int:job_id>/priority")
 @require("user")
-def priority(job_id: int):  # type: ignore[no-untyped-def]
+def priority(job_id: int):
     job = own_job(job_id)
     body = request.get_json(silent=True)
     if not isinstance(body, dict) or set(body) != {"priority"}:

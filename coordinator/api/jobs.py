@@ -104,7 +104,7 @@ def own_job(job_id: int) -> Job:
 
 @bp.post("/jobs")
 @require("user")
-def submit():  # type: ignore[no-untyped-def]
+def submit():
     body = request.get_json(silent=True)
     if body is None:
         raise ApiError(400, "bad_json", "the body must be JSON (Content-Type: application/json)")
@@ -115,7 +115,7 @@ def submit():  # type: ignore[no-untyped-def]
 
 @bp.get("/jobs")
 @require("user")
-def list_jobs():  # type: ignore[no-untyped-def]
+def list_jobs():
     """The caller's jobs (every job for admins), newest first, a page at a time."""
     caller = current_caller()
     query = select(Job)
@@ -127,13 +127,13 @@ def list_jobs():  # type: ignore[no-untyped-def]
 
 @bp.get("/jobs/<int:job_id>")
 @require("user")
-def get_job(job_id: int):  # type: ignore[no-untyped-def]
+def get_job(job_id: int):
     return jsonify(job_detail(own_job(job_id)))
 
 
 @bp.post("/jobs/<int:job_id>/cancel")
 @require("user")
-def cancel(job_id: int):  # type: ignore[no-untyped-def]
+def cancel(job_id: int):
     job = own_job(job_id)
     job_control.cancel_job(job, by=current_caller().account_name)
     return jsonify(job_detail(job))
@@ -141,7 +141,7 @@ def cancel(job_id: int):  # type: ignore[no-untyped-def]
 
 @bp.get("/jobs/<int:job_id>/frames/<int:number>")
 @require("user")
-def frame(job_id: int, number: int):  # type: ignore[no-untyped-def]
+def frame(job_id: int, number: int):
     job = own_job(job_id)
     row = db.session.execute(select(Frame).filter_by(job_id=job.id, number=number)).scalar_one_or_none()
     if row is None:

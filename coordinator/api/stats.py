@@ -13,5 +13,5 @@ bp = Blueprint("stats", __name__)
 
 @bp.get("/stats")
 @require("user", "worker")
-def overview():  # type: ignore[no-untyped-def]
+def overview():
     return jsonify(stats.overview(viewer_account()))

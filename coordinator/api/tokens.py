@@ -35,7 +35,7 @@ def _record(kind: str, message: str, listing: dict[str, Any]) -> None:
 
 @bp.get("/admin/tokens")
 @require("admin")
-def list_all():  # type: ignore[no-untyped-def]
+def list_all():
     """Every token (or one account's: ?account=NAME), oldest first, a page at a time; never a secret."""
     _admin_only()
     query = select(ApiToken)
@@ -51,7 +51,7 @@ def list_all():  # type: ignore[no-untyped-def]
 
 @bp.post("/admin/tokens")
 @require("admin")
-def create():  # type: ignore[no-untyped-def]
+def create():
     _admin_only()
     body = request.get_json(silent=True)
     if body is None:
@@ -72,7 +72,7 @@ def create():  # type: ignore[no-untyped-def]
 
 @bp.delete("/admin/tokens/<int:token_id>")
 @require("admin")
-def revoke(token_id: int):  # type: ignore[no-untyped-def]
+def revoke(token_id: int):
     _admin_only()
     listing = revoke_token(token_id)
     _record(events.TOKEN_REVOKED, f"{listing['kind']} token {listing['id']} ({listing['name']}) revoked", listing)

@@ -19,7 +19,7 @@ bp = Blueprint("unverified", __name__)
 
 @bp.get("/jobs/<int:job_id>/unverified/<int:number>")
 @require("user")
-def unverified_frame(job_id: int, number: int):  # type: ignore[no-untyped-def]
+def unverified_frame(job_id: int, number: int):
     """A rendered frame that no check has accepted yet, marked UNVERIFIED in its bytes and headers. A verified
     frame is 409 ``verified`` (GET .../frames/N delivers it as it is); one without pixels is 404."""
     job = own_job(job_id)

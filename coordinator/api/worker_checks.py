@@ -29,7 +29,7 @@ bp = Blueprint("worker_checks", __name__)
 
 @bp.put("/worker/checks/<handle>/result")
 @require("worker")
-def upload_result(handle: str):  # type: ignore[no-untyped-def]
+def upload_result(handle: str):
     worker_id = worker_id_from_header()
     sha256 = request.headers.get("X-Content-SHA256", "")
     if not SHA256_RE.match(sha256):

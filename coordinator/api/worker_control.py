@@ -24,7 +24,7 @@ def _worker(worker_id: int) -> Worker:
 
 @bp.post("/admin/workers/<int:worker_id>/suspend")
 @require("admin")
-def suspend(worker_id: int):  # type: ignore[no-untyped-def]
+def suspend(worker_id: int):
     worker = _worker(worker_id)
     worker_control.suspend_worker(worker, by=current_caller().account_name)
     return jsonify(worker_json(worker))
@@ -32,7 +32,7 @@ def suspend(worker_id: int):  # type: ignore[no-untyped-def]
 
 @bp.post("/admin/workers/<int:worker_id>/unsuspend")
 @require("admin")
-def unsuspend(worker_id: int):  # type: ignore[no-untyped-def]
+def unsuspend(worker_id: int):
     worker = _worker(worker_id)
     worker_control.unsuspend_worker(worker, by=current_caller().account_name)
     return jsonify(worker_json(worker))
@@ -40,7 +40,7 @@ def unsuspend(worker_id: int):  # type: ignore[no-untyped-def]
 
 @bp.delete("/admin/workers/<int:worker_id>/blocks")
 @require("admin")
-def unblock(worker_id: int):  # type: ignore[no-untyped-def]
+def unblock(worker_id: int):
     worker = _worker(worker_id)
     job = None
     if "job" in request.args:

@@ -42,7 +42,7 @@ def worker_id_from_header() -> int:
 
 @bp.put("/worker/tasks/<int:task_id>/frames/<int:number>")
 @require("worker")
-def upload_frame(task_id: int, number: int):  # type: ignore[no-untyped-def]
+def upload_frame(task_id: int, number: int):
     worker_id = worker_id_from_header()
     attempt = lenient_id(request.args.get("attempt"))
     sha256 = request.headers.get("X-Content-SHA256", "")

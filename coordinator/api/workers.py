@@ -40,7 +40,7 @@ def current_tasks(worker_id: int | None = None) -> dict[int, int]:
 
 @bp.get("/workers")
 @require("user", "worker")
-def list_workers():  # type: ignore[no-untyped-def]
+def list_workers():
     """The caller's agents (every agent for admins), oldest first, a page at a time."""
     caller = current_caller()
     query = select(Worker)

@@ -34,7 +34,7 @@ WORKER_ACTIONS: dict[str, Callable[..., Any]] = {
 
 @bp.post("/actions/jobs/<int:job_id>/<action>")
 @data_view
-def job_action(job_id: int, action: str):  # type: ignore[no-untyped-def]
+def job_action(job_id: int, action: str):
     job = db.session.get(Job, job_id)
     if job is None or not may_act_on_job(current_viewer(), job):
         return error(404, "not_found", f"no job {job_id}")
@@ -51,7 +51,7 @@ def job_action(job_id: int, action: str):  # type: ignore[no-untyped-def]
 
 @bp.post("/actions/workers/<int:worker_id>/<action>")
 @admin_action
-def worker_action(worker_id: int, action: str):  # type: ignore[no-untyped-def]
+def worker_action(worker_id: int, action: str):
     worker = db.session.get(Worker, worker_id)
     if worker is None:
         return error(404, "not_found", f"no worker {worker_id}")

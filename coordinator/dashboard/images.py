@@ -25,7 +25,7 @@ CHECK_CACHE = "private, max-age=300"
 
 @bp.get("/img/jobs/<int:job_id>/frames/<int:number>/<sha256>/<size>.png")
 @data_view
-def frame_image(job_id: int, number: int, sha256: str, size: str):  # type: ignore[no-untyped-def]
+def frame_image(job_id: int, number: int, sha256: str, size: str):
     viewer = current_viewer()
     job = scope.job(viewer, job_id)
     frame = db.session.execute(select(Frame).filter_by(job_id=job_id, number=number)).scalar_one_or_none() \
@@ -37,7 +37,7 @@ def frame_image(job_id: int, number: int, sha256: str, size: str):  # type: igno
 
 @bp.get("/img/checks/<int:check_id>/<side>.png")
 @data_view
-def check_image(check_id: int, side: str):  # type: ignore[no-untyped-def]
+def check_image(check_id: int, side: str):
     check = db.session.get(Check, check_id)
     if check is None or side not in ("renderer", "verifier") or not scope.check_images(current_viewer(), check):
         return error(404, "not_found", "no such image")

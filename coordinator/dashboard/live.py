@@ -16,13 +16,13 @@ from .sessions import current_viewer, data_view, error
 
 @bp.get("/data/overview")
 @data_view
-def overview_data():  # type: ignore[no-untyped-def]
+def overview_data():
     return jsonify(overview(current_viewer()))
 
 
 @bp.get("/data/jobs")
 @data_view
-def jobs_data_view():  # type: ignore[no-untyped-def]
+def jobs_data_view():
     args = request.args
     return jsonify({"jobs": jobs_data.list_jobs(current_viewer(), args.get("state", ""), args.get("owner", ""),
                                                 args.get("q", ""))})
@@ -30,7 +30,7 @@ def jobs_data_view():  # type: ignore[no-untyped-def]
 
 @bp.get("/data/jobs/<int:job_id>")
 @data_view
-def job_data(job_id: int):  # type: ignore[no-untyped-def]
+def job_data(job_id: int):
     job = scope.job(current_viewer(), job_id)
     if job is None:
         return error(404, "not_found", f"no job {job_id}")
@@ -39,13 +39,13 @@ def job_data(job_id: int):  # type: ignore[no-untyped-def]
 
 @bp.get("/data/workers")
 @data_view
-def workers_data_view():  # type: ignore[no-untyped-def]
+def workers_data_view():
     return jsonify({"workers": workers_data.list_workers(current_viewer())})
 
 
 @bp.get("/data/accounts")
 @data_view
-def accounts_data_view():  # type: ignore[no-untyped-def]
+def accounts_data_view():
     viewer = current_viewer()
     args = request.args
     reasons = db.session.execute(select(LedgerEntry.reason).distinct().order_by(LedgerEntry.reason)).scalars()

@@ -22,19 +22,19 @@ def page(template: str, section: str, **context: Any) -> str:
 
 @bp.get("/")
 @page_view
-def overview():  # type: ignore[no-untyped-def]
+def overview():
     return page("overview.html", "overview")
 
 
 @bp.get("/jobs")
 @page_view
-def jobs():  # type: ignore[no-untyped-def]
+def jobs():
     return page("jobs.html", "jobs")
 
 
 @bp.get("/jobs/<int:job_id>")
 @page_view
-def job(job_id: int):  # type: ignore[no-untyped-def]
+def job(job_id: int):
     found = scope.job(current_viewer(), job_id)
     if found is None:
         abort(404)
@@ -43,11 +43,11 @@ def job(job_id: int):  # type: ignore[no-untyped-def]
 
 @bp.get("/workers")
 @page_view
-def workers():  # type: ignore[no-untyped-def]
+def workers():
     return page("workers.html", "workers")
 
 
 @bp.get("/accounts")
 @page_view
-def accounts():  # type: ignore[no-untyped-def]
+def accounts():
     return page("accounts.html", "accounts")

@@ -23,7 +23,7 @@ CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' 
 
 
 @bp.before_request
-def _check_csrf():  # type: ignore[no-untyped-def]
+def _check_csrf():
     if request.method in SAFE_METHODS:
         return None
     sent = request.headers.get("X-CSRF-Token") or request.form.get("csrf_token") or ""
