@@ -27,6 +27,8 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
+from .version import VERSION
+
 __all__ = [
     "API_PREFIX",
     "CLIENT_VERSION",
@@ -42,7 +44,7 @@ __all__ = [
     "sha256_file",
 ]
 
-CLIENT_VERSION = "0.1.0"
+CLIENT_VERSION = VERSION  # framehive/__init__.py's, through version.py
 USER_AGENT = f"framehive-client/{CLIENT_VERSION}"
 API_PREFIX = "/api/v1"
 CHUNK_SIZE = 1024 * 1024

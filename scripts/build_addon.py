@@ -1,45 +1,59 @@
 """Build the Blender extension zip: ``dist/framehive-<version>.zip`` (run through ``scripts/build-addon``).
 
-Stages ``addon/`` with the pure-Python wheels Blender does not ship (blender-asset-tracer, the packer),
-lists them in the staged manifest, and builds and validates the zip with Blender's own extension tool
-(``blender_ext.py``, the code behind ``blender --command extension build``), taken from the bpy module.
+Needs only Python 3.11+ with its own pip (for the one wheel bundled): no virtual environment, no Blender, no bpy.
+Stages ``addon/`` with the pure-Python wheels Blender does not ship (blender-asset-tracer, the packer), writes
+the version of framehive/__init__.py into the staged manifest and ``version.py`` and lists the wheels in the
+manifest, then zips the staging folder the way Blender's ``blender --command extension build`` does (files at the
+zip's root, wheels stored, the rest deflated). Blender's own validation of the zip runs in the tests
+(tests/addon/test_extension.py), where bpy is installed.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import shutil
 import subprocess
 import sys
+import tempfile
+import zipfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+MIN_PYTHON = (3, 11)
 # Pure-Python wheels bundled into the extension (Blender 4.2-5.0 run Python 3.11; 5.1+ 3.13: both fine).
 # requests, which blender-asset-tracer needs, ships with Blender.
 WHEELS = ["blender-asset-tracer==1.23"]
 IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", "wheels")
+# Blender's build stores these uncompressed (blender_ext.py, filepath_skip_compress); the rest is deflated.
+STORED_SUFFIXES = (".whl", ".zip", ".gz", ".bz2", ".xz", ".zst", ".png", ".jpg")
+VERSION_MODULE = '''"""The add-on's version, written by scripts/build_addon.py from framehive/__init__.py."""
+
+VERSION = "{version}"
+
+__all__ = ["VERSION"]
+'''
 
 
-def blender_ext() -> Path:
-    """Blender's extension build tool, from the installed bpy module."""
-    import importlib.util
-
-    spec = importlib.util.find_spec("bpy")
-    if spec is None or not spec.submodule_search_locations:
-        sys.exit("build-addon: the bpy module is not installed (./scripts/setup installs it)")
-    root = Path(list(spec.submodule_search_locations)[0])
-    found = sorted(root.glob("*/scripts/addons_core/bl_pkg/cli/blender_ext.py"))
-    if not found:
-        sys.exit(f"build-addon: blender_ext.py not found under {root}")
-    return found[-1]
+def project_version() -> str:
+    """``__version__`` of framehive/__init__.py, read as text (nothing of the project is imported)."""
+    text = (REPO / "framehive" / "__init__.py").read_text(encoding="utf-8")
+    found = re.search(r'^__version__ = "(\d+\.\d+\.\d+)"$', text, re.M)
+    if found is None:
+        sys.exit("build-addon: no __version__ = \"X.Y.Z\" line in framehive/__init__.py")
+    return found.group(1)
 
 
 def fetch_wheels(cache: Path) -> list[Path]:
     """Download the wheels once into ``cache`` (pip's own cache makes repeats offline)."""
     cache.mkdir(parents=True, exist_ok=True)
-    subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check",
-                    "--no-deps", "--only-binary", ":all:", "--dest", str(cache), *WHEELS], check=True)
+    try:
+        subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check",
+                        "--no-deps", "--only-binary", ":all:", "--dest", str(cache), *WHEELS], check=True)
+    except subprocess.CalledProcessError as exc:
+        sys.exit(f"build-addon: `{sys.executable} -m pip download {' '.join(WHEELS)}` failed (exit {exc.returncode});"
+                 " this Python needs its pip module (python3 -m ensurepip) and access to the package index")
     wheels = sorted(cache.glob("*.whl"))
     impure = [w.name for w in wheels if not w.name.endswith("-none-any.whl")]
     if impure:
@@ -47,37 +61,52 @@ def fetch_wheels(cache: Path) -> list[Path]:
     return wheels
 
 
-def stage(out: Path, wheels: list[Path]) -> Path:
-    staging = out / "staging" / "framehive"
-    shutil.rmtree(staging.parent, ignore_errors=True)
+def stage(staging: Path, wheels: list[Path], version: str) -> None:
+    """Copy the add-on into ``staging`` with the wheels, the version and the wheel list written in."""
     shutil.copytree(REPO / "addon", staging, ignore=IGNORE)
     (staging / "wheels").mkdir()
     for wheel in wheels:
         shutil.copy2(wheel, staging / "wheels" / wheel.name)
+    (staging / "version.py").write_text(VERSION_MODULE.format(version=version), encoding="utf-8")
     manifest = staging / "blender_manifest.toml"
-    text = manifest.read_text()
+    text = manifest.read_text(encoding="utf-8")
+    text, count = re.subn(r'^version = "[^"]*"$', f'version = "{version}"', text, count=1, flags=re.M)
+    if count != 1:
+        sys.exit("build-addon: addon/blender_manifest.toml has no version line")
     listed = ", ".join(f'"./wheels/{w.name}"' for w in wheels)
     # The top-level key must come before the first [table] of the TOML file.
     text = re.sub(r"^(\[permissions\])", f"wheels = [{listed}]\n\n\\1", text, count=1, flags=re.M)
-    manifest.write_text(text)
-    return staging
+    manifest.write_text(text, encoding="utf-8")
+
+
+def write_zip(staging: Path, zip_path: Path) -> None:
+    """Zip ``staging``'s files at the archive's root, in a stable order; replaced atomically."""
+    partial = zip_path.with_name(f".{zip_path.name}")
+    with zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as archive:
+        for path in sorted(p for p in staging.rglob("*") if p.is_file()):
+            stored = path.name.lower().endswith(STORED_SUFFIXES)
+            archive.write(path, path.relative_to(staging).as_posix(),
+                          compress_type=zipfile.ZIP_STORED if stored else zipfile.ZIP_DEFLATED)
+    os.replace(partial, zip_path)
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    if sys.version_info < MIN_PYTHON:
+        sys.exit(f"build-addon: needs Python {'.'.join(map(str, MIN_PYTHON))} or newer, this is "
+                 f"{sys.version.split()[0]} ({sys.executable})")
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--output-dir", type=Path, default=REPO / "dist")
     args = parser.parse_args()
     out: Path = args.output_dir.resolve()
     out.mkdir(parents=True, exist_ok=True)
-    build = REPO / "build" / "addon"
-    staging = stage(build, fetch_wheels(build / "wheels"))
-    tool = blender_ext()
-    subprocess.run([sys.executable, str(tool), "build", "--source-dir", str(staging), "--output-dir", str(out)],
-                   check=True)
-    version = re.search(r'^version = "([^"]+)"', (staging / "blender_manifest.toml").read_text(), re.M)
-    assert version is not None
-    zip_path = out / f"framehive-{version.group(1)}.zip"
-    subprocess.run([sys.executable, str(tool), "validate", str(zip_path)], check=True)
+    version = project_version()
+    wheels = fetch_wheels(REPO / "build" / "addon" / "wheels")
+    zip_path = out / f"framehive-{version}.zip"
+    # A staging folder per run: builds running side by side (parallel test sessions) do not share one.
+    with tempfile.TemporaryDirectory(prefix="framehive-addon-") as scratch:
+        staging = Path(scratch) / "framehive"
+        stage(staging, wheels, version)
+        write_zip(staging, zip_path)
     print(zip_path)
     return 0
 

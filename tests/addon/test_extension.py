@@ -3,16 +3,21 @@ enabled, inspected, disabled and uninstalled, with Blender's own extension machi
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
 import sys
+import tomllib
 import zipfile
 from pathlib import Path
 
+import framehive
+from tests.pythons import is_pristine
+
 
 def test_the_zip_holds_the_add_on_its_manifest_and_pure_python_wheels(extension_zip: Path) -> None:
-    assert extension_zip.name == "framehive-0.1.0.zip"
+    assert extension_zip.name == f"framehive-{framehive.__version__}.zip"
     names = zipfile.ZipFile(extension_zip).namelist()
     assert {"blender_manifest.toml", "__init__.py", "registration.py", "operators.py", "job_operators.py",
             "panel.py", "preferences.py", "packing.py", "client.py"} <= set(names)
@@ -21,6 +26,28 @@ def test_the_zip_holds_the_add_on_its_manifest_and_pure_python_wheels(extension_
     manifest = zipfile.ZipFile(extension_zip).read("blender_manifest.toml").decode()
     assert all(f'"./{w}"' in manifest for w in wheels), "every bundled wheel is listed in the manifest"
     assert not any("__pycache__" in n for n in names)
+
+
+def test_the_zip_is_built_by_a_bare_python_and_carries_the_one_version(extension_zip: Path,
+                                                                        build_python: Path) -> None:
+    # scripts/build-addon needs only Python: the fixture built the zip with an interpreter that has nothing but pip.
+    assert is_pristine(build_python), build_python
+    archive = zipfile.ZipFile(extension_zip)
+    manifest = tomllib.loads(archive.read("blender_manifest.toml").decode())
+    assert manifest["version"] == framehive.__version__
+    assert f'VERSION = "{framehive.__version__}"' in archive.read("version.py").decode()
+    assert "import" not in archive.read("version.py").decode()  # Blender has no framehive package to import
+
+
+def test_blender_validates_the_zip(extension_zip: Path) -> None:
+    """Blender's own extension tool (the code behind `blender --command extension validate`), from bpy's files."""
+    spec = importlib.util.find_spec("bpy")
+    assert spec is not None and spec.submodule_search_locations
+    tool = sorted(Path(next(iter(spec.submodule_search_locations))).glob("*/scripts/addons_core/bl_pkg/cli/"
+                                                                         "blender_ext.py"))[-1]
+    done = subprocess.run([sys.executable, str(tool), "validate", str(extension_zip)], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0 and "Success" in done.stdout, done.stdout + done.stderr
 
 
 def test_install_enable_disable_uninstall_in_a_fresh_blender(extension_zip: Path, tmp_path: Path) -> None:
