@@ -1,16 +1,37 @@
 """Bad-result claims: an artist disputes delivered frames.
 
-Each disputed frame is re-rendered whole on a trusted node (an account the admin marked trusted) and
-compared with the delivered frame. If any frame differs, the claim is confirmed: the trusted render
-replaces the frame, its renderer is caught and so is every verifier that passed it. If all match, the
-claim is rejected and counted against the claimant. No commits: callers commit.
+Each disputed frame is re-rendered whole and compared with the delivered frame. A trusted node (an account the
+admin marked trusted) decides a frame alone. A network without one would leave the claim waiting forever, so
+once the claim has waited FRAMEHIVE_FALLBACK_WAIT, veterans of third owners may re-render it too (who, and from
+when: eligibility.py); a veteran is less sure than a trusted node, so:
 
-A whole-frame render on a trusted node is the network's most expensive work, so claims are not free: filing
-one holds its price (payments.claim_price, per frame) from the claimant, given back if the claim is confirmed
-and kept if it is rejected, and a job takes at most FRAMEHIVE_MAX_CLAIMS_PER_JOB claims.
+- a veteran's re-render that matches the delivered frame leaves it standing;
+- one that differs asks for a second re-render of the frame, by a trusted node (which then decides alone) or by
+  a veteran of yet another owner (never the renderer's, the claimant's, the job's, nor anyone's who rendered a
+  check of that frame, the first veteran included);
+- the frame is overturned only if both veterans' renders differ from it and agree with each other (the same
+  check rule, comparison.renders_agree); the second veteran's render then replaces it. One differing and one
+  matching leave it standing, and nobody is caught for the split: either could be the liar.
+
+So a claimant who colludes with one veteran overturns nothing (the other, independent render matches an honest
+frame), nor can one veteran's render, garbage or not, become the artist's frame on its own. What it takes to
+overturn an honest frame is two veterans of two owners, each of whom earned its trust by honest checks, lying
+together. A renderer colluding with the veteran who re-renders first keeps its frame standing (as a colluding
+verifier kept it delivered); a trusted node, while one is online, is the stronger answer to that.
+
+If any frame is overturned the claim is confirmed: the new render replaces the frame, its renderer is caught
+and so is every verifier that passed it whose own render contradicts the new one. If none is, the claim is
+rejected and counted against the claimant. No commits: callers commit.
+
+A whole-frame render is the network's most expensive work, so claims are not free: filing one holds its price
+(payments.claim_price, per frame) from the claimant, given back if the claim is confirmed and kept if it is
+rejected (a veteran's second re-render costs the claimant nothing more), and a job takes at most
+FRAMEHIVE_MAX_CLAIMS_PER_JOB claims.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 from flask import current_app
 from framehive.protocol import frameranges
@@ -22,7 +43,7 @@ from ..errors import ApiError
 from ..models import Check, Claim, Frame, Job, now
 from ..states import FrameState
 from ..transitions import LostLease
-from . import penalties
+from . import comparison, penalties
 from .checks import new_check
 from .reexamine import reexamine
 
@@ -79,29 +100,72 @@ def _check_room(job: Job) -> None:
 
 
 def claim_checked(check: Check) -> list[LostLease]:
-    """A trusted re-render of one claimed frame came in; decide the claim when all have."""
+    """A re-render of one claimed frame came in; ask for a second one if a veteran's differs, and decide the
+    claim when every frame has its answer."""
     claim = db.session.get(Claim, check.claim_id)
     assert claim is not None
+    if check.verdict == "fail" and check.parent_id is None and not _trusted(check):
+        _second_render(check)
+        return []
     checks = db.session.execute(select(Check).filter_by(claim_id=claim.id)).scalars().all()
     if any(c.state in OPEN for c in checks):
         return []
-    failed = [c for c in checks if c.verdict == "fail"]
+    overturned = [render for render in (_overturning(checks, first) for first in checks if first.parent_id is None)
+                  if render is not None]
     claim.decided_at = now()
-    if not failed:
-        claim.state, claim.outcome = "rejected", "the trusted re-render matches every disputed frame"
+    if not overturned:
+        claim.state = "rejected"
+        claim.outcome = "no disputed frame differs from a trusted node's re-render or from two agreeing veterans' " \
+                        "re-renders"
         claimant = claim_account(claim)
         claimant.claims_rejected += 1
         payments.settle_claim(claim)
         _settled(claim, check)
         return []
     claim.state = "confirmed"
-    claim.outcome = f"frames {frameranges.format_frames([c.frame.number for c in failed])} differ from a trusted " \
-                    "re-render; replaced"
-    for bad in failed:
-        _replace(bad)
+    claim.outcome = f"frames {frameranges.format_frames(sorted(c.frame.number for c in overturned))} differ from " \
+                    f"{_by_whom(overturned)}; replaced"
+    for render in overturned:
+        _replace(render)
     payments.settle_claim(claim)
     _settled(claim, check)
     return []
+
+
+def _trusted(check: Check) -> bool:
+    return check.verifier is not None and check.verifier.account.trusted
+
+
+def _second_render(first: Check) -> Check:
+    """A veteran's re-render differs from the delivered frame: another owner's render must say so too."""
+    excluded = set(first.excluded_accounts) | ({first.verifier.account_id} if first.verifier is not None else set())
+    second = new_check("claim", first.frame, first.region, sorted(excluded), renderer=first.renderer, parent=first,
+                       renderer_sha256=first.renderer_sha256)
+    second.claim_id = first.claim_id
+    return second
+
+
+def _overturning(checks: Sequence[Check], first: Check) -> Check | None:
+    """The render that overturns ``first``'s frame, or None if the frame stands: a trusted node's that differs,
+    or two veterans' that both differ and agree with each other (the second's)."""
+    if first.state != "done" or first.verdict != "fail":
+        return None
+    if _trusted(first):
+        return first
+    second = next((c for c in checks if c.parent_id == first.id and c.state == "done"), None)
+    if second is None or second.verdict != "fail":
+        return None  # one differing, one matching (or none): the frame stands
+    if _trusted(second) or comparison.renders_agree(second, first):
+        return second
+    return None
+
+
+def _by_whom(renders: list[Check]) -> str:
+    if all(_trusted(r) for r in renders):
+        return "a trusted re-render"
+    if not any(_trusted(r) for r in renders):
+        return "two agreeing re-renders by veterans of different owners"
+    return "a trusted re-render or two agreeing veterans' re-renders"
 
 
 def _settled(claim: Claim, check: Check) -> None:
@@ -116,14 +180,14 @@ def claim_account(claim: Claim):  # type: ignore[no-untyped-def]
 
 
 def _replace(check: Check) -> None:
-    """The trusted render becomes the frame; its renderer is caught, and so is every verifier that passed it whose
-    own render the trusted one contradicts (reexamine: a verifier of another device class, or one that checked
-    another part of the frame, may have passed it honestly)."""
+    """The overturning render (a trusted node's, or a second veteran's) becomes the frame; its renderer is caught,
+    and so is every verifier that passed it whose own render the new one contradicts (reexamine: a verifier of
+    another device class, or one that checked another part of the frame, may have passed it honestly)."""
     frame: Frame = check.frame
     renderer = frame.worker
     if renderer is not None:  # while the job runs, this also sends the renderer's other frames back
         penalties.renderer_caught(renderer, frame.job, f"claim {check.claim_id} confirmed on frame {frame.number}")
-    frame.state = FrameState.VERIFIED  # the trusted node's whole-frame render is the frame now
+    frame.state = FrameState.VERIFIED  # the overturning whole-frame render is the frame now
     frame.blob_sha256 = check.result_sha256
     frame.worker_id = check.verifier_id
     frame.verified_by = "claim"

@@ -1,4 +1,4 @@
-"""Who may take a check, now or once its wait is over: the rules of leasing, with every wait bounded.
+"""Who may take a check, and from when: the rules of leasing, with every wait bounded.
 
 - Never: an agent without the verify role, a suspended one, the renderer itself, or an agent of an account the
   check excludes (the renderer's, the job's, anyone's who already looked at the region).
@@ -9,18 +9,26 @@
 - Arbiters are trusted nodes or veterans (``may_arbitrate``). Once an arbitration has waited as long, any third
   owner may take it: its render is the third independent one, and the majority of the three decides (the
   arbiter sides with the renderer or with the verifier that disputed it), settled as any arbitration.
-- Claims overturn frames already delivered as verified: trusted nodes only, of the renderer's class first.
+- Claims overturn frames already delivered as verified, so they go to trusted nodes first: of the renderer's
+  class at once, of another class once the claim has waited ``FRAMEHIVE_FALLBACK_WAIT``. From then on veterans
+  may take them too, of the renderer's class first (another class after a second such wait), except veterans of
+  the claim's outsiders (``claim_outsiders``: the renderer's, the claimant's and the job's accounts, and every
+  account that already rendered a check of that frame). A veteran is less sure than a trusted node, so claims.py
+  overturns a frame on veterans' renders only when two of two different owners both contradict it.
 
-The wait runs from the check's creation: whatever happens meanwhile (verifiers busy, offline, of the wrong
-class), it ends at ``created_at + FRAMEHIVE_FALLBACK_WAIT``.
+The wait runs from the check's creation (a claim's re-renders: from the claim's filing, so a second veteran's
+re-render does not wait again): whatever happens meanwhile (verifiers busy, offline, of the wrong class), each
+step ends at a fixed time, ``opens_at``.
 """
 
 from __future__ import annotations
 
 from flask import current_app
+from sqlalchemy import select
 
 from .. import capabilities
-from ..models import Check, Worker, now
+from ..db import db
+from ..models import Check, Claim, Worker, now
 
 
 def can_verify(worker: Worker) -> bool:
@@ -34,29 +42,63 @@ def may_arbitrate(worker: Worker) -> bool:
     return worker.times_caught == 0 and worker.trust >= int(current_app.config["FRAMEHIVE_ARBITER_MIN_TRUST"])
 
 
+def wait() -> float:
+    return float(current_app.config["FRAMEHIVE_FALLBACK_WAIT"])
+
+
+def wait_start(check: Check) -> float:
+    """When the check's waits began (UNIX seconds): its creation, or for a claim's re-render the claim's filing."""
+    if check.kind == "claim" and check.claim_id is not None:
+        claim = db.session.get(Claim, check.claim_id)
+        if claim is not None:
+            return min(claim.created_at, check.created_at)
+    return check.created_at
+
+
 def fallback_at(check: Check) -> float:
-    """When the check's wait for a same-class verifier (or a trusted arbiter) ends (UNIX seconds)."""
-    return check.created_at + float(current_app.config["FRAMEHIVE_FALLBACK_WAIT"])
-
-
-def waited(check: Check) -> bool:
-    return now() >= fallback_at(check)
+    """When the check's first wait (for a same-class verifier, or a trusted arbiter) ends (UNIX seconds)."""
+    return wait_start(check) + wait()
 
 
 def same_class(worker: Worker, check: Check) -> bool:
     return check.renderer is None or check.renderer.device_class == worker.device_class
 
 
-def may_take(worker: Worker, check: Check, late: bool | None = None) -> bool:
-    """Whether ``worker`` may lease ``check``: now (``late`` None: whether its wait is over decides), or as if its
-    wait were over (True) or not (False)."""
+def claim_outsiders(check: Check) -> set[int]:
+    """Accounts whose veterans may not re-render a claimed frame: the renderer's, the claimant's, the job's, and
+    everyone's who rendered any other check of the frame (its verifiers, and a claim's first veteran)."""
+    outsiders = set(check.excluded_accounts) | {check.frame.job.account_id}
+    if check.renderer is not None:
+        outsiders.add(check.renderer.account_id)
+    claim = db.session.get(Claim, check.claim_id) if check.claim_id is not None else None
+    if claim is not None:
+        outsiders.add(claim.account_id)
+    lookers = select(Worker.account_id).join(Check, Check.verifier_id == Worker.id).where(
+        Check.frame_id == check.frame_id, Check.id != check.id)
+    outsiders.update(db.session.execute(lookers).scalars())
+    return outsiders
+
+
+def opens_at(worker: Worker, check: Check) -> float | None:
+    """From when ``worker`` may lease ``check`` (UNIX seconds; at or before now: at once), or None: never."""
     if not can_verify(worker) or worker.account_id in check.excluded_accounts or check.renderer_id == worker.id:
-        return False
+        return None
     if capabilities.unmet(check.frame.job, worker):
-        return False  # it renders the job's scene too: a Blender too old for it, or not the device the artist chose
-    late = waited(check) if late is None else late
-    if check.kind == "claim" and not worker.account.trusted:
-        return False  # claims are settled by the network's own trusted nodes
-    if check.kind == "arbitration" and not (late or may_arbitrate(worker)):
-        return False
-    return late or same_class(worker, check)
+        return None  # it renders the job's scene too: a Blender too old for it, or not the device the artist chose
+    start, step = wait_start(check), wait()
+    same = same_class(worker, check)
+    if check.kind == "claim":
+        if worker.account.trusted:
+            return start if same else start + step
+        if may_arbitrate(worker) and worker.account_id not in claim_outsiders(check):
+            return start + step if same else start + 2 * step
+        return None
+    if check.kind == "arbitration" and not may_arbitrate(worker):
+        return start + step  # any third owner, once the wait for an arbiter is over: the majority decides
+    return start if same else start + step
+
+
+def may_take(worker: Worker, check: Check) -> bool:
+    """Whether ``worker`` may lease ``check`` now."""
+    at = opens_at(worker, check)
+    return at is not None and now() >= at

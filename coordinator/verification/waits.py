@@ -3,8 +3,8 @@
 A queued check that some online agent may take now needs no word: it is leased as soon as that agent is free.
 For the others the reason is one of: nobody online may ever take it (no verifier of another owner, no third
 owner for a dispute), or somebody may once its wait is over (another device class, a third owner who is no
-veteran), and then when (eligibility.fallback_at). A claim's re-renders (trusted nodes only) are said too, also
-once the job is over: the artist waits for their outcome.
+veteran, a veteran for a claim), and then when (the earliest eligibility.opens_at among the agents online). A
+claim's re-renders are said too, also once the job is over: the artist waits for their outcome.
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from framehive.protocol import frameranges
 from sqlalchemy import Select, select
 
 from ..db import db
-from ..models import Check, Job, Task, Worker
+from ..models import Check, Job, Task, Worker, now
 from ..states import JobState, TaskState
-from .eligibility import can_verify, fallback_at, may_take
+from .eligibility import can_verify, opens_at
 
 # Checks that hold the artist's frames back (of a task still verifying: an audit's arbitration after the task was
 # accepted, or a ringer's, decides who lied, not which frames the artist gets).
@@ -47,16 +47,29 @@ def why_checks_wait(job: Job, verifiers: list[Worker]) -> str | None:
         query.where(Check.job_id == job.id).order_by(Check.id).limit(MAX_CHECKS_READ)).scalars()]
     frames: dict[str, set[int]] = defaultdict(set)
     due: dict[str, float] = {}
+    moment = now()
     for check in checks:
-        if any(may_take(w, check) for w in verifiers):
+        opening = {w.id: at for w in verifiers if (at := opens_at(w, check)) is not None}
+        if any(at <= moment for at in opening.values()):
             continue
-        later = any(may_take(w, check, late=True) for w in verifiers)
-        what = {"arbitration": "dispute", "claim": "claim"}.get(check.kind, "check") + (" later" if later else "")
+        what = _what(check, verifiers, opening)
         frames[what].add(check.frame.number)
-        if later:
-            due[what] = max(due.get(what, 0.0), fallback_at(check))
+        if opening:
+            due[what] = max(due.get(what, 0.0), min(opening.values()))
     said = [_sentence(what, sorted(numbers), due.get(what)) for what, numbers in sorted(frames.items())]
     return "; ".join(said) or None
+
+
+def _what(check: Check, verifiers: list[Worker], opening: dict[int, float]) -> str:
+    """Which sentence says why ``check`` waits (``opening``: when each online agent that ever may take it may)."""
+    if check.kind == "claim":
+        what = "claim" if check.parent_id is None else "second claim render"
+        if opening:
+            first = min(opening, key=lambda worker_id: opening[worker_id])
+            trusted = next(w for w in verifiers if w.id == first).account.trusted
+            what += " later" + ("" if trusted or check.parent_id is not None else " by veterans")
+        return what
+    return {"arbitration": "dispute"}.get(check.kind, "check") + (" later" if opening else "")
 
 
 def _holding() -> Select[tuple[Check]]:
@@ -81,7 +94,16 @@ def _sentence(what: str, numbers: list[int], due: float | None) -> str:
         "dispute": f"{frames} disputed: wait for a third owner to re-render the region: none online",
         "dispute later": f"{frames} disputed: wait for an arbiter (a trusted node, or a veteran of a third owner): "
                          f"none online; from {at} a third owner's render decides by majority",
-        "claim": f"claimed {frames} wait for a trusted node to re-render them: none online",
+        "claim": f"claimed {frames} wait for a trusted node, or veterans of two other owners, to re-render them: "
+                 "none online",
         "claim later": f"claimed {frames} wait for a trusted node of the renderer's device class: none online; one "
                        f"of another class re-renders them from {at}",
+        "claim later by veterans": f"claimed {frames} wait for a trusted node to re-render them: none online; from "
+                                   f"{at} veterans of other owners re-render them, and a frame is replaced only if "
+                                   "two of different owners both find it differs",
+        "second claim render": f"claimed {frames} differ in a veteran's re-render: wait for a second re-render by "
+                               "a trusted node or a veteran of another owner: none online",
+        "second claim render later": f"claimed {frames} differ in a veteran's re-render: wait for a second "
+                                     f"re-render by a trusted node or a veteran of another owner, possible from "
+                                     f"{at}",
     }[what]

@@ -128,9 +128,10 @@ def test_a_third_owners_render_after_the_wait_confirms_a_cheat(v, app):  # type:
     assert task.state == "queued", "the cheater's frames are rendered again"
 
 
-def test_claims_stay_with_trusted_nodes_whatever_the_wait_and_the_artist_is_told(v, app):  # type: ignore[no-untyped-def]
-    """A claim overturns frames delivered as verified: one untrusted render must not decide it. Its wait for a
-    trusted node is said even though the job is over."""
+def test_a_claim_waits_for_a_trusted_node_then_for_veterans_and_the_artist_is_told(v, app):  # type: ignore[no-untyped-def]
+    """A claim overturns frames delivered as verified: a trusted node first, veterans of other owners only after
+    the wait (two of them must agree: test_claim_fallback.py). Its wait is said even though the job is over."""
+    app.config["FRAMEHIVE_ARBITER_MIN_TRUST"] = 20
     for _ in range(2):
         rendered_task(v)
         answer(leasing.claim_check(v["verifier"]))
@@ -140,11 +141,16 @@ def test_claims_stay_with_trusted_nodes_whatever_the_wait_and_the_artist_is_told
     file_claim(job, job.account_id, str(number), "flicker")
     db.session.commit()
     claim = queued_check("claim")
-    assert why(v) == f"claimed frame {number} wait for a trusted node to re-render them: none online"
-    wait_over(claim)
-    assert leasing.claim_check(v["arbiter"]) is None
-    v["arbiter"].account.trusted = True
+    assert why(v) == f"claimed frame {number} wait for a trusted node, or veterans of two other owners, to " \
+                     "re-render them: none online"
+    v["arbiter"].trust = 20  # a veteran now (the verifier checked this frame: never its re-renderer)
     db.session.commit()
+    assert re.fullmatch(rf"claimed frame {number} wait for a trusted node to re-render them: none online; from "
+                        r"\d\d:\d\d UTC veterans of other owners re-render them, and a frame is replaced only if "
+                        r"two of different owners both find it differs", why(v) or "")
+    assert leasing.claim_check(v["arbiter"]) is None
+    wait_over(claim)
+    assert leasing.claim_check(v["verifier"]) is None, "it checked this frame"
     assert why(v) is None
     assert leasing.claim_check(v["arbiter"]).id == claim.id
 
