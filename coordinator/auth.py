@@ -9,10 +9,10 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from flask import g, request
-from sqlalchemy import update
+from sqlalchemy import CursorResult, update
 
 from .db import db
 from .errors import ApiError
@@ -123,8 +123,8 @@ def revoke_token(token_id: int) -> dict[str, Any]:
     if token is None:
         db.session.rollback()
         raise ApiError(404, "not_found", f"no token with id {token_id}")
-    revoked = db.session.execute(
-        update(ApiToken).where(ApiToken.id == token_id, ApiToken.revoked_at.is_(None)).values(revoked_at=now()))
+    revoked = cast(CursorResult[Any], db.session.execute(
+        update(ApiToken).where(ApiToken.id == token_id, ApiToken.revoked_at.is_(None)).values(revoked_at=now())))
     if revoked.rowcount == 0:
         db.session.rollback()
         db.session.refresh(token)

@@ -37,9 +37,9 @@ def owned_by(account_id: int, hashes: Iterable[str]) -> set[str]:
         select(Frame.blob_sha256).join(Job, Job.id == Frame.job_id)
         .where(Job.account_id == account_id, Frame.blob_sha256.in_(stored)),
     )
-    found: set[str] = set()
+    found: set[str | None] = set()
     for query in sources:
         found.update(db.session.execute(query).scalars())
         if found >= wanted:
             break
-    return found & wanted
+    return wanted & found

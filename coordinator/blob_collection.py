@@ -117,7 +117,8 @@ def _in_use(shas: set[str]) -> set[str]:
     released job's rows point at none of them any more)."""
     used: set[str] = set()
     for column in (Job.scene_sha256, Frame.blob_sha256, Check.result_sha256, Check.renderer_sha256):
-        used |= set(db.session.execute(select(column).where(column.in_(shas)).distinct()).scalars())
+        used.update(sha for sha in db.session.execute(select(column).where(column.in_(shas)).distinct()).scalars()
+                    if sha is not None)
     return used
 
 

@@ -63,7 +63,7 @@ def recent(limit: int = 50, account: Account | None = None) -> list[Event]:
     return list(db.session.execute(visible(account).order_by(Event.id.desc()).limit(limit)).scalars())
 
 
-def visible(account: Account | None) -> Select[tuple[Event]]:
+def visible(account: Account | None) -> Select[Event]:
     """The events ``account`` may read (every event for ``None``), unordered, their names loaded with them."""
     query = select(Event).options(selectinload(Event.worker), selectinload(Event.account), selectinload(Event.job))
     if account is not None:

@@ -83,7 +83,7 @@ def requeue_job(job: Job, *, by: str | None = None) -> int:
     return count
 
 
-def set_priority(job: Job, priority: int, *, by: str | None = None) -> None:
+def set_priority(job: Job, priority: object, *, by: str | None = None) -> None:
     """Change a live job's priority (higher is leased first). Refused for finished jobs and bad values (400)."""
     if not isinstance(priority, int) or isinstance(priority, bool) \
             or not config.MIN_PRIORITY <= priority <= config.MAX_PRIORITY:

@@ -100,7 +100,7 @@ def describe(job: Job) -> dict[str, Any]:
     to download (the first three keys are what single-file workers read)."""
     return {
         "sha256": job.scene_sha256,
-        "size": db.session.get(Blob, job.scene_sha256).size,
+        "size": db.session.get_one(Blob, job.scene_sha256).size,
         "url": blob_url(job.scene_sha256),
         "path": job.scene_path,
         "assets": _wire(job.assets or []),

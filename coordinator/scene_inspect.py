@@ -46,7 +46,7 @@ def scan_blobs(blobs: list[Blob]) -> dict[str, dict[str, Any]]:
         for blob in unread:
             blob.info = {"scan": SCAN_VERSION, **by_sha.get(blob.sha256, NOT_A_BLEND)}
         db.session.commit()
-    return {blob.sha256: blob.info for blob in blobs}
+    return {blob.sha256: blob.info for blob in blobs if blob.info is not None}  # all: current or just scanned
 
 
 def limits() -> ParseLimits:

@@ -19,6 +19,7 @@ import logging
 from sqlalchemy import Column, MetaData, inspect, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.sql.schema import ScalarElementColumnDefault
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +71,7 @@ def _add(engine: Engine, table: str, column: Column) -> None:
 def _constant_default(column: Column) -> str | None:
     """The column's default as an SQL literal, if it is a constant (a string, number or boolean)."""
     default = column.default
-    if default is None or not default.is_scalar:
+    if not isinstance(default, ScalarElementColumnDefault):
         return None
     value = default.arg
     if isinstance(value, bool):

@@ -16,7 +16,7 @@ import io
 import socket
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from werkzeug.serving import ThreadedWSGIServer, WSGIRequestHandler
 
@@ -89,7 +89,7 @@ class LimitedRequestHandler(WSGIRequestHandler):
     """Werkzeug's handler, reading through a :class:`_DeadlineReader`: the head of each request within
     ``timeout`` seconds in all, the body with pauses of at most ``timeout``."""
 
-    timeout: float = READ_TIMEOUT
+    timeout: ClassVar[float] = READ_TIMEOUT
 
     def setup(self) -> None:
         super().setup()

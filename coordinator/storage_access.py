@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from flask import Response, current_app, redirect, send_file
+from flask import current_app, redirect, send_file
+from werkzeug.wrappers import Response
 
-from .storage import Storage
+from .storage import LocalStorage, Storage
 
 
 def storage() -> Storage:
@@ -20,4 +21,6 @@ def serve(sha256: str, mimetype: str, download_name: str | None = None) -> Respo
         response = redirect(url, 307)
         response.headers["Cache-Control"] = "no-store"  # the URL expires: never cache the redirect
         return response
+    if not isinstance(store, LocalStorage):
+        raise TypeError(f"{type(store).__name__} gave no URL for blob {sha256}")
     return send_file(store.path(sha256), mimetype=mimetype, max_age=0, download_name=download_name)

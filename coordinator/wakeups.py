@@ -17,7 +17,6 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
-import psycopg
 from flask import Flask
 from sqlalchemy import text
 from sqlalchemy.engine import URL, make_url
@@ -86,6 +85,8 @@ class Listener:
                 delay = min(delay * 2, RETRY_LAST)
 
     def _listen(self) -> None:
+        import psycopg  # the postgres extra's: a coordinator on SQLite never gets here, nor has psycopg installed
+
         with psycopg.connect(self.conninfo, autocommit=True, application_name=APPLICATION_NAME,
                              connect_timeout=10) as conn:
             conn.execute(f"LISTEN {CHANNEL}")

@@ -120,7 +120,8 @@ def _sign_on(token_id: int, account_id: int, hello: m.Hello) -> tuple[int, str] 
     query = db.select(Worker).filter_by(account_id=account_id, name=hello.name)
     worker = db.session.execute(query).scalar_one_or_none()
     if worker is None:  # a new name of a suspended account is suspended too (failure_accounting)
-        worker = Worker(account_id=account_id, name=hello.name, suspended=db.session.get(Account, account_id).suspended)
+        suspended = db.session.get_one(Account, account_id).suspended
+        worker = Worker(account_id=account_id, name=hello.name, suspended=suspended)
         db.session.add(worker)
     worker.token_id = token_id
     worker.online = True

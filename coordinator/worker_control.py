@@ -13,9 +13,9 @@ record: ``times_caught`` stands, so a worker suspended for cheating is suspended
 
 from __future__ import annotations
 
-from typing import NoReturn
+from typing import Any, NoReturn, cast
 
-from sqlalchemy import delete
+from sqlalchemy import CursorResult, delete
 
 from . import events, outcomes
 from .db import db, lock
@@ -68,7 +68,8 @@ def unblock_worker(worker: Worker, job: Job | None = None, *, by: str | None = N
                   delete(AccountBlock).where(AccountBlock.account_id == worker.account_id)):
         if job is not None:
             query = query.where(query.table.c.job_id == job.id)
-        removed += db.session.execute(query.execution_options(synchronize_session=False)).rowcount
+        result = db.session.execute(query.execution_options(synchronize_session=False))
+        removed += cast(CursorResult[Any], result).rowcount
     if removed:
         where = f"job {job.id}" if job is not None else f"{removed} job(s)"
         events.record(events.WORKER_UNBLOCKED, f"worker {worker.name} ({worker.account.name}) unblocked for {where}",

@@ -51,7 +51,7 @@ def upload(sha256: str):
         drain(current_app.config["FRAMEHIVE_MAX_SCENE_BYTES"])  # so the client sees our answer
         quotas.record_upload(account_id, sha256)  # fresh for the collector
         db.session.commit()
-        return jsonify({"sha256": sha256, "size": db.session.get(Blob, sha256).size, "existed": True}), 200
+        return jsonify({"sha256": sha256, "size": db.session.get_one(Blob, sha256).size, "existed": True}), 200
     # Anything else is received and checked in full, stored or not, and answered alike (no oracle).
     limit = current_app.config["FRAMEHIVE_MAX_SCENE_BYTES"]
     if request.content_length is not None and request.content_length > limit:

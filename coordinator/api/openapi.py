@@ -10,7 +10,7 @@ from .. import __version__, config
 from ..auth import MAX_EXPIRES_IN
 from .error_codes import ERROR_CODES, error_table
 
-BEARER = [{"bearer": []}]
+BEARER: list[dict[str, list[str]]] = [{"bearer": []}]
 ERROR = {"$ref": "#/components/responses/Error"}
 RATE_LIMITED = {"$ref": "#/components/responses/RateLimited"}
 BUSY = {"$ref": "#/components/responses/Busy"}

@@ -35,7 +35,7 @@ def current_tasks(worker_id: int | None = None) -> dict[int, int]:
     query = select(Task.worker_id, Task.id).where(Task.state == TaskState.LEASED)
     if worker_id is not None:
         query = query.where(Task.worker_id == worker_id)
-    return {worker: task for worker, task in db.session.execute(query).all()}
+    return {worker: task for worker, task in db.session.execute(query).all() if worker is not None}  # all leased
 
 
 @bp.get("/workers")

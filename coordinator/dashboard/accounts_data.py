@@ -69,7 +69,7 @@ def _suspensions(ids: list[int]) -> dict[int, str]:
         return {}
     rows = db.session.execute(select(Event.account_id, Event.message).where(
         Event.kind == events.ACCOUNT_SUSPENDED, Event.account_id.in_(ids)).order_by(Event.id)).all()
-    return {account_id: message for account_id, message in rows}
+    return {account_id: message for account_id, message in rows if account_id is not None}  # all: in_(ids)
 
 
 def ledger_entries(viewer: Caller, account: str = "", job: int | None = None, reason: str = ""

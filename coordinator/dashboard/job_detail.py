@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from flask import url_for
@@ -42,7 +43,7 @@ def job_detail(viewer: Caller, job: Job) -> dict[str, Any]:
     }
 
 
-def frame_grid(viewer: Caller, frames: list[Frame], checks: list[Check]) -> list[dict[str, Any]]:
+def frame_grid(viewer: Caller, frames: Sequence[Frame], checks: Sequence[Check]) -> list[dict[str, Any]]:
     """Every frame with the state the grid colours it by, which adds two to the stored ones: ``verifying``
     (rendered, a check on it under way) and ``rejected`` (its pixels were thrown out after a failed check)."""
     checking = {c.frame_id for c in checks if c.state in OPEN_CHECK_STATES}

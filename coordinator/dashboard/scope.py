@@ -11,17 +11,17 @@ from ..models import Account, Check, Frame, Job, Worker
 from ..states import FrameState
 
 
-def jobs(viewer: Caller) -> Select[tuple[Job]]:
+def jobs(viewer: Caller) -> Select[Job]:
     query = select(Job)
     return query if viewer.is_admin else query.where(Job.account_id == viewer.account_id)
 
 
-def workers(viewer: Caller) -> Select[tuple[Worker]]:
+def workers(viewer: Caller) -> Select[Worker]:
     query = select(Worker)
     return query if viewer.is_admin else query.where(Worker.account_id == viewer.account_id)
 
 
-def accounts(viewer: Caller) -> Select[tuple[Account]]:
+def accounts(viewer: Caller) -> Select[Account]:
     query = select(Account)
     return query if viewer.is_admin else query.where(Account.id == viewer.account_id)
 

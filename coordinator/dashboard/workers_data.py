@@ -3,6 +3,7 @@ earnings, blocklists."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import func, select
@@ -69,7 +70,7 @@ def pass_rate(worker: Worker) -> float | None:
     return worker.checks_passed / checked if checked else None
 
 
-def earnings(workers: list[Worker]) -> dict[int, int]:
+def earnings(workers: Sequence[Worker]) -> dict[int, int]:
     """Net points each worker brought its owner: paid renders and checks, less what was clawed back."""
     ids = [w.id for w in workers]
     net: dict[int, int] = dict.fromkeys(ids, 0)
@@ -79,6 +80,8 @@ def earnings(workers: list[Worker]) -> dict[int, int]:
                               .where(LedgerEntry.worker_id.in_(ids))
                               .group_by(LedgerEntry.worker_id, LedgerEntry.from_book, LedgerEntry.to_book))
     for worker_id, from_book, to_book, amount in rows:
+        if worker_id is None:  # never: the query asks for these workers' entries
+            continue
         if to_book == owner_books[worker_id]:
             net[worker_id] += int(amount)
         elif from_book == owner_books[worker_id]:

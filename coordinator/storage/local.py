@@ -9,7 +9,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import BinaryIO
+from typing import IO, BinaryIO
 
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 CHUNK = 1024 * 1024
@@ -38,7 +38,7 @@ class LocalStorage:
     def exists(self, sha256: str) -> bool:
         return self.path(sha256).is_file()
 
-    def put(self, sha256: str, stream: BinaryIO, max_size: int) -> int:
+    def put(self, sha256: str, stream: IO[bytes], max_size: int) -> int:
         """Store ``stream`` if it hashes to ``sha256``; return its size. Nothing is kept on any error.
 
         Bytes already stored are received and checked all the same (the caller may not claim a blob without

@@ -13,7 +13,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any, BinaryIO
+from typing import IO, Any, BinaryIO, cast
 
 from .local import CHUNK, SHA256_RE, BlobTooLarge, HashMismatch
 
@@ -50,13 +50,13 @@ class S3Storage:
     def exists(self, sha256: str) -> bool:
         return self.size(sha256) is not None
 
-    def put(self, sha256: str, stream: BinaryIO, max_size: int) -> int:
+    def put(self, sha256: str, stream: IO[bytes], max_size: int) -> int:
         """Store ``stream`` if it hashes to ``sha256``; return its size. Nothing is stored on any error.
 
         The bytes are checked here before anything is sent, and sent with their sha256 checksum so the store
         refuses them if they changed on the way."""
         key = self.key(sha256)
-        with tempfile.SpooledTemporaryFile(SPOOL_BYTES, dir=self.scratch) as spool:
+        with tempfile.SpooledTemporaryFile(SPOOL_BYTES, dir=str(self.scratch)) as spool:
             size, digest = _receive(stream, spool, max_size)
             if digest.hexdigest() != sha256:
                 raise HashMismatch(f"content hashes to {digest.hexdigest()}, not {sha256}")
@@ -67,7 +67,8 @@ class S3Storage:
         return size
 
     def open(self, sha256: str) -> BinaryIO:
-        return self.client.get_object(Bucket=self.bucket, Key=self.key(sha256))["Body"]
+        # botocore's StreamingBody is not an io class but reads like one (read, iteration, close)
+        return cast(BinaryIO, self.client.get_object(Bucket=self.bucket, Key=self.key(sha256))["Body"])
 
     def delete(self, sha256: str) -> None:
         self.client.delete_object(Bucket=self.bucket, Key=self.key(sha256))
@@ -88,7 +89,7 @@ class S3Storage:
         return self.client.generate_presigned_url("get_object", Params=params, ExpiresIn=PRESIGN_SECONDS)
 
 
-def _receive(stream: BinaryIO, sink: IO[bytes], max_size: int) -> tuple[int, Any]:
+def _receive(stream: IO[bytes], sink: IO[bytes], max_size: int) -> tuple[int, Any]:
     digest = hashlib.sha256()
     size = 0
     while chunk := stream.read(CHUNK):

@@ -50,6 +50,7 @@ def commit_task(task: Task) -> None:
         _use_if(key, renderer is not None and key.draw < tier1_rate(renderer), used)
     for key in used:
         frame = frames[key.frame]
+        assert frame.worker is not None  # every key above was used only for a frame with a renderer
         # Neither the renderer's owner nor the job's owner may verify it (no self-dealing on checks).
         new_check(key.kind if key.kind in ("spot", "tier1") else "verify", frame, key.region,
                   [frame.worker.account_id, job.account_id], renderer=frame.worker, key=key)
