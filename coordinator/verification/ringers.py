@@ -10,6 +10,9 @@ shows it nothing a real check would not:
   long finished nor a frame far behind the ones it is checking;
 - it excludes the same accounts a real check does (the renderer's and the job's owner), and never shows an
   account a frame it already looked at (a real check never does);
+- its job is one the verifier could be sent a real check of: its Blender opens the scene and its device is of
+  the kind the artist asked for (capabilities.scene_condition; a ringer standing in for a check is of that
+  check's job, which fits already);
 - its handle is as opaque as any other lease's (leasing.new_handle).
 """
 
@@ -20,6 +23,7 @@ import secrets
 from sqlalchemy import exists, func, select
 from sqlalchemy.orm import aliased
 
+from .. import capabilities
 from ..db import db
 from ..models import Check, Frame, Job, Worker
 from ..states import FrameState, JobState
@@ -81,4 +85,5 @@ def _ringer_frames(worker: Worker):  # type: ignore[no-untyped-def]
                    Job.state.in_(JobState.ACTIVE),  # a finished job's checks would stand out
                    Job.files_collected_at.is_(None),  # a released job's scene and pixels are gone
                    renderer.account_id != worker.account_id, Job.account_id != worker.account_id,
+                   capabilities.scene_condition(worker),  # a scene it can open, of the device kind asked for
                    ~seen))

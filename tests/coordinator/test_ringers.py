@@ -132,3 +132,18 @@ def test_a_check_is_known_by_a_random_handle_new_on_every_lease(v, app):  # type
     assert (again.id, again.attempt) == (first.id, 2) and again.handle not in (old, *handles)
     verifier = v["verifier"].id
     assert handles_held(verifier, old) is None and handles_held(verifier, again.handle) is again
+
+
+def test_a_ringer_without_a_check_to_stand_in_for_fits_the_verifiers_blender_and_device(v):  # type: ignore[no-untyped-def]
+    """A ringer drawn for no check in particular is a frame of any running job: never one whose scene the verifier
+    could not open (a newer Blender's) or of a device kind the job's artist excluded, which a real check never is."""
+    queued = half_verified(v)
+    job = db.session.get(Job, queued.job_id)
+    assert ringers.make_ringer(v["verifier"]) is not None, "it fits: a ringer can be made"
+    db.session.rollback()
+    job.device_kind = "gpu"  # the artist asked for GPUs only; the verifier renders on its CPU
+    db.session.commit()
+    assert ringers.make_ringer(v["verifier"]) is None
+    job.device_kind, job.scene_blender = None, 510  # saved by Blender 5.1; the verifier runs 5.0.1
+    db.session.commit()
+    assert ringers.make_ringer(v["verifier"]) is None
