@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask_sqlalchemy import SQLAlchemy
-from sqlalchemy import event
+from sqlalchemy import event, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase
 
@@ -20,10 +20,25 @@ db = SQLAlchemy(model_class=Base)
 SQLITE_BUSY_TIMEOUT_MS = 15_000
 
 
+#: The row lock taken before changing a row: FOR NO KEY UPDATE on PostgreSQL. It excludes other writers and lockers
+#: of the row but not the KEY SHARE locks that foreign key checks take on it (a transaction inserting or updating a
+#: row that references a job holds one on the job's row): FOR UPDATE conflicted with those, so two transactions
+#: that each referenced a job and then locked it waited for each other ("deadlock detected", issue 16).
+ROW_LOCK = {"key_share": True}
+
+
+def lock_row(model: Any, ident: int) -> None:
+    """Hold the row of ``model`` with id ``ident`` until the transaction ends (db.ROW_LOCK; nothing on SQLite, whose
+    BEGIN IMMEDIATE transactions are serial already). Unlike lock(), nothing is loaded into the session."""
+    if db.engine.dialect.name != "sqlite":
+        db.session.execute(select(model.id).where(model.id == ident).with_for_update(**ROW_LOCK))
+
+
 def lock(instance: Any) -> None:
-    """Reload ``instance`` from its row and hold that row until the transaction ends (FOR UPDATE on PostgreSQL,
-    where another coordinator may be changing it; SQLite's BEGIN IMMEDIATE transactions are serial already)."""
-    db.session.refresh(instance, with_for_update=True)
+    """Reload ``instance`` from its row and hold that row until the transaction ends (FOR NO KEY UPDATE on
+    PostgreSQL, where another coordinator may be changing it; SQLite's BEGIN IMMEDIATE transactions are serial
+    already)."""
+    db.session.refresh(instance, with_for_update=ROW_LOCK)
 
 
 def configure_engine(engine: Engine) -> None:

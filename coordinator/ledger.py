@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from .db import db
+from .db import db, lock_row
 from .errors import ApiError
 from .models import Account, Claim, Job, LedgerEntry
 
@@ -48,12 +48,11 @@ def balance(book: str) -> int:
 
 
 def _lock(book: str) -> None:
-    """Serialise spending from one book (a no-op on SQLite, whose transactions already are serial)."""
+    """Serialise spending from one book (a no-op on SQLite, whose transactions already are serial). The row lock
+    is db.ROW_LOCK: other spenders wait, transactions that merely reference the row do not."""
     kind, _, ident = book.partition(":")
-    if db.engine.dialect.name == "sqlite" or not ident:
-        return
-    model = {"account": Account, "escrow": Job, "claim": Claim}[kind]
-    db.session.execute(select(model.id).where(model.id == int(ident)).with_for_update())
+    if ident:
+        lock_row({"account": Account, "escrow": Job, "claim": Claim}[kind], int(ident))
 
 
 def transfer(from_book: str, to_book: str, amount: int, reason: str, *, cap: bool = False,

@@ -35,7 +35,7 @@ from sqlalchemy import select
 
 from .. import frame_analysis as fa
 from .. import payments
-from ..db import db
+from ..db import db, lock_row
 from ..models import Blob, Check, Job, Task, now
 from ..states import TaskState
 from ..storage_access import storage
@@ -116,7 +116,12 @@ def _keep(check: Check, data: bytes) -> str:
 
 
 def apply(check: Check) -> list[LostLease]:
-    """Act on a judged check. No commit."""
+    """Act on a judged check. No commit.
+
+    The job's row is locked first, before the rows of workers (trust, penalties), accounts and the escrow that the
+    verdict changes: every transaction acting on a check of the job takes them in that order, so two of them
+    cannot each hold a row the other waits for (a renderer's worker row and the job's, on PostgreSQL)."""
+    lock_row(Job, check.job_id)
     handler = {"verify": _on_verify, "spot": _on_verify, "audit": _on_audit, "arbitration": _on_arbitration,
                "ringer": _on_ringer, "claim": _on_claim, "tier1": _on_tier1}[check.kind]
     return handler(check)
