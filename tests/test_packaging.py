@@ -30,6 +30,9 @@ def test_worker_extra_pulls_no_flask():
     # requests is allowed in the client (issue 16)
     ("framehive.addon.cli", ("flask", "websockets", "bpy", "framehive.coordinator", "framehive.worker_agent")),
     ("framehive.protocol.messages", ("flask", "websockets", "requests")),
+    # The console scripts' entry points run in installs with only some extras (tests/test_installs.py).
+    ("framehive.launch", ("flask", "websockets", "requests", "bpy", "framehive.addon", "framehive.coordinator",
+                          "framehive.worker_agent")),
 ])
 def test_module_imports_stay_within_their_side(module, forbidden):  # type: ignore[no-untyped-def]
     code = ("import sys, " + module + "; names = {m.split('.')[0] for m in sys.modules}"
@@ -54,3 +57,12 @@ def test_every_command_shows_the_one_version(script):  # type: ignore[no-untyped
     result = subprocess.run([str(Path(sys.executable).parent / script), "--version"], capture_output=True, text=True,
                             timeout=60)
     assert result.returncode == 0 and result.stdout.strip() == f"{script} {framehive.__version__}", result
+
+
+def test_console_scripts_start_through_the_launcher() -> None:
+    parser = configparser.ConfigParser(interpolation=None)
+    parser.read(REPO / "setup.cfg")
+    scripts = dict(line.replace(" ", "").split("=") for line in
+                   parser["options.entry_points"]["console_scripts"].strip().splitlines())
+    assert scripts == {"framehive": "framehive.launch:artist", "framehive-worker": "framehive.launch:worker",
+                       "framehive-coordinator": "framehive.launch:coordinator"}

@@ -30,6 +30,8 @@ from .task_runner import TaskRunner
 log = logging.getLogger("framehive.worker")
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "optix", "hip", "metal", "oneapi")
 CONTROL_COMMANDS = ("pause", "resume")
+# The Pythons a bpy wheel exists for (setup.cfg's blender extra picks the one of each).
+BPY_PYTHONS = ((3, 11), (3, 13))
 
 
 def _roles(text: str) -> list[str]:
@@ -202,8 +204,19 @@ def serve(args: argparse.Namespace, prog: str, make_runner: RunnerFactory,
         args.coordinator = args.coordinators[0]  # the runner's until the agent connects (Agent._point_at)
         return asyncio.run(_run(args, make_runner, on_start))
     except (BlenderNotFound, DeviceUnavailable, FatalError, ValueError) as exc:
-        print(f"{prog}: {exc}", file=sys.stderr)
+        hint = no_bpy_hint() if isinstance(exc, BlenderNotFound) else ""
+        print(f"{prog}: {exc}{hint}", file=sys.stderr)
         return 2
+
+
+def no_bpy_hint(version: tuple[int, int] | None = None) -> str:
+    """What to do where no bpy wheel exists for this Python (3.12): the blender extra installs nothing there."""
+    version = version or (sys.version_info.major, sys.version_info.minor)
+    if version in BPY_PYTHONS:
+        return ""
+    return (f" No bpy module exists for Python {version[0]}.{version[1]} (only for "
+            f"{' and '.join(f'{major}.{minor}' for major, minor in BPY_PYTHONS)}): install Blender and pass "
+            "--blender PATH, or install Framehive with the blender extra on one of those Pythons.")
 
 
 def render_limits(args: argparse.Namespace) -> RenderLimits:
