@@ -360,6 +360,11 @@ def draw_region(rng: random.Random, width: int, height: int, fraction: float = 1
     scale = math.sqrt(fraction)
     w = min(width, max(min(MIN_TILE_SIDE, width), round(width * scale)))
     h = min(height, max(min(MIN_TILE_SIDE, height), round(height * scale)))
+    return place_region(rng, width, height, w, h)
+
+
+def place_region(rng: random.Random, width: int, height: int, w: int, h: int) -> Region:
+    """A ``w`` x ``h`` crop of a ``width`` x ``height`` frame, placed as :func:`draw_region` places its crops."""
     x = min(max(rng.randrange(-(w - 1), width), 0), width - w)
     y = min(max(rng.randrange(-(h - 1), height), 0), height - h)
     return Region(x, y, w, h)
