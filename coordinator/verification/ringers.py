@@ -4,7 +4,8 @@ A ringer is a fresh region of a frame that already passed a check, rendered by a
 answers real checks carelessly (or lies) but ringers honestly must not be able to tell them apart, so a ringer
 shows it nothing a real check would not:
 
-- it stands in for the real check the verifier was about to get (same moment, region of the same size);
+- it stands in for the real check the verifier was about to get (same moment, a region of the very same
+  width and height, placed as real regions are);
 - its frame is a verified frame of that check's job, within NEAR_FRAMES of the check's frame (else there is no
   ringer this time), so the jobs, scenes and frames a verifier sees stay those of its real work, never a job
   long finished nor a frame far behind the ones it is checking;
@@ -25,6 +26,7 @@ from sqlalchemy.orm import aliased
 
 from .. import capabilities
 from ..db import db
+from ..frame_analysis import place_region
 from ..models import Check, Frame, Job, Worker
 from ..states import FrameState, JobState
 from . import keys
@@ -41,8 +43,9 @@ _rng = secrets.SystemRandom()
 def make_ringer(worker: Worker, like: Check | None = None) -> Check | None:
     """A fresh region of a verified frame of a running job, for ``worker`` instead of ``like``. No commit.
 
-    The region is the size (as a share of the frame) of ``like``, the check it stands in for, so that ringers
-    are as many spots and regions as real checks are.
+    The region has the very size of ``like``'s, the check it stands in for (a frame of its job: the same
+    resolution), placed as real regions are, so that ringers are as many spots and regions as real checks are;
+    without ``like``, the size of a region check.
     """
     if like is not None and like.kind == "tier1":
         return None  # a whole frame at low resolution: a region ringer in its place would stand out
@@ -50,13 +53,13 @@ def make_ringer(worker: Worker, like: Check | None = None) -> Check | None:
     if frame is None:
         return None
     job: Job = frame.job
-    fraction = keys.REGION_FRACTION
-    if like is not None:
+    if like is None:
+        region = keys.draw_region(_rng, job.resolution_x, job.resolution_y, keys.REGION_FRACTION)
+    else:
         _, _, w, h = like.region
-        fraction = min(1.0, w * h / (like.frame.job.resolution_x * like.frame.job.resolution_y))
-    region = keys.draw_region(_rng, job.resolution_x, job.resolution_y, fraction).as_list()
+        region = place_region(_rng, job.resolution_x, job.resolution_y, w, h)
     excluded = [frame.worker.account_id, job.account_id] if frame.worker is not None else [job.account_id]
-    return new_check("ringer", frame, region, excluded, renderer=frame.worker)
+    return new_check("ringer", frame, region.as_list(), excluded, renderer=frame.worker)
 
 
 def _pick_frame(worker: Worker, like: Check | None) -> Frame | None:
