@@ -15,7 +15,10 @@ from __future__ import annotations
 import gzip
 from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
+
+if TYPE_CHECKING:
+    import zstandard
 
 BLENDER_MAGIC = b"BLENDER"
 GZIP_MAGIC = b"\x1f\x8b"
@@ -112,7 +115,7 @@ def _chunks(file: BinaryIO, kind: str, size: int, limit: int) -> Iterator[bytes]
             yield chunk
 
 
-def _reader(file: BinaryIO, kind: str):  # type: ignore[no-untyped-def]
+def _reader(file: BinaryIO, kind: str) -> gzip.GzipFile | zstandard.ZstdDecompressionReader:
     if kind == "gzip":
         return gzip.GzipFile(fileobj=file, mode="rb")
     if kind == "zstd":

@@ -23,6 +23,7 @@ memory).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -121,7 +122,7 @@ def _scene(bf: blendfile.BlendFile) -> dict[str, Any] | None:
     width, height = scene.get((b"r", b"xsch")), scene.get((b"r", b"ysch"))
     version = bf.header.version  # e.g. 500 for 5.0
     return {
-        "scene": _text(scene.id_name[2:]),
+        "scene": _id_text(scene),
         "frame_start": int(scene.get((b"r", b"sfra"))),
         "frame_end": int(scene.get((b"r", b"efra"))),
         "resolution": [int(width * percent / 100), int(height * percent / 100)],
@@ -275,7 +276,7 @@ def _strip_names(bf: blendfile.BlendFile) -> dict[int, str]:
     return names
 
 
-def _listbase(first: blendfile.BlendFileBlock | None, next_path: Any = b"next"):  # type: ignore[no-untyped-def]
+def _listbase(first: blendfile.BlendFileBlock | None, next_path: Any = b"next") -> Iterator[blendfile.BlendFileBlock]:
     """BAT's listbase walk, stopping at a cycle (a crafted file may link a list back into itself)."""
     seen: set[int] = set()
     for item in iterators.listbase(first, next_path):
@@ -287,7 +288,7 @@ def _listbase(first: blendfile.BlendFileBlock | None, next_path: Any = b"next"):
 
 def _id_label(block: blendfile.BlendFileBlock) -> str:
     if len(block.code) == 2 and block.code in ID_KINDS:
-        return f"{ID_KINDS[block.code]} \"{_text(block.id_name[2:])}\""
+        return f"{ID_KINDS[block.code]} \"{_id_text(block)}\""
     return block.dna_type_name
 
 
@@ -298,6 +299,13 @@ def _usage_label(block_name: bytes) -> str:
         return _text(block_name)
     name, dot, tail = rest.partition(b".modifiers[")
     return f"{ID_KINDS[code]} \"{_text(name)}\"" + (f", modifiers[{_text(tail)}" if dot else "")
+
+
+def _id_text(block: blendfile.BlendFileBlock) -> str:
+    """The name of the ID datablock ``block``, without its two-letter code."""
+    if block.id_name is None:  # a crafted file; the parse fails closed like any other broken block
+        raise ValueError(f"a {block.dna_type_name} block without an ID name")
+    return _text(block.id_name[2:])
 
 
 def _text(raw: bytes) -> str:

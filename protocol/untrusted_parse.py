@@ -39,7 +39,7 @@ import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from . import blend_inflate
 
@@ -96,11 +96,12 @@ def _run_child(files: list[Path], limits: ParseLimits, scratch: Path | None) -> 
         reader = threading.Thread(target=_read_lines, args=(child.stdout, lines), daemon=True)
         reader.start()
         try:
+            assert child.stdin is not None  # stdin=PIPE
             child.stdin.write(order.encode())
             child.stdin.close()
         except OSError:
             pass  # it died at once: its exit status tells
-        answers = []
+        answers: list[dict[str, Any]] = []
         try:
             while len(answers) < len(files):
                 try:
@@ -124,7 +125,7 @@ def _child_environment() -> dict[str, str]:
     return {name: os.environ[name] for name in _CHILD_ENVIRONMENT if name in os.environ}
 
 
-def _read_lines(stream, lines: queue.Queue[bytes]) -> None:  # type: ignore[no-untyped-def]
+def _read_lines(stream: IO[bytes], lines: queue.Queue[bytes]) -> None:
     for line in stream:
         lines.put(line)
     lines.put(b"")

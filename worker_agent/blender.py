@@ -164,6 +164,13 @@ class RenderProcess:
         return self._proc is not None and not self._gone and self._proc.returncode is None
 
     @property
+    def _started(self) -> asyncio.subprocess.Process:
+        """The Blender process, for the steps that only run after start() spawned it."""
+        if self._proc is None:
+            raise RuntimeError("RenderProcess.start() was not called")
+        return self._proc
+
+    @property
     def pid(self) -> int | None:
         """Blender's process id once started (the wrapper execs it, so it is Blender's own)."""
         return None if self._proc is None else self._proc.pid
@@ -202,9 +209,11 @@ class RenderProcess:
         except OSError as exc:
             self.folders.remove()
             raise BlenderNotFound(f"cannot start {self.launcher.argv[0]}: {exc}") from exc
+        stdout, stderr = self._started.stdout, self._started.stderr
+        assert stdout is not None and stderr is not None  # both PIPE
         self._readers = [
-            asyncio.create_task(self._read_events(self._proc.stdout)),
-            asyncio.create_task(self._drain_log(self._proc.stderr)),
+            asyncio.create_task(self._read_events(stdout)),
+            asyncio.create_task(self._drain_log(stderr)),
         ]
         if self.limits.memory_bytes is not None and memory_enforced():
             self._watch = asyncio.create_task(self._watch_memory(self.limits.memory_bytes))
@@ -305,7 +314,7 @@ class RenderProcess:
 
     async def _reap(self) -> None:
         """Wait for the exit and for the pipe readers, so the log tail is complete."""
-        await self._proc.wait()
+        await self._started.wait()
         await asyncio.gather(*self._readers, return_exceptions=True)
         if self._watch is not None:
             self._watch.cancel()
@@ -360,8 +369,10 @@ class RenderProcess:
                 raise RenderError(f"Blender is not running (exit code {self.returncode})", self.log_tail(), name)
             self._doing = doing or name
             try:
-                self._proc.stdin.write((json.dumps(command) + "\n").encode())
-                await self._proc.stdin.drain()
+                stdin = self._started.stdin
+                assert stdin is not None  # PIPE
+                stdin.write((json.dumps(command) + "\n").encode())
+                await stdin.drain()
             except (BrokenPipeError, ConnectionResetError) as exc:
                 raise RenderError(f"Blender stopped reading commands: {exc}", self.log_tail(), name) from exc
             event = await self._next_event(name, timeout, timeout_limit)
@@ -378,7 +389,7 @@ class RenderProcess:
             event = await asyncio.wait_for(self._events.get(), timeout)
         except TimeoutError:
             self.kill()
-            if timeout_limit is not None:
+            if timeout_limit is not None and timeout is not None:
                 raise LimitExceeded(timeout_limit, f"{self._doing} took longer than {duration_text(timeout)}, the most "
                                     "this worker allows for one frame (frame time limit)", self.log_tail(),
                                     name) from None
@@ -390,7 +401,7 @@ class RenderProcess:
 
     def _death(self, name: str) -> RenderError:
         """Why Blender is gone: a limit it crossed, a crash (killed by a signal we did not send), or its exit."""
-        code, tail = self._proc.returncode, self.log_tail()
+        code, tail = self._started.returncode, self.log_tail()
         if self._limit_hit is not None:
             return LimitExceeded(*self._limit_hit, tail, name)
         if code == -getattr(signal, "SIGXFSZ", 0) and self.limits.output_bytes is not None:
@@ -405,8 +416,9 @@ class RenderProcess:
 
     async def _watch_memory(self, limit: int) -> None:
         """Kill Blender when its resident memory passes ``limit`` (see render_limits.py for why not an rlimit)."""
-        pid = self._proc.pid
-        while self._proc.returncode is None and not self._gone:
+        process = self._started
+        pid = process.pid
+        while process.returncode is None and not self._gone:
             used = resident_bytes(pid)
             if used is not None and used > limit:
                 self._limit_hit = ("memory", f"Blender used {size_text(used)} of memory while {self._doing}, more "

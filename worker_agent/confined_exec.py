@@ -18,6 +18,7 @@ import resource
 import signal
 import sys
 from pathlib import Path
+from types import ModuleType
 
 EXIT_USAGE = 2
 EXIT_EXEC_FAILED = 127  # as shells say when a program cannot be run (confinement.EXIT_REFUSED: not confined)
@@ -26,9 +27,11 @@ EXIT_EXEC_FAILED = 127  # as shells say when a program cannot be run (confinemen
 RESET_SIGNALS = ("SIGPIPE", "SIGXFSZ", "SIGXFZ")
 
 
-def _load_confinement():
+def _load_confinement() -> ModuleType:
     path = Path(__file__).resolve().with_name("confinement.py")
     spec = importlib.util.spec_from_file_location("framehive_confinement", path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load {path}")
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
     spec.loader.exec_module(module)

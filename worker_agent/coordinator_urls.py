@@ -67,8 +67,8 @@ def websocket_url(base: str) -> str:
     return scheme + base[base.index("://"):] + WEBSOCKET_PATH
 
 
-def blob_path(sha256: str) -> str:
-    """Where a scene file is downloaded (coordinator/api/blobs.py)."""
+def blob_path(sha256: object) -> str:
+    """Where a scene file is downloaded (coordinator/api/blobs.py); RefusedUrl unless ``sha256`` is one."""
     if not isinstance(sha256, str) or not SHA256_RE.fullmatch(sha256):
         raise RefusedUrl(f"{_shown(sha256)} is not a sha256")
     return f"/api/v1/blobs/{sha256}"

@@ -36,7 +36,7 @@ def install(loop: asyncio.AbstractEventLoop, on_stop: Callable[[], object],
     wanted = [(name, on_stop) for name in STOP_SIGNALS] + [(PAUSE_SIGNAL, on_pause), (RESUME_SIGNAL, on_resume)]
     routes = [(getattr(signal, name), callback) for name, callback in wanted
               if callback is not None and hasattr(signal, name)]
-    undo: list[Callable[[], None]] = []
+    undo: list[Callable[[], object]] = []
     for signum, callback in routes:
         undo.append(_loop_handler(loop, signum, callback) if loop_handlers else _plain_handler(loop, signum, callback))
 
@@ -47,12 +47,13 @@ def install(loop: asyncio.AbstractEventLoop, on_stop: Callable[[], object],
     return restore
 
 
-def _loop_handler(loop: asyncio.AbstractEventLoop, signum: int, callback: Callable[[], object]) -> Callable[[], None]:
+def _loop_handler(loop: asyncio.AbstractEventLoop, signum: int, callback: Callable[[], object]) -> Callable[[], object]:
     loop.add_signal_handler(signum, callback)
     return lambda: loop.remove_signal_handler(signum)
 
 
-def _plain_handler(loop: asyncio.AbstractEventLoop, signum: int, callback: Callable[[], object]) -> Callable[[], None]:
+def _plain_handler(loop: asyncio.AbstractEventLoop, signum: int,
+                   callback: Callable[[], object]) -> Callable[[], object]:
     def handler(_signum: int, _frame: object) -> None:
         loop.call_soon_threadsafe(callback)
 
