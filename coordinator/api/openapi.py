@@ -404,7 +404,9 @@ JOB_DETAIL_FIELDS = {
 ENTRY_FIELDS = {
     "id": INT, "at": {"type": "string", "format": "date-time"}, "from": STR, "to": STR, "amount": INT,
     "reason": STR, "memo": STR, "job": _nullable(INT), "task": _nullable(INT), "check": _nullable(INT),
-    "claim": _nullable(INT), "worker": _nullable(INT), "frame": _nullable(INT)}
+    "claim": _nullable(INT), "worker": _nullable(INT), "frame": _nullable(INT),
+    "from_label": {"type": "string", "description": "the from book in words: an account's name, 'escrow of job 7'"},
+    "to_label": {"type": "string", "description": "the to book in words"}}
 
 
 def _job_schemas() -> dict[str, Any]:
@@ -463,8 +465,9 @@ def _account_schemas() -> dict[str, Any]:
             "account": STR, "balance": INT, "escrow": {"type": "integer", "description": "held by live jobs"},
             "earned_by_worker": {"type": "object", "additionalProperties": INT}}),
         "LedgerEntry": _strict(list(ENTRY_FIELDS), ENTRY_FIELDS),
-        "Ledger": _strict(["account", "entries", "next"], {
+        "Ledger": _strict(["account", "account_label", "entries", "next"], {
             "account": {"type": "string", "description": "the account's book"},
+            "account_label": {"type": "string", "description": "the account's name"},
             "entries": {"type": "array", "items": _ref("LedgerEntry")}, "next": NEXT}),
     }
 

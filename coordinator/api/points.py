@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -81,13 +82,18 @@ def get_balance():  # type: ignore[no-untyped-def]
     })
 
 
-def entry_json(entry: LedgerEntry) -> dict[str, Any]:
-    return {
+def entry_json(entry: LedgerEntry, labels: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """An entry with its books (``account:4``, ``escrow:7``: what the ledger keeps) and, given ``labels``
+    (dashboard/books.py), the names a person reads for them (``from_label``, ``to_label``)."""
+    shown = {
         "id": entry.id, "at": datetime.fromtimestamp(entry.created_at, UTC).isoformat(),
         "from": entry.from_book, "to": entry.to_book, "amount": entry.amount, "reason": entry.reason,
         "memo": entry.memo, "job": entry.job_id, "task": entry.task_id, "check": entry.check_id,
         "claim": entry.claim_id, "worker": entry.worker_id, "frame": entry.frame,
     }
+    if labels is not None:
+        shown["from_label"], shown["to_label"] = labels[entry.from_book], labels[entry.to_book]
+    return shown
 
 
 @bp.get("/ledger")
@@ -111,7 +117,11 @@ def get_ledger():  # type: ignore[no-untyped-def]
     if reason := request.args.get("reason"):
         query = query.where(LedgerEntry.reason == reason)
     page = paging.paginate(query, LedgerEntry.id, newest_first=True)
-    return jsonify({"account": books[0], "entries": [entry_json(e) for e in page.items], "next": page.next})
+    from ..dashboard.books import labels as book_labels  # here: the dashboard package imports this module
+
+    labels = book_labels({books[0]} | {e.from_book for e in page.items} | {e.to_book for e in page.items})
+    return jsonify({"account": books[0], "account_label": labels[books[0]],
+                    "entries": [entry_json(e, labels) for e in page.items], "next": page.next})
 
 
 @bp.post("/admin/grants")

@@ -25,7 +25,8 @@ def balances(books: Collection[str]) -> dict[str, int]:
 
 
 def labels(books: Collection[str]) -> dict[str, str]:
-    """Readable names: ``account:3`` → the account's name, ``escrow:7`` → ``escrow of job 7``."""
+    """Readable names: ``account:3`` → the account's name, ``escrow:7`` → ``escrow of job 7``,
+    ``claim:2`` → ``hold of claim 2``."""
     ids = [int(book.partition(":")[2]) for book in books if book.startswith("account:")]
     names = dict(db.session.execute(select(Account.id, Account.name).where(Account.id.in_(ids))).all()) if ids else {}
     result = {}
@@ -35,6 +36,8 @@ def labels(books: Collection[str]) -> dict[str, str]:
             result[book] = names[int(ident)]
         elif kind == "escrow":
             result[book] = f"escrow of job {ident}"
+        elif kind == "claim":
+            result[book] = f"hold of claim {ident}"
         else:
             result[book] = {MINT: "mint (grants)", NETWORK: "network pool"}.get(book, book)
     return result
