@@ -12,7 +12,7 @@ from flask import current_app
 from sqlalchemy import select, update
 
 from . import capabilities, events, failure_accounting
-from .db import db
+from .db import ROW_LOCK, db
 from .models import AccountBlock, Frame, Job, JobBlock, Task, Worker, now
 from .outcomes import fail_job, record_failure, requeue
 from .states import FrameState, JobState, TaskState
@@ -70,13 +70,25 @@ def claim_task(worker_id: int) -> Task | None:
 
 
 def held_task(worker_id: int, task_id: int, attempt: int | None = None) -> Task | None:
-    """The task if ``worker_id`` holds its lease (for ``attempt``, when given), else None."""
-    task = db.session.get(Task, task_id)
+    """The task if ``worker_id`` holds its lease (for ``attempt``, when given), else None.
+
+    Read under the task's row lock (_locked_task): the reaper or a disconnect that would take the lease waits for
+    this transaction, and one that took it first is seen here (the lease is lost: None)."""
+    task = _locked_task(task_id)
     if task is None or task.state != TaskState.LEASED or task.worker_id != worker_id:
         return None
     if attempt is not None and task.attempt != attempt:
         return None
     return task
+
+
+def _locked_task(task_id: int) -> Task | None:
+    """Reload the task from its row and hold the row until the transaction ends (db.ROW_LOCK on PostgreSQL), so a
+    decision about its lease is made on its state now, not on what this session read before. Changes this
+    transaction made are flushed first, so they are what is reloaded. Locking the task before its frames is the
+    order every lease change follows (a heartbeat's renew, a result, a failure, the reaper, a disconnect)."""
+    db.session.flush()
+    return db.session.get(Task, task_id, populate_existing=True, with_for_update=ROW_LOCK)
 
 
 def renew(task: Task, rendering_frame: int | None = None) -> None:
@@ -99,24 +111,43 @@ def hand_back(task: Task) -> None:
 def release_worker(worker_id: int, reason: str) -> list[LostLease]:
     """The worker disconnected: every lease it holds is lost (counted as a failure). Commits."""
     lost: list[LostLease] = []
-    tasks = db.session.execute(select(Task).filter_by(worker_id=worker_id, state=TaskState.LEASED)).scalars().all()
-    for task in tasks:
+    held = db.session.execute(select(Task.id).filter_by(worker_id=worker_id, state=TaskState.LEASED)).scalars().all()
+    for task_id in held:
+        task = held_task(worker_id, task_id)
+        if task is None:
+            _race_lost(task_id, f"worker {worker_id} disconnected")
+            continue
         lost.extend(record_failure(task, "lease_lost", reason))
     db.session.commit()
     return lost
 
 
 def expire_leases() -> list[LostLease]:
-    """Requeue tasks whose lease ran out (a silent worker). Commits."""
+    """Requeue tasks whose lease ran out (a silent worker). Commits.
+
+    Each lease is looked at again under its task's row lock: a result, a failure or a heartbeat that came in
+    since the expired leases were listed (another thread, or another coordinator on the same database), or this
+    pass's own requeue of the task (its account was blocklisted by an earlier failure in the pass), wins, and the
+    lease is left as it now is."""
     lost: list[LostLease] = []
     expired = db.session.execute(
-        select(Task).where(Task.state == TaskState.LEASED, Task.lease_expires < now())
+        select(Task.id).where(Task.state == TaskState.LEASED, Task.lease_expires < now())
     ).scalars().all()
-    for task in expired:
+    for task_id in expired:
+        task = _locked_task(task_id)
+        if task is None or task.state != TaskState.LEASED or task.lease_expires is None \
+                or task.lease_expires >= now():
+            _race_lost(task_id, "its lease expired")
+            continue
         lost.append(LostLease(task.id, task.worker_id or 0, "lease expired"))
         lost.extend(record_failure(task, "lease_lost", "no heartbeat before the lease expired"))
     db.session.commit()
     return lost
+
+
+def _race_lost(task_id: int, what: str) -> None:
+    current_app.logger.info("task %s: %s, but its lease had already changed (finished, failed, renewed or taken "
+                            "back); nothing to do", task_id, what)
 
 
 def settle_jobs_nobody_may_run() -> list[LostLease]:

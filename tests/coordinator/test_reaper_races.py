@@ -1,0 +1,105 @@
+"""The reaper against whatever changes a lease at the same time (issue 16): under load it raised "only a leased task
+can fail" on tasks whose lease had changed since it listed the expired ones. A lost race is now a no-op."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from framehive.coordinator import leases, outcomes
+from framehive.coordinator.db import db
+from framehive.coordinator.models import AccountBlock, Frame, Task, TaskFailure, now
+from sqlalchemy import func, select, text
+
+from tests.coordinator.kit import noise_png, store
+
+WAIT = 60  # seconds: a bound on a wait, never reached when the code is right
+
+
+def _expire(*tasks: Task) -> None:
+    for task in tasks:
+        task.lease_expires = now() - 1
+    db.session.commit()
+
+
+def test_a_lease_taken_back_earlier_in_the_same_sweep_is_left_alone(app, v) -> None:  # type: ignore[no-untyped-def]
+    """Two agents of one account let their leases on one job expire. The first failure blocklists the account
+    (threshold 1), which takes its other lease back; the sweep then reaches that task, no longer leased."""
+    app.config["FRAMEHIVE_BLOCKLIST_THRESHOLD"] = 1
+    first, second = leases.claim_task(v["renderer"].id), leases.claim_task(v["sibling"].id)
+    _expire(first, second)
+
+    lost = leases.expire_leases()
+
+    assert sorted(lease.task_id for lease in lost) == sorted([first.id, second.id]), "both agents are told"
+    assert {(t.state, t.worker_id) for t in (first, second)} == {("queued", None)}
+    failures = db.session.execute(select(TaskFailure.task_id)).scalars().all()
+    assert failures == [first.id], "one failure counted: the second lease was taken back, not failed"
+    assert db.session.execute(select(AccountBlock.account_id)).scalars().all() == [v["renderer"].account_id]
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_a_result_that_comes_in_while_the_reaper_sweeps_wins(app, v) -> None:  # type: ignore[no-untyped-def]
+    """The renderer's task_done is being handled (its request holds the task) when the reaper finds the lease
+    expired. The reaper waits for that transaction and then leaves the finished task alone: no failure counted,
+    no lease lost, the frames go to their checks."""
+    task = leases.claim_task(v["renderer"].id)
+    for frame in db.session.execute(select(Frame).filter_by(task_id=task.id)).scalars():
+        outcomes.frame_rendered(task, frame.number, store(noise_png(frame.number), v["renderer"].account_id), 30)
+    _expire(task)
+    worker_id, task_id = v["renderer"].id, task.id
+    held = threading.Event()
+    reaped: list[object] = []
+    errors: list[BaseException] = []
+
+    def reaper() -> None:
+        try:
+            held.wait(WAIT)
+            with app.app_context():
+                reaped.extend(leases.expire_leases())
+                db.session.remove()
+        except BaseException as exc:  # noqa: BLE001 - reported by the test thread below
+            errors.append(exc)
+
+    def renderer_reports_done() -> None:
+        try:
+            with app.app_context():
+                mine = leases.held_task(worker_id, task_id)
+                assert mine is not None
+                held.set()
+                _until_waiting_or_done(reaper_thread)
+                outcomes.task_done(mine)
+                db.session.remove()
+        except BaseException as exc:  # noqa: BLE001 - reported by the test thread below
+            errors.append(exc)
+            held.set()
+
+    reaper_thread = threading.Thread(target=reaper)
+    threads = [reaper_thread, threading.Thread(target=renderer_reports_done)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(WAIT)
+    assert not any(t.is_alive() for t in threads)
+    assert errors == [], errors
+
+    db.session.expire_all()
+    assert reaped == [], "no agent is told it lost a lease it finished"
+    assert db.session.execute(select(func.count()).select_from(TaskFailure)).scalar_one() == 0
+    assert db.session.get(Task, task_id).state == "verifying"
+
+
+def _until_waiting_or_done(thread: threading.Thread) -> None:
+    """Until another backend of this database waits for a row lock (the reaper, blocked on the task) or the
+    reaper's thread has finished (it did not wait: nothing held the task)."""
+    deadline = time.monotonic() + WAIT
+    with db.engine.connect() as connection:
+        while thread.is_alive():
+            waiting = connection.execute(text(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND wait_event_type = 'Lock'")).scalar_one()
+            if waiting:
+                return
+            assert time.monotonic() < deadline, "the reaper neither waited nor finished"
+            time.sleep(0.01)  # polling interval of a deadline loop
