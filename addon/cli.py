@@ -7,7 +7,8 @@ the command lists them and submits nothing.
 
 Exit codes: 0 success; 1 the operation failed (error from the coordinator, coordinator unreachable, job
 failed or cancelled, files to allow); 2 bad usage (missing coordinator or token, not a .blend file); 130
-Ctrl-C. Results go to stdout (``submit`` prints only the job id, for scripts); progress and messages to stderr.
+Ctrl-C. Results go to stdout (``submit`` a line naming the job, only its id with ``--quiet``, for scripts);
+progress and messages to stderr.
 """
 
 from __future__ import annotations
@@ -109,6 +110,8 @@ def build_parser() -> argparse.ArgumentParser:
     submit.add_argument("--device", choices=("any", "gpu", "cpu"),
                         help="only agents rendering on a GPU, or on the CPU (default: any)")
     submit.add_argument("--wait", action="store_true", help="follow the job and download the frames")
+    submit.add_argument("-q", "--quiet", action="store_true",
+                        help="print only the job id on stdout (for scripts: JOB=$(framehive submit -q s.blend))")
     submit.add_argument(
         "--out", type=Path, metavar="DIR", help=f"with --wait: frame folder (default: {DEFAULT_OUTPUT}/JOB)"
     )
@@ -226,8 +229,12 @@ def cmd_submit(client: Client, args: argparse.Namespace) -> int:
     job_id = _int(job.get("id"))
     if not job_id:
         raise ApiError(0, "bad_response", f"the coordinator created a job without an id: {job!r}"[:300])
-    print(job_id, flush=True)
-    _say(f"submitted job {job_id} ({_describe_job(job)}); follow it with `framehive status {job_id}`")
+    submitted = f"submitted job {job_id} ({_describe_job(job)}); follow it with `framehive status {job_id}`"
+    if args.quiet:
+        print(job_id, flush=True)
+        _say(submitted)
+    else:
+        print(submitted, flush=True)
     _say(f"job {job_id} needs {describe_requirements(job.get('requirements'))}")
     if not args.wait:
         return EXIT_OK
@@ -329,12 +336,20 @@ def cmd_ledger(client: Client, args: argparse.Namespace) -> int:
         print(json.dumps(entries, indent=2))
         return EXIT_OK
     for e in entries:
-        where = " ".join(f"{k} {e[k]}" for k in ("job", "frame", "check") if e.get(k) is not None)
-        print(f"{str(e.get('at', ''))[:19]}  {e.get('amount'):>7}  {e.get('from')} -> {e.get('to')}  "
-              f"{e.get('reason')}  {where}  {e.get('memo') or ''}".rstrip())
+        print(format_entry(e))
     if not entries:
         _say("no ledger entries")
     return EXIT_OK
+
+
+def format_entry(entry: dict[str, Any]) -> str:
+    """One ledger line: time, amount, from -> to by name (the books' labels; the books themselves from a
+    coordinator that sends no labels), reason, what it refers to and the memo."""
+    where = " ".join(f"{k} {entry[k]}" for k in ("job", "frame", "check", "claim") if entry.get(k) is not None)
+    source = _printable(entry.get("from_label") or entry.get("from"), 60)
+    target = _printable(entry.get("to_label") or entry.get("to"), 60)
+    return (f"{str(entry.get('at', ''))[:19]}  {entry.get('amount'):>7}  {source} -> {target}  "
+            f"{_printable(entry.get('reason'), 40)}  {where}  {_printable(entry.get('memo'), 200)}").rstrip()
 
 
 def cmd_jobs(client: Client, args: argparse.Namespace) -> int:
@@ -528,7 +543,64 @@ def format_summary(job: dict[str, Any]) -> str:
         rows.append(("unverified", f"{counts['rendered']} rendered frame(s) await checks; `framehive download "
                                    f"{job.get('id')} --out DIR --unverified` gets them now, marked UNVERIFIED"))
     header = f"job {job.get('id')} {job.get('name', '')}".rstrip()
-    return "\n".join([header, *(f"  {label:<9} {value}" for label, value in rows)])
+    lines = [header, *(f"  {label:<9} {value}" for label, value in rows)]
+    return "\n".join([*lines, *_check_lines(job.get("checks")), *_failure_lines(job.get("failures"))])
+
+
+SHOWN_ROWS = 10  # checks and failures listed by `status`, the latest; --json has them all
+
+
+def _check_lines(checks: Any) -> list[str]:
+    """The job's checks: counts by verdict, then the latest: frame, region, verifier, verdict, reason, metrics."""
+    if not isinstance(checks, list) or not checks:
+        return ["  checks    none yet"]
+    checks = [c for c in checks if isinstance(c, dict)]
+    verdicts: dict[str, int] = {}
+    for check in checks:
+        key = str(check.get("verdict") or check.get("state"))
+        verdicts[key] = verdicts.get(key, 0) + 1
+    lines = [f"  checks    {len(checks)} (" + ", ".join(f"{k} {n}" for k, n in verdicts.items()) + ")"]
+    lines += _earlier(len(checks))
+    for c in checks[-SHOWN_ROWS:]:
+        region = ",".join(str(_int(v)) for v in c.get("region") or []) or "-"
+        verdict = _printable(c.get("verdict") or c.get("state"), 20)
+        details = [_printable(c.get("mode"), 10), _printable(c.get("reason"), 120), _metrics(c.get("metrics"))]
+        detail = "; ".join(d for d in details if d)
+        lines.append(f"    frame {_int(c.get('frame'))} region {region} {_printable(c.get('kind'), 12)} by "
+                     f"{_printable(c.get('verifier'), 60) or '-'}: {verdict}" + (f" ({detail})" if detail else ""))
+    return lines
+
+
+def _failure_lines(failures: Any) -> list[str]:
+    """The job's task failures, the latest: task, attempt, reason, error."""
+    if not isinstance(failures, list) or not failures:
+        return []
+    failures = [f for f in failures if isinstance(f, dict)]
+    lines = [f"  failures  {len(failures)}", *_earlier(len(failures))]
+    for f in failures[-SHOWN_ROWS:]:
+        lines.append(f"    task {_int(f.get('task'))} attempt {_int(f.get('attempt'))}: "
+                     f"{_printable(f.get('reason'), 40)}: {_printable(f.get('error'), 200)}")
+    return lines
+
+
+def _earlier(count: int) -> list[str]:
+    return [f"    ({count - SHOWN_ROWS} earlier; --json shows every one)"] if count > SHOWN_ROWS else []
+
+
+def _metrics(metrics: Any) -> str:
+    if not isinstance(metrics, dict):
+        return ""
+    shown = [f"{_printable(k, 30)} {v:.3g}" for k, v in metrics.items()
+             if isinstance(v, int | float) and not isinstance(v, bool)]
+    return ", ".join(shown)
+
+
+def _printable(value: Any, limit: int) -> str:
+    """Text from the coordinator (names, reasons, errors a worker wrote) with printable characters only, no
+    terminal escapes, at most ``limit`` of them."""
+    if value is None:
+        return ""
+    return "".join(char for char in " ".join(str(value).split()) if char.isprintable())[:limit]
 
 
 def _task_summary(tasks: Any) -> str:

@@ -341,9 +341,15 @@ def test_cli_submit_status_jobs_cancel(idle: Site, sample_scene: Path, capsys: p
     argv = ["submit", str(sample_scene), "--frames", "1-4", "--chunk", "2", "--priority", "70", "--name", "hero"]
     assert main([*argv, *conn]) == 0
     out, err = capsys.readouterr()
-    assert re.fullmatch(r"\d+\n", out), "submit prints only the job id on stdout"
-    job_id = int(out)
-    assert f"submitted job {job_id} (hero, frames 1-4, 4 frames); follow it with `framehive status {job_id}`" in err
+    found = re.fullmatch(r"submitted job (\d+) \(hero, frames 1-4, 4 frames\); follow it with `framehive status \1`\n",
+                         out)
+    assert found, f"submit names the job in a sentence on stdout: {out!r}"
+    job_id = int(found.group(1))
+    assert main([*argv, "--quiet", *conn]) == 0
+    out, err = capsys.readouterr()
+    assert re.fullmatch(r"\d+\n", out), "with --quiet submit prints only the job id on stdout, for scripts"
+    assert f"submitted job {int(out)} (hero, frames 1-4, 4 frames)" in err
+    idle.client().cancel(int(out))
 
     assert main(["status", str(job_id), *conn]) == 0
     summary = capsys.readouterr().out.splitlines()
@@ -352,6 +358,7 @@ def test_cli_submit_status_jobs_cancel(idle: Site, sample_scene: Path, capsys: p
     assert "  frames    1-4: 0/4 done (queued 4)" in summary
     assert "  priority  70, chunk 2" in summary
     assert "  tasks     2 (queued 2)" in summary
+    assert "  checks    none yet" in summary
 
     assert main(["status", str(job_id), "--json", *conn]) == 0
     raw = json.loads(capsys.readouterr().out)
@@ -375,7 +382,7 @@ def test_cli_second_submit_says_nothing_to_upload(
 ) -> None:
     api = idle.client()
     api.cancel(api.submit(sample_scene, frames="1")["id"])  # the scene is on the coordinator from here on
-    assert main(["submit", str(sample_scene), "--frames", "2", *idle.connection()]) == 0
+    assert main(["submit", str(sample_scene), "--frames", "2", "-q", *idle.connection()]) == 0
     out, err = capsys.readouterr()
     assert "sample.blend and the files it uses are already on the coordinator; nothing to upload" in err
     assert "uploading:" not in err
@@ -437,7 +444,7 @@ def test_cli_wait_on_a_job_cancelled_meanwhile_exits_1(
 
     canceller = threading.Thread(target=cancel_the_new_job, daemon=True)
     canceller.start()
-    code = main(["submit", str(sample_scene), "--name", "doomed", "--wait", *idle.connection()])
+    code = main(["submit", str(sample_scene), "--name", "doomed", "--wait", "-q", *idle.connection()])
     canceller.join(30)
     assert not problems, problems
     out, err = capsys.readouterr()
@@ -450,7 +457,8 @@ def test_cli_wait_on_a_job_cancelled_meanwhile_exits_1(
 
 def test_cli_ctrl_c_while_waiting_leaves_the_job_running(idle: Site, sample_scene: Path) -> None:
     # A real Ctrl-C (SIGINT) to a real `framehive` process, once it is following the job.
-    argv = [sys.executable, "-m", "framehive.addon.cli", "submit", str(sample_scene), "--frames", "1-2", "--wait"]
+    argv = [sys.executable, "-m", "framehive.addon.cli", "submit", str(sample_scene), "--frames", "1-2", "--wait",
+            "--quiet"]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     lines: list[str] = []
     with subprocess.Popen(
@@ -541,7 +549,8 @@ def test_cli_submit_wait_downloads_to_default_folder(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    code = main(["submit", str(sample_scene), "--frames", "4-6", "--chunk", "3", "--wait", *render.connection()])
+    code = main(["submit", str(sample_scene), "--frames", "4-6", "--chunk", "3", "--wait", "-q",
+                 *render.connection()])
     out, err = capsys.readouterr()
     assert code == 0, err
     job_id = int(out)
@@ -605,7 +614,7 @@ def test_cli_submit_packs_the_scene_with_its_files_once_allowed(
                                                               "--allow-missing")
     assert [job["id"] for job in api.jobs()] == known, "nothing was submitted"
 
-    code = main([*argv, "--allow-outside", "--allow-missing", "--wait", "--out", str(tmp_path / "frames")])
+    code = main([*argv, "--allow-outside", "--allow-missing", "--wait", "-q", "--out", str(tmp_path / "frames")])
     out, err = capsys.readouterr()
     assert code == 0, err
     job_id = int(out)

@@ -51,7 +51,7 @@ def newer_scene(sample_scene: Path, tmp_path_factory: pytest.TempPathFactory) ->
 def submit(site: Site, scene: Path, *flags: str, capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
     """``framehive submit`` as an artist runs it; returns the job."""
     capsys.readouterr()
-    assert framehive(["submit", str(scene), *site.connection(), *flags]) == 0
+    assert framehive(["submit", "--quiet", str(scene), *site.connection(), *flags]) == 0
     job_id = int(capsys.readouterr().out.split()[0])
     return site.client().job(job_id)
 
