@@ -96,7 +96,8 @@ RINGER_RATE = 0.1
 ARBITER_MIN_TRUST = 20
 # Every wait for a verifier is bounded (verification/eligibility.py): a check waits at most this many seconds for
 # a verifier of the renderer's device class (bit-exact comparison) before one of another class may take it, and
-# an arbitration as long for a trusted node or a veteran before any third owner's render decides by majority.
+# an arbitration as long for a trusted node or a veteran before any third owner's render decides by majority, and
+# a claim as long for a trusted node before veterans of other owners re-render it (two must agree to overturn).
 # Long enough for a same-class machine of a busy network to come free, short enough that a young network delivers.
 FALLBACK_WAIT = 600.0
 # Settings pinned in every job, over the artist's own. None: a delivered frame is the artist's own render, dither
