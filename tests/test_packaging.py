@@ -4,6 +4,7 @@ and the console scripts named in the README exist and run."""
 from __future__ import annotations
 
 import configparser
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -66,3 +67,15 @@ def test_console_scripts_start_through_the_launcher() -> None:
                    parser["options.entry_points"]["console_scripts"].strip().splitlines())
     assert scripts == {"framehive": "framehive.launch:artist", "framehive-worker": "framehive.launch:worker",
                        "framehive-coordinator": "framehive.launch:coordinator"}
+
+
+def test_every_readme_install_line_names_a_folder_and_existing_extras() -> None:
+    # `pip install 'framehive[artist]'` names no package anyone can fetch: from a clone, a folder does.
+    readme = (REPO / "README.md").read_text()
+    lines = re.findall(r"pip install '([^']*)'", readme)
+    assert len(lines) >= 5, lines
+    known = set(extras())
+    for requirement in lines:
+        found = re.fullmatch(r"(\./framehive|\.|/\S+/framehive)\[([a-z0-9,]+)\]", requirement)
+        assert found, f"README: pip install '{requirement}' is not a folder with extras"
+        assert set(found.group(2).split(",")) <= known, requirement
