@@ -56,10 +56,13 @@ def run(command: str) -> int:
 def install_argument(extra: str) -> str:
     """What to give pip to add ``extra`` to this install, quoted for a POSIX shell: the folder or git URL framehive
     was installed from (pip records it, PEP 610), else the bare name."""
+    # Every framehive on the path: a checkout's own framehive.egg-info (the current folder on sys.path) holds no
+    # record, the installed one does.
+    recorded = next((text for dist in metadata.distributions(name="framehive")
+                     if (text := dist.read_text("direct_url.json"))), None)
     try:
-        recorded = metadata.distribution("framehive").read_text("direct_url.json")
         origin = json.loads(recorded) if recorded else {}
-    except (metadata.PackageNotFoundError, ValueError):
+    except ValueError:
         origin = {}
     url = origin.get("url") if isinstance(origin, dict) else None
     if isinstance(url, str) and url.startswith("file://"):

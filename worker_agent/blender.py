@@ -1,7 +1,7 @@
 """Find Blender and drive one warm render runner process from asyncio.
 
 A worker renders with either a ``blender`` binary or the ``bpy`` module installed in the agent's own Python
-(``pip install 'framehive[blender]'``). Either way the code that touches Blender is ``render_runner.py``,
+(the ``blender`` extra). Either way the code that touches Blender is ``render_runner.py``,
 started as a child process; :class:`RenderProcess` talks to it over pipes, one command at a time, so the
 agent's event loop (heartbeats, WebSocket pings) keeps running while Blender renders.
 
@@ -26,6 +26,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from framehive.launch import install_argument
 
 from . import confinement
 from .render_limits import (
@@ -57,7 +59,8 @@ CLOSE_GRACE = 10.0
 LOG_LINES = 200
 # Longest line read from Blender's pipes; longer lines are cut rather than breaking the reader.
 PIPE_LINE_LIMIT = 1024 * 1024
-INSTALL_HINT = "install the bpy module with `pip install 'framehive[blender]'`, or pass `--blender PATH`"
+# The folder or git URL this install came from, as pip recorded it (framehive/launch.py).
+INSTALL_HINT = f"install the bpy module with `pip install {install_argument('blender')}`, or pass `--blender PATH`"
 
 
 class BlenderNotFound(RuntimeError):
