@@ -308,7 +308,9 @@ def measure(root: Path, frames: int, ringer_rate: float, verifiers: int = 3) -> 
     return {"frames": frames, "ringer_rate": ringer_rate, "verifiers": verifiers, "kinds": kinds,
             "cross_validation": cross_validate(x, y), "features": per_feature(x, y),
             "samples": {"features": list(FEATURES), "x": x.tolist(), "ringer": y.tolist(),
-                        "kind": [s["kind"] for s in _in_feature_order(samples)]}}
+                        "kind": [s["kind"] for s in _in_feature_order(samples)],
+                        "verifier": [s["verifier"] for s in _in_feature_order(samples)],
+                        "at": [s["at"] for s in _in_feature_order(samples)]}}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,9 +12,10 @@ from benchmarks.ringer_blindness import measure
 
 FRAMES = 150
 #: Balanced accuracy a classifier may reach here. A timing signal remains (ringers come when a frame near the
-#: verifier's is free to make one of; issue 13): on this job, measured 2026-12-06, the classifiers reached 0.54 to
-#: 0.73 over six runs (20-36 ringers among 155-175 orders), and a guess varies by about 0.05 (one standard
-#: deviation) at that size. 0.80 stays above what the signal gives and below the 0.84 of the leak fixed before.
+#: verifier's is already verified, more often after an idle gap; BENCHMARKS.md "Ringers vs real checks"): on this
+#: job, measured 2026-12-06 after ringers took their check's exact size, the classifiers reached 0.53 to 0.71 over
+#: five runs (29-42 ringers among 162-180 orders), and a guess varies by about 0.05 (one standard deviation) at
+#: that size. 0.80 stays above what the signal gives and below the 0.84 of the leak fixed before.
 #: (60 frames gave too few ringers: 0.77 with 7 of them in one run of twenty.)
 CEILING = 0.80
 
