@@ -6,7 +6,7 @@ import time
 from typing import Any
 
 from framehive.protocol import frameranges
-from sqlalchemy import JSON, BigInteger, Float, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy import event as sa_event
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -172,7 +172,10 @@ class Task(db.Model):
 
 
 class Frame(db.Model):
-    __table_args__ = (UniqueConstraint("job_id", "number"),)
+    __table_args__ = (UniqueConstraint("job_id", "number"),
+                      Index("ix_frame_job_copy_band_0", "job_id", "copy_band_0", "tile_key"),
+                      Index("ix_frame_job_copy_band_1", "job_id", "copy_band_1"),
+                      Index("ix_frame_job_copy_band_2", "job_id", "copy_band_2"))
     id: Mapped[int] = mapped_column(primary_key=True)
     job_id: Mapped[int] = mapped_column(ForeignKey("job.id"), index=True)
     task_id: Mapped[int] = mapped_column(ForeignKey("task.id"), index=True)
@@ -189,6 +192,12 @@ class Frame(db.Model):
     # Tier 0: 4x4 grid of per-tile pHashes (hex), for the copy index and flags set at upload.
     tile_hashes: Mapped[list[str] | None] = mapped_column(JSON(none_as_null=True), nullable=True)
     tile_key: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)  # sha256 of the hashes
+    # The near-copy index (tier0.copy_bands, kept in step with tile_hashes by tier0): three bands of one tile's hash;
+    # a frame within the copy distance of another shares at least one. None before tier 0 (and on frames hashed
+    # before the columns existed: tier0 scans those as before).
+    copy_band_0: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    copy_band_1: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    copy_band_2: Mapped[int | None] = mapped_column(Integer, nullable=True)
     flags: Mapped[list[str]] = mapped_column(JSON, default=list)
     # How the frame was accepted: "check" (a verifier re-rendered a region) or "trust" (not sampled).
     verified_by: Mapped[str | None] = mapped_column(String(16), nullable=True)
