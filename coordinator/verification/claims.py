@@ -9,9 +9,11 @@ when: eligibility.py); a veteran is less sure than a trusted node, so:
 - one that differs asks for a second re-render of the frame, by a trusted node (which then decides alone) or by
   a veteran of yet another owner (never the renderer's, the claimant's, the job's, nor anyone's who rendered a
   check of that frame, the first veteran included);
-- the frame is overturned only if both veterans' renders differ from it and agree with each other (the same
-  check rule, comparison.renders_agree); the second veteran's render then replaces it. One differing and one
-  matching leave it standing, and nobody is caught for the split: either could be the liar.
+- the frame is overturned only if both veterans' renders differ from it and agree with each other: of one device
+  class, bit for bit within the strict rule (comparison.renders_agree); the second veteran's render then replaces
+  it. So the second re-render goes to the first veteran's class first, and across classes (no yardstick of a
+  claim's render is kept to measure their distance by) agreement is unproven and the frame stands. One differing
+  and one matching leave it standing too, and nobody is caught for the split: either could be the liar.
 
 So a claimant who colludes with one veteran overturns nothing (the other, independent render matches an honest
 frame), nor can one veteran's render, garbage or not, become the artist's frame on its own. What it takes to
@@ -155,9 +157,12 @@ def _overturning(checks: Sequence[Check], first: Check) -> Check | None:
     second = next((c for c in checks if c.parent_id == first.id and c.state == "done"), None)
     if second is None or second.verdict != "fail":
         return None  # one differing, one matching (or none): the frame stands
-    if _trusted(second) or comparison.renders_agree(second, first):
+    if _trusted(second):
         return second
-    return None
+    if first.verifier is None or second.verifier is None \
+            or first.verifier.device_class != second.verifier.device_class:
+        return None  # across classes two whole-frame renders cannot be compared bit for bit: agreement unproven
+    return second if comparison.renders_agree(second, first) else None
 
 
 def _by_whom(renders: list[Check]) -> str:

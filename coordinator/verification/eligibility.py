@@ -14,7 +14,8 @@
   may take them too, of the renderer's class first (another class after a second such wait), except veterans of
   the claim's outsiders (``claim_outsiders``: the renderer's, the claimant's and the job's accounts, and every
   account that already rendered a check of that frame). A veteran is less sure than a trusted node, so claims.py
-  overturns a frame on veterans' renders only when two of two different owners both contradict it.
+  overturns a frame on veterans' renders only when two of two different owners both contradict it and agree with
+  each other; the second re-render goes to the first veteran's class first (there "same class" means that one).
 
 The wait runs from the check's creation (a claim's re-renders: from the claim's filing, so a second veteran's
 re-render does not wait again): whatever happens meanwhile (verifiers busy, offline, of the wrong class), each
@@ -61,7 +62,14 @@ def fallback_at(check: Check) -> float:
 
 
 def same_class(worker: Worker, check: Check) -> bool:
-    return check.renderer is None or check.renderer.device_class == worker.device_class
+    """Of the renderer's device class; for a claim's second re-render, of the first veteran's (claims.py compares
+    the two renders with each other, which only one class does bit for bit)."""
+    reference = check.renderer
+    if check.kind == "claim" and check.parent_id is not None:
+        first = db.session.get(Check, check.parent_id)
+        if first is not None and first.verifier is not None:
+            reference = first.verifier
+    return reference is None or reference.device_class == worker.device_class
 
 
 def claim_outsiders(check: Check) -> set[int]:

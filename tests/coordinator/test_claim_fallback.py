@@ -163,3 +163,22 @@ def test_who_may_re_render_a_claim_and_from_when(veterans, app):  # type: ignore
     answer(leasing.claim_check(v["arbiter"]))
     assert claim.state == "confirmed" and v["renderer"].times_caught == 1
     assert db.session.execute(select(Check).filter_by(claim_id=claim.id)).scalars().all() == [first]
+
+
+def test_the_second_render_is_of_the_first_veterans_class_or_overturns_nothing(veterans, app):  # type: ignore[no-untyped-def]
+    """Two whole-frame renders of one class can be compared bit for bit; of two classes they cannot (no yardstick of
+    a claim's render is kept), and an unproven agreement must not let a second render, garbage or not, become the
+    artist's frame. So the second render waits for the first veteran's class, and across classes the frame stands."""
+    v = veterans
+    v["arbiter"].device = "CUDA"
+    db.session.commit()
+    _, claim, first = claimed(v, image=lambda n: noise_png(FAKE + n))
+    faked = frame_of(first).blob_sha256
+    wait_over(claim)
+    answer(leasing.claim_check(v["verifier"]))  # honest: it differs
+    assert leasing.claim_check(v["arbiter"]) is None, "another class than the first veteran's: it waits again"
+    assert "possible from" in (why(v) or ""), why(v)
+    wait_over(claim)
+    answer(leasing.claim_check(v["arbiter"]), seed_of_truth=999)  # differs too, but how alike are the two?
+    assert claim.state == "rejected" and frame_of(first).blob_sha256 == faked
+    assert (v["renderer"].times_caught, v["verifier"].times_caught, v["arbiter"].times_caught) == (0, 0, 0)
