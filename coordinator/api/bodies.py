@@ -1,4 +1,5 @@
-"""Reading request bodies with a size limit (uploads are untrusted)."""
+"""Reading request bodies with a size limit, and what else a stranger's request may not hold (uploads and
+arguments are untrusted)."""
 
 from __future__ import annotations
 
@@ -34,10 +35,22 @@ def drain(limit: int) -> None:
             raise ApiError(413, "too_large", f"uploads are limited to {limit} bytes")
 
 
+NUL_REFUSED = "NUL bytes are not allowed in names, arguments or text"
+
+
 def init_app(app: Flask) -> None:
-    """JSON bodies: a size limit before they are read, a nesting limit when they are parsed."""
+    """JSON bodies: a size limit before they are read, a nesting limit and no NUL when they are parsed; query
+    arguments: no NUL."""
     app.json = GuardedJSONProvider(app)
     app.before_request(_limit_json_body)
+    app.before_request(_refuse_nul_arguments)
+
+
+def _refuse_nul_arguments() -> None:
+    """400 ``bad_request`` for a NUL in a query argument: PostgreSQL refuses one in a text parameter with an
+    error (a 500), not with "no such row", and no name, state or token holds one."""
+    if any("\x00" in key or "\x00" in value for key, value in request.args.items(multi=True)):
+        raise ApiError(400, "bad_request", NUL_REFUSED)
 
 
 def _limit_json_body() -> None:
@@ -68,6 +81,8 @@ class GuardedJSONProvider(DefaultJSONProvider):
             raise too_deep from None
         if nesting(value) > self._limit():
             raise too_deep
+        if holds_nul(value):  # a text column on PostgreSQL refuses it with an error: a 500 later
+            raise ApiError(400, "bad_request", NUL_REFUSED)
         return value
 
     def _limit(self) -> int:
@@ -98,3 +113,19 @@ def nesting(value: Any) -> int:
         deepest = max(deepest, depth)
         stack.extend((child, depth + 1) for child in children)
     return deepest
+
+
+def holds_nul(value: Any) -> bool:
+    """Whether any string in ``value`` (keys included) holds a NUL, walked without recursion."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
