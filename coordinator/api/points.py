@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, Response, current_app, jsonify, request
 from sqlalchemy import func, or_, select
 
 from .. import events, ledger, paging
@@ -23,7 +23,7 @@ bp = Blueprint("points", __name__)
 
 @bp.get("/pricing")
 @require("user", "worker")
-def pricing():  # type: ignore[no-untyped-def]
+def pricing() -> Response:
     config = current_app.config
     return jsonify({
         "frame_price": config["FRAMEHIVE_FRAME_PRICE"],
@@ -65,7 +65,7 @@ def _account_for(caller_account: int) -> int:
 
 @bp.get("/balance")
 @require("user", "worker")
-def get_balance():  # type: ignore[no-untyped-def]
+def get_balance() -> Response:
     account_id = _account_for(current_caller().account_id)
     active = db.session.execute(select(Job.id).where(Job.account_id == account_id,
                                                      Job.state.in_(JobState.ACTIVE))).scalars().all()
@@ -75,7 +75,7 @@ def get_balance():  # type: ignore[no-untyped-def]
         .group_by(LedgerEntry.worker_id)).all())
     workers = db.session.execute(select(Worker).filter_by(account_id=account_id)).scalars().all()
     return jsonify({
-        "account": db.session.get(Account, account_id).name,
+        "account": db.session.get_one(Account, account_id).name,
         "balance": ledger.balance(ledger.account_book(account_id)),
         "escrow": sum(ledger.balance(ledger.escrow_book(job_id)) for job_id in active),
         "earned_by_worker": {w.name: int(earned.get(w.id, 0)) for w in workers},
@@ -98,7 +98,7 @@ def entry_json(entry: LedgerEntry, labels: Mapping[str, str] | None = None) -> d
 
 @bp.get("/ledger")
 @require("user", "worker")
-def get_ledger():  # type: ignore[no-untyped-def]
+def get_ledger() -> Response:
     """The caller's entries (in or out of its account, its jobs' escrows and its claims' holds), newest first, a
     page at a time."""
     account_id = _account_for(current_caller().account_id)
@@ -126,7 +126,7 @@ def get_ledger():  # type: ignore[no-untyped-def]
 
 @bp.post("/admin/grants")
 @require("admin")
-def grant():  # type: ignore[no-untyped-def]
+def grant() -> tuple[Response, int]:
     body = request.get_json(silent=True)
     if not isinstance(body, dict) or not isinstance(body.get("account"), str):
         raise ApiError(400, "bad_request", 'send {"account": NAME, "amount": POINTS, "memo": TEXT}')

@@ -42,7 +42,7 @@ from sqlalchemy import func, select
 from .. import events, payments
 from ..db import db, lock
 from ..errors import ApiError
-from ..models import Check, Claim, Frame, Job, now
+from ..models import Account, Check, Claim, Frame, Job, now
 from ..states import FrameState
 from ..transitions import LostLease
 from . import comparison, penalties
@@ -178,10 +178,8 @@ def _settled(claim: Claim, check: Check) -> None:
                   job=check.frame.job)
 
 
-def claim_account(claim: Claim):  # type: ignore[no-untyped-def]
-    from ..models import Account
-
-    return db.session.get(Account, claim.account_id)
+def claim_account(claim: Claim) -> Account:
+    return db.session.get_one(Account, claim.account_id)
 
 
 def _replace(check: Check) -> None:

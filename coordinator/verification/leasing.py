@@ -8,9 +8,10 @@ gets a ringer (ringers.py) instead of the check it would have got.
 from __future__ import annotations
 
 import secrets
+from typing import Any, cast
 
 from flask import current_app
-from sqlalchemy import select, update
+from sqlalchemy import CursorResult, select, update
 
 from ..db import db
 from ..models import Check, Job, Worker, now
@@ -52,12 +53,11 @@ def claim_check(worker: Worker) -> Check | None:
 
 
 def _lease(check_id: int, worker: Worker) -> Check | None:
-    won = db.session.execute(
+    won = cast(CursorResult[Any], db.session.execute(
         update(Check).where(Check.id == check_id, Check.state == "queued")
         .values(state="leased", verifier_id=worker.id, attempt=Check.attempt + 1, handle=new_handle(),
                 lease_expires=now() + float(current_app.config["FRAMEHIVE_LEASE_TIMEOUT"]))
-        .execution_options(synchronize_session=False)
-    ).rowcount
+        .execution_options(synchronize_session=False))).rowcount
     db.session.commit()
     return db.session.get(Check, check_id, populate_existing=True) if won == 1 else None
 

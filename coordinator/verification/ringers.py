@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import secrets
 
-from sqlalchemy import exists, func, select
+from sqlalchemy import Select, exists, func, select
 from sqlalchemy.orm import aliased
 
 from .. import capabilities
@@ -77,7 +77,7 @@ def _pick_frame(worker: Worker, like: Check | None) -> Frame | None:
                               .limit(1)).scalar_one()
 
 
-def _ringer_frames(worker: Worker):  # type: ignore[no-untyped-def]
+def _ringer_frames(worker: Worker) -> Select[Frame]:
     """Frames of running jobs that passed a check, that ``worker`` could be sent as a real check."""
     renderer = aliased(Worker)
     looker = aliased(Worker)

@@ -72,13 +72,13 @@ def _what(check: Check, verifiers: list[Worker], opening: dict[int, float]) -> s
     return {"arbitration": "dispute"}.get(check.kind, "check") + (" later" if opening else "")
 
 
-def _holding() -> Select[tuple[Check]]:
+def _holding() -> Select[Check]:
     """Queued checks that hold frames of a task back from the artist."""
     return (select(Check).join(Task, Task.id == Check.task_id)
             .where(Check.state == "queued", Check.kind.in_(HOLDING), Task.state == TaskState.VERIFYING))
 
 
-def _claimed() -> Select[tuple[Check]]:
+def _claimed() -> Select[Check]:
     """Queued re-renders of claimed frames."""
     return select(Check).where(Check.state == "queued", Check.kind == "claim")
 
