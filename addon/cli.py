@@ -26,7 +26,6 @@ from typing import Any, TextIO
 
 from .client import (
     CLIENT_VERSION,
-    DOWNLOADABLE_STATES,
     UNVERIFIED_DIR,
     ApiError,
     Client,
@@ -34,6 +33,7 @@ from .client import (
     InvalidSetting,
 )
 from .submission import Aborted, Options, Submission, Update
+from .vocabulary import Device, FrameState, JobState, Policy
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -46,8 +46,9 @@ DEFAULT_OUTPUT = Path("framehive-output")
 
 # What a .blend starts with: plain, zstd-compressed (Blender 3.0+) or gzip-compressed (older versions).
 BLEND_MAGICS = (b"BLENDER", b"\x28\xb5\x2f\xfd", b"\x1f\x8b")
-# Display order of frame states; states the coordinator adds later are shown after these.
-STATE_ORDER = ("queued", "rendering", "rendered", "verifying", "verified", "rejected", "failed", "cancelled")
+# Display order of frame states (the order a frame goes through them); states the coordinator adds later are shown
+# after these.
+STATE_ORDER = FrameState.ALL
 
 
 class UsageError(Exception):
@@ -100,14 +101,15 @@ def build_parser() -> argparse.ArgumentParser:
     submit.add_argument("--chunk", type=_positive_int, metavar="N", help="frames per task")
     submit.add_argument("--priority", type=int, metavar="P", help="job priority")
     submit.add_argument("--name", help="job name (default: the file name)")
-    submit.add_argument("--policy", choices=("adaptive", "circle", "full"),
-                        help="verification: adaptive trust (default), circle, or full (every frame twice)")
+    submit.add_argument("--policy", choices=Policy.ALL,
+                        help=f"verification: {Policy.ADAPTIVE} trust (default), {Policy.CIRCLE} (each agent's first "
+                             f"work in the job is checked), or {Policy.FULL} (every frame twice)")
     submit.add_argument("--blender-version", metavar="X.Y[.Z]",
                         help="render only on this Blender: 5.0 (any 5.0.x) or 5.0.1 (that release); default: any "
                              "Blender at least as new as the one that saved the scene")
     submit.add_argument("--max-workers", type=_positive_int, metavar="N",
                         help="at most N agents render the job at once (default: as many as are free)")
-    submit.add_argument("--device", choices=("any", "gpu", "cpu"),
+    submit.add_argument("--device", choices=Device.ALL,
                         help="only agents rendering on a GPU, or on the CPU (default: any)")
     submit.add_argument("--wait", action="store_true", help="follow the job and download the frames")
     submit.add_argument("-q", "--quiet", action="store_true",
@@ -291,7 +293,7 @@ def _download_unverified(client: Client, job_id: int, out_dir: Path) -> int:
 def cmd_cancel(client: Client, args: argparse.Namespace) -> int:
     """Cancel a job."""
     job = client.cancel(args.job)
-    print(f"job {args.job} {job.get('state', 'cancelled')}")
+    print(f"job {args.job} {job.get('state', JobState.CANCELLED)}")
     return EXIT_OK
 
 
@@ -366,7 +368,7 @@ def _follow(client: Client, job_id: int, out: Path | None) -> int:
         # Only the local wait stops; the job itself is the coordinator's and renders on.
         _say(f"job {job_id} keeps running; `framehive status {job_id}`")
         return EXIT_INTERRUPTED
-    if job.get("state") != "completed":
+    if job.get("state") != JobState.COMPLETED:
         error = job.get("error")
         _say(f"framehive: job {job_id} {job.get('state')}" + (f": {error}" if error else ""))
         return EXIT_FAILED
@@ -396,7 +398,7 @@ def _download(client: Client, job_id: int, out_dir: Path) -> int:
         line.show(f"downloading frames: {done}/{total}", key=done * 10 // total)
 
     try:
-        paths = client.download_job(job_id, out_dir, states=DOWNLOADABLE_STATES, progress=progress)
+        paths = client.download_job(job_id, out_dir, progress=progress)
     finally:
         line.finish()
     if not totals[0]:
@@ -488,7 +490,7 @@ def format_progress(job: dict[str, Any], elapsed: float, width: int = 20) -> str
     ``job 7 running 01:05 [########------------] 8/20 frames 40%  queued 11, rendering 1, rendered 8``
     """
     counts = job_counts(job)
-    done = sum(counts.get(state, 0) for state in DOWNLOADABLE_STATES)
+    done = sum(counts.get(state, 0) for state in FrameState.DELIVERED)
     total = _int(job.get("total")) or sum(counts.values())
     filled = min(width, width * done // total) if total else 0
     bar = "#" * filled + "-" * (width - filled)
@@ -523,7 +525,7 @@ def job_counts(job: dict[str, Any]) -> dict[str, int]:
 def format_summary(job: dict[str, Any]) -> str:
     """A readable multi-line summary of a job for ``framehive status``."""
     counts = job_counts(job)
-    done = sum(counts.get(state, 0) for state in DOWNLOADABLE_STATES)
+    done = sum(counts.get(state, 0) for state in FrameState.DELIVERED)
     total = _int(job.get("total")) or sum(counts.values())
     states = ", ".join(f"{state} {count}" for state, count in counts.items() if count) or "none yet"
     rows = [
@@ -539,8 +541,8 @@ def format_summary(job: dict[str, Any]) -> str:
         rows.append(("error", str(job["error"])))
     if job.get("waiting"):
         rows.append(("waiting", str(job["waiting"])))
-    if counts.get("rendered"):
-        rows.append(("unverified", f"{counts['rendered']} rendered frame(s) await checks; `framehive download "
+    if counts.get(FrameState.RENDERED):
+        rows.append(("unverified", f"{counts[FrameState.RENDERED]} rendered frame(s) await checks; `framehive download "
                                    f"{job.get('id')} --out DIR --unverified` gets them now, marked UNVERIFIED"))
     header = f"job {job.get('id')} {job.get('name', '')}".rstrip()
     lines = [header, *(f"  {label:<9} {value}" for label, value in rows)]
@@ -620,7 +622,7 @@ def format_job_list(jobs: list[dict[str, Any]]) -> str:
     rows = [("ID", "STATE", "DONE", "CREATED", "NAME")]
     for job in jobs:
         counts = job_counts(job)
-        done = sum(counts.get(state, 0) for state in DOWNLOADABLE_STATES)
+        done = sum(counts.get(state, 0) for state in FrameState.DELIVERED)
         total = _int(job.get("total")) or sum(counts.values())
         created = str(job.get("created_at") or "-")
         rows.append((str(job.get("id")), str(job.get("state")), f"{done}/{total}", created, str(job.get("name"))))

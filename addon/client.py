@@ -12,6 +12,7 @@ includes a coordinator URL or token that cannot be used at all (:class:`InvalidS
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -28,12 +29,11 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from .version import VERSION
+from .vocabulary import FrameState, JobState
 
 __all__ = [
     "API_PREFIX",
     "CLIENT_VERSION",
-    "DOWNLOADABLE_STATES",
-    "FINAL_STATES",
     "USER_AGENT",
     "ApiError",
     "Client",
@@ -41,21 +41,20 @@ __all__ = [
     "InvalidSetting",
     "check_token",
     "check_url",
+    "on_disk",
     "sha256_file",
+    "unverified_path",
 ]
 
 CLIENT_VERSION = VERSION  # framehive/__init__.py's, through version.py
 USER_AGENT = f"framehive-client/{CLIENT_VERSION}"
 API_PREFIX = "/api/v1"
 CHUNK_SIZE = 1024 * 1024
-FINAL_STATES = frozenset({"completed", "failed", "cancelled"})
-# Only verified frames are delivered: a rendered frame is the renderer's word until a check confirms it.
-DOWNLOADABLE_STATES = ("verified",)
-# Frames no check has accepted yet, downloaded only when asked (download_unverified): in a folder of their own,
-# under a name that says so, and the coordinator marks their bytes too (coordinator/unverified_frames.py).
-UNVERIFIED_STATE = "rendered"
+# Frames no check has accepted yet (FrameState.RENDERED), downloaded only when asked (download_unverified): in a
+# folder of their own, under a name that says so (unverified_path), and the coordinator marks their bytes too
+# (coordinator/unverified_frames.py).
 UNVERIFIED_DIR = "unverified"
-UNVERIFIED_PATTERN = "frame_{frame:04d}.UNVERIFIED.png"
+FRAME_PATTERN = "frame_{frame:04d}.png"  # a frame's file name in a download folder
 # How long Client.wait tolerates an unreachable coordinator (a restart) before giving up.
 RECONNECT_GRACE = 60.0
 # Hashes per blobs/missing request: a scene tree may have more files than the coordinator takes in one query.
@@ -384,7 +383,7 @@ class Client:
                 last_contact = time.monotonic()
                 if on_update is not None:
                     on_update(job)
-                if job.get("state") in FINAL_STATES:
+                if job.get("state") in JobState.FINAL:
                     return job
             if timeout is not None and time.monotonic() - start >= timeout:
                 raise TimeoutError(f"job {job_id} did not finish within {timeout:g} s")
@@ -409,11 +408,11 @@ class Client:
         The coordinator marks their bytes (a PNG text chunk saying UNVERIFIED), so they never have the sha256 of
         the verified frame: :meth:`download_job` downloads that one whatever is on disk, and removes the
         unverified copy then."""
-        entries = [e for e in _frame_states(self.job(job_id)) if e.get("state") == UNVERIFIED_STATE]
+        entries = [e for e in _frame_states(self.job(job_id)) if e.get("state") == FrameState.RENDERED]
         files: list[Path] = []
         for done, entry in enumerate(entries, start=1):
             frame = _frame_number(entry)
-            dest = Path(out_dir) / UNVERIFIED_DIR / UNVERIFIED_PATTERN.format(frame=frame)
+            dest = unverified_path(Path(out_dir) / FRAME_PATTERN.format(frame=frame))
             try:
                 files.append(self.download_unverified_frame(job_id, frame, dest))
             except ApiError as exc:
@@ -449,8 +448,8 @@ class Client:
         self,
         job_id: int,
         out_dir: Path,
-        pattern: str = "frame_{frame:04d}.png",
-        states: Iterable[str] = DOWNLOADABLE_STATES,
+        pattern: str = FRAME_PATTERN,
+        states: Iterable[str] = FrameState.DELIVERED,
         progress: Progress | None = None,
     ) -> list[Path]:
         """Download the job's frames whose state is in ``states`` into ``out_dir``; return the new files.
@@ -466,13 +465,23 @@ class Client:
             frame = _frame_number(entry)
             dest = out_dir / pattern.format(frame=frame)
             sha256 = entry.get("sha256") if isinstance(entry.get("sha256"), str) else None
-            if not _already_downloaded(dest, sha256):
-                downloaded.append(self.download_frame(job_id, frame, dest, expected_sha256=sha256))
-            # The verified frame replaces a copy downloaded before any check.
-            (out_dir / UNVERIFIED_DIR / UNVERIFIED_PATTERN.format(frame=frame)).unlink(missing_ok=True)
+            if self.bring_home(job_id, frame, dest, sha256):
+                downloaded.append(dest)
             if progress is not None:
                 progress(done, len(entries))
         return downloaded
+
+    def bring_home(self, job_id: int, frame: int, dest: Path, sha256: str | None) -> bool:
+        """Put a delivered frame at ``dest``, unless it is there already with ``sha256`` (the hash the job lists);
+        its unverified copy, if one was downloaded, is removed. True if it was downloaded. The one way frames come
+        home: ``framehive download`` (:meth:`download_job`) and the add-on's job watcher (addon/job_watch.py)."""
+        fetched = not (sha256 and on_disk(dest, sha256))
+        if fetched:
+            self.download_frame(job_id, frame, dest, expected_sha256=sha256 or None)
+        # The verified frame replaces a copy downloaded before any check.
+        with contextlib.suppress(OSError):
+            unverified_path(dest).unlink(missing_ok=True)
+        return fetched
 
     # ------------------------------------------------------------------ plumbing
 
@@ -827,5 +836,16 @@ def _frame_number(entry: dict[str, Any]) -> int:
     return frame
 
 
-def _already_downloaded(dest: Path, sha256: str | None) -> bool:
-    return bool(sha256) and dest.is_file() and sha256_file(dest) == sha256.strip().lower()
+def on_disk(path: Path, sha256: str) -> bool:
+    """The file is already there with these bytes (downloaded before, or before a crash); False if it cannot be
+    read."""
+    try:
+        return path.is_file() and sha256_file(path) == sha256.strip().lower()
+    except OSError:
+        return False
+
+
+def unverified_path(dest: Path) -> Path:
+    """Where the unverified copy of the frame bound for ``dest`` goes: a folder and a name that say so
+    (``out/frame_0001.png`` → ``out/unverified/frame_0001.UNVERIFIED.png``)."""
+    return dest.parent / UNVERIFIED_DIR / f"{dest.stem}.UNVERIFIED.png"

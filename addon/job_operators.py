@@ -14,6 +14,7 @@ from bpy.props import BoolProperty, IntProperty, StringProperty
 from . import preferences, session
 from .client import ApiError, Client
 from .operators import output_paths, wait_for_job
+from .vocabulary import ClaimState
 
 
 class _JobOperator(bpy.types.Operator):
@@ -93,7 +94,7 @@ class FRAMEHIVE_OT_claim_frames(_JobOperator):
             decided = next((c for c in client.claims(self.job_id) if c.get("id") == claim.get("id")), {})
         except ApiError as exc:
             decided = {"state": "unknown", "outcome": str(exc)}
-        if not status.finished or decided.get("state") not in ("confirmed", "rejected"):
+        if not status.finished or decided.get("state") not in ClaimState.DECIDED:
             self.report({"ERROR"}, f"{said}; waiting stopped: {status.error or decided.get('outcome')}")
             return {"CANCELLED"}
         self.report({"INFO"}, f"claim {claim.get('id')} {decided['state']}: {decided.get('outcome')}")

@@ -37,12 +37,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .client import FINAL_STATES, RECONNECT_GRACE, UNVERIFIED_DIR, ApiError, Client, ConnectionFailed, sha256_file
+from .client import RECONNECT_GRACE, ApiError, Client, ConnectionFailed, unverified_path
+from .vocabulary import ClaimState, FrameState, JobState
 
 log = logging.getLogger("framehive.addon")
 
 POLL_INTERVAL = 2.0  # seconds between polls of a running job: a job page is small, frames take longer
-DECIDED_CLAIMS = frozenset({"confirmed", "rejected"})  # the coordinator's claim states that are final
 
 
 @dataclass
@@ -86,7 +86,7 @@ class JobStatus:
     @property
     def finished(self) -> bool:
         """The job is over, no claim on it is open, and every verified frame that has a path is on disk."""
-        return self.state in FINAL_STATES and self.pending == 0 and self.open_claims == 0
+        return self.state in JobState.FINAL and self.pending == 0 and self.open_claims == 0
 
     @property
     def fraction(self) -> float:
@@ -256,7 +256,7 @@ class JobWatcher:
         self._last[job.job_id] = data
         error, retrying = self._download(client, job, _verified(data))
         if job.unverified and not error:
-            error, retrying = self._download_unverified(client, job, _frames_in(data, "rendered"))
+            error, retrying = self._download_unverified(client, job, _frames_in(data, FrameState.RENDERED))
         status = self._status(job, error, retrying=retrying)
         if status.finished:
             self.forget(job.job_id, only=job)
@@ -266,10 +266,10 @@ class JobWatcher:
         """What the panel and the downloads need of the job; once it is over, with its open claims, listed
         before the job is read (see the module's docstring)."""
         open_claims = None
-        if self._last.get(job_id, {}).get("state") in FINAL_STATES:
+        if self._last.get(job_id, {}).get("state") in JobState.FINAL:
             open_claims = _open_claims(client.claims(job_id))
         data = client.job(job_id)
-        if data.get("state") in FINAL_STATES and open_claims is None:  # over since the last round
+        if data.get("state") in JobState.FINAL and open_claims is None:  # over since the last round
             open_claims = _open_claims(client.claims(job_id))
             data = client.job(job_id)
         observed = {key: data.get(key) for key in ("state", "total", "counts", "frame_states", "waiting")}
@@ -299,8 +299,7 @@ class JobWatcher:
             if path is None or (frame in job.downloaded and job.downloaded[frame] == sha256):
                 continue
             try:
-                if not (sha256 and _on_disk(Path(path), sha256)):
-                    client.download_frame(job.job_id, frame, Path(path), expected_sha256=sha256 or None)
+                client.bring_home(job.job_id, frame, Path(path), sha256)  # also removes the unverified copy
             except ConnectionFailed as exc:  # the others would fail the same way
                 error, retrying = error or f"frame {frame}: {exc.message}", True
                 break
@@ -312,9 +311,7 @@ class JobWatcher:
                 continue
             with self._lock:
                 job.downloaded[frame] = sha256
-                if job.unverified_copies.pop(frame, None) is not None:  # the verified frame replaces it
-                    with contextlib.suppress(OSError):
-                        unverified_path(path).unlink(missing_ok=True)
+                job.unverified_copies.pop(frame, None)
             changed = True
         if changed:
             with self._lock:
@@ -330,7 +327,7 @@ class JobWatcher:
             if path is None or job.unverified_copies.get(frame) == sha256:
                 continue
             try:
-                client.download_unverified_frame(job.job_id, frame, unverified_path(path))
+                client.download_unverified_frame(job.job_id, frame, unverified_path(Path(path)))
             except ConnectionFailed as exc:
                 return f"unverified frame {frame}: {exc.message}", True
             except ApiError as exc:  # verified, or rendered again, since the poll: the next round sees it
@@ -338,7 +335,7 @@ class JobWatcher:
                     return f"unverified frame {frame}: {exc}", True
                 continue
             except OSError as exc:
-                return f"unverified frame {frame} -> {unverified_path(path)}: {exc}", False
+                return f"unverified frame {frame} -> {unverified_path(Path(path))}: {exc}", False
             with self._lock:
                 job.unverified_copies[frame] = sha256
                 if self._jobs.get(job.job_id) is job:
@@ -352,7 +349,7 @@ class JobWatcher:
         total = data.get("total")
         if not isinstance(total, int):
             total = len(data["frame_states"]) if isinstance(data.get("frame_states"), list) else len(job.frame_paths)
-        n_verified = _count(counts, "verified")
+        n_verified = _count(counts, FrameState.VERIFIED)
         eta = None
         if data and not dropped:
             started = self._started_at.setdefault(job.job_id, (time.monotonic(), n_verified))
@@ -362,7 +359,7 @@ class JobWatcher:
         first = min(job.frame_paths) if job.frame_paths else None
         return JobStatus(
             job_id=job.job_id, state=str(data.get("state") or "unknown"), total=total, verified=n_verified,
-            rendered=_count(counts, "rendered") + _count(counts, "verifying"), failed=_count(counts, "failed"),
+            rendered=_count(counts, FrameState.RENDERED), failed=_count(counts, FrameState.FAILED),
             downloaded=len(job.downloaded), eta_seconds=eta,
             output_dir=os.path.dirname(job.frame_paths[first]) if first is not None else "",
             error=error, pending=pending, retrying=retrying, dropped=dropped,
@@ -411,15 +408,9 @@ class JobWatcher:
                 tmp.unlink(missing_ok=True)
 
 
-def unverified_path(path: str) -> Path:
-    """Where the unverified copy of the frame bound for ``path`` goes: a folder and a name that say so."""
-    frame = Path(path)
-    return frame.parent / UNVERIFIED_DIR / f"{frame.stem}.UNVERIFIED.png"
-
-
 def _verified(data: dict[str, Any]) -> dict[int, str]:
     """Verified frames of a job answer: frame number → sha256 ('' if the coordinator gave none)."""
-    return _frames_in(data, "verified")
+    return _frames_in(data, FrameState.VERIFIED)
 
 
 def _frames_in(data: dict[str, Any], state: str) -> dict[int, str]:
@@ -437,20 +428,12 @@ def _frames_in(data: dict[str, Any], state: str) -> dict[int, str]:
 
 def _open_claims(claims: list[dict[str, Any]]) -> int:
     """Claims not decided yet (a state this client does not know counts as open: better one more poll)."""
-    return sum(1 for claim in claims if claim.get("state") not in DECIDED_CLAIMS)
+    return sum(1 for claim in claims if claim.get("state") not in ClaimState.DECIDED)
 
 
 def _count(counts: dict[str, Any], state: str) -> int:
     value = counts.get(state, 0)
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
-
-
-def _on_disk(path: Path, sha256: str) -> bool:
-    """The file is already there with these bytes (downloaded before a crash, or by a previous follow)."""
-    try:
-        return path.is_file() and sha256_file(path) == sha256
-    except OSError:
-        return False
 
 
 def _eta(started: tuple[float, int], verified: int, total: int, now: float | None = None) -> float | None:

@@ -25,6 +25,7 @@ from . import connection_check, preferences, session
 from .client import InvalidSetting
 from .job_watch import JobStatus
 from .submission import Options, Submission, Update
+from .vocabulary import JobState
 
 MODAL_TICK = 0.1  # seconds between drains of the submission's updates
 WAIT_TIMEOUT = 24 * 3600.0  # wait=True gives up after a day
@@ -156,7 +157,7 @@ class FRAMEHIVE_OT_render_on_network(bpy.types.Operator):
             return result
         job_id = context.scene.framehive.job_id
         status = wait_for_job(job_id)
-        if not status.finished or status.state != "completed":
+        if not status.finished or status.state != JobState.COMPLETED:
             self.report({"ERROR"}, f"job {job_id} {status.state}: {status.error or 'see the coordinator'}")
             return {"CANCELLED"}
         self.report({"INFO"}, f"job {job_id} completed: {status.downloaded} verified frames in {status.output_dir}")

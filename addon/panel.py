@@ -9,6 +9,7 @@ from bpy.props import BoolProperty, EnumProperty, IntProperty, StringProperty
 
 from . import job_operators, operators, session
 from .job_watch import JobStatus
+from .vocabulary import Device, JobState, Policy
 
 
 def _fetch_unverified(settings: bpy.types.PropertyGroup, _context: bpy.types.Context) -> None:
@@ -25,18 +26,19 @@ class FramehiveSceneSettings(bpy.types.PropertyGroup):
         description="Higher runs first among your jobs (0-100)")
     policy: EnumProperty(  # type: ignore[valid-type]
         name="Verification",
-        items=[("adaptive", "Adaptive", "New workers are always checked; trusted ones are sampled (at least 5%)"),
-               ("circle", "Circle", "Each worker renders a test frame of its neighbour's range"),
-               ("full", "Full", "Every frame is rendered twice by different owners")],
-        default="adaptive", description="How the network checks the frames it renders for you")
+        # As coordinator/verification/commit.py has them (docs/verification.md, Policies).
+        items=[(Policy.ADAPTIVE, "Adaptive", "New workers are always checked; trusted ones are sampled (at least 5%)"),
+               (Policy.CIRCLE, "Circle", "Each worker's first work in the job is checked, the rest is not"),
+               (Policy.FULL, "Full", "Every frame is rendered twice by different owners")],
+        default=Policy.DEFAULT, description="How the network checks the frames it renders for you")
     chunk: IntProperty(  # type: ignore[valid-type]
         name="Frames per Task", default=0, min=0, max=10_000,
         description="Frames one worker renders in a row; 0 uses the add-on preference")
     device: EnumProperty(  # type: ignore[valid-type]
         name="Device",
-        items=[("any", "Any", "GPU and CPU workers"), ("gpu", "GPU Only", "Only workers rendering on a GPU"),
-               ("cpu", "CPU Only", "Only workers rendering on the CPU")],
-        default="any", description="Which workers may render the job")
+        items=[(Device.ANY, "Any", "GPU and CPU workers"), (Device.GPU, "GPU Only", "Only workers rendering on a GPU"),
+               (Device.CPU, "CPU Only", "Only workers rendering on the CPU")],
+        default=Device.DEFAULT, description="Which workers may render the job")
     max_workers: IntProperty(  # type: ignore[valid-type]
         name="Max Workers", default=0, min=0, max=10_000,
         description="At most this many workers render the job at once; 0: as many as are free")
@@ -100,7 +102,8 @@ class FRAMEHIVE_PT_render(bpy.types.Panel):
         if status is None:
             box.label(text=f"Job {job_id}: waiting for news…", icon="TIME")
             return
-        box.label(text=f"Job {job_id}: {status.state}", icon="CHECKMARK" if status.state == "completed" else "INFO")
+        done = status.state == JobState.COMPLETED
+        box.label(text=f"Job {job_id}: {status.state}", icon="CHECKMARK" if done else "INFO")
         box.progress(factor=status.fraction, text=f"{status.verified} / {status.total} verified")
         box.label(text=f"rendered, awaiting checks {status.rendered} · failed {status.failed} · "
                        f"downloaded {status.downloaded}")
@@ -119,12 +122,12 @@ class FRAMEHIVE_PT_render(bpy.types.Panel):
         if status.error:
             box.label(text=status.error, icon="ERROR")
         row = box.row()
-        if status.state in ("queued", "running"):
+        if status.state in (JobState.QUEUED, JobState.RUNNING):
             row.operator(job_operators.FRAMEHIVE_OT_cancel_job.bl_idname, icon="CANCEL").job_id = job_id
         if status.output_dir and status.downloaded:
             opener = row.operator(job_operators.FRAMEHIVE_OT_open_output.bl_idname, icon="FILE_FOLDER")
             opener.folder = status.output_dir
-        if status.state == "completed":
+        if status.state == JobState.COMPLETED:
             row.operator(job_operators.FRAMEHIVE_OT_claim_frames.bl_idname, icon="QUESTION").job_id = job_id
 
 

@@ -12,40 +12,25 @@ Invariants:
 
 from __future__ import annotations
 
+from framehive.protocol import vocabulary
 
-class JobState:
-    QUEUED = "queued"
-    RUNNING = "running"
-    COMPLETED = "completed"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-    PAUSED = "paused"  # an admin or the owner stopped new leases; the escrow stays, leases in flight finish
-    FINAL = frozenset({COMPLETED, FAILED, CANCELLED})
+# The names themselves are the API's (protocol/vocabulary.py, which the add-on imports too); the coordinator adds
+# the sets its own rules need.
+
+
+class JobState(vocabulary.JobState):
     # Live jobs: the escrow is held and pays out, checks run, frames may still be verified.
-    ACTIVE = frozenset({QUEUED, RUNNING, PAUSED})
+    ACTIVE = frozenset({vocabulary.JobState.QUEUED, vocabulary.JobState.RUNNING, vocabulary.JobState.PAUSED})
     # Jobs whose queued tasks may be leased to workers.
-    DISPATCHABLE = frozenset({QUEUED, RUNNING})
+    DISPATCHABLE = frozenset({vocabulary.JobState.QUEUED, vocabulary.JobState.RUNNING})
 
 
-class TaskState:
-    QUEUED = "queued"
-    LEASED = "leased"
-    VERIFYING = "verifying"  # every frame committed (hashes recorded); secret checks under way
-    DONE = "done"  # every frame verified
-    FAILED = "failed"  # stopped unfinished because its job failed; requeue_job restarts it
-    CANCELLED = "cancelled"  # stopped unfinished because its job was cancelled; never restarted
-    FINAL = frozenset({DONE, FAILED, CANCELLED})
+class TaskState(vocabulary.TaskState):
+    pass
 
 
-class FrameState:
-    QUEUED = "queued"
-    RENDERING = "rendering"
-    RENDERED = "rendered"  # uploaded and committed, not yet verified
-    VERIFIED = "verified"  # accepted: checked by a verifier, or not sampled from a trusted-enough renderer
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-    HAVE_PIXELS = frozenset({RENDERED, VERIFIED})
-    ALL = (QUEUED, RENDERING, RENDERED, VERIFIED, FAILED, CANCELLED)
+class FrameState(vocabulary.FrameState):
+    HAVE_PIXELS = frozenset({vocabulary.FrameState.RENDERED, vocabulary.FrameState.VERIFIED})
 
 
 JOB_TRANSITIONS: dict[str, frozenset[str]] = {

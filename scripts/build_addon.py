@@ -1,7 +1,8 @@
 """Build the Blender extension zip: ``dist/framehive-<version>.zip`` (run through ``scripts/build-addon``).
 
 Needs only Python 3.11+ with its own pip (for the one wheel bundled): no virtual environment, no Blender, no bpy.
-Stages ``addon/`` with the pure-Python wheels Blender does not ship (blender-asset-tracer, the packer), writes
+Stages ``addon/`` with the pure-Python wheels Blender does not ship (blender-asset-tracer, the packer) and the
+modules of ``protocol/`` the add-on imports (as the subpackage ``_protocol``: addon/vocabulary.py), writes
 the version of framehive/__init__.py into the staged manifest and ``version.py`` and lists the wheels in the
 manifest, then zips the staging folder the way Blender's ``blender --command extension build`` does (files at the
 zip's root, wheels stored, the rest deflated). Blender's own validation of the zip runs in the tests
@@ -26,6 +27,10 @@ MIN_PYTHON = (3, 11)
 # requests, which blender-asset-tracer needs, ships with Blender.
 WHEELS = ["blender-asset-tracer==1.23"]
 IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", "wheels")
+# protocol/'s modules the add-on imports, copied into the zip as the subpackage VENDORED_PROTOCOL (Blender imports
+# the extension without the framehive package; addon/vocabulary.py takes this copy first). Standard library only.
+PROTOCOL_MODULES = ("__init__.py", "vocabulary.py")
+VENDORED_PROTOCOL = "_protocol"
 # Blender's build stores these uncompressed (blender_ext.py, filepath_skip_compress); the rest is deflated.
 STORED_SUFFIXES = (".whl", ".zip", ".gz", ".bz2", ".xz", ".zst", ".png", ".jpg")
 VERSION_MODULE = '''"""The add-on's version, written by scripts/build_addon.py from framehive/__init__.py."""
@@ -62,8 +67,12 @@ def fetch_wheels(cache: Path) -> list[Path]:
 
 
 def stage(staging: Path, wheels: list[Path], version: str) -> None:
-    """Copy the add-on into ``staging`` with the wheels, the version and the wheel list written in."""
+    """Copy the add-on into ``staging`` with protocol/'s modules it imports, the wheels, the version and the wheel
+    list written in."""
     shutil.copytree(REPO / "addon", staging, ignore=IGNORE)
+    (staging / VENDORED_PROTOCOL).mkdir()
+    for name in PROTOCOL_MODULES:
+        shutil.copy2(REPO / "protocol" / name, staging / VENDORED_PROTOCOL / name)
     (staging / "wheels").mkdir()
     for wheel in wheels:
         shutil.copy2(wheel, staging / "wheels" / wheel.name)

@@ -8,8 +8,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from framehive.addon.client import sha256_file
-from framehive.addon.job_watch import JobWatcher, unverified_path
+from framehive.addon.client import sha256_file, unverified_path
+from framehive.addon.job_watch import JobWatcher
 
 from tests.addon.following import clients, files_under, shas
 from tests.farm import wait_for
@@ -41,7 +41,7 @@ def test_the_watcher_says_why_and_fetches_unverified_frames_only_when_asked(
 
     watcher.fetch_unverified(job["id"])
     status = watcher.poll_once()[0]
-    copies = {unverified_path(p) for p in paths.values()}
+    copies = {unverified_path(Path(p)) for p in paths.values()}
     assert status.unverified == FRAMES and files_under(out) == copies, files_under(out)
     for copy in copies:
         assert copy.name.endswith(".UNVERIFIED.png") and copy.parent.name == "unverified"
