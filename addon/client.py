@@ -22,11 +22,16 @@ import time
 import urllib.parse
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, BinaryIO, TypeVar
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, BinaryIO, Self, TypeVar
 
 import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
+
+if TYPE_CHECKING:
+    from urllib3.connectionpool import ConnectionPool
+    from urllib3.response import BaseHTTPResponse
 
 from .version import VERSION
 from .vocabulary import FrameState, JobState
@@ -580,10 +585,18 @@ class _IdempotentRetry(Retry):
     """urllib3's Retry, except that a method it may not repeat is never sent again, even after a refused
     connection (urllib3 retries those for every method)."""
 
-    def increment(self, method: str | None = None, url: str | None = None, *args: Any, **kwargs: Any) -> Retry:
-        if method is not None and method.upper() not in IDEMPOTENT_METHODS:
-            return Retry(total=0, raise_on_status=False).increment(method, url, *args, **kwargs)
-        return super().increment(method, url, *args, **kwargs)
+    def increment(
+        self,
+        method: str | None = None,
+        url: str | None = None,
+        response: BaseHTTPResponse | None = None,
+        error: Exception | None = None,
+        _pool: ConnectionPool | None = None,
+        _stacktrace: TracebackType | None = None,
+    ) -> Self:
+        # A copy with no tries left raises at once (MaxRetryError, or the error itself).
+        retry = self.new(total=0) if method is not None and method.upper() not in IDEMPOTENT_METHODS else self
+        return super(_IdempotentRetry, retry).increment(method, url, response, error, _pool, _stacktrace)
 
 
 def _new_session() -> requests.Session:
@@ -750,8 +763,8 @@ def _error_from_response(response: requests.Response, url: str) -> ApiError:
         raw = b""
     error = _json_error(raw)
     if error is not None:
-        code = error.get("code") if isinstance(error.get("code"), str) else _default_code(status)
-        message = error.get("message") if isinstance(error.get("message"), str) else response.reason
+        code = error["code"] if isinstance(error.get("code"), str) else _default_code(status)
+        message = error["message"] if isinstance(error.get("message"), str) else response.reason
         details = error.get("details")
         if not isinstance(details, dict):
             details = {key: value for key, value in error.items() if key not in ("code", "message")}

@@ -7,14 +7,18 @@ Each talks to the coordinator once, from Blender's main thread, and leaves the w
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 import bpy
 from bpy.props import BoolProperty, IntProperty, StringProperty
 
-from . import preferences, session
+from . import blender_access, preferences, session
 from .client import ApiError, Client
 from .operators import output_paths, wait_for_job
 from .vocabulary import ClaimState
+
+if TYPE_CHECKING:
+    from bpy.stub_internal.rna_enums import OperatorReturnItems
 
 
 class _JobOperator(bpy.types.Operator):
@@ -31,7 +35,7 @@ class FRAMEHIVE_OT_cancel_job(_JobOperator):
     bl_idname = "framehive.cancel_job"
     bl_label = "Cancel Job"
 
-    def execute(self, context: bpy.types.Context) -> set[str]:
+    def execute(self, context: bpy.types.Context) -> set[OperatorReturnItems]:
         try:
             job = self.client().cancel(self.job_id)
         except ApiError as exc:
@@ -50,7 +54,7 @@ class FRAMEHIVE_OT_open_output(bpy.types.Operator):
 
     folder: StringProperty(subtype="DIR_PATH")  # type: ignore[valid-type]
 
-    def execute(self, context: bpy.types.Context) -> set[str]:
+    def execute(self, context: bpy.types.Context) -> set[OperatorReturnItems]:
         if not self.folder or not os.path.isdir(self.folder):
             self.report({"ERROR"}, f"no such folder: {self.folder or '(none)'}")
             return {"CANCELLED"}
@@ -70,10 +74,10 @@ class FRAMEHIVE_OT_claim_frames(_JobOperator):
         name="Wait", default=False, options={"SKIP_SAVE"},
         description="Wait until the claim is decided and the frames it replaced are downloaded (scripts)")
 
-    def invoke(self, context: bpy.types.Context, event: bpy.types.Event) -> set[str]:
-        return context.window_manager.invoke_props_dialog(self)
+    def invoke(self, context: bpy.types.Context, event: bpy.types.Event) -> set[OperatorReturnItems]:
+        return blender_access.window_manager(context).invoke_props_dialog(self)
 
-    def execute(self, context: bpy.types.Context) -> set[str]:
+    def execute(self, context: bpy.types.Context) -> set[OperatorReturnItems]:
         if not self.frames.strip() or not self.reason.strip():
             self.report({"ERROR"}, "give the frames and a reason")
             return {"CANCELLED"}
@@ -107,8 +111,8 @@ class FRAMEHIVE_OT_claim_frames(_JobOperator):
         live = session.get()
         if self.job_id not in live.watcher.followed():
             scene = context.scene
-            own = scene is not None and scene.framehive.job_id == self.job_id
-            paths = output_paths(scene, preferences.get(context)) if own else {}
+            own = scene is not None and blender_access.settings(scene).job_id == self.job_id
+            paths = output_paths(scene, preferences.get(context)) if scene is not None and own else {}
             live.watcher.follow(self.job_id, client.base_url, paths)
         live.watcher.wake()
 

@@ -344,7 +344,7 @@ class JobWatcher:
 
     def _status(self, job: Followed, error: str = "", retrying: bool = False, dropped: bool = False) -> JobStatus:
         data = self._last.get(job.job_id, {})
-        counts = data.get("counts") if isinstance(data.get("counts"), dict) else {}
+        counts: dict[str, Any] = data["counts"] if isinstance(data.get("counts"), dict) else {}
         verified = _verified(data)
         total = data.get("total")
         if not isinstance(total, int):

@@ -17,15 +17,19 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import bpy
 from bpy.props import BoolProperty, StringProperty
 
-from . import connection_check, preferences, session
+from . import blender_access, connection_check, preferences, session
 from .client import InvalidSetting
 from .job_watch import JobStatus
 from .submission import Options, Submission, Update
 from .vocabulary import JobState
+
+if TYPE_CHECKING:
+    from bpy.stub_internal.rna_enums import OperatorReturnItems
 
 MODAL_TICK = 0.1  # seconds between drains of the submission's updates
 WAIT_TIMEOUT = 24 * 3600.0  # wait=True gives up after a day
@@ -122,8 +126,8 @@ class FRAMEHIVE_OT_render_on_network(bpy.types.Operator):
 
     def _prepare(self, context: bpy.types.Context) -> Submission | None:
         prefs = preferences.get(context)
-        scene = context.scene
-        settings = scene.framehive
+        scene = blender_access.scene(context)
+        settings = blender_access.settings(scene)
         try:
             client = session.get().sync(prefs).require_client()
         except InvalidSetting as exc:
@@ -147,7 +151,7 @@ class FRAMEHIVE_OT_render_on_network(bpy.types.Operator):
         self._paths = output_paths(scene, prefs)
         return Submission(client, copy, workdir, options, project=project)
 
-    def execute(self, context: bpy.types.Context) -> set[str]:
+    def execute(self, context: bpy.types.Context) -> set[OperatorReturnItems]:
         submission = self._prepare(context)
         if submission is None:
             return {"CANCELLED"}
@@ -155,7 +159,7 @@ class FRAMEHIVE_OT_render_on_network(bpy.types.Operator):
         result = self._finish(context, _last(submission), interactive=False)
         if result != {"FINISHED"} or not self.wait:
             return result
-        job_id = context.scene.framehive.job_id
+        job_id = blender_access.settings(blender_access.scene(context)).job_id
         status = wait_for_job(job_id)
         if not status.finished or status.state != JobState.COMPLETED:
             self.report({"ERROR"}, f"job {job_id} {status.state}: {status.error or 'see the coordinator'}")
@@ -163,26 +167,26 @@ class FRAMEHIVE_OT_render_on_network(bpy.types.Operator):
         self.report({"INFO"}, f"job {job_id} completed: {status.downloaded} verified frames in {status.output_dir}")
         return {"FINISHED"}
 
-    def invoke(self, context: bpy.types.Context, event: bpy.types.Event) -> set[str]:
+    def invoke(self, context: bpy.types.Context, event: bpy.types.Event) -> set[OperatorReturnItems]:
         submission = self._prepare(context)
         if submission is None:
             return {"CANCELLED"}
         self._submission = submission
         session.get().submission = submission
         submission.start()
-        wm = context.window_manager
+        wm = blender_access.window_manager(context)
         self._timer = wm.event_timer_add(MODAL_TICK, window=context.window)
         wm.modal_handler_add(self)
         wm.progress_begin(0, 100)
-        context.workspace.status_text_set("Framehive: packing the scene (ESC to cancel)")
+        blender_access.status_text(context, "Framehive: packing the scene (ESC to cancel)")
         return {"RUNNING_MODAL"}
 
-    def modal(self, context: bpy.types.Context, event: bpy.types.Event) -> set[str]:
+    def modal(self, context: bpy.types.Context, event: bpy.types.Event) -> set[OperatorReturnItems]:
         submission = self._submission
         assert submission is not None
         if event.type == "ESC":
             submission.abort()
-            context.workspace.status_text_set("Framehive: cancelling…")
+            blender_access.status_text(context, "Framehive: cancelling…")
             return {"RUNNING_MODAL"}
         if event.type != "TIMER":
             return {"PASS_THROUGH"}
@@ -195,21 +199,21 @@ class FRAMEHIVE_OT_render_on_network(bpy.types.Operator):
             live.submission_text = update.text
             if update.fraction is not None:
                 live.submission_fraction = update.fraction
-                context.window_manager.progress_update(int(update.fraction * 100))
-            context.workspace.status_text_set(f"Framehive: {update.text} (ESC to cancel)")
+                blender_access.window_manager(context).progress_update(int(update.fraction * 100))
+            blender_access.status_text(context, f"Framehive: {update.text} (ESC to cancel)")
         return {"RUNNING_MODAL"}
 
     def _cleanup(self, context: bpy.types.Context) -> None:
-        wm = context.window_manager
+        wm = blender_access.window_manager(context)
         if self._timer is not None:
             wm.event_timer_remove(self._timer)
             self._timer = None
         wm.progress_end()
-        context.workspace.status_text_set(None)
+        blender_access.status_text(context, None)
         live = session.get()
         live.submission, live.submission_text, live.submission_fraction = None, "", 0.0
 
-    def _finish(self, context: bpy.types.Context, update: Update, interactive: bool) -> set[str]:
+    def _finish(self, context: bpy.types.Context, update: Update, interactive: bool) -> set[OperatorReturnItems]:
         if update.kind != "done" or update.job is None:
             if update.needs_confirmation and interactive:
                 self._ask(update)
@@ -220,7 +224,7 @@ class FRAMEHIVE_OT_render_on_network(bpy.types.Operator):
             return {"CANCELLED"}
         job = update.job
         live = session.get()
-        context.scene.framehive.job_id = int(job["id"])
+        blender_access.settings(blender_access.scene(context)).job_id = int(job["id"])
         client = live.client()
         if self._paths and client is not None:
             live.watcher.follow(int(job["id"]), client.base_url, self._paths)
@@ -231,9 +235,9 @@ class FRAMEHIVE_OT_render_on_network(bpy.types.Operator):
     def _ask(self, update: Update) -> None:
         """Show the files to confirm; the dialog submits again with them allowed (and what was already)."""
         self.report({"WARNING"}, "Framehive: nothing was submitted yet: confirm the files the scene uses")
-        bpy.ops.framehive.confirm_files("INVOKE_DEFAULT", outside="\n".join(update.outside),
-                                        missing="\n".join(update.missing), approved=self.approved_outside,
-                                        allow_missing=self.allow_missing)
+        bpy.ops.framehive.confirm_files(  # type: ignore[attr-defined]  # registered at run time
+            "INVOKE_DEFAULT", outside="\n".join(update.outside), missing="\n".join(update.missing),
+            approved=self.approved_outside, allow_missing=self.allow_missing)
 
 
 class FRAMEHIVE_OT_confirm_files(bpy.types.Operator):
@@ -248,10 +252,12 @@ class FRAMEHIVE_OT_confirm_files(bpy.types.Operator):
     approved: StringProperty(options={"HIDDEN", "SKIP_SAVE"})  # type: ignore[valid-type]
     allow_missing: BoolProperty(options={"HIDDEN", "SKIP_SAVE"})  # type: ignore[valid-type]
 
-    def invoke(self, context: bpy.types.Context, event: bpy.types.Event) -> set[str]:
-        return context.window_manager.invoke_props_dialog(self, width=700, confirm_text="Submit")
+    def invoke(self, context: bpy.types.Context, event: bpy.types.Event) -> set[OperatorReturnItems]:
+        return blender_access.window_manager(context).invoke_props_dialog(self, width=700, confirm_text="Submit")
 
     def draw(self, context: bpy.types.Context) -> None:
+        if self.layout is None:
+            return
         col = self.layout.column(align=True)
         outside, missing = self.outside.splitlines(), self.missing.splitlines()
         if outside:
@@ -264,11 +270,12 @@ class FRAMEHIVE_OT_confirm_files(bpy.types.Operator):
                       icon="ERROR")
             _list_files(col, missing)
 
-    def execute(self, context: bpy.types.Context) -> set[str]:
+    def execute(self, context: bpy.types.Context) -> set[OperatorReturnItems]:
         approved = sorted({*self.approved.splitlines(), *self.outside.splitlines()} - {""})
         try:
-            bpy.ops.framehive.render_on_network("INVOKE_DEFAULT", approved_outside="\n".join(approved),
-                                                allow_missing=self.allow_missing or bool(self.missing))
+            bpy.ops.framehive.render_on_network(  # type: ignore[attr-defined]  # registered at run time
+                "INVOKE_DEFAULT", approved_outside="\n".join(approved),
+                allow_missing=self.allow_missing or bool(self.missing))
         except RuntimeError as exc:  # its error report: passed on as ours, not as a Python traceback
             self.report({"ERROR"}, str(exc).removeprefix("Error: ").strip())
             return {"CANCELLED"}
@@ -298,7 +305,7 @@ class FRAMEHIVE_OT_test_connection(bpy.types.Operator):
     bl_idname = "framehive.test_connection"
     bl_label = "Test Connection"
 
-    def execute(self, context: bpy.types.Context) -> set[str]:
+    def execute(self, context: bpy.types.Context) -> set[OperatorReturnItems]:
         prefs = preferences.get(context)
         verdict = connection_check.check(prefs.coordinator_url, prefs.token, bpy.app.online_access)
         prefs.last_check = verdict.message

@@ -246,7 +246,7 @@ class _Packer(bat_pack.Packer):
         """The missing dependencies, where Blender looks for them (absolute: a path relative to the add-on's
         temporary copy would mean nothing to the artist), with ``(in lib.blend)`` when a library uses them."""
         main = bpathlib.make_absolute(self.blendfile)
-        found = set()
+        found: set[str] = set()
         for path in self.missing_files:
             users = {bpathlib.make_absolute(Path(usage.block.bfile.filepath)) for usage in self._usages.get(path, [])}
             found.update(str(path) + ("" if user == main else f" (in {user.name})") for user in users or {main})

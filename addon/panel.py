@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import textwrap
+from typing import TYPE_CHECKING
 
 import bpy
 from bpy.props import BoolProperty, EnumProperty, IntProperty, StringProperty
 
-from . import job_operators, operators, session
+from . import blender_access, job_operators, operators, session
 from .job_watch import JobStatus
 from .vocabulary import Device, JobState, Policy
 
+if TYPE_CHECKING:
+    from bpy.stub_internal.rna_enums import IconItems
 
-def _fetch_unverified(settings: bpy.types.PropertyGroup, _context: bpy.types.Context) -> None:
+
+def _fetch_unverified(settings: FramehiveSceneSettings, _context: bpy.types.Context) -> None:
     """The artist ticked or unticked Fetch Unverified Frames: tell the watcher, for the scene's job."""
     if settings.job_id:
         session.get().watcher.fetch_unverified(settings.job_id, settings.unverified)
@@ -63,9 +67,10 @@ class FRAMEHIVE_PT_render(bpy.types.Panel):
     bl_context = "output"
 
     def draw(self, context: bpy.types.Context) -> None:
-        layout = self.layout
-        scene = context.scene
-        settings = scene.framehive
+        layout, scene = self.layout, context.scene
+        if layout is None or scene is None:  # Blender draws a panel with both; the stubs cannot know
+            return
+        settings = blender_access.settings(scene)
         live = session.get()
 
         col = layout.column()
@@ -94,10 +99,11 @@ class FRAMEHIVE_PT_render(bpy.types.Panel):
         else:
             layout.operator(operators.FRAMEHIVE_OT_render_on_network.bl_idname, icon="RENDER_ANIMATION")
         if settings.job_id:
-            self._draw_job(layout, settings.job_id, live.statuses.get(settings.job_id))
+            self._draw_job(layout, settings, live.statuses.get(settings.job_id))
 
     @staticmethod
-    def _draw_job(layout: bpy.types.UILayout, job_id: int, status: JobStatus | None) -> None:
+    def _draw_job(layout: bpy.types.UILayout, settings: FramehiveSceneSettings, status: JobStatus | None) -> None:
+        job_id = settings.job_id
         box = layout.box()
         if status is None:
             box.label(text=f"Job {job_id}: waiting for news…", icon="TIME")
@@ -112,7 +118,7 @@ class FRAMEHIVE_PT_render(bpy.types.Panel):
         if status.waiting:
             _draw_lines(box, f"Waiting: {status.waiting}", icon="TIME")
         if status.rendered or status.unverified:
-            box.prop(bpy.context.scene.framehive, "unverified")
+            box.prop(settings, "unverified")
         if status.unverified:
             box.label(text=f"{status.unverified} UNVERIFIED frame(s) in {status.output_dir}/unverified: not checked, "
                            "may be wrong or faked", icon="ERROR")
@@ -131,7 +137,7 @@ class FRAMEHIVE_PT_render(bpy.types.Panel):
             row.operator(job_operators.FRAMEHIVE_OT_claim_frames.bl_idname, icon="QUESTION").job_id = job_id
 
 
-def _draw_lines(layout: bpy.types.UILayout, text: str, icon: str, width: int = 70) -> None:
+def _draw_lines(layout: bpy.types.UILayout, text: str, icon: IconItems, width: int = 70) -> None:
     """A long message as several labels (a label never wraps), the icon on the first."""
     for i, line in enumerate(textwrap.wrap(text, width)):
         layout.label(text=line, icon=icon if i == 0 else "BLANK1")
@@ -147,9 +153,11 @@ CLASSES = (FramehiveSceneSettings, FRAMEHIVE_PT_render)
 
 
 def register_properties() -> None:
-    bpy.types.Scene.framehive = bpy.props.PointerProperty(type=FramehiveSceneSettings)
+    # The stubs know neither the property added here nor what PointerProperty returns (a deferred property).
+    bpy.types.Scene.framehive = bpy.props.PointerProperty(  # type: ignore[attr-defined,func-returns-value]
+        type=FramehiveSceneSettings)
 
 
 def unregister_properties() -> None:
-    del bpy.types.Scene.framehive
+    del bpy.types.Scene.framehive  # type: ignore[attr-defined]  # added by register_properties
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import bpy
 from bpy.props import EnumProperty, IntProperty, StringProperty
 
@@ -54,7 +56,10 @@ class FRAMEHIVE_AP_preferences(bpy.types.AddonPreferences):
 def get(context: bpy.types.Context | None = None) -> FRAMEHIVE_AP_preferences:
     """This add-on's preferences."""
     context = context or bpy.context
-    return context.preferences.addons[PACKAGE].preferences  # type: ignore[return-value]
+    preferences = context.preferences
+    assert preferences is not None, "Blender has no preferences (it always has, also in the background)"
+    # The stubs know only AddonPreferences; Blender registered this add-on's own class for it.
+    return cast(FRAMEHIVE_AP_preferences, preferences.addons[PACKAGE].preferences)
 
 
 CLASSES = (FRAMEHIVE_AP_preferences,)

@@ -42,6 +42,13 @@ def main(zip_path: str) -> None:
     seen["offline_refusal"] = poll_message(online=False)
     prefs.token = ""
     seen["unconfigured_refusal"] = poll_message(online=True)
+    # The coordinator's names come from the zip's own copy of protocol/vocabulary.py, not from the framehive package
+    # this test's Python happens to have.
+    vocabulary = sys.modules[f"{MODULE}.vocabulary"]
+    seen["vocabulary"] = {"module": vocabulary.JobState.__module__, "final": sorted(vocabulary.JobState.FINAL),
+                          "policies": list(vocabulary.Policy.ALL)}
+    seen["policy_items"] = [item.identifier for item in
+                            bpy.types.Scene.bl_rna.properties["framehive"].fixed_type.properties["policy"].enum_items]
     import blender_asset_tracer  # the bundled wheel is importable inside Blender
 
     seen["bat"] = blender_asset_tracer.__file__

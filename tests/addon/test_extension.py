@@ -12,6 +12,8 @@ import tomllib
 import zipfile
 from pathlib import Path
 
+from framehive.protocol import vocabulary
+
 import framehive
 from tests.pythons import is_pristine
 
@@ -20,7 +22,11 @@ def test_the_zip_holds_the_add_on_its_manifest_and_pure_python_wheels(extension_
     assert extension_zip.name == f"framehive-{framehive.__version__}.zip"
     names = zipfile.ZipFile(extension_zip).namelist()
     assert {"blender_manifest.toml", "__init__.py", "registration.py", "operators.py", "job_operators.py",
-            "panel.py", "preferences.py", "packing.py", "client.py"} <= set(names)
+            "panel.py", "preferences.py", "packing.py", "client.py", "vocabulary.py", "_protocol/__init__.py",
+            "_protocol/vocabulary.py"} <= set(names)
+    # Only the pure modules the add-on imports, none of protocol/'s others.
+    vendored = sorted(n for n in names if n.startswith("_protocol/"))
+    assert vendored == ["_protocol/__init__.py", "_protocol/vocabulary.py"]
     wheels = [n for n in names if n.startswith("wheels/")]
     assert wheels and all(n.endswith("-py3-none-any.whl") for n in wheels), wheels
     manifest = zipfile.ZipFile(extension_zip).read("blender_manifest.toml").decode()
@@ -66,6 +72,9 @@ def test_install_enable_disable_uninstall_in_a_fresh_blender(extension_zip: Path
     assert seen["scene_settings"] == {"priority": 50, "policy": "adaptive"}
     assert "online access is off" in seen["offline_refusal"], seen["offline_refusal"]
     assert "token" in seen["unconfigured_refusal"], seen["unconfigured_refusal"]
+    assert seen["vocabulary"] == {"module": "bl_ext.user_default.framehive._protocol.vocabulary",
+                                  "final": sorted(vocabulary.JobState.FINAL), "policies": list(vocabulary.Policy.ALL)}
+    assert seen["policy_items"] == list(vocabulary.Policy.ALL)
     assert "blender_asset_tracer" in seen["bat"], seen["bat"]  # importable in Blender (bundled wheel or bpy's env)
     assert seen["after_disable"] == {"panel": False, "operator": False, "scene_prop": False}
     assert seen["files_left"] is False

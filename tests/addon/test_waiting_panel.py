@@ -43,10 +43,13 @@ class Recorder:
 
 
 @pytest.fixture
-def registered() -> Iterator[None]:
+def registered() -> Iterator[Any]:
+    """The scene's Framehive settings, registered, for job 7."""
     bpy.utils.register_class(panel.FramehiveSceneSettings)
     panel.register_properties()
-    yield
+    settings = bpy.context.scene.framehive
+    settings.job_id = 7
+    yield settings
     panel.unregister_properties()
     bpy.utils.unregister_class(panel.FramehiveSceneSettings)
 
@@ -57,9 +60,9 @@ def status(**fields: Any) -> JobStatus:
     return JobStatus(**{**base, **fields})
 
 
-def test_a_waiting_job_says_why_and_offers_its_unverified_frames(registered: None) -> None:
+def test_a_waiting_job_says_why_and_offers_its_unverified_frames(registered: Any) -> None:
     layout = Recorder()
-    panel.FRAMEHIVE_PT_render._draw_job(layout, 7, status(waiting=REASON, unverified=3))
+    panel.FRAMEHIVE_PT_render._draw_job(layout, registered, status(waiting=REASON, unverified=3))
     start = next(i for i, line in enumerate(layout.lines) if line.startswith("Waiting: "))
     option = layout.lines.index("[unverified]")
     wrapped = layout.lines[start:option]
@@ -69,8 +72,8 @@ def test_a_waiting_job_says_why_and_offers_its_unverified_frames(registered: Non
                                        "or faked"
 
 
-def test_a_job_that_does_not_wait_shows_neither(registered: None) -> None:
+def test_a_job_that_does_not_wait_shows_neither(registered: Any) -> None:
     layout = Recorder()
-    panel.FRAMEHIVE_PT_render._draw_job(layout, 7, status(state="completed", verified=240, rendered=0))
+    panel.FRAMEHIVE_PT_render._draw_job(layout, registered, status(state="completed", verified=240, rendered=0))
     assert not any("Waiting" in line or "UNVERIFIED" in line for line in layout.lines)
     assert "[unverified]" not in layout.lines
