@@ -8,17 +8,20 @@ import math
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, cast
 
 from flask import g, request
+from framehive.protocol.json_numbers import is_number
 from sqlalchemy import CursorResult, update
 
 from .db import db
 from .errors import ApiError
 from .models import Account, ApiToken, now
+from .timefmt import iso
 
 TOKEN_KINDS = ("user", "worker", "admin")
+# What a caller is told when its token is refused (the REST API's 401, the dashboard's sign-in page).
+NOT_VALID = "the token is not valid (unknown, revoked or expired)"
 
 
 def hash_token(secret: str) -> str:
@@ -52,8 +55,7 @@ def issue_token(kind: str, name: str, account_name: str | None = None, trusted: 
     name = _clean_name(name, "name")
     account_name = _clean_name(account_name, "account") if account_name is not None else name
     if expires_in is not None and (
-            isinstance(expires_in, bool) or not isinstance(expires_in, int | float)
-            or not math.isfinite(expires_in) or expires_in <= 0):
+            not is_number(expires_in) or not math.isfinite(expires_in) or expires_in <= 0):
         raise ValueError("expires_in must be a positive number of seconds")
     if expires_in is not None and expires_in > MAX_EXPIRES_IN:
         raise ValueError(f"expires_in must be at most 100 years ({MAX_EXPIRES_IN} seconds); leave it out for a "
@@ -89,16 +91,12 @@ def token_state(token: ApiToken, at: float | None = None) -> str:
     return "active"
 
 
-def _iso(ts: float | None) -> str | None:
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds") if ts is not None else None
-
-
 def token_json(token: ApiToken, at: float | None = None) -> dict[str, Any]:
     """A token's listing: never its secret or its hash."""
     return {
         "id": token.id, "account": token.account.name, "kind": token.kind, "name": token.name,
-        "created_at": _iso(token.created_at), "expires_at": _iso(token.expires_at),
-        "revoked_at": _iso(token.revoked_at), "state": token_state(token, at),
+        "created_at": iso(token.created_at), "expires_at": iso(token.expires_at),
+        "revoked_at": iso(token.revoked_at), "state": token_state(token, at),
     }
 
 
@@ -128,7 +126,7 @@ def revoke_token(token_id: int) -> dict[str, Any]:
     if revoked.rowcount == 0:
         db.session.rollback()
         db.session.refresh(token)
-        raise ApiError(409, "already_revoked", f"token {token_id} was already revoked at {_iso(token.revoked_at)}")
+        raise ApiError(409, "already_revoked", f"token {token_id} was already revoked at {iso(token.revoked_at)}")
     db.session.commit()
     db.session.refresh(token)
     return token_json(token)
@@ -169,7 +167,7 @@ def caller_from_header(header: str | None) -> Caller:
         raise ApiError(401, "missing_token", "send 'Authorization: Bearer <token>'")
     caller = caller_for_secret(header[len("Bearer "):])
     if caller is None:
-        raise ApiError(401, "bad_token", "the token is not valid (unknown, revoked or expired)")
+        raise ApiError(401, "bad_token", NOT_VALID)
     return caller
 
 
@@ -182,13 +180,18 @@ def require(*kinds: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
             caller = caller_from_header(request.headers.get("Authorization"))
             db.session.commit()  # end the lookup's transaction: views open their own, short ones
             if caller.kind not in kinds and not caller.is_admin:
-                raise ApiError(403, "forbidden", f"this endpoint is for {' or '.join(kinds)} tokens")
+                raise wrong_kind(*kinds)
             g.caller = caller
             return view(*args, **kwargs)
 
         return wrapper
 
     return decorator
+
+
+def wrong_kind(*kinds: str) -> ApiError:
+    """The 403 for a valid token of a kind the endpoint does not serve."""
+    return ApiError(403, "forbidden", f"this endpoint is for {' or '.join(kinds)} tokens")
 
 
 def current_caller() -> Caller:

@@ -17,6 +17,7 @@ from collections import Counter
 from typing import Any
 
 from framehive.protocol import blender_versions as bv
+from framehive.protocol.json_numbers import is_int
 from sqlalchemy import ColumnElement, and_, func, or_, select
 from sqlalchemy.orm import aliased
 
@@ -51,8 +52,7 @@ def from_request(body: dict[str, Any], scene_blender: str | None) -> dict[str, A
             raise ApiError(400, "bad_blender_version", f"the scene was saved by Blender "
                                                        f"{bv.format_file_version(scene)}; Blender {pin} is older")
     workers = body.get("max_workers")
-    if workers is not None and (not isinstance(workers, int) or isinstance(workers, bool)
-                                or not 1 <= workers <= MAX_WORKERS):
+    if workers is not None and (not is_int(workers) or not 1 <= workers <= MAX_WORKERS):
         raise ApiError(400, "bad_request", f"'max_workers' must be an integer from 1 to {MAX_WORKERS}")
     device = body.get("device")
     if device == "any":

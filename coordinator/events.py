@@ -7,7 +7,6 @@ jobs, of its workers, and of itself). Messages are for people; ``kind`` is for f
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Select, or_, select
@@ -15,6 +14,7 @@ from sqlalchemy.orm import selectinload
 
 from .db import db
 from .models import Account, Event, Job, Worker
+from .timefmt import iso
 
 # The kinds written by the coordinator (the dashboard may colour by kind; new kinds may appear).
 WORKER_JOINED = "worker_joined"
@@ -79,7 +79,7 @@ def event_json(event: Event) -> dict[str, Any]:
     """An event as the API and the dashboard show it: ids with names, the time as ISO 8601 and UNIX seconds."""
     return {
         "id": event.id,
-        "at": datetime.fromtimestamp(event.created_at, UTC).isoformat(),
+        "at": iso(event.created_at),
         "time": event.created_at,
         "kind": event.kind,
         "message": event.message,

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from typing import NoReturn
 
+from framehive.protocol.json_numbers import is_int
 from sqlalchemy import select
 
 from . import config, events, ledger, outcomes, payments
@@ -85,8 +86,7 @@ def requeue_job(job: Job, *, by: str | None = None) -> int:
 
 def set_priority(job: Job, priority: object, *, by: str | None = None) -> None:
     """Change a live job's priority (higher is leased first). Refused for finished jobs and bad values (400)."""
-    if not isinstance(priority, int) or isinstance(priority, bool) \
-            or not config.MIN_PRIORITY <= priority <= config.MAX_PRIORITY:
+    if not is_int(priority) or not config.MIN_PRIORITY <= priority <= config.MAX_PRIORITY:
         raise JobControlError("bad_priority", f"the priority must be an integer from {config.MIN_PRIORITY} to "
                                               f"{config.MAX_PRIORITY}", status=400)
     lock(job)

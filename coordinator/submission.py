@@ -6,6 +6,7 @@ from typing import Any
 
 from flask import current_app
 from framehive.protocol import frameranges
+from framehive.protocol.json_numbers import is_int
 from framehive.protocol.untrusted_parse import TOO_LARGE
 
 from . import blob_access, capabilities, config, events, ledger, payments, quotas, scene_files, splitting
@@ -37,7 +38,7 @@ def _int_field(body: dict[str, Any], name: str, default: int | None, low: int, h
     value = body.get(name, default)
     if value is None:
         return None
-    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+    if not is_int(value) or not low <= value <= high:
         raise ApiError(400, "bad_request", f"'{name}' must be an integer from {low} to {high}")
     return value
 

@@ -29,6 +29,8 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from .json_numbers import is_int, is_number
+
 # Messages from a worker are small; the coordinator refuses anything bigger.
 MAX_MESSAGE_BYTES = 256 * 1024
 # Orders from the coordinator (assign, verify) carry the list of the scene's files, which may be long: the
@@ -404,7 +406,7 @@ def _matches(value: Any, hint: Any) -> bool:
     if origin is dict:
         return isinstance(value, dict)
     if hint is float:
-        return isinstance(value, int | float) and not isinstance(value, bool)
+        return is_number(value)
     if hint is int:
-        return isinstance(value, int) and not isinstance(value, bool)
+        return is_int(value)
     return isinstance(value, hint)

@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from framehive.protocol import messages as m
+from framehive.protocol.json_numbers import is_int
 
 SHA256_RE = re.compile(r"[0-9a-f]{64}")
 # URLs quoted in refusals: cut, and escaped (they are a stranger's text and end up in logs and terminals).
@@ -81,7 +82,7 @@ def upload_template(task_id: int, attempt: int) -> str:
 
 def frame_path(template: str, frame: int) -> str:
     """One frame's upload path from a template this module built (a frame number may be negative)."""
-    if not isinstance(frame, int) or isinstance(frame, bool):
+    if not is_int(frame):
         raise RefusedUrl(f"{_shown(frame)} is not a frame number")
     return template.replace("{frame}", str(frame))
 
@@ -123,7 +124,7 @@ def _scene_entries(scene: Any) -> list[dict[str, Any]]:
 
 
 def _id(value: int) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+    if not is_int(value) or value < 0:
         raise RefusedUrl(f"{_shown(value)} is not an id")
     return value
 

@@ -21,6 +21,7 @@ from typing import Any
 import requests
 from framehive.protocol import blend_references
 from framehive.protocol.blend_inflate import may_be_blend
+from framehive.protocol.json_numbers import is_int
 from framehive.protocol.scenepaths import BadPath, check_path, check_tree
 from framehive.protocol.untrusted_parse import ParseLimits, scan_files
 
@@ -85,7 +86,7 @@ def _remote(entry: Any) -> RemoteFile:
     sha, size = entry.get("sha256"), entry.get("size")
     if not isinstance(sha, str) or not SHA256_RE.fullmatch(sha):
         raise SceneDownloadError(f"a file of the scene has no valid sha256: {sha!r:.80}")
-    if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 0):
+    if size is not None and (not is_int(size) or size < 0):
         raise SceneDownloadError(f"a file of the scene has a bad size: {size!r:.80}")
     try:
         path = check_path(entry.get("path"))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from flask import Blueprint, current_app, jsonify, request
@@ -13,6 +12,7 @@ from ..auth import current_caller, require
 from ..db import db
 from ..errors import ApiError
 from ..models import Check, Claim
+from ..timefmt import iso
 from ..verification.claims import file_claim
 from .jobs import check_json, own_job
 
@@ -24,7 +24,7 @@ def claim_json(claim: Claim) -> dict[str, Any]:
     return {
         "id": claim.id, "job": claim.job_id, "frames": claim.frames_spec, "reason": claim.reason,
         "state": claim.state, "outcome": claim.outcome,
-        "created_at": datetime.fromtimestamp(claim.created_at, UTC).isoformat(),
+        "created_at": iso(claim.created_at),
         "checks": [check_json(c) for c in checks],
     }
 

@@ -7,6 +7,8 @@ one is missing here or listed here without being raised anywhere.
 
 from __future__ import annotations
 
+from ..auth import NOT_VALID
+
 ERROR_CODES: dict[str, tuple[tuple[int, ...], str]] = {
     # the request itself
     "bad_request": ((400,), "a field is missing, of the wrong type or out of range (the message says which)"),
@@ -20,7 +22,7 @@ ERROR_CODES: dict[str, tuple[tuple[int, ...], str]] = {
     "not_found": ((404,), "no such thing, or one that belongs to someone else"),
     # tokens
     "missing_token": ((401,), "no 'Authorization: Bearer <token>' header"),
-    "bad_token": ((401,), "the token is unknown, revoked or expired"),
+    "bad_token": ((401,), NOT_VALID),
     "forbidden": ((403,), "the token's kind may not do this, or the thing is not the caller's"),
     "rate_limited": ((429,), "too many requests with this token; try again after Retry-After seconds"),
     "busy": ((503,), "the server is at its connection caps, or no image decode slot freed up in time"),

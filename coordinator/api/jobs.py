@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections import Counter
-from datetime import UTC, datetime
 from typing import Any
 
 from flask import Blueprint, current_app, jsonify, request
@@ -17,12 +16,9 @@ from ..models import Check, Frame, Job, TaskFailure
 from ..states import FrameState
 from ..storage_access import serve
 from ..submission import create_job
+from ..timefmt import iso
 
 bp = Blueprint("jobs", __name__)
-
-
-def _iso(ts: float | None) -> str | None:
-    return datetime.fromtimestamp(ts, UTC).isoformat() if ts is not None else None
 
 
 def job_summary(job: Job) -> dict[str, Any]:
@@ -48,10 +44,10 @@ def job_summary(job: Job) -> dict[str, Any]:
         "requirements": capabilities.describe(job),
         "price": payments.job_price(len(job.frames)),
         "escrow": ledger.balance(ledger.escrow_book(job.id)),
-        "created_at": _iso(job.created_at),
-        "started_at": _iso(job.started_at),
-        "finished_at": _iso(job.finished_at),
-        "files_collected_at": _iso(job.files_collected_at),
+        "created_at": iso(job.created_at),
+        "started_at": iso(job.started_at),
+        "finished_at": iso(job.finished_at),
+        "files_collected_at": iso(job.files_collected_at),
     }
 
 

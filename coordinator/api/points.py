@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
+from framehive.protocol.json_numbers import is_int
 from sqlalchemy import func, or_, select
 
 from .. import events, ledger, paging
@@ -17,6 +17,7 @@ from ..ids import query_id
 from ..models import Account, Claim, Job, LedgerEntry, Worker
 from ..payments import job_price
 from ..states import JobState
+from ..timefmt import iso
 
 bp = Blueprint("points", __name__)
 
@@ -86,7 +87,7 @@ def entry_json(entry: LedgerEntry, labels: Mapping[str, str] | None = None) -> d
     """An entry with its books (``account:4``, ``escrow:7``: what the ledger keeps) and, given ``labels``
     (dashboard/books.py), the names a person reads for them (``from_label``, ``to_label``)."""
     shown = {
-        "id": entry.id, "at": datetime.fromtimestamp(entry.created_at, UTC).isoformat(),
+        "id": entry.id, "at": iso(entry.created_at),
         "from": entry.from_book, "to": entry.to_book, "amount": entry.amount, "reason": entry.reason,
         "memo": entry.memo, "job": entry.job_id, "task": entry.task_id, "check": entry.check_id,
         "claim": entry.claim_id, "worker": entry.worker_id, "frame": entry.frame,
@@ -131,7 +132,7 @@ def grant() -> tuple[Response, int]:
     if not isinstance(body, dict) or not isinstance(body.get("account"), str):
         raise ApiError(400, "bad_request", 'send {"account": NAME, "amount": POINTS, "memo": TEXT}')
     amount = body.get("amount")
-    if not isinstance(amount, int) or isinstance(amount, bool) or not 0 < amount <= 10**9:
+    if not is_int(amount) or not 0 < amount <= 10**9:
         raise ApiError(400, "bad_request", "'amount' must be a positive integer")
     account = db.session.execute(select(Account).filter_by(name=body["account"])).scalar_one_or_none()
     if account is None:

@@ -8,7 +8,7 @@ from flask import Blueprint, jsonify, request
 from sqlalchemy import select
 
 from .. import events, paging
-from ..auth import current_caller, issue_token, require, revoke_token, token_json
+from ..auth import current_caller, issue_token, require, revoke_token, token_json, wrong_kind
 from ..db import db
 from ..errors import ApiError
 from ..models import Account, ApiToken, now
@@ -23,7 +23,7 @@ def _admin_only() -> None:
     # require("admin") already refuses user and worker tokens; this keeps the endpoints admin-only even if
     # require() ever learns to let other kinds through.
     if not current_caller().is_admin:
-        raise ApiError(403, "forbidden", "this endpoint is for admin tokens")
+        raise wrong_kind("admin")
 
 
 def _record(kind: str, message: str, listing: dict[str, Any]) -> None:

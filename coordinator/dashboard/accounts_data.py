@@ -14,8 +14,8 @@ from ..db import db
 from ..ledger import account_book, escrow_book
 from ..models import Account, AccountBlock, Claim, Event, Job, LedgerEntry, Worker
 from ..states import JobState
+from ..timefmt import iso
 from . import books, scope
-from .timefmt import iso
 
 # The ledger table shows the newest entries that match the filters, at most this many.
 LEDGER_LIMIT = 300

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from flask import jsonify, request
+from framehive.protocol.json_numbers import is_int
 
 from .. import job_control, worker_control
 from ..db import db
@@ -60,7 +61,7 @@ def worker_action(worker_id: int, action: str):
     by = current_viewer().account_name
     job_id = (request.get_json(silent=True) or {}).get("job") if action == "unblock" else None
     if job_id is not None:  # one job's blocklist; without it, every job's
-        job = db.session.get(Job, job_id) if isinstance(job_id, int) and not isinstance(job_id, bool) else None
+        job = db.session.get(Job, job_id) if is_int(job_id) else None
         if job is None:
             return error(404, "not_found", f"no job {job_id!r}")
         worker_control.unblock_worker(worker, job, by=by)

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from flask import url_for
+from framehive.protocol.vocabulary import CheckState, Verdict
 from sqlalchemy import select
 
 from .. import capabilities
@@ -14,13 +15,17 @@ from ..auth import Caller
 from ..db import db
 from ..models import Check, Frame, Job, TaskFailure, Worker
 from ..states import FrameState
+from ..timefmt import iso
 from . import scope
 from .jobs_data import job_rows
-from .timefmt import iso
 
 # How many of the latest frames are shown as thumbnails (the grid shows every frame's state).
 THUMBNAILS = 12
-OPEN_CHECK_STATES = ("queued", "leased")
+# The grid's states, in a frame's order: the stored ones and two the grid adds (frame_grid). The job page's legend
+# (job.js) is given them by the page (pages.job).
+VERIFYING, REJECTED = "verifying", "rejected"
+GRID_STATES = (FrameState.QUEUED, FrameState.RENDERING, FrameState.RENDERED, VERIFYING, FrameState.VERIFIED, REJECTED,
+               FrameState.FAILED, FrameState.CANCELLED)
 LOG_TAIL_CHARS = 2000
 
 
@@ -46,15 +51,15 @@ def job_detail(viewer: Caller, job: Job) -> dict[str, Any]:
 def frame_grid(viewer: Caller, frames: Sequence[Frame], checks: Sequence[Check]) -> list[dict[str, Any]]:
     """Every frame with the state the grid colours it by, which adds two to the stored ones: ``verifying``
     (rendered, a check on it under way) and ``rejected`` (its pixels were thrown out after a failed check)."""
-    checking = {c.frame_id for c in checks if c.state in OPEN_CHECK_STATES}
-    failed = {c.frame_id for c in checks if c.verdict == "fail"}
+    checking = {c.frame_id for c in checks if c.state in CheckState.OPEN}
+    failed = {c.frame_id for c in checks if c.verdict == Verdict.FAIL}
     grid = []
     for frame in frames:
         state = frame.state
         if state == FrameState.RENDERED and frame.id in checking:
-            state = "verifying"
+            state = VERIFYING
         elif state in (FrameState.QUEUED, FrameState.RENDERING) and frame.id in failed:
-            state = "rejected"
+            state = REJECTED
         grid.append({"n": frame.number, "state": state, "worker": frame.worker.name if frame.worker else None,
                      "verified_by": frame.verified_by, "flags": frame.flags or [],
                      "image": frame_url(frame, sha, "preview") if (sha := scope.frame_pixels(viewer, frame))

@@ -14,9 +14,9 @@ from ..ledger import escrow_book
 from ..models import Account, Frame, Job, Task, now
 from ..payments import job_price
 from ..states import FrameState, JobState, TaskState
+from ..timefmt import iso
 from . import books, scope
 from .actions_allowed import job_actions
-from .timefmt import iso
 
 # The table shows the newest jobs that match the filters, at most this many.
 LIST_LIMIT = 200

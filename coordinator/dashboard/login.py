@@ -6,7 +6,7 @@ from typing import Any
 
 from flask import redirect, render_template, request, url_for
 
-from ..auth import caller_for_secret
+from ..auth import NOT_VALID, caller_for_secret
 from ..db import db
 from .blueprint import bp
 from .sessions import csrf_token, sign_in, sign_out, viewer
@@ -40,7 +40,7 @@ def login_submit():
     caller = caller_for_secret(secret) if 0 < len(secret) <= MAX_TOKEN_LENGTH else None
     db.session.commit()
     if caller is None:
-        return login_page("That token is not valid: unknown, revoked or expired.", 401)
+        return login_page(f"{NOT_VALID[0].upper()}{NOT_VALID[1:]}.", 401)
     sign_in(caller)
     return redirect(safe_next(request.form.get("next")), 303)
 

@@ -14,9 +14,9 @@ from ..db import db
 from ..ledger import account_book
 from ..models import Check, Frame, JobBlock, LedgerEntry, Task, Worker, now
 from ..states import TaskState
+from ..timefmt import iso
 from . import scope
 from .actions_allowed import worker_actions
-from .timefmt import iso
 
 # Frames per hour are counted over this window (frames rendered in the last hour).
 PACE_WINDOW = 3600.0
