@@ -101,12 +101,12 @@ ARBITER_MIN_TRUST = 20
 # Long enough for a same-class machine of a busy network to come free, short enough that a young network delivers.
 FALLBACK_WAIT = 600.0
 # Settings pinned in every job, over the artist's own. None: a delivered frame is the artist's own render, dither
-# included. Dither is a fixed function of the pixel position in the image rendered (research/verification.md §4a;
-# measured: a full frame renders alike every time), so a region render's dither differs from the full frame's by
-# up to 2 levels, which the strict rule's 4 levels allow (benchmarks/verification.py, part d).
+# included. Dither is a fixed function of the pixel position in the image rendered (a full frame renders alike
+# every time), so a region render's dither differs from the full frame's by up to 2 levels, which the strict
+# rule's 4 levels allow (benchmarks/comparison.py, part (d) of BENCHMARKS.md: no honest dithered crop fails).
 PINNED_SETTINGS: dict[str, object] = {}
 POLICIES = ("adaptive", "circle", "full")
-# Points (coordinator/ledger.py, pricing.py). A job of M frames costs M x (FRAME_PRICE + CHECK_PRICE), held
+# Points (coordinator/ledger.py, payments.py). A job of M frames costs M x (FRAME_PRICE + CHECK_PRICE), held
 # in escrow: the most its frames and their checks can ever pay out, so self-dealing never earns more than
 # it costs (fRender's rule). A renderer working on its own account's job earns SELF_DEALING_RATE of the
 # frame price (SheepIt's 30 %); a caught cheater forfeits STAKE points of its balance to the network.

@@ -2,9 +2,11 @@
 
 This is the coordinator's one place that looks at pixels. It holds no state, knows nothing about Flask or the
 database, and every threshold is a module-level constant that says where its number comes from. The numbers
-come from ``research/verification.md`` (320x180 job, Cycles CPU, 64 spp, measured with scikit-image) and from
-this module's tests (the 64x36, 8 spp sample scene); a per-job calibration script re-derives the cross-device
-tolerances (:class:`CrossTolerance`) from trusted renders, so the defaults here are starting values.
+cited as "research §N" were measured while verification was designed (320x180 job, Cycles CPU, 64 spp, measured
+with scikit-image); those notes are not part of this repository, and BENCHMARKS.md re-measures what the shipped
+rules rest on with benchmarks/verification.py and benchmarks/comparison.py. The rest come from this module's
+tests (the 64x36, 8 spp sample scene); a per-job calibration script re-derives the cross-device tolerances
+(:class:`CrossTolerance`) from trusted renders, so the defaults here are starting values.
 
 Typical use::
 

@@ -13,7 +13,8 @@ def main() -> None:
     bpy.ops.wm.open_mainfile(filepath=scene_path, load_ui=False, use_scripts=False)
     scene = bpy.context.scene
     scene.render.threads_mode = "FIXED"
-    scene.render.threads = 2  # thread count does not change Cycles' CPU output (research/verification.md)
+    # The thread count does not change Cycles' CPU output (part (a) of benchmarks/verification.py checks it).
+    scene.render.threads = 2
     for frame in map(int, frames):
         scene.frame_set(frame)
         scene.render.filepath = f"{out_dir}/ref_{frame:04d}.png"

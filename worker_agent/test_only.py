@@ -4,7 +4,7 @@ real worker: its frames would not be the job's, and every check of them would fa
 ``FRAMEHIVE_TEST_ONLY_RENDER_SEED=N`` makes the agent render every frame and region with Cycles seed N instead of
 the job's, and report its Blender as ``"<version> test-seed<N>"`` (so its device class differs from agents
 without it, models.Worker.device_class). Two device classes then differ in noise as a CPU and a GPU do, which is
-what cross-class verification must tolerate (research/verification.md §2: seeds stand for devices).
+what cross-class verification must tolerate (docs/verification.md: seeds stand in for devices).
 """
 
 from __future__ import annotations

@@ -11,7 +11,8 @@ from ..models import Check, Frame, Job, Task, VerificationKey, Worker
 from . import tier1
 
 # The verifier renders this many pixels around the region; only the inside is compared, because a
-# denoiser sees different context near a crop's edge (research/verification.md §4a: 16 px is enough).
+# denoiser sees different context near a crop's edge (with 16 px no honest denoised crop fails: part (d) of
+# BENCHMARKS.md).
 MARGIN = 16
 
 OPEN_STATES = ("queued", "leased")

@@ -15,8 +15,8 @@ from ..db import db
 from ..frame_analysis import Region, draw_region
 from ..models import Job, Task, VerificationKey
 
-# A region check covers about this share of the frame (research/verification.md §4b: 1/16 costs 0.08-0.23
-# of a frame and catches low-sample, upscaled and tampered output that overlaps it).
+# A region check covers about this share of the frame (BENCHMARKS.md: with its margin, 1/16 costs 0.13 of a
+# frame at 320x180 and 0.08 at 960x540, and catches low-sample, upscaled and tampered output that overlaps it).
 REGION_FRACTION = 1 / 16
 # A spot check covers about this share (at least 8x8 px): a fake that changes every pixel (another frame or
 # job, fewer samples, a lower resolution, a blank) fails it as surely as a region check, at a fraction of the

@@ -1,5 +1,5 @@
 """Claims and cancels cost something (in-process, on SQLite and PostgreSQL; the same against a real farm with real
-Blender in test_claim_limits_live.py).
+Blender in test_claim_costs_live.py).
 
 Before: a claim was free (each one a whole-frame render for a trusted node) and a job took any number of them;
 creating and cancelling a job gave every point back, so a loop of them cost nothing and left its rows behind.

@@ -11,7 +11,7 @@ got through:
 - ``handler``: a ``frame_change_pre`` handler that the same text block registers;
 - ``driver``: a scripted driver whose expression calls ``__import__``;
 - ``freestyle``: a Freestyle Python style module, which Blender runs at render time even when scripts are
-  disabled (documented in the manual's security page, and measured in research/blender-and-flask.md).
+  disabled (documented in the manual's security page).
 
 The other vectors run no Python at all: they make Blender itself write files outside the render output, during
 an ordinary ``render.render(write_still=True)`` with scripts disabled (all measured on bpy 5.0.1). Their
