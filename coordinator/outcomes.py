@@ -1,7 +1,9 @@
 """What happens to tasks and jobs when results, failures and cancels come in.
 
-Each public function is one transaction and commits before returning. Each returns the leases that other
-workers must drop (``LostLease``), so the dispatcher can tell them; the database stays the source of truth.
+Three are whole transactions and commit before returning: ``cancel_job``, ``frame_rendered`` and ``task_done``.
+The others (``requeue``, ``record_failure``, ``check_limit_hit``, ``take_back``, ``fail_job``) are steps of their
+caller's transaction and leave the commit to it. Those that take leases away return them (``LostLease``), so the
+dispatcher can tell the agents that must drop them; the database stays the source of truth.
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ __all__ = ["LostLease", "cancel_job", "check_limit_hit", "fail_job", "frame_rend
 
 
 def requeue(task: Task) -> None:
-    """Put a leased task back in the queue, or commit it if every frame already came in."""
+    """Put a leased task back in the queue or, if every frame already came in, take it to its commit point
+    (``commit_task``: its keys are used, its checks queued). No database commit."""
     for frame in db.session.execute(select(Frame).filter_by(task_id=task.id, state=FrameState.RENDERING)).scalars():
         frame.state = FrameState.QUEUED
     if missing_frames(task):
@@ -80,7 +83,8 @@ def _take_back_job(job: Job, account_id: int) -> list[LostLease]:
 
 
 def take_back(worker: Worker, reason: str) -> list[LostLease]:
-    """Its task leases back to the queue (no failure counted) and its check leases back to other verifiers."""
+    """Its task leases back to the queue (no failure counted) and its check leases back to other verifiers. No
+    commit."""
     tasks = db.session.execute(select(Task).filter_by(worker_id=worker.id, state=TaskState.LEASED)).scalars().all()
     checks = db.session.execute(select(Check).filter_by(verifier_id=worker.id, state="leased")).scalars().all()
     for task in tasks:
