@@ -9,6 +9,7 @@ from flask import abort, render_template
 from . import scope
 from .actions_allowed import acts_on_jobs
 from .blueprint import bp
+from .job_detail import GRID_STATES
 from .sessions import csrf_token, current_viewer, page_view
 
 NAV = (("overview", "Overview"), ("jobs", "Jobs"), ("workers", "Workers"), ("accounts", "Accounts & ledger"))
@@ -38,7 +39,7 @@ def job(job_id: int):
     found = scope.job(current_viewer(), job_id)
     if found is None:
         abort(404)
-    return page("job.html", "jobs", job_id=found.id, job_name=found.name)
+    return page("job.html", "jobs", job_id=found.id, job_name=found.name, frame_states=list(GRID_STATES))
 
 
 @bp.get("/workers")

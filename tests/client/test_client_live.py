@@ -9,6 +9,7 @@ coordinator's own database.
 from __future__ import annotations
 
 import hashlib
+import html
 import json
 import os
 import re
@@ -21,8 +22,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 from framehive.addon.cli import main
 from framehive.addon.client import MISSING_QUERY_BATCH, ApiError, Client, sha256_file
+from framehive.coordinator.dashboard import job_detail
+from framehive.protocol.vocabulary import FrameState
 
 from tests.farm import REPO, Farm, make_scene, wait_for
 from tests.images import colours
@@ -634,3 +638,22 @@ def test_cli_submit_packs_the_scene_with_its_files_once_allowed(
                                                                 (255, 255, 255)}, "both textures, no magenta"
     assert snapshot(asset_project["root"]) == before, "the artist's files are untouched"
 
+
+
+def test_the_dashboards_job_page_gets_its_frame_states_from_the_coordinator(idle: Site, sample_scene: Path) -> None:
+    """job.js draws the grid's legend from the states the page carries (one vocabulary), not from a copy."""
+    job = idle.client("artist").submit(sample_scene, frames="1-2", name="legend")
+    with requests.Session() as browser:
+        login = browser.get(f"{idle.url}/dashboard/login", timeout=30)
+        csrf = re.search(r'name="csrf_token" value="([^"]+)"', login.text)
+        assert csrf, login.text
+        signed_in = browser.post(f"{idle.url}/dashboard/login", timeout=30,
+                                 data={"token": idle.tokens["artist"], "csrf_token": csrf.group(1)})
+        assert signed_in.ok, signed_in.text
+        page = browser.get(f"{idle.url}/dashboard/jobs/{job['id']}", timeout=30)
+    carried = re.search(r"data-frame-states='([^']*)'", page.text)
+    assert carried, page.text
+    assert json.loads(html.unescape(carried.group(1))) == list(job_detail.GRID_STATES)
+    assert set(FrameState.ALL) < set(job_detail.GRID_STATES)  # every stored state, and the grid's own two
+    script = (REPO / "coordinator" / "dashboard" / "static" / "job.js").read_text(encoding="utf-8")
+    assert not any(f'"{state}"' in script for state in job_detail.GRID_STATES)

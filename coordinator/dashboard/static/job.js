@@ -8,7 +8,8 @@
   const jobId = root.dataset.jobId;
   const grid = document.getElementById("frame-grid");
   const INTERVAL_MS = 2000;
-  const FRAME_STATES = ["queued", "rendering", "rendered", "verifying", "verified", "rejected", "failed", "cancelled"];
+  // The grid's states in a frame's order, as the coordinator names them (dashboard/job_detail.py GRID_STATES).
+  const FRAME_STATES = JSON.parse(root.dataset.frameStates);
   let selected = null; // a frame number picked in the grid, else the last rendered frame is shown
   let latest = null;
 
