@@ -1,8 +1,13 @@
-"""Content-addressed uploads: ask what is missing, upload only that; every upload is re-hashed."""
+"""Content-addressed uploads: ask what is missing, upload only that; every upload is re-hashed.
+
+With an object store, an upload goes straight there: ``POST /blobs/<sha>/uploads`` hands out a presigned PUT to a
+staging key, and ``POST /blobs/<sha>/uploads/<handle>`` reads the staged object back, checks its size and hash,
+and only then makes it the blob. On local disk the first answers ``{"url": null}`` and the bytes come by ``PUT``.
+"""
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, Response, current_app, jsonify, request
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
@@ -12,7 +17,7 @@ from ..db import db
 from ..errors import ApiError
 from ..models import Blob, Check, Job, Task, Worker
 from ..states import TaskState
-from ..storage import BlobTooLarge, HashMismatch
+from ..storage import BlobTooLarge, HashMismatch, NotUploaded, S3Storage
 from ..storage.local import SHA256_RE
 from ..storage_access import serve, storage
 from .bodies import drain
@@ -68,6 +73,71 @@ def upload(sha256: str):
         if room < limit:
             raise quotas.over_quota(account_id) from None
         raise ApiError(413, "too_large", str(exc)) from None
+    return _stored(sha256, size, account_id)
+
+
+@bp.post("/blobs/<sha256>/uploads")
+@require("user")
+def begin_direct_upload(sha256: str):
+    """A presigned PUT for ``{"size": N}`` bytes (object stores); ``{"url": null}`` means: PUT it here instead."""
+    _sha_or_400(sha256)
+    size = announced_size()
+    account_id = current_caller().account_id
+    if blob_access.owned_by(account_id, [sha256]):
+        quotas.record_upload(account_id, sha256)
+        db.session.commit()
+        return jsonify({"sha256": sha256, "size": db.session.get_one(Blob, sha256).size, "existed": True}), 200
+    limit = current_app.config["FRAMEHIVE_MAX_SCENE_BYTES"]
+    if size > limit:
+        raise ApiError(413, "too_large", f"blobs are limited to {limit} bytes")
+    if size == 0 or sha256 == EMPTY_SHA256:
+        raise ApiError(400, "empty", "the upload is empty")
+    quotas.upload_room(account_id, size, limit)  # 413 quota_exceeded
+    db.session.commit()
+    upload = storage().presigned_put(sha256, size, "application/octet-stream")
+    if upload is None:
+        return jsonify({"url": None}), 200
+    return jsonify({"url": upload.url, "method": "PUT", "headers": upload.headers, "upload": upload.handle,
+                    "expires_in": upload.expires_in}), 201
+
+
+@bp.post("/blobs/<sha256>/uploads/<upload>")
+@require("user")
+def confirm_direct_upload(sha256: str, upload: str):
+    """The uploader says its presigned PUT is done: the staged bytes are read back and checked before they count."""
+    _sha_or_400(sha256)
+    size = announced_size()
+    account_id = current_caller().account_id
+    store = storage()
+    if not isinstance(store, S3Storage):
+        raise ApiError(404, "not_found", "this coordinator takes uploads by PUT /blobs/<sha256>")
+    limit = current_app.config["FRAMEHIVE_MAX_SCENE_BYTES"]
+    if size > limit:
+        raise ApiError(413, "too_large", f"blobs are limited to {limit} bytes")
+    quotas.upload_room(account_id, size, limit)  # again: several uploads may have been handed out at once
+    db.session.commit()  # never hold the database while the store is read
+    try:
+        store.confirm(sha256, size, upload)
+    except NotUploaded:
+        raise ApiError(404, "not_found", "nothing was uploaded under this handle (or its URL expired)") from None
+    except HashMismatch as exc:
+        raise ApiError(400, "hash_mismatch", str(exc)) from None
+    except BlobTooLarge as exc:
+        raise ApiError(400, "bad_request", str(exc)) from None
+    return _stored(sha256, size, account_id)
+
+
+def announced_size() -> int:
+    """The ``size`` of a direct upload's JSON body."""
+    body = request.get_json(silent=True)
+    size = body.get("size") if isinstance(body, dict) else None
+    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+        raise ApiError(400, "bad_request", 'send {"size": <bytes>}')
+    return size
+
+
+def _stored(sha256: str, size: int, account_id: int) -> tuple[Response, int]:
+    """Record a checked, stored blob as the account's upload."""
     if db.session.get(Blob, sha256) is None:
         db.session.add(Blob(sha256=sha256, size=size, uploader_id=account_id))
     quotas.record_upload(account_id, sha256)

@@ -60,6 +60,8 @@ PAGE = [
     {"name": "after", "in": "query", "required": False, "description": "the cursor of the previous page's `next` "
      "link", "schema": {"type": "integer", "minimum": 0}},
 ]
+UPLOAD_HANDLE = {"name": "upload", "in": "path", "required": True,
+                 "schema": {"type": "string", "pattern": "^[A-Za-z0-9_-]{32}$"}}
 WORKER_HEADERS = [
     {"name": "attempt", "in": "query", "required": True, "schema": {"type": "integer"}},
     {"name": "X-Framehive-Worker", "in": "header", "required": True, "schema": {"type": "integer"}},
@@ -109,6 +111,19 @@ def _meta_paths() -> dict[str, Any]:
             "get": _op("Download a blob: a worker only a file (the .blend or an asset) of a job whose task or check "
                        "it holds", _ok(200, "bytes", BINARY)),
         },
+        "/api/v1/blobs/{sha256}/uploads": {"parameters": [SHA], "post": _op(
+            "Ask to upload a blob of {size} bytes straight to the object store (user): 201 a presigned PUT (url, "
+            "the headers to send with it, the upload's handle); 200 {url: null} on local disk (PUT it here), or "
+            "the Blob when the account has it already. 413 too_large or quota_exceeded",
+            {**_ok(201, "presigned upload", _json("DirectUpload")), **_ok(200, "no presigning, or already stored",
+                                                                          _json("DirectUpload"))},
+            body=_json("UploadSize"), errors=(413,))},
+        "/api/v1/blobs/{sha256}/uploads/{upload}": {
+            "parameters": [SHA, UPLOAD_HANDLE], "post": _op(
+                "Confirm a direct upload (user): the coordinator reads the staged object back, checks its size and "
+                "sha256, and only then stores it as the blob (the staged object is deleted either way). 400 "
+                "hash_mismatch; 404 when nothing was uploaded under the handle",
+                _ok(201, "stored", _json("Blob")), body=_json("UploadSize"), errors=(413,))},
     }
 
 
@@ -181,6 +196,24 @@ def _worker_paths() -> dict[str, Any]:
                        {**_ok(201, "accepted", _json("Accepted")), **_ok(200, "duplicate, ignored",
                                                                       _json("Accepted"))},
                        body=PNG, errors=(409, 503))},
+        "/api/v1/worker/tasks/{task_id}/frames/{number}/uploads": {
+            "parameters": [{"name": "task_id", "in": "path", "required": True, "schema": {"type": "integer"}},
+                           number, *WORKER_HEADERS],
+            "post": _op("Ask to upload a frame of {size} bytes straight to the object store (worker): 201 a "
+                        "presigned PUT; 200 {url: null} on local disk (PUT the frame here), or {accepted: false} for "
+                        "a duplicate. 409 lease_lost; 413 too_large",
+                        {**_ok(201, "presigned upload", _json("DirectUpload")), **_ok(200, "no presigning",
+                                                                                      _json("DirectUpload"))},
+                        body=_json("UploadSize"), errors=(409, 413))},
+        "/api/v1/worker/tasks/{task_id}/frames/{number}/uploads/{upload}": {
+            "parameters": [{"name": "task_id", "in": "path", "required": True, "schema": {"type": "integer"}},
+                           number, UPLOAD_HANDLE, *WORKER_HEADERS],
+            "post": _op("Confirm a frame's direct upload (worker): read back from the store and checked like a PUT "
+                        "(hash, lease, PNG header, tier 0); the staged object is deleted either way. 400 "
+                        "hash_mismatch, bad_frame, wrong_resolution; 404 nothing uploaded; 409 lease_lost",
+                        {**_ok(201, "accepted", _json("Accepted")), **_ok(200, "duplicate, ignored",
+                                                                       _json("Accepted"))},
+                        body=_json("UploadSize"), errors=(409, 413, 503))},
         "/api/v1/worker/checks/{handle}/result": {
             "parameters": [{"name": "handle", "in": "path", "required": True,
                             "schema": {"type": "string", "pattern": "^[A-Za-z0-9_-]{16,64}$"}},
@@ -279,6 +312,17 @@ def _schemas() -> dict[str, Any]:
         "Missing": {"type": "object", "required": ["missing"], "properties": {"missing": hexes}},
         "Blob": {"type": "object", "required": ["sha256", "size"], "properties": {
             "sha256": SHA256, "size": INT, "existed": BOOL}},
+        "UploadSize": {"type": "object", "required": ["size"], "properties": {
+            "size": {"type": "integer", "minimum": 0}}},
+        "DirectUpload": {"type": "object", "properties": {
+            "url": {"type": ["string", "null"], "description": "the presigned PUT; null: upload to the coordinator"},
+            "method": {"type": "string", "enum": ["PUT"]},
+            "headers": {"type": "object", "additionalProperties": {"type": "string"},
+                        "description": "send exactly these with the PUT (the signature covers them)"},
+            "upload": {"type": "string", "description": "the handle to confirm the upload with"},
+            "expires_in": {"type": "integer"},
+            "sha256": {"type": "string"}, "size": {"type": "integer"}, "existed": {"type": "boolean"},
+            "accepted": {"type": "boolean"}, "reason": {"type": "string"}}},
         "Accepted": {"type": "object", "required": ["accepted"], "properties": {
             "accepted": BOOL, "reason": STR}},
         "Grant": {"type": "object", "required": ["account", "amount"], "properties": {

@@ -2,27 +2,37 @@
 
 The worker must hold the task's lease for that attempt; the bytes must hash to the announced sha256 and
 decode as a PNG of the job's resolution. A frame that already has pixels is a harmless duplicate.
+
+With an object store the PUT goes there instead: ``POST …/frames/<n>/uploads`` hands out a presigned PUT to a
+staging key, and ``POST …/frames/<n>/uploads/<handle>`` reads the staged object back and runs the very checks a
+PUT here runs (lease, size, hash, PNG header, tier 0) before the frame counts. On local disk the first answers
+``{"url": null}``: PUT the frame here.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from flask import Blueprint, current_app, jsonify, request
+from werkzeug.wrappers import Response
 
 from ..auth import current_caller, require
 from ..db import db
 from ..errors import ApiError
 from ..ids import lenient_id
 from ..leases import held_task, lease_timeout
-from ..models import Blob, Frame, Worker
+from ..models import Blob, Frame, Task, Worker
 from ..outcomes import frame_rendered
 from ..states import FrameState
-from ..storage import BlobTooLarge, HashMismatch
+from ..storage import BlobTooLarge, HashMismatch, NotUploaded, S3Storage
 from ..storage.local import SHA256_RE
 from ..storage_access import storage
 from ..tier0 import FrameRejected, inspect_frame
+from .blobs import announced_size
 from .bodies import drain, read_limited
 from .decoding import decode_slot, expect_size, upload_limit
 
@@ -40,9 +50,24 @@ def worker_id_from_header() -> int:
     return worker.id
 
 
-@bp.put("/worker/tasks/<int:task_id>/frames/<int:number>")
-@require("worker")
-def upload_frame(task_id: int, number: int):
+@dataclass
+class FrameUpload:
+    """A frame upload that may go ahead: who sends which frame of which task attempt, and how big it may be."""
+
+    worker_id: int
+    task_id: int
+    attempt: int | None
+    number: int
+    sha256: str
+    frame: Frame
+    task: Task
+    width: int
+    height: int
+    limit: int
+
+
+def _admit(task_id: int, number: int) -> FrameUpload | tuple[Response, int]:
+    """The checks before any byte is looked at; a harmless duplicate is answered at once (its body drained)."""
     worker_id = worker_id_from_header()
     attempt = lenient_id(request.args.get("attempt"))
     sha256 = request.headers.get("X-Content-SHA256", "")
@@ -61,26 +86,99 @@ def upload_frame(task_id: int, number: int):
     if frame is None:
         raise ApiError(400, "bad_frame", f"frame {number} is not part of task {task_id} ({task.frames_spec})")
     width, height = frame.job.resolution_x, frame.job.resolution_y
+    return FrameUpload(worker_id, task_id, attempt, number, sha256, frame, task, width, height,
+                       upload_limit(width, height))
+
+
+@bp.put("/worker/tasks/<int:task_id>/frames/<int:number>")
+@require("worker")
+def upload_frame(task_id: int, number: int):
+    upload = _admit(task_id, number)
+    if not isinstance(upload, FrameUpload):
+        return upload
     db.session.commit()  # never hold the database while the body crosses the network
-    limit = upload_limit(width, height)
-    data = read_limited(limit)
-    if hashlib.sha256(data).hexdigest() != sha256:
+    data = read_limited(upload.limit)
+    return _take(upload, data, lambda: _put(upload.sha256, data, upload.limit))
+
+
+@bp.post("/worker/tasks/<int:task_id>/frames/<int:number>/uploads")
+@require("worker")
+def begin_direct_frame_upload(task_id: int, number: int):
+    """A presigned PUT for the frame (``{"size": N}``) to the object store; ``{"url": null}``: PUT it here."""
+    size = announced_size()
+    upload = _admit(task_id, number)
+    if not isinstance(upload, FrameUpload):
+        return upload
+    if size > upload.limit:
+        raise ApiError(413, "too_large", f"a {upload.width}x{upload.height} frame is limited to {upload.limit} bytes")
+    db.session.commit()
+    direct = storage().presigned_put(upload.sha256, size, "image/png")
+    if direct is None:
+        return jsonify({"url": None}), 200
+    return jsonify({"url": direct.url, "method": "PUT", "headers": direct.headers, "upload": direct.handle,
+                    "expires_in": direct.expires_in}), 201
+
+
+@bp.post("/worker/tasks/<int:task_id>/frames/<int:number>/uploads/<upload>")
+@require("worker")
+def confirm_direct_frame_upload(task_id: int, number: int, upload: str):
+    """The worker's presigned PUT is done: the staged frame is read back from the store and checked like a PUT."""
+    size = announced_size()
+    store = storage()
+    if not isinstance(store, S3Storage):
+        raise ApiError(404, "not_found", "this coordinator takes frames by PUT")
+    handle = upload
+    admitted = _admit(task_id, number)
+    if not isinstance(admitted, FrameUpload):  # a duplicate: whatever was staged is not needed
+        with contextlib.suppress(NotUploaded):
+            store.discard(request.headers.get("X-Content-SHA256", ""), size, handle)
+        return admitted
+    if size > admitted.limit:
+        raise ApiError(413, "too_large",
+                       f"a {admitted.width}x{admitted.height} frame is limited to {admitted.limit} bytes")
+    db.session.commit()  # never hold the database while the store is read
+    try:
+        data = store.read_staged(admitted.sha256, size, handle)
+    except NotUploaded:
+        raise ApiError(404, "not_found", "nothing was uploaded under this handle (or its URL expired)") from None
+    except BlobTooLarge as exc:
+        raise ApiError(400, "bad_frame", str(exc)) from None
+
+    def promote() -> int:
+        store.promote(admitted.sha256, size, handle)
+        return size
+
+    try:
+        return _take(admitted, data, promote)
+    finally:
+        store.discard(admitted.sha256, size, handle)  # refused, a duplicate, or promoted already: never kept
+
+
+def _put(sha256: str, data: bytes, limit: int) -> int:
+    try:
+        return storage().put(sha256, io.BytesIO(data), limit)
+    except (HashMismatch, BlobTooLarge) as exc:  # cannot happen after the checks in _take; be safe
+        raise ApiError(400, "bad_frame", str(exc)) from None
+
+
+def _take(upload: FrameUpload, data: bytes, store: Callable[[], int]) -> tuple[Response, int]:
+    """Check the frame's bytes (hash, lease still held, PNG header, tier 0), ``store`` them unless that blob
+    exists, and record the frame."""
+    if hashlib.sha256(data).hexdigest() != upload.sha256:
         raise ApiError(400, "hash_mismatch", "the frame does not hash to X-Content-SHA256")
-    task = held_task(worker_id, task_id, attempt)  # the lease may have run out during the upload
+    task = held_task(upload.worker_id, upload.task_id, upload.attempt)  # the lease may have run out meanwhile
     if task is None:
-        raise ApiError(409, "lease_lost", f"you no longer hold task {task_id} attempt {attempt}")
-    expect_size(data, width, height, "bad_frame")
+        raise ApiError(409, "lease_lost", f"you no longer hold task {upload.task_id} attempt {upload.attempt}")
+    frame = db.session.get_one(Frame, upload.frame.id)
+    expect_size(data, upload.width, upload.height, "bad_frame")
     try:
         with decode_slot():
-            tier0 = inspect_frame(data, frame, width * height)
+            tier0 = inspect_frame(data, frame, upload.width * upload.height)
     except FrameRejected as exc:
         raise ApiError(400, "bad_frame", str(exc)) from None
-    if db.session.get(Blob, sha256) is None:
-        try:
-            size = storage().put(sha256, io.BytesIO(data), limit)
-        except (HashMismatch, BlobTooLarge) as exc:  # cannot happen after the checks above; be safe
-            raise ApiError(400, "bad_frame", str(exc)) from None
-        db.session.add(Blob(sha256=sha256, size=size, uploader_id=current_caller().account_id))
+    if db.session.get(Blob, upload.sha256) is None:
+        size = store()
+        db.session.add(Blob(sha256=upload.sha256, size=size, uploader_id=current_caller().account_id))
     frame.tile_hashes, frame.tile_key, frame.flags = tier0.tile_hashes, tier0.tile_key, tier0.flags
-    accepted = frame_rendered(task, number, sha256, lease_timeout())
+    accepted = frame_rendered(task, upload.number, upload.sha256, lease_timeout())
     return jsonify({"accepted": accepted}), 201 if accepted else 200

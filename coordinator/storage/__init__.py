@@ -5,9 +5,10 @@ from __future__ import annotations
 from urllib.parse import urlparse
 
 from .local import BlobTooLarge, HashMismatch, LocalStorage
-from .s3 import S3Storage
+from .s3 import DirectUpload, NotUploaded, S3Storage
 
-__all__ = ["BlobTooLarge", "HashMismatch", "LocalStorage", "S3Storage", "Storage", "open_storage"]
+__all__ = ["BlobTooLarge", "DirectUpload", "HashMismatch", "LocalStorage", "NotUploaded", "S3Storage", "Storage",
+           "open_storage"]
 
 Storage = LocalStorage | S3Storage
 

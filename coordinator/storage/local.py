@@ -84,6 +84,10 @@ class LocalStorage:
         """The blob as a file on this machine (here: the stored file itself; never write to it)."""
         yield self.path(sha256)
 
+    def presigned_put(self, sha256: str, size: int, content_type: str) -> None:
+        """Where the uploader may PUT the bytes itself: nowhere for local disk (they come through the coordinator)."""
+        return None
+
     def presigned_get(self, sha256: str, mimetype: str, download_name: str | None = None) -> str | None:
         """A URL the client may fetch the blob from without the coordinator: none for local disk."""
         return None

@@ -9,8 +9,10 @@ sees every request that reaches it: no bearer token of Framehive ever does.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import http.client
+import os
 import shutil
 import tempfile
 import threading
@@ -21,9 +23,11 @@ from pathlib import Path
 import pytest
 import requests
 from framehive.addon.client import Client
+from framehive.protocol import messages as m
 
 from tests.farm import Farm
 from tests.live import mint_tokens
+from tests.protocol_worker import ProtocolWorker, png
 from tests.s3 import MotoServer
 
 RENDER_TIMEOUT = 150
@@ -134,9 +138,100 @@ def test_a_job_renders_on_s3_and_frames_are_redirects_to_the_store(
     got = alice.download_frame(job["id"], 1, tmp_path / "frame1.png", expected_sha256=frames[0])
     assert hashlib.sha256(got.read_bytes()).hexdigest() == frames[0]
 
+    staged = [path for method, path, _ in proxy.seen if method == "PUT" and "/incoming/" in path]
+    assert all(any(f"/incoming/{sha}-" in path for path in staged) for sha in [job["scene"], *frames]), \
+        "the artist's scene and the worker's frames went straight to the store (presigned PUTs)"
     presigned = [path for method, path, _ in proxy.seen if method == "GET" and "X-Amz-Signature=" in path]
     assert any(key(job["scene"]) in path for path in presigned), "the worker fetched the scene from the store"
     assert any(key(frames[0]) in path for path in presigned), "the artist fetched the frame from the store"
     leaked = [(method, path) for method, path, headers in proxy.seen
               if any(token in value for value in headers.values() for token in tokens.values())]
     assert leaked == [], "a Framehive token reached the store"
+
+
+# Direct uploads: the bytes go to the store under a presigned PUT, the coordinator confirms them after.
+# moto's server stores whatever body comes under a presigned URL (it checks neither the signed checksum nor the
+# length), like a store without checksum support: only the coordinator's confirmation stands between junk and a blob.
+
+def begin(url: str, token: str, sha: str, size: int, headers: dict[str, str] | None = None) -> requests.Response:
+    return requests.post(url, json={"size": size}, timeout=30,
+                         headers={"Authorization": f"Bearer {token}", **(headers or {})})
+
+
+def test_a_wrong_body_under_a_presigned_url_is_refused_at_confirmation(
+        s3_farm: Farm, store: tuple[str, RecordingProxy], moto: MotoServer) -> None:
+    bucket, _proxy = store
+    alice = mint_tokens(s3_farm, alice=("user", "alice"))["alice"]
+    data, junk = os.urandom(5000), os.urandom(5000)
+    sha = hashlib.sha256(data).hexdigest()
+    blobs = f"{s3_farm.url}/api/v1/blobs/{sha}/uploads"
+    handed = begin(blobs, alice, sha, len(data))
+    assert handed.status_code == 201, handed.text
+    direct = handed.json()
+    assert "X-Amz-Signature=" in direct["url"] and "/incoming/" in direct["url"] and key(sha) not in direct["url"]
+    assert direct["headers"]["x-amz-checksum-sha256"] == base64.b64encode(bytes.fromhex(sha)).decode()
+    put = requests.put(direct["url"], data=junk, headers=direct["headers"], timeout=30)
+    assert put.status_code == 200, "moto took the wrong body (a store that checks would refuse it here)"
+
+    confirmed = begin(f"{blobs}/{direct['upload']}", alice, sha, len(data))
+    assert (confirmed.status_code, confirmed.json()["error"]["code"]) == (400, "hash_mismatch"), confirmed.text
+    assert Client(s3_farm.url, alice).missing_blobs([sha]) == [sha], "the junk did not become the blob"
+    assert not any("/incoming/" in name or name == key(sha) for name in keys(moto, bucket)), keys(moto, bucket)
+
+    again = begin(blobs, alice, sha, len(data)).json()  # the honest upload still works
+    assert requests.put(again["url"], data=data, headers=again["headers"], timeout=30).status_code == 200
+    stored = begin(f"{blobs}/{again['upload']}", alice, sha, len(data))
+    assert stored.status_code == 201 and stored.json() == {"sha256": sha, "size": len(data), "existed": False}
+    assert moto.client().get_object(Bucket=bucket, Key=key(sha))["Body"].read() == data
+    assert not any("/incoming/" in name for name in keys(moto, bucket)), "the staged copy is gone"
+
+
+def test_a_presigned_put_cannot_overwrite_another_accounts_blob(
+        s3_farm: Farm, store: tuple[str, RecordingProxy], moto: MotoServer, tmp_path: Path) -> None:
+    bucket, _proxy = store
+    tokens = mint_tokens(s3_farm, alice=("user", "alice"), mallory=("user", "mallory"))
+    data = os.urandom(3000)
+    sha = hashlib.sha256(data).hexdigest()
+    (tmp_path / "blob").write_bytes(data)
+    assert Client(s3_farm.url, tokens["alice"]).upload_blob(tmp_path / "blob", sha)["size"] == len(data)
+    direct = begin(f"{s3_farm.url}/api/v1/blobs/{sha}/uploads", tokens["mallory"], sha, len(data)).json()
+    assert direct["url"] is not None, "missing for mallory: she is handed an upload (to her own staging key)"
+    requests.put(direct["url"], data=b"\0" * len(data), headers=direct["headers"], timeout=30)
+    assert moto.client().get_object(Bucket=bucket, Key=key(sha))["Body"].read() == data, "alice's blob is intact"
+
+
+def test_a_workers_frame_goes_to_the_store_and_a_wrong_one_is_refused_at_confirmation(
+        s3_farm: Farm, store: tuple[str, RecordingProxy], moto: MotoServer, sample_scene: Path) -> None:
+    bucket, proxy = store
+    tokens = mint_tokens(s3_farm, alice=("user", "alice"), owner=("worker", "owner"))
+    job = Client(s3_farm.url, tokens["alice"]).submit(sample_scene, frames="1", chunk=1)
+    agent = ProtocolWorker(s3_farm.url, tokens["owner"], "direct")
+    try:
+        order = agent.receive_alive(timeout=30)
+        assert isinstance(order, m.Assign) and order.job_id == job["id"], order
+        frame, other = png(colour=(10, 200, 30)), png(colour=(200, 10, 30))
+        sha = hashlib.sha256(frame).hexdigest()
+        path = s3_farm.url + order.upload_url.replace("{frame}", "1")
+        where, query = path.split("?")
+        headers = {"X-Framehive-Worker": str(agent.worker_id), "X-Content-SHA256": sha}
+        direct = begin(f"{where}/uploads?{query}", tokens["owner"], sha, len(frame), headers).json()
+        assert "/incoming/" in direct["url"], direct
+        requests.put(direct["url"], data=other.ljust(len(frame), b"\0")[:len(frame)], headers=direct["headers"],
+                     timeout=30)
+        confirm = f"{where}/uploads/{direct['upload']}?{query}"
+        refused = begin(confirm, tokens["owner"], sha, len(frame), headers)
+        assert (refused.status_code, refused.json()["error"]["code"]) == (400, "hash_mismatch"), refused.text
+        assert requests.get(f"{s3_farm.url}/api/v1/jobs/{job['id']}", timeout=30, headers={
+            "Authorization": f"Bearer {tokens['alice']}"}).json()["frame_states"][0]["sha256"] is None
+
+        direct = begin(f"{where}/uploads?{query}", tokens["owner"], sha, len(frame), headers).json()
+        assert requests.put(direct["url"], data=frame, headers=direct["headers"], timeout=30).status_code == 200
+        taken = begin(f"{where}/uploads/{direct['upload']}?{query}", tokens["owner"], sha, len(frame), headers)
+        assert (taken.status_code, taken.json()) == (201, {"accepted": True}), taken.text
+        assert moto.client().get_object(Bucket=bucket, Key=key(sha))["Body"].read() == frame
+        assert not any("/incoming/" in name for name in keys(moto, bucket)), keys(moto, bucket)
+        tokens_seen = [path for method, path, headers in proxy.seen
+                       if any(token in value for value in headers.values() for token in tokens.values())]
+        assert tokens_seen == [], "a Framehive token reached the store"
+    finally:
+        agent.close()
