@@ -31,6 +31,9 @@ def test_worker_extra_pulls_no_flask():
     # requests is allowed in the client (issue 16)
     ("framehive.addon.cli", ("flask", "websockets", "bpy", "framehive.coordinator", "framehive.worker_agent")),
     ("framehive.protocol.messages", ("flask", "websockets", "requests")),
+    # Blender loads it inside the extension (as _protocol.vocabulary): nothing but the standard library.
+    ("framehive.protocol.vocabulary", ("flask", "websockets", "requests", "bpy", "framehive.addon",
+                                       "framehive.coordinator", "framehive.worker_agent")),
     # The console scripts' entry points run in installs with only some extras (tests/test_installs.py).
     ("framehive.launch", ("flask", "websockets", "requests", "bpy", "framehive.addon", "framehive.coordinator",
                           "framehive.worker_agent")),
