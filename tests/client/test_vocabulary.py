@@ -4,8 +4,13 @@ protocol/vocabulary.py, and the add-on and the ``framehive`` command import them
 from __future__ import annotations
 
 import ast
+import importlib
+import shutil
+import sys
 from pathlib import Path
+from types import ModuleType
 
+import pytest
 from framehive.addon import cli, vocabulary
 from framehive.coordinator import config, states
 from framehive.coordinator.api import openapi
@@ -74,3 +79,36 @@ def test_no_add_on_module_types_a_name_of_the_vocabulary_again() -> None:
                     and node.value in vocabulary_names and (path.name, node.value) not in allowed):
                 found.append((Path(path).name, node.lineno, node.value))
     assert found == []
+
+
+def load_copy(tmp_path: Path, name: str, protocol: tuple[str, ...] | None) -> ModuleType:
+    """addon/vocabulary.py imported from a package ``name`` laid out like the extension: with a ``_protocol``
+    subpackage holding the named modules of protocol/ (``None``: without one, as in the repository)."""
+    package = tmp_path / name
+    package.mkdir()
+    (package / "__init__.py").write_text("", encoding="utf-8")
+    shutil.copy(REPO / "addon" / "vocabulary.py", package / "vocabulary.py")
+    if protocol is not None:
+        (package / "_protocol").mkdir()
+        for module in protocol:
+            shutil.copy(REPO / "protocol" / module, package / "_protocol" / module)
+    sys.path.insert(0, str(tmp_path))
+    try:
+        return importlib.import_module(f"{name}.vocabulary")
+    finally:
+        sys.path.remove(str(tmp_path))
+        for loaded in [m for m in sys.modules if m == name or m.startswith(f"{name}.")]:
+            del sys.modules[loaded]
+
+
+def test_the_add_on_takes_the_zips_copy_first_and_the_package_otherwise(tmp_path: Path) -> None:
+    vendored = load_copy(tmp_path, "fh_ext_vendored", ("__init__.py", "vocabulary.py"))
+    assert vendored.JobState.__module__ == "fh_ext_vendored._protocol.vocabulary"
+    assert vendored.JobState.FINAL == shared.JobState.FINAL
+    assert load_copy(tmp_path, "fh_ext_plain", None).JobState is shared.JobState
+
+
+def test_a_broken_copy_in_the_zip_is_an_error_not_a_silent_fallback(tmp_path: Path) -> None:
+    with pytest.raises(ModuleNotFoundError) as caught:
+        load_copy(tmp_path, "fh_ext_broken", ("__init__.py",))
+    assert caught.value.name == "fh_ext_broken._protocol.vocabulary"
