@@ -144,19 +144,19 @@ def _restart(job: Job, task: Task) -> None:
     """Back to the queue with a fresh failure budget and fresh keys (the old ones' checks were voided when the
     job failed); a task with every frame in goes straight to its checks. No commit."""
     task.failures = 0
-    pending = []
-    for frame in _frames(task):
-        if frame.state not in FrameState.HAVE_PIXELS:
+    missing = missing_frames(task)
+    frames = _frames(task)
+    for frame in frames:
+        if frame.number in missing:
             frame.state = FrameState.QUEUED
-        if frame.state != FrameState.VERIFIED:
-            pending.append(frame.number)
+    pending = [frame.number for frame in frames if frame.state != FrameState.VERIFIED]
     if not pending:
         redraw_keys(job, task, [])
         move_task(task, TaskState.DONE)
         return
     redraw_keys(job, task, pending)
     db.session.flush()
-    if missing_frames(task):
+    if missing:
         move_task(task, TaskState.QUEUED)
     else:
         commit_task(task)

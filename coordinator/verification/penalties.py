@@ -15,7 +15,7 @@ from .. import events, payments
 from ..db import db
 from ..models import Frame, Job, JobBlock, Task, Worker
 from ..states import FrameState, JobState, TaskState
-from ..transitions import LostLease, move_task
+from ..transitions import LostLease, missing_frames, move_task
 from . import keys, trust
 from .checks import void_checks
 
@@ -63,9 +63,7 @@ def _rerender(job: Job, task: Task) -> list[LostLease]:
         lost.append(LostLease(task.id, task.worker_id or 0, "frames reassigned after a cheat"))
     if task.state != TaskState.QUEUED:
         move_task(task, TaskState.QUEUED)
-    missing = [f.number for f in db.session.execute(select(Frame).filter_by(task_id=task.id)).scalars()
-               if f.state not in FrameState.HAVE_PIXELS]
-    keys.redraw_keys(job, task, missing or task.frame_numbers)
+    keys.redraw_keys(job, task, missing_frames(task) or task.frame_numbers)
     return lost
 
 
