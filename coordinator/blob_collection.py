@@ -56,6 +56,7 @@ def collect(at: float | None = None) -> Collected:
     at = now() if at is None else at
     done = Collected(jobs=release_finished_jobs(at))
     _collect_blobs(at, done)
+    storage().sweep_staged()  # direct uploads (object stores) handed out but never confirmed
     return done
 
 

@@ -88,6 +88,10 @@ class LocalStorage:
         """Where the uploader may PUT the bytes itself: nowhere for local disk (they come through the coordinator)."""
         return None
 
+    def sweep_staged(self, older_than: float = 0) -> int:
+        """Direct uploads never confirmed: none on local disk (nothing is uploaded around the coordinator)."""
+        return 0
+
     def presigned_get(self, sha256: str, mimetype: str, download_name: str | None = None) -> str | None:
         """A URL the client may fetch the blob from without the coordinator: none for local disk."""
         return None

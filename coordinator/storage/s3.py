@@ -26,6 +26,9 @@ SPOOL_BYTES = 8 * 1024 * 1024
 PRESIGN_SECONDS = 300
 # Direct uploads land under this folder of the prefix, never at a blob's own key (see presigned_put).
 STAGING = "incoming/"
+# A staged upload never confirmed is deleted this long after it was written (its URL expired long before; the
+# uploader confirms right after its PUT).
+STAGED_MAX_AGE = 3600.0
 # An upload's handle: the random part of its staging key (what the uploader names when it confirms).
 HANDLE_RE = re.compile(r"^[A-Za-z0-9_-]{32}$")
 
@@ -160,7 +163,7 @@ class S3Storage:
     def discard(self, sha256: str, size: int, handle: str) -> None:
         self.client.delete_object(Bucket=self.bucket, Key=self._staging_key(sha256, size, handle))
 
-    def sweep_staged(self, older_than: float) -> int:
+    def sweep_staged(self, older_than: float = STAGED_MAX_AGE) -> int:
         """Delete staged uploads last written more than ``older_than`` seconds ago (never confirmed); return how
         many. Their URLs expired long before, so nothing can still be uploading there."""
         import datetime

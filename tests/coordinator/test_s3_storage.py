@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import http.client
+import io
 import os
 import shutil
 import tempfile
@@ -235,3 +236,18 @@ def test_a_workers_frame_goes_to_the_store_and_a_wrong_one_is_refused_at_confirm
         assert tokens_seen == [], "a Framehive token reached the store"
     finally:
         agent.close()
+
+
+def test_an_unconfirmed_direct_upload_is_swept_and_blobs_stay(moto: MotoServer) -> None:
+    from framehive.coordinator.storage import S3Storage
+
+    bucket = moto.create_bucket()
+    storage = S3Storage(bucket, PREFIX, client=moto.client())
+    kept, junk = os.urandom(100), os.urandom(200)
+    storage.put(hashlib.sha256(kept).hexdigest(), io.BytesIO(kept), len(kept))
+    direct = storage.presigned_put(hashlib.sha256(junk).hexdigest(), len(junk), "application/octet-stream")
+    assert direct is not None
+    assert requests.put(direct.url, data=junk, headers=direct.headers, timeout=30).status_code == 200
+    assert storage.sweep_staged() == 0, "a fresh staged upload may still be confirmed"
+    assert storage.sweep_staged(older_than=-60) == 1
+    assert keys(moto, bucket) == {key(hashlib.sha256(kept).hexdigest())}
