@@ -99,6 +99,7 @@ def _until_waiting_or_done(thread: threading.Thread) -> None:
             waiting = connection.execute(text(
                 "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
                 "AND wait_event_type = 'Lock'")).scalar_one()
+            connection.rollback()  # pg_stat_activity is a snapshot kept until the transaction ends
             if waiting:
                 return
             assert time.monotonic() < deadline, "the reaper neither waited nor finished"
