@@ -38,6 +38,9 @@ def claim_task(worker_id: int) -> Task | None:
     worker = db.session.get(Worker, worker_id)
     if worker is None or worker.suspended or (worker.roles and "render" not in worker.roles):
         return None  # unknown, suspended, or a verify-only agent
+    if not _anything_queued():
+        db.session.commit()
+        return None
     blocked = select(JobBlock.job_id).where(JobBlock.worker_id == worker_id)
     blocked_account = select(AccountBlock.job_id).where(AccountBlock.account_id == worker.account_id)
     fits = capabilities.render_condition(worker)  # its Blender, its device, the job's cap on agents
@@ -67,6 +70,15 @@ def claim_task(worker_id: int) -> Task | None:
             return task
     db.session.commit()
     return None
+
+
+def _anything_queued() -> bool:
+    """Whether any task of a job that may be dispatched is queued. Every idle agent's claim asks this first: when
+    nothing is queued (every task leased, the jobs waiting for their checks), the claim ends here instead of
+    building and running the per-agent candidate query (its SQL expression alone was 4 % of the coordinator's time
+    at 100 agents, benchmarks/fleet.py)."""
+    return db.session.execute(select(Task.id).join(Job, Job.id == Task.job_id).where(
+        Task.state == TaskState.QUEUED, Job.state.in_(JobState.DISPATCHABLE)).limit(1)).first() is not None
 
 
 def held_task(worker_id: int, task_id: int, attempt: int | None = None) -> Task | None:
