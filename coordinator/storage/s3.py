@@ -26,6 +26,8 @@ SPOOL_BYTES = 8 * 1024 * 1024
 PRESIGN_SECONDS = 300
 # Direct uploads land under this folder of the prefix, never at a blob's own key (see presigned_put).
 STAGING = "incoming/"
+# The largest object S3's CopyObject copies in one request.
+SINGLE_COPY_BYTES = 5 * 1024**3
 # A staged upload never confirmed is deleted this long after it was written (its URL expired long before; the
 # uploader confirms right after its PUT).
 STAGED_MAX_AGE = 3600.0
@@ -157,7 +159,11 @@ class S3Storage:
         the staged object."""
         staged = self._staging_key(sha256, size, handle)
         if not self.exists(sha256):  # one copy of each content
-            self.client.copy({"Bucket": self.bucket, "Key": staged}, self.bucket, self.key(sha256))
+            source = {"Bucket": self.bucket, "Key": staged}
+            if size <= SINGLE_COPY_BYTES:  # one request (boto3's managed copy would look at the source first)
+                self.client.copy_object(Bucket=self.bucket, Key=self.key(sha256), CopySource=source)
+            else:
+                self.client.copy(source, self.bucket, self.key(sha256))  # multipart
         self.client.delete_object(Bucket=self.bucket, Key=staged)
 
     def discard(self, sha256: str, size: int, handle: str) -> None:
