@@ -144,14 +144,19 @@ def confirm_direct_frame_upload(task_id: int, number: int, upload: str):
     except BlobTooLarge as exc:
         raise ApiError(400, "bad_frame", str(exc)) from None
 
+    promoted = False
+
     def promote() -> int:
-        store.promote(admitted.sha256, size, handle)
+        nonlocal promoted
+        store.promote(admitted.sha256, size, handle)  # deletes the staged object
+        promoted = True
         return size
 
     try:
         return _take(admitted, data, promote)
     finally:
-        store.discard(admitted.sha256, size, handle)  # refused, a duplicate, or promoted already: never kept
+        if not promoted:  # refused, or the blob was stored already: the staged bytes are never kept
+            store.discard(admitted.sha256, size, handle)
 
 
 def _put(sha256: str, data: bytes, limit: int) -> int:
