@@ -6,8 +6,9 @@ until the bucket holds a request again); other tokens are not affected. Budgets 
 - ``read``: GET and HEAD requests, cheap and the most frequent (polling a job, listing pages);
 - ``write``: every other request (submits, job controls, claims, grants, blob uploads);
 - ``worker``: an agent's work: its scene downloads (GET /api/v1/blobs/…) and its frame and check uploads (PUT
-  under /api/v1/worker/), kept apart so that nothing else the token does (listings, its owner's polling) can
-  starve the frames its agents are rendering. Its burst fits a whole scene tree at once: the agent does not
+  under /api/v1/worker/, and POST there for a direct upload to an object store and its confirmation), kept apart
+  so that nothing else the token does (listings, its owner's polling) can starve the frames its agents are
+  rendering. Its burst fits a whole scene tree at once: the agent does not
   wait on a 429.
 
 A rate of 0 turns a budget off. Buckets live in memory, per process: coordinators sharing one database each
@@ -96,7 +97,7 @@ def init_app(app: Flask) -> None:
 
 def budget() -> str:
     """Which budget this request spends."""
-    if request.method == "PUT" and request.path.startswith(API + "worker/"):
+    if request.method in ("PUT", "POST") and request.path.startswith(API + "worker/"):  # POST: direct uploads
         return "worker"
     if request.method == "GET" and request.path.startswith(API + "blobs/"):
         return "worker"  # only agents (and admins) download blobs: the files of the work they hold

@@ -107,3 +107,14 @@ def test_a_bucket_refills_at_its_rate_up_to_its_burst() -> None:
     now[0] = 100.0
     assert [buckets.take((1, "read"), 2.0, 3) for _ in range(4)][-1] > 0, "never more than the burst"
     assert buckets.take((1, "read"), 0.0, 3) == 0.0, "a rate of 0 is no limit"
+
+
+def test_a_workers_direct_frame_uploads_spend_its_work_budget(limited):  # type: ignore[no-untyped-def]
+    farm, tokens = limited
+    while missing(farm, tokens["box"]).status_code != 429:
+        pass  # the worker token spends its write budget (a view it may not use: 403, counted all the same)
+    headers = {"Authorization": f"Bearer {tokens['box']}", "X-Framehive-Worker": "1", "X-Content-SHA256": "0" * 64}
+    for suffix in ("uploads", f"uploads/{'h' * 32}"):  # asking for a presigned PUT, confirming it
+        answer = requests.post(f"{farm.url}/api/v1/worker/tasks/1/frames/1/{suffix}?attempt=1", json={"size": 3},
+                               headers=headers, timeout=10)
+        assert answer.status_code != 429, f"a direct frame upload ({suffix}) spends the worker budget"
