@@ -124,11 +124,11 @@ def begin_direct_frame_upload(task_id: int, number: int):
 def confirm_direct_frame_upload(task_id: int, number: int, upload: str):
     """The worker's presigned PUT is done: the staged frame is read back from the store and checked like a PUT."""
     size = announced_size()
+    handle = upload
+    admitted = _admit(task_id, number)
     store = storage()
     if not isinstance(store, S3Storage):
         raise ApiError(404, "not_found", "this coordinator takes frames by PUT")
-    handle = upload
-    admitted = _admit(task_id, number)
     if not isinstance(admitted, FrameUpload):  # a duplicate: whatever was staged is not needed
         with contextlib.suppress(NotUploaded):
             store.discard(request.headers.get("X-Content-SHA256", ""), size, handle)

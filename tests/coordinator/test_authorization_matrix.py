@@ -143,6 +143,16 @@ def upload(data: Callable[[World], bytes], agent: Callable[[World, str], int]) -
     return send
 
 
+def direct_upload(data: Callable[[World], bytes], agent: Callable[[World, str], int]) -> Send:
+    """Asking for (or confirming) a worker's direct upload of these bytes: their size, sha256 and agent."""
+    def send(w: World, caller: str) -> dict[str, Any]:
+        payload = data(w)
+        return {"json": {"size": len(payload)},
+                "headers": {"X-Framehive-Worker": str(agent(w, caller)),
+                            "X-Content-SHA256": hashlib.sha256(payload).hexdigest()}}
+    return send
+
+
 def body(payload: Any) -> Send:
     return lambda w, caller: {"json": payload}
 
@@ -292,6 +302,11 @@ ROWS = [
     row("401  201  201  403  403  201", "PUT", "/blobs/{sha256}", label="new blob", mutates=True,
         params=lambda w: {"sha256": NEW_BLOB_SHA}, send=lambda w, caller: {"data": NEW_BLOB},
         check=fields(sha256=NEW_BLOB_SHA, existed=False)),
+    # direct uploads (object stores only): on local disk the coordinator says {url: null}, and has none to confirm
+    row("401  200  200  403  403  200", "POST", "/blobs/{sha256}/uploads", label="new blob, local disk",
+        params=lambda w: {"sha256": NEW_BLOB_SHA}, send=body({"size": len(NEW_BLOB)}), check=fields(url=None)),
+    row("401  404  404  403  403  404", "POST", "/blobs/{sha256}/uploads/{upload}", label="local disk",
+        params=lambda w: {"sha256": NEW_BLOB_SHA, "upload": "h" * 32}, send=body({"size": len(NEW_BLOB)})),
     row("401  403  403  200  403  200", "GET", "/blobs/{sha256}", label="scene under a leased check",
         params=lambda w: {"sha256": w.scene_a}, check=is_blob("scene_a")),
     row("401  403  403  200  403  200", "GET", "/blobs/{sha256}", label="scene of a leased task",
@@ -349,6 +364,12 @@ ROWS = [
     row("401  403  403  409  409  403", "PUT", "/worker/tasks/{task_id}/frames/{number}",
         label="a frame another agent already rendered", params=lambda w: {"task_id": w.done_task, "number": 1},
         query=lambda w: {"attempt": 1}, send=upload(frame_png, own_agent), mutates=True),
+    row("401  403  403  200  409  403", "POST", "/worker/tasks/{task_id}/frames/{number}/uploads",
+        label="own agent, local disk", params=leased_frame, query=leased_attempt,
+        send=direct_upload(frame_png, own_agent), check=fields(url=None)),
+    row("401  403  403  404  409  403", "POST", "/worker/tasks/{task_id}/frames/{number}/uploads/{upload}",
+        label="own agent, local disk", params=lambda w: {**leased_frame(w), "upload": "h" * 32},
+        query=leased_attempt, send=direct_upload(frame_png, own_agent)),
     row("401  403  403  201  409  403", "PUT", "/worker/checks/{handle}/result", label="own agent",
         params=leased_check, send=upload(check_png, own_agent), mutates=True,
         check=fields(accepted=True)),
