@@ -1,7 +1,9 @@
 """The WebSocket every worker agent keeps open: ``GET /api/v1/worker/ws`` with a worker token.
 
-One thread per connection (flask-sock). Every message is handled in its own short transaction, and the
-session is closed before waiting for the next one, so an idle socket never holds a database lock.
+The session's rules (hello first, what each message means, which order it ends) are protocol.session's
+CoordinatorSession; this module does the socket and the books. One thread per connection (flask-sock). Every
+message is handled in its own short transaction, and the database session is closed before waiting for the next
+one, so an idle socket never holds a database lock.
 """
 
 from __future__ import annotations
@@ -10,14 +12,23 @@ import contextlib
 
 from flask import Blueprint, current_app, g, request
 from flask_sock import Sock
-from framehive.protocol import PROTOCOL_VERSION
 from framehive.protocol import messages as m
+from framehive.protocol.session import (
+    CheckEnded,
+    CoordinatorSession,
+    HandedBack,
+    KeepCheck,
+    KeepTask,
+    Paused,
+    Step,
+    TaskEnded,
+)
 from simple_websocket import ConnectionClosed
 
 from . import agent_limits, events, failure_accounting, leases, outcomes, worker_confinement, ws_guard
 from .auth import caller_from_header, token_state
 from .db import db
-from .dispatch import Connection, Work, dispatcher
+from .dispatch import Connection, dispatcher
 from .errors import ApiError, error_response
 from .models import Account, ApiToken, Worker, now
 from .verification import handles as check_handles
@@ -56,20 +67,22 @@ def channel(ws) -> None:
 
 def _channel(ws) -> None:
     caller = g.caller
-    hello = _receive_hello(ws)
-    if hello is None:
+    session = CoordinatorSession()
+    hello = session.hello(ws.receive(timeout=HELLO_TIMEOUT))
+    if isinstance(hello, m.Error):
+        ws.send(m.encode(hello))
         return
     unconfined = worker_confinement.refusal(hello.confinement)
     if unconfined is not None:  # its own report, so this only stops honest misconfigured machines
         current_app.logger.warning("worker token %s (%s) refused as %r: unconfined (%s)", caller.token_id,
                                    caller.account_name, hello.name, worker_confinement.summary(hello.confinement))
-        ws.send(m.encode(unconfined))
+        ws.send(m.encode(session.refuse(unconfined)))
         return
     signed_on = _sign_on(caller.token_id, caller.account_id, hello)
     if isinstance(signed_on, m.Error):  # a limit of its token: the agent prints the reason and stops
         current_app.logger.warning("worker token %s (%s) refused as %r: %s", caller.token_id, caller.account_name,
                                    hello.name, signed_on.code)
-        ws.send(m.encode(signed_on))
+        ws.send(m.encode(session.refuse(signed_on)))
         return
     worker_id, worker_name = signed_on
     # Leases left from an earlier connection of this agent are stale: it drops its work when it disconnects.
@@ -77,9 +90,8 @@ def _channel(ws) -> None:
     check_leasing.release_verifier(worker_id)
     db.session.remove()  # no transaction (on SQLite: no write lock) is held from here to kick()
     conn = Connection(worker_id=worker_id, name=worker_name, ws=ws, token_id=caller.token_id)
-    ws.send(m.encode(m.Welcome(worker_id=worker_id,
-                               heartbeat_interval=current_app.config["FRAMEHIVE_HEARTBEAT_INTERVAL"],
-                               lease_timeout=current_app.config["FRAMEHIVE_LEASE_TIMEOUT"])))
+    ws.send(m.encode(session.welcome(worker_id, current_app.config["FRAMEHIVE_HEARTBEAT_INTERVAL"],
+                                     current_app.config["FRAMEHIVE_LEASE_TIMEOUT"])))
     old = dispatcher().register(conn)
     if old is not None:  # the same agent reconnected before its old socket died
         _close_quietly(old.ws)
@@ -88,26 +100,10 @@ def _channel(ws) -> None:
     try:
         dispatcher().kick()
         db.session.remove()
-        _serve(conn, ws)
+        _serve(session, conn, ws)
     finally:
+        session.close()
         _sign_off(conn)
-
-
-def _receive_hello(ws) -> m.Hello | None:
-    try:
-        text = ws.receive(timeout=HELLO_TIMEOUT)
-        message = m.decode(text) if text is not None else None
-    except m.MessageError as exc:
-        ws.send(m.encode(m.Error(code="bad_message", message=str(exc))))
-        return None
-    if not isinstance(message, m.Hello):
-        ws.send(m.encode(m.Error(code="hello_expected", message="the first message must be hello")))
-        return None
-    if message.protocol != PROTOCOL_VERSION:
-        ws.send(m.encode(m.Error(code="protocol_mismatch",
-                                 message=f"this coordinator speaks protocol {PROTOCOL_VERSION}")))
-        return None
-    return message
 
 
 def _sign_on(token_id: int, account_id: int, hello: m.Hello) -> tuple[int, str] | m.Error:
@@ -141,7 +137,7 @@ def _sign_on(token_id: int, account_id: int, hello: m.Hello) -> tuple[int, str] 
     return identity
 
 
-def _serve(conn: Connection, ws) -> None:
+def _serve(session: CoordinatorSession, conn: Connection, ws) -> None:
     """Handle messages until the socket closes or the worker goes silent for a whole lease."""
     while True:
         text = ws.receive(timeout=current_app.config["FRAMEHIVE_LEASE_TIMEOUT"])
@@ -153,9 +149,12 @@ def _serve(conn: Connection, ws) -> None:
                 conn.send(m.Error(code="bad_token", message="the worker token was revoked or has expired"))
                 current_app.logger.warning("worker %s: token revoked or expired; closing", conn.name)
                 return
-            _handle(conn, m.decode(text))
-        except m.MessageError as exc:
-            conn.send(m.Error(code="bad_message", message=str(exc)))
+            message = session.read(text)
+            if isinstance(message, Step):  # malformed: answered, not a sign of life
+                _apply(session, conn, message)
+                continue
+            _seen(conn)
+            _apply(session, conn, session.receive(message, conn.current))
         finally:
             db.session.remove()
 
@@ -166,38 +165,43 @@ def _token_still_valid(conn: Connection) -> bool:
     return token is not None and token_state(token) == "active"
 
 
-def _handle(conn: Connection, message: m.Message) -> None:
+def _seen(conn: Connection) -> None:
     worker = db.session.get(Worker, conn.worker_id)
     assert worker is not None
     worker.last_seen = now()
     db.session.commit()
-    if isinstance(message, m.Heartbeat | m.Progress):
-        _keep_alive(conn, message)
-    elif isinstance(message, m.TaskDone):
-        _finished(conn, message.task_id, message.attempt, None)
-    elif isinstance(message, m.TaskFailed):
-        _finished(conn, message.task_id, message.attempt, message)
-    elif isinstance(message, m.Handback):
-        # Given back by an agent that is stopping (nothing more for it), or by a paused one (work pushed before
-        # its status arrived), which takes work again once it resumes.
-        conn.draining = worker.pause_reason is None
-        task = leases.held_task(conn.worker_id, message.task_id, message.attempt)
+
+
+def _apply(session: CoordinatorSession, conn: Connection, step: Step) -> None:
+    """Do what the session decided about one message: release the worker's order record, apply the event to the
+    books, answer."""
+    if step.release:
+        conn.current = None
+    event = step.event
+    if isinstance(event, KeepTask | KeepCheck):
+        if not _renewed(conn, event):  # a lease it lost (expired, cancelled, reassigned): tell it to stop
+            _apply(session, conn, session.lost(event, conn.current))
+    elif isinstance(event, TaskEnded):
+        _finished(conn, event)
+    elif isinstance(event, HandedBack):
+        conn.draining = step.drain
+        task = leases.held_task(conn.worker_id, event.task_id, event.attempt)
         if task is not None:
             leases.hand_back(task)
-        conn.current = None
         dispatcher().kick()
-    elif isinstance(message, m.CheckDone | m.CheckFailed):
-        _check_finished(conn, message)
-    elif isinstance(message, m.Status):
-        _set_paused(worker, message)
-    else:
-        conn.send(m.Error(code="unexpected", message=f"{message.TYPE} is not a worker message"))
+    elif isinstance(event, CheckEnded):
+        _check_finished(conn, event.report)
+    elif isinstance(event, Paused):
+        worker = db.session.get(Worker, conn.worker_id)
+        assert worker is not None
+        _set_paused(worker, event.reason)
+    if step.reply is not None:
+        conn.send(step.reply)
 
 
-def _set_paused(worker: Worker, status: m.Status) -> None:
+def _set_paused(worker: Worker, reason: str | None) -> None:
     """The owner paused the agent (by hand or by its schedule) or it resumed. A paused worker finishes what it
     holds and the dispatcher gives it nothing new; resuming kicks the dispatcher."""
-    reason = (status.reason or "paused by its owner") if status.paused else None  # short and printable: decode
     if reason == worker.pause_reason:
         return
     was_paused = worker.pause_reason is not None
@@ -212,34 +216,29 @@ def _set_paused(worker: Worker, status: m.Status) -> None:
         dispatcher().kick()
 
 
-def _keep_alive(conn: Connection, message: m.Heartbeat | m.Progress) -> None:
-    if isinstance(message, m.Heartbeat) and message.handle is not None:
-        check = check_handles.held_check(conn.worker_id, message.handle)
+def _renewed(conn: Connection, event: KeepTask | KeepCheck) -> bool:
+    """Renew the lease the agent names; False if it does not hold it."""
+    if isinstance(event, KeepCheck):
+        check = check_handles.held_check(conn.worker_id, event.handle)
         if check is None:
-            _drop_check(conn, message.handle)
-            conn.send(m.Cancel(handle=message.handle, reason="you no longer hold this check"))
-        else:
-            check.lease_expires = now() + current_app.config["FRAMEHIVE_LEASE_TIMEOUT"]
-            db.session.commit()
-        return
-    if message.task_id is None:
-        return
-    attempt = message.attempt if isinstance(message, m.Progress) else None
-    task = leases.held_task(conn.worker_id, message.task_id, attempt)
-    if task is None:  # a lease it lost (expired, cancelled, reassigned): tell it to stop
-        _drop_current(conn, "task", message.task_id)
-        conn.send(m.Cancel(task_id=message.task_id, reason="you no longer hold this task"))
-        return
-    leases.renew(task, message.frame if isinstance(message, m.Progress) else None)
-
-
-def _finished(conn: Connection, task_id: int, attempt: int, failure: m.TaskFailed | None) -> None:
-    """task_done / task_failed; a late or duplicate report for a lease it lost is ignored."""
-    task = leases.held_task(conn.worker_id, task_id, attempt)
-    if conn.current == Work("task", task_id, attempt):
-        conn.current = None
+            return False
+        check.lease_expires = now() + current_app.config["FRAMEHIVE_LEASE_TIMEOUT"]
+        db.session.commit()
+        return True
+    task = leases.held_task(conn.worker_id, event.task_id, event.attempt)
     if task is None:
-        current_app.logger.info("ignoring late report for task %s attempt %s from %s", task_id, attempt, conn.name)
+        return False
+    leases.renew(task, event.frame)
+    return True
+
+
+def _finished(conn: Connection, event: TaskEnded) -> None:
+    """task_done / task_failed; a late or duplicate report for a lease it lost is ignored."""
+    task = leases.held_task(conn.worker_id, event.task_id, event.attempt)
+    failure = event.failure
+    if task is None:
+        current_app.logger.info("ignoring late report for task %s attempt %s from %s", event.task_id, event.attempt,
+                                conn.name)
     elif failure is None:
         outcomes.task_done(task)
     else:
@@ -250,19 +249,8 @@ def _finished(conn: Connection, task_id: int, attempt: int, failure: m.TaskFaile
     dispatcher().kick()
 
 
-def _drop_current(conn: Connection, kind: str, work_id: int) -> None:
-    if conn.current is not None and (conn.current.kind, conn.current.id) == (kind, work_id):
-        conn.current = None
-
-
-def _drop_check(conn: Connection, handle: str) -> None:
-    if conn.current is not None and conn.current.kind == "check" and conn.current.handle == handle:
-        conn.current = None
-
-
 def _check_finished(conn: Connection, message: m.CheckDone | m.CheckFailed) -> None:
     """check_done frees the verifier (its upload already carried the verdict's input); check_failed requeues."""
-    _drop_check(conn, message.handle)
     check = check_handles.held_check(conn.worker_id, message.handle)
     if check is not None:  # still leased: done without an upload, or failed → someone else renders it
         current_app.logger.warning("check %s given back by %s: %s", check.id, conn.name,

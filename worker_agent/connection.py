@@ -10,6 +10,9 @@ heartbeats and progress messages and uploads frames over HTTP as they are writte
 checks that every URL in it is one it builds itself (coordinator_urls). While its owner has it paused (by
 hand or by schedule: owner_control) it says so with ``status`` and gives back anything pushed to it; after each
 piece of work it looks for what it earned (earnings).
+
+The session's rules (hello first, one order at a time, which cancel stops what, hand-back, pause) are
+protocol.session's AgentSession; this module does the socket, the runner's tasks and the timers around it.
 """
 
 from __future__ import annotations
@@ -18,13 +21,15 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import websockets
 from framehive.protocol import PROTOCOL_VERSION
 from framehive.protocol import messages as m
+from framehive.protocol import session as session_rules
+from framehive.protocol.session import AgentAction, AgentSession, Order, printable
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from . import __version__, confinement, coordinator_urls
@@ -44,6 +49,9 @@ BACKOFF_MAX = 30.0
 WELCOME_TIMEOUT = 15.0
 # Frames and scenes go over HTTP, but an order carries the list of its scene's files, which may be long.
 MAX_WS_MESSAGE = m.MAX_ORDER_BYTES
+
+
+Sender = Callable[[m.Message], Awaitable[None]]
 
 
 class FatalError(RuntimeError):
@@ -75,14 +83,13 @@ class Agent:
         self.runner = runner
         self.control = control
         self.earnings = earnings
-        self.availability = RUNNING
         self._work_finished = asyncio.Event()  # tells the earnings look that work was done
         self.stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._assign: m.Assign | m.Verify | None = None  # the work in hand
+        self.session: AgentSession | None = None  # the current connection's (None before the first)
+        self._heartbeat_interval = 0.0  # the current coordinator's (its welcome)
         # Work the coordinator cancelled, still unwinding (killing its Blender): new work waits for it.
         self._winding_down: asyncio.Task[None] | None = None
-        self._welcomed = False  # whether the current connection's coordinator welcomed this agent
 
     def stop(self) -> None:
         """Graceful stop (SIGTERM / Ctrl-C): hand back the current task and disconnect."""
@@ -123,7 +130,7 @@ class Agent:
 
     async def _connect(self) -> bool:
         """One connection to the current coordinator, until it ends; True if the coordinator welcomed this agent."""
-        self._welcomed = False
+        self.session = None
         try:
             async with websockets.connect(
                 self.url, additional_headers={"Authorization": f"Bearer {self.token}"},
@@ -138,35 +145,29 @@ class Agent:
             log.warning("coordinator %s answered HTTP %s", self.base, status)
         except (OSError, ConnectionClosed, TimeoutError) as exc:
             log.warning("connection to %s lost or refused (%s)", self.url, exc or type(exc).__name__)
-        return self._welcomed
+        return self.session is not None and self.session.worker_id is not None
 
     async def _session(self, ws: websockets.ClientConnection) -> None:
+        """One session's I/O; its rules (hello first, one order at a time, cancels, hand-back) are the
+        :class:`~framehive.protocol.session.AgentSession`'s."""
         i = self.identity
-        await ws.send(m.encode(m.Hello(protocol=PROTOCOL_VERSION, name=i.name, agent_version=__version__,
-                                       blender_version=i.blender_version, device=i.device, devices=i.devices,
-                                       threads=i.threads, roles=i.roles, confinement=confinement_report())))
-        self.availability = self._availability()
-        if self.availability.paused:  # before the coordinator reads anything else from this agent
-            await ws.send(m.encode(m.Status(paused=True, reason=self.availability.reason)))
-            log.info("paused: %s", self.availability.reason)
-        welcome = m.decode(await asyncio.wait_for(ws.recv(), WELCOME_TIMEOUT))
-        if isinstance(welcome, m.Error):  # a refusal (its token's limits, unconfined renders): retrying cannot help
-            raise FatalError(f"coordinator refused this agent: {_printable(welcome.code, 40)}: "
-                             f"{_printable(welcome.message, 400)}")
-        if not isinstance(welcome, m.Welcome):
-            raise FatalError(f"expected welcome, got {welcome.TYPE}")
-        self.runner.worker_id = welcome.worker_id
-        self._welcomed = True
-        log.info("connected to %s as worker %s (%s)", self.url, welcome.worker_id, i.name)
+        session = self.session = AgentSession(vet=_vet, max_bytes=MAX_WS_MESSAGE)
 
         async def send(message: m.Message) -> None:
             await ws.send(m.encode(message))
 
-        if self.earnings is not None:
-            self.earnings.worker_id = welcome.worker_id
-        helpers = [asyncio.create_task(self._heartbeat(send, welcome.heartbeat_interval))]
+        hello = m.Hello(protocol=PROTOCOL_VERSION, name=i.name, agent_version=__version__,
+                        blender_version=i.blender_version, device=i.device, devices=i.devices, threads=i.threads,
+                        roles=i.roles, confinement=confinement_report())
+        now = self._availability()
+        await self._perform(session, session.start(hello, now.paused, now.reason), send)
+        await self._perform(session, session.receive(await asyncio.wait_for(ws.recv(), WELCOME_TIMEOUT)), send)
+        if not session.welcomed:
+            raise FatalError("the coordinator did not welcome this agent")
+        log.info("connected to %s as worker %s (%s)", self.url, session.worker_id, i.name)
+        helpers = [asyncio.create_task(self._heartbeat(session, send))]
         if self.control is not None:
-            helpers.append(asyncio.create_task(self._watch_control(send)))
+            helpers.append(asyncio.create_task(self._watch_control(session, send)))
         if self.earnings is not None:
             helpers.append(asyncio.create_task(self._watch_earnings()))
         stop_wait = asyncio.create_task(self.stopping.wait())
@@ -176,65 +177,58 @@ class Agent:
                 done, _ = await asyncio.wait({receive, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
                 if stop_wait in done:
                     receive.cancel()
-                    await self._hand_back(send)
+                    await self._perform(session, session.stop(), send)
                     await ws.close()
                     return
-                try:
-                    message = m.decode(receive.result(), limit=MAX_WS_MESSAGE)
-                except m.MessageError as exc:  # one bad message must not end the agent: say so and go on
-                    log.error("ignoring a malformed message from the coordinator: %s", exc)
-                    continue
-                await self._dispatch(message, send)
+                await self._perform(session, session.receive(receive.result()), send)
         finally:
             for helper in helpers:
                 helper.cancel()
             stop_wait.cancel()
 
-    def _busy(self) -> bool:
-        return self._task is not None and not self._task.done()
+    async def _perform(self, session: AgentSession, actions: list[AgentAction], send: Sender) -> None:
+        """Do what the session decided, in order."""
+        for action in actions:
+            if isinstance(action, session_rules.Send):
+                await send(action.message)
+            elif isinstance(action, session_rules.Note):
+                log.log(action.level, "%s", action.text)
+            elif isinstance(action, session_rules.Start):
+                self._start(session, action.order, send)
+            elif isinstance(action, session_rules.Stop):
+                await self._stop(action.unwind)
+            elif isinstance(action, session_rules.Welcomed):
+                self.runner.worker_id = action.worker_id
+                if self.earnings is not None:
+                    self.earnings.worker_id = action.worker_id
+                self._heartbeat_interval = action.heartbeat_interval
+            else:
+                raise FatalError(action.reason)
 
-    async def _dispatch(self, message: m.Message, send) -> None:
-        if isinstance(message, m.Assign | m.Verify):
-            if self._busy():
-                log.error("got %s while busy with %s; ignoring it", message.TYPE, _describe(self._assign))
-                return
-            try:
-                coordinator_urls.check_order(message)
-            except coordinator_urls.RefusedUrl as exc:
-                log.error("refusing %s: %s", _describe(message), exc)
-                await send(_failure(message, f"the agent refused the order: {exc}"))
-                return
-            if self.availability.paused:  # pushed before the coordinator read this agent's status
-                log.info("paused (%s): giving %s back", self.availability.reason, _describe(message))
-                await send(m.Handback(task_id=message.task_id, attempt=message.attempt)
-                           if isinstance(message, m.Assign) else _failure(message, "the agent is paused"))
-                return
-            log.info("%s", _describe(message))
-            self._assign = message
-            work = self.runner.run(message, send) if isinstance(message, m.Assign) \
-                else self.runner.verify(message, send)
-            self._task = asyncio.create_task(_after(self._winding_down, work))
-            self._task.add_done_callback(_log_crash)
-            self._task.add_done_callback(self._finished)
-        elif isinstance(message, m.Cancel):
-            held = self._assign if self._busy() else None
-            matches = (isinstance(held, m.Assign) and message.task_id == held.task_id) or \
-                (isinstance(held, m.Verify) and message.handle == held.handle)
-            if matches and self._task is not None:
-                log.warning("%s cancelled by the coordinator: %s", _describe(held), message.reason)
-                # The coordinator may push the next work at once: this agent is idle from now on, and the
-                # next work starts once the cancelled one has unwound (its Blender killed).
-                self._task.cancel()
-                self._winding_down, self._task, self._assign = self._task, None, None
-        elif isinstance(message, m.Error):
-            log.error("coordinator error: %s: %s", message.code, message.message)
+    def _start(self, session: AgentSession, order: Order, send: Sender) -> None:
+        work = self.runner.run(order, send) if isinstance(order, m.Assign) else self.runner.verify(order, send)
+        self._task = asyncio.create_task(_after(self._winding_down, work))
+        self._task.add_done_callback(_log_crash)
+        self._task.add_done_callback(self._finished)
+        self._task.add_done_callback(lambda _task: session.ended(order))
 
-    async def _heartbeat(self, send, interval: float) -> None:
+    async def _stop(self, unwind: bool) -> None:
+        """Cancel the running work; with ``unwind``, wait until it has stopped, else let it unwind while new work
+        waits for it (the coordinator may push the next order at once)."""
+        task, self._task = self._task, None
+        if task is None:
+            return
+        task.cancel()
+        if unwind:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        else:
+            self._winding_down = task
+
+    async def _heartbeat(self, session: AgentSession, send: Sender) -> None:
         while True:
-            await asyncio.sleep(interval)  # a timer, not synchronisation: heartbeats are periodic by design
-            held = self._assign if self._busy() else None
-            await send(m.Heartbeat(task_id=held.task_id if isinstance(held, m.Assign) else None,
-                                   handle=held.handle if isinstance(held, m.Verify) else None))
+            await asyncio.sleep(self._heartbeat_interval)  # a timer, not synchronisation: heartbeats are periodic
+            await send(session.heartbeat())
 
     def _finished(self, task: asyncio.Task[None]) -> None:
         if not task.cancelled():
@@ -243,19 +237,12 @@ class Agent:
     def _availability(self) -> Availability:
         return self.control.availability() if self.control is not None else RUNNING
 
-    async def _watch_control(self, send) -> None:
+    async def _watch_control(self, session: AgentSession, send: Sender) -> None:
         """Tell the coordinator when the owner pauses or resumes the agent, or its schedule opens or closes."""
         while True:
             await asyncio.sleep(CONTROL_POLL)  # a poll interval: the pause file is written by another process
             now = self._availability()
-            if now == self.availability:
-                continue
-            if now.paused:
-                log.info("paused: %s; %s", now.reason, "finishing the work in hand" if self._busy() else "idle")
-            else:
-                log.info("resumed: taking work again")
-            self.availability = now
-            await send(m.Status(paused=now.paused, reason=now.reason))
+            await self._perform(session, session.availability(now.paused, now.reason), send)
 
     async def _watch_earnings(self) -> None:
         """Look at the ledger soon after work is done, then less and less often (frames are paid once verified,
@@ -281,28 +268,16 @@ class Agent:
         except (OSError, ValueError, TypeError) as exc:  # requests' errors are OSErrors; a bad answer the others
             log.debug("could not read the ledger: %s", exc)
 
-    async def _hand_back(self, send) -> None:
-        held = self._assign if self._busy() else None
-        if held is None or self._task is None:
-            return
-        log.info("stopping: handing %s back", _describe(held))
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
-        if isinstance(held, m.Assign):
-            await send(m.Handback(task_id=held.task_id, attempt=held.attempt))
-        else:
-            await send(m.CheckFailed(handle=held.handle, error="the agent is stopping"))
-
     async def _abandon_task(self) -> None:
         """The connection is gone, so the lease is lost: stop rendering for nobody."""
+        if self.session is not None:
+            self.session.lost()
         for task in (self._task, self._winding_down):
             if task is not None and not task.done():
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
         self._task = self._winding_down = None
-        self._assign = None
 
 
 def confinement_report() -> dict[str, Any]:
@@ -310,13 +285,8 @@ def confinement_report() -> dict[str, Any]:
     message's limits (it may quote an environment variable's value)."""
     report = confinement.status()
     if isinstance(report.get("reason"), str):
-        report["reason"] = _printable(report["reason"], m.MAX_CONFINEMENT_TEXT)
+        report["reason"] = printable(report["reason"], m.MAX_CONFINEMENT_TEXT)
     return report
-
-
-def _printable(text: str, limit: int) -> str:
-    """One line of at most ``limit`` characters, without control or invisible characters (for logs and hello)."""
-    return "".join(c if c.isprintable() else "?" for c in text[:limit])
 
 
 async def _after(previous: asyncio.Task[None] | None, work: Coroutine[Any, Any, None]) -> None:
@@ -330,18 +300,13 @@ async def _after(previous: asyncio.Task[None] | None, work: Coroutine[Any, Any, 
     await work
 
 
-def _failure(order: m.Assign | m.Verify, error: str) -> m.TaskFailed | m.CheckFailed:
-    if isinstance(order, m.Assign):
-        return m.TaskFailed(task_id=order.task_id, attempt=order.attempt, error=error)
-    return m.CheckFailed(handle=order.handle, error=error)
-
-
-def _describe(work: m.Assign | m.Verify | None) -> str:
-    if isinstance(work, m.Assign):
-        return f"task {work.task_id} (job {work.job_id}, frames {work.frames})"
-    if isinstance(work, m.Verify):
-        return f"check {work.handle} (job {work.job_id}, frame {work.frame}, region {work.rect})"
-    return "nothing"
+def _vet(order: Order) -> str | None:
+    """Why the agent refuses an order whose URLs are not ones it builds itself (None: it takes it)."""
+    try:
+        coordinator_urls.check_order(order)
+    except coordinator_urls.RefusedUrl as exc:
+        return str(exc)
+    return None
 
 
 def _log_crash(task: asyncio.Task[None]) -> None:

@@ -107,8 +107,8 @@ def test_work_pushed_right_after_a_cancel_is_taken(unwind_first: bool) -> None:
                 await ws.send(m.encode(_assign(2)))
                 # The agent has taken task 2 (it will start once task 1 has unwound); before the fix it was
                 # still "busy" with the cancelled task 1 and dropped task 2 on the floor.
-                await _until(lambda: isinstance(agent._assign, m.Assign) and agent._assign.task_id == 2,
-                             "the agent to take task 2")
+                await _until(lambda: agent.session is not None and isinstance(agent.session.held, m.Assign)
+                             and agent.session.held.task_id == 2, "the agent to take task 2")
                 assert runner.started == [1]
                 runner.unwind.set()
             async for raw in ws:
@@ -207,5 +207,29 @@ def test_a_pause_lets_the_task_in_hand_finish_and_refuses_the_next(tmp_path) -> 
             finally:
                 agent.stop()
                 await asyncio.wait_for(running, DEADLINE)
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("answer", ["not json at all", '{"type": "welcome", "worker_id": "seven"}'])
+def test_a_malformed_answer_to_hello_is_fatal_and_says_so(answer: str) -> None:
+    """A coordinator that answers hello with garbage cannot be worked with: the agent stops with a FatalError that
+    says a welcome was expected (the CLI prints it), as for any other answer but a welcome (it used to end with the
+    decoder's bare ValueError)."""
+    from framehive.worker_agent.connection import FatalError
+
+    async def scenario() -> None:
+        async def coordinator(ws) -> None:  # type: ignore[no-untyped-def]
+            await ws.recv()
+            await ws.send(answer)
+            with contextlib.suppress(websockets.ConnectionClosed):
+                await ws.recv()
+
+        async with websockets.serve(coordinator, "127.0.0.1", 0) as server:
+            port = server.sockets[0].getsockname()[1]
+            agent = Agent(f"http://127.0.0.1:{port}", "token", Identity(name="w", blender_version="5.0.1",
+                          device="CPU", devices=[], threads=1, roles=["render"]), RecordingRunner())  # type: ignore[arg-type]
+            with pytest.raises(FatalError, match="expected welcome, got a malformed message"):
+                await asyncio.wait_for(agent.run(), DEADLINE)
 
     asyncio.run(scenario())
