@@ -9,13 +9,14 @@ a worker that stops hands its order back.
 Two machines, one per role, in this one module. Each end sees the other only through messages in flight (a cancel
 and a task_done cross on the wire; an assign arrives before the coordinator has read a status), so there is no
 single state both could share: each machine holds what its own end knows and decides from that, and both use
-the same notion of an order and of which message concerns which order (:func:`concerns`).
+the same notion of an order (a task by its id and attempt, a check by its handle).
 
 The machines do no I/O. They take what happened (a message's text, a local event such as "the render ended" or
 "the agent is stopping") and return what to do: messages to send and actions for the I/O layer
 (worker_agent/connection.py, coordinator/worker_channel.py), in the order to do them. An event that is illegal in
-the current state (an order before hello, a second welcome) raises :class:`SessionError`; a peer's malformed or
-out-of-place message is not an error of this end and is answered as the protocol says.
+the current state (reading before saying hello, a heartbeat before the welcome, welcoming twice) is a bug of this
+end's I/O layer and raises :class:`SessionError`; a peer's malformed or out-of-place message (an order while busy,
+a second welcome, a stale cancel) is not, and is answered or ignored as the protocol says.
 
 The coordinator's machine does not hold the worker's order itself: the dispatcher leases and records it under its
 own lock (dispatch.Connection.current). Its methods take that record and say whether it is released.
@@ -48,19 +49,12 @@ def describe(order: Order | None) -> str:
     return "nothing"
 
 
-def concerns(order: Order, message: m.Cancel | m.TaskDone | m.TaskFailed | m.Handback | m.CheckDone
-             | m.CheckFailed) -> bool:
-    """Whether ``message`` is about ``order``: a task by its id (and attempt, where the message has one), a check
-    by its handle."""
+def cancels(cancel: m.Cancel, order: Order) -> bool:
+    """Whether ``cancel`` names ``order``: a task by its id (any attempt: the coordinator's record of it may be
+    newer than the agent's), a check by its handle."""
     if isinstance(order, m.Assign):
-        if isinstance(message, m.Cancel):
-            return message.task_id == order.task_id
-        if isinstance(message, m.TaskDone | m.TaskFailed | m.Handback):
-            return (message.task_id, message.attempt) == (order.task_id, order.attempt)
-        return False
-    if isinstance(message, m.Cancel | m.CheckDone | m.CheckFailed):
-        return message.handle == order.handle
-    return False
+        return cancel.task_id == order.task_id
+    return cancel.handle == order.handle
 
 
 def give_back(order: Order, error: str) -> m.Handback | m.CheckFailed:
@@ -215,7 +209,7 @@ class AgentSession:
 
     def _cancel(self, cancel: m.Cancel) -> list[AgentAction]:
         held = self.held
-        if held is None or not concerns(held, cancel):  # a stale cancel (work already ended) changes nothing
+        if held is None or not cancels(cancel, held):  # a stale cancel (work already ended) changes nothing
             return []
         # The coordinator may push the next order at once: idle from now on, while the cancelled one unwinds.
         self.phase, self.held = AgentPhase.IDLE, None
