@@ -64,9 +64,9 @@ class Fuzzed:
         the world, each as far as the path has parameters."""
         w = self.world
         sides = [{"job_id": w.job_a, "number": 1, "sha256": w.scene_a, "worker_id": w.agents["worker-lease"],
-                  "task_id": w.task, "handle": w.check, "token_id": self.decoy},
+                  "task_id": w.task, "handle": w.check, "token_id": self.decoy, "upload": "u" * 32},
                  {"job_id": w.job_b, "number": w.task_frame, "sha256": w.scene_b, "worker_id": w.agents["worker-idle"],
-                  "task_id": w.done_task, "handle": w.check, "token_id": self.decoy}]
+                  "task_id": w.done_task, "handle": w.check, "token_id": self.decoy, "upload": "u" * 32}]
         names = set(re.findall(r"{(\w+)}", path))
         return [{name: side[name] for name in names} for side in sides] if names else []
 
