@@ -159,11 +159,11 @@ class S3Storage:
         the staged object."""
         staged = self._staging_key(sha256, size, handle)
         if not self.exists(sha256):  # one copy of each content
-            source = {"Bucket": self.bucket, "Key": staged}
             if size <= SINGLE_COPY_BYTES:  # one request (boto3's managed copy would look at the source first)
-                self.client.copy_object(Bucket=self.bucket, Key=self.key(sha256), CopySource=source)
+                self.client.copy_object(Bucket=self.bucket, Key=self.key(sha256),
+                                        CopySource={"Bucket": self.bucket, "Key": staged})
             else:
-                self.client.copy(source, self.bucket, self.key(sha256))  # multipart
+                self.client.copy({"Bucket": self.bucket, "Key": staged}, self.bucket, self.key(sha256))  # multipart
         self.client.delete_object(Bucket=self.bucket, Key=staged)
 
     def discard(self, sha256: str, size: int, handle: str) -> None:
