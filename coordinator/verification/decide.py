@@ -36,6 +36,7 @@ from sqlalchemy import select
 from .. import frame_analysis as fa
 from .. import payments
 from ..db import db, lock_row
+from ..errors import ApiError
 from ..models import Blob, Check, Job, Task, now
 from ..states import TaskState
 from ..storage_access import storage
@@ -71,8 +72,9 @@ def judge(check: Check, result: bytes) -> None:
         frame = fa.decode(handle.read(), limit)
     ours = fa.crop(frame, fa.Region.from_list(check.region))
     cross = comparison.is_cross(check)
-    check.mode = "cross" if cross else "strict"
     verdict = fa.judge_region(ours, fa.crop(top, inner), None if bottom is None else fa.crop(bottom, inner), cross)
+    _hold(check)
+    check.mode = "cross" if cross else "strict"
     # A confirmed claim's render becomes the frame (claims._replace): keep it without the yardstick below.
     check.result_sha256 = _keep(check, fa.encode_png(top) if check.kind == "claim" and bottom is not None
                                 else result)
@@ -95,6 +97,7 @@ def _judge_tier1(check: Check, rendered: np.ndarray, result: bytes) -> None:
     if frame.shape[2] != rendered.shape[2]:
         raise fa.BadImage("the tier-1 render and the frame differ in alpha")
     compared = tier1.compare(frame, rendered)
+    _hold(check)
     check.mode = "tier1"
     check.result_sha256 = _keep(check, result)
     check.metrics = {"min_tile_psnr": compared.min_tile_psnr, "worst": compared.worst.as_list()}
@@ -103,6 +106,22 @@ def _judge_tier1(check: Check, rendered: np.ndarray, result: bytes) -> None:
                     f"{tier1.MIN_TILE_PSNR}" if compared.flagged else "tier1: within tolerance")
     check.state = "done"
     check.decided_at = now()
+
+
+def _hold(check: Check) -> None:
+    """Lock the job's row before the check is written, then make sure the check is still what the verifier was
+    answering (409 lease_lost if not). The job first is the order every transaction acting on a check follows (job,
+    then checks, workers, accounts, escrow): a renderer caught on the job voids its other pending checks while
+    holding the job's row, and a verifier's upload that had written one of those checks before waiting for the job
+    deadlocked with it (PostgreSQL). Nothing to do on SQLite: its transactions are serial and the check was read in
+    this one."""
+    if db.engine.dialect.name == "sqlite":
+        return
+    held = check.state, check.verifier_id, check.attempt
+    lock_row(Job, check.job_id)
+    db.session.refresh(check)
+    if (check.state, check.verifier_id, check.attempt) != held:
+        raise ApiError(409, "lease_lost", "you no longer hold this check")
 
 
 def _keep(check: Check, data: bytes) -> str:
@@ -118,9 +137,10 @@ def _keep(check: Check, data: bytes) -> str:
 def apply(check: Check) -> list[LostLease]:
     """Act on a judged check. No commit.
 
-    The job's row is locked first, before the rows of workers (trust, penalties), accounts and the escrow that the
-    verdict changes: every transaction acting on a check of the job takes them in that order, so two of them
-    cannot each hold a row the other waits for (a renderer's worker row and the job's, on PostgreSQL)."""
+    The job's row is locked first (judge did already, when called in this transaction), before the rows of workers
+    (trust, penalties), accounts and the escrow that the verdict changes: every transaction acting on a check of
+    the job takes them in that order, so two of them cannot each hold a row the other waits for (a renderer's
+    worker row and the job's, on PostgreSQL)."""
     lock_row(Job, check.job_id)
     handler = {"verify": _on_verify, "spot": _on_verify, "audit": _on_audit, "arbitration": _on_arbitration,
                "ringer": _on_ringer, "claim": _on_claim, "tier1": _on_tier1}[check.kind]
