@@ -50,8 +50,7 @@ def describe(order: Order | None) -> str:
 
 
 def cancels(cancel: m.Cancel, order: Order) -> bool:
-    """Whether ``cancel`` names ``order``: a task by its id (any attempt: the coordinator's record of it may be
-    newer than the agent's), a check by its handle."""
+    """Whether ``cancel`` names ``order``: a task by its id (a cancel names no attempt), a check by its handle."""
     if isinstance(order, m.Assign):
         return cancel.task_id == order.task_id
     return cancel.handle == order.handle
