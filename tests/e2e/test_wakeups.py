@@ -98,3 +98,23 @@ def test_sqlite_coordinators_do_not_listen(tmp_path: Path):
         wakeups.announce("nobody")  # one process: nothing is sent, nothing fails
         db.session.commit()
         db.session.remove()
+
+
+@pytest.mark.xfail(strict=True, reason="issue 15: a cancel through A frees the lease in the database, but B, which "
+                                       "holds the agent's connection, is told nothing (Dispatcher.drop_leases acts "
+                                       "on its own connections only)")
+def test_a_job_cancelled_through_a_stops_the_agent_on_b(pair: CoordinatorPair, sample_scene: Path):
+    agent = ProtocolWorker(pair.b.url, pair.tokens["worker"], "cancelled-on-b")
+    user = Client(pair.a.url, pair.tokens["user"])
+    try:
+        job = user.submit(sample_scene, frames="1", chunk=1)
+        order = agent.receive_alive(timeout=PROMPT)
+        assert isinstance(order, m.Assign) and order.job_id == job["id"], order
+        user.cancel(job["id"])
+        try:
+            told = agent.receive_alive(timeout=PROMPT)
+        except TimeoutError:
+            raise AssertionError(f"the agent on B was not told of the cancel within {PROMPT} s") from None
+        assert isinstance(told, m.Cancel) and told.task_id == order.task_id, told
+    finally:
+        agent.close()
