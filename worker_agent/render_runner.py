@@ -424,8 +424,32 @@ def _autoexec_blocked() -> bool:
 
 
 def _denoised(scene) -> bool:
-    """Whether Cycles denoises the final render (OIDN sees the whole image, so region renders differ a little)."""
-    return scene.render.engine == "CYCLES" and bool(scene.cycles.use_denoising)
+    """Whether the final render is denoised, by Cycles or by a Denoise node in the compositor: either sees only
+    what was rendered (the whole image, or a region's cropped rectangle), so region renders differ a little."""
+    cycles = scene.render.engine == "CYCLES" and bool(scene.cycles.use_denoising)
+    return cycles or (bool(scene.render.use_compositing) and _has_denoise_node(_compositor_tree(scene), set()))
+
+
+def _compositor_tree(scene):
+    """The scene's compositing node tree: Blender 5's ``compositing_node_group``, or 4.x's ``node_tree`` in use."""
+    if hasattr(scene, "compositing_node_group"):
+        return scene.compositing_node_group
+    return scene.node_tree if scene.use_nodes else None
+
+
+def _has_denoise_node(tree, seen: set[str]) -> bool:
+    """Whether ``tree`` or a node group inside it has a Denoise node that is not muted (groups recursively)."""
+    if tree is None or tree.name in seen:
+        return False
+    seen.add(tree.name)
+    for node in tree.nodes:
+        if node.mute:
+            continue
+        if node.bl_idname == "CompositorNodeDenoise":
+            return True
+        if getattr(node, "node_tree", None) is not None and _has_denoise_node(node.node_tree, seen):
+            return True
+    return False
 
 
 def _effective_resolution(scene) -> list[int]:
