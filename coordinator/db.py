@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import event, select
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import DeclarativeBase
 
 
@@ -16,6 +16,15 @@ class Base(DeclarativeBase):
 
 db = SQLAlchemy(model_class=Base)
 
+# The base class of the models (models.py). At run time it is db.Model, which Flask-SQLAlchemy builds from Base's
+# bases, Base's namespace (its registry and metadata) and its own mixins (table names from class names, bind keys);
+# mypy cannot take a base class from an instance attribute (python/mypy#8603), so it checks the models as subclasses
+# of Base, the declarative base db.Model is made from.
+if TYPE_CHECKING:
+    Model = Base
+else:
+    Model = db.Model
+
 # SQLite waits this long (ms) for another writer instead of failing with "database is locked".
 SQLITE_BUSY_TIMEOUT_MS = 15_000
 
@@ -24,7 +33,7 @@ SQLITE_BUSY_TIMEOUT_MS = 15_000
 #: of the row but not the KEY SHARE locks that foreign key checks take on it (a transaction inserting or updating a
 #: row that references a job holds one on the job's row): FOR UPDATE conflicted with those, so two transactions
 #: that each referenced a job and then locked it waited for each other ("deadlock detected", issue 16).
-ROW_LOCK = {"key_share": True}
+ROW_LOCK: dict[str, Any] = {"key_share": True}
 
 
 def lock_row(model: Any, ident: int) -> None:
@@ -51,7 +60,7 @@ def configure_engine(engine: Engine) -> None:
         return
 
     @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection, _record):  # type: ignore[no-untyped-def]
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None  # we issue BEGIN ourselves
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
@@ -60,5 +69,5 @@ def configure_engine(engine: Engine) -> None:
         cursor.close()
 
     @event.listens_for(engine, "begin")
-    def _on_begin(connection):  # type: ignore[no-untyped-def]
+    def _on_begin(connection: Connection) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")

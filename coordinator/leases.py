@@ -7,9 +7,10 @@ sharing one PostgreSQL) can never both win the same task.
 from __future__ import annotations
 
 import re
+from typing import Any, cast
 
 from flask import current_app
-from sqlalchemy import select, update
+from sqlalchemy import CursorResult, select, update
 
 from . import capabilities, events, failure_accounting
 from .db import ROW_LOCK, db
@@ -54,13 +55,13 @@ def claim_task(worker_id: int) -> Task | None:
         .limit(CLAIM_CANDIDATES)
     ).scalars().all()
     for task_id in failure_accounting.claim_order(list(candidates), worker.account_id):
-        won = db.session.execute(
+        won = cast(CursorResult[Any], db.session.execute(
             update(Task)
             .where(Task.id == task_id, Task.state == TaskState.QUEUED, Task.job_id.in_(dispatchable))
             .values(state=TaskState.LEASED, worker_id=worker_id, attempt=Task.attempt + 1,
                     lease_expires=now() + lease_timeout(), updated_at=now())
             .execution_options(synchronize_session=False)
-        ).rowcount
+        )).rowcount
         if won == 1:
             task = db.session.get(Task, task_id, populate_existing=True)
             assert task is not None
@@ -214,9 +215,9 @@ def _gist(reason: str) -> str:
 
 def mark_silent_workers_offline() -> int:
     """Workers not heard from for two lease timeouts are offline (their coordinator may have died). Commits."""
-    stale = db.session.execute(
+    stale = cast(CursorResult[Any], db.session.execute(
         update(Worker).where(Worker.online.is_(True), Worker.last_seen < now() - 2 * lease_timeout())
         .values(online=False).execution_options(synchronize_session=False)
-    ).rowcount
+    )).rowcount
     db.session.commit()
     return stale

@@ -10,7 +10,7 @@ from sqlalchemy import JSON, BigInteger, Float, ForeignKey, Index, Integer, Stri
 from sqlalchemy import event as sa_event
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from .db import db
+from .db import Model
 from .states import FrameState, JobState, TaskState
 
 
@@ -18,7 +18,7 @@ def now() -> float:
     return time.time()
 
 
-class Account(db.Model):
+class Account(Model):
     """Owner of tokens, jobs, workers (and later points)."""
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -33,7 +33,7 @@ class Account(db.Model):
     suspended: Mapped[bool] = mapped_column(default=False)
 
 
-class ApiToken(db.Model):
+class ApiToken(Model):
     """A bearer token; only the sha256 of the secret is stored."""
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -48,7 +48,7 @@ class ApiToken(db.Model):
     account: Mapped[Account] = relationship()
 
 
-class Worker(db.Model):
+class Worker(Model):
     """A worker agent, identified by its owner's account and its name."""
 
     __table_args__ = (UniqueConstraint("account_id", "name"),)
@@ -86,7 +86,7 @@ class Worker(db.Model):
         return f"{self.blender_version}/{kind}"
 
 
-class Blob(db.Model):
+class Blob(Model):
     """A content-addressed file (scene or frame) in blob storage."""
 
     sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
@@ -97,7 +97,7 @@ class Blob(db.Model):
     info: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
 
 
-class BlobUpload(db.Model):
+class BlobUpload(Model):
     """An account uploaded this blob (through PUT /blobs): what its storage quota counts (quotas.py), and when it
     last sent it, which the collector's grace period runs from (blob_collection.py). Deleted with the blob."""
 
@@ -108,7 +108,7 @@ class BlobUpload(db.Model):
     uploaded_at: Mapped[float] = mapped_column(Float, default=now)
 
 
-class Job(db.Model):
+class Job(Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     account_id: Mapped[int] = mapped_column(ForeignKey("account.id"))
     name: Mapped[str] = mapped_column(String(200))
@@ -150,7 +150,7 @@ class Job(db.Model):
     frames: Mapped[list[Frame]] = relationship(back_populates="job", order_by="Frame.number")
 
 
-class Task(db.Model):
+class Task(Model):
     """A chunk of a job's frames, leased to one worker at a time."""
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -171,7 +171,7 @@ class Task(db.Model):
         return frameranges.parse(self.frames_spec)
 
 
-class Frame(db.Model):
+class Frame(Model):
     __table_args__ = (UniqueConstraint("job_id", "number"),
                       Index("ix_frame_job_copy_band_0", "job_id", "copy_band_0", "tile_key"),
                       Index("ix_frame_job_copy_band_1", "job_id", "copy_band_1"),
@@ -213,7 +213,7 @@ def _stamp_verified(frame: Frame, value: str, old: Any, _initiator: Any) -> None
         frame.verified_at = now() if value == FrameState.VERIFIED else None
 
 
-class TaskFailure(db.Model):
+class TaskFailure(Model):
     """One failed attempt: the failure list behind retries, blocklists and the log tail shown to users."""
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -227,7 +227,7 @@ class TaskFailure(db.Model):
     created_at: Mapped[float] = mapped_column(Float, default=now)
 
 
-class JobBlock(db.Model):
+class JobBlock(Model):
     """Blocklist entry: this worker gets no more tasks of this job."""
 
     __table_args__ = (UniqueConstraint("job_id", "worker_id"),)
@@ -237,7 +237,7 @@ class JobBlock(db.Model):
     created_at: Mapped[float] = mapped_column(Float, default=now)
 
 
-class AccountBlock(db.Model):
+class AccountBlock(Model):
     """Blocklist entry of a whole account: none of its agents (those it makes later too) gets this job's tasks.
 
     ``reason``: ``failures`` (its agents failed the job repeatedly: counts against it), ``limits`` (they hit
@@ -253,7 +253,7 @@ class AccountBlock(db.Model):
     created_at: Mapped[float] = mapped_column(Float, default=now, index=True)
 
 
-class LimitHit(db.Model):
+class LimitHit(Model):
     """An agent reported that a task or check of this job exceeded one of its limits (memory, frame_time,
     output_size): when agents of two accounts did, the scene exceeds the workers' limits and the job fails."""
 
@@ -267,7 +267,7 @@ class LimitHit(db.Model):
     created_at: Mapped[float] = mapped_column(Float, default=now)
 
 
-class VerificationKey(db.Model):
+class VerificationKey(Model):
     """A secret drawn at split time: which frame of a task is checked, where, and the dice for sampling.
 
     Never sent to the renderer. ``draw`` is compared with the renderer's check rate when the task's frames
@@ -287,7 +287,7 @@ class VerificationKey(db.Model):
     created_at: Mapped[float] = mapped_column(Float, default=now)
 
 
-class Check(db.Model):
+class Check(Model):
     """One region re-render by a verifier, and the coordinator's verdict on it."""
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -328,7 +328,7 @@ class Check(db.Model):
     renderer: Mapped[Worker | None] = relationship(foreign_keys=[renderer_id])
 
 
-class Claim(db.Model):
+class Claim(Model):
     """An artist disputes delivered frames; trusted nodes re-render them whole and the coordinator decides."""
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -342,7 +342,7 @@ class Claim(db.Model):
     decided_at: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
-class LedgerEntry(db.Model):
+class LedgerEntry(Model):
     """One movement of points between two books (double entry): ``amount`` leaves ``from_book`` and enters
     ``to_book``. Books: ``account:<id>``, ``escrow:<job id>``, ``network`` (stakes, pays ringers and late
     audits) and ``mint`` (the only source of new points: grants). Balances are sums over entries."""
@@ -362,7 +362,7 @@ class LedgerEntry(db.Model):
     frame: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 
-class Event(db.Model):
+class Event(Model):
     """Something that happened on the network, for people to read (the dashboard, ``GET /api/v1/events``).
 
     ``job``, ``worker`` and ``account`` say whom it concerns (an account sees the events of its jobs, of its
@@ -385,7 +385,7 @@ class Event(db.Model):
     account: Mapped[Account | None] = relationship()
 
 
-class DashboardSession(db.Model):
+class DashboardSession(Model):
     """A signed-in dashboard session (coordinator/dashboard/sessions.py). The cookie holds a random key; only
     its sha256 is stored. Signing out deletes the row, so a copy of the cookie stops working at once."""
 

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 from flask import current_app
 from sqlalchemy import event, func, insert, select
+from sqlalchemy.engine import Connection
+from sqlalchemy.orm import Mapper
 
 from . import config
 from .db import db
@@ -143,7 +145,7 @@ def refund(job: Job) -> int:
 
 
 @event.listens_for(Account, "after_insert")
-def _starting_grant(_mapper, connection, account: Account) -> None:  # type: ignore[no-untyped-def]
+def _starting_grant(_mapper: Mapper[Account], connection: Connection, account: Account) -> None:
     """Every new account starts with the configured grant: an explicit entry from the mint."""
     amount = int(_config("STARTING_GRANT"))
     if amount > 0:

@@ -37,7 +37,7 @@ from .. import frame_analysis as fa
 from .. import payments
 from ..db import db, lock_row
 from ..errors import ApiError
-from ..models import Blob, Check, Job, Task, now
+from ..models import Blob, Check, Job, Task, Worker, now
 from ..states import TaskState
 from ..storage_access import storage
 from ..transitions import LostLease
@@ -147,16 +147,29 @@ def apply(check: Check) -> list[LostLease]:
     return handler(check)
 
 
+def _renderer(check: Check) -> Worker:
+    """The worker whose frame ``check`` judges. Every check but a ringer names one (new_check's ``renderer``), and a
+    ringer's is its frame's renderer, which a verified frame has."""
+    assert check.renderer is not None, f"check {check.id} ({check.kind}) names no renderer"
+    return check.renderer
+
+
+def _verifier(check: Check) -> Worker:
+    """The worker that rendered the region of ``check``: a check with a verdict has one."""
+    assert check.verifier is not None, f"check {check.id} ({check.kind}) has a verdict but no verifier"
+    return check.verifier
+
+
 def _on_verify(check: Check) -> list[LostLease]:
     if check.verdict == "pass":
         if check.kind == "verify":
-            trust.passed(check.renderer)
+            trust.passed(_renderer(check))
         payments.pay_check(check)
         if _rng.random() < current_app.config["FRAMEHIVE_AUDIT_RATE"]:
             _second_opinion("audit", check, check)
         return settle(check.task)
     if check.verifier is not None and check.verifier.account.trusted:
-        return penalties.renderer_caught(check.renderer, check.frame.job, f"trusted check {check.id} failed")
+        return penalties.renderer_caught(_renderer(check), check.frame.job, f"trusted check {check.id} failed")
     _second_opinion("arbitration", check, check)
     return []
 
@@ -168,7 +181,9 @@ def _on_tier1(check: Check) -> list[LostLease]:
         payments.pay_check(check)
         return settle(check.task)
     job: Job = check.frame.job
-    flagged = tier1.Tier1(check.metrics["min_tile_psnr"], fa.Region.from_list(check.metrics["worst"]), True)
+    metrics = check.metrics
+    assert metrics is not None, f"tier-1 check {check.id} was flagged without metrics"
+    flagged = tier1.Tier1(metrics["min_tile_psnr"], fa.Region.from_list(metrics["worst"]), True)
     region = tier1.follow_up_region(flagged, job.resolution_x, job.resolution_y)
     new_check("verify", check.frame, region.as_list(), list(check.excluded_accounts), renderer=check.renderer,
               parent=check, renderer_sha256=check.renderer_sha256)
@@ -192,13 +207,13 @@ def _on_arbitration(check: Check) -> list[LostLease]:
         if disputed.verifier is not None and not comparison.renders_agree(disputed, check):
             penalties.verifier_caught(disputed.verifier, f"check {disputed.id} contradicted by arbitration {check.id}")
         if disputed.kind == "verify":
-            trust.passed(check.renderer)
+            trust.passed(_renderer(check))
         return settle(check.task)
     payments.pay_arbiter(check, loser=check.renderer)
     payments.pay_check(disputed)  # the verifier that said "fail" was right
     if disputed.verifier is not None:
         trust.passed(disputed.verifier)
-    lost = penalties.renderer_caught(check.renderer, job, f"arbitration {check.id} confirmed check {disputed.id}")
+    lost = penalties.renderer_caught(_renderer(check), job, f"arbitration {check.id} confirmed check {disputed.id}")
     if disputed.kind == "audit":  # the first verifier had agreed with a cheating renderer: collusion
         first = db.session.get(Check, disputed.parent_id)
         if first is not None and first.verifier is not None and not comparison.renders_agree(first, check):
@@ -208,7 +223,7 @@ def _on_arbitration(check: Check) -> list[LostLease]:
 
 def _on_ringer(check: Check) -> list[LostLease]:
     if check.verdict == "pass":
-        trust.passed(check.verifier)
+        trust.passed(_verifier(check))
         return []
     if check.verifier is not None and check.verifier.account.trusted and check.renderer is not None:
         return penalties.renderer_caught(check.renderer, check.frame.job, f"trusted ringer {check.id} failed")
@@ -227,7 +242,7 @@ def _second_opinion(kind: str, source: Check, parent: Check) -> Check:
     excluded = set(source.excluded_accounts) | {source.frame.job.account_id}
     if source.renderer is not None:
         excluded.add(source.renderer.account_id)
-    chain = parent
+    chain: Check | None = parent
     while chain is not None:  # nobody who already looked at this region may judge it again
         if chain.verifier is not None:
             excluded.add(chain.verifier.account_id)

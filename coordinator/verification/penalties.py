@@ -33,22 +33,22 @@ def renderer_caught(renderer: Worker, job: Job, reason: str) -> list[LostLease]:
     bad = db.session.execute(select(Frame).where(
         Frame.job_id == job.id, Frame.worker_id == renderer.id,
         Frame.state.in_((FrameState.RENDERED, FrameState.VERIFIED)))).scalars().all()
-    tasks: dict[int, Task] = {}
+    task_ids: dict[int, None] = {}  # the tasks to render again, in order, each once
     for frame in bad:
         frame.state, frame.blob_sha256, frame.worker_id, frame.verified_by = FrameState.QUEUED, None, None, None
         frame.tile_hashes, frame.flags = None, []
-        tasks[frame.task_id] = frame.job  # type: ignore[assignment]
+        task_ids[frame.task_id] = None
     held = db.session.execute(select(Task).where(Task.job_id == job.id, Task.state == TaskState.LEASED,
                                                  Task.worker_id == renderer.id)).scalars().all()
     for task in held:  # work still in its hands: taken away before it can upload more
-        tasks.setdefault(task.id, job)  # type: ignore[arg-type]
+        task_ids.setdefault(task.id)
         for frame in db.session.execute(select(Frame).filter_by(task_id=task.id,
                                                                 state=FrameState.RENDERING)).scalars():
             frame.state = FrameState.QUEUED
-    for task_id in tasks:
-        task = db.session.get(Task, task_id)
-        assert task is not None
-        lost.extend(_rerender(job, task))
+    for task_id in task_ids:
+        again = db.session.get(Task, task_id)
+        assert again is not None
+        lost.extend(_rerender(job, again))
     return lost
 
 
