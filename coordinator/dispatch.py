@@ -3,7 +3,9 @@
 ``kick()`` is called whenever work or a worker may have become available (a job submitted, a task finished
 or requeued, a worker connected). It leases a task for each idle connection and sends it at once: workers
 never poll. The registry only knows this process's connections; the database decides who holds what. On
-PostgreSQL a kick also tells the other coordinator processes to kick theirs (wakeups.py).
+PostgreSQL a kick also tells the other coordinator processes to kick theirs (wakeups.py); a kick caused by such a
+wake-up (or by the sweep) first looks whether another process took leases from this process's agents (a job
+cancelled or paused there, a failure that failed the job) and tells those agents to stop.
 """
 
 from __future__ import annotations
@@ -15,10 +17,12 @@ from dataclasses import dataclass, field
 
 from flask import current_app
 from framehive.protocol import messages as m
+from sqlalchemy import select
 
 from . import leases, scene_files, wakeups
 from .db import db
 from .models import Check, Task, Worker
+from .states import TaskState
 from .transitions import LostLease, missing_frames
 from .verification import comparison, tier1
 from .verification.leasing import claim_check, release
@@ -114,16 +118,55 @@ class Dispatcher:
         waiting for the dispatcher lock while holding the database would deadlock with one that holds the
         dispatcher lock and waits for the database. With ``announce`` (PostgreSQL) that commit carries a
         notification waking the other coordinators; a kick that a notification caused announces nothing, or
-        two coordinators would wake each other for ever.
+        two coordinators would wake each other for ever. Such a kick (a wake-up, the sweep) comes after changes
+        another process made, so it first cancels the work of this process's agents whose leases were taken
+        elsewhere (:meth:`_drop_leases_lost_elsewhere`).
         """
         if announce:
             wakeups.announce(self.origin)
         db.session.commit()
         with self._dispatching:
+            if not announce:
+                self._drop_leases_lost_elsewhere()
             with self._registry:
                 idle = [c for c in self._connections.values() if c.current is None and not c.draining]
             for conn in idle:
                 self._give_work(conn)
+
+    def _drop_leases_lost_elsewhere(self) -> None:
+        """Tell this process's busy agents to stop work whose lease they no longer hold in the database.
+
+        Another coordinator that cancels a job, pauses it or fails it frees the leases in the database and calls
+        drop_leases, which reaches its own connections only; the agent's connection here still records the work
+        (so the agent is not offered new work and keeps rendering for nothing). One query per kind over the busy
+        connections' work. Runs under ``_dispatching``, so no new work is recorded meanwhile; a lease that ends
+        here meanwhile (a task_done read by the connection's thread) may get a cancel the agent ignores (it names
+        work the agent no longer holds)."""
+        with self._registry:
+            busy = [(conn, conn.current) for conn in self._connections.values() if conn.current is not None]
+        if not busy:
+            return
+        task_ids = [work.id for _, work in busy if work is not None and work.kind == "task"]
+        check_ids = [work.id for _, work in busy if work is not None and work.kind == "check"]
+        held: set[tuple[str, int, int, object]] = set()
+        if task_ids:
+            held |= {("task", task_id, worker_id or 0, attempt) for task_id, worker_id, attempt in db.session.execute(
+                select(Task.id, Task.worker_id, Task.attempt)
+                .where(Task.id.in_(task_ids), Task.state == TaskState.LEASED)).tuples()}
+        if check_ids:
+            held |= {("check", check_id, worker_id or 0, handle) for check_id, worker_id, handle in db.session.execute(
+                select(Check.id, Check.verifier_id, Check.handle)
+                .where(Check.id.in_(check_ids), Check.state == "leased")).tuples()}
+        db.session.commit()
+        lost = []
+        for conn, work in busy:
+            assert work is not None
+            key = (work.kind, work.id, conn.worker_id, work.attempt if work.kind == "task" else work.handle)
+            if key not in held:
+                lost.append(LostLease(work.id if work.kind == "task" else 0, conn.worker_id,
+                                      "the lease was taken back by another coordinator",
+                                      check_id=work.id if work.kind == "check" else None))
+        self.drop_leases(lost)
 
     def _give_work(self, conn: Connection) -> None:
         """Checks first (they gate every job's completion), then render tasks."""

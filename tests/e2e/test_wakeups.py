@@ -1,6 +1,7 @@
 """Coordinators on one PostgreSQL wake each other (coordinator/wakeups.py): a job submitted through coordinator A
 reaches an idle agent on coordinator B long before B's sweep would have found it, also after B's listening
-session was killed; and notifications leave only with the transaction that made the change."""
+session was killed; a job cancelled through A stops its agent on B at once; and notifications leave only with the
+transaction that made the change."""
 
 from __future__ import annotations
 
@@ -100,9 +101,6 @@ def test_sqlite_coordinators_do_not_listen(tmp_path: Path):
         db.session.remove()
 
 
-@pytest.mark.xfail(strict=True, reason="issue 15: a cancel through A frees the lease in the database, but B, which "
-                                       "holds the agent's connection, is told nothing (Dispatcher.drop_leases acts "
-                                       "on its own connections only)")
 def test_a_job_cancelled_through_a_stops_the_agent_on_b(pair: CoordinatorPair, sample_scene: Path):
     agent = ProtocolWorker(pair.b.url, pair.tokens["worker"], "cancelled-on-b")
     user = Client(pair.a.url, pair.tokens["user"])
