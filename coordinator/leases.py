@@ -121,14 +121,19 @@ def hand_back(task: Task) -> None:
     db.session.commit()
 
 
-def release_worker(worker_id: int, reason: str) -> list[LostLease]:
-    """The worker disconnected: every lease it holds is lost (counted as a failure). Commits."""
+def release_worker(worker_id: int, reason: str, handed_back: tuple[int, int] | None = None) -> list[LostLease]:
+    """The worker disconnected: every lease it holds is lost (counted as a failure), but for ``handed_back`` (task
+    id, attempt), requeued without one if the worker holds that very lease (worker_channel: what a hello says its
+    agent dropped when its connection was lost). Commits."""
     lost: list[LostLease] = []
     held = db.session.execute(select(Task.id).filter_by(worker_id=worker_id, state=TaskState.LEASED)).scalars().all()
     for task_id in held:
         task = held_task(worker_id, task_id)
         if task is None:
             _race_lost(task_id, f"worker {worker_id} disconnected")
+            continue
+        if handed_back == (task.id, task.attempt):
+            requeue(task)
             continue
         lost.extend(record_failure(task, "lease_lost", reason))
     db.session.commit()
