@@ -45,6 +45,7 @@ import sys
 import threading
 import time
 import traceback
+import zlib
 from collections.abc import Callable
 from typing import Any
 
@@ -424,10 +425,17 @@ def _autoexec_blocked() -> bool:
 
 
 def _denoised(scene) -> bool:
-    """Whether the final render is denoised, by Cycles or by a Denoise node in the compositor: either sees only
-    what was rendered (the whole image, or a region's cropped rectangle), so region renders differ a little."""
-    cycles = scene.render.engine == "CYCLES" and bool(scene.cycles.use_denoising)
-    return cycles or (bool(scene.render.use_compositing) and _has_denoise_node(_compositor_tree(scene), set()))
+    """Whether a region render differs a little from the full frame because Cycles' denoiser (OIDN) sees only the
+    region: the verifier then renders a yardstick. Not for a scene the compositor denoises: its regions are
+    rendered whole and cropped (:func:`_renders_regions_whole`), so they are the full frame's pixels."""
+    return scene.render.engine == "CYCLES" and bool(scene.cycles.use_denoising) and not _renders_regions_whole(scene)
+
+
+def _renders_regions_whole(scene) -> bool:
+    """Whether region renders of ``scene`` must render the whole frame and crop it: a Denoise node in the
+    compositor changes the pixels far inside a region, not only near its edge, when it is given the region alone
+    (measured at 192x108: up to 32 levels 30 px inside, so no margin helps; tests/worker/test_compositor_denoise.py)."""
+    return bool(scene.render.use_compositing) and _has_denoise_node(_compositor_tree(scene), set())
 
 
 def _compositor_tree(scene):
@@ -540,6 +548,74 @@ def _border_for(rect: tuple[int, int, int, int], width: int, height: int) -> dic
     return border
 
 
+def _paeth(left: int, up: int, corner: int) -> int:
+    estimate = left + up - corner
+    to_left, to_up, to_corner = abs(estimate - left), abs(estimate - up), abs(estimate - corner)
+    if to_left <= to_up and to_left <= to_corner:
+        return left
+    return up if to_up <= to_corner else corner
+
+
+def _unfilter(raw: bytes, height: int, stride: int, bpp: int) -> list[bytes]:
+    """A non-interlaced PNG's image data as its rows of pixel bytes, every filter undone."""
+    rows, previous = [], bytes(stride)
+    for y in range(height):
+        start = y * (stride + 1)
+        kind, line = raw[start], bytearray(raw[start + 1:start + 1 + stride])
+        for i in range(stride):
+            left = line[i - bpp] if i >= bpp else 0
+            corner = previous[i - bpp] if i >= bpp else 0
+            if kind == 1:
+                line[i] = (line[i] + left) & 0xFF
+            elif kind == 2:
+                line[i] = (line[i] + previous[i]) & 0xFF
+            elif kind == 3:
+                line[i] = (line[i] + (left + previous[i]) // 2) & 0xFF
+            elif kind == 4:
+                line[i] = (line[i] + _paeth(left, previous[i], corner)) & 0xFF
+            elif kind != 0:
+                raise CommandError(f"Blender wrote a PNG with an unknown filter {kind}")
+        previous = bytes(line)
+        rows.append(previous)
+    return rows
+
+
+def _png_chunk(kind: bytes, body: bytes) -> bytes:
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+
+def _crop_png(path: str, rect: tuple[int, int, int, int]) -> None:
+    """Cut ``rect`` (x, y, w, h, top-left origin) out of the 8-bit PNG Blender wrote at ``path``, in place: the
+    very pixel bytes, written again unfiltered; the other chunks (colour space, metadata) are kept."""
+    with open(path, "rb") as handle:
+        data = handle.read()
+    chunks, pos = [], 8
+    while pos + 12 <= len(data):
+        (length,) = struct.unpack(">I", data[pos:pos + 4])
+        chunks.append((data[pos + 4:pos + 8], data[pos + 8:pos + 8 + length]))
+        pos += 12 + length
+    header = chunks[0][1]
+    width, height, depth, colour, interlace = *struct.unpack(">II", header[:8]), header[8], header[9], header[12]
+    channels = {0: 1, 2: 3, 4: 2, 6: 4}.get(colour)
+    if chunks[0][0] != b"IHDR" or depth != 8 or channels is None or interlace:
+        raise CommandError("Blender wrote a PNG that is not 8-bit, non-interlaced grey, RGB or RGBA")
+    rows = _unfilter(zlib.decompress(b"".join(body for kind, body in chunks if kind == b"IDAT")), height,
+                     width * channels, channels)
+    x, y, w, h = rect
+    cropped = b"".join(b"\x00" + row[x * channels:(x + w) * channels] for row in rows[y:y + h])
+    out, idat_written = [data[:8]], False
+    for kind, body in chunks:
+        if kind == b"IHDR":
+            body = struct.pack(">II", w, h) + body[8:]
+        elif kind == b"IDAT":
+            if idat_written:
+                continue
+            body, idat_written = zlib.compress(cropped), True
+        out.append(_png_chunk(kind, body))
+    with open(path, "wb") as handle:
+        handle.write(b"".join(out))
+
+
 def _png_size(path: str) -> tuple[int, int]:
     """Width and height from a PNG's IHDR chunk."""
     with open(path, "rb") as handle:
@@ -566,8 +642,10 @@ def _check_output(output: Any) -> str:
     return output
 
 
-def _render_still(scene, frame: int, output: str, expected_size: tuple[int, int] | None = None) -> None:
-    """Render ``frame`` to exactly ``output``, atomically; with ``expected_size``, refuse any other size."""
+def _render_still(scene, frame: int, output: str, expected_size: tuple[int, int] | None = None,
+                  crop: tuple[int, int, int, int] | None = None) -> None:
+    """Render ``frame`` to exactly ``output``, atomically; with ``crop``, only that rectangle of what Blender
+    wrote; with ``expected_size``, refuse any other size."""
     # Render to a hidden name next to the target, then rename: the uploader never sees half a PNG, and
     # Blender's own path rules (frame-number '#' in the file name, extensions) cannot touch ``output``.
     partial = os.path.join(os.path.dirname(output), f".framehive-{os.getpid()}-partial.png")
@@ -577,6 +655,8 @@ def _render_still(scene, frame: int, output: str, expected_size: tuple[int, int]
         bpy.ops.render.render(write_still=True, scene=scene.name)
         if not os.path.isfile(partial):
             raise CommandError("Blender finished without writing the frame (see the log)")
+        if crop is not None:
+            _crop_png(partial, crop)
         if expected_size is not None and _png_size(partial) != expected_size:
             raise CommandError(f"Blender rendered {_png_size(partial)} pixels instead of {expected_size}")
         os.replace(partial, output)
@@ -677,9 +757,11 @@ class Runner:
         an overridden one), origin at the top left of the PNG. The file is exactly w x h pixels, equal to
         ``full[y:y+h, x:x+w]`` of the full frame rendered with the same settings: bit for bit with Cycles when
         dither_intensity is 0 and no denoiser runs (OIDN sees the crop edge: ask for a margin of 16 px and
-        compare the inside). Compositor nodes that move pixels (blur, glare, lens distortion, transforms)
-        break this; burnt-in stamps and a scene's own render border are refused. ``overrides`` change
-        REGION_OVERRIDES for this render only; they and the border settings are restored afterwards.
+        compare the inside). A scene whose compositor denoises is rendered whole and cropped (its Denoise node
+        changes a region given alone far from the edge), so its regions cost a whole frame. Compositor nodes
+        that move pixels (blur, glare, lens distortion, transforms) break this; burnt-in stamps and a scene's
+        own render border are refused. ``overrides`` change REGION_OVERRIDES for this render only; they and the
+        border settings are restored afterwards.
         """
         scene = self.scene
         frame = _int(message.get("frame"))
@@ -710,11 +792,15 @@ class Runner:
             _apply_settings(scene, overrides)
             if _effective_resolution(scene) != [width, height]:  # cannot happen unless Blender changes the rule
                 raise CommandError(f"Blender renders {_effective_resolution(scene)}, expected {[width, height]}")
-            render.use_border = True
-            render.use_crop_to_border = True
-            for name, value in border.items():
-                setattr(render, name, value)
-            _render_still(scene, frame, output, expected_size=(rect[2], rect[3]))
+            if _renders_regions_whole(scene):  # the compositor's Denoise node must see the whole frame
+                render.use_border = False
+                _render_still(scene, frame, output, expected_size=(rect[2], rect[3]), crop=rect)
+            else:
+                render.use_border = True
+                render.use_crop_to_border = True
+                for name, value in border.items():
+                    setattr(render, name, value)
+                _render_still(scene, frame, output, expected_size=(rect[2], rect[3]))
         finally:
             for name, value in saved_settings.items():
                 target, attribute = _setting_target(scene, name)
