@@ -4,10 +4,10 @@ through the real TaskRunner and real Blender (issue 13 point 4).
 The compositor runs on whatever was rendered. Given a region alone (render border + crop), its Denoise node
 changes pixels far inside the region, not only near the edge (measured at 192x108: up to 32 levels 30 px inside an
 80x80 rectangle), so honest checks failed whatever the margin, by the strict rule and by the yardstick alike
-(2 of 100 at 192x108 even within 6 yardsticks). So the verifier renders such a scene's regions whole and crops them
-(render_runner._renders_regions_whole): its region is then the full frame's pixels, bit for bit within a device
-class. Checks are made as the coordinator makes them (regions drawn like keys.draw_keys, grown by checks.MARGIN,
-a yardstick seed in every order) and judged as decide.judge does.
+(2 of 100 same-class checks at 192x108 even when judged by the yardstick). So the verifier renders such a scene's
+regions whole and crops them (render_runner._renders_regions_whole): its region is then the full frame's pixels,
+bit for bit within a device class. Checks are made as the coordinator makes them (regions drawn like
+keys.draw_keys, grown by checks.MARGIN, a yardstick seed in every order) and judged as decide.judge does.
 """
 
 from __future__ import annotations
