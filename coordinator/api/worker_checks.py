@@ -3,23 +3,34 @@
 The verifier must hold the check's lease: the URL names it by the lease's handle (verification/handles.py), never
 by the check's id. It gets no verdict back: a blind verifier learns nothing about the renderer or whether it
 agreed.
+
+With an object store the render goes there instead, like a frame (worker_frames.py): ``POST …/result/uploads``
+hands out a presigned PUT to a staging key, and ``POST …/result/uploads/<upload>`` reads the staged object back and
+runs the very checks a PUT here runs (lease, size, hash, PNG header and decode limits) before the check is judged.
+On local disk the first answers ``{"url": null}``: PUT the result here.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+from collections.abc import Callable
 
 from flask import Blueprint, current_app, jsonify, request
 from framehive.protocol.messages import HANDLE_RE
+from werkzeug.wrappers import Response
 
 from .. import frame_analysis as fa
 from ..auth import require
 from ..db import db
 from ..errors import ApiError
 from ..models import Check
+from ..storage import BlobTooLarge, NotUploaded, S3Storage
 from ..storage.local import SHA256_RE
+from ..storage_access import storage
 from ..verification import decide
 from ..verification.handles import held_check
+from .blobs import announced_size
 from .bodies import read_limited
 from .decoding import decode_slot, expect_size, upload_limit
 from .worker_frames import worker_id_from_header
@@ -30,6 +41,64 @@ bp = Blueprint("worker_checks", __name__)
 @bp.put("/worker/checks/<handle>/result")
 @require("worker")
 def upload_result(handle: str):
+    worker_id, sha256, limit = _admit(handle)
+    data = read_limited(limit)
+    return _take(worker_id, handle, sha256, data, None)
+
+
+@bp.post("/worker/checks/<handle>/result/uploads")
+@require("worker")
+def begin_direct_result_upload(handle: str):
+    """A presigned PUT for the result (``{"size": N}``) to the object store; ``{"url": null}``: PUT it here."""
+    size = announced_size()
+    _worker_id, sha256, limit = _admit(handle)
+    if size > limit:
+        raise ApiError(413, "too_large", f"this check's result is limited to {limit} bytes")
+    direct = storage().presigned_put(sha256, size, "image/png")
+    if direct is None:
+        return jsonify({"url": None}), 200
+    return jsonify({"url": direct.url, "method": "PUT", "headers": direct.headers, "upload": direct.handle,
+                    "expires_in": direct.expires_in}), 201
+
+
+@bp.post("/worker/checks/<handle>/result/uploads/<upload>")
+@require("worker")
+def confirm_direct_result_upload(handle: str, upload: str):
+    """The verifier's presigned PUT is done: the staged result is read back from the store and checked like a PUT,
+    then judged. The staged object becomes the kept render (copied inside the store) or is deleted."""
+    size = announced_size()
+    worker_id, sha256, limit = _admit(handle)
+    store = storage()
+    if not isinstance(store, S3Storage):
+        raise ApiError(404, "not_found", "this coordinator takes check results by PUT")
+    if size > limit:
+        raise ApiError(413, "too_large", f"this check's result is limited to {limit} bytes")
+    try:
+        data = store.read_staged(sha256, size, upload)
+    except NotUploaded:
+        raise ApiError(404, "not_found", "nothing was uploaded under this handle (or its URL expired)") from None
+    except BlobTooLarge as exc:
+        raise ApiError(400, "bad_result", str(exc)) from None
+    promoted = False
+
+    def promote() -> None:
+        """Before judging keeps the render: it is copied to its blob key inside the store, so judging finds it
+        stored and sends the store no byte itself."""
+        nonlocal promoted
+        store.promote(sha256, size, upload)  # deletes the staged object
+        promoted = True
+
+    try:
+        return _take(worker_id, handle, sha256, data, promote)
+    finally:
+        if not promoted:  # refused, or not kept as it came: the staged bytes are never kept
+            with contextlib.suppress(NotUploaded):
+                store.discard(sha256, size, upload)
+
+
+def _admit(handle: str) -> tuple[int, str, int]:
+    """The checks before any byte is looked at: the caller's agent, the announced sha256 and the lease. Returns
+    the agent's id, the sha256 and the result's size limit; commits (no transaction is held while bytes move)."""
     worker_id = worker_id_from_header()
     sha256 = request.headers.get("X-Content-SHA256", "")
     if not SHA256_RE.match(sha256):
@@ -39,15 +108,27 @@ def upload_result(handle: str):
         raise ApiError(409, "lease_lost", "you do not hold this check")
     rect = fa.Region.from_list(check.render_rect)
     db.session.commit()  # never hold the database while the body crosses the network
-    data = read_limited(upload_limit(rect.width, rect.height * fa.YARDSTICK_RENDERS))  # with a yardstick below
+    return worker_id, sha256, upload_limit(rect.width, rect.height * fa.YARDSTICK_RENDERS)  # a yardstick below
+
+
+def _take(worker_id: int, handle: str, sha256: str, data: bytes,
+          keep_as_is: Callable[[], None] | None) -> tuple[Response, int]:
+    """Check the result's bytes (hash, lease still held, PNG header, decode limits), judge the check and act on it.
+    ``keep_as_is`` runs once the result is known to decode, when judging keeps it unchanged (all but a claim's
+    stacked render, whose top half is kept)."""
     if hashlib.sha256(data).hexdigest() != sha256:
         raise ApiError(400, "hash_mismatch", "the result does not hash to X-Content-SHA256")
     check = _held(worker_id, handle)
     if check is None:
         raise ApiError(409, "lease_lost", "you no longer hold this check")
-    expect_size(data, rect.width, _result_height(data, rect), "bad_result")
+    rect = fa.Region.from_list(check.render_rect)
+    height = _result_height(data, rect)
+    expect_size(data, rect.width, height, "bad_result")
     with decode_slot():
         try:
+            if keep_as_is is not None and not (check.kind == "claim" and height != rect.height):
+                fa.decode(data, current_app.config["FRAMEHIVE_MAX_FRAME_PIXELS"])  # never keep what cannot be judged
+                keep_as_is()
             decide.judge(check, data)
         except fa.BadImage as exc:
             raise ApiError(400, "bad_result", str(exc)) from None

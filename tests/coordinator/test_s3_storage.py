@@ -25,6 +25,7 @@ import pytest
 import requests
 from framehive.addon.client import Client
 from framehive.protocol import messages as m
+from PIL import Image
 
 from tests.farm import Farm
 from tests.live import mint_tokens
@@ -251,3 +252,60 @@ def test_an_unconfirmed_direct_upload_is_swept_and_blobs_stay(moto: MotoServer) 
     assert storage.sweep_staged() == 0, "a fresh staged upload may still be confirmed"
     assert storage.sweep_staged(older_than=-60) == 1
     assert keys(moto, bucket) == {key(hashlib.sha256(kept).hexdigest())}
+
+
+def test_a_verifiers_result_goes_to_the_store_and_a_wrong_one_is_refused_at_confirmation(
+        s3_farm: Farm, store: tuple[str, RecordingProxy], moto: MotoServer, sample_scene: Path) -> None:
+    bucket, proxy = store
+    tokens = mint_tokens(s3_farm, trusted_workers=False, alice=("user", "alice"), one=("worker", "owner-1"),
+                         two=("worker", "owner-2"))
+    alice = Client(s3_farm.url, tokens["alice"])
+    job = alice.submit(sample_scene, frames="1", chunk=1, policy="full")  # its frame is checked
+    renderer = ProtocolWorker(s3_farm.url, tokens["one"], "renderer", roles=("render",))
+    verifier = ProtocolWorker(s3_farm.url, tokens["two"], "verifier", roles=("verify",))
+    try:
+        order = renderer.receive_alive(timeout=30)
+        assert isinstance(order, m.Assign) and order.job_id == job["id"], order
+        colour = (10, 200, 30)
+        frame = io.BytesIO()
+        Image.new("RGB", (64, 36), colour).save(frame, "PNG", compress_level=1)  # other bytes than the result's
+        assert renderer.upload(order, 1, frame.getvalue()).status_code == 201
+        renderer.send(m.TaskDone(task_id=order.task_id, attempt=order.attempt))
+        verify = verifier.receive_alive(timeout=60)
+        assert isinstance(verify, m.Verify) and verify.job_id == job["id"], verify
+        _x, _y, width, height = verify.rect
+        result = png(width, height, colour)  # the region of a flat frame: what an honest verifier renders
+        sha = hashlib.sha256(result).hexdigest()
+        where = s3_farm.url + verify.upload_url
+        headers = {"X-Framehive-Worker": str(verifier.worker_id), "X-Content-SHA256": sha}
+
+        direct = begin(f"{where}/uploads", tokens["two"], sha, len(result), headers)
+        assert direct.status_code == 201 and "/incoming/" in direct.json()["url"], direct.text
+        junk = png(width, height, (200, 10, 30)).ljust(len(result), b"\0")[:len(result)]
+        requests.put(direct.json()["url"], data=junk, headers=direct.json()["headers"], timeout=30)
+        refused = begin(f"{where}/uploads/{direct.json()['upload']}", tokens["two"], sha, len(result), headers)
+        assert (refused.status_code, refused.json()["error"]["code"]) == (400, "hash_mismatch"), refused.text
+        check = alice.job(job["id"])["checks"][0]
+        assert (check["state"], check["verdict"]) == ("leased", None), "the check was not judged on the junk"
+        assert not any("/incoming/" in name for name in keys(moto, bucket)), keys(moto, bucket)
+
+        seen = len(proxy.seen)  # the store's requests from here on are the honest upload's
+        direct = begin(f"{where}/uploads", tokens["two"], sha, len(result), headers).json()
+        assert requests.put(direct["url"], data=result, headers=direct["headers"], timeout=30).status_code == 200
+        taken = begin(f"{where}/uploads/{direct['upload']}", tokens["two"], sha, len(result), headers)
+        assert (taken.status_code, taken.json()) == (201, {"accepted": True}), taken.text
+        check = alice.job(job["id"])["checks"][0]
+        assert (check["state"], check["verdict"]) == ("done", "pass"), check
+        assert moto.client().get_object(Bucket=bucket, Key=key(sha))["Body"].read() == result, "the render is kept"
+        assert not any("/incoming/" in name for name in keys(moto, bucket)), keys(moto, bucket)
+        written = [path for method, path, headers in proxy.seen[seen:] if method == "PUT" and path.startswith(
+            f"/{bucket}/{key(sha)}") and not any(name.lower() == "x-amz-copy-source" for name in headers)]
+        assert written == [], "the coordinator sent the store no byte of the render: it copied the staged object"
+        assert [path for method, path, _ in proxy.seen if method == "PUT" and f"/incoming/{sha}-" in path], \
+            "the verifier's bytes went to the store"
+        tokens_seen = [path for method, path, headers in proxy.seen
+                       if any(token in value for value in headers.values() for token in tokens.values())]
+        assert tokens_seen == [], "a Framehive token reached the store"
+    finally:
+        renderer.close()
+        verifier.close()
