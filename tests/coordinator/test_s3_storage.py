@@ -118,12 +118,16 @@ def test_a_job_renders_on_s3_and_frames_are_redirects_to_the_store(
         s3_farm: Farm, store: tuple[str, RecordingProxy], moto: MotoServer, tmp_path: Path,
         sample_scene: Path) -> None:
     bucket, proxy = store
-    tokens = mint_tokens(s3_farm, alice=("user", "alice"), owner=("worker", "owner"))
+    # Two owners, neither trusted: one renders the task, the other's agent checks it (a new renderer's every task).
+    tokens = mint_tokens(s3_farm, trusted_workers=False, alice=("user", "alice"), owner=("worker", "owner"),
+                         other=("worker", "other"))
     alice = Client(s3_farm.url, tokens["alice"])
     job = alice.submit(sample_scene, frames="1-2", chunk=2)
     s3_farm.start_worker("box", tokens["owner"])
+    s3_farm.start_worker("other-box", tokens["other"])
     done = alice.wait(job["id"], poll=0.2, timeout=RENDER_TIMEOUT)
     assert done["state"] == "completed", (done, s3_farm.logs())
+    assert done["checks"] and all(c["verdict"] == "pass" for c in done["checks"]), done["checks"]
 
     frames = [entry["sha256"] for entry in done["frame_states"]]
     stored = keys(moto, bucket)
@@ -143,6 +147,12 @@ def test_a_job_renders_on_s3_and_frames_are_redirects_to_the_store(
     staged = [path for method, path, _ in proxy.seen if method == "PUT" and "/incoming/" in path]
     assert all(any(f"/incoming/{sha}-" in path for path in staged) for sha in [job["scene"], *frames]), \
         "the artist's scene and the worker's frames went straight to the store (presigned PUTs)"
+    assert [path for method, path, _ in proxy.seen if method == "PUT" and "/incoming/" in path
+            and all(f"/incoming/{sha}-" not in path for sha in [job["scene"], *frames])], \
+        "the verifier's region render went straight to the store too"
+    assert s3_farm.coordinator is not None
+    assert "PUT /api/v1/worker/checks/" not in s3_farm.coordinator.log_text(), "no check byte came to the coordinator"
+    assert "PUT /api/v1/worker/tasks/" not in s3_farm.coordinator.log_text(), "no frame byte came to the coordinator"
     presigned = [path for method, path, _ in proxy.seen if method == "GET" and "X-Amz-Signature=" in path]
     assert any(key(job["scene"]) in path for path in presigned), "the worker fetched the scene from the store"
     assert any(key(frames[0]) in path for path in presigned), "the artist fetched the frame from the store"
