@@ -22,6 +22,7 @@ from framehive.protocol.session import (
     Paused,
     Step,
     TaskEnded,
+    dropped_lease,
 )
 from simple_websocket import ConnectionClosed
 
@@ -85,8 +86,10 @@ def _channel(ws) -> None:
         ws.send(m.encode(session.refuse(signed_on)))
         return
     worker_id, worker_name = signed_on
-    # Leases left from an earlier connection of this agent are stale: it drops its work when it disconnects.
-    dispatcher().drop_leases(leases.release_worker(worker_id, "the worker reconnected"))
+    # Leases left from an earlier connection of this agent are stale: it drops its work when it disconnects. The
+    # one its hello names as dropped then is handed back without a failure (protocol.session: a hello after a lost
+    # connection, why that is sound); any other counts as lost.
+    dispatcher().drop_leases(leases.release_worker(worker_id, "the worker reconnected", dropped_lease(hello)))
     check_leasing.release_verifier(worker_id)
     db.session.remove()  # no transaction (on SQLite: no write lock) is held from here to kick()
     conn = Connection(worker_id=worker_id, name=worker_name, ws=ws, token_id=caller.token_id)

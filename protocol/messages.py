@@ -70,9 +70,16 @@ class Hello(Message):
     # What confines its renders (framehive.worker_agent.confinement.status()); None from agents that do not say. The
     # agent's own word: the coordinator shows it and may refuse unconfined agents, it proves nothing.
     confinement: dict[str, Any] | None = None
+    # The task (id and attempt) the agent was running when its previous connection was lost, and dropped: the
+    # coordinator hands that lease back without counting a failure (protocol/session.py, "hello after a lost
+    # connection"). None from agents that held nothing, that restarted, or that do not say.
+    dropped_task_id: int | None = None
+    dropped_attempt: int | None = None
 
     def check(self) -> None:
         """Its text is kept and shown (the coordinator's columns have these sizes) and logged: short, printable."""
+        if (self.dropped_task_id is None) != (self.dropped_attempt is None):
+            raise MessageError("hello: dropped_task_id and dropped_attempt go together")
         for name, limit in HELLO_TEXT_LIMITS.items():
             _check_text(f"hello: {name}", getattr(self, name), limit)
         check_agent_name(self.name, "hello: the name")

@@ -18,12 +18,28 @@ the current state (reading before saying hello, a heartbeat before the welcome, 
 end's I/O layer and raises :class:`SessionError`; a peer's malformed or out-of-place message (an order while busy,
 a second welcome, a stale cancel) is not, and is answered or ignored as the protocol says.
 
+A hello after a lost connection: an agent whose connection is lost (its coordinator died, the network broke)
+stops its order, since the lease is as good as lost, and connects again, to the same coordinator or another of
+the network. If it was running a task, its next hello names it (task id and attempt: :func:`naming_dropped`), and
+the coordinator that signs it on hands that lease back without counting a failure, as it does for a handback;
+every other lease the worker still holds there is lost and counted, as before (coordinator/worker_channel.py,
+leases.release_worker). This is sound against an agent that lies:
+- it names only its own lease of that attempt (the database decides), and the lease ends there (requeued): the
+  hello keeps no lease alive, so a hello cannot be used to hold a task for ever;
+- it dodges no failure a connected agent could not already dodge: any agent may give a task back with a
+  handback at any time; naming it in the hello is the same hand-back, said at the first moment it can be;
+- an agent that restarts (crashed, killed, lost its machine) knows of no order and names none, so a scene that
+  kills agents is still counted against each one that it killed; and a live coordinator that saw the socket
+  close has usually counted the disconnect already (its sign-off), so the hello names a lease no longer held.
+The agent's rendering is lost all the same (it does not resume the order on the new connection).
+
 The coordinator's machine does not hold the worker's order itself: the dispatcher leases and records it under its
 own lock (dispatch.Connection.current). Its methods take that record and say whether it is released.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import logging
 from collections.abc import Callable
@@ -68,6 +84,21 @@ def refuse(order: Order, error: str) -> m.TaskFailed | m.CheckFailed:
     if isinstance(order, m.Assign):
         return m.TaskFailed(task_id=order.task_id, attempt=order.attempt, error=error)
     return m.CheckFailed(handle=order.handle, error=error)
+
+
+def naming_dropped(hello: m.Hello, dropped: Order | None) -> m.Hello:
+    """The hello of a connection after a lost one, naming the task the agent dropped then (a check is not named:
+    a verifier's checks are given back without a failure anyway)."""
+    if not isinstance(dropped, m.Assign):
+        return hello
+    return dataclasses.replace(hello, dropped_task_id=dropped.task_id, dropped_attempt=dropped.attempt)
+
+
+def dropped_lease(hello: m.Hello) -> tuple[int, int] | None:
+    """The task lease (id, attempt) a hello says its agent dropped when its last connection was lost, if any."""
+    if hello.dropped_task_id is None or hello.dropped_attempt is None:
+        return None
+    return hello.dropped_task_id, hello.dropped_attempt
 
 
 # ---------------------------------------------------------------- actions for the I/O layer
@@ -141,6 +172,7 @@ class AgentSession:
         self.paused = False
         self.pause_reason = ""
         self.worker_id: int | None = None
+        self.dropped: Order | None = None  # the order it stopped when the connection was lost (lost())
         self._vet = vet
         self._max_bytes = max_bytes
 
@@ -250,8 +282,10 @@ class AgentSession:
                 Send(give_back(held, "the agent is stopping"))]
 
     def lost(self) -> list[AgentAction]:
-        """The connection is gone, so the lease is lost: stop the order, tell nobody."""
+        """The connection is gone, so the lease is lost: stop the order, tell nobody now; it is kept in
+        ``dropped`` for the next connection's hello (:func:`naming_dropped`)."""
         held, self.held, self.phase = self.held, None, AgentPhase.CLOSED
+        self.dropped = held
         return [] if held is None else [Stop(held, unwind=True)]
 
     def _expect(self, phase: AgentPhase, what: str) -> None:

@@ -31,6 +31,8 @@ from framehive.protocol.session import (
     Stop,
     TaskEnded,
     Welcomed,
+    dropped_lease,
+    naming_dropped,
 )
 
 HANDLE = "h" * 20
@@ -239,6 +241,24 @@ def test_a_lost_connection_stops_the_order_and_tells_nobody() -> None:
     assert agent.availability(True, "dinner") == [], "nothing is sent after the end"
 
 
+def test_the_next_hello_names_the_task_dropped_with_a_lost_connection() -> None:
+    agent = welcomed_agent()
+    agent.receive(text(assign(4, attempt=2)))
+    agent.lost()
+    assert agent.dropped == assign(4, attempt=2)
+    named = naming_dropped(hello(), agent.dropped)
+    assert (named.dropped_task_id, named.dropped_attempt) == (4, 2)
+    assert sent(AgentSession().start(named)) == [named]
+    assert naming_dropped(hello(), None) == hello(), "an agent that held nothing names nothing"
+
+
+def test_a_check_dropped_with_a_lost_connection_is_not_named() -> None:
+    agent = welcomed_agent()
+    agent.receive(text(verify()))
+    agent.lost()
+    assert naming_dropped(hello(), agent.dropped) == hello()
+
+
 def test_a_malformed_message_is_logged_and_the_session_goes_on() -> None:
     agent = welcomed_agent()
     for bad in ('{"type": "assign", "task_id": "not a number"}', "not json", '{"type": "nonsense"}'):
@@ -289,6 +309,20 @@ def test_the_coordinator_wants_a_hello_of_its_protocol_first(first: str | None, 
     assert session.phase == CoordinatorPhase.CLOSED
     with pytest.raises(SessionError):
         session.welcome(7, 5, 30)
+
+
+def test_the_coordinator_reads_the_lease_a_hello_says_was_dropped() -> None:
+    session = CoordinatorSession()
+    named = session.hello(text(naming_dropped(hello(), assign(4, attempt=2))))
+    assert isinstance(named, m.Hello) and dropped_lease(named) == (4, 2)
+    assert dropped_lease(hello()) is None
+
+
+@pytest.mark.parametrize("half", [{"dropped_task_id": 4}, {"dropped_attempt": 2}])
+def test_a_hello_naming_half_a_lease_is_refused(half: dict[str, int]) -> None:
+    session = CoordinatorSession()
+    answer = session.hello(text(m.Hello(**{**hello().__dict__, **half})))
+    assert isinstance(answer, m.Error) and answer.code == "bad_message"
 
 
 def test_a_hello_is_welcomed_once_signed_on_or_refused() -> None:

@@ -90,6 +90,8 @@ class Agent:
         self._heartbeat_interval = 0.0  # the current coordinator's (its welcome)
         # Work the coordinator cancelled, still unwinding (killing its Blender): new work waits for it.
         self._winding_down: asyncio.Task[None] | None = None
+        # The order dropped when a connection was lost, named in every hello until a coordinator welcomes one.
+        self._dropped: Order | None = None
 
     def stop(self) -> None:
         """Graceful stop (SIGTERM / Ctrl-C): hand back the current task and disconnect."""
@@ -159,6 +161,7 @@ class Agent:
         hello = m.Hello(protocol=PROTOCOL_VERSION, name=i.name, agent_version=__version__,
                         blender_version=i.blender_version, device=i.device, devices=i.devices, threads=i.threads,
                         roles=i.roles, confinement=confinement_report())
+        hello = session_rules.naming_dropped(hello, self._dropped)
         now = self._availability()
         await self._perform(session, session.start(hello, now.paused, now.reason), send)
         await self._perform(session, session.receive(await asyncio.wait_for(ws.recv(), WELCOME_TIMEOUT)), send)
@@ -198,6 +201,7 @@ class Agent:
             elif isinstance(action, session_rules.Stop):
                 await self._stop(action.unwind)
             elif isinstance(action, session_rules.Welcomed):
+                self._dropped = None  # its hello named it: that coordinator has settled the lease
                 self.runner.worker_id = action.worker_id
                 if self.earnings is not None:
                     self.earnings.worker_id = action.worker_id
@@ -272,6 +276,7 @@ class Agent:
         """The connection is gone, so the lease is lost: stop rendering for nobody."""
         if self.session is not None:
             self.session.lost()
+            self._dropped = self.session.dropped or self._dropped  # a session that never got work names nothing
         for task in (self._task, self._winding_down):
             if task is not None and not task.done():
                 task.cancel()
