@@ -432,10 +432,38 @@ def _denoised(scene) -> bool:
 
 
 def _renders_regions_whole(scene) -> bool:
-    """Whether region renders of ``scene`` must render the whole frame and crop it: a Denoise node in the
-    compositor changes the pixels far inside a region, not only near its edge, when it is given the region alone
-    (measured at 192x108: up to 32 levels 30 px inside, so no margin helps; tests/worker/test_compositor_denoise.py)."""
-    return bool(scene.render.use_compositing) and _has_denoise_node(_compositor_tree(scene), set())
+    """Whether region renders of ``scene`` must render the whole frame and crop it: its compositor has a node whose
+    output at a pixel depends on more than that pixel (a neighbourhood, the image's size or position, statistics of
+    the whole image, another image). Given a region alone (border + crop), such a node changes the region's pixels,
+    not only near its edge: a Denoise node by up to 32 levels 30 px inside at 192x108, so no margin helps
+    (tests/worker/test_compositor_denoise.py); Glare, Blur, Lens Distortion, Levels or a Box Mask alike. Only nodes
+    that map each pixel on its own (:data:`PER_PIXEL_NODES`) leave region renders as they are; an unknown node, a
+    custom group, or a node left unconnected counts as not per-pixel (a whole-frame render costs time, never a
+    wrong verdict)."""
+    return bool(scene.render.use_compositing) and _needs_whole_frame(_compositor_tree(scene), set())
+
+
+# Compositor nodes whose output at a pixel depends only on that pixel of their inputs (and on constants): a region
+# rendered alone comes out of them as it would in the whole frame. Everything else makes region renders whole.
+PER_PIXEL_NODES = frozenset({
+    "CompositorNodeRLayers", "CompositorNodeViewer", "CompositorNodeOutputFile", "CompositorNodeComposite",
+    "CompositorNodeAlphaOver", "CompositorNodeBrightContrast", "CompositorNodeChannelMatte",
+    "CompositorNodeChromaMatte", "CompositorNodeColorBalance", "CompositorNodeColorCorrection",
+    "CompositorNodeColorMatte", "CompositorNodeColorSpill", "CompositorNodeCombineColor",
+    "CompositorNodeConvertColorSpace", "CompositorNodeConvertToDisplay", "CompositorNodeCurveRGB",
+    "CompositorNodeDiffMatte", "CompositorNodeDistanceMatte", "CompositorNodeExposure", "CompositorNodeGamma",
+    "CompositorNodeHueCorrect", "CompositorNodeHueSat", "CompositorNodeInvert", "CompositorNodeLumaMatte",
+    "CompositorNodeNormal", "CompositorNodePosterize", "CompositorNodePremulKey", "CompositorNodeRGB",
+    "CompositorNodeRGBToBW", "CompositorNodeSeparateColor", "CompositorNodeSetAlpha", "CompositorNodeSwitch",
+    "CompositorNodeSwitchView", "CompositorNodeTime", "CompositorNodeSceneTime", "CompositorNodeCryptomatteV2",
+    "CompositorNodeMixRGB", "CompositorNodeMath", "CompositorNodeValToRGB", "CompositorNodeValue",
+    "ShaderNodeMix", "ShaderNodeMixRGB", "ShaderNodeMath", "ShaderNodeMapRange", "ShaderNodeClamp",
+    "ShaderNodeValToRGB", "ShaderNodeRGBCurve", "ShaderNodeVectorMath", "ShaderNodeSeparateXYZ",
+    "ShaderNodeCombineXYZ", "ShaderNodeVectorCurve", "ShaderNodeFloatCurve", "ShaderNodeValue",
+    "ShaderNodeBlackbody", "ShaderNodeGamma", "ShaderNodeRGBToBW",
+    "NodeReroute", "NodeFrame", "NodeGroupInput", "NodeGroupOutput",
+})
+GROUP_NODES = frozenset({"CompositorNodeGroup"})  # looked into: per-pixel if everything inside is
 
 
 def _compositor_tree(scene):
@@ -445,17 +473,18 @@ def _compositor_tree(scene):
     return scene.node_tree if scene.use_nodes else None
 
 
-def _has_denoise_node(tree, seen: set[str]) -> bool:
-    """Whether ``tree`` or a node group inside it has a Denoise node that is not muted (groups recursively)."""
+def _needs_whole_frame(tree, seen: set[str]) -> bool:
+    """Whether ``tree`` or a node group inside it has an unmuted node that is not per-pixel (groups recursively)."""
     if tree is None or tree.name in seen:
         return False
     seen.add(tree.name)
     for node in tree.nodes:
         if node.mute:
             continue
-        if node.bl_idname == "CompositorNodeDenoise":
-            return True
-        if getattr(node, "node_tree", None) is not None and _has_denoise_node(node.node_tree, seen):
+        if node.bl_idname in GROUP_NODES:
+            if _needs_whole_frame(getattr(node, "node_tree", None), seen):
+                return True
+        elif node.bl_idname not in PER_PIXEL_NODES:
             return True
     return False
 
@@ -757,11 +786,11 @@ class Runner:
         an overridden one), origin at the top left of the PNG. The file is exactly w x h pixels, equal to
         ``full[y:y+h, x:x+w]`` of the full frame rendered with the same settings: bit for bit with Cycles when
         dither_intensity is 0 and no denoiser runs (OIDN sees the crop edge: ask for a margin of 16 px and
-        compare the inside). A scene whose compositor denoises is rendered whole and cropped (its Denoise node
-        changes a region given alone far from the edge), so its regions cost a whole frame. Compositor nodes
-        that move pixels (blur, glare, lens distortion, transforms) break this; burnt-in stamps and a scene's
-        own render border are refused. ``overrides`` change REGION_OVERRIDES for this render only; they and the
-        border settings are restored afterwards.
+        compare the inside). A scene whose compositor has a node that is not per-pixel (Denoise, Glare, Blur,
+        Lens Distortion, transforms, masks, Levels...: :func:`_renders_regions_whole`) is rendered whole and
+        cropped, so its regions cost a whole frame; burnt-in stamps and a scene's own render border are refused.
+        ``overrides`` change REGION_OVERRIDES for this render only; they and the border settings are restored
+        afterwards.
         """
         scene = self.scene
         frame = _int(message.get("frame"))
@@ -792,7 +821,7 @@ class Runner:
             _apply_settings(scene, overrides)
             if _effective_resolution(scene) != [width, height]:  # cannot happen unless Blender changes the rule
                 raise CommandError(f"Blender renders {_effective_resolution(scene)}, expected {[width, height]}")
-            if _renders_regions_whole(scene):  # the compositor's Denoise node must see the whole frame
+            if _renders_regions_whole(scene):  # its compositor must see the whole frame
                 render.use_border = False
                 _render_still(scene, frame, output, expected_size=(rect[2], rect[3]), crop=rect)
             else:
