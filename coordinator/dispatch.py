@@ -5,7 +5,7 @@ or requeued, a worker connected). It leases a task for each idle connection and 
 never poll. The registry only knows this process's connections; the database decides who holds what. On
 PostgreSQL a kick also tells the other coordinator processes to kick theirs (wakeups.py); a kick caused by such a
 wake-up (or by the sweep) first looks whether another process took leases from this process's agents (a job
-cancelled or paused there, a failure that failed the job) and tells those agents to stop.
+cancelled or failed there, an agent suspended there) and tells those agents to stop.
 """
 
 from __future__ import annotations
@@ -136,12 +136,12 @@ class Dispatcher:
     def _drop_leases_lost_elsewhere(self) -> None:
         """Tell this process's busy agents to stop work whose lease they no longer hold in the database.
 
-        Another coordinator that cancels a job, pauses it or fails it frees the leases in the database and calls
-        drop_leases, which reaches its own connections only; the agent's connection here still records the work
-        (so the agent is not offered new work and keeps rendering for nothing). One query per kind over the busy
-        connections' work. Runs under ``_dispatching``, so no new work is recorded meanwhile; a lease that ends
-        here meanwhile (a task_done read by the connection's thread) may get a cancel the agent ignores (it names
-        work the agent no longer holds)."""
+        Another coordinator that cancels or fails a job, or suspends an agent, frees the leases in the database
+        and calls drop_leases, which reaches its own connections only; the agent's connection here still records
+        the work (so the agent is not offered new work and keeps rendering for nothing). One query per kind over
+        the busy connections' work. Runs under ``_dispatching``, so no new work is recorded meanwhile; a lease that
+        ends here meanwhile (a task_done read by the connection's thread) may get a cancel the agent ignores (it
+        names work the agent no longer holds)."""
         with self._registry:
             busy = [(conn, conn.current) for conn in self._connections.values() if conn.current is not None]
         if not busy:

@@ -6,8 +6,10 @@ finished or given back) used to wait for this coordinator's next sweep. Every su
 dispatcher's ``kick``; it now queues a NOTIFY in the transaction it commits (:func:`announce`), which PostgreSQL
 delivers only when that transaction commits, so no coordinator is woken before the change is visible to it.
 Each coordinator process keeps one connection LISTENing (:class:`Listener`) and, on a notification from another
-process, kicks its own dispatcher. The reaper's sweep stays as the safety net (a notification sent while the
-listener was reconnecting is missed; the listener also kicks once whenever it (re)connects).
+process, kicks its own dispatcher; that kick first cancels the work of its agents whose leases another process
+took back (a job cancelled there: dispatch.Dispatcher.kick). The reaper's sweep stays as the safety net (a
+notification sent while the listener was reconnecting is missed; the listener also kicks once whenever it
+(re)connects).
 
 SQLite is one process: nothing to tell, nobody to listen.
 """
