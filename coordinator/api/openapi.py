@@ -67,6 +67,8 @@ WORKER_HEADERS = [
     {"name": "X-Framehive-Worker", "in": "header", "required": True, "schema": {"type": "integer"}},
     {"name": "X-Content-SHA256", "in": "header", "required": True, "schema": {"type": "string"}},
 ]
+CHECK_HANDLE = {"name": "handle", "in": "path", "required": True,
+                "schema": {"type": "string", "pattern": "^[A-Za-z0-9_-]{16,64}$"}}
 
 
 def openapi_document() -> dict[str, Any]:
@@ -215,12 +217,25 @@ def _worker_paths() -> dict[str, Any]:
                                                                        _json("Accepted"))},
                         body=_json("UploadSize"), errors=(409, 413, 503))},
         "/api/v1/worker/checks/{handle}/result": {
-            "parameters": [{"name": "handle", "in": "path", "required": True,
-                            "schema": {"type": "string", "pattern": "^[A-Za-z0-9_-]{16,64}$"}},
-                           *WORKER_HEADERS[1:]],  # the handle names the lease: no attempt
+            "parameters": [CHECK_HANDLE, *WORKER_HEADERS[1:]],  # the handle names the lease: no attempt
             "put": _op("Upload a verifier's region render (PNG of the check's rect); judged at once (worker). 400 "
                        "bad_result, wrong_resolution, hash_mismatch; 409 lease_lost; 503 busy (no decode slot)",
                        _ok(201, "accepted", _json("Accepted")), body=PNG, errors=(409, 503))},
+        "/api/v1/worker/checks/{handle}/result/uploads": {
+            "parameters": [CHECK_HANDLE, *WORKER_HEADERS[1:]],
+            "post": _op("Ask to upload a check's result of {size} bytes straight to the object store (worker): 201 a "
+                        "presigned PUT; 200 {url: null} on local disk (PUT the result here). 409 lease_lost; 413 "
+                        "too_large",
+                        {**_ok(201, "presigned upload", _json("DirectUpload")), **_ok(200, "no presigning",
+                                                                                      _json("DirectUpload"))},
+                        body=_json("UploadSize"), errors=(409, 413))},
+        "/api/v1/worker/checks/{handle}/result/uploads/{upload}": {
+            "parameters": [CHECK_HANDLE, UPLOAD_HANDLE, *WORKER_HEADERS[1:]],
+            "post": _op("Confirm a check result's direct upload (worker): read back from the store, checked like a "
+                        "PUT (hash, lease, PNG header, decode limits) and judged; the staged object is kept as the "
+                        "render or deleted. 400 hash_mismatch, bad_result, wrong_resolution; 404 nothing uploaded; "
+                        "409 lease_lost",
+                        _ok(201, "accepted", _json("Accepted")), body=_json("UploadSize"), errors=(409, 413, 503))},
         "/api/v1/workers": {"get": _op("The caller's worker agents (all for admins), oldest first, a page at a time",
                                        _ok(200, "a page of workers", _json("WorkerList")), parameters=PAGE)},
         "/api/v1/admin/workers/{worker_id}/suspend": {"parameters": [WORKER_ID], "post": _op(

@@ -376,6 +376,12 @@ ROWS = [
     row("401  403  403  201  403  403", "PUT", "/worker/checks/{handle}/result", label="the holder's agent",
         params=leased_check, send=upload(check_png, holders_agent), mutates=True,
         check=fields(accepted=True)),
+    row("401  403  403  200  409  403", "POST", "/worker/checks/{handle}/result/uploads",
+        label="own agent, local disk", params=leased_check, send=direct_upload(check_png, own_agent),
+        check=fields(url=None)),
+    row("401  403  403  404  409  403", "POST", "/worker/checks/{handle}/result/uploads/{upload}",
+        label="own agent, local disk", params=lambda w: {**leased_check(w), "upload": "h" * 32},
+        send=direct_upload(check_png, own_agent)),
     # admin only
     row("401  403  403  403  403  200", "GET", "/admin/tokens"),
     row("401  403  403  403  403  200", "GET", "/admin/tokens", label="?account=alice", query=alice),
