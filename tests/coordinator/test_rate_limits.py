@@ -32,7 +32,8 @@ def limited(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[F
     farm = Farm(tmp_path / "farm")
     farm.start_coordinator()
     try:
-        yield farm, mint_tokens(farm, alice=("user", "alice"), bob=("user", "bob"), box=("worker", "box"))
+        yield farm, mint_tokens(farm, alice=("user", "alice"), bob=("user", "bob"), box=("worker", "box"),
+                                box2=("worker", "box2"))
     finally:
         farm.stop()
 
@@ -109,7 +110,7 @@ def test_a_bucket_refills_at_its_rate_up_to_its_burst() -> None:
     assert buckets.take((1, "read"), 0.0, 3) == 0.0, "a rate of 0 is no limit"
 
 
-def test_a_workers_direct_frame_uploads_spend_its_work_budget(limited):  # type: ignore[no-untyped-def]
+def test_a_workers_direct_frame_and_check_uploads_spend_its_work_budget(limited):  # type: ignore[no-untyped-def]
     farm, tokens = limited
     while missing(farm, tokens["box"]).status_code != 429:
         pass  # the worker token spends its write budget (a view it may not use: 403, counted all the same)
@@ -118,3 +119,10 @@ def test_a_workers_direct_frame_uploads_spend_its_work_budget(limited):  # type:
         answer = requests.post(f"{farm.url}/api/v1/worker/tasks/1/frames/1/{suffix}?attempt=1", json={"size": 3},
                                headers=headers, timeout=10)
         assert answer.status_code != 429, f"a direct frame upload ({suffix}) spends the worker budget"
+    while missing(farm, tokens["box2"]).status_code != 429:
+        pass  # another agent's token (a budget of its own), its writes spent too
+    headers = {**headers, "Authorization": f"Bearer {tokens['box2']}"}
+    for suffix in ("uploads", f"uploads/{'h' * 32}"):
+        answer = requests.post(f"{farm.url}/api/v1/worker/checks/{'c' * 22}/result/{suffix}", json={"size": 3},
+                               headers=headers, timeout=10)
+        assert answer.status_code != 429, f"a check result's direct upload ({suffix}) spends the worker budget"
