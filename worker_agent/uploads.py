@@ -1,6 +1,7 @@
-"""Upload one rendered frame over HTTP (never over the WebSocket).
+"""Upload one rendered frame, or a verifier's region render, over HTTP (never over the WebSocket).
 
-A coordinator on an object store hands out a presigned PUT (``POST <frame url>/uploads``): the frame goes straight
+Both take the same way (coordinator/api/worker_frames.py, worker_checks.py). A coordinator on an object store hands
+out a presigned PUT (``POST <frame url>/uploads``): the frame goes straight
 to the store, without the agent's token, and the agent then asks the coordinator to confirm it, which reads it back
 and checks it. A coordinator on local disk answers ``{"url": null}`` (remembered per coordinator, so it is asked
 once): the frame is PUT to the coordinator itself.
