@@ -46,6 +46,7 @@ class Connection:
     name: str
     ws: object
     token_id: int = 0  # the worker token it connected with: revoking it ends the connection
+    connected_at: float = 0.0  # its sign-on's Worker.connected_at: another value there is a newer session
     current: Work | None = None  # what it is working on
     draining: bool = False  # handed back its work and is shutting down: assign nothing more
     _lock: threading.Lock = field(default_factory=threading.Lock)

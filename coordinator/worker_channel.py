@@ -85,14 +85,15 @@ def _channel(ws) -> None:
                                    hello.name, signed_on.code)
         ws.send(m.encode(session.refuse(signed_on)))
         return
-    worker_id, worker_name = signed_on
+    worker_id, worker_name, connected_at = signed_on
     # Leases left from an earlier connection of this agent are stale: it drops its work when it disconnects. The
     # one its hello names as dropped then is handed back without a failure (protocol.session: a hello after a lost
     # connection, why that is sound); any other counts as lost.
     dispatcher().drop_leases(leases.release_worker(worker_id, "the worker reconnected", dropped_lease(hello)))
     check_leasing.release_verifier(worker_id)
     db.session.remove()  # no transaction (on SQLite: no write lock) is held from here to kick()
-    conn = Connection(worker_id=worker_id, name=worker_name, ws=ws, token_id=caller.token_id)
+    conn = Connection(worker_id=worker_id, name=worker_name, ws=ws, token_id=caller.token_id,
+                      connected_at=connected_at)
     ws.send(m.encode(session.welcome(worker_id, current_app.config["FRAMEHIVE_HEARTBEAT_INTERVAL"],
                                      current_app.config["FRAMEHIVE_LEASE_TIMEOUT"])))
     old = dispatcher().register(conn)
@@ -109,9 +110,9 @@ def _channel(ws) -> None:
         _sign_off(conn)
 
 
-def _sign_on(token_id: int, account_id: int, hello: m.Hello) -> tuple[int, str] | m.Error:
-    """Create or update the worker row; returns its id and name, or why its token may not sign on as that name
-    now (agent_limits). Commits (rolls back on a refusal)."""
+def _sign_on(token_id: int, account_id: int, hello: m.Hello) -> tuple[int, str, float] | m.Error:
+    """Create or update the worker row; returns its id, name and sign-on time, or why its token may not sign on as
+    that name now (agent_limits). Commits (rolls back on a refusal)."""
     refused = agent_limits.refusal(token_id, account_id, hello.name)
     if refused is not None:
         db.session.rollback()
@@ -131,11 +132,11 @@ def _sign_on(token_id: int, account_id: int, hello: m.Hello) -> tuple[int, str] 
     worker.threads = hello.threads
     worker.roles = hello.roles
     worker.confinement = hello.confinement
-    worker.connected_at = worker.last_seen = now()
+    signed_on = worker.connected_at = worker.last_seen = now()
     db.session.flush()
     events.record(events.WORKER_JOINED, f"worker {worker.name} ({worker.account.name}) joined: {hello.device}, "
                                         f"Blender {hello.blender_version}", worker=worker)
-    identity = (worker.id, worker.name)
+    identity = (worker.id, worker.name, signed_on)
     db.session.commit()
     return identity
 
@@ -268,9 +269,16 @@ def _check_finished(conn: Connection, message: m.CheckDone | m.CheckFailed) -> N
 
 
 def _sign_off(conn: Connection) -> None:
+    """The connection ended: the worker's leases are lost and it is offline, unless a newer session of the same
+    agent replaced this one, here (the registry) or on another coordinator (the worker row's ``connected_at`` is
+    no longer this sign-on's, compared for equality so coordinators' clocks need not agree: the agent moved there
+    while this coordinator had not yet read this connection's end). That sign-on settled what this connection held
+    (its hello), and what the worker holds now is the newer session's."""
     dispatcher().unregister(conn)
     try:
-        if dispatcher().connection(conn.worker_id) is None:  # not replaced by a newer connection
+        worker = db.session.get(Worker, conn.worker_id)
+        replaced_elsewhere = worker is not None and worker.connected_at != conn.connected_at
+        if dispatcher().connection(conn.worker_id) is None and not replaced_elsewhere:
             lost = leases.release_worker(conn.worker_id, "the worker disconnected")
             check_leasing.release_verifier(conn.worker_id)
             worker = db.session.get(Worker, conn.worker_id)

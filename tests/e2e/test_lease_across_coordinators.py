@@ -23,7 +23,7 @@ from framehive.protocol import messages as m
 from websockets.sync.client import ClientConnection, connect
 
 from tests.coordinator_pair import CoordinatorPair
-from tests.farm import Farm
+from tests.farm import Farm, wait_for
 from tests.postgres import PostgresServer
 from tests.protocol_worker import ProtocolWorker
 
@@ -97,3 +97,21 @@ def test_only_the_lease_a_hello_names_goes_back_without_a_failure(farm: Farm, sa
         assert failures == (0 if named == "held" else 1), f"hello naming {named}: {failures} failure(s)"
     finally:
         first.close()
+
+
+def test_a_connection_ending_on_a_leaves_the_agents_session_on_b_alone(pair: CoordinatorPair,
+                                                                        sample_scene: Path) -> None:
+    """The agent moved to B while A, alive, still had its old connection (a network cut A had not noticed): when A
+    reads that connection's end, it must not take back the lease B gave the agent since, nor mark it offline."""
+    user = Client(pair.b.url, pair.tokens["user"])
+    job = user.submit(sample_scene, frames="1", chunk=1)
+    on_a = ProtocolWorker(pair.a.url, pair.tokens["worker"], "mover")
+    order = on_a.receive_alive(timeout=30)
+    assert isinstance(order, m.Assign) and order.job_id == job["id"], order
+    with sign_on(pair.b.url, pair.tokens["worker"], "mover", dropped=order) as on_b:
+        again = m.decode(on_b.recv(timeout=30))
+        assert isinstance(again, m.Assign) and again.task_id == order.task_id, again
+        on_a.close()
+        wait_for(lambda: "worker mover disconnected" in pair.a.logs(), 30, "A to read the old connection's end")
+        task = user.job(job["id"])["tasks"][0]
+        assert (task["failures"], task["state"], task["attempts"]) == (0, "leased", again.attempt), task
