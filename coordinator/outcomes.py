@@ -100,7 +100,9 @@ def _stop_tasks(job: Job, task_state: str, frame_state: str) -> list[LostLease]:
     for task in job.tasks:
         if task.state == TaskState.LEASED:
             lost.append(LostLease(task.id, task.worker_id or 0, f"job {job.state}"))
-        for check in void_checks(task):
+        # A claim, a ringer, an audit or an arbitration still matters once the job is over (it decides who lied,
+        # and a claim holds its claimant's points until it is settled): only checks that hold frames back go.
+        for check in void_checks(task, keep=check_leasing.AFTER_THE_JOB):
             lost.append(LostLease(0, check.verifier_id or 0, f"job {job.state}", check_id=check.id))
         if task.state in (TaskState.QUEUED, TaskState.LEASED, TaskState.VERIFYING):
             move_task(task, task_state)

@@ -43,10 +43,12 @@ def open_checks(task: Task) -> list[Check]:
         select(Check).where(Check.task_id == task.id, Check.state.in_(OPEN_STATES))).scalars())
 
 
-def void_checks(task: Task) -> list[Check]:
-    """Drop the task's pending checks (its frames are being rendered again); returns leased ones."""
+def void_checks(task: Task, keep: tuple[str, ...] = ()) -> list[Check]:
+    """Drop the task's pending checks but those of the kinds in ``keep``; returns the leased ones dropped."""
     leased = []
     for check in open_checks(task):
+        if check.kind in keep:
+            continue
         if check.state == "leased":
             leased.append(check)
         check.state = "void"

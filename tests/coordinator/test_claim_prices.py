@@ -100,3 +100,19 @@ def test_an_owner_pays_the_cancel_fee_an_admin_does_not(app, api, tokens, scene_
         assert balance_of("alice") == start - config.CANCEL_FEE, "an admin's cancel is free"
         assert ledger.balance(ledger.escrow_book(other["id"])) == 0
         assert_conserved()
+
+
+def test_a_claim_filed_on_a_running_job_survives_its_cancel(v, node, api):  # type: ignore[no-untyped-def]  # noqa: F811
+    """Before: cancelling the job voided every open check of its tasks, the claim's too, so the claim stayed open
+    for ever and its price stayed held (no verifier could lease a void check)."""
+    task = accepted_on_trust(v, image=lambda n: noise_png(1000 + n))  # fakes nobody checked; the job still runs
+    response = claim(api, v["job_id"], str(task.frame_numbers[0]))
+    assert response.status_code == 201, response.get_json()
+    claim_id = response.get_json()["id"]
+    assert api.post(f"/api/v1/jobs/{v['job_id']}/cancel").status_code == 200
+    check = leasing.claim_check(node)
+    assert check is not None and check.kind == "claim", "the claim's re-render is still there to take"
+    answer(check)
+    assert db.session.get(Claim, claim_id).state == "confirmed"
+    assert ledger.balance(ledger.claim_book(claim_id)) == 0, "nothing stays held"
+    assert_conserved()
