@@ -14,6 +14,12 @@ from framehive.protocol.untrusted_parse import ParseLimits
 HEARTBEAT_INTERVAL = 5.0
 # A lease not renewed for this long is lost and the task goes to another worker (several missed heartbeats).
 LEASE_TIMEOUT = 30.0
+# A connected agent's token is read again this often (s), so a revoked or expired token is cut off within this
+# bound even if its agent stays silent; 0 reads it on every message (the behaviour before issue 16).
+TOKEN_RECHECK_INTERVAL = 5.0
+# A connected agent's last_seen is written at most this often (s), and at most every half lease whatever this says
+# (worker_channel: the reaper's offline rule of two lease timeouts stays sound); 0 writes it on every message.
+SEEN_INTERVAL = 15.0
 # How often the reaper looks for expired leases and stuck jobs.
 REAPER_INTERVAL = 1.0
 # A task whose renders failed this many times fails its job, if agents of two accounts failed it (see below).
@@ -166,6 +172,8 @@ def defaults(data_dir: Path) -> dict[str, Any]:
         "FRAMEHIVE_STORAGE": f"file://{data_dir / 'blobs'}",
         "FRAMEHIVE_HEARTBEAT_INTERVAL": HEARTBEAT_INTERVAL,
         "FRAMEHIVE_LEASE_TIMEOUT": LEASE_TIMEOUT,
+        "FRAMEHIVE_TOKEN_RECHECK_INTERVAL": TOKEN_RECHECK_INTERVAL,
+        "FRAMEHIVE_SEEN_INTERVAL": SEEN_INTERVAL,
         "FRAMEHIVE_REAPER_INTERVAL": REAPER_INTERVAL,
         "FRAMEHIVE_MAX_TASK_FAILURES": MAX_TASK_FAILURES,
         "FRAMEHIVE_BLOCKLIST_THRESHOLD": BLOCKLIST_THRESHOLD,
