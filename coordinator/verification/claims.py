@@ -127,11 +127,10 @@ def claim_checked(check: Check) -> list[LostLease]:
     claim.state = "confirmed"
     claim.outcome = f"frames {frameranges.format_frames(sorted(c.frame.number for c in overturned))} differ from " \
                     f"{_by_whom(overturned)}; replaced"
-    for render in overturned:
-        _replace(render)
+    lost = [lease for render in overturned for lease in _replace(render)]
     payments.settle_claim(claim)
     _settled(claim, check)
-    return []
+    return lost
 
 
 def _trusted(check: Check) -> bool:
@@ -182,16 +181,20 @@ def claim_account(claim: Claim) -> Account:
     return db.session.get_one(Account, claim.account_id)
 
 
-def _replace(check: Check) -> None:
+def _replace(check: Check) -> list[LostLease]:
     """The overturning render (a trusted node's, or a second veteran's) becomes the frame; its renderer is caught,
     and so is every verifier that passed it whose own render the new one contradicts (reexamine: a verifier of
-    another device class, or one that checked another part of the frame, may have passed it honestly)."""
+    another device class, or one that checked another part of the frame, may have passed it honestly). Returns the
+    leases taken away from the renderer (and from verifiers of its frames), for their agents to be told."""
     frame: Frame = check.frame
     renderer = frame.worker
+    lost: list[LostLease] = []
     if renderer is not None:  # while the job runs, this also sends the renderer's other frames back
-        penalties.renderer_caught(renderer, frame.job, f"claim {check.claim_id} confirmed on frame {frame.number}")
+        lost = penalties.renderer_caught(renderer, frame.job,
+                                         f"claim {check.claim_id} confirmed on frame {frame.number}")
     frame.state = FrameState.VERIFIED  # the overturning whole-frame render is the frame now
     frame.blob_sha256 = check.result_sha256
     frame.worker_id = check.verifier_id
     frame.verified_by = "claim"
     reexamine(frame)
+    return lost

@@ -11,8 +11,8 @@ from framehive.coordinator import frame_analysis as fa
 from framehive.coordinator import leases
 from framehive.coordinator.db import db
 from framehive.coordinator.dispatch import assign_message, verify_message
-from framehive.coordinator.models import Account, Check, Frame, Job, JobBlock, Task, VerificationKey, Worker
-from framehive.coordinator.verification import leasing, trust
+from framehive.coordinator.models import Account, Check, Claim, Frame, Job, JobBlock, Task, VerificationKey, Worker
+from framehive.coordinator.verification import decide, leasing, trust
 from framehive.coordinator.verification.checks import MARGIN
 from sqlalchemy import select
 
@@ -286,6 +286,23 @@ def test_a_confirmed_claim_replaces_the_frame_and_penalises_the_renderer(v, node
     frame = db.session.execute(select(Frame).filter_by(task_id=task.id, number=number)).scalar_one()
     assert (frame.verified_by, frame.worker_id, frame.blob_sha256) == ("claim", node.id, check.result_sha256)
     assert v["renderer"].times_caught == 1
+
+
+def test_a_confirmed_claim_tells_the_caught_renderer_to_drop_its_other_lease(v, node, api):  # type: ignore[no-untyped-def]
+    """The claim is confirmed while the job runs and its renderer holds the job's other task: that task goes back to
+    the queue, and the lease lost is returned up to the result endpoint, which sends the agent its Cancel."""
+    task = accepted_on_trust(v, image=lambda n: noise_png(1000 + n))  # fakes that nobody checked
+    other = leases.claim_task(v["renderer"].id)
+    assert other is not None and other.id != task.id
+    api.post(f"/api/v1/jobs/{v['job_id']}/claims", json={"frames": str(task.frame_numbers[0]), "reason": "noise"})
+    check = leasing.claim_check(node)
+    truth = fa.decode(noise_png(check.frame.number), 10**8)
+    decide.judge(check, fa.encode_png(fa.crop(truth, fa.Region.from_list(check.render_rect))))
+    lost = decide.apply(check)
+    db.session.commit()
+    assert db.session.get(Claim, check.claim_id).state == "confirmed"
+    assert (other.state, other.worker_id) == ("queued", None)
+    assert [(x.task_id, x.worker_id) for x in lost if x.check_id is None] == [(other.id, v["renderer"].id)]
 
 
 def test_a_rejected_claim_counts_against_the_claimant(v, node, api):  # type: ignore[no-untyped-def]
