@@ -9,6 +9,7 @@ one, so an idle socket never holds a database lock.
 from __future__ import annotations
 
 import contextlib
+import time
 
 from flask import Blueprint, current_app, g, request
 from flask_sock import Sock
@@ -142,38 +143,83 @@ def _sign_on(token_id: int, account_id: int, hello: m.Hello) -> tuple[int, str, 
 
 
 def _serve(session: CoordinatorSession, conn: Connection, ws) -> None:
-    """Handle messages until the socket closes or the worker goes silent for a whole lease."""
+    """Handle messages until the socket closes, the worker goes silent for a whole lease, or its token stops being
+    valid (read again every FRAMEHIVE_TOKEN_RECHECK_INTERVAL seconds, whether the agent speaks or not)."""
+    config = current_app.config
+    lease_timeout = config["FRAMEHIVE_LEASE_TIMEOUT"]
+    recheck = config["FRAMEHIVE_TOKEN_RECHECK_INTERVAL"]
+    seen = _Seen(conn.worker_id, seen_interval(config["FRAMEHIVE_SEEN_INTERVAL"], lease_timeout))
+    heard = time.monotonic()  # the last message
+    checked = heard  # the token was valid at sign-on
     while True:
-        text = ws.receive(timeout=current_app.config["FRAMEHIVE_LEASE_TIMEOUT"])
+        if recheck > 0 and time.monotonic() - checked >= recheck:
+            if not _token_holds(conn):
+                return
+            checked = time.monotonic()
+        deadline = heard + lease_timeout
+        text = ws.receive(timeout=max(0.0, min(deadline, checked + recheck if recheck > 0 else deadline)
+                                      - time.monotonic()))
         if text is None:
+            if time.monotonic() < deadline:
+                continue  # time to read the token again
             current_app.logger.warning("worker %s went silent; dropping it", conn.name)
             return
+        heard = time.monotonic()
         try:
-            if not _token_still_valid(conn):
-                conn.send(m.Error(code="bad_token", message="the worker token was revoked or has expired"))
-                current_app.logger.warning("worker %s: token revoked or expired; closing", conn.name)
+            if recheck <= 0 and not _token_holds(conn):
                 return
             message = session.read(text)
             if isinstance(message, Step):  # malformed: answered, not a sign of life
                 _apply(session, conn, message)
                 continue
-            _seen(conn)
+            seen.heard()
             _apply(session, conn, session.receive(message, conn.current))
         finally:
             db.session.remove()
 
 
+def _token_holds(conn: Connection) -> bool:
+    """True while the agent's token is active; otherwise tell the agent and return False (the caller closes)."""
+    try:
+        if _token_still_valid(conn):
+            return True
+    finally:
+        db.session.remove()
+    conn.send(m.Error(code="bad_token", message="the worker token was revoked or has expired"))
+    current_app.logger.warning("worker %s: token revoked or expired; closing", conn.name)
+    return False
+
+
 def _token_still_valid(conn: Connection) -> bool:
-    """Checked on every message (heartbeats included), so a revoked agent is cut off within seconds."""
     token = db.session.get(ApiToken, conn.token_id)
     return token is not None and token_state(token) == "active"
 
 
-def _seen(conn: Connection) -> None:
-    worker = db.session.get(Worker, conn.worker_id)
-    assert worker is not None
-    worker.last_seen = now()
-    db.session.commit()
+def seen_interval(setting: float, lease_timeout: float) -> float:
+    """How often a connected agent's last_seen is written: ``setting``, but at most every half lease.
+
+    The reaper marks offline a worker whose last_seen is two lease timeouts old (leases.mark_silent_workers_offline).
+    A connected agent speaks at least once a lease (else it is dropped as silent), so its last_seen is at most half
+    a lease plus a lease old: always under two leases."""
+    return min(setting, lease_timeout / 2)
+
+
+class _Seen:
+    """Writes the worker's last_seen when it is heard, at most once per ``interval`` seconds (0: every time)."""
+
+    def __init__(self, worker_id: int, interval: float) -> None:
+        self.worker_id = worker_id
+        self.interval = interval
+        self.written = time.monotonic()  # sign-on wrote it
+
+    def heard(self) -> None:
+        if self.interval > 0 and time.monotonic() - self.written < self.interval:
+            return
+        worker = db.session.get(Worker, self.worker_id)
+        assert worker is not None
+        worker.last_seen = now()
+        db.session.commit()
+        self.written = time.monotonic()
 
 
 def _apply(session: CoordinatorSession, conn: Connection, step: Step) -> None:
