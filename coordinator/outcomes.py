@@ -8,6 +8,8 @@ dispatcher can tell the agents that must drop them; the database stays the sourc
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from flask import current_app
 from framehive.protocol import frameranges
 from sqlalchemy import select
@@ -21,8 +23,8 @@ from .verification import leasing as check_leasing
 from .verification.checks import void_checks
 from .verification.commit import commit_task
 
-__all__ = ["LostLease", "cancel_job", "check_limit_hit", "fail_job", "frame_rendered", "record_failure", "requeue",
-           "take_back", "task_done"]
+__all__ = ["Done", "LostLease", "cancel_job", "check_limit_hit", "fail_job", "frame_rendered", "record_failure",
+           "requeue", "take_back", "task_done"]
 
 
 def requeue(task: Task) -> None:
@@ -147,13 +149,23 @@ def frame_rendered(task: Task, number: int, sha256: str, lease_timeout: float) -
     return True
 
 
-def task_done(task: Task) -> list[int]:
-    """The worker says it finished: commit if every frame is in, else count a failure. Returns missing."""
+@dataclass(frozen=True)
+class Done:
+    """What a worker's task_done came to: the frames it never uploaded (then a failure was counted) and the leases
+    that failure took away (its account blocklisted or suspended, the job failed), for their agents to be told."""
+
+    missing: list[int]
+    lost: list[LostLease]
+
+
+def task_done(task: Task) -> Done:
+    """The worker says it finished: commit if every frame is in, else count a failure."""
     missing = missing_frames(task)
+    lost: list[LostLease] = []
     if missing:
-        record_failure(task, "bad_result", f"reported done but frames {frameranges.format_frames(missing)} "
-                                           "were never uploaded")
+        lost = record_failure(task, "bad_result", f"reported done but frames {frameranges.format_frames(missing)} "
+                                                  "were never uploaded")
     else:
         commit_task(task)
     db.session.commit()
-    return missing
+    return Done(missing, lost)

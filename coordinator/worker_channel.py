@@ -290,7 +290,7 @@ def _finished(conn: Connection, event: TaskEnded) -> None:
         current_app.logger.info("ignoring late report for task %s attempt %s from %s", event.task_id, event.attempt,
                                 conn.name)
     elif failure is None:
-        outcomes.task_done(task)
+        dispatcher().drop_leases(outcomes.task_done(task).lost)
     else:
         lost = outcomes.record_failure(task, "render_failed", failure.error, failure.log_tail,
                                        limit=failure_accounting.limit_of(failure))

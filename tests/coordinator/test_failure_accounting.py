@@ -329,3 +329,17 @@ def test_a_block_takes_back_what_the_accounts_other_names_hold_on_the_job(only_j
     assert [(x.task_id, x.worker_id) for x in lost] == [(held.id, net["g2"])]
     assert db.session.get(Task, held.id).state == "queued"
     assert leases.held_task(net["g2"], held.id) is None, "its late report will be ignored"
+
+
+def test_a_done_report_with_missing_frames_that_blocks_the_account_returns_its_other_leases(only_job, app):  # type: ignore[no-untyped-def]
+    """The same block, reached by a task_done that names frames never uploaded (a 'bad_result' failure): the leases
+    taken back come up to the worker channel, which tells those agents to drop them."""
+    net = only_job
+    app.config["FRAMEHIVE_BLOCKLIST_THRESHOLD"] = 2
+    offline(net["h"], net["x"])
+    held = leases.claim_task(net["g2"])
+    fail(net["g1"], net["job"])
+    done = outcomes.task_done(leases.claim_task(net["g1"]))
+    assert done.missing == [3]
+    assert [(x.task_id, x.worker_id) for x in done.lost] == [(held.id, net["g2"])]
+    assert db.session.get(Task, held.id).state == "queued"

@@ -76,7 +76,7 @@ def test_done_task_completes_the_job_when_all_tasks_are_done(ctx):  # type: igno
     for _ in range(3):
         task = leases.claim_task(ctx["a"])
         render_all(task)
-        assert outcomes.task_done(task) == []
+        assert outcomes.task_done(task).missing == []
     assert job_of(ctx).state == "completed"
     assert job_of(ctx).finished_at is not None
 
@@ -92,7 +92,7 @@ def test_duplicate_frame_is_harmless(ctx):  # type: ignore[no-untyped-def]
 def test_done_with_missing_frames_counts_as_failure_and_requeues(ctx):  # type: ignore[no-untyped-def]
     task = leases.claim_task(ctx["a"])
     outcomes.frame_rendered(task, 1, "1" * 64, 30)
-    assert outcomes.task_done(task) == [2]
+    assert outcomes.task_done(task).missing == [2]
     assert (task.state, task.failures, task.worker_id) == ("queued", 1, None)
     again = leases.claim_task(ctx["c"])  # another account: the owner's failed it, so it would get the next task
     assert again.id == task.id and again.attempt == 2
