@@ -91,10 +91,9 @@ def take_back(worker: Worker, reason: str) -> list[LostLease]:
     checks = db.session.execute(select(Check).filter_by(verifier_id=worker.id, state="leased")).scalars().all()
     for task in tasks:
         requeue(task)
-    for check in checks:
-        check_leasing.release(check)
+    released = [check for check in checks if check_leasing.release(check)]  # a check judged meanwhile stays done
     return [LostLease(task.id, worker.id, reason) for task in tasks] + \
-        [LostLease(0, worker.id, reason, check_id=check.id) for check in checks]
+        [LostLease(0, worker.id, reason, check_id=check.id) for check in released]
 
 
 def _stop_tasks(job: Job, task_state: str, frame_state: str) -> list[LostLease]:

@@ -35,7 +35,7 @@ from sqlalchemy import select
 
 from .. import frame_analysis as fa
 from .. import payments
-from ..db import db, lock_row
+from ..db import db, lock, lock_row
 from ..errors import ApiError
 from ..models import Blob, Check, Job, Task, Worker, now
 from ..states import TaskState
@@ -113,13 +113,14 @@ def _hold(check: Check) -> None:
     answering (409 lease_lost if not). The job first is the order every transaction acting on a check follows (job,
     then checks, workers, accounts, escrow): a renderer caught on the job voids its other pending checks while
     holding the job's row, and a verifier's upload that had written one of those checks before waiting for the job
-    deadlocked with it (PostgreSQL). Nothing to do on SQLite: its transactions are serial and the check was read in
-    this one."""
+    deadlocked with it (PostgreSQL). The check's row is held from then on too, so a release (the reaper's, a
+    disconnect's: leasing.release) waits for the verdict and then finds the check done, and one that committed
+    before is seen here. Nothing to do on SQLite: its transactions are serial and the check was read in this one."""
     if db.engine.dialect.name == "sqlite":
         return
     held = check.state, check.verifier_id, check.attempt
     lock_row(Job, check.job_id)
-    db.session.refresh(check)
+    lock(check)
     if (check.state, check.verifier_id, check.attempt) != held:
         raise ApiError(409, "lease_lost", "you no longer hold this check")
 

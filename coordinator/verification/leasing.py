@@ -62,25 +62,40 @@ def _lease(check_id: int, worker: Worker) -> Check | None:
     return db.session.get(Check, check_id, populate_existing=True) if won == 1 else None
 
 
-def release(check: Check) -> None:
-    """Back to the queue (the verifier disconnected, failed, or its lease ran out). No commit."""
-    check.state = "queued"
-    check.lease_expires = None
+def release(check: Check, expired_before: float | None = None) -> bool:
+    """Back to the queue (the verifier disconnected, failed, or its lease ran out), if the check is still leased as
+    this session read it: a compare-and-set ``UPDATE … WHERE state='leased'`` on its verifier and attempt (and, with
+    ``expired_before``, on a lease that ran out before then). On PostgreSQL a result judged, or a lease renewed, by
+    a transaction that commits after the check was read wins, and the check stays as that left it: done, it is
+    never queued again, leased again and paid twice. Returns whether it went back. No commit."""
+    released = update(Check).where(Check.id == check.id, Check.state == "leased",
+                                   Check.verifier_id == check.verifier_id, Check.attempt == check.attempt)
+    if expired_before is not None:
+        released = released.where(Check.lease_expires < expired_before)
+    won = cast(CursorResult[Any], db.session.execute(
+        released.values(state="queued", lease_expires=None).execution_options(synchronize_session=False))).rowcount
+    db.session.expire(check, ["state", "lease_expires"])  # read again from the row: released or not
+    return won == 1
 
 
 def expire() -> list[LostLease]:
-    """Requeue checks whose verifier went silent. Commits."""
+    """Requeue checks whose verifier went silent. Commits, one check at a time (a release waiting for a check's row
+    holds no other)."""
     lost = []
     expired = select(Check).where(Check.state == "leased", Check.lease_expires < now())
-    for check in db.session.execute(expired).scalars():
-        lost.append(LostLease(0, check.verifier_id or 0, "check lease expired", check_id=check.id))
-        release(check)
+    for check in db.session.execute(expired).scalars().all():
+        verifier_id = check.verifier_id or 0
+        if release(check, expired_before=now()):
+            lost.append(LostLease(0, verifier_id, "check lease expired", check_id=check.id))
+        db.session.commit()
     db.session.commit()
     return lost
 
 
 def release_verifier(worker_id: int) -> None:
-    """The verifier disconnected: its checks go back to the queue. Commits."""
-    for check in db.session.execute(select(Check).filter_by(verifier_id=worker_id, state="leased")).scalars():
+    """The verifier disconnected: its checks go back to the queue. Commits, one check at a time."""
+    held = select(Check).filter_by(verifier_id=worker_id, state="leased")
+    for check in db.session.execute(held).scalars().all():
         release(check)
+        db.session.commit()
     db.session.commit()

@@ -7,12 +7,15 @@ import threading
 import time
 
 import pytest
+from framehive.coordinator import frame_analysis as fa
 from framehive.coordinator import leases, outcomes
 from framehive.coordinator.db import db
-from framehive.coordinator.models import AccountBlock, Frame, Task, TaskFailure, now
+from framehive.coordinator.models import AccountBlock, Check, Frame, LedgerEntry, Task, TaskFailure, now
+from framehive.coordinator.verification import decide, leasing
+from framehive.coordinator.verification.handles import held_check
 from sqlalchemy import func, select, text
 
-from tests.coordinator.kit import noise_png, store
+from tests.coordinator.kit import noise_png, render, store
 
 WAIT = 60  # seconds: a bound on a wait, never reached when the code is right
 
@@ -104,3 +107,64 @@ def _until_waiting_or_done(thread: threading.Thread) -> None:
                 return
             assert time.monotonic() < deadline, "the reaper neither waited nor finished"
             time.sleep(0.01)  # polling interval of a deadline loop
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_a_check_judged_while_the_reaper_expires_its_lease_stays_judged(app, v) -> None:  # type: ignore[no-untyped-def]
+    """The verifier's result is being judged (its transaction has written the check) when the reaper, which listed
+    the check's lease as expired before, releases it. The reaper waits for the judge and then leaves the check
+    alone: it stays done, nobody is told to drop it, and no second verifier can take it and be paid for it again.
+    Before, the reaper's write turned the judged check back to queued."""
+    render(leases.claim_task(v["renderer"].id))
+    check = leasing.claim_check(v["verifier"])
+    assert check is not None and check.kind == "verify"
+    truth = fa.decode(noise_png(check.frame.number), 10**8)
+    result = fa.encode_png(fa.crop(truth, fa.Region.from_list(check.render_rect)))
+    check.lease_expires = now() - 1
+    db.session.commit()
+    check_id, handle, verifier_id = check.id, check.handle or "", v["verifier"].id
+    written = threading.Event()
+    reaped: list[object] = []
+    errors: list[BaseException] = []
+
+    def reaper() -> None:
+        try:
+            written.wait(WAIT)
+            with app.app_context():
+                reaped.extend(leasing.expire())
+                db.session.remove()
+        except BaseException as exc:  # noqa: BLE001 - reported by the test thread below
+            errors.append(exc)
+
+    def verifier_uploads() -> None:
+        try:
+            with app.app_context():
+                mine = held_check(verifier_id, handle)
+                assert mine is not None
+                decide.judge(mine, result)
+                db.session.flush()  # the check's row is written (and held) before the reaper looks
+                written.set()
+                _until_waiting_or_done(reaper_thread)
+                decide.apply(mine)
+                db.session.commit()
+                db.session.remove()
+        except BaseException as exc:  # noqa: BLE001 - reported by the test thread below
+            errors.append(exc)
+            written.set()
+
+    reaper_thread = threading.Thread(target=reaper)
+    threads = [reaper_thread, threading.Thread(target=verifier_uploads)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(WAIT)
+    assert not any(t.is_alive() for t in threads)
+    assert errors == [], errors
+
+    db.session.expire_all()
+    judged = db.session.get(Check, check_id)
+    assert (judged.state, judged.verdict, judged.verifier_id) == ("done", "pass", verifier_id)
+    assert reaped == [], "the verifier is not told it lost a check it answered"
+    assert leasing.claim_check(v["arbiter"]) is None, "nothing left to verify"
+    paid = db.session.execute(select(LedgerEntry.check_id).where(LedgerEntry.reason == "check")).scalars().all()
+    assert paid == [check_id]
