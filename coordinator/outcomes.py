@@ -56,7 +56,7 @@ def record_failure(task: Task, reason: str, error: str = "", log_tail: str = "",
     verdict = failure_accounting.task_failed(task, worker, reason, error, limit)
     lost = _take_back_job(task.job, verdict.blocked) if verdict.blocked is not None else []
     lost += [lease for suspended in verdict.suspended for lease in take_back(suspended, "its account was suspended")]
-    if verdict.fail is not None:
+    if verdict.fail is not None and task.job.state in JobState.ACTIVE:  # requeue may have committed the last task
         lost.extend(fail_job(task.job, verdict.fail))
     return lost
 

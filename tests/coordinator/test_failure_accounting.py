@@ -343,3 +343,22 @@ def test_a_done_report_with_missing_frames_that_blocks_the_account_returns_its_o
     assert done.missing == [3]
     assert [(x.task_id, x.worker_id) for x in done.lost] == [(held.id, net["g2"])]
     assert db.session.get(Task, held.id).state == "queued"
+
+
+def test_a_limit_failure_reported_after_the_last_frame_came_in_leaves_the_completed_job_alone(only_single):  # type: ignore[no-untyped-def]
+    """The artist's own agent uploads every frame of the job's one task, then reports a limit hit (conclusive: its
+    own account). Requeueing the task commits it and completes the job; the limit verdict then finds nothing live
+    to fail (before: IllegalTransition, completed to failed)."""
+    net = only_single
+    offline(net["g1"], net["g2"], net["x"], net["h"])
+    job(net["single"]).account.trusted = True  # its frames are accepted without checks
+    mine = agent(job(net["single"]).account_id, "alice-box")
+    db.session.commit()
+    task = leases.claim_task(mine)
+    for number in task.frame_numbers:
+        outcomes.frame_rendered(task, number, kit.store(kit.noise_png(number), job(net["single"]).account_id), 30)
+    lost = outcomes.record_failure(task, "render_failed", "out of memory", limit="memory")
+    db.session.commit()
+    assert lost == []
+    assert (job(net["single"]).state, task.state) == ("completed", "done")
+    assert db.session.execute(select(func.count()).select_from(LimitHit)).scalar_one() == 1
