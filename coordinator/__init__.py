@@ -37,8 +37,7 @@ def create_app(test_config: dict[str, Any] | None = None, data_dir: str | Path |
     db.init_app(app)
     with app.app_context():
         configure_engine(db.engine)
-        db.create_all()
-        schema.upgrade(db.engine, db.metadata)  # columns added since the database was made
+        schema.upgrade(db.engine)  # Alembic's revisions to head; refuses a database newer than this coordinator
     app.extensions["framehive_storage"] = open_storage(app.config["FRAMEHIVE_STORAGE"])
     app.extensions["framehive_dispatcher"] = Dispatcher()
     register_error_handlers(app)

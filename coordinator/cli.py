@@ -15,6 +15,7 @@ from . import __version__, config_sources, serving
 from . import serve as serve_module
 from .config import MAX_AGENTS_PER_TOKEN, MAX_NAMES_PER_TOKEN
 from .config_sources import default_data_dir
+from .schema import SchemaError
 
 DEFAULT_PORT = 8400
 
@@ -165,6 +166,9 @@ def main(argv: list[str] | None = None) -> int:
     except config_sources.SettingsError as exc:
         print(f"framehive-coordinator: error: {exc}", file=sys.stderr)
         return 2
+    except SchemaError as exc:  # e.g. a database made by a newer coordinator
+        print(f"framehive-coordinator: error: {exc}", file=sys.stderr)
+        return 1
 
 
 def _token(args: argparse.Namespace, settings: dict[str, Any]) -> int:

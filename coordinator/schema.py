@@ -1,83 +1,92 @@
-"""Additive schema upgrades: columns the models have and an existing database lacks are added at start.
+"""The database schema at start: Alembic's revisions (coordinator/migrations/) bring the database to this
+coordinator's head, and a database at a revision this coordinator does not know (made by a newer one) is refused.
 
-``create_all`` creates missing tables but never touches an existing one, so a coordinator upgraded in place
-would fail on the first query that names a new column. Framehive's schema only ever grows by columns that
-are nullable or have a constant default, and those can be added with ``ALTER TABLE … ADD COLUMN`` on SQLite
-and PostgreSQL alike (existing rows get the default). Anything else (a renamed or retyped column, a new
-NOT NULL column without a constant default) needs a hand-written migration (so do foreign-key constraints:
-an added column gets its type, default and index, not its REFERENCES clause), and the coordinator refuses to
-start with a message that says which column, rather than failing later on some request.
-
-Several coordinators sharing one PostgreSQL may start at once: each ``ADD COLUMN`` runs in its own
-transaction and a column that another coordinator added meanwhile is not an error.
+A fresh database and one made before migrations existed go through the baseline revision (it makes what is
+missing; migrations/pre_alembic.py). Several coordinators sharing one PostgreSQL may start at once: the upgrade
+runs under a PostgreSQL advisory lock, so one migrates and the others then find the database at head. On SQLite
+the upgrade is one BEGIN IMMEDIATE transaction (db.configure_engine), which serialises starts the same way.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 
-from sqlalchemy import Column, MetaData, inspect, text
-from sqlalchemy.engine import Engine
-from sqlalchemy.exc import DBAPIError
-from sqlalchemy.sql.schema import ScalarElementColumnDefault
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import text
+from sqlalchemy.engine import Connection, Engine
+
+from .migrations import LOCATION, pre_alembic
 
 log = logging.getLogger(__name__)
 
+#: The PostgreSQL advisory lock key held while one coordinator migrates (an arbitrary constant: "FHIV").
+ADVISORY_LOCK_KEY = 0x46484956
+
 
 class SchemaError(RuntimeError):
-    """The database needs a migration this module cannot do."""
+    """The database cannot be brought to this coordinator's schema; the message is one line for the admin."""
 
 
-def upgrade(engine: Engine, metadata: MetaData) -> list[str]:
-    """Add every missing column of every existing table; returns ``table.column`` for each added."""
-    added = []
-    inspector = inspect(engine)
-    existing_tables = set(inspector.get_table_names())
-    for table in metadata.sorted_tables:
-        if table.name not in existing_tables:
-            continue  # create_all makes it whole
-        present = {c["name"] for c in inspector.get_columns(table.name)}
-        new = [column for column in table.columns if column.name not in present]
-        for column in new:
-            _add(engine, table.name, column)
-            added.append(f"{table.name}.{column.name}")
-        for index in table.indexes:
-            if any(column.name in index.columns for column in new):
-                index.create(engine, checkfirst=True)
-    for name in added:
-        log.warning("database upgraded: added column %s", name)
-    return added
+def alembic_config(connection: Connection | None = None) -> Config:
+    """Alembic's configuration for the coordinator's migrations, running on ``connection``."""
+    config = Config()
+    config.set_main_option("script_location", str(LOCATION))
+    config.attributes["connection"] = connection
+    return config
 
 
-def _add(engine: Engine, table: str, column: Column) -> None:
-    preparer = engine.dialect.identifier_preparer
-    ddl = f"ALTER TABLE {preparer.quote(table)} ADD COLUMN {preparer.quote(column.name)} " \
-          f"{column.type.compile(dialect=engine.dialect)}"
-    default = _constant_default(column)
-    if default is not None:
-        ddl += f" DEFAULT {default} NOT NULL" if not column.nullable else f" DEFAULT {default}"
-    elif not column.nullable:
-        raise SchemaError(f"column {table}.{column.name} is NOT NULL without a constant default: the database "
-                          "needs a migration by hand (see coordinator/schema.py)")
+def head() -> str:
+    """The newest revision this coordinator knows."""
+    heads = ScriptDirectory.from_config(alembic_config()).get_heads()
+    if len(heads) != 1:
+        raise SchemaError(f"coordinator/migrations has {len(heads)} heads ({', '.join(sorted(heads))}): merge them")
+    return heads[0]
+
+
+def current(connection: Connection) -> tuple[str, ...]:
+    """The revisions the database is stamped with (none for a fresh database or one made before migrations)."""
+    return MigrationContext.configure(connection).get_current_heads()
+
+
+def upgrade(engine: Engine) -> tuple[str | None, str]:
+    """Bring the database to head; returns (its revision before, head). SchemaError if the database is newer than
+    this coordinator or cannot be migrated."""
+    target = head()
+    known = {script.revision for script in ScriptDirectory.from_config(alembic_config()).walk_revisions()}
+    with engine.connect() as connection, _exclusive(connection), connection.begin():
+        before = current(connection)
+        unknown = [revision for revision in before if revision not in known]
+        if unknown:
+            raise SchemaError(f"the database is at revision {', '.join(unknown)}, which this coordinator (schema "
+                              f"revision {target}) does not know: it was made by a newer coordinator; run that "
+                              "one, or restore a backup from before it")
+        was = before[0] if before else None
+        if was != target:
+            try:
+                command.upgrade(alembic_config(connection), "head")
+            except pre_alembic.MissingColumnError as error:
+                raise SchemaError(str(error)) from error
+            log.warning("database schema upgraded from revision %s to %s", was or "(none)", target)
+    return was, target
+
+
+@contextmanager
+def _exclusive(connection: Connection) -> Iterator[None]:
+    """Hold the migration lock on PostgreSQL for the block (a session lock: it outlives the transactions in it)."""
+    if connection.dialect.name != "postgresql":
+        yield
+        return
+    connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": ADVISORY_LOCK_KEY})
+    connection.commit()
     try:
-        with engine.begin() as connection:
-            connection.execute(text(ddl))
-    except DBAPIError as error:
-        if column.name in {c["name"] for c in inspect(engine).get_columns(table)}:
-            return  # another coordinator added it first
-        raise SchemaError(f"could not add column {table}.{column.name}: {error.orig}") from error
-
-
-def _constant_default(column: Column) -> str | None:
-    """The column's default as an SQL literal, if it is a constant (a string, number or boolean)."""
-    default = column.default
-    if not isinstance(default, ScalarElementColumnDefault):
-        return None
-    value = default.arg
-    if isinstance(value, bool):
-        return "TRUE" if value else "FALSE"
-    if isinstance(value, int | float):
-        return repr(value)
-    if isinstance(value, str):
-        return "'" + value.replace("'", "''") + "'"
-    return None
+        yield
+    finally:
+        if connection.in_transaction():
+            connection.rollback()
+        connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": ADVISORY_LOCK_KEY})
+        connection.commit()
