@@ -14,7 +14,7 @@ from flask import g, request
 from framehive.protocol.json_numbers import is_number
 from sqlalchemy import CursorResult, update
 
-from .db import db
+from .db import db, reading
 from .errors import ApiError
 from .models import Account, ApiToken, now
 from .timefmt import iso
@@ -177,8 +177,11 @@ def require(*kinds: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     def decorator(view: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(view)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            caller = caller_from_header(request.headers.get("Authorization"))
-            db.session.commit()  # end the lookup's transaction: views open their own, short ones
+            with reading():  # on SQLite the lookup waits for no writer (db.reading)
+                try:
+                    caller = caller_from_header(request.headers.get("Authorization"))
+                finally:
+                    db.session.commit()  # end the lookup's transaction: views open their own, short ones
             if caller.kind not in kinds and not caller.is_admin:
                 raise wrong_kind(*kinds)
             g.caller = caller

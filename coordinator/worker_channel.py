@@ -29,7 +29,7 @@ from simple_websocket import ConnectionClosed
 
 from . import agent_limits, events, failure_accounting, leases, outcomes, worker_confinement, ws_guard
 from .auth import caller_from_header, token_state
-from .db import db
+from .db import db, reading
 from .dispatch import Connection, dispatcher
 from .errors import ApiError, error_response
 from .models import Account, ApiToken, Worker, now
@@ -47,7 +47,8 @@ sock = Sock()
 def _authenticate():
     """Refuse the upgrade with a JSON error unless the caller holds a worker token."""
     try:
-        caller = caller_from_header(request.headers.get("Authorization"))
+        with reading():
+            caller = caller_from_header(request.headers.get("Authorization"))
     except ApiError as exc:
         return error_response(exc.status, exc.code, exc.message)
     finally:
@@ -181,8 +182,9 @@ def _serve(session: CoordinatorSession, conn: Connection, ws) -> None:
 def _token_holds(conn: Connection) -> bool:
     """True while the agent's token is active; otherwise tell the agent and return False (the caller closes)."""
     try:
-        if _token_still_valid(conn):
-            return True
+        with reading():
+            if _token_still_valid(conn):
+                return True
     finally:
         db.session.remove()
     conn.send(m.Error(code="bad_token", message="the worker token was revoked or has expired"))
