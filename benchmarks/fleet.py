@@ -4,6 +4,7 @@ Run from the repository root::
 
     .venv/bin/python -m benchmarks.fleet --agents 1000 --frames 10000 --json /tmp/fleet.json
         [--db sqlite|postgresql] [--chunk N] [--width 64 --height 36] [--profile /tmp/fleet.pyspy]
+        [--setting SEEN_INTERVAL=0 ...]
 
 N simulated agents (benchmarks/fleet_agent.py) run in this one process on asyncio and speak the real protocol over
 real WebSockets and HTTP to a real coordinator process, started here on a loopback port (SQLite in a temporary
@@ -105,7 +106,9 @@ class Coordinator:
                 self.popen.wait(10)
 
 
-def start_coordinator(root: Path, database: str | None, agents: int) -> Coordinator:
+def start_coordinator(root: Path, database: str | None, agents: int,
+                      settings: dict[str, str] | None = None) -> Coordinator:
+    """``settings``: coordinator settings (``SEEN_INTERVAL``: ``"0"``) given to it as FRAMEHIVE_* variables."""
     counts, log_path = root / "sql", root / "coordinator.log"
     counts.mkdir()
     argv = [sys.executable, "-m", "benchmarks.counted_coordinator", str(counts), "serve", "--port", "0",
@@ -115,7 +118,8 @@ def start_coordinator(root: Path, database: str | None, agents: int) -> Coordina
         argv += ["--db", database]
     with log_path.open("wb") as handle:
         popen = subprocess.Popen(argv, cwd=REPO, stdout=handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                 env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                                 env={**os.environ, "PYTHONUNBUFFERED": "1",
+                                      **{f"FRAMEHIVE_{k}": v for k, v in (settings or {}).items()}})
     deadline = time.monotonic() + 120
     while True:
         match = re.search(r"listening on (http://\S+) \(pid (\d+)\)", log_path.read_text(errors="replace"))
@@ -427,7 +431,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--json", type=Path, help="write the results here")
     parser.add_argument("--profile", type=Path, help="py-spy the coordinator during the job (raw stacks here)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory (logs, database)")
+    parser.add_argument("--setting", action="append", default=[], metavar="NAME=VALUE",
+                        help="a coordinator setting for the run, without its FRAMEHIVE_ prefix (repeatable): "
+                             "TOKEN_RECHECK_INTERVAL=0 SEEN_INTERVAL=0 is the worker channel before issue 16")
     args = parser.parse_args(argv)
+    pairs = [item.partition("=") for item in args.setting]
+    if any(not name or not sep for name, sep, _ in pairs):
+        parser.error("--setting takes NAME=VALUE")
+    args.setting = {name.upper(): value for name, _, value in pairs}
     if args.agents < 1 or args.frames < 1 or (args.chunk is not None and args.chunk < 1):
         parser.error("--agents, --frames and --chunk must be at least 1")
     return args
@@ -450,11 +461,12 @@ def main(argv: list[str] | None = None) -> int:
             database = postgres.create_database()
         owners = math.ceil(args.agents / AGENTS_PER_TOKEN)
         artist, workers = mint_tokens(root / "coordinator", database, owners, args.frames)
-        coordinator = start_coordinator(root, database, args.agents)
+        coordinator = start_coordinator(root, database, args.agents, args.setting)
         log(f"coordinator {coordinator.url} (pid {coordinator.pid}); {owners} worker accounts")
         run = asyncio.run(fleet(args, coordinator, artist, workers, scene))
         result = {"benchmark": "fleet", "date": date, "database": args.db,
                   "command": " ".join([".venv/bin/python -m benchmarks.fleet", *(argv or sys.argv[1:])]),
+                  "settings": args.setting,
                   "machine": {"cpus": os.cpu_count(), "load_average_at_end": os.getloadavg(),
                               "open_files_limit": nofile},
                   **summarise(args, run, coordinator)}
