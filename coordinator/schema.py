@@ -9,12 +9,15 @@ the upgrade is one BEGIN IMMEDIATE transaction (db.configure_engine), which seri
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
 
-from alembic import command
 from alembic.config import Config
+from alembic.runtime.environment import EnvironmentContext
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import text
@@ -40,9 +43,15 @@ def alembic_config(connection: Connection | None = None) -> Config:
     return config
 
 
+@functools.cache
+def _scripts(location: Path) -> ScriptDirectory:
+    """The revisions, read once per process (each app start would otherwise load them again)."""
+    return ScriptDirectory(str(location))
+
+
 def head() -> str:
     """The newest revision this coordinator knows."""
-    heads = ScriptDirectory.from_config(alembic_config()).get_heads()
+    heads = _scripts(LOCATION).get_heads()
     if len(heads) != 1:
         raise SchemaError(f"coordinator/migrations has {len(heads)} heads ({', '.join(sorted(heads))}): merge them")
     return heads[0]
@@ -57,7 +66,8 @@ def upgrade(engine: Engine) -> tuple[str | None, str]:
     """Bring the database to head; returns (its revision before, head). SchemaError if the database is newer than
     this coordinator or cannot be migrated."""
     target = head()
-    known = {script.revision for script in ScriptDirectory.from_config(alembic_config()).walk_revisions()}
+    scripts = _scripts(LOCATION)
+    known = {script.revision for script in scripts.walk_revisions()}
     with engine.connect() as connection, _exclusive(connection), connection.begin():
         before = current(connection)
         unknown = [revision for revision in before if revision not in known]
@@ -68,11 +78,22 @@ def upgrade(engine: Engine) -> tuple[str | None, str]:
         was = before[0] if before else None
         if was != target:
             try:
-                command.upgrade(alembic_config(connection), "head")
+                _run_to_head(scripts, connection)
             except pre_alembic.MissingColumnError as error:
                 raise SchemaError(str(error)) from error
-            log.warning("database schema upgraded from revision %s to %s", was or "(none)", target)
+            log.log(logging.WARNING if was else logging.INFO, "database schema upgraded from revision %s to %s",
+                    was or "(none)", target)
     return was, target
+
+
+def _run_to_head(scripts: ScriptDirectory, connection: Connection) -> None:
+    """What ``alembic upgrade head`` does, with the revisions already read."""
+
+    def steps(revision: Any, _context: MigrationContext) -> Any:
+        return scripts._upgrade_revs("head", revision)
+
+    with EnvironmentContext(alembic_config(connection), scripts, fn=steps, destination_rev="head"):
+        scripts.run_env()
 
 
 @contextmanager
