@@ -10,6 +10,7 @@ import pytest
 from framehive.coordinator import frame_analysis as fa
 from framehive.coordinator import leases, outcomes
 from framehive.coordinator.db import db
+from framehive.coordinator.errors import ApiError
 from framehive.coordinator.models import AccountBlock, Check, Frame, LedgerEntry, Task, TaskFailure, now
 from framehive.coordinator.verification import decide, leasing
 from framehive.coordinator.verification.handles import held_check
@@ -168,3 +169,66 @@ def test_a_check_judged_while_the_reaper_expires_its_lease_stays_judged(app, v) 
     assert leasing.claim_check(v["arbiter"]) is None, "nothing left to verify"
     paid = db.session.execute(select(LedgerEntry.check_id).where(LedgerEntry.reason == "check")).scalars().all()
     assert paid == [check_id]
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_a_result_for_a_check_the_reaper_is_releasing_is_refused(app, v) -> None:  # type: ignore[no-untyped-def]
+    """The other order: the reaper has released the expired check (not committed yet) when the verifier's result
+    comes in. Judging waits for the reaper's transaction on the check's row, then finds the check no longer held:
+    409 lease_lost, the check queued for another verifier, nobody paid. Before, judging read the old row without
+    waiting and wrote its verdict over the release."""
+    render(leases.claim_task(v["renderer"].id))
+    check = leasing.claim_check(v["verifier"])
+    assert check is not None
+    truth = fa.decode(noise_png(check.frame.number), 10**8)
+    result = fa.encode_png(fa.crop(truth, fa.Region.from_list(check.render_rect)))
+    check.lease_expires = now() - 1
+    db.session.commit()
+    check_id, handle, verifier_id = check.id, check.handle or "", v["verifier"].id
+    released = threading.Event()
+    refused: list[str] = []
+    errors: list[BaseException] = []
+
+    def reaper() -> None:
+        try:
+            with app.app_context():
+                expired = db.session.get(Check, check_id)
+                assert expired is not None and leasing.release(expired, expired_before=now())
+                released.set()
+                _until_waiting_or_done(judge_thread)
+                db.session.commit()
+                db.session.remove()
+        except BaseException as exc:  # noqa: BLE001 - reported by the test thread below
+            errors.append(exc)
+            released.set()
+
+    def verifier_uploads() -> None:
+        try:
+            released.wait(WAIT)
+            with app.app_context():
+                mine = held_check(verifier_id, handle)  # the release is not committed: still its lease here
+                assert mine is not None
+                try:
+                    decide.judge(mine, result)
+                    decide.apply(mine)
+                    db.session.commit()
+                except ApiError as exc:
+                    refused.append(exc.code)
+                db.session.remove()
+        except BaseException as exc:  # noqa: BLE001 - reported by the test thread below
+            errors.append(exc)
+
+    judge_thread = threading.Thread(target=verifier_uploads)
+    threads = [threading.Thread(target=reaper), judge_thread]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(WAIT)
+    assert not any(t.is_alive() for t in threads)
+    assert errors == [], errors
+
+    assert refused == ["lease_lost"]
+    db.session.expire_all()
+    assert (db.session.get(Check, check_id).state, db.session.get(Check, check_id).verdict) == ("queued", None)
+    assert db.session.execute(select(func.count()).select_from(LedgerEntry).where(
+        LedgerEntry.reason == "check")).scalar_one() == 0
