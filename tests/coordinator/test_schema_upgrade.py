@@ -141,9 +141,10 @@ def test_the_command_says_so_in_one_line_and_exits_non_zero(tmp_path: Path) -> N
     assert "Traceback" not in done.stderr
 
 
-def test_two_coordinators_starting_at_once_on_postgresql(postgres, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    url = postgres.create_database()
-    engines = [engine_for(url) for _ in range(2)]
+def test_two_coordinators_starting_at_once(database_url: str) -> None:
+    """One migrates, the other then finds the database at head (without the advisory lock, two starts on
+    PostgreSQL were still waiting for each other after the 120 s deadline)."""
+    engines = [engine_for(database_url) for _ in range(2)]
     gate = threading.Barrier(2)
     results: list[object] = []
 
