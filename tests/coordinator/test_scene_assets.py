@@ -79,7 +79,6 @@ HOSTILE_TREES: list[tuple[str, dict[str, Any]]] = [
     ("trailing slash", {"assets": {"textures/": "TEX"}}),
     ("drive", {"assets": {"C:/textures/a.png": "TEX"}}),
     ("backslash", {"assets": {"textures\\a.png": "TEX"}}),
-    ("NUL", {"assets": {"textures/a\x00.png": "TEX"}}),
     ("newline", {"assets": {"textures/a\n.png": "TEX"}}),
     ("long name", {"assets": {"textures/" + "n" * 256: "TEX"}}),
     ("empty", {"assets": {"": "TEX"}}),
@@ -96,6 +95,7 @@ BAD_REQUESTS: list[tuple[str, dict[str, Any], str]] = [
     ("sha upper case", {"assets": {"textures/a.png": "A" * 64}}, "bad_request"),
     ("sha not a string", {"assets": {"textures/a.png": 7}}, "bad_request"),
     ("scene_path not a string", {"scene_path": ["shots", "shot.blend"]}, "bad_request"),
+    ("NUL", {"assets": {"textures/a\x00.png": "TEX"}}, "bad_request"),  # no JSON string may hold one: bodies.py
     ("never uploaded", {"assets": {"textures/a.png": "TEX", "textures/missing.png": "0" * 64}}, "unknown_blob"),
 ]
 
