@@ -174,6 +174,9 @@ class Dispatcher:
         worker = db.session.get(Worker, conn.worker_id)
         if worker is None or worker.suspended or worker.pause_reason is not None:
             return  # a paused worker's owner wants the machine back: nothing new until it resumes
+        if worker.connected_at != conn.connected_at:
+            return  # the agent signed on again since, on another coordinator: this connection is stale, and work
+            # given here would race that session's (a task its hello handed back, leased again to a dead socket)
         check = claim_check(worker)
         if check is not None:
             conn.current = Work("check", check.id, check.attempt, check.handle or "")
