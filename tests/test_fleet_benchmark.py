@@ -28,8 +28,9 @@ def test_fleet_benchmark_verifies_every_frame(tmp_path: Path) -> None:
     assert result["frames_verified"] == FRAMES == result["frames"]
     assert result["job_state"] == "completed"
     assert result["errors"] == 0 and result["refusals"] == [], result["first_errors"]
-    # Verification was on: new agents have every task checked, by agents of other owners.
-    assert result["checks_done"] >= FRAMES / result["chunk"]
+    # Verification was on: checks were made by agents of other owners (each agent's first work in a job is
+    # checked, later work by spot rate, so with more tasks than agents not every task has a check).
+    assert result["checks_done"] >= 1
     assert result["frames_uploaded"] >= FRAMES
     assert result["frames_per_s"] > 0
     latency = result["assign_latency_ms"]
