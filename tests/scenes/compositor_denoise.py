@@ -12,21 +12,10 @@ render (border + crop) is denoised without the pixels around it, like Cycles' OI
 
 from __future__ import annotations
 
-import importlib.util
 import sys
-from pathlib import Path
 
 import bpy
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
-def _load_make_scene():
-    """Import scripts/make_scene.py by path (``scripts`` is not a package)."""
-    spec = importlib.util.spec_from_file_location("framehive_make_scene", REPO_ROOT / "scripts" / "make_scene.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from artist_defaults import _load_make_scene  # a sibling script (run by path, its folder is on sys.path)
 
 
 def add_compositor_denoise(scene: bpy.types.Scene) -> bpy.types.Node:
