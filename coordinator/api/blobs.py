@@ -17,10 +17,11 @@ from ..db import db
 from ..errors import ApiError
 from ..models import Blob, Check, Job, Task, Worker
 from ..states import TaskState
-from ..storage import BlobTooLarge, HashMismatch, NotUploaded, S3Storage
+from ..storage import BlobTooLarge, HashMismatch, NotUploaded
 from ..storage.local import SHA256_RE
 from ..storage_access import serve, storage
 from .bodies import drain
+from .direct_uploads import announced_size, not_uploaded, object_store, presigned_answer
 
 bp = Blueprint("blobs", __name__)
 MAX_MISSING_QUERY = 10_000
@@ -94,11 +95,7 @@ def begin_direct_upload(sha256: str):
         raise ApiError(400, "empty", "the upload is empty")
     quotas.upload_room(account_id, size, limit)  # 413 quota_exceeded
     db.session.commit()
-    upload = storage().presigned_put(sha256, size, "application/octet-stream")
-    if upload is None:
-        return jsonify({"url": None}), 200
-    return jsonify({"url": upload.url, "method": "PUT", "headers": upload.headers, "upload": upload.handle,
-                    "expires_in": upload.expires_in}), 201
+    return presigned_answer(sha256, size, "application/octet-stream")
 
 
 @bp.post("/blobs/<sha256>/uploads/<upload>")
@@ -108,9 +105,7 @@ def confirm_direct_upload(sha256: str, upload: str):
     _sha_or_400(sha256)
     size = announced_size()
     account_id = current_caller().account_id
-    store = storage()
-    if not isinstance(store, S3Storage):
-        raise ApiError(404, "not_found", "this coordinator takes uploads by PUT /blobs/<sha256>")
+    store = object_store("this coordinator takes uploads by PUT /blobs/<sha256>")
     limit = current_app.config["FRAMEHIVE_MAX_SCENE_BYTES"]
     if size > limit:
         raise ApiError(413, "too_large", f"blobs are limited to {limit} bytes")
@@ -119,21 +114,12 @@ def confirm_direct_upload(sha256: str, upload: str):
     try:
         store.confirm(sha256, size, upload)
     except NotUploaded:
-        raise ApiError(404, "not_found", "nothing was uploaded under this handle (or its URL expired)") from None
+        raise not_uploaded() from None
     except HashMismatch as exc:
         raise ApiError(400, "hash_mismatch", str(exc)) from None
     except BlobTooLarge as exc:
         raise ApiError(400, "bad_request", str(exc)) from None
     return _stored(sha256, size, account_id)
-
-
-def announced_size() -> int:
-    """The ``size`` of a direct upload's JSON body."""
-    body = request.get_json(silent=True)
-    size = body.get("size") if isinstance(body, dict) else None
-    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
-        raise ApiError(400, "bad_request", 'send {"size": <bytes>}')
-    return size
 
 
 def _stored(sha256: str, size: int, account_id: int) -> tuple[Response, int]:

@@ -12,7 +12,6 @@ On local disk the first answers ``{"url": null}``: PUT the result here.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 from collections.abc import Callable
 
@@ -25,14 +24,12 @@ from ..auth import require
 from ..db import db
 from ..errors import ApiError
 from ..models import Check
-from ..storage import BlobTooLarge, NotUploaded, S3Storage
 from ..storage.local import SHA256_RE
-from ..storage_access import storage
 from ..verification import decide
 from ..verification.handles import held_check
-from .blobs import announced_size
 from .bodies import read_limited
 from .decoding import decode_slot, expect_size, upload_limit
+from .direct_uploads import announced_size, object_store, presigned_answer, read_staged, staged
 from .worker_frames import worker_id_from_header
 
 bp = Blueprint("worker_checks", __name__)
@@ -54,11 +51,7 @@ def begin_direct_result_upload(handle: str):
     _worker_id, sha256, limit = _admit(handle)
     if size > limit:
         raise ApiError(413, "too_large", f"this check's result is limited to {limit} bytes")
-    direct = storage().presigned_put(sha256, size, "image/png")
-    if direct is None:
-        return jsonify({"url": None}), 200
-    return jsonify({"url": direct.url, "method": "PUT", "headers": direct.headers, "upload": direct.handle,
-                    "expires_in": direct.expires_in}), 201
+    return presigned_answer(sha256, size, "image/png")
 
 
 @bp.post("/worker/checks/<handle>/result/uploads/<upload>")
@@ -68,32 +61,14 @@ def confirm_direct_result_upload(handle: str, upload: str):
     then judged. The staged object becomes the kept render (copied inside the store) or is deleted."""
     size = announced_size()
     worker_id, sha256, limit = _admit(handle)
-    store = storage()
-    if not isinstance(store, S3Storage):
-        raise ApiError(404, "not_found", "this coordinator takes check results by PUT")
+    store = object_store("this coordinator takes check results by PUT")
     if size > limit:
         raise ApiError(413, "too_large", f"this check's result is limited to {limit} bytes")
-    try:
-        data = store.read_staged(sha256, size, upload)
-    except NotUploaded:
-        raise ApiError(404, "not_found", "nothing was uploaded under this handle (or its URL expired)") from None
-    except BlobTooLarge as exc:
-        raise ApiError(400, "bad_result", str(exc)) from None
-    promoted = False
-
-    def promote() -> None:
-        """Before judging keeps the render: it is copied to its blob key inside the store, so judging finds it
-        stored and sends the store no byte itself."""
-        nonlocal promoted
-        store.promote(sha256, size, upload)  # deletes the staged object
-        promoted = True
-
-    try:
+    data = read_staged(store, sha256, size, upload, "bad_result")
+    # Before judging keeps the render, it is copied to its blob key inside the store (the promotion), so judging
+    # finds it stored and sends the store no byte itself; refused, or not kept as it came: the staged bytes go.
+    with staged(store, sha256, size, upload) as promote:
         return _take(worker_id, handle, sha256, data, promote)
-    finally:
-        if not promoted:  # refused, or not kept as it came: the staged bytes are never kept
-            with contextlib.suppress(NotUploaded):
-                store.discard(sha256, size, upload)
 
 
 def _admit(handle: str) -> tuple[int, str, int]:
@@ -112,7 +87,7 @@ def _admit(handle: str) -> tuple[int, str, int]:
 
 
 def _take(worker_id: int, handle: str, sha256: str, data: bytes,
-          keep_as_is: Callable[[], None] | None) -> tuple[Response, int]:
+          keep_as_is: Callable[[], object] | None) -> tuple[Response, int]:
     """Check the result's bytes (hash, lease still held, PNG header, decode limits), judge the check and act on it.
     ``keep_as_is`` runs once the result is known to decode, when judging keeps it unchanged (all but a claim's
     stacked render, whose top half is kept)."""

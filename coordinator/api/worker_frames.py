@@ -28,13 +28,13 @@ from ..leases import held_task, lease_timeout
 from ..models import Blob, Frame, Task, Worker
 from ..outcomes import frame_rendered
 from ..states import FrameState
-from ..storage import BlobTooLarge, HashMismatch, NotUploaded, S3Storage
+from ..storage import BlobTooLarge, HashMismatch, NotUploaded
 from ..storage.local import SHA256_RE
 from ..storage_access import storage
 from ..tier0 import FrameRejected, inspect_frame
-from .blobs import announced_size
 from .bodies import drain, read_limited
 from .decoding import decode_slot, expect_size, upload_limit
+from .direct_uploads import announced_size, object_store, presigned_answer, read_staged, staged
 
 bp = Blueprint("worker_frames", __name__)
 
@@ -112,11 +112,7 @@ def begin_direct_frame_upload(task_id: int, number: int):
     if size > upload.limit:
         raise ApiError(413, "too_large", f"a {upload.width}x{upload.height} frame is limited to {upload.limit} bytes")
     db.session.commit()
-    direct = storage().presigned_put(upload.sha256, size, "image/png")
-    if direct is None:
-        return jsonify({"url": None}), 200
-    return jsonify({"url": direct.url, "method": "PUT", "headers": direct.headers, "upload": direct.handle,
-                    "expires_in": direct.expires_in}), 201
+    return presigned_answer(upload.sha256, size, "image/png")
 
 
 @bp.post("/worker/tasks/<int:task_id>/frames/<int:number>/uploads/<upload>")
@@ -126,9 +122,7 @@ def confirm_direct_frame_upload(task_id: int, number: int, upload: str):
     size = announced_size()
     handle = upload
     admitted = _admit(task_id, number)
-    store = storage()
-    if not isinstance(store, S3Storage):
-        raise ApiError(404, "not_found", "this coordinator takes frames by PUT")
+    store = object_store("this coordinator takes frames by PUT")
     if not isinstance(admitted, FrameUpload):  # a duplicate: whatever was staged is not needed
         with contextlib.suppress(NotUploaded):
             store.discard(request.headers.get("X-Content-SHA256", ""), size, handle)
@@ -137,26 +131,9 @@ def confirm_direct_frame_upload(task_id: int, number: int, upload: str):
         raise ApiError(413, "too_large",
                        f"a {admitted.width}x{admitted.height} frame is limited to {admitted.limit} bytes")
     db.session.commit()  # never hold the database while the store is read
-    try:
-        data = store.read_staged(admitted.sha256, size, handle)
-    except NotUploaded:
-        raise ApiError(404, "not_found", "nothing was uploaded under this handle (or its URL expired)") from None
-    except BlobTooLarge as exc:
-        raise ApiError(400, "bad_frame", str(exc)) from None
-
-    promoted = False
-
-    def promote() -> int:
-        nonlocal promoted
-        store.promote(admitted.sha256, size, handle)  # deletes the staged object
-        promoted = True
-        return size
-
-    try:
+    data = read_staged(store, admitted.sha256, size, handle, "bad_frame")
+    with staged(store, admitted.sha256, size, handle) as promote:  # refused, or stored already: staged bytes go
         return _take(admitted, data, promote)
-    finally:
-        if not promoted:  # refused, or the blob was stored already: the staged bytes are never kept
-            store.discard(admitted.sha256, size, handle)
 
 
 def _put(sha256: str, data: bytes, limit: int) -> int:
