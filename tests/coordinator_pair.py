@@ -4,6 +4,8 @@ that database: for the wake-up tests and benchmarks/wake.py. The processes inher
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,6 +43,19 @@ class CoordinatorPair:
     def stop(self) -> None:
         self.a.stop()
         self.b.stop()
+
+    @classmethod
+    @contextlib.contextmanager
+    def running(cls, postgres: PostgresServer, root: Path) -> Iterator[CoordinatorPair]:
+        """A started pair for a fixture's body: both logs printed if the body fails, both processes stopped after."""
+        pair = cls.start(postgres, root)
+        try:
+            yield pair
+        except BaseException:
+            print(pair.logs())
+            raise
+        finally:
+            pair.stop()
 
     def logs(self) -> str:
         return self.a.logs() + "\n" + self.b.logs()

@@ -30,14 +30,8 @@ from tests.protocol_worker import ProtocolWorker
 
 @pytest.fixture
 def pair(postgres: PostgresServer, tmp_path: Path) -> Iterator[CoordinatorPair]:
-    pair = CoordinatorPair.start(postgres, tmp_path)
-    try:
+    with CoordinatorPair.running(postgres, tmp_path) as pair:
         yield pair
-    except BaseException:
-        print(pair.logs())
-        raise
-    finally:
-        pair.stop()
 
 
 @contextlib.contextmanager

@@ -5,6 +5,7 @@ transaction that made the change."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,17 +27,12 @@ PROMPT = 15  # seconds: an agent must be offered the job within this, far below 
 
 @pytest.fixture(scope="module")
 def pair(postgres: PostgresServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[CoordinatorPair]:
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("FRAMEHIVE_REAPER_INTERVAL", str(SWEEP))
-        pair = CoordinatorPair.start(postgres, tmp_path_factory.mktemp("pair"))
-    try:
+    with contextlib.ExitStack() as running:
+        with pytest.MonkeyPatch.context() as env:  # the processes take the setting at start
+            env.setenv("FRAMEHIVE_REAPER_INTERVAL", str(SWEEP))
+            pair = running.enter_context(CoordinatorPair.running(postgres, tmp_path_factory.mktemp("pair")))
         wait_for(lambda: len(pair.listening()) == 2, 30, "both coordinators to LISTEN")
         yield pair
-    except BaseException:
-        print(pair.logs())
-        raise
-    finally:
-        pair.stop()
 
 
 def offered_through_a(pair: CoordinatorPair, scene: Path, agent_name: str) -> None:
