@@ -30,6 +30,7 @@ DYNAMIC = {
     ("scene_files.py", "code"): {(400, TOO_LARGE), (400, "not_a_blend")},
     ("scene_files.py", "first.code"): {(400, OUTSIDE), (400, UNSUPPORTED_CACHE)},
     ("api/decoding.py", "code"): set(),  # expect_size's callers' literal codes, collected below
+    ("api/direct_uploads.py", "other_size_code"): set(),  # read_staged's callers' literal codes, collected below
 }
 # Codes handed on from elsewhere: an ApiError's own (answered as is), werkzeug's (WERKZEUG), the _refuse helpers'
 # argument (their callers are read)
@@ -71,6 +72,9 @@ def _calls(path: Path, found: set[tuple[int, str]], unknown: list[str]) -> None:
             status, code = None, node.args[0]
         elif name == "expect_size" and len(node.args) == 4:
             DYNAMIC[("api/decoding.py", "code")].add((400, node.args[3].value))  # type: ignore[attr-defined]
+            continue
+        elif name == "read_staged" and len(node.args) == 5:
+            DYNAMIC[("api/direct_uploads.py", "other_size_code")].add((400, node.args[4].value))  # type: ignore[attr-defined]
             continue
         else:
             continue
