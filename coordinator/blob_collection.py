@@ -33,14 +33,14 @@ from sqlalchemy import delete, exists, select, update
 from . import events
 from .db import db
 from .models import Blob, BlobUpload, Check, Frame, Job, now
-from .states import JobState
+from .states import CheckState, JobState
 from .storage_access import storage
 
 # The empty blob: nobody can upload it (an empty upload is refused), so it stands for a released job's scene.
 PLACEHOLDER = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 # Blobs looked at per transaction: short transactions, and a bounded IN list.
 BATCH = 500
-OPEN_CHECKS = ("queued", "leased")
+OPEN_CHECKS = CheckState.OPEN
 FILES_COLLECTED = "job_files_collected"
 
 

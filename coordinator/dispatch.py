@@ -22,7 +22,7 @@ from sqlalchemy import select
 from . import leases, scene_files, wakeups
 from .db import db
 from .models import Check, Task, Worker
-from .states import TaskState
+from .states import CheckState, TaskState
 from .transitions import LostLease, missing_frames
 from .verification import comparison, tier1
 from .verification.leasing import claim_check, release
@@ -157,7 +157,7 @@ class Dispatcher:
         if check_ids:
             held |= {("check", check_id, worker_id or 0, handle) for check_id, worker_id, handle in db.session.execute(
                 select(Check.id, Check.verifier_id, Check.handle)
-                .where(Check.id.in_(check_ids), Check.state == "leased")).tuples()}
+                .where(Check.id.in_(check_ids), Check.state == CheckState.LEASED)).tuples()}
         db.session.commit()
         lost = []
         for conn, work in busy:

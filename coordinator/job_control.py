@@ -27,7 +27,7 @@ from .dispatch import dispatcher
 from .errors import ActionRefused
 from .models import Frame, Job, Task
 from .states import FrameState, JobState, TaskState
-from .transitions import finish_job_if_complete, missing_frames, move_job, move_task
+from .transitions import finish_job_if_complete, missing_frames, move_frame, move_job, move_task
 from .verification.commit import commit_task
 from .verification.keys import redraw_keys
 
@@ -147,8 +147,8 @@ def _restart(job: Job, task: Task) -> None:
     missing = missing_frames(task)
     frames = _frames(task)
     for frame in frames:
-        if frame.number in missing:
-            frame.state = FrameState.QUEUED
+        if frame.number in missing and frame.state != FrameState.QUEUED:
+            move_frame(frame, FrameState.QUEUED)
     pending = [frame.number for frame in frames if frame.state != FrameState.VERIFIED]
     if not pending:
         redraw_keys(job, task, [])

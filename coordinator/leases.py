@@ -17,7 +17,7 @@ from .db import ROW_LOCK, db
 from .models import AccountBlock, Frame, Job, JobBlock, Task, Worker, now
 from .outcomes import fail_job, record_failure, requeue
 from .states import FrameState, JobState, TaskState
-from .transitions import LostLease, move_job
+from .transitions import LostLease, move_frame, move_job, move_where
 from .verification import waits
 
 CLAIM_CANDIDATES = 20
@@ -55,13 +55,9 @@ def claim_task(worker_id: int) -> Task | None:
         .limit(CLAIM_CANDIDATES)
     ).scalars().all()
     for task_id in failure_accounting.claim_order(list(candidates), worker.account_id):
-        won = cast(CursorResult[Any], db.session.execute(
-            update(Task)
-            .where(Task.id == task_id, Task.state == TaskState.QUEUED, Task.job_id.in_(dispatchable))
-            .values(state=TaskState.LEASED, worker_id=worker_id, attempt=Task.attempt + 1,
-                    lease_expires=now() + lease_timeout(), updated_at=now())
-            .execution_options(synchronize_session=False)
-        )).rowcount
+        won = move_where(Task, TaskState.QUEUED, TaskState.LEASED, Task.id == task_id, Task.job_id.in_(dispatchable),
+                         worker_id=worker_id, attempt=Task.attempt + 1, lease_expires=now() + lease_timeout(),
+                         updated_at=now())
         if won == 1:
             task = db.session.get(Task, task_id, populate_existing=True)
             assert task is not None
@@ -111,7 +107,7 @@ def renew(task: Task, rendering_frame: int | None = None) -> None:
         query = select(Frame).filter_by(task_id=task.id, number=rendering_frame)
         frame = db.session.execute(query).scalar_one_or_none()
         if frame is not None and frame.state == FrameState.QUEUED:
-            frame.state = FrameState.RENDERING
+            move_frame(frame, FrameState.RENDERING)
     db.session.commit()
 
 

@@ -7,11 +7,10 @@ from typing import Any
 
 from framehive.protocol import frameranges
 from sqlalchemy import JSON, BigInteger, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
-from sqlalchemy import event as sa_event
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from .db import Model
-from .states import FrameState, JobState, TaskState
+from .states import CheckState, ClaimState, FrameState, JobState, KeyState, TaskState
 
 
 def now() -> float:
@@ -206,13 +205,6 @@ class Frame(Model):
     worker: Mapped[Worker | None] = relationship()
 
 
-@sa_event.listens_for(Frame.state, "set", active_history=True)
-def _stamp_verified(frame: Frame, value: str, old: Any, _initiator: Any) -> None:
-    """Every way a frame is accepted (checks, trust, claims) sets its state: stamp the time there, once."""
-    if value != old:
-        frame.verified_at = now() if value == FrameState.VERIFIED else None
-
-
 class TaskFailure(Model):
     """One failed attempt: the failure list behind retries, blocklists and the log tail shown to users."""
 
@@ -283,7 +275,7 @@ class VerificationKey(Model):
     region: Mapped[list[int]] = mapped_column(JSON)  # [x, y, w, h], pixels, top-left origin
     draw: Mapped[float] = mapped_column(Float)
     kind: Mapped[str] = mapped_column(String(8), default="region")  # region | spot
-    state: Mapped[str] = mapped_column(String(16), default="sealed")  # sealed | used | unused | void
+    state: Mapped[str] = mapped_column(String(16), default=KeyState.SEALED)
     created_at: Mapped[float] = mapped_column(Float, default=now)
 
 
@@ -298,7 +290,7 @@ class Check(Model):
     kind: Mapped[str] = mapped_column(String(16))  # verify | spot | arbitration | ringer | audit | claim
     region: Mapped[list[int]] = mapped_column(JSON)  # what is compared
     render_rect: Mapped[list[int]] = mapped_column(JSON)  # what the verifier renders: region + margin
-    state: Mapped[str] = mapped_column(String(16), default="queued", index=True)  # queued|leased|done|void
+    state: Mapped[str] = mapped_column(String(16), default=CheckState.QUEUED, index=True)
     attempt: Mapped[int] = mapped_column(Integer, default=0)
     verifier_id: Mapped[int | None] = mapped_column(ForeignKey("worker.id"), nullable=True)
     lease_expires: Mapped[float | None] = mapped_column(Float, nullable=True)
@@ -336,7 +328,7 @@ class Claim(Model):
     account_id: Mapped[int] = mapped_column(ForeignKey("account.id"))
     frames_spec: Mapped[str] = mapped_column(Text)
     reason: Mapped[str] = mapped_column(Text)
-    state: Mapped[str] = mapped_column(String(16), default="open")  # open | confirmed | rejected
+    state: Mapped[str] = mapped_column(String(16), default=ClaimState.OPEN)
     outcome: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[float] = mapped_column(Float, default=now)
     decided_at: Mapped[float | None] = mapped_column(Float, nullable=True)

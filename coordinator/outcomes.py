@@ -17,8 +17,8 @@ from sqlalchemy import select
 from . import events, failure_accounting
 from .db import db
 from .models import Check, Frame, Job, Task, TaskFailure, Worker, now
-from .states import FrameState, JobState, TaskState
-from .transitions import LostLease, missing_frames, move_job, move_task
+from .states import CheckState, FrameState, JobState, TaskState
+from .transitions import LostLease, missing_frames, move_frame, move_job, move_task, rendered
 from .verification import leasing as check_leasing
 from .verification.checks import void_checks
 from .verification.commit import commit_task
@@ -31,7 +31,7 @@ def requeue(task: Task) -> None:
     """Put a leased task back in the queue or, if every frame already came in, take it to its commit point
     (``commit_task``: its keys are used, its checks queued). No database commit."""
     for frame in db.session.execute(select(Frame).filter_by(task_id=task.id, state=FrameState.RENDERING)).scalars():
-        frame.state = FrameState.QUEUED
+        move_frame(frame, FrameState.QUEUED)
     if missing_frames(task):
         move_task(task, TaskState.QUEUED)
     else:
@@ -88,7 +88,7 @@ def take_back(worker: Worker, reason: str) -> list[LostLease]:
     """Its task leases back to the queue (no failure counted) and its check leases back to other verifiers. No
     commit."""
     tasks = db.session.execute(select(Task).filter_by(worker_id=worker.id, state=TaskState.LEASED)).scalars().all()
-    checks = db.session.execute(select(Check).filter_by(verifier_id=worker.id, state="leased")).scalars().all()
+    checks = db.session.execute(select(Check).filter_by(verifier_id=worker.id, state=CheckState.LEASED)).scalars().all()
     for task in tasks:
         requeue(task)
     released = [check for check in checks if check_leasing.release(check)]  # a check judged meanwhile stays done
@@ -109,7 +109,7 @@ def _stop_tasks(job: Job, task_state: str, frame_state: str) -> list[LostLease]:
             move_task(task, task_state)
     for frame in job.frames:
         if frame.state not in FrameState.HAVE_PIXELS:
-            frame.state = frame_state
+            move_frame(frame, frame_state)
     return lost
 
 
@@ -138,11 +138,7 @@ def frame_rendered(task: Task, number: int, sha256: str, lease_timeout: float) -
     if frame.state in FrameState.HAVE_PIXELS:
         db.session.commit()
         return False
-    frame.state = FrameState.RENDERED
-    frame.blob_sha256 = sha256
-    frame.worker_id = task.worker_id
-    frame.attempt = task.attempt
-    frame.rendered_at = now()
+    rendered(frame, sha256, task.worker_id, task.attempt)
     task.lease_expires = now() + lease_timeout
     db.session.commit()
     return True

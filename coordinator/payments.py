@@ -26,7 +26,7 @@ from . import config
 from .db import db
 from .ledger import MINT, NETWORK, InsufficientPoints, account_book, balance, claim_book, escrow_book, transfer
 from .models import Account, Check, Claim, Frame, Job, LedgerEntry, Worker
-from .states import JobState
+from .states import ClaimState, JobState
 
 
 def _config(name: str) -> float:
@@ -133,7 +133,7 @@ def hold_claim(claim: Claim, frames: int) -> None:
 def settle_claim(claim: Claim) -> int:
     """A decided claim's hold: back to the claimant if confirmed, to the network if rejected."""
     book = claim_book(claim.id)
-    confirmed = claim.state == "confirmed"
+    confirmed = claim.state == ClaimState.CONFIRMED
     return transfer(book, account_book(claim.account_id) if confirmed else NETWORK, balance(book),
                     "claim_refund" if confirmed else "claim_fee", cap=True, job_id=claim.job_id, claim_id=claim.id)
 

@@ -14,7 +14,7 @@ from sqlalchemy import ColumnElement, func, or_, select, true
 from . import events, ledger
 from .db import db
 from .models import Account, Check, Frame, Job, Task, Worker, now
-from .states import JobState, TaskState
+from .states import CheckState, JobState, TaskState
 from .verification.leasing import AFTER_THE_JOB
 
 # Frames per minute is the number of frames verified over this many minutes, divided by it.
@@ -73,7 +73,7 @@ def checks_waiting(account: Account | None) -> dict[str, Any]:
     """Checks waiting for a verifier (leasing.claim_check would offer them): how many, and how many per kind."""
     rows = db.session.execute(
         select(Check.kind, func.count()).join(Job, Job.id == Check.job_id)
-        .where(Check.state == "queued", Job.state.in_(JobState.ACTIVE) | Check.kind.in_(AFTER_THE_JOB),
+        .where(Check.state == CheckState.QUEUED, Job.state.in_(JobState.ACTIVE) | Check.kind.in_(AFTER_THE_JOB),
                or_(_own_job(Check.job_id, account), _own_worker(Check.renderer_id, account)))
         .group_by(Check.kind).order_by(Check.kind)).all()
     by_kind = {kind: int(count) for kind, count in rows}

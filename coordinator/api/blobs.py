@@ -16,7 +16,7 @@ from ..auth import current_caller, require
 from ..db import db
 from ..errors import ApiError
 from ..models import Blob, Check, Job, Task, Worker
-from ..states import TaskState
+from ..states import CheckState, TaskState
 from ..storage import BlobTooLarge, HashMismatch, NotUploaded
 from ..storage.local import SHA256_RE
 from ..storage_access import serve, storage
@@ -158,6 +158,6 @@ def _leased_file(sha256: str, account_id: int) -> bool:
     tasks = (select(Task.job_id).join(Worker, Worker.id == Task.worker_id)
              .where(Task.state == TaskState.LEASED, Worker.account_id == account_id))
     checks = (select(Check.job_id).join(Worker, Worker.id == Check.verifier_id)
-              .where(Check.state == "leased", Worker.account_id == account_id))
+              .where(Check.state == CheckState.LEASED, Worker.account_id == account_id))
     jobs = select(Job.scene_sha256, Job.assets).where(Job.id.in_(tasks.union(checks)))
     return any(scene_files.holds(scene, assets, sha256) for scene, assets in db.session.execute(jobs))

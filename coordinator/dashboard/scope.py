@@ -8,7 +8,7 @@ from sqlalchemy import Select, select
 from ..auth import Caller
 from ..db import db
 from ..models import Account, Check, Frame, Job, Worker
-from ..states import FrameState
+from ..states import CheckState, FrameState
 
 
 def jobs(viewer: Caller) -> Select[Job]:
@@ -45,5 +45,5 @@ def frame_pixels(viewer: Caller, frame: Frame) -> str | None:
 def check_images(viewer: Caller, check: Check) -> bool:
     """Whether the two crops of a check may be shown: decided checks of a visible job (a region is kept secret
     until its verifier has answered, and the renderer's frame is shown cut to that region only)."""
-    return (check.state == "done" and check.result_sha256 is not None and check.renderer_sha256 is not None
+    return (check.state == CheckState.DONE and check.result_sha256 is not None and check.renderer_sha256 is not None
             and job(viewer, check.job_id) is not None)

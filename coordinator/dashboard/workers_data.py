@@ -13,7 +13,7 @@ from ..auth import Caller
 from ..db import db
 from ..ledger import account_book
 from ..models import Check, Frame, JobBlock, LedgerEntry, Task, Worker, now
-from ..states import TaskState
+from ..states import CheckState, TaskState
 from ..timefmt import iso
 from . import scope
 from .actions_allowed import worker_actions
@@ -31,7 +31,8 @@ def list_workers(viewer: Caller) -> list[dict[str, Any]]:
         select(Task.worker_id, Task.id, Task.job_id, Task.frames_spec)
         .where(Task.state == TaskState.LEASED, Task.worker_id.in_(ids)))}
     checks = {w: (c, j) for w, c, j in db.session.execute(
-        select(Check.verifier_id, Check.id, Check.job_id).where(Check.state == "leased", Check.verifier_id.in_(ids)))}
+        select(Check.verifier_id, Check.id, Check.job_id)
+        .where(Check.state == CheckState.LEASED, Check.verifier_id.in_(ids)))}
     pace = dict(db.session.execute(
         select(Frame.worker_id, func.count()).where(Frame.worker_id.in_(ids), Frame.rendered_at > now() - PACE_WINDOW)
         .group_by(Frame.worker_id)).all())

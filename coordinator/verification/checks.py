@@ -8,14 +8,14 @@ from sqlalchemy import select
 from ..db import db
 from ..frame_analysis import Region
 from ..models import Check, Frame, Job, Task, VerificationKey, Worker
+from ..states import CheckState
+from ..transitions import move_check
 from . import tier1
 
 # The verifier renders this many pixels around the region; only the inside is compared, because a
 # denoiser sees different context near a crop's edge (with 16 px no honest denoised crop fails: part (d) of
 # BENCHMARKS.md).
 MARGIN = 16
-
-OPEN_STATES = ("queued", "leased")
 
 
 def new_check(kind: str, frame: Frame, region: list[int], excluded: list[int], *, renderer: Worker | None,
@@ -40,7 +40,7 @@ def new_check(kind: str, frame: Frame, region: list[int], excluded: list[int], *
 
 def open_checks(task: Task) -> list[Check]:
     return list(db.session.execute(
-        select(Check).where(Check.task_id == task.id, Check.state.in_(OPEN_STATES))).scalars())
+        select(Check).where(Check.task_id == task.id, Check.state.in_(CheckState.OPEN))).scalars())
 
 
 def void_checks(task: Task, keep: tuple[str, ...] = ()) -> list[Check]:
@@ -49,9 +49,7 @@ def void_checks(task: Task, keep: tuple[str, ...] = ()) -> list[Check]:
     for check in open_checks(task):
         if check.kind in keep:
             continue
-        if check.state == "leased":
+        if check.state == CheckState.LEASED:
             leased.append(check)
-        check.state = "void"
-        check.verifier_id = check.verifier_id  # keep who held it, for the record
-        check.lease_expires = None
+        move_check(check, CheckState.VOID)  # its verifier is kept, for the record
     return leased

@@ -42,15 +42,14 @@ from sqlalchemy import func, select
 from .. import events, payments
 from ..db import db, lock
 from ..errors import ApiError
-from ..models import Account, Check, Claim, Frame, Job, now
-from ..states import FrameState
-from ..transitions import LostLease
+from ..models import Account, Check, Claim, Frame, Job, Worker
+from ..states import CheckState, ClaimState, FrameState
+from ..transitions import LostLease, move_claim, replace_pixels
 from . import comparison, penalties
 from .checks import new_check
 from .reexamine import reexamine
 
 MAX_CLAIM_FRAMES = 100
-OPEN = ("queued", "leased")
 
 
 def file_claim(job: Job, account_id: int, frames_spec: str, reason: str) -> Claim:
@@ -110,24 +109,21 @@ def claim_checked(check: Check) -> list[LostLease]:
         _second_render(check)
         return []
     checks = db.session.execute(select(Check).filter_by(claim_id=claim.id)).scalars().all()
-    if any(c.state in OPEN for c in checks):
+    if any(c.state in CheckState.OPEN for c in checks):
         return []
     overturned = [render for render in (_overturning(checks, first) for first in checks if first.parent_id is None)
                   if render is not None]
-    claim.decided_at = now()
     if not overturned:
-        claim.state = "rejected"
-        claim.outcome = "no disputed frame differs from a trusted node's re-render or from two agreeing veterans' " \
-                        "re-renders"
+        move_claim(claim, ClaimState.REJECTED, "no disputed frame differs from a trusted node's re-render or from two "
+                                               "agreeing veterans' re-renders")
         claimant = claim_account(claim)
         claimant.claims_rejected += 1
         payments.settle_claim(claim)
         _settled(claim, check)
         return []
-    claim.state = "confirmed"
-    claim.outcome = f"frames {frameranges.format_frames(sorted(c.frame.number for c in overturned))} differ from " \
-                    f"{_by_whom(overturned)}; replaced"
-    lost = [lease for render in overturned for lease in _replace(render)]
+    numbers = frameranges.format_frames(sorted(c.frame.number for c in overturned))
+    move_claim(claim, ClaimState.CONFIRMED, f"frames {numbers} differ from {_by_whom(overturned)}; replaced")
+    lost = _replace(overturned)
     payments.settle_claim(claim)
     _settled(claim, check)
     return lost
@@ -149,11 +145,11 @@ def _second_render(first: Check) -> Check:
 def _overturning(checks: Sequence[Check], first: Check) -> Check | None:
     """The render that overturns ``first``'s frame, or None if the frame stands: a trusted node's that differs,
     or two veterans' that both differ and agree with each other (the second's)."""
-    if first.state != "done" or first.verdict != "fail":
+    if first.state != CheckState.DONE or first.verdict != "fail":
         return None
     if _trusted(first):
         return first
-    second = next((c for c in checks if c.parent_id == first.id and c.state == "done"), None)
+    second = next((c for c in checks if c.parent_id == first.id and c.state == CheckState.DONE), None)
     if second is None or second.verdict != "fail":
         return None  # one differing, one matching (or none): the frame stands
     if _trusted(second):
@@ -181,20 +177,21 @@ def claim_account(claim: Claim) -> Account:
     return db.session.get_one(Account, claim.account_id)
 
 
-def _replace(check: Check) -> list[LostLease]:
-    """The overturning render (a trusted node's, or a second veteran's) becomes the frame; its renderer is caught,
-    and so is every verifier that passed it whose own render the new one contradicts (reexamine: a verifier of
-    another device class, or one that checked another part of the frame, may have passed it honestly). Returns the
-    leases taken away from the renderer (and from verifiers of its frames), for their agents to be told."""
-    frame: Frame = check.frame
-    renderer = frame.worker
-    lost: list[LostLease] = []
-    if renderer is not None:  # while the job runs, this also sends the renderer's other frames back
-        lost = penalties.renderer_caught(renderer, frame.job,
-                                         f"claim {check.claim_id} confirmed on frame {frame.number}")
-    frame.state = FrameState.VERIFIED  # the overturning whole-frame render is the frame now
-    frame.blob_sha256 = check.result_sha256
-    frame.worker_id = check.verifier_id
-    frame.verified_by = "claim"
-    reexamine(frame)
-    return lost
+def _replace(renders: list[Check]) -> list[LostLease]:
+    """Each overturning render (a trusted node's, or a second veteran's) becomes its frame; then each frame's renderer
+    is caught, and so is every verifier that passed it whose own render the new one contradicts (reexamine: a
+    verifier of another device class, or one that checked another part of the frame, may have passed it honestly).
+    The frames are replaced first, so that a renderer caught while its job runs, whose other frames go back to the
+    queue, does not send these back too. A frame whose disputed pixels are already gone (its renderer was caught
+    meanwhile and the frame is being rendered again) is left to that. Returns the leases taken away from the
+    renderers (and from verifiers of their frames), for their agents to be told."""
+    caught: list[tuple[Worker, Frame, Check]] = []
+    for check in renders:
+        frame: Frame = check.frame
+        if frame.worker is not None:
+            caught.append((frame.worker, frame, check))
+        if frame.state == FrameState.VERIFIED and frame.blob_sha256 == check.renderer_sha256:
+            replace_pixels(frame, check.result_sha256, check.verifier_id, "claim")
+            reexamine(frame)
+    return [lease for renderer, frame, check in caught for lease in penalties.renderer_caught(
+        renderer, frame.job, f"claim {check.claim_id} confirmed on frame {frame.number}")]

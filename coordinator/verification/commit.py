@@ -14,8 +14,8 @@ from sqlalchemy import func, select
 from .. import payments
 from ..db import db
 from ..models import Check, Frame, Job, Task, VerificationKey, Worker
-from ..states import FrameState, TaskState
-from ..transitions import finish_job_if_complete, move_task
+from ..states import FrameState, KeyState, TaskState
+from ..transitions import accepted, finish_job_if_complete, move_key, move_task
 from . import keys, trust
 from .checks import new_check
 from .reexamine import reexamine
@@ -25,7 +25,8 @@ def commit_task(task: Task) -> None:
     """Use the task's keys, queue checks or accept the frames. No commit: the caller's transaction."""
     job: Job = task.job
     frames = {f.number: f for f in db.session.execute(select(Frame).filter_by(task_id=task.id)).scalars()}
-    sealed = list(db.session.execute(select(VerificationKey).filter_by(task_id=task.id, state="sealed")).scalars())
+    sealed = list(db.session.execute(
+        select(VerificationKey).filter_by(task_id=task.id, state=KeyState.SEALED)).scalars())
     used: list[VerificationKey] = []
     for key in (k for k in sealed if k.kind not in ("spot", "tier1")):
         renderer = frames[key.frame].worker
@@ -35,7 +36,7 @@ def commit_task(task: Task) -> None:
         if frame.flags and frame.number not in covered and frame.worker is not None \
                 and not frame.worker.account.trusted:
             key = keys.extra_key(job, task, frame.number)
-            key.state = "used"
+            move_key(key, KeyState.USED)
             db.session.add(key)
             db.session.flush()
             used.append(key)
@@ -61,7 +62,7 @@ def commit_task(task: Task) -> None:
 
 
 def _use_if(key: VerificationKey, use: bool, used: list[VerificationKey]) -> None:
-    key.state = "used" if use else "unused"
+    move_key(key, KeyState.USED if use else KeyState.UNUSED)
     if use:
         used.append(key)
 
@@ -72,8 +73,7 @@ def accept_task(task: Task) -> None:
         select(Check.frame_id).where(Check.task_id == task.id, Check.verdict == "pass")).scalars())
     for frame in db.session.execute(select(Frame).filter_by(task_id=task.id)).scalars():
         if frame.state == FrameState.RENDERED:
-            frame.state = FrameState.VERIFIED
-            frame.verified_by = "check" if frame.id in checked else "trust"
+            accepted(frame, "check" if frame.id in checked else "trust")
             reexamine(frame)
             payments.pay_frame(frame)
     move_task(task, TaskState.DONE)

@@ -37,10 +37,10 @@ from .. import frame_analysis as fa
 from .. import payments
 from ..db import db, lock, lock_row
 from ..errors import ApiError
-from ..models import Blob, Check, Job, Task, Worker, now
-from ..states import TaskState
+from ..models import Blob, Check, Job, Task, Worker
+from ..states import CheckState, TaskState
 from ..storage_access import storage
-from ..transitions import LostLease
+from ..transitions import LostLease, move_check
 from . import comparison, penalties, tier1, trust
 from .checks import new_check, open_checks
 from .commit import accept_task
@@ -81,8 +81,7 @@ def judge(check: Check, result: bytes) -> None:
     check.metrics = verdict.metrics
     check.verdict = "pass" if verdict.passed else "fail"
     check.reason = verdict.reason
-    check.state = "done"
-    check.decided_at = now()
+    move_check(check, CheckState.DONE)
 
 
 def _judge_tier1(check: Check, rendered: np.ndarray, result: bytes) -> None:
@@ -104,8 +103,7 @@ def _judge_tier1(check: Check, rendered: np.ndarray, result: bytes) -> None:
     check.verdict = "fail" if compared.flagged else "pass"
     check.reason = (f"tier1: tile at {compared.worst.as_list()} {compared.min_tile_psnr:.1f} dB < "
                     f"{tier1.MIN_TILE_PSNR}" if compared.flagged else "tier1: within tolerance")
-    check.state = "done"
-    check.decided_at = now()
+    move_check(check, CheckState.DONE)
 
 
 def _hold(check: Check) -> None:

@@ -14,6 +14,7 @@ from sqlalchemy import select
 
 from ..db import db
 from ..models import Check
+from ..states import CheckState
 
 #: Bytes of randomness in a handle (secrets.token_urlsafe: 22 URL-safe characters).
 HANDLE_BYTES = 16
@@ -26,6 +27,6 @@ def new_handle() -> str:
 def held_check(worker_id: int, handle: str) -> Check | None:
     """The check this worker holds under ``handle`` (its current lease), or None."""
     check = db.session.execute(select(Check).where(Check.handle == handle)).scalars().first()
-    if check is None or check.state != "leased" or check.verifier_id != worker_id:
+    if check is None or check.state != CheckState.LEASED or check.verifier_id != worker_id:
         return None
     return check

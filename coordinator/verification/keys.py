@@ -14,6 +14,8 @@ from sqlalchemy import select
 from ..db import db
 from ..frame_analysis import Region, draw_region
 from ..models import Job, Task, VerificationKey
+from ..states import KeyState
+from ..transitions import move_key
 
 # A region check covers about this share of the frame (BENCHMARKS.md: with its margin, 1/16 costs 0.13 of a
 # frame at 320x180 and 0.08 at 960x540, and catches low-sample, upscaled and tampered output that overlaps it).
@@ -51,9 +53,9 @@ def redraw_keys(job: Job, task: Task, frames: list[int]) -> None:
     """The task is rendered or checked anew: its old keys are void (never used again, never revealed) and fresh
     ones are drawn for ``frames``. No commit."""
     stale = select(VerificationKey).where(VerificationKey.task_id == task.id,
-                                          VerificationKey.state.in_(("sealed", "used")))
+                                          VerificationKey.state.in_(KeyState.LIVE))
     for key in db.session.execute(stale).scalars():
-        key.state = "void"
+        move_key(key, KeyState.VOID)
     if frames:
         db.session.add_all(draw_keys(job, task, frames))
 
@@ -61,4 +63,5 @@ def redraw_keys(job: Job, task: Task, frames: list[int]) -> None:
 def extra_key(job: Job, task: Task, frame: int) -> VerificationKey:
     """A key drawn later for a frame that tier 0 flagged (blank, or a copy): always used."""
     region = draw_region(_rng, job.resolution_x, job.resolution_y, REGION_FRACTION)
-    return VerificationKey(task_id=task.id, job_id=job.id, frame=frame, region=region.as_list(), draw=0.0)
+    return VerificationKey(task_id=task.id, job_id=job.id, frame=frame, region=region.as_list(), draw=0.0,
+                           state=KeyState.SEALED)

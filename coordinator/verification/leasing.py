@@ -8,15 +8,14 @@ gets a ringer (ringers.py) instead of the check it would have got.
 from __future__ import annotations
 
 import secrets
-from typing import Any, cast
 
 from flask import current_app
-from sqlalchemy import CursorResult, select, update
+from sqlalchemy import select
 
 from ..db import db
 from ..models import Check, Job, Worker, now
-from ..states import JobState
-from ..transitions import LostLease
+from ..states import CheckState, JobState
+from ..transitions import LostLease, move_where
 from .eligibility import can_verify, may_take
 from .handles import new_handle
 from .ringers import make_ringer
@@ -33,7 +32,7 @@ def claim_check(worker: Worker) -> Check | None:
         return None
     candidates = db.session.execute(
         select(Check).join(Job, Job.id == Check.job_id)
-        .where(Check.state == "queued", Job.state.in_(JobState.ACTIVE) | Check.kind.in_(AFTER_THE_JOB))
+        .where(Check.state == CheckState.QUEUED, Job.state.in_(JobState.ACTIVE) | Check.kind.in_(AFTER_THE_JOB))
         .order_by(Check.id).limit(CLAIM_CANDIDATES)
     ).scalars().all()
     for check in candidates:
@@ -53,11 +52,9 @@ def claim_check(worker: Worker) -> Check | None:
 
 
 def _lease(check_id: int, worker: Worker) -> Check | None:
-    won = cast(CursorResult[Any], db.session.execute(
-        update(Check).where(Check.id == check_id, Check.state == "queued")
-        .values(state="leased", verifier_id=worker.id, attempt=Check.attempt + 1, handle=new_handle(),
-                lease_expires=now() + float(current_app.config["FRAMEHIVE_LEASE_TIMEOUT"]))
-        .execution_options(synchronize_session=False))).rowcount
+    won = move_where(Check, CheckState.QUEUED, CheckState.LEASED, Check.id == check_id, verifier_id=worker.id,
+                     attempt=Check.attempt + 1, handle=new_handle(),
+                     lease_expires=now() + float(current_app.config["FRAMEHIVE_LEASE_TIMEOUT"]))
     db.session.commit()
     return db.session.get(Check, check_id, populate_existing=True) if won == 1 else None
 
@@ -68,12 +65,10 @@ def release(check: Check, expired_before: float | None = None) -> bool:
     ``expired_before``, on a lease that ran out before then). On PostgreSQL a result judged, or a lease renewed, by
     a transaction that commits after the check was read wins, and the check stays as that left it: done, it is
     never queued again, leased again and paid twice. Returns whether it went back. No commit."""
-    released = update(Check).where(Check.id == check.id, Check.state == "leased",
-                                   Check.verifier_id == check.verifier_id, Check.attempt == check.attempt)
+    same_lease = [Check.id == check.id, Check.verifier_id == check.verifier_id, Check.attempt == check.attempt]
     if expired_before is not None:
-        released = released.where(Check.lease_expires < expired_before)
-    won = cast(CursorResult[Any], db.session.execute(
-        released.values(state="queued", lease_expires=None).execution_options(synchronize_session=False))).rowcount
+        same_lease.append(Check.lease_expires < expired_before)
+    won = move_where(Check, CheckState.LEASED, CheckState.QUEUED, *same_lease)
     db.session.expire(check, ["state", "lease_expires"])  # read again from the row: released or not
     return won == 1
 
@@ -82,7 +77,7 @@ def expire() -> list[LostLease]:
     """Requeue checks whose verifier went silent. Commits, one check at a time (a release waiting for a check's row
     holds no other)."""
     lost = []
-    expired = select(Check).where(Check.state == "leased", Check.lease_expires < now())
+    expired = select(Check).where(Check.state == CheckState.LEASED, Check.lease_expires < now())
     for check in db.session.execute(expired).scalars().all():
         verifier_id = check.verifier_id or 0
         if release(check, expired_before=now()):
@@ -94,7 +89,7 @@ def expire() -> list[LostLease]:
 
 def release_verifier(worker_id: int) -> None:
     """The verifier disconnected: its checks go back to the queue. Commits, one check at a time."""
-    held = select(Check).filter_by(verifier_id=worker_id, state="leased")
+    held = select(Check).filter_by(verifier_id=worker_id, state=CheckState.LEASED)
     for check in db.session.execute(held).scalars().all():
         release(check)
         db.session.commit()

@@ -15,7 +15,7 @@ from .. import events, payments
 from ..db import db
 from ..models import Frame, Job, JobBlock, Task, Worker
 from ..states import FrameState, JobState, TaskState
-from ..transitions import LostLease, missing_frames, move_task
+from ..transitions import LostLease, missing_frames, move_frame, move_task
 from . import keys, trust
 from .checks import void_checks
 
@@ -35,8 +35,7 @@ def renderer_caught(renderer: Worker, job: Job, reason: str) -> list[LostLease]:
         Frame.state.in_((FrameState.RENDERED, FrameState.VERIFIED)))).scalars().all()
     task_ids: dict[int, None] = {}  # the tasks to render again, in order, each once
     for frame in bad:
-        frame.state, frame.blob_sha256, frame.worker_id, frame.verified_by = FrameState.QUEUED, None, None, None
-        frame.tile_hashes, frame.flags = None, []
+        move_frame(frame, FrameState.QUEUED)  # its pixels and renderer go with it
         task_ids[frame.task_id] = None
     held = db.session.execute(select(Task).where(Task.job_id == job.id, Task.state == TaskState.LEASED,
                                                  Task.worker_id == renderer.id)).scalars().all()
@@ -44,7 +43,7 @@ def renderer_caught(renderer: Worker, job: Job, reason: str) -> list[LostLease]:
         task_ids.setdefault(task.id)
         for frame in db.session.execute(select(Frame).filter_by(task_id=task.id,
                                                                 state=FrameState.RENDERING)).scalars():
-            frame.state = FrameState.QUEUED
+            move_frame(frame, FrameState.QUEUED)
     for task_id in task_ids:
         again = db.session.get(Task, task_id)
         assert again is not None

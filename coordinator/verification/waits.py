@@ -17,7 +17,7 @@ from sqlalchemy import Select, select
 
 from ..db import db
 from ..models import Check, Job, Task, Worker, now
-from ..states import JobState, TaskState
+from ..states import CheckState, JobState, TaskState
 from .eligibility import can_verify, opens_at
 
 # Checks that hold the artist's frames back (of a task still verifying: an audit's arbitration after the task was
@@ -75,12 +75,12 @@ def _what(check: Check, verifiers: list[Worker], opening: dict[int, float]) -> s
 def _holding() -> Select[Check]:
     """Queued checks that hold frames of a task back from the artist."""
     return (select(Check).join(Task, Task.id == Check.task_id)
-            .where(Check.state == "queued", Check.kind.in_(HOLDING), Task.state == TaskState.VERIFYING))
+            .where(Check.state == CheckState.QUEUED, Check.kind.in_(HOLDING), Task.state == TaskState.VERIFYING))
 
 
 def _claimed() -> Select[Check]:
     """Queued re-renders of claimed frames."""
-    return select(Check).where(Check.state == "queued", Check.kind == "claim")
+    return select(Check).where(Check.state == CheckState.QUEUED, Check.kind == "claim")
 
 
 def _sentence(what: str, numbers: list[int], due: float | None) -> str:

@@ -14,6 +14,7 @@ from framehive.coordinator import frame_analysis as fa
 from framehive.coordinator import outcomes
 from framehive.coordinator.db import db
 from framehive.coordinator.models import Blob, Check, Frame, Task
+from framehive.coordinator.states import CheckState
 from framehive.coordinator.storage_access import storage
 from framehive.coordinator.tier0 import inspect_frame
 from framehive.coordinator.verification import decide
@@ -49,11 +50,19 @@ def render(task: Task, image=noise_png) -> None:  # type: ignore[no-untyped-def]
     outcomes.task_done(task)
 
 
+def judge(check: Check, result: bytes) -> None:
+    """decide.judge on a verifier's result, as its upload does: the check is leased first if a test left it queued
+    (only a leased check is judged: states.CHECK_TRANSITIONS)."""
+    if check.state == CheckState.QUEUED:
+        check.state = CheckState.LEASED  # a verifier of the test's took it
+    decide.judge(check, result)
+
+
 def answer(check: Check, seed_of_truth: int | None = None) -> None:
     """The verifier uploads its render of the check's rect: the truth (noise of the frame), or a lie."""
     frame = check.frame
     truth = fa.decode(noise_png(frame.number if seed_of_truth is None else seed_of_truth), 10**8)
-    decide.judge(check, fa.encode_png(fa.crop(truth, fa.Region.from_list(check.render_rect))))
+    judge(check, fa.encode_png(fa.crop(truth, fa.Region.from_list(check.render_rect))))
     db.session.commit()
     decide.apply(check)
     db.session.commit()

@@ -15,7 +15,7 @@ from framehive.coordinator.storage_access import storage
 from framehive.coordinator.verification import decide, leasing
 from sqlalchemy import select
 
-from tests.coordinator.kit import noise_png, render
+from tests.coordinator.kit import judge, noise_png, render
 from tests.coordinator.test_verification import node  # noqa: F401  (a trusted node: the claim fixture)
 
 
@@ -34,7 +34,7 @@ def _stacked(truth: np.ndarray, rect: fa.Region, seed: int) -> bytes:
 
 
 def _judge(check, data: bytes) -> None:  # type: ignore[no-untyped-def]
-    decide.judge(check, data)
+    judge(check, data)
     db.session.commit()
     decide.apply(check)
     db.session.commit()

@@ -104,7 +104,7 @@ from hypothesis.stateful import (
 )
 from sqlalchemy import func, select, text, union_all
 
-from tests.coordinator.kit import noise_png
+from tests.coordinator.kit import judge, noise_png
 
 # Sized for CI (measured on a 2-core machine: 10 s on SQLite, 16 s on PostgreSQL, 35 s for the module with its
 # fixtures): six examples that count, of up to 35 steps each (hypothesis also runs examples that stop early
@@ -449,7 +449,7 @@ class Ledger(RuleBasedStateMachine):
             with storage().open(check.renderer_sha256 or "") as handle:
                 data = handle.read()
         full = fa.decode(data, 10**8)
-        decide.judge(check, fa.encode_png(fa.crop(full, fa.Region.from_list(check.render_rect))))
+        judge(check, fa.encode_png(fa.crop(full, fa.Region.from_list(check.render_rect))))
         decide.apply(check)
         db.session.commit()
 

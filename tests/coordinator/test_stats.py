@@ -6,9 +6,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from framehive.coordinator import config, leases, ledger, stats
+from framehive.coordinator import config, leases, ledger, stats, transitions
 from framehive.coordinator.db import db
 from framehive.coordinator.models import Account, Frame, now
+from framehive.coordinator.states import FrameState
 from framehive.coordinator.verification import leasing
 from sqlalchemy import func, select
 
@@ -102,7 +103,7 @@ def test_verified_at_follows_the_frame_state(v):  # type: ignore[no-untyped-def]
     render(task)
     frames = db.session.execute(select(Frame).filter_by(task_id=task.id)).scalars().all()
     assert all(f.state == "verified" and now() - 60 < f.verified_at <= now() for f in frames)
-    frames[0].state = "queued"  # sent back, as a caught renderer's frames are
+    transitions.move_frame(frames[0], FrameState.QUEUED)  # sent back, as a caught renderer's frames are
     db.session.commit()
     assert frames[0].verified_at is None
     assert stats.frames_verified_since(now() - 60, None) == 1

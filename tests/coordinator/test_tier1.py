@@ -20,7 +20,7 @@ from framehive.coordinator.verification.checks import MARGIN
 from framehive.worker_agent.blender import BlenderLauncher, RenderProcess
 from sqlalchemy import select
 
-from tests.coordinator.kit import answer, noise_png, render
+from tests.coordinator.kit import answer, judge, noise_png, render
 from tests.farm import make_scene
 
 WIDTH, HEIGHT = 320, 180
@@ -89,7 +89,7 @@ def _overlap(a: fa.Region, b: fa.Region) -> int:
 def answer_tier1(check: Check) -> None:
     """An honest verifier's tier-1 render of a noise frame: the frame at low resolution."""
     truth = fa.decode(noise_png(check.frame.number), 10**8)
-    decide.judge(check, fa.encode_png(fa.downscale_linear(truth, tier1.FACTOR)))
+    judge(check, fa.encode_png(fa.downscale_linear(truth, tier1.FACTOR)))
     db.session.commit()
     decide.apply(check)
     db.session.commit()
