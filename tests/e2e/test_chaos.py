@@ -36,11 +36,19 @@ def _reached(user: Client, job_id: int, frames: int) -> bool:
     return sum(f["state"] in ("rendered", "verified") for f in user.job(job_id)["frame_states"]) >= frames
 
 
+def _holders(admin: Client) -> dict[str, int]:
+    """The agents holding a task: name → task id."""
+    return {w["name"]: w["current_task"] for w in admin.workers()
+            if w["name"] in AGENTS and w["online"] and w["current_task"] is not None}
+
+
 def test_a_60_frame_job_completes_while_agents_are_killed_and_restarted_at_random(farm: Farm, tmp_path: Path):
     seed = int(os.environ.get("FRAMEHIVE_CHAOS_SEED") or random.SystemRandom().randrange(2**32))
     print(f"chaos seed: {seed} (replay with FRAMEHIVE_CHAOS_SEED={seed})")
     rng = random.Random(seed)
-    schedule = sorted(rng.sample(range(3, FRAMES - 6), KILLS))  # after this many frames have pixels
+    # After this many frames have pixels: the first half of the job, while renders are still to be taken mid-lease
+    # (rendering is fast here; a kill late in the job mostly meets agents that are checking).
+    schedule = sorted(rng.sample(range(3, FRAMES // 2), KILLS))
     print(f"kills after {schedule} frames with pixels")
 
     started = time.monotonic()
@@ -56,13 +64,18 @@ def test_a_60_frame_job_completes_while_agents_are_killed_and_restarted_at_rando
     _assert_conserved(before)
     job = user.submit(scene, frames=f"1-{FRAMES}", chunk=3)
     try:
+        taken: list[int] = []  # the tasks killed agents held
         for after in schedule:
             wait_for(partial(_reached, user, job["id"], after), 240, f"{after} frames with pixels")
             # An agent rendering a task if there is one (its lease must go back), else any: the seeded draw picks.
-            busy = sorted(w["name"] for w in admin.workers() if w["name"] in AGENTS and w["online"]
-                          and w["current_task"] is not None)
-            victim = rng.choice(busy or sorted(AGENTS))
-            print(f"after {after} frames: SIGKILL {victim} ({'rendering' if busy else 'not rendering'})")
+            # None may be rendering right now (between tasks, restarting): wait for one while frames are left.
+            wait_for(lambda: _holders(admin) or _reached(user, job["id"], FRAMES), 30,
+                     "an agent holding a task, or every frame in")
+            busy = _holders(admin)
+            victim = rng.choice(sorted(busy) or sorted(AGENTS))
+            if victim in busy:
+                taken.append(busy[victim])
+            print(f"after {after} frames: SIGKILL {victim} ({'rendering' if victim in busy else 'not rendering'})")
             agents[victim].popen.send_signal(signal.SIGKILL)
             agents[victim].popen.wait(10)
             agents[victim].log.rename(agents[victim].log.with_suffix(f".killed-at-{after}.log"))
@@ -71,7 +84,10 @@ def test_a_60_frame_job_completes_while_agents_are_killed_and_restarted_at_rando
         print(f"chaos: {FRAMES} frames, {KILLS} kills, {time.monotonic() - started:.1f} s wall")
 
         assert final["state"] == "completed", final
-        assert any(task["attempts"] > 1 for task in final["tasks"]), "a kill took a task from its agent mid-lease"
+        attempts = {task["id"]: task["attempts"] for task in final["tasks"]}
+        # A task its agent finished in the instant between the look and the kill keeps its one attempt; that all
+        # of them did is not a thing to expect.
+        assert not taken or any(attempts[task] > 1 for task in taken), "a kill took a task from its agent mid-lease"
         assert sorted(f["frame"] for f in final["frame_states"]) == list(range(1, FRAMES + 1))
         assert all(f["state"] == "verified" for f in final["frame_states"]), final["frame_states"]
         assert _render_payments(ledger, job["id"]) == Counter(range(1, FRAMES + 1)), "each frame paid exactly once"
