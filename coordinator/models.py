@@ -135,10 +135,9 @@ class Job(Model):
     # When the collector released a finished job's files (its scene tree, frames and check crops) after the
     # retention period (blob_collection.py); None while they are kept. Nullable: added to existing databases.
     files_collected_at: Mapped[float | None] = mapped_column(Float, nullable=True)
-    # What a worker needs to be given the job (coordinator/capabilities.py); all nullable (no requirement), so
-    # that schema.upgrade adds them to an existing database. The Blender that saved the scene, as the .blend's
-    # header says (500 for 5.0: read by the coordinator's parser, never taken from the artist): older agents are
-    # not given it.
+    # What a worker needs to be given the job (coordinator/capabilities.py); all nullable (no requirement). The
+    # Blender that saved the scene, as the .blend's header says (500 for 5.0: read by the coordinator's parser, never
+    # taken from the artist): older agents are not given it.
     scene_blender: Mapped[int | None] = mapped_column(Integer, nullable=True)
     blender_pin: Mapped[str | None] = mapped_column(String(40), nullable=True)  # "5.0" or "5.0.1": exactly that
     max_workers: Mapped[int | None] = mapped_column(Integer, nullable=True)  # distinct agents rendering at once
@@ -184,9 +183,9 @@ class Frame(Model):
     worker_id: Mapped[int | None] = mapped_column(ForeignKey("worker.id"), nullable=True)
     attempt: Mapped[int | None] = mapped_column(Integer, nullable=True)
     rendered_at: Mapped[float | None] = mapped_column(Float, nullable=True)
-    # When the frame last became verified (set by _stamp_verified whatever the path; None while it is not):
-    # the network's throughput (stats.py). Nullable, so schema.upgrade adds it to an existing database at start
-    # (frames verified before the upgrade have none and count as verified before any window).
+    # When the frame last became verified (stamped by transitions.move_frame whatever the path; None while it is
+    # not): the network's throughput (stats.py). Nullable: frames of a database older than the column have none
+    # and count as verified before any window.
     verified_at: Mapped[float | None] = mapped_column(Float, nullable=True, index=True)
     # Tier 0: 4x4 grid of per-tile pHashes (hex), for the copy index and flags set at upload.
     tile_hashes: Mapped[list[str] | None] = mapped_column(JSON(none_as_null=True), nullable=True)
@@ -359,8 +358,7 @@ class Event(Model):
 
     ``job``, ``worker`` and ``account`` say whom it concerns (an account sees the events of its jobs, of its
     workers and of itself); ``actor`` names who did it when a person did (an admin action). Written in the
-    transaction of the change it describes (coordinator/events.py). No migration: create_all creates the table
-    on start, in new and existing databases alike.
+    transaction of the change it describes (coordinator/events.py).
     """
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -126,12 +126,36 @@ def _stop_background_threads(_arbiter: Any, worker: Any) -> None:
             app.extensions["framehive_reaper"].stop()
 
 
+def upgrade_schema(settings: Mapping[str, Any]) -> None:
+    """Bring the database to this coordinator's schema, or refuse it (schema.SchemaError), in the process that starts
+    gunicorn, before its worker builds the app: a database made by a newer coordinator is then one line and exit
+    status 1 (cli.main), not the worker's traceback and gunicorn's "worker failed to boot" (exit status 3). The
+    worker's own upgrade then finds the database at head. The database is the one create_app would open."""
+    from sqlalchemy import create_engine
+
+    from . import config, schema
+    from .db import configure_engine
+
+    data = sources.data_dir(settings)
+    data.mkdir(parents=True, exist_ok=True)
+    merged = config.defaults(data)
+    merged.update(config.from_environment(merged, os.environ))
+    merged.update(sources.app_settings(settings))
+    engine = create_engine(merged["SQLALCHEMY_DATABASE_URI"])
+    try:
+        configure_engine(engine)
+        schema.upgrade(engine)
+    finally:
+        engine.dispose()
+
+
 def run_gunicorn(settings: Mapping[str, Any]) -> int:
     """gunicorn with the LimitedThreadWorker; returns when the arbiter has stopped (SIGTERM, SIGINT)."""
     try:
         from .gunicorn_server import CoordinatorServer
     except ImportError as exc:
         raise sources.SettingsError(f"gunicorn is not available ({exc}); use --server werkzeug") from None
+    upgrade_schema(settings)
     master = os.getpid()
     try:
         CoordinatorServer(lambda: build_app(settings), gunicorn_options(settings), limits(settings)).run()

@@ -141,6 +141,19 @@ def test_the_command_says_so_in_one_line_and_exits_non_zero(tmp_path: Path) -> N
     assert "Traceback" not in done.stderr
 
 
+def test_the_production_server_refuses_it_in_one_line_too(tmp_path: Path) -> None:
+    """gunicorn builds the app in its worker: a refusal there was the worker's traceback and exit status 3."""
+    url = f"sqlite:///{tmp_path / 'framehive.sqlite3'}"
+    stamp_unknown(url)
+    done = subprocess.run([str(Path(sys.executable).parent / "framehive-coordinator"), "serve", "--server",
+                           "gunicorn", "--port", "0", "--db", url, "--data-dir", str(tmp_path)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1, done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.startswith("framehive-coordinator: error:")]
+    assert len(errors) == 1 and "from_the_future" in errors[0], done.stderr
+    assert "Traceback" not in done.stderr
+
+
 def test_two_coordinators_starting_at_once(database_url: str) -> None:
     """One migrates, the other then finds the database at head (without the advisory lock, two starts on
     PostgreSQL were still waiting for each other after the 120 s deadline)."""

@@ -1,4 +1,4 @@
-"""Tier 0's near-copy search through the band index (issue 16): the same frames are copies as with the scan of every
+"""Tier 0's near-copy search through the band index: the same frames are copies as with the scan of every
 frame of the job it replaces (≤ COPY_MAX_TILE_DISTANCE bits in every tile), and an upload reads only its
 candidates, not the whole job."""
 
