@@ -79,6 +79,8 @@ def _write_png(path: Path, size: int, colour: Callable[[int, int], tuple[float, 
 
 def _emission_material(name: str, image: bpy.types.Image) -> bpy.types.Material:
     material = bpy.data.materials.new(name)
+    if material.node_tree is None:  # Blender before 5.0 makes the node tree on use_nodes only (bpy 4.2)
+        material.use_nodes = True
     nodes, links = material.node_tree.nodes, material.node_tree.links
     nodes.clear()
     texture = nodes.new("ShaderNodeTexImage")
@@ -105,7 +107,7 @@ def _build_library(library: Path, stripes: Path) -> None:
     sphere = bpy.context.active_object
     sphere.name = "Sphere"
     sphere.data.materials.append(_emission_material("Stripes", _load_image(stripes, relative)))
-    bpy.ops.wm.save_as_mainfile(filepath=str(library), relative_remap=False)
+    bpy.ops.wm.save_as_mainfile(filepath=str(library), relative_remap=False, compress=True)
 
 
 def _build_scene(paths: dict[str, Path]) -> None:
@@ -126,7 +128,8 @@ def _build_scene(paths: dict[str, Path]) -> None:
     scene.collection.objects.link(linked.objects[0])
     _add_cloth(scene, paths["cache"])
     _configure_render(scene)
-    bpy.ops.wm.save_as_mainfile(filepath=str(paths["blend"]), relative_remap=False)
+    # Compressed as Blender 5 saves by default (4.2 does not): packing rewrites it gzipped (test_packing.py).
+    bpy.ops.wm.save_as_mainfile(filepath=str(paths["blend"]), relative_remap=False, compress=True)
 
 
 def _add_camera(scene: bpy.types.Scene) -> None:
