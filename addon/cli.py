@@ -32,6 +32,7 @@ from .client import (
     ConnectionFailed,
     InvalidSetting,
 )
+from .refusals import token_refusal
 from .submission import Aborted, Options, Submission, Update
 from .vocabulary import Device, FrameState, JobState, Policy
 
@@ -71,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
         _say(f"framehive: {exc}")
         return EXIT_USAGE
     except ApiError as exc:
-        _say(f"framehive: {explain_error(exc)}")
+        _say(f"framehive: {explain_error(exc, args.command)}")
         return EXIT_FAILED
     except OSError as exc:  # local files: unreadable scene, full disk, no permission on the output folder
         _say(f"framehive: {_describe_os_error(exc)}")
@@ -427,13 +428,12 @@ def check_blend(path: Path) -> None:
         raise UsageError(f"{path}: not a .blend file (no Blender, zstd or gzip header)")
 
 
-def explain_error(exc: ApiError) -> str:
-    """One line for an API error, with a hint where the usual fix is known."""
+def explain_error(exc: ApiError, command: str = "") -> str:
+    """One line for an API error of ``framehive <command>``, with a hint where the usual fix is known."""
     if isinstance(exc, ConnectionFailed):
         return f"{exc}; is it running? (--coordinator or ${ENV_COORDINATOR})"
-    if exc.status == 401:
-        return f"{exc}; check --token or ${ENV_TOKEN}"
-    return str(exc)
+    action = f"run `framehive {command}`" if command else "use the artist's commands"
+    return token_refusal(exc, action, hint=f"check --token or ${ENV_TOKEN}") or str(exc)
 
 
 def _describe_os_error(exc: OSError) -> str:

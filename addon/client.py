@@ -12,7 +12,6 @@ includes a coordinator URL or token that cannot be used at all (:class:`InvalidS
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
@@ -33,6 +32,7 @@ if TYPE_CHECKING:
     from urllib3.connectionpool import ConnectionPool
     from urllib3.response import BaseHTTPResponse
 
+from .job_polling import Round, poll_until_over
 from .version import VERSION
 from .vocabulary import FrameState, JobState
 
@@ -46,7 +46,6 @@ __all__ = [
     "InvalidSetting",
     "check_token",
     "check_url",
-    "on_disk",
     "sha256_file",
     "unverified_path",
 ]
@@ -60,7 +59,8 @@ CHUNK_SIZE = 1024 * 1024
 # (coordinator/unverified_frames.py).
 UNVERIFIED_DIR = "unverified"
 FRAME_PATTERN = "frame_{frame:04d}.png"  # a frame's file name in a download folder
-# How long Client.wait tolerates an unreachable coordinator (a restart) before giving up.
+# How long Client.wait tolerates an unreachable coordinator (a restart) before giving up; the add-on's job watcher
+# takes it as its default.
 RECONNECT_GRACE = 60.0
 # Hashes per blobs/missing request: a scene tree may have more files than the coordinator takes in one query.
 MISSING_QUERY_BATCH = 1000
@@ -407,24 +407,27 @@ class Client:
 
         ``on_update`` gets the job after every poll. An unreachable coordinator is retried for
         :data:`RECONNECT_GRACE` seconds (a restart must not end a wait on a long render); ``timeout``
-        raises :class:`TimeoutError`.
+        raises :class:`TimeoutError`. The loop is addon/job_polling.py's, as the add-on's job watcher's.
         """
-        start = last_contact = time.monotonic()
-        while True:
+        def one_round() -> dict[str, Any] | ConnectionFailed:
             try:
                 job = self.job(job_id)
-            except ConnectionFailed:
-                if time.monotonic() - last_contact > RECONNECT_GRACE:
-                    raise
-            else:
-                last_contact = time.monotonic()
-                if on_update is not None:
-                    on_update(job)
-                if job.get("state") in JobState.FINAL:
-                    return job
-            if timeout is not None and time.monotonic() - start >= timeout:
-                raise TimeoutError(f"job {job_id} did not finish within {timeout:g} s")
-            time.sleep(poll)
+            except ConnectionFailed as exc:
+                return exc
+            if on_update is not None:
+                on_update(job)
+            return job
+
+        def judge(answer: dict[str, Any] | ConnectionFailed) -> Round:
+            if isinstance(answer, ConnectionFailed):
+                return Round.FAILING
+            return Round.OVER if answer.get("state") in JobState.FINAL else Round.GOING
+
+        last = poll_until_over(one_round, judge, interval=poll, grace=RECONNECT_GRACE, timeout=timeout,
+                               what=f"job {job_id}")
+        if isinstance(last, ConnectionFailed):
+            raise last
+        return last
 
     # ------------------------------------------------------------------ frames
 
@@ -445,10 +448,11 @@ class Client:
         The coordinator marks their bytes (a PNG text chunk saying UNVERIFIED), so they never have the sha256 of
         the verified frame: :meth:`download_job` downloads that one whatever is on disk, and removes the
         unverified copy then."""
-        entries = [e for e in _frame_states(self.job(job_id)) if e.get("state") == FrameState.RENDERED]
+        from .frames_home import frames_in  # imported here: frames_home builds on this module
+
+        frames = list(frames_in(self.job(job_id), {FrameState.RENDERED}))
         files: list[Path] = []
-        for done, entry in enumerate(entries, start=1):
-            frame = _frame_number(entry)
+        for done, frame in enumerate(frames, start=1):
             dest = unverified_path(Path(out_dir) / FRAME_PATTERN.format(frame=frame))
             try:
                 files.append(self.download_unverified_frame(job_id, frame, dest))
@@ -456,7 +460,7 @@ class Client:
                 if exc.status not in (404, 409):
                     raise  # else verified or rendered again since the job was read: not unverified any more
             if progress is not None:
-                progress(done, len(entries))
+                progress(done, len(frames))
         return files
 
     def download_unverified_frame(self, job_id: int, frame: int, dest: Path) -> Path:
@@ -492,33 +496,16 @@ class Client:
         """Download the job's frames whose state is in ``states`` into ``out_dir``; return the new files.
 
         A frame already on disk with the sha256 the coordinator reports is skipped (not in the returned
-        list). ``progress(done, total)`` counts frames, skipped ones included.
+        list). ``progress(done, total)`` counts frames, skipped ones included. The rule and the download are
+        addon/frames_home.py's, as the add-on's job watcher's.
         """
-        out_dir = Path(out_dir)
-        wanted_states = set(states)
-        entries = [entry for entry in _frame_states(self.job(job_id)) if entry.get("state") in wanted_states]
-        downloaded: list[Path] = []
-        for done, entry in enumerate(entries, start=1):
-            frame = _frame_number(entry)
-            dest = out_dir / pattern.format(frame=frame)
-            sha256 = entry.get("sha256") if isinstance(entry.get("sha256"), str) else None
-            if self.bring_home(job_id, frame, dest, sha256):
-                downloaded.append(dest)
-            if progress is not None:
-                progress(done, len(entries))
-        return downloaded
+        from .frames_home import bring_home, frames_in  # imported here: frames_home builds on this module
 
-    def bring_home(self, job_id: int, frame: int, dest: Path, sha256: str | None) -> bool:
-        """Put a delivered frame at ``dest``, unless it is there already with ``sha256`` (the hash the job lists);
-        its unverified copy, if one was downloaded, is removed. True if it was downloaded. The one way frames come
-        home: ``framehive download`` (:meth:`download_job`) and the add-on's job watcher (addon/job_watch.py)."""
-        fetched = not (sha256 and on_disk(dest, sha256))
-        if fetched:
-            self.download_frame(job_id, frame, dest, expected_sha256=sha256 or None)
-        # The verified frame replaces a copy downloaded before any check.
-        with contextlib.suppress(OSError):
-            unverified_path(dest).unlink(missing_ok=True)
-        return fetched
+        out_dir = Path(out_dir)
+        frames = frames_in(self.job(job_id), states)
+        targets = {frame: (out_dir / pattern.format(frame=frame), sha256) for frame, sha256 in frames.items()}
+        result = bring_home(self, job_id, targets, progress=progress)
+        return [targets[frame][0] for frame in result.fetched]
 
     # ------------------------------------------------------------------ plumbing
 
@@ -864,30 +851,6 @@ def _check_download(
         if wanted and wanted.strip().lower() != digest:
             message = f"{what}: downloaded bytes have sha256 {digest}, the {source} says {wanted.strip()}"
             raise ApiError(0, "hash_mismatch", message, {"sha256": digest, "expected": wanted.strip()})
-
-
-def _frame_states(job: dict[str, Any]) -> list[dict[str, Any]]:
-    states = job.get("frame_states")
-    if not isinstance(states, list):
-        raise _bad_response("the job has no 'frame_states' list")
-    return [entry for entry in states if isinstance(entry, dict)]
-
-
-def _frame_number(entry: dict[str, Any]) -> int:
-    """The frame number of a frame_states entry; checked because it becomes part of a file name."""
-    frame = entry.get("frame")
-    if not isinstance(frame, int) or isinstance(frame, bool):
-        raise _bad_response(f"frame number {frame!r} in the job's frame list is not an integer")
-    return frame
-
-
-def on_disk(path: Path, sha256: str) -> bool:
-    """The file is already there with these bytes (downloaded before, or before a crash); False if it cannot be
-    read."""
-    try:
-        return path.is_file() and sha256_file(path) == sha256.strip().lower()
-    except OSError:
-        return False
 
 
 def unverified_path(dest: Path) -> Path:

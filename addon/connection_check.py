@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .client import CLIENT_VERSION, ApiError, Client, ConnectionFailed, InvalidSetting
+from .refusals import token_refusal
 
 # The coordinator's API is /api/v1; within it, versions with the same major number (same minor before 1.0)
 # speak the same dialect.
@@ -71,9 +72,8 @@ def check(url: str, token: str, online_access: bool = True) -> Verdict:
     except ConnectionFailed as exc:
         return Verdict(False, f"the coordinator stopped answering: {exc.message}")
     except ApiError as exc:
-        if exc.status == 401:
-            return Verdict(False, f"the coordinator refused the token (wrong, expired or revoked): {exc.message}")
-        return Verdict(False, f"the coordinator answered with an error: {exc}")
+        refused = token_refusal(exc, "read the account")
+        return Verdict(False, refused or f"the coordinator answered with an error: {exc}")
     caution = "; this is an admin token: it works, but a user token is safer to keep in Blender" \
         if kind == "admin" else ""
     return Verdict(True, f"connected to {client.base_url} (coordinator {version}) as {account}; "

@@ -7,11 +7,14 @@ data must only be touched from the main thread). ``poll_once`` does one round sy
 headless runs and tests; ``wake`` asks the background thread for a round now without blocking the caller.
 
 Followed jobs are kept in a small JSON file, so polling resumes after Blender restarts; a job leaves the file
-once it is over, no claim on it is open, and every verified frame is on disk. Each downloaded frame is
-remembered with its sha256: a frame the coordinator replaces (its renderer was caught cheating later, or a
-claim on it was confirmed, and it was rendered again) is downloaded again, and a frame already on disk with
-the right hash is not downloaded twice. Filing a claim on a job that was already forgotten follows it again
-(the add-on's Claim operator does): frames already home are checked by hash, so only replaced ones come.
+once it is over, no claim on it is open, and every verified frame is on disk. Frames come home as with
+``framehive download`` (addon/frames_home.py): a frame already on disk with the sha256 the job lists is not
+downloaded again, any other file at its path is replaced, so a frame the coordinator replaces (its renderer was
+caught cheating later, or a claim on it was confirmed, and it was rendered again) comes again, and so does one the
+artist deleted or changed. Each frame home is remembered with its sha256 and its file's stamp (size, modification
+time, inode): the file is read again only when its stamp changed. Filing a claim on a job that was already
+forgotten follows it again (the add-on's Claim operator does): frames already home are checked by hash, so only
+replaced ones come. :meth:`JobWatcher.wait` polls as ``framehive wait`` does (addon/job_polling.py).
 
 Frames no check has accepted yet are downloaded only when the artist asks (``fetch_unverified``), next to where
 the verified frame goes but never there: ``<folder>/unverified/<name>.UNVERIFIED.png``, bytes marked by the
@@ -38,10 +41,14 @@ from pathlib import Path
 from typing import Any
 
 from .client import RECONNECT_GRACE, ApiError, Client, ConnectionFailed, unverified_path
+from .frames_home import DiskHashes, Stamp, bring_home, frames_in
+from .job_polling import Round, poll_until_over
+from .refusals import token_refusal
 from .vocabulary import ClaimState, FrameState, JobState
 
 log = logging.getLogger("framehive.addon")
 
+PREFERENCES_HINT = "change it in the add-on's preferences"  # where the watcher's token comes from
 POLL_INTERVAL = 2.0  # seconds between polls of a running job: a job page is small, frames take longer
 
 
@@ -56,6 +63,9 @@ class Followed:
     unverified: bool = False  # the artist asked for frames no check has accepted yet, marked as such
     # frame number → sha256 of the rendered frame (as the job lists it) whose unverified copy is on disk
     unverified_copies: dict[int, str] = field(default_factory=dict)
+    # frame number → the stamp (size, mtime in ns, inode) of its file when it was found home with its sha256: while
+    # the file keeps it, a restarted watcher need not read the frame again (frames_home.DiskHashes)
+    stamps: dict[int, list[int]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -115,6 +125,7 @@ class JobWatcher:
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
+        self._hashes = DiskHashes()  # the frames' sha256, read once per version of each file
         self._load()
 
     # ------------------------------------------------------------------ following
@@ -126,7 +137,8 @@ class JobWatcher:
             old = self._jobs.get(job_id)
             downloaded = {} if old is None or old.base_url != base_url else {
                 frame: sha for frame, sha in old.downloaded.items() if old.frame_paths.get(frame) == paths.get(frame)}
-            self._jobs[job_id] = Followed(job_id, base_url, paths, downloaded)
+            stamps = {frame: stamp for frame, stamp in (old.stamps if old else {}).items() if frame in downloaded}
+            self._jobs[job_id] = Followed(job_id, base_url, paths, downloaded, stamps=stamps)
             self._save()
         self._wake.set()
 
@@ -187,28 +199,22 @@ class JobWatcher:
         """
         if job_id not in self.followed():
             raise KeyError(f"job {job_id} is not followed")
-        deadline = None if timeout is None else time.monotonic() + timeout
-        failing_since: float | None = None
-        while True:
+
+        def one_round() -> JobStatus:
             status = next((s for s in self.poll_once() if s.job_id == job_id), None) or self._latest.get(job_id)
             if status is None:  # forgotten (by another thread) before it was ever polled
                 raise KeyError(f"job {job_id} is no longer followed")
+            return status
+
+        def judge(status: JobStatus) -> Round:
             if status.finished or status.dropped or job_id not in self.followed():
-                return status
+                return Round.OVER
             if not status.error:
-                failing_since = None
-            elif not status.retrying:
-                return status
-            else:
-                failing_since = failing_since if failing_since is not None else time.monotonic()
-                if time.monotonic() - failing_since >= self.reconnect_grace:
-                    return status
-            pause = self.interval
-            if deadline is not None:
-                if time.monotonic() >= deadline:
-                    raise TimeoutError(f"job {job_id} did not finish within {timeout:g} s")
-                pause = min(pause, max(0.0, deadline - time.monotonic()))
-            time.sleep(pause)  # the poll period, not synchronisation
+                return Round.GOING
+            return Round.FAILING if status.retrying else Round.OVER
+
+        return poll_until_over(one_round, judge, interval=self.interval, grace=self.reconnect_grace,
+                               timeout=timeout, what=f"job {job_id}")
 
     def start(self) -> None:
         if self._thread is not None and self._thread.is_alive():
@@ -254,9 +260,9 @@ class JobWatcher:
         except ApiError as exc:
             return self._refused(job, exc)
         self._last[job.job_id] = data
-        error, retrying = self._download(client, job, _verified(data))
+        error, retrying = self._download(client, job, data["home_bound"])
         if job.unverified and not error:
-            error, retrying = self._download_unverified(client, job, _frames_in(data, FrameState.RENDERED))
+            error, retrying = self._download_unverified(client, job, data["awaiting_checks"])
         status = self._status(job, error, retrying=retrying)
         if status.finished:
             self.forget(job.job_id, only=job)
@@ -274,6 +280,8 @@ class JobWatcher:
             data = client.job(job_id)
         observed = {key: data.get(key) for key in ("state", "total", "counts", "frame_states", "waiting")}
         observed["open_claims"] = open_claims or 0
+        observed["home_bound"] = frames_in(data)  # the frames that come home, as `framehive download` reads them
+        observed["awaiting_checks"] = frames_in(data, {FrameState.RENDERED})
         return observed
 
     def _refused(self, job: Followed, exc: ApiError) -> JobStatus:
@@ -282,42 +290,35 @@ class JobWatcher:
             self.forget(job.job_id, only=job)
             return self._status(job, f"job {job.job_id} is not on {job.base_url} for this token "
                                      f"({exc.message}); no longer following it", dropped=True)
-        if exc.status == 403:  # a worker token in the preferences: fixable there, so the job is kept
-            return self._status(job, f"the token in the preferences may not see jobs (a user token is needed): "
-                                     f"{exc.message}")
-        if exc.status == 401:
-            return self._status(job, f"the coordinator refused the token (wrong, expired or revoked): "
-                                     f"{exc.message}")
+        # 401 or 403 (a worker token in the preferences): fixable there, so the job is kept
+        refused = token_refusal(exc, "see jobs", hint=PREFERENCES_HINT)
+        if refused is not None:
+            return self._status(job, refused)
         return self._status(job, str(exc), retrying=exc.status == 0 or exc.status == 429 or exc.status >= 500)
 
     def _download(self, client: Client, job: Followed, verified: dict[int, str]) -> tuple[str, bool]:
-        """Fetch verified frames not yet on disk; returns the first error ('' if none) and whether it may
-        pass by itself. A frame that fails does not hold back the others."""
-        error, retrying, changed = "", False, False
-        for frame, sha256 in sorted(verified.items()):
-            path = job.frame_paths.get(frame)
-            if path is None or (frame in job.downloaded and job.downloaded[frame] == sha256):
-                continue
-            try:
-                client.bring_home(job.job_id, frame, Path(path), sha256)  # also removes the unverified copy
-            except ConnectionFailed as exc:  # the others would fail the same way
-                error, retrying = error or f"frame {frame}: {exc.message}", True
-                break
-            except ApiError as exc:  # e.g. the frame was replaced between the poll and the download
-                error, retrying = (error, retrying) if error else (f"frame {frame}: {exc}", True)
-                continue
-            except OSError as exc:  # the path cannot be written: the artist must act
-                error, retrying = (error, retrying) if error else (f"frame {frame} -> {path}: {exc}", False)
-                continue
-            with self._lock:
-                job.downloaded[frame] = sha256
-                job.unverified_copies.pop(frame, None)
-            changed = True
-        if changed:
-            with self._lock:
-                if self._jobs.get(job.job_id) is job:
-                    self._save()
-        return error, retrying
+        """Bring the verified frames that have a path home (frames_home.bring_home: one already on disk with the
+        job's sha256 is not fetched again); returns the first error ('' if none) and whether it may pass by
+        itself. A frame that fails does not hold back the others."""
+        targets = {frame: (Path(job.frame_paths[frame]), sha256) for frame, sha256 in verified.items()
+                   if frame in job.frame_paths}
+        result = bring_home(client, job.job_id, targets, hashes=self._hashes, keep_going=True)
+        with self._lock:
+            changed = False
+            for frame in result.home:
+                path, sha256 = targets[frame]
+                stamp = self._hashes.stamp(path)
+                record = list(stamp) if stamp is not None else []
+                if job.downloaded.get(frame) != sha256 or job.stamps.get(frame, []) != record:
+                    job.downloaded[frame], job.stamps[frame] = sha256, record
+                    changed = True
+                changed = job.unverified_copies.pop(frame, None) is not None or changed
+            for frame in result.missing:  # not at its path (any more): pending again
+                changed = job.downloaded.pop(frame, None) is not None or changed
+                job.stamps.pop(frame, None)
+            if changed and self._jobs.get(job.job_id) is job:
+                self._save()
+        return result.error, result.retrying
 
     def _download_unverified(self, client: Client, job: Followed, rendered: dict[int, str]) -> tuple[str, bool]:
         """Fetch the rendered frames awaiting checks that have a path, once per rendered version, to their
@@ -345,7 +346,7 @@ class JobWatcher:
     def _status(self, job: Followed, error: str = "", retrying: bool = False, dropped: bool = False) -> JobStatus:
         data = self._last.get(job.job_id, {})
         counts: dict[str, Any] = data["counts"] if isinstance(data.get("counts"), dict) else {}
-        verified = _verified(data)
+        verified: dict[int, str] = data.get("home_bound") or {}
         total = data.get("total")
         if not isinstance(total, int):
             total = len(data["frame_states"]) if isinstance(data.get("frame_states"), list) else len(job.frame_paths)
@@ -387,6 +388,12 @@ class JobWatcher:
                                {int(k): str(v) for k, v in downloaded.items()} if isinstance(downloaded, dict)
                                else {}, item.get("unverified") is True,
                                {int(k): str(v) for k, v in copies.items()} if isinstance(copies, dict) else {})
+                stamps = item.get("stamps")
+                for frame, value in stamps.items() if isinstance(stamps, dict) else ():
+                    stamp = _stamp(value)
+                    if stamp is not None and int(frame) in job.downloaded and int(frame) in job.frame_paths:
+                        job.stamps[int(frame)] = list(stamp)
+                        self._hashes.remember(Path(job.frame_paths[int(frame)]), stamp, job.downloaded[int(frame)])
             except (KeyError, TypeError, ValueError, AttributeError):
                 log.warning("ignoring a malformed job entry in %s", self.state_file)
                 continue
@@ -408,22 +415,13 @@ class JobWatcher:
                 tmp.unlink(missing_ok=True)
 
 
-def _verified(data: dict[str, Any]) -> dict[int, str]:
-    """Verified frames of a job answer: frame number → sha256 ('' if the coordinator gave none)."""
-    return _frames_in(data, FrameState.VERIFIED)
-
-
-def _frames_in(data: dict[str, Any], state: str) -> dict[int, str]:
-    """Frames of a job answer in ``state``: frame number → sha256 ('' if the coordinator gave none)."""
-    entries = data.get("frame_states")
-    out: dict[int, str] = {}
-    for entry in entries if isinstance(entries, list) else []:
-        if not isinstance(entry, dict) or entry.get("state") != state:
-            continue
-        frame, sha256 = entry.get("frame"), entry.get("sha256")
-        if isinstance(frame, int) and not isinstance(frame, bool):
-            out[frame] = sha256.strip().lower() if isinstance(sha256, str) else ""
-    return out
+def _stamp(value: object) -> Stamp | None:
+    """A file's stamp as the state file keeps it (a list of three integers); None for anything else."""
+    if not isinstance(value, list) or len(value) != 3:
+        return None
+    if not all(isinstance(part, int) and not isinstance(part, bool) for part in value):
+        return None
+    return value[0], value[1], value[2]
 
 
 def _open_claims(claims: list[dict[str, Any]]) -> int:

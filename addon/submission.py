@@ -18,6 +18,7 @@ from types import ModuleType
 from typing import Any
 
 from .client import ApiError, Client, ConnectionFailed
+from .refusals import token_refusal
 
 
 class Aborted(Exception):
@@ -174,8 +175,4 @@ def _api_message(exc: ApiError) -> str:
         details = exc.details
         return (f"not enough points: the job costs {details.get('price', '?')} points, your balance is "
                 f"{details.get('balance', '?')}; nothing was submitted")
-    if exc.status == 401:
-        return f"the coordinator refused the token (wrong, expired or revoked): {exc.message}"
-    if exc.status == 403:
-        return f"this token may not submit jobs (rendering needs a user token): {exc.message}"
-    return f"the coordinator refused the job: {exc}"
+    return token_refusal(exc, "submit jobs") or f"the coordinator refused the job: {exc}"

@@ -235,7 +235,8 @@ def test_a_worker_token_keeps_the_job_and_says_why(site: Site, completed: dict[s
 
     status = watcher.wait(completed["id"], timeout=30)  # returns at once: no use polling with this token
 
-    assert status.error.startswith("the token in the preferences may not see jobs (a user token is needed): ")
+    assert status.error.startswith("this token may not see jobs (a user token is needed): ")
+    assert status.error.endswith("; change it in the add-on's preferences")
     assert not status.dropped and not status.retrying and not status.finished
     assert watcher.followed() == [completed["id"]] and saved_jobs(state_file) == [completed["id"]]
     # The artist puts the user token back: the same watcher brings the frame home.
@@ -249,6 +250,7 @@ def test_a_refused_token_keeps_the_job(site: Site, tmp_path: Path) -> None:
     watcher.follow(1, site.url, {1: str(tmp_path / "1.png")})
     status = watcher.wait(1, timeout=30)
     assert status.error.startswith("the coordinator refused the token (wrong, expired or revoked): ")
+    assert status.error.endswith("; change it in the add-on's preferences")
     assert not status.dropped and watcher.followed() == [1]
 
 

@@ -243,7 +243,7 @@ def test_coordinator_down(sample_scene: Path, tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("who", "words"), [
     ("wrong", "the coordinator refused the token (wrong, expired or revoked): "),
-    ("owner1", "this token may not submit jobs (rendering needs a user token): "),
+    ("owner1", "this token may not submit jobs (a user token is needed): "),
 ])
 def test_a_token_that_may_not_submit(site: Site, sample_scene: Path, tmp_path: Path, who: str, words: str) -> None:
     token = site.tokens.get(who, "fhu_" + "w" * 43)

@@ -401,10 +401,15 @@ def test_cli_second_submit_says_nothing_to_upload(
         (
             ["status", "1"],
             "bad",
-            "framehive: bad_token: the token is not valid (unknown, revoked or expired) (HTTP 401); "
-            "check --token or $FRAMEHIVE_TOKEN",
+            "framehive: the coordinator refused the token (wrong, expired or revoked): the token is not valid "
+            "(unknown, revoked or expired); check --token or $FRAMEHIVE_TOKEN",
         ),
-        (["jobs"], "owner", "framehive: forbidden: this endpoint is for user tokens (HTTP 403)"),
+        (
+            ["jobs"],
+            "owner",
+            "framehive: this token may not run `framehive jobs` (a user token is needed): this endpoint is for user "
+            "tokens; check --token or $FRAMEHIVE_TOKEN",
+        ),
     ],
     ids=["unknown-job", "cancel-unknown-job", "bad-token", "worker-token"],
 )

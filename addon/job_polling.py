@@ -1,0 +1,62 @@
+"""Poll a job until it is finished: the one loop behind ``framehive wait``, ``submit --wait``
+(:meth:`Client.wait <framehive.addon.client.Client.wait>`) and the add-on's :meth:`JobWatcher.wait
+<framehive.addon.job_watch.JobWatcher.wait>`.
+
+No ``bpy`` and no HTTP here: the caller does one round (read the job; the watcher also brings frames home) and
+judges it. A round that failed in a way that may pass by itself (the coordinator restarting) is polled again for
+``grace`` seconds after the last round that got through, so a restart does not end a wait on a long render; after
+that, and after a round the caller calls over, the round's result is returned. ``timeout`` raises TimeoutError.
+"""
+
+from __future__ import annotations
+
+import enum
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+__all__ = ["Round", "poll_until_over"]
+
+T = TypeVar("T")
+
+
+class Round(enum.Enum):
+    """What the caller makes of one round."""
+
+    GOING = "going"  # nothing wrong, not over: poll again after the interval
+    FAILING = "failing"  # a failure that may pass by itself: poll again, for at most the grace period
+    OVER = "over"  # the job is over, or polling can get no further: return this round's result
+
+
+def poll_until_over(
+    poll: Callable[[], T],
+    judge: Callable[[T], Round],
+    interval: float,
+    grace: float,
+    timeout: float | None = None,
+    what: str = "the job",
+) -> T:
+    """``poll()`` every ``interval`` seconds until ``judge`` calls a round over, or a run of failing rounds has
+    lasted ``grace`` seconds since the last round that got through (or since the start); return that round.
+
+    Raises TimeoutError when ``timeout`` seconds pass first (a round is never cut short: the deadline is looked
+    at between rounds, and the pause before the next round never goes past it).
+    """
+    start = last_through = time.monotonic()
+    deadline = None if timeout is None else start + timeout
+    while True:
+        result = poll()
+        verdict = judge(result)
+        now = time.monotonic()
+        if verdict is Round.OVER:
+            return result
+        if verdict is Round.GOING:
+            last_through = now
+        elif now - last_through >= grace:
+            return result
+        pause = interval
+        if deadline is not None:
+            if now >= deadline:
+                raise TimeoutError(f"{what} did not finish within {timeout:g} s")
+            pause = min(pause, deadline - now)
+        time.sleep(pause)  # the poll period, not synchronisation
