@@ -383,9 +383,11 @@ def decode(text: str | bytes, limit: int = MAX_MESSAGE_BYTES) -> Message:
         raise MessageError(f"unknown message type {kind!r}")
     hints = typing.get_type_hints(cls)
     known = {f.name for f in dataclasses.fields(cls)}
-    unknown = set(data) - known
-    if unknown:
-        raise MessageError(f"{kind}: unknown field(s) {sorted(unknown)}")
+    # Fields this version does not know are dropped, not refused: a newer peer may send some (a new agent's hello
+    # on an older coordinator during a rolling upgrade, a new coordinator's order to an older agent). A change an
+    # older peer must not ignore raises PROTOCOL_VERSION instead. The message's size bounds what is dropped.
+    for name in set(data) - known:
+        del data[name]
     for f in dataclasses.fields(cls):
         if f.name not in data:
             if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from framehive.protocol import messages as m
 
@@ -38,11 +40,22 @@ def test_every_message_round_trips():
     ('{"type": "progress", "task_id": true, "attempt": 1, "frame": 2}', "wrong type"),
     ('{"type": "assign", "task_id": 1, "attempt": 1, "job_id": 1, "frames": [1, "2"], "scene": {}, '
      '"settings": {}, "upload_url": "u"}', "wrong type"),
-    ('{"type": "heartbeat", "task_id": null, "extra": 1}', "unknown field"),
 ])
 def test_bad_messages_are_rejected_with_a_reason(text, reason):  # type: ignore[no-untyped-def]
     with pytest.raises(m.MessageError, match=reason):
         m.decode(text)
+
+
+def test_fields_of_a_newer_peer_are_dropped_not_refused():
+    """A newer agent's hello (or a newer coordinator's order) may carry fields this version does not know: an older
+    coordinator sharing the network during a rolling upgrade still talks to it (it refused such a hello before)."""
+    hello = m.Hello(protocol=2, name="box", agent_version="0.1.0", blender_version="5.0.1", device="CPU", devices=[],
+                    threads=2)
+    payload = json.loads(m.encode(hello))
+    newer = m.decode(json.dumps({**payload, "gpu_temperature": 71, "features": ["resume"]}))
+    assert newer == m.decode(m.encode(hello))
+    beat = m.decode('{"type": "heartbeat", "task_id": null, "extra": 1}')
+    assert beat == m.Heartbeat(task_id=None)
 
 
 def test_oversized_message_is_rejected():
