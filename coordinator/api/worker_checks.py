@@ -65,8 +65,8 @@ def confirm_direct_result_upload(handle: str, upload: str):
     if size > limit:
         raise ApiError(413, "too_large", f"this check's result is limited to {limit} bytes")
     data = read_staged(store, sha256, size, upload, "bad_result")
-    # Before judging keeps the render, it is copied to its blob key inside the store (the promotion), so judging
-    # finds it stored and sends the store no byte itself; refused, or not kept as it came: the staged bytes go.
+    # Judging keeps the render by copying it to its blob key inside the store (the promotion), once every refusal is
+    # past, and sends the store no byte itself; refused, or not kept as it came: the staged bytes go.
     with staged(store, sha256, size, upload) as promote:
         return _take(worker_id, handle, sha256, data, promote)
 
@@ -87,10 +87,9 @@ def _admit(handle: str) -> tuple[int, str, int]:
 
 
 def _take(worker_id: int, handle: str, sha256: str, data: bytes,
-          keep_as_is: Callable[[], object] | None) -> tuple[Response, int]:
+          promote: Callable[[], object] | None) -> tuple[Response, int]:
     """Check the result's bytes (hash, lease still held, PNG header, decode limits), judge the check and act on it.
-    ``keep_as_is`` runs once the result is known to decode, when judging keeps it unchanged (all but a claim's
-    stacked render, whose top half is kept)."""
+    ``promote`` (a staged upload's) is how judging stores the result when it keeps it as it came (decide.judge)."""
     if hashlib.sha256(data).hexdigest() != sha256:
         raise ApiError(400, "hash_mismatch", "the result does not hash to X-Content-SHA256")
     check = _held(worker_id, handle)
@@ -101,10 +100,7 @@ def _take(worker_id: int, handle: str, sha256: str, data: bytes,
     expect_size(data, rect.width, height, "bad_result")
     with decode_slot():
         try:
-            if keep_as_is is not None and not (check.kind == "claim" and height != rect.height):
-                fa.decode(data, current_app.config["FRAMEHIVE_MAX_FRAME_PIXELS"])  # never keep what cannot be judged
-                keep_as_is()
-            decide.judge(check, data)
+            decide.judge(check, data, promote)
         except fa.BadImage as exc:
             raise ApiError(400, "bad_result", str(exc)) from None
         lost = decide.apply(check)

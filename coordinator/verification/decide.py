@@ -28,6 +28,7 @@ from __future__ import annotations
 import hashlib
 import io
 import secrets
+from collections.abc import Callable
 
 import numpy as np
 from flask import current_app
@@ -50,17 +51,19 @@ _rng = secrets.SystemRandom()
 FIRST_CHECKS = ("verify", "spot")
 
 
-def judge(check: Check, result: bytes) -> None:
+def judge(check: Check, result: bytes, promote: Callable[[], object] | None = None) -> None:
     """Compare the verifier's PNG with the frame under test, keep the PNG, record metrics and verdict.
 
     The PNG is the render rect, or two of them stacked when the verifier also rendered a yardstick (another seed:
     frame_analysis.judge_region). Raises BadImage (nothing recorded) for a result that does not decode or has the
-    wrong size.
+    wrong size. ``promote`` stores the result as it came when it is kept so (a staged upload's promotion inside
+    the object store, worker_checks.py; by default it is written to storage); like any writing, it runs only once
+    every refusal is past, so a refused result leaves no object behind.
     """
     limit = current_app.config["FRAMEHIVE_MAX_FRAME_PIXELS"]
     rendered = fa.decode(result, limit)
     if check.kind == "tier1":
-        _judge_tier1(check, rendered, result)
+        _judge_tier1(check, rendered, result, promote)
         return
     rect = fa.Region.from_list(check.render_rect)
     if rendered.shape[1] != rect.width:
@@ -76,15 +79,15 @@ def judge(check: Check, result: bytes) -> None:
     _hold(check)
     check.mode = "cross" if cross else "strict"
     # A confirmed claim's render becomes the frame (claims._replace): keep it without the yardstick below.
-    check.result_sha256 = _keep(check, fa.encode_png(top) if check.kind == "claim" and bottom is not None
-                                else result)
+    check.result_sha256 = _keep(check, fa.encode_png(top)) if check.kind == "claim" and bottom is not None \
+        else _keep(check, result, promote)
     check.metrics = verdict.metrics
     check.verdict = "pass" if verdict.passed else "fail"
     check.reason = verdict.reason
     move_check(check, CheckState.DONE)
 
 
-def _judge_tier1(check: Check, rendered: np.ndarray, result: bytes) -> None:
+def _judge_tier1(check: Check, rendered: np.ndarray, result: bytes, promote: Callable[[], object] | None) -> None:
     """The whole frame at low resolution against the frame downscaled (tier1.py). A flag ("fail") blames nobody:
     apply() orders a strict region check of the worst tile."""
     rect = fa.Region.from_list(check.render_rect)
@@ -98,7 +101,7 @@ def _judge_tier1(check: Check, rendered: np.ndarray, result: bytes) -> None:
     compared = tier1.compare(frame, rendered)
     _hold(check)
     check.mode = "tier1"
-    check.result_sha256 = _keep(check, result)
+    check.result_sha256 = _keep(check, result, promote)
     check.metrics = {"min_tile_psnr": compared.min_tile_psnr, "worst": compared.worst.as_list()}
     check.verdict = "fail" if compared.flagged else "pass"
     check.reason = (f"tier1: tile at {compared.worst.as_list()} {compared.min_tile_psnr:.1f} dB < "
@@ -123,11 +126,15 @@ def _hold(check: Check) -> None:
         raise ApiError(409, "lease_lost", "you no longer hold this check")
 
 
-def _keep(check: Check, data: bytes) -> str:
-    """Store a verifier's render as a blob (once per content); returns its sha256."""
+def _keep(check: Check, data: bytes, promote: Callable[[], object] | None = None) -> str:
+    """Store a verifier's render as a blob (once per content: by ``promote`` if given, the bytes being the upload's
+    own); returns its sha256."""
     sha256 = hashlib.sha256(data).hexdigest()
     if db.session.get(Blob, sha256) is None:
-        storage().put(sha256, io.BytesIO(data), len(data))
+        if promote is not None:
+            promote()
+        else:
+            storage().put(sha256, io.BytesIO(data), len(data))
         db.session.add(Blob(sha256=sha256, size=len(data), uploader_id=check.verifier.account_id
                             if check.verifier else None))
     return sha256
