@@ -176,8 +176,14 @@ def _configure_device(scene, device: str) -> str:
 # ---------------------------------------------------------------------------------------------- settings
 
 
+def _is_int(value: Any) -> bool:
+    """A JSON integer (a bool is an int to Python, never to us). protocol/json_numbers.is_int's rule, repeated here
+    because this file runs inside Blender without Framehive (see the module's docstring)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def _int(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
+    if not _is_int(value):
         raise CommandError(f"expected an integer, got {value!r}")
     return value
 
@@ -525,7 +531,7 @@ def _check_overrides(overrides: Any) -> dict[str, Any]:
 def _check_rect(rect: Any, width: int, height: int) -> tuple[int, int, int, int]:
     """``rect`` as (x, y, w, h) pixels, top-left origin, inside a ``width`` x ``height`` image; else refuse."""
     if (not isinstance(rect, list) or len(rect) != 4
-            or any(isinstance(v, bool) or not isinstance(v, int) for v in rect)):
+            or not all(_is_int(v) for v in rect)):
         raise CommandError(f"rect must be 4 integers [x, y, w, h] in pixels, got {rect!r}")
     x, y, w, h = rect
     if w < 1 or h < 1:

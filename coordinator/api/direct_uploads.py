@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 
 from flask import Response, jsonify, request
+from framehive.protocol.json_numbers import is_int
 
 from ..errors import ApiError
 from ..storage import BlobTooLarge, NotUploaded, S3Storage
@@ -18,7 +19,7 @@ def announced_size() -> int:
     """The ``size`` of a direct upload's JSON body."""
     body = request.get_json(silent=True)
     size = body.get("size") if isinstance(body, dict) else None
-    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+    if not is_int(size) or size < 0:
         raise ApiError(400, "bad_request", 'send {"size": <bytes>}')
     return size
 
