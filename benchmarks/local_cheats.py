@@ -31,6 +31,7 @@ import math
 import os
 import random
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -39,11 +40,12 @@ from typing import Any
 
 import numpy as np
 from framehive.coordinator import frame_analysis as fa
+from framehive.coordinator.verification import tier1
 from framehive.coordinator.verification.keys import REGION_FRACTION
 from framehive.worker_agent.blender import BlenderLauncher, RenderProcess
 
 from benchmarks.verification import EXTRA_PER_CHECK, cal, log
-from benchmarks.warm_blender import Scene, make_scene
+from benchmarks.warm_blender import REPO, Scene, make_scene
 
 SCENE = Scene("tier 1", 320, 180, 32, 9)
 LARGE = Scene("larger", 960, 540, 32, 2)
@@ -200,6 +202,118 @@ def markdown(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+# ------------------------------------------------------------------ (d) more scenes, production resolutions
+
+#: The generators of part (d): the sample scene as jobs pin it (no denoiser, dither 0), with Blender's defaults
+#: (OIDN denoiser, dither 1), and denoised by a compositor Denoise node (tests/scenes/).
+GENERATORS = {"plain": REPO / "scripts" / "make_scene.py",
+              "artist defaults (OIDN, dither 1)": REPO / "tests" / "scenes" / "artist_defaults.py",
+              "compositor Denoise node": REPO / "tests" / "scenes" / "compositor_denoise.py"}
+#: (generator, width, height, samples): few samples, so that 1920x1080 renders in seconds on two cores. Few
+#: samples make the honest floor low (noisy frames) and the cost ratio high (Cycles' fixed cost per render
+#: weighs more): both err on the side of tier 1 looking worse than on a production frame.
+SCENES_D = (("plain", 960, 540, 8), ("artist defaults (OIDN, dither 1)", 960, 540, 8),
+            ("compositor Denoise node", 960, 540, 8), ("plain", 960, 540, 2),
+            ("plain", 1920, 1080, 4), ("artist defaults (OIDN, dither 1)", 1920, 1080, 4))
+#: The shipped tier-1 settings (coordinator/verification/tier1.py) are judged alongside the honest-min rule.
+SHIPPED_FACTOR, SHIPPED_THRESHOLD = 4, 27.0
+
+
+def generate(kind: str, width: int, height: int, samples: int, frames: int, directory: Path) -> Path:
+    out = directory / f"{len(list(directory.glob('*.blend')))}_{width}x{height}_{samples}.blend"
+    subprocess.run([sys.executable, str(GENERATORS[kind]), str(out), "--frames", str(frames), "--width",
+                    str(width), "--height", str(height), "--samples", str(samples)],
+                   check=True, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return out
+
+
+async def scene_d(kind: str, width: int, height: int, samples: int, frames: int, placements: int,
+                  thresholds: tuple[float, ...], rng: random.Random, directory: Path) -> dict[str, Any]:
+    """Honest floor, per-check detection and cost ratio of tier 1 on one scene: full frames 1..frames+1 and tier-1
+    renders of 1..frames at every factor, in one warm process (each render timed: the cost ratio is the median
+    tier-1 time over the median full-frame time of the same process). A cheat counts as caught ("chain") when
+    tier 1 flags it and the strict region check of the follow-up region (tier1.follow_up_region) would fail."""
+    blend = generate(kind, width, height, samples, frames + 1, directory)
+    out = directory / blend.stem
+    out.mkdir()
+    full: dict[int, np.ndarray] = {}
+    low: dict[tuple[int, int], np.ndarray] = {}
+    times: dict[str, list[float]] = {"full": [], **{f"tier1_{k}": [] for k in FACTORS}}
+    async with RenderProcess(BlenderLauncher.discover(None)) as process:
+        await process.open(blend, device="CPU", threads=cal.THREADS)
+        await process.render_region(1, [0, 0, 8, 8], out / "warmup.png")
+        for f in range(1, frames + 2):
+            t = time.perf_counter()
+            await process.render(f, out / f"full_{f}.png")
+            times["full"].append(time.perf_counter() - t)
+            full[f] = cal.load(out / f"full_{f}.png")
+            if f > frames:
+                continue
+            for factor in FACTORS:
+                w, h = width * (100 // factor) // 100, height * (100 // factor) // 100
+                path = out / f"low_{factor}_{f}.png"
+                t = time.perf_counter()
+                await process.render_region(f, [0, 0, w, h], path, overrides=tier1_overrides(factor))
+                times[f"tier1_{factor}"].append(time.perf_counter() - t)
+                low[(factor, f)] = cal.load(path)
+            log(f"{kind} {width}x{height} {samples} spp: frame {f}, full {times['full'][-1]:.1f} s")
+    full_s = statistics.median(times["full"])
+    by_factor = {}
+    for factor in FACTORS:
+        def judged(image: np.ndarray, f: int, k: int = factor) -> tuple[float, bool]:
+            """The tier-1 score, and whether the strict region check a flag orders would fail (a pixel of the
+            follow-up region more than STRICT_PIXEL_TOLERANCE off the honest frame)."""
+            compared = tier1.compare(image, low[(k, f)], k)
+            r = tier1.follow_up_region(compared, width, height)
+            fails = cal.strict_fail_mask(image[r.y:r.y + r.height, r.x:r.x + r.width],
+                                         full[f][r.y:r.y + r.height, r.x:r.x + r.width])
+            return compared.min_tile_psnr, bool(fails.any())
+
+        honest = [judged(full[f], f)[0] for f in range(1, frames + 1)]
+        adjacent = [judged(full[f + 1], f) for f in range(1, frames + 1)]
+        tamper = [judged(cal.tampered(full[f], fa.draw_region(rng, width, height, REGION_FRACTION)), f)
+                  for f in range(1, frames + 1) for _ in range(placements)]
+        rule = {"honest min - 1 dB": min(honest) - MARGIN_DB, **{f"{t:g} dB": t for t in thresholds}}
+
+        def caught(cases: list[tuple[float, bool]], t: float) -> dict[str, float]:
+            return {"flag": float(np.mean([psnr < t for psnr, _ in cases])),
+                    "chain": float(np.mean([psnr < t and fails for psnr, fails in cases]))}
+
+        by_factor[str(factor)] = {
+            "honest_db": cal.spread(honest), "adjacent_db": cal.spread([v for v, _ in adjacent]),
+            "tamper_db": cal.spread([v for v, _ in tamper]),
+            "ratio": statistics.median(times[f"tier1_{factor}"]) / full_s,
+            "rules": {name: {"threshold_db": t, "honest_flags": sum(v < t for v in honest),
+                             "d": {"adjacent_frame": caught(adjacent, t), "tamper": caught(tamper, t)}}
+                      for name, t in rule.items()}}
+    return {"scene": f"{kind}, {width}x{height}, {samples} spp", "frames": frames, "placements": placements,
+            "full_seconds": full_s, "factors": by_factor}
+
+
+async def run_scenes(args: argparse.Namespace, directory: Path) -> dict[str, Any]:
+    rng = random.Random(args.seed)
+    thresholds = tuple(args.thresholds)
+    return {"d": [await scene_d(kind, w, h, s, args.scene_frames, args.scene_placements, thresholds, rng,
+                                directory) for kind, w, h, s in SCENES_D]}
+
+
+def markdown_d(result: dict[str, Any]) -> str:
+    lines = ["**(d) Tier 1 on more scenes** (honest frames, the adjacent frame and 1/16 tampers against the "
+             "verifier's low-resolution render; min tile PSNR over 8x8 tiles; flags of honest frames / frames, "
+             "and per-check d, at each threshold; cost = median tier-1 render / median full render, same process)",
+             "", "| scene | factor | honest min (median) dB | adjacent max dB | tamper max dB | cost ratio | "
+             "per threshold: honest flags, d adjacent, d tamper |", "|---|---:|---:|---:|---:|---:|---|"]
+    for scene in result["d"]:
+        for factor, m in scene["factors"].items():
+            rules = "; ".join(f"{name}: {r['honest_flags']}/{scene['frames']}, "
+                              f"{r['d']['adjacent_frame']['chain']:.3f}, {r['d']['tamper']['chain']:.3f}"
+                              for name, r in m["rules"].items())
+            lines.append(f"| {scene['scene']} | 1/{factor} | {m['honest_db']['min']:.1f} "
+                         f"({m['honest_db']['median']:.1f}) | {m['adjacent_db']['max']:.1f} | "
+                         f"{m['tamper_db']['max']:.1f} | {m['ratio']:.3f} | {rules} |")
+    return "\n".join(lines)
+
+
 async def run(args: argparse.Namespace, directory: Path) -> dict[str, Any]:
     blend = make_scene(SCENE, directory)
     out = directory / "renders"
@@ -220,14 +334,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--large-repeats", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--scenes", action="store_true", help="part (d) only: more scenes, 960x540 and 1920x1080")
+    parser.add_argument("--scene-frames", type=int, default=3)
+    parser.add_argument("--keep", type=Path, help="render into this directory and keep it (else a temporary one)")
+    parser.add_argument("--scene-placements", type=int, default=40)
+    parser.add_argument("--thresholds", type=float, nargs="*", default=[SHIPPED_THRESHOLD, 24.0, 21.0])
     args = parser.parse_args(argv)
     started = time.monotonic()
     with tempfile.TemporaryDirectory() as directory:
-        result = asyncio.run(run(args, Path(directory)))
+        where = Path(directory)
+        if args.keep:
+            where = args.keep
+            where.mkdir(parents=True, exist_ok=True)
+        result = asyncio.run(run_scenes(args, where) if args.scenes else run(args, where))
     result["date"] = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
     result["load_average"] = os.getloadavg()
     result["wall_seconds"] = round(time.monotonic() - started, 1)
-    print(markdown(result))
+    print(markdown_d(result) if args.scenes else markdown(result))
     if args.json:
         args.json.write_text(json.dumps(result, indent=2, default=str))
     return 0

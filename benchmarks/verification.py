@@ -42,6 +42,7 @@ import math
 import os
 import random
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -671,6 +672,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--comparison-regions", type=int, default=1500, help="part (d): regions per 64x36 variant")
     parser.add_argument("--comparison-bigger-regions", type=int, default=400,
                         help="part (d): regions per 192x108 variant")
+    parser.add_argument("--compositor-regions", type=int, default=300,
+                        help="part (d): regions of the 64x36 compositor-denoised scene (0: skip)")
     parser.add_argument("--only-comparison", action="store_true", help="run part (d) alone")
     parser.add_argument("--comparison-cost-repeats", type=int, default=5,
                         help="part (d): timed repeats of a denoised 320x180 and 960x540 scene (0: skip)")
@@ -702,6 +705,8 @@ def main(argv: list[str] | None = None) -> int:
         c = part_c(args, Path(tmp), b)
         load.append(os.getloadavg()[0])
         d_part = comparison.run(cal, args.comparison_regions, args.comparison_bigger_regions, args.seed, Path(tmp))
+        if args.compositor_regions:
+            d_part["variants"].append(compositor_case(args.compositor_regions, args.seed, Path(tmp)))
         d_part["costs"] = comparison_costs(args, Path(tmp))
         load.append(os.getloadavg()[0])
     wall = time.perf_counter() - started
@@ -730,6 +735,38 @@ def comparison_costs(args: argparse.Namespace, directory: Path) -> list[dict[str
             for scene in scenes if args.comparison_cost_repeats]
 
 
+#: The compositor case of part (d): the sample scene denoised by a compositor Denoise node instead of Cycles' own
+#: denoiser (tests/scenes/compositor_denoise.py; dither 0). The node is not per-pixel, so the verifier's render
+#: runner renders the whole frame for any region (render_runner.PER_PIXEL_NODES) and crops it. Judged with the
+#: yardstick like Cycles' denoiser ("denoise" below), while the settings keep Cycles' denoiser off.
+COMPOSITOR_SCRIPT = REPO / "tests" / "scenes" / "compositor_denoise.py"
+
+
+@dataclass(frozen=True)
+class CompositorVariant(comparison.Variant):
+    @property
+    def settings(self) -> dict[str, Any]:
+        return {"dither_intensity": self.dither, "use_denoising": False}
+
+
+COMPOSITOR = CompositorVariant("64x36 compositor Denoise node (dither 0)", 64, 36, 8, 0.0, True)
+
+
+def compositor_case(regions: int, seed: int, directory: Path) -> dict[str, Any]:
+    """Part (d) on the compositor-denoised scene: the sample scene's .blend is replaced by its compositor twin."""
+    base = directory / "compositor"
+    folder = base / f"{COMPOSITOR.width}x{COMPOSITOR.height}"
+    folder.mkdir(parents=True)
+    frames = max(comparison.FRAMES) + 2
+    sample, _ = cal.make_scenes(folder, COMPOSITOR.width, COMPOSITOR.height, COMPOSITOR.samples, frames)
+    sample.unlink()
+    subprocess.run([sys.executable, str(COMPOSITOR_SCRIPT), str(sample), "--frames", str(frames), "--width",
+                    str(COMPOSITOR.width), "--height", str(COMPOSITOR.height), "--samples", str(COMPOSITOR.samples)],
+                   check=True, capture_output=True, cwd=REPO)
+    log(f"(d) {COMPOSITOR.label}: {regions} regions")
+    return asyncio.run(comparison.measure_variant(cal, COMPOSITOR, regions, seed, base))
+
+
 def main_comparison(args: argparse.Namespace, argv: list[str] | None) -> int:
     """Part (d) alone: ``--only-comparison``."""
     started = time.perf_counter()
@@ -737,6 +774,8 @@ def main_comparison(args: argparse.Namespace, argv: list[str] | None) -> int:
     load = [os.getloadavg()[0]]
     with tempfile.TemporaryDirectory(prefix="framehive-comparison-") as tmp:
         d_part = comparison.run(cal, args.comparison_regions, args.comparison_bigger_regions, args.seed, Path(tmp))
+        if args.compositor_regions:
+            d_part["variants"].append(compositor_case(args.compositor_regions, args.seed, Path(tmp)))
         d_part["costs"] = comparison_costs(args, Path(tmp))
     load.append(os.getloadavg()[0])
     wall = time.perf_counter() - started
