@@ -206,6 +206,9 @@ class Client:
         self.token = check_token(token)
         self.timeout = timeout
         self._session = _new_session()
+        # False once the coordinator said it takes blobs only itself (local disk, or from before direct uploads):
+        # its storage is set when it starts, so the client stops asking for a presigned PUT per blob.
+        self._direct_uploads: bool | None = None
 
     def close(self) -> None:
         """Close the kept-alive connections (they are also closed when the client is garbage collected)."""
@@ -251,18 +254,22 @@ class Client:
 
         The coordinator checks the bytes against the hash and answers ``{"sha256", "size"}``. A coordinator on an
         object store hands out a presigned PUT: the bytes go straight to the store (without the token), and the
-        coordinator reads them back and checks them when asked to confirm.
+        coordinator reads them back and checks them when asked to confirm. A coordinator that answers once that
+        it has no store to upload to (``{"url": null}``, or 404/405 from one older than direct uploads) is not
+        asked again by this client: the next blobs are PUT to it straight away.
         """
         sha256 = _check_sha256(sha256)
         size = Path(path).stat().st_size
-        try:
-            direct = _expect_dict(self._json("POST", f"/blobs/{sha256}/uploads", {"size": size}), "upload")
-        except ApiError as exc:
-            if exc.status not in (404, 405):  # 404/405: a coordinator from before direct uploads
-                raise
-            direct = {"url": None}
-        if "existed" in direct:
-            return direct
+        direct: dict[str, Any] = {"url": None}
+        if self._direct_uploads is not False:
+            try:
+                direct = _expect_dict(self._json("POST", f"/blobs/{sha256}/uploads", {"size": size}), "upload")
+            except ApiError as exc:
+                if exc.status not in (404, 405):  # 404/405: a coordinator from before direct uploads
+                    raise
+            if "existed" in direct:
+                return direct
+            self._direct_uploads = isinstance(direct.get("url"), str)
 
         def send() -> dict[str, Any]:  # the file is read afresh for each try
             with Path(path).open("rb") as fp:

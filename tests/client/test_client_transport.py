@@ -112,3 +112,42 @@ def test_a_put_is_not_redirected(tmp_path: Path) -> None:
         with scripted_server(lambda _m, _p, _n: moved) as coordinator, pytest.raises(ApiError) as caught:
             Client(coordinator.url, TOKEN).upload_blob(blob, sha)
     assert caught.value.status == 307 and elsewhere.requests == []
+
+
+@pytest.mark.parametrize("coordinator", ["local disk", "before direct uploads", "object store"])
+def test_a_coordinator_without_a_store_is_asked_for_a_presigned_upload_once(tmp_path: Path, coordinator: str) -> None:
+    """A coordinator's storage is set when it starts: once it answered that blobs come to it (``{"url": null}``, or
+    404 from one older than direct uploads), the client PUTs the next blobs straight away; on an object store each
+    blob has a presigned PUT of its own."""
+    blobs = []
+    for n in range(3):
+        blob = tmp_path / f"{n}.bin"
+        blob.write_bytes(bytes([n]) * 1000)
+        blobs.append((blob, hashlib.sha256(blob.read_bytes()).hexdigest()))
+    where: dict[str, str] = {}
+
+    def script(method: str, path: str, _n: int) -> Answer:
+        sha = path.split("/")[4] if path.startswith("/api/v1/blobs/") else path.rsplit("/", 1)[-1]
+        if method == "POST" and path.endswith("/uploads"):
+            if coordinator == "local disk":
+                return ok({"url": None})
+            if coordinator == "before direct uploads":
+                return Answer(404, b'{"error": {"code": "not_found", "message": "no such endpoint"}}')
+            return Answer(201, json.dumps({"url": f"{where['url']}/store/{sha}", "method": "PUT", "headers": {},
+                                           "upload": "handle-1"}).encode())
+        return ok({"sha256": sha, "size": 1000})  # a PUT here or to the store, or the confirmation
+
+    with scripted_server(script) as server:
+        where["url"] = server.url
+        client = Client(server.url, TOKEN)
+        for blob, sha in blobs:
+            assert client.upload_blob(blob, sha) == {"sha256": sha, "size": 1000}
+        asked = [seen.path for seen in server.requests if seen.method == "POST" and seen.path.endswith("/uploads")]
+        put = sorted(seen.path for seen in server.requests if seen.method == "PUT")
+    shas = [sha for _blob, sha in blobs]
+    if coordinator == "object store":
+        assert asked == [f"/api/v1/blobs/{sha}/uploads" for sha in shas]
+        assert put == sorted(f"/store/{sha}" for sha in shas)
+    else:
+        assert asked == [f"/api/v1/blobs/{shas[0]}/uploads"]
+        assert put == sorted(f"/api/v1/blobs/{sha}" for sha in shas)
