@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 import framehive
-from tests.pythons import find_python
+from tests.pythons import find_python, make_venv, pip_install
 
 REPO = Path(__file__).resolve().parent.parent
 # What a clone holds that an install reads: the metadata and the folders setup.cfg maps into framehive.*.
@@ -43,18 +43,6 @@ def clone(dest: Path) -> Path:
         else:
             shutil.copy2(source, dest / name)
     return dest
-
-
-def make_venv(python: Path, where: Path) -> Path:
-    subprocess.run([str(python), "-m", "venv", str(where)], check=True, capture_output=True, timeout=120)
-    return where / "bin"
-
-
-def pip_install(bin_dir: Path, requirement: str, cwd: Path) -> None:
-    """``pip install REQUIREMENT`` as the README writes it, run from ``cwd`` (no bytecode compiled: time)."""
-    done = subprocess.run([str(bin_dir / "python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-                           "--no-compile", requirement], capture_output=True, text=True, timeout=600, cwd=cwd)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
 
 
 def planned_installs(bin_dir: Path, requirement: str, cwd: Path) -> list[str]:
@@ -101,11 +89,11 @@ def install_and_run(python: Path, work: Path) -> dict[str, object]:
     source = clone(work / "framehive")
     bin_dir = make_venv(python, work / "venv")
     # The README's lines, pasted in the folder that holds the clone.
-    pip_install(bin_dir, "./framehive[artist]", source.parent)
+    pip_install(bin_dir, "./framehive[artist]", cwd=source.parent)
     seen["artist"] = command(bin_dir, "framehive", "--version", cwd=work)
     seen["coordinator_missing"] = command(bin_dir, "framehive-coordinator", "serve", cwd=work)
     seen["worker_missing"] = command(bin_dir, "framehive-worker", "--coordinator", "http://127.0.0.1:9", cwd=work)
-    pip_install(bin_dir, "./framehive[worker,coordinator]", source.parent)
+    pip_install(bin_dir, "./framehive[worker,coordinator]", cwd=source.parent)
     seen["worker_without_blender"] = command(bin_dir, "framehive-worker", "--coordinator", "http://127.0.0.1:9",
                                              "--token-file", str(work / "token"), cwd=work)
     if python.name.endswith("3.12"):
