@@ -9,11 +9,21 @@ when: eligibility.py); a veteran is less sure than a trusted node, so:
 - one that differs asks for a second re-render of the frame, by a trusted node (which then decides alone) or by
   a veteran of yet another owner (never the renderer's, the claimant's, the job's, nor anyone's who rendered a
   check of that frame, the first veteran included);
-- the frame is overturned only if both veterans' renders differ from it and agree with each other: of one device
-  class, bit for bit within the strict rule (comparison.renders_agree); the second veteran's render then replaces
-  it. So the second re-render goes to the first veteran's class first, and across classes (no yardstick of a
-  claim's render is kept to measure their distance by) agreement is unproven and the frame stands. One differing
-  and one matching leave it standing too, and nobody is caught for the split: either could be the liar.
+- the frame is overturned only if both veterans' renders differ from it and agree with each other
+  (comparison.proven_alike): of one device class, bit for bit within the strict rule; across classes, by the
+  yardstick rule of cross-class checks. The render that is to become the frame must lie within the other
+  veteran's yardstick (a veteran of another class than the renderer renders one below its whole-frame render;
+  the check keeps the stack, and only its job-seed half ever becomes the frame: _job_seed_render). The second
+  veteran's render replaces the frame if the first's yardstick (or the strict rule) shows it alike, else the
+  first's if the second's does; across classes with no yardstick on the measuring side agreement is unproven and
+  the frame stands. The second re-render goes to the first veteran's class first. One differing and one
+  matching leave the frame standing too, and nobody is caught for the split: either could be the liar.
+
+A yardstick measures only the other veteran's render, never the one above it: a lying veteran's garbage over a
+yardstick as wide as it likes never becomes the frame (that yardstick can at most let the honest render through),
+a yardstick of two identical renders measures nothing (then only the strict rule can pass), and what a lying
+veteran can get into the frame is bounded by an honest veteran's yardstick, as a cross-class check bounds a
+renderer.
 
 So a claimant who colludes with one veteran overturns nothing (the other, independent render matches an honest
 frame), nor can one veteran's render, garbage or not, become the artist's frame on its own. What it takes to
@@ -40,13 +50,16 @@ from framehive.protocol import frameranges
 from sqlalchemy import func, select
 
 from .. import events, payments
+from .. import frame_analysis as fa
 from ..db import db, lock
 from ..errors import ApiError
 from ..models import Account, Check, Claim, Frame, Job, Worker
 from ..states import CheckState, ClaimState, FrameState
+from ..storage_access import storage
 from ..transitions import LostLease, move_claim, replace_pixels
 from . import comparison, penalties
 from .checks import new_check
+from .decide import keep
 from .reexamine import reexamine
 
 MAX_CLAIM_FRAMES = 100
@@ -144,7 +157,7 @@ def _second_render(first: Check) -> Check:
 
 def _overturning(checks: Sequence[Check], first: Check) -> Check | None:
     """The render that overturns ``first``'s frame, or None if the frame stands: a trusted node's that differs,
-    or two veterans' that both differ and agree with each other (the second's)."""
+    or of two veterans' that both differ, the one the other's render (its yardstick across classes) shows alike."""
     if first.state != CheckState.DONE or first.verdict != "fail":
         return None
     if _trusted(first):
@@ -154,10 +167,22 @@ def _overturning(checks: Sequence[Check], first: Check) -> Check | None:
         return None  # one differing, one matching (or none): the frame stands
     if _trusted(second):
         return second
-    if first.verifier is None or second.verifier is None \
-            or first.verifier.device_class != second.verifier.device_class:
-        return None  # across classes two whole-frame renders cannot be compared bit for bit: agreement unproven
-    return second if comparison.renders_agree(second, first) else None
+    # Two veterans: the render that becomes the frame must be shown to be the other's but for noise, by the other's
+    # yardstick across classes (comparison.proven_alike); the second's if it is, else the first's.
+    return next((render for render, other in ((second, first), (first, second))
+                 if comparison.proven_alike(render, other)), None)
+
+
+def _job_seed_render(check: Check) -> str:
+    """The blob of ``check``'s render with the job's seed, what becomes the frame: its kept upload, or when a yardstick
+    render is stacked below it, the upload's top half (stored now)."""
+    with storage().open(check.result_sha256 or "") as handle:
+        rendered = fa.decode(handle.read(), current_app.config["FRAMEHIVE_MAX_FRAME_PIXELS"])
+    top, yardstick = fa.split_yardstick(rendered, fa.Region.from_list(check.render_rect).height)
+    if yardstick is None:
+        assert check.result_sha256 is not None
+        return check.result_sha256
+    return keep(check, fa.encode_png(top))
 
 
 def _by_whom(renders: list[Check]) -> str:
@@ -191,7 +216,7 @@ def _replace(renders: list[Check]) -> list[LostLease]:
         if frame.worker is not None:
             caught.append((frame.worker, frame, check))
         if frame.state == FrameState.VERIFIED and frame.blob_sha256 == check.renderer_sha256:
-            replace_pixels(frame, check.result_sha256, check.verifier_id, "claim")
+            replace_pixels(frame, _job_seed_render(check), check.verifier_id, "claim")
             reexamine(frame)
     return [lease for renderer, frame, check in caught for lease in penalties.renderer_caught(
         renderer, frame.job, f"claim {check.claim_id} confirmed on frame {frame.number}")]

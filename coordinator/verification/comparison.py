@@ -5,7 +5,8 @@ pinned settings bit for bit alike, so their checks are strict. Across classes th
 verifier renders the region twice, with the job's seed and with a yardstick seed, and the renderer's crop must
 lie within a calibrated multiple of the distance between those two (frame_analysis.judge_region). A verifier
 renders the yardstick for a denoised scene too, whatever the classes: the denoiser makes a region render differ
-from the full frame (see judge_region), and only the yardstick can tell that from a cheat.
+from the full frame (see judge_region), and only the yardstick can tell that from a cheat. Two veterans' renders of
+a claimed frame are held to the same rule against each other (proven_alike, claims.py).
 """
 
 from __future__ import annotations
@@ -42,12 +43,26 @@ def renders_agree(check: Check, other: Check) -> bool:
     the check rule with ``other`` as the reference (its yardstick included); across classes without a yardstick
     nothing is proven, so they agree.
     """
+    return _alike(check, other, unproven=True)
+
+
+def proven_alike(check: Check, other: Check) -> bool:
+    """Whether ``check``'s kept render of its region is shown to be what ``other``'s verifier rendered there, but for
+    the noise of a device class: the rule of :func:`renders_agree`, except that across classes without a yardstick
+    of ``other``'s nothing is proven, so they are not. Only ``other``'s yardstick measures ``check``'s render (one
+    below ``check``'s own render, which its verifier chose, never widens what that render may be); a yardstick of
+    two identical renders measures nothing, and then only the strict rule can pass (frame_analysis.judge_region).
+    """
+    return _alike(check, other, unproven=False)
+
+
+def _alike(check: Check, other: Check, unproven: bool) -> bool:
     limit = current_app.config["FRAMEHIVE_MAX_FRAME_PIXELS"]
     mine, theirs = _region_render(check, limit), _region_render(other, limit)
     cross = check.verifier is None or other.verifier is None \
         or check.verifier.device_class != other.verifier.device_class
     if cross and theirs[1] is None:
-        return True
+        return unproven
     return fa.judge_region(mine[0], theirs[0], theirs[1], cross).passed
 
 

@@ -1,6 +1,6 @@
 """Checks across device classes (coordinator/verification/comparison.py): the order asks the verifier for a
-yardstick render, a stacked upload is judged by the yardstick rule, and a claim's stacked render becomes the frame
-without the yardstick below it."""
+yardstick render, a stacked upload is judged by the yardstick rule, and a claim's stacked render is kept whole while
+only its job-seed half becomes the frame (claims across classes: test_claim_fallback.py)."""
 
 from __future__ import annotations
 
@@ -80,7 +80,10 @@ def test_a_claims_stacked_render_becomes_the_frame_without_its_yardstick(v, node
     check = leasing.claim_check(node)
     assert verify_message(check).cross
     truth = fa.decode(noise_png(number), 10**8)
-    _judge(check, _stacked(truth, fa.Region.from_list(check.render_rect), 2))
+    stack = _stacked(truth, fa.Region.from_list(check.render_rect), 2)
+    _judge(check, stack)
+    with storage().open(check.result_sha256) as handle:
+        assert handle.read() == stack, "the check keeps its yardstick: two veterans' claim renders are measured by it"
     frame = db.session.execute(select(Frame).filter_by(task_id=task.id, number=number)).scalar_one()
     assert frame.verified_by == "claim"
     with storage().open(frame.blob_sha256) as handle:
