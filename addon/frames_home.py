@@ -15,6 +15,7 @@ reads a frame once and not every two seconds. Its stamps can be kept across rest
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +32,10 @@ if TYPE_CHECKING:
 __all__ = ["DiskHashes", "Homecoming", "Stamp", "bring_frame_home", "bring_home", "frames_in", "on_disk"]
 
 Stamp = tuple[int, int, int]  # a file's size, modification time (ns) and inode: its contents, unless changed
+# A file's modification time is only as fine as its file system's clock (a few ms on ext4, 2 s on FAT): a file read
+# less than this after it was written could be written again, the same size, under the same stamp. Its hash is not
+# remembered then, but read again next time (git's "racily clean" files).
+RACY_NS = 2_000_000_000
 
 
 def stamp_of(path: Path) -> Stamp | None:
@@ -62,7 +67,7 @@ class DiskHashes:
             digest = sha256_file(path)
         except OSError:
             return None
-        if stamp_of(path) == stamp:  # not changed while it was read
+        if stamp_of(path) == stamp and time.time_ns() - stamp[1] > RACY_NS:  # not changed while read, nor racy
             self._known[str(path)] = (stamp, digest)
         return digest
 
@@ -134,7 +139,7 @@ class Homecoming:
 
     @property
     def home(self) -> list[int]:
-        """Frames at their path with the bytes the coordinator lists, in the order they were looked at."""
+        """Frames at their path with the bytes the coordinator lists, in frame order."""
         return sorted(self.fetched + self.present)
 
 

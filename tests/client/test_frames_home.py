@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -147,6 +148,25 @@ def test_on_disk_remembers_a_hash_only_while_the_file_is_unchanged(tmp_path: Pat
     assert not on_disk(path, "", hashes), "without the job's hash a frame is never taken as home"
     assert not on_disk(tmp_path / "absent.png", hashlib.sha256(b"two").hexdigest(), hashes)
     assert not on_disk(tmp_path, hashlib.sha256(b"two").hexdigest(), hashes), "a folder is not a frame"
+
+
+def test_a_file_rewritten_under_the_same_stamp_is_read_again(tmp_path: Path) -> None:
+    """Same size, same inode, same modification time (a file system's coarse clock): a hash read while the file was
+    that young is not trusted later."""
+    path = tmp_path / "f.png"
+    path.write_bytes(b"one")
+    hashes = DiskHashes()
+    assert on_disk(path, hashlib.sha256(b"one").hexdigest(), hashes)
+    written = path.stat().st_mtime_ns
+    path.write_bytes(b"two")
+    os.utime(path, ns=(written, written))
+    assert not on_disk(path, hashlib.sha256(b"one").hexdigest(), hashes)
+    # An old file's hash is remembered: the same rewrite then goes unseen, as the stamp promises.
+    os.utime(path, ns=(written - 10**10, written - 10**10))
+    assert on_disk(path, hashlib.sha256(b"two").hexdigest(), hashes)
+    path.write_bytes(b"six")
+    os.utime(path, ns=(written - 10**10, written - 10**10))
+    assert on_disk(path, hashlib.sha256(b"two").hexdigest(), hashes)
 
 
 def test_polling_gives_up_after_the_grace_counted_from_the_last_round_that_got_through() -> None:
