@@ -35,7 +35,7 @@ VENVS = REPO / ".venv" / "other-blenders"  # .venv/ is gitignored; scripts/setup
 TESTS = ["pytest>=8", "pytest-timeout>=2.3", "pillow>=10"]  # what the modules below import besides the extras
 RENDER = ["tests/worker/test_render_process.py", "tests/worker/test_render_region.py",
           "tests/worker/test_confinement.py"]
-EXTENSION = ["tests/addon/test_extension.py", "tests/addon/test_packing.py"]
+EXTENSION = ["tests/addon/test_extension.py", "tests/addon/test_drawing.py", "tests/addon/test_packing.py"]
 RUN_TIMEOUT = 600.0
 # setuptools writes framehive.egg-info into the repository on an editable install: one install at a time.
 EDITABLE = threading.Lock()
