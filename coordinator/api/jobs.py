@@ -1,4 +1,5 @@
-"""Jobs: submit, list, inspect (with per-frame and per-task state), cancel, and download frames."""
+"""Jobs: submit, list, inspect (with per-frame and per-task state; a poll sends what changed: job_changes.py),
+cancel, and download frames."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from ..states import FrameState
 from ..storage_access import serve
 from ..submission import create_job
 from ..timefmt import iso
+from . import job_changes
 
 bp = Blueprint("jobs", __name__)
 
@@ -72,7 +74,7 @@ def job_detail(job: Job) -> dict[str, Any]:
             for t in job.tasks
         ],
         "failures": [
-            {"task": f.task_id, "worker_id": f.worker_id, "attempt": f.attempt, "reason": f.reason,
+            {"id": f.id, "task": f.task_id, "worker_id": f.worker_id, "attempt": f.attempt, "reason": f.reason,
              "error": f.error, "log_tail": f.log_tail[-2000:]}
             for f in failures
         ],
@@ -124,7 +126,8 @@ def list_jobs():
 @bp.get("/jobs/<int:job_id>")
 @require("user")
 def get_job(job_id: int):
-    return jsonify(job_detail(own_job(job_id)))
+    """The job in full, or 304 (If-None-Match: its ETag), or with ``?since=<cursor>`` only what changed."""
+    return job_changes.answer(job_detail(own_job(job_id)))
 
 
 @bp.post("/jobs/<int:job_id>/cancel")
