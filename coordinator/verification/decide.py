@@ -13,10 +13,11 @@ Kinds of check and what their verdict means:
   verifier lied) or against it (fail: the renderer cheated).
 - audit: a random second opinion on a passed check, against collusion of renderer and verifier. It does
   not hold the task back (it may wait for a third owner to come online); a failed audit goes to arbitration.
-- ringer: a fresh region of a frame already verified, whose answer the coordinator expects to know. A pass
-  earns the verifier trust. A fail goes to arbitration, because the expectation can be wrong: the earlier
-  check covered another region of the frame (a renderer that tampered elsewhere) or was itself forged by a
-  colluder. The arbiter decides whether the ringer's verifier lied or the frame's renderer cheated.
+- ringer: a second opinion on the check a verifier was about to get (ringers.py), whose answer is known once
+  the frame's own checks decide. A pass earns the verifier trust then (at once if the frame is already
+  verified with those pixels; never if they are found faked). A fail goes to arbitration, because the frame's
+  renderer may have cheated (and its real check been passed by a colluder), by a third owner that has not
+  looked at the frame: it decides whether the ringer's verifier lied or the frame's renderer cheated.
 
 Arbiters are a third owner (never the renderer's, the job's or anyone's who already looked at the region)
 and must be trusted or veterans (eligibility.may_arbitrate), until the arbitration has waited
@@ -42,7 +43,7 @@ from ..models import Blob, Check, Job, Task, Worker
 from ..states import CheckState, TaskState
 from ..storage_access import storage
 from ..transitions import LostLease, move_check
-from . import comparison, penalties, tier1, trust
+from . import comparison, penalties, ringers, tier1, trust
 from .checks import new_check, open_checks
 from .commit import accept_task
 
@@ -229,10 +230,14 @@ def _on_arbitration(check: Check) -> list[LostLease]:
 
 def _on_ringer(check: Check) -> list[LostLease]:
     if check.verdict == "pass":
-        trust.passed(_verifier(check))
+        if ringers.answer_known(check):
+            trust.passed(_verifier(check))
+        else:
+            ringers.wait_for_answer(check)  # credited by settle() once the frame's own checks verify it
         return []
     if check.verifier is not None and check.verifier.account.trusted and check.renderer is not None:
         return penalties.renderer_caught(check.renderer, check.frame.job, f"trusted ringer {check.id} failed")
+    ringers.exclude_lookers(check)  # the arbiter must not be whoever checked the frame for real
     _second_opinion("arbitration", check, check)  # the verifier lied, or the frame was never what it seemed
     return []
 
@@ -259,7 +264,8 @@ def _second_opinion(kind: str, source: Check, parent: Check) -> Check:
 
 def settle(task: Task | None) -> list[LostLease]:
     """A task whose checks are all decided in the renderer's favour is accepted."""
-    if task is None or task.state != TaskState.VERIFYING or any(c.kind != "audit" for c in open_checks(task)):
+    if task is None or task.state != TaskState.VERIFYING or any(c.kind not in ("audit", "ringer")
+                                                                for c in open_checks(task)):
         return []
     failed = db.session.execute(
         select(Check).where(Check.task_id == task.id, Check.verdict == "fail", Check.kind.in_(FIRST_CHECKS))
@@ -272,4 +278,6 @@ def settle(task: Task | None) -> list[LostLease]:
         if arbitrated.first() is None:
             return []
     accept_task(task)
+    for ringer in ringers.credit_waiting(task):  # passed before the frame was verified: their answer is known now
+        trust.passed(_verifier(ringer))
     return []

@@ -1,20 +1,25 @@
-"""Ringers: checks whose answer the coordinator already knows, made now and then for an idle verifier.
+"""Ringers: checks whose answer the coordinator will know, made now and then in place of a verifier's real check.
 
-A ringer is a fresh region of a frame that already passed a check, rendered by another owner. A verifier that
-answers real checks carelessly (or lies) but ringers honestly must not be able to tell them apart, so a ringer
-shows it nothing a real check would not:
+A verifier that answers real checks carelessly (or lies) but ringers honestly must not be able to tell them apart,
+so a ringer is a second opinion on the very check the verifier was about to get: the same frame, the same region,
+the same accounts excluded, its own opaque handle (leasing.new_handle), made at the moment that check would have
+been leased. Everything a verifier sees of it (job, frame, size and place, when it comes) is what the real check
+would have shown. The real check stays queued for another owner: it now excludes the ringer's account too, since
+a real check never shows an account a frame twice.
 
-- it stands in for the real check the verifier was about to get (same moment, a region of the very same
-  width and height, placed as real regions are);
-- its frame is a verified frame of that check's job, within NEAR_FRAMES of the check's frame (else there is no
-  ringer this time), so the jobs, scenes and frames a verifier sees stay those of its real work, never a job
-  long finished nor a frame far behind the ones it is checking;
-- it excludes the same accounts a real check does (the renderer's and the job's owner), and never shows an
-  account a frame it already looked at (a real check never does);
-- its job is one the verifier could be sent a real check of: its Blender opens the scene and its device is of
-  the kind the artist asked for (capabilities.scene_condition; a ringer standing in for a check is of that
-  check's job, which fits already);
-- its handle is as opaque as any other lease's (leasing.new_handle).
+Earlier ringers were fresh regions of already-verified frames near the check. Such a frame existed mostly when
+the verifiers kept up with the job, so ringers came after longer idle gaps, and the time since the previous order
+told them apart (balanced accuracy 0.63–0.70, BENCHMARKS.md "Ringers vs real checks"). A second opinion needs
+nothing already verified, so its coming says nothing about the verifier's pace.
+
+Its answer is known once the frame's own checks decide: a pass earns the verifier trust when the frame is verified
+with the very pixels the ringer was compared with (at once if it already is, else when its task is accepted:
+credit_waiting), never on pixels found faked or since replaced. A failed ringer goes to arbitration
+(decide._on_ringer), which also catches a renderer whose real check was passed by a colluder.
+
+There is no ringer for a tier-1 check (a whole frame at low resolution) nor a claim (trusted re-renders of
+delivered frames), nor when the verifier's owner already looked at the frame, nor when no other owner online may
+take the real check (the ringer would hold the job back).
 """
 
 from __future__ import annotations
@@ -25,56 +30,101 @@ from sqlalchemy import Select, exists, func, select
 from sqlalchemy.orm import aliased
 
 from .. import capabilities
-from ..db import db
-from ..frame_analysis import place_region
-from ..models import Check, Frame, Job, Worker
-from ..states import FrameState, JobState
+from ..db import db, lock
+from ..models import Check, Frame, Job, Task, Worker
+from ..states import CheckState, FrameState, JobState
 from . import keys
 from .checks import new_check
+from .eligibility import opens_at
 
-# A ringer's frame lies at most this many frames from the frame of the check it stands in for (else no ringer
-# this time): a verifier sees the frames of its real checks advance with the job, and a ringer far behind them
-# stood out (benchmarks/ringer_blindness.py: with the nearest verified frame, however far, a threshold on "frame
-# minus the highest frame seen so far" told ringers apart with balanced accuracy 0.84).
-NEAR_FRAMES = 2
+# Kinds of check a ringer never stands in for.
+NO_STAND_IN = ("tier1", "claim")
+# Online workers looked at, at most, for another owner that may take the real check.
+OTHERS_LOOKED_AT = 50
+# A passed ringer whose frame is not decided yet says so in its reason until it is credited.
+WAITING = "ringer: waiting for the frame's own checks"
+CREDITED = "ringer: the frame passed its own checks, trust earned"
 _rng = secrets.SystemRandom()
 
 
 def make_ringer(worker: Worker, like: Check | None = None) -> Check | None:
-    """A fresh region of a verified frame of a running job, for ``worker`` instead of ``like``. No commit.
+    """A second opinion on ``like`` for ``worker``, which ``like`` then excludes; or None. No commit.
 
-    The region has the very size of ``like``'s, the check it stands in for (a frame of its job: the same
-    resolution), placed as real regions are, so that ringers are as many spots and regions as real checks are;
-    without ``like``, the size of a region check.
+    Without ``like`` (no check to stand in for): a region of a verified frame of a running job, whose answer is
+    known at once.
     """
-    if like is not None and like.kind == "tier1":
-        return None  # a whole frame at low resolution: a region ringer in its place would stand out
-    frame = _pick_frame(worker, like)
-    if frame is None:
-        return None
-    job: Job = frame.job
     if like is None:
-        region = keys.draw_region(_rng, job.resolution_x, job.resolution_y, keys.REGION_FRACTION)
-    else:
-        _, _, w, h = like.region
-        region = place_region(_rng, job.resolution_x, job.resolution_y, w, h)
-    excluded = [frame.worker.account_id, job.account_id] if frame.worker is not None else [job.account_id]
-    return new_check("ringer", frame, region.as_list(), excluded, renderer=frame.worker)
+        return _of_a_verified_frame(worker)
+    if like.kind in NO_STAND_IN:
+        return None
+    lock(like)  # another verifier's ringer may be excluding its own account from it now (PostgreSQL)
+    if like.state != CheckState.QUEUED or _has_looked_at(worker, like.frame_id) or not _another_could_take(
+            worker, like):
+        return None
+    ringer = new_check("ringer", like.frame, list(like.region), list(like.excluded_accounts), renderer=like.renderer,
+                       renderer_sha256=like.renderer_sha256)
+    like.excluded_accounts = sorted({*like.excluded_accounts, worker.account_id})
+    return ringer
 
 
-def _pick_frame(worker: Worker, like: Check | None) -> Frame | None:
-    if like is not None:
-        target = like.frame.number
-        near = db.session.execute(
-            _ringer_frames(worker).where(Frame.job_id == like.job_id,
-                                         Frame.number.between(target - NEAR_FRAMES, target + NEAR_FRAMES))
-        ).scalars().all()
-        return _rng.choice(near) if near else None
+def answer_known(ringer: Check) -> bool:
+    """Whether the pixels ``ringer`` was compared with are now those of a frame its own checks verified."""
+    frame: Frame = ringer.frame
+    return (frame.state == FrameState.VERIFIED and frame.verified_by == "check"
+            and frame.blob_sha256 == ringer.renderer_sha256)
+
+
+def wait_for_answer(ringer: Check) -> None:
+    """A passed ringer whose frame is still under check: credited by credit_waiting once it is verified."""
+    ringer.reason = f"{ringer.reason}; {WAITING}"
+
+
+def credit_waiting(task: Task) -> list[Check]:
+    """The passed ringers of ``task``'s frames that waited for them and whose answer is now known; each is marked
+    credited (returned once). No commit."""
+    waiting = db.session.execute(select(Check).where(
+        Check.task_id == task.id, Check.kind == "ringer", Check.verdict == "pass",
+        Check.reason.endswith(WAITING))).scalars().all()
+    known = [ringer for ringer in waiting if answer_known(ringer)]
+    for ringer in known:
+        ringer.reason = (ringer.reason or "").removesuffix(WAITING) + CREDITED
+    return known
+
+
+def exclude_lookers(ringer: Check) -> None:
+    """A failed ringer's arbitration excludes, besides whom the ringer did, every owner that rendered a check of the
+    frame: the real check's verifier above all, which might be the renderer's partner (decide._second_opinion
+    follows parents only, and a ringer has none). No commit."""
+    lookers = db.session.execute(select(Worker.account_id).join(Check, Check.verifier_id == Worker.id).where(
+        Check.frame_id == ringer.frame_id, Check.id != ringer.id)).scalars()
+    ringer.excluded_accounts = sorted({*ringer.excluded_accounts, *lookers})
+
+
+def _has_looked_at(worker: Worker, frame_id: int) -> bool:
+    looker = aliased(Worker)
+    return db.session.execute(select(exists().where(
+        Check.frame_id == frame_id, Check.verifier_id == looker.id,
+        looker.account_id == worker.account_id))).scalar_one()
+
+
+def _another_could_take(worker: Worker, check: Check) -> bool:
+    """Whether some online worker of another owner than ``worker``'s may take ``check``, now or after its waits."""
+    others = db.session.execute(select(Worker).where(
+        Worker.online.is_(True), Worker.account_id != worker.account_id,
+        Worker.account_id.notin_(check.excluded_accounts)).limit(OTHERS_LOOKED_AT)).scalars()
+    return any(opens_at(other, check) is not None for other in others)
+
+
+def _of_a_verified_frame(worker: Worker) -> Check | None:
     count = db.session.execute(_ringer_frames(worker).with_only_columns(func.count())).scalar_one()
     if count == 0:
         return None
-    return db.session.execute(_ringer_frames(worker).order_by(Frame.id).offset(_rng.randrange(count))
-                              .limit(1)).scalar_one()
+    frame = db.session.execute(_ringer_frames(worker).order_by(Frame.id).offset(_rng.randrange(count))
+                               .limit(1)).scalar_one()
+    job: Job = frame.job
+    region = keys.draw_region(_rng, job.resolution_x, job.resolution_y, keys.REGION_FRACTION)
+    excluded = [frame.worker.account_id, job.account_id] if frame.worker is not None else [job.account_id]
+    return new_check("ringer", frame, region.as_list(), excluded, renderer=frame.worker)
 
 
 def _ringer_frames(worker: Worker) -> Select[Frame]:

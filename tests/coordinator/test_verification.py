@@ -137,35 +137,45 @@ def test_trusted_renderer_is_sampled_by_its_keys_but_tier0_flags_force_a_check(v
     assert other.state == "done", "unflagged frames above the rate are accepted on trust"
 
 
-def test_ringers_catch_a_verifier_that_does_not_render(v, app):  # type: ignore[no-untyped-def]
-    for key in db.session.execute(select(VerificationKey).filter_by(kind="region")).scalars():
-        key.frame = 2 if key.frame <= 2 else 3  # adjacent frames: a ringer is drawn near the check it replaces
+def fourth_owner() -> Worker:
+    """A fourth owner's verifier: it takes the real check a ringer stood in for, so the arbiter stays a third owner
+    that has not looked at the frame (a failed ringer's arbitration excludes the real check's verifier)."""
+    account = Account(name="fourth-owner")
+    db.session.add(account)
+    db.session.flush()
+    fourth = Worker(account_id=account.id, name="fourth", online=True, roles=["verify"], blender_version="5.0.1",
+                    device="CPU")
+    db.session.add(fourth)
     db.session.commit()
+    return fourth
+
+
+def test_ringers_catch_a_verifier_that_does_not_render(v, app):  # type: ignore[no-untyped-def]
+    fourth = fourth_owner()
     task = leases.claim_task(v["renderer"].id)
-    render(task)
-    answer(leasing.claim_check(v["arbiter"]))  # now a frame verified by a check exists (new to the verifier)
-    second = leases.claim_task(v["arbiter"].id)
-    render(second)  # a real check is queued for another owner
+    render(task)  # a real check is queued
     app.config["FRAMEHIVE_RINGER_RATE"] = 1.0
-    ringer = leasing.claim_check(v["verifier"])
+    ringer = leasing.claim_check(v["verifier"])  # a second opinion on it, in its place
     assert ringer.kind == "ringer" and ringer.frame.task_id == task.id
     assert set(vars(verify_message(ringer))) == set(vars(verify_message(db.session.get(Check, 1))))
+    app.config["FRAMEHIVE_RINGER_RATE"] = 0.0
+    real = leasing.claim_check(fourth)  # the real check
     answer(ringer, seed_of_truth=12345)  # uploads something it did not render
     assert v["verifier"].times_caught == 0, "a failed ringer is arbitrated before anyone is blamed"
-    app.config["FRAMEHIVE_RINGER_RATE"] = 0.0
+    answer(real)
     arbitration = leasing.claim_check(v["arbiter"])
     assert (arbitration.kind, arbitration.parent_id, arbitration.region) == ("arbitration", ringer.id, ringer.region)
-    assert {v["renderer"].account_id, v["verifier"].account_id} <= set(arbitration.excluded_accounts)
+    assert {v["renderer"].account_id, v["verifier"].account_id, fourth.account_id} <= set(
+        arbitration.excluded_accounts)
+    assert task.state == "verifying", "a frame someone says is wrong waits for the arbiter"
     answer(arbitration)  # the frame is what its renderer said: the ringer's verifier lied
-    assert (v["verifier"].times_caught, v["renderer"].times_caught) == (1, 0)
+    assert (v["verifier"].times_caught, v["renderer"].times_caught, task.state) == (1, 0, "done")
 
 
 def test_a_ringer_on_a_frame_tampered_outside_its_checked_region_blames_the_renderer(v, app):  # type: ignore[no-untyped-def]
     """The check covered one region; the renderer tampered elsewhere. The honest verifier that fails a ringer
     on that frame is not blamed: arbitration confirms it, and the renderer is caught."""
-    for key in db.session.execute(select(VerificationKey).filter_by(kind="region")).scalars():
-        key.frame = 2 if key.frame <= 2 else 3  # adjacent frames: a ringer is drawn near the check it replaces
-    db.session.commit()
+    fourth = fourth_owner()
     task = leases.claim_task(v["renderer"].id)
     key = db.session.execute(select(VerificationKey).filter_by(task_id=task.id)).scalars().first()
     checked = fa.Region.from_list(key.region)
@@ -178,23 +188,21 @@ def test_a_ringer_on_a_frame_tampered_outside_its_checked_region_blames_the_rend
         return fa.encode_png(pixels)
 
     render(task, image=tampered)
-    answer(leasing.claim_check(v["arbiter"]))
-    assert task.state == "done", "the check saw only honest pixels"
     app.config["FRAMEHIVE_RINGER_RATE"] = 1.0
-    second = leases.claim_task(v["arbiter"].id)
-    render(second)
     ringer = leasing.claim_check(v["verifier"])
     assert ringer.kind == "ringer"
-    # The one honest region of the frame may be drawn again by chance (and drawing again could find no frame
-    # left: the verifier has seen this one), so the ringer is always put beside it, where pixels are tampered.
+    # A ringer renders its check's region (honest here): say it was put beside it, where pixels are tampered.
     x, y, w, h = key.region
     ringer.region = [0 if x >= w else x + w, y, w, h]
     job = ringer.frame.job
     ringer.render_rect = fa.Region.from_list(ringer.region).expanded(
         MARGIN, job.resolution_x, job.resolution_y).as_list()
+    app.config["FRAMEHIVE_RINGER_RATE"] = 0.0
+    real = leasing.claim_check(fourth)
     answer(ringer)  # honest
     assert ringer.verdict == "fail" and v["verifier"].times_caught == 0
-    app.config["FRAMEHIVE_RINGER_RATE"] = 0.0
+    answer(real)
+    assert real.verdict == "pass", "the check saw only honest pixels"
     arbitration = leasing.claim_check(v["arbiter"])
     assert arbitration.kind == "arbitration" and arbitration.parent_id == ringer.id
     answer(arbitration)
