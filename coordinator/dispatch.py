@@ -94,6 +94,10 @@ class Dispatcher:
         self._connections: dict[int, Connection] = {}
         self._registry = threading.Lock()
         self._dispatching = threading.RLock()
+        # Kicks are numbered (under _numbering) after their caller's commit; _passed is the highest number the
+        # last finished pass began after, _dropped the same for passes that also dropped leases lost elsewhere.
+        self._numbering = threading.Lock()
+        self._requested = self._passed = self._dropped = 0
         self.origin = uuid.uuid4().hex  # names this process in wake-up notifications
 
     def register(self, conn: Connection) -> Connection | None:
@@ -122,17 +126,54 @@ class Dispatcher:
         two coordinators would wake each other for ever. Such a kick (a wake-up, the sweep) comes after changes
         another process made, so it first cancels the work of this process's agents whose leases were taken
         elsewhere (:meth:`_drop_leases_lost_elsewhere`).
+
+        Kicks that wait for each other are served by one pass: each kick is numbered after its caller's commit,
+        and a kick that gets the dispatcher lock after a pass that began later than its number had run returns
+        at once, since that pass saw its change (the commit, an agent's connection going idle) and every idle
+        connection. (Every handler thread kicks after its message: at 100 agents the passes queued on the lock
+        one per message, each going through every idle agent, half of the coordinator's time, issue 16.)
         """
         if announce:
             wakeups.announce(self.origin)
         db.session.commit()
+        with self._numbering:
+            self._requested += 1
+            number = self._requested
         with self._dispatching:
+            if (self._passed if announce else self._dropped) >= number:
+                return  # a pass that began after this kick's commit ran meanwhile: it did this kick's work
+            with self._numbering:
+                covers = self._requested  # this pass serves every kick numbered so far: their commits are done
             if not announce:
                 self._drop_leases_lost_elsewhere()
-            with self._registry:
-                idle = [c for c in self._connections.values() if c.current is None and not c.draining]
-            for conn in idle:
-                self._give_work(conn)
+            self._dispatch_to_idle()
+            self._passed = max(self._passed, covers)
+            if not announce:
+                self._dropped = max(self._dropped, covers)
+
+    def _dispatch_to_idle(self) -> None:
+        """One pass: lease work to the idle connections, one after the other, while any work is queued.
+
+        One read first counts the queued tasks and checks (leases.queued_work, without SQLite's write lock): with
+        none, no agent is asked (before, every idle agent's claims took a write transaction or two to find
+        nothing). The pass stops once it has leased as many as were counted: work queued after the count comes
+        with a kick of its own, numbered after this pass began, so another pass follows. An agent that gets
+        nothing (a blocklist, its Blender, another owner's check) does not lower the count: the next one tries.
+        """
+        with self._registry:
+            idle = [c for c in self._connections.values() if c.current is None and not c.draining]
+        if not idle:
+            return
+        tasks, checks = leases.queued_work()
+        for conn in idle:
+            if tasks <= 0 and checks <= 0:
+                break
+            given = self._give_work(conn, tasks=tasks > 0, checks=checks > 0)
+            if given == "task":
+                tasks -= 1
+            elif given == "check":
+                checks -= 1
+        db.session.commit()  # the last agent's read, if it got nothing: SQLite's write lock goes back at once
 
     def _drop_leases_lost_elsewhere(self) -> None:
         """Tell this process's busy agents to stop work whose lease they no longer hold in the database.
@@ -169,27 +210,33 @@ class Dispatcher:
                                       check_id=work.id if work.kind == "check" else None))
         self.drop_leases(lost)
 
-    def _give_work(self, conn: Connection) -> None:
-        """Checks first (they gate every job's completion), then render tasks."""
+    def _give_work(self, conn: Connection, tasks: bool = True, checks: bool = True) -> str | None:
+        """Checks first (they gate every job's completion), then render tasks; ``tasks``/``checks``: whether any
+        may still be queued. Returns what was leased from the queue: "task", "check", or None (nothing, or a
+        ringer, which stands in for a check left queued)."""
         worker = db.session.get(Worker, conn.worker_id)
         if worker is None or worker.suspended or worker.pause_reason is not None:
-            return  # a paused worker's owner wants the machine back: nothing new until it resumes
+            return None  # a paused worker's owner wants the machine back: nothing new until it resumes
         if worker.connected_at != conn.connected_at:
-            return  # the agent signed on again since, on another coordinator: this connection is stale, and work
-            # given here would race that session's (a task its hello handed back, leased again to a dead socket)
-        check = claim_check(worker)
+            return None  # the agent signed on again since, on another coordinator: this connection is stale, and
+            # work given here would race that session's (a task its hello handed back, leased again to a dead socket)
+        check = claim_check(worker) if checks else None
         if check is not None:
             conn.current = Work("check", check.id, check.attempt, check.handle or "")
             if not self._send(conn, verify_message(check)):
                 release(check)
                 db.session.commit()
-            return
-        task = leases.claim_task(conn.worker_id)
+                return None  # back in the queue: the next agent may take it
+            return "check" if check.kind != "ringer" else None
+        task = leases.claim_task(conn.worker_id) if tasks else None
         if task is None:
-            return  # nothing this worker may run (blocklists differ per worker)
+            db.session.commit()
+            return None  # nothing this worker may run (blocklists differ per worker)
         conn.current = Work("task", task.id, task.attempt)
         if not self._send(conn, assign_message(task)):
             leases.hand_back(task)
+            return None
+        return "task"
 
     @staticmethod
     def _send(conn: Connection, message: m.Message) -> bool:

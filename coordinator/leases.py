@@ -10,15 +10,15 @@ import re
 from typing import Any, cast
 
 from flask import current_app
-from sqlalchemy import CursorResult, select, update
+from sqlalchemy import CursorResult, func, select, update
 
 from . import capabilities, events, failure_accounting
-from .db import ROW_LOCK, db
-from .models import AccountBlock, Frame, Job, JobBlock, Task, Worker, now
+from .db import ROW_LOCK, db, reading
+from .models import AccountBlock, Check, Frame, Job, JobBlock, Task, Worker, now
 from .outcomes import fail_job, record_failure, requeue
-from .states import FrameState, JobState, TaskState
+from .states import CheckState, FrameState, JobState, TaskState
 from .transitions import LostLease, move_frame, move_job, move_where
-from .verification import waits
+from .verification import leasing, waits
 
 CLAIM_CANDIDATES = 20
 
@@ -76,6 +76,21 @@ def _anything_queued() -> bool:
     at 100 agents, benchmarks/fleet.py)."""
     return db.session.execute(select(Task.id).join(Job, Job.id == Task.job_id).where(
         Task.state == TaskState.QUEUED, Job.state.in_(JobState.DISPATCHABLE)).limit(1)).first() is not None
+
+
+def queued_work() -> tuple[int, int]:
+    """How many tasks and checks are queued that an idle agent might lease now: tasks as claim_task finds them
+    (of jobs that may be dispatched), checks as verification.leasing.claim_check does (of active jobs, or of the
+    kinds that outlive their job). One read, and on SQLite without the write lock (db.reading: it only reads), for
+    the dispatcher's pass (dispatch.Dispatcher._dispatch_to_idle), which asks no agent when both are 0."""
+    with reading():
+        tasks = db.session.execute(select(func.count()).select_from(Task).join(Job, Job.id == Task.job_id).where(
+            Task.state == TaskState.QUEUED, Job.state.in_(JobState.DISPATCHABLE))).scalar_one()
+        checks = db.session.execute(select(func.count()).select_from(Check).join(Job, Job.id == Check.job_id).where(
+            Check.state == CheckState.QUEUED,
+            Job.state.in_(JobState.ACTIVE) | Check.kind.in_(leasing.AFTER_THE_JOB))).scalar_one()
+        db.session.commit()
+    return tasks, checks
 
 
 def held_task(worker_id: int, task_id: int, attempt: int | None = None) -> Task | None:

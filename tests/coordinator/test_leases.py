@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import json
+import threading
+import time
+from typing import Any
+
 import pytest
 from framehive.coordinator import leases, outcomes
 from framehive.coordinator.db import db
+from framehive.coordinator.dispatch import Connection, dispatcher
 from framehive.coordinator.models import Account, AccountBlock, Blob, Job, Task, TaskFailure, Worker
 from framehive.coordinator.states import TASK_TRANSITIONS, IllegalTransition, check_move
-from sqlalchemy import update
+from sqlalchemy import event, select, update
 
 
 @pytest.fixture
@@ -192,3 +198,101 @@ def test_workers_not_heard_from_go_offline(ctx):  # type: ignore[no-untyped-def]
     db.session.commit()
     assert leases.mark_silent_workers_offline() == 1
     assert (a.online, db.session.get(Worker, ctx["b"]).online) == (False, True)
+
+
+# ------------------------------------------------------------------------------------------ the dispatcher's kick
+
+
+class Socket:
+    """An agent's end of its WebSocket, as far as the dispatcher uses it: keeps the messages sent to it."""
+
+    def __init__(self) -> None:
+        self.sent: list[dict[str, Any]] = []
+
+    def send(self, text: str) -> None:
+        self.sent.append(json.loads(text))
+
+
+def connect(ctx, *names: str) -> list[Connection]:  # type: ignore[no-untyped-def]
+    """Register an idle connection for each named worker of ``ctx``, signed on as the dispatcher expects."""
+    conns = []
+    for name in names:
+        worker = db.session.get(Worker, ctx[name])
+        worker.connected_at = 1.0
+        conn = Connection(worker.id, name, Socket(), connected_at=1.0)
+        dispatcher().register(conn)
+        conns.append(conn)
+    db.session.commit()
+    return conns
+
+
+def statements_of_a_kick() -> int:
+    count = 0
+
+    def _count(*_args: Any) -> None:
+        nonlocal count
+        count += 1
+
+    event.listen(db.engine, "before_cursor_execute", _count)
+    try:
+        dispatcher().kick()
+    finally:
+        event.remove(db.engine, "before_cursor_execute", _count)
+    return count
+
+
+def test_a_kick_leases_each_queued_task_once(ctx):  # type: ignore[no-untyped-def]
+    conns = connect(ctx, "a", "b", "c")
+    dispatcher().kick()
+    dispatcher().kick()  # nothing left: nobody gets a second order
+    assert [len(conn.ws.sent) for conn in conns] == [1, 1, 1]  # type: ignore[attr-defined]
+    assigned = {conn.ws.sent[0]["task_id"]: conn.worker_id for conn in conns}  # type: ignore[attr-defined]
+    assert {conn.current.id for conn in conns if conn.current} == set(assigned)
+    leased = {task_id: worker_id for task_id, worker_id in
+              db.session.execute(select(Task.id, Task.worker_id).where(Task.state == "leased"))}
+    assert leased == assigned and len(assigned) == 3
+
+
+def test_a_kick_with_nothing_queued_asks_no_agent(ctx):  # type: ignore[no-untyped-def]
+    """Every task is leased (to c): a kick costs the same with one idle agent as with two, instead of a claim (a
+    write transaction on SQLite) per idle agent."""
+    while leases.claim_task(ctx["c"]) is not None:
+        pass
+    connect(ctx, "a")
+    one_idle = statements_of_a_kick()
+    connect(ctx, "b")
+    assert statements_of_a_kick() == one_idle
+    assert db.session.execute(select(Task.id).where(Task.state == "queued")).first() is None
+
+
+def test_kicks_that_wait_for_a_pass_are_served_by_it(ctx, app, monkeypatch):  # type: ignore[no-untyped-def]
+    """Three handler threads kick while a pass runs: the next pass began after all three were asked for, so it
+    does their work and the two others return without a pass of their own. The idle agent is paused, so every
+    pass asks it and gives it nothing."""
+    asked_agent = []
+    kicker = dispatcher()
+    give_work = kicker._give_work
+    monkeypatch.setattr(kicker, "_give_work", lambda *args, **kwargs: asked_agent.append(1) or give_work(*args,
+                                                                                                       **kwargs))
+    connect(ctx, "a")
+    db.session.get(Worker, ctx["a"]).pause_reason = "its owner's schedule"
+    db.session.commit()
+    asked = kicker._requested
+
+    def kick() -> None:
+        with app.app_context():
+            kicker.kick()
+            db.session.remove()
+
+    threads = [threading.Thread(target=kick) for _ in range(3)]
+    with kicker._dispatching:  # the pass running meanwhile
+        for thread in threads:
+            thread.start()
+        deadline = time.monotonic() + 30
+        while kicker._requested < asked + 3:
+            assert time.monotonic() < deadline, "the kicks were not asked for"
+            time.sleep(0.01)  # polling interval of a deadline loop: each kick is numbered before it waits
+    for thread in threads:
+        thread.join(30)
+    assert len(asked_agent) == 1
+    assert db.session.execute(select(Task.id).where(Task.state == "leased")).first() is None
