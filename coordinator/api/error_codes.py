@@ -43,6 +43,7 @@ ERROR_CODES: dict[str, tuple[tuple[int, ...], str]] = {
                                   "path, and every problem)"),
     "unsupported_cache": ((400,), "a .blend of the tree uses a cache the network does not render (fluid domains)"),
     "bad_frames": ((400,), "the frame range cannot be parsed"),
+    "bad_since": ((400,), "a job's since= is not the cursor of an earlier answer, unchanged"),
     "frames_out_of_range": ((400,), "frames outside the scene's range"),
     "too_many_frames": ((400,), "more frames than FRAMEHIVE_MAX_JOB_FRAMES, given or taken from the scene"),
     "bad_blender_version": ((400,), "the pinned Blender is malformed or older than the one that saved the scene"),

@@ -53,6 +53,11 @@ ACCOUNT = {"name": "account", "in": "query", "required": False, "schema": {"type
            "description": "only this account's (admins; 404 if there is no such account)"}
 WORKER_ID = {"name": "worker_id", "in": "path", "required": True, "schema": {"type": "integer"}}
 SHA = {"name": "sha256", "in": "path", "required": True, "schema": {"type": "string", "pattern": "^[0-9a-f]{64}$"}}
+SINCE = {"name": "since", "in": "query", "required": False,
+         "schema": {"type": "string", "pattern": r"^1\.[A-Za-z0-9_-]*$"},
+         "description": "the cursor of an earlier answer for this job, unchanged: only what changed since is sent"}
+IF_NONE_MATCH = {"name": "If-None-Match", "in": "header", "required": False, "schema": {"type": "string"},
+                 "description": "the ETag of an earlier answer: 304 with no body while the job is unchanged"}
 PAGE = [
     {"name": "limit", "in": "query", "required": False, "description": "items per page (default: the "
      f"coordinator's page size, {config.PAGE_SIZE} unless set; at most its largest, {config.MAX_PAGE_SIZE})",
@@ -147,7 +152,13 @@ def _job_paths() -> dict[str, Any]:
                        _ok(200, "a page of jobs", _json("JobList")), parameters=PAGE),
         },
         "/api/v1/jobs/{job_id}": {"parameters": [JOB_ID], "get": _op(
-            "A job with per-frame and per-task state", _ok(200, "the job", _json("Job")))},
+            "A job with per-frame and per-task state. Its header ETag names the whole answer: with If-None-Match "
+            "naming it, an unchanged job answers 304 with no body. With since=<cursor> (the cursor of an earlier "
+            "answer) the summary and counts are whole, and frame_states, tasks, checks, failures and assets hold "
+            "only the rows of blocks that changed: replace rows by key (frame, id, id, id, path) and add new ones. "
+            "400 bad_since", {**_ok(200, "the job (since: what changed)", _json("Job")),
+                              **_ok(304, "unchanged since the ETag given in If-None-Match")},
+            parameters=[SINCE, IF_NONE_MATCH])},
         "/api/v1/jobs/{job_id}/cancel": control(
             "Cancel a queued, running or paused job; its owner pays the cancel fee out of the escrow (an admin's "
             "cancel is free). 409 job_finished"),
@@ -456,9 +467,11 @@ JOB_DETAIL_FIELDS = {
                                                        "cancelled"]},
         "attempts": INT, "failures": INT, "worker": _nullable(STR)})},
     "failures": {"type": "array", "items": _strict(
-        ["task", "worker_id", "attempt", "reason", "error", "log_tail"], {
-            "task": INT, "worker_id": INT, "attempt": INT, "reason": STR, "error": STR, "log_tail": STR})},
+        ["id", "task", "worker_id", "attempt", "reason", "error", "log_tail"], {
+            "id": INT, "task": INT, "worker_id": INT, "attempt": INT, "reason": STR, "error": STR, "log_tail": STR})},
     "requeued": {"type": "integer", "description": "requeue only: how many tasks got a fresh start"},
+    "cursor": {"type": "string", "description": "GET only: give it back as since= to be sent only what changed"},
+    "since": {"const": True, "description": "GET with since= only: the lists hold only the rows that changed"},
 }
 ENTRY_FIELDS = {
     "id": INT, "at": {"type": "string", "format": "date-time"}, "from": STR, "to": STR, "amount": INT,
