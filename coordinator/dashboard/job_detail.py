@@ -1,15 +1,17 @@
-"""One job in full for its dashboard page: the frame grid, thumbnails, tasks with log tails, and checks."""
+"""One job in full for its dashboard page: the frame grid, thumbnails, tasks with log tails, and checks; and its
+poll's answer, which is a few bytes while the job is unchanged (job_data)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
 
-from flask import url_for
+from flask import Response, jsonify, request, url_for
 from framehive.protocol.vocabulary import CheckState, Verdict
 from sqlalchemy import select
 
 from .. import capabilities
+from ..api.job_changes import etag
 from ..api.jobs import check_json
 from ..auth import Caller
 from ..db import db
@@ -27,6 +29,27 @@ VERIFYING, REJECTED = "verifying", "rejected"
 GRID_STATES = (FrameState.QUEUED, FrameState.RENDERING, FrameState.RENDERED, VERIFYING, FrameState.VERIFIED, REJECTED,
                FrameState.FAILED, FrameState.CANCELLED)
 LOG_TAIL_CHARS = 2000
+# Up to this many frames the grid has a cell per frame; a bigger job's grid is its runs of frames of one state
+# (frame_runs), which a 10,000-frame job's poll would otherwise send 10,000 of.
+GRID_FRAMES = 500
+
+
+def job_data(viewer: Caller, job: Job) -> Response:
+    """The job page's poll: the job in full with its ``version`` (the answer's ETag, also sent as the header); a
+    poll that names the version it has (``?known=`` from the page, or If-None-Match) and is still current gets
+    ``{"unchanged": true}`` (or 304): the page keeps what it shows. The version is a digest of the answer itself,
+    so it changes whenever anything on the page would (api/job_changes.py says why)."""
+    body = job_detail(viewer, job)
+    version = etag(body)
+    if request.if_none_match.contains_weak(version.strip('"')):
+        response = Response(status=304)
+    elif request.args.get("known") == version:
+        response = jsonify({"unchanged": True, "version": version})
+    else:
+        response = jsonify({**body, "version": version})
+    response.headers["ETag"] = version
+    response.headers["Cache-Control"] = "private, no-cache"
+    return response
 
 
 def job_detail(viewer: Caller, job: Job) -> dict[str, Any]:
@@ -39,7 +62,9 @@ def job_detail(viewer: Caller, job: Job) -> dict[str, Any]:
         "needs": capabilities.summary(job),  # what an agent needs to be given it (Blender, device, cap)
         "waiting": job.waiting,  # why its frames wait (no verifier of another owner online, ...), or None
         "unverified": sum(1 for f in frames if f.state == FrameState.RENDERED),
-        "frame_grid": frame_grid(viewer, frames, checks),
+        # a cell per frame, or for a big job a cell per run of frames of one state (``last``: its last frame)
+        "frame_grid": frame_grid(viewer, frames, checks) if len(frames) <= GRID_FRAMES else
+        frame_runs(frames, frame_grid_states(frames, checks)),
         "last_frame": frame_image(viewer, shown[0], "preview") if shown else None,
         "thumbnails": [frame_image(viewer, f, "thumb") for f in shown[:THUMBNAILS]],
         "tasks": tasks(job, frames),
@@ -49,22 +74,38 @@ def job_detail(viewer: Caller, job: Job) -> dict[str, Any]:
 
 
 def frame_grid(viewer: Caller, frames: Sequence[Frame], checks: Sequence[Check]) -> list[dict[str, Any]]:
-    """Every frame with the state the grid colours it by, which adds two to the stored ones: ``verifying``
-    (rendered, a check on it under way) and ``rejected`` (its pixels were thrown out after a failed check)."""
+    """Every frame with the state the grid colours it by (frame_grid_states), who rendered it and its image."""
+    return [{"n": frame.number, "state": state, "worker": frame.worker.name if frame.worker else None,
+             "verified_by": frame.verified_by, "flags": frame.flags or [],
+             "image": frame_url(frame, sha, "preview") if (sha := scope.frame_pixels(viewer, frame)) else None}
+            for frame, state in zip(frames, frame_grid_states(frames, checks), strict=True)]
+
+
+def frame_grid_states(frames: Sequence[Frame], checks: Sequence[Check]) -> list[str]:
+    """Each frame's state as the grid colours it, which adds two to the stored ones: ``verifying`` (rendered, a
+    check on it under way) and ``rejected`` (its pixels were thrown out after a failed check)."""
     checking = {c.frame_id for c in checks if c.state in CheckState.OPEN}
     failed = {c.frame_id for c in checks if c.verdict == Verdict.FAIL}
-    grid = []
+    states = []
     for frame in frames:
         state = frame.state
         if state == FrameState.RENDERED and frame.id in checking:
             state = VERIFYING
         elif state in (FrameState.QUEUED, FrameState.RENDERING) and frame.id in failed:
             state = REJECTED
-        grid.append({"n": frame.number, "state": state, "worker": frame.worker.name if frame.worker else None,
-                     "verified_by": frame.verified_by, "flags": frame.flags or [],
-                     "image": frame_url(frame, sha, "preview") if (sha := scope.frame_pixels(viewer, frame))
-                     else None})
-    return grid
+        states.append(state)
+    return states
+
+
+def frame_runs(frames: Sequence[Frame], states: Sequence[str]) -> list[dict[str, Any]]:
+    """The grid of a big job: consecutive frames of one state as one cell, from frame ``n`` to ``last``."""
+    runs: list[dict[str, Any]] = []
+    for frame, state in zip(frames, states, strict=True):
+        if runs and runs[-1]["state"] == state:
+            runs[-1]["last"], runs[-1]["count"] = frame.number, runs[-1]["count"] + 1
+        else:
+            runs.append({"n": frame.number, "last": frame.number, "count": 1, "state": state})
+    return runs
 
 
 def frame_image(viewer: Caller, frame: Frame, size: str) -> dict[str, Any]:
