@@ -2,7 +2,8 @@
 anyone the check excludes, of the renderer's device class first, every wait bounded).
 
 Like task claims, a claim is a compare-and-set ``UPDATE … WHERE state='queued'``. Now and then a verifier
-gets a ringer (ringers.py) instead of the check it would have got.
+gets a ringer (ringers.py) instead of the check it would have got: a second opinion on that very check, which
+then waits for another owner.
 """
 
 from __future__ import annotations
@@ -39,7 +40,8 @@ def claim_check(worker: Worker) -> Check | None:
         if not may_take(worker, check):  # another owner, same class first, arbiters: eligibility.py
             continue
         # Ringers stand in for real work only (never for idleness), so they look like any other check and
-        # their share of a verifier's work is the configured rate.
+        # their share of a verifier's work is the configured rate; one needs nothing already verified, so when it
+        # comes says nothing about the verifier's pace.
         if _rng.random() < current_app.config["FRAMEHIVE_RINGER_RATE"]:
             ringer = make_ringer(worker, like=check)
             if ringer is not None:
