@@ -105,3 +105,10 @@ def test_a_tier1_render_refused_for_its_alpha_leaves_no_object_behind(app, v, mo
     assert db.session.get(Blob, sha) is None
     assert stored_keys(moto, bucket) == before, "the refused render is neither kept nor left staged"
     assert db.session.get(Check, check.id).state == "leased", "the verifier may still answer"
+    right = fa.encode_png(low)  # then the render it should have sent: judged, and kept by its promotion
+    response = direct_upload(app, token, check, worker.id, right)
+    assert response.status_code == 201, response.get_json()
+    kept = hashlib.sha256(right).hexdigest()
+    db.session.expire_all()
+    assert db.session.get(Check, check.id).result_sha256 == kept and db.session.get(Blob, kept) is not None
+    assert stored_keys(moto, bucket) - before == {f"{PREFIX}/{kept[:2]}/{kept[2:]}"}, "the blob, and nothing staged"
