@@ -1,5 +1,7 @@
 // One job, live: header and actions, the frame grid coloured by state, the last rendered frame (or the one
-// picked in the grid), the latest thumbnails, the tasks, and every verification check with its two crops.
+// picked in the grid), the latest thumbnails, the tasks, and every verification check with its two crops. A big
+// job's grid comes as runs of frames of one state (a cell per run). Each poll names the version the page shows
+// (?known=): while the job is unchanged the coordinator answers {unchanged: true}, a few bytes, and nothing is redrawn.
 "use strict";
 
 (() => {
@@ -43,12 +45,25 @@
   }
 
   function cell(frame) {
+    if (frame.last !== undefined && frame.last !== frame.n) return run(frame);
     const by = frame.worker ? ` by ${frame.worker}` : "";
     const how = frame.verified_by ? ` (accepted by ${frame.verified_by})` : "";
     return h("button", {
       type: "button", class: `cell st-${frame.state}`, title: `Frame ${frame.n}: ${frame.state}${by}${how}`,
       dataset: { frame: frame.n, state: frame.state }, onclick: () => pick(frame.n), text: frame.n,
     });
+  }
+
+  // Frames n to last, all in one state: one cell, two columns wide so that its range fits.
+  function run(frames) {
+    const el = h("button", {
+      type: "button", class: `cell run st-${frames.state}`,
+      title: `Frames ${frames.n}–${frames.last}: ${frames.count} ${frames.state}`,
+      dataset: { frame: frames.n, last: frames.last, count: frames.count, state: frames.state },
+      onclick: () => pick(frames.n), text: `${frames.n}–${frames.last}`,
+    });
+    el.style.gridColumn = "span 2";
+    return el;
   }
 
   function pick(number) {
@@ -63,7 +78,9 @@
     document.getElementById("preview-title").textContent = frame ? `Frame ${frame.n}` : "Last rendered frame";
     const figure = document.getElementById("preview");
     if (!shown || !shown.url) {
-      const why = frame ? `Frame ${frame.n} is ${frame.state}: no image to show.` : "No frame to show yet.";
+      const which = frame && frame.last !== undefined && frame.last !== frame.n
+        ? `Frames ${frame.n}–${frame.last} are` : frame ? `Frame ${frame.n} is` : null;
+      const why = which ? `${which} ${frame.state}: no image to show.` : "No frame to show yet.";
       if (figure.dataset.src !== why) FH.fill(figure, h("p", { class: "empty", text: why }));
       figure.dataset.src = why;
       return;
@@ -125,7 +142,9 @@
       row.reason ? h("p", { class: "reason", text: row.reason }) : null);
   }
 
-  const poller = FH.poll(FH.url(`data/jobs/${jobId}`), (job) => {
+  const poller = FH.poll(() => FH.url(`data/jobs/${jobId}`) +
+    (latest ? `?known=${encodeURIComponent(latest.version)}` : ""), (job) => {
+    if (job.unchanged) return; // the version the page shows (it named it) is still current
     latest = job;
     header(job);
     FH.syncList(grid, job.frame_grid, (frame) => frame.n, cell);
