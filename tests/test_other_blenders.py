@@ -100,15 +100,20 @@ def run_on(blender: Blender, python: Path, work: Path) -> Run:
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Run | str]:
-    """Every Blender's run, side by side; for a Blender whose Python is missing, why it did not run."""
+def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Run | str | Exception]:
+    """Every Blender's run, side by side; for a Blender whose Python is missing, why it did not run; for one whose
+    venv could not be made, the error (the other Blender's run still counts)."""
     found = {bpy: find_python(blender.python) for bpy, blender in BLENDERS.items()}
-    results: dict[str, Run | str] = {bpy: missing_python(BLENDERS[bpy].python)
-                                     for bpy, python in found.items() if python is None}
+    results: dict[str, Run | str | Exception] = {bpy: missing_python(BLENDERS[bpy].python)
+                                                 for bpy, python in found.items() if python is None}
     with ThreadPoolExecutor(max_workers=len(BLENDERS)) as pool:
         futures = {bpy: pool.submit(run_on, BLENDERS[bpy], python, tmp_path_factory.mktemp(f"bpy{bpy}"))
                    for bpy, python in found.items() if python is not None}
-        results.update({bpy: future.result() for bpy, future in futures.items()})
+        for bpy, future in futures.items():
+            try:
+                results[bpy] = future.result()
+            except Exception as exc:  # reported by that Blender's test
+                results[bpy] = exc
     return results
 
 
@@ -119,8 +124,10 @@ def summary(done: subprocess.CompletedProcess[str]) -> str:
 
 @pytest.mark.timeout(1200)  # the first test makes the venvs (cold: a download of both bpy wheels) and runs both
 @pytest.mark.parametrize("bpy", list(BLENDERS))
-def test_the_blender_tests_pass_on_another_blender(runs: dict[str, Run | str], bpy: str) -> None:
+def test_the_blender_tests_pass_on_another_blender(runs: dict[str, Run | str | Exception], bpy: str) -> None:
     run = runs[bpy]
+    if isinstance(run, Exception):
+        raise run
     if isinstance(run, str):
         if in_ci():
             pytest.fail(run)
