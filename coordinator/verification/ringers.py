@@ -58,8 +58,8 @@ def make_ringer(worker: Worker, like: Check | None = None) -> Check | None:
     if like.kind in NO_STAND_IN:
         return None
     lock(like)  # another verifier's ringer may be excluding its own account from it now (PostgreSQL)
-    if like.state != CheckState.QUEUED or _has_looked_at(worker, like.frame_id) or not _another_could_take(
-            worker, like):
+    if like.state != CheckState.QUEUED or worker.account_id in like.excluded_accounts \
+            or _has_looked_at(worker, like.frame_id) or not _another_could_take(worker, like):
         return None
     ringer = new_check("ringer", like.frame, list(like.region), list(like.excluded_accounts), renderer=like.renderer,
                        renderer_sha256=like.renderer_sha256)
