@@ -6,5 +6,5 @@
 - ``dispatch``: lease checks to eligible verifiers (another owner, not suspended).
 - ``decide``: compare a verifier's region with the renderer's frame; pass, fail, arbitration, audits.
 - ``penalties``: what happens to a caught renderer or verifier.
-- ``ringers``: checks whose answer the coordinator already knows.
+- ``ringers``: second opinions in place of a verifier's real check, whose answer the coordinator will know.
 """
