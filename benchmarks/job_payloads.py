@@ -1,7 +1,8 @@
 """Bytes per poll of one big job's detail (issue 16, point 5): the whole job, as every poll sent it before, against
 a conditional poll (If-None-Match: its ETag, 304 while nothing changed) and a ``since=`` poll (only the blocks of
 rows that changed), for a 10,000-frame job while it renders and when it is idle. Also the dashboard job page's poll
-(``data/jobs/<id>``): the whole answer, and with ``?known=`` the version the page shows.
+(``data/jobs/<id>``): with a cell per frame (as before), with its grid as runs of frames of one state, and with
+``?known=`` the version the page shows.
 
 One coordinator app in this process on a SQLite file (Flask's test client: bytes do not depend on the transport);
 the job is submitted through the API with a real .blend of that many frames (scripts/make_scene.py). "Rendering" is
@@ -28,6 +29,7 @@ from typing import Any
 
 from framehive.coordinator import create_app, ledger
 from framehive.coordinator.auth import create_token
+from framehive.coordinator.dashboard import job_detail
 from framehive.coordinator.db import db
 from framehive.coordinator.models import Account, Frame, Task
 from framehive.coordinator.states import FrameState, TaskState
@@ -132,7 +134,8 @@ def main() -> int:
     dash_path = f"/dashboard/data/jobs/{job_id}"
 
     def run(advance: Any) -> dict[str, Series]:
-        out = {name: Series() for name in ("full", "if-none-match", "since", "dashboard full", "dashboard known")}
+        out = {name: Series() for name in ("full", "if-none-match", "since", "dashboard, a cell per frame (before)",
+                                           "dashboard full", "dashboard known")}
         etag = client.get(path, headers=auth).headers["ETag"]
         cursor = client.get(path, headers=auth).get_json()["cursor"]
         known = dashboard(client, dash_path, None).get_json()["version"]
@@ -143,6 +146,9 @@ def main() -> int:
             etag = answer.headers["ETag"]
             answer = timed(out["since"], client.get, path, headers=auth, query_string={"since": cursor})
             cursor = answer.get_json()["cursor"]
+            grid_frames, job_detail.GRID_FRAMES = job_detail.GRID_FRAMES, args.frames  # the grid as it was
+            timed(out["dashboard, a cell per frame (before)"], dashboard, client, dash_path, None)
+            job_detail.GRID_FRAMES = grid_frames
             timed(out["dashboard full"], dashboard, client, dash_path, None)
             answer = timed(out["dashboard known"], dashboard, client, dash_path, known)
             known = answer.get_json()["version"]
