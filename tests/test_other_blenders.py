@@ -11,11 +11,10 @@ in .venv/other-blenders/ under a name keyed by the interpreter, the requirements
 those stay the same. The three runs (render and extension on 5.3.0, extension on 4.2.0) go side by side, one
 thread each. A missing interpreter fails the test in CI (CI=true) and skips it elsewhere, saying so.
 
-Measured on this 2-core machine (CPU seconds are the steadier number: the machine was shared):
-- warm (venvs kept), load 0: 30 s wall, 42 s CPU (runs of 19, 24 and 25 s; 28 tests each).
-- cold (both venvs made, bpy 5.3.0 and 4.2.0 downloaded from PyPI; pip keeps no cache here), load 10-11 from
-  other runs: 325 s wall, 114 s CPU (venvs 110 and 165 s, the runs 145-180 s). Alone, at load 2, bpy 5.3.0
-  installed in 12 s and 4.2.0 in 14 s, so a cold run on an idle machine is about 30 s of venv plus the warm cost.
+Measured on this 2-core machine:
+- cold (both venvs made, bpy 5.3.0 and 4.2.0 downloaded from PyPI; pip keeps no cache here), load 1: 53 s wall,
+  89 s CPU (venvs 12 and 20 s, the runs 25-37 s). Under a load of 10-11 from other runs: 325 s wall, 114 s CPU.
+- warm (venvs kept), load 0: 28-30 s wall, 42 s CPU (runs of 19, 24 and 25 s; 28 tests each).
 """
 
 from __future__ import annotations
