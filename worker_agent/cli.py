@@ -242,6 +242,7 @@ async def _run(args: argparse.Namespace, make_runner: RunnerFactory,
     session = requests.Session()
     session.headers["Authorization"] = f"Bearer {args.token}"
     runner = make_runner(args, launcher, device, session)
+    runner.keep_spares()  # a Blender ready before the first order arrives
     identity = Identity(name=args.name, blender_version=test_only.reported_version(info["blender_version"]),
                         device=device, devices=info["devices"], threads=args.threads or os.cpu_count() or 1,
                         roles=args.roles)
@@ -258,6 +259,7 @@ async def _run(args: argparse.Namespace, make_runner: RunnerFactory,
         await agent.run()
     finally:
         restore()
+        await runner.close()
     log.info("worker stopped")
     return 0
 

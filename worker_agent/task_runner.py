@@ -1,10 +1,19 @@
-"""Run one assigned task: fetch the scene and its files, keep a warm Blender per job, render, upload frame by frame."""
+"""Run one assigned task: fetch the scene and its files, keep a warm Blender per job, render, upload frame by frame.
+
+A spare Blender is kept ready while the agent waits for work (:meth:`TaskRunner.keep_spare`): started, confined to
+an empty scene folder of its own, with no scene open. A new job's first order lays the job's files into that folder
+(hard links to the verified blobs, as the scene's tree is made) and opens the scene there, so the job does not wait
+for Blender to start (about 1 s, more on a loaded machine). The spare's start also overlaps the scene's download.
+It costs one idle Blender's memory (about 0.2 GiB) while the agent waits.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import shutil
+import tempfile
 from collections.abc import Awaitable, Callable
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -14,13 +23,32 @@ from framehive.protocol import messages as m
 
 from . import png_stack, test_only
 from .blender import BlenderLauncher, RenderError, RenderLimits, RenderProcess
-from .confinement import RenderFolders
+from .confinement import FOLDER_PREFIX, RenderFolders
 from .scene_cache import SceneCache, SceneDownloadError, scene_files
+from .scene_tree import UnsafeTree, link_into
 from .uploads import LeaseLost, UploadError, upload_frame
 
 log = logging.getLogger("framehive.worker")
 
 Send = Callable[[m.Message], Awaitable[None]]
+
+# Seconds without work before a spare Blender is started again once one was used: work that follows at once (the
+# next task of the same job, a check) uses the job's warm Blender, and a spare started then would only take CPU
+# from its render.
+SPARE_IDLE_DELAY = 2.0
+
+
+class Spare:
+    """A started Blender with no scene open, confined to ``tree``, an empty folder the next job's files go into."""
+
+    def __init__(self, process: RenderProcess, tree: Path) -> None:
+        self.process = process
+        self.tree = tree
+
+    async def discard(self) -> None:
+        self.process.kill()
+        await self.process.close()
+        shutil.rmtree(self.tree, ignore_errors=True)
 
 
 class TaskRunner:
@@ -49,7 +77,12 @@ class TaskRunner:
         self._process: RenderProcess | None = None
         self._process_key: tuple[int, str] | None = None  # (job, scene sha) the warm Blender has open
         self._opened: dict[str, Any] = {}  # what the warm Blender said when it opened the scene
+        self._tree: Path | None = None  # the warm Blender's own scene folder, when it was a spare
         self.test_seed = test_only.render_seed()
+        self.spares = False  # keep a spare Blender (keep_spares(): the agent's; tests of one order keep none)
+        self._spare: asyncio.Task[Spare] | None = None
+        self._spare_started = False  # the spare's task is past its idle delay: Blender is starting
+        self.spare_delay = SPARE_IDLE_DELAY
 
     def use_coordinator(self, base_url: str) -> None:
         """Scenes and uploads go to the coordinator the agent is connected to (one of the owner's URLs)."""
@@ -58,6 +91,7 @@ class TaskRunner:
 
     async def run(self, assign: m.Assign, send: Send) -> None:
         """Render the task; reports task_done or task_failed. Raises CancelledError if cancelled."""
+        self._busy()
         try:
             process = await self._warm_process(assign)
             for frame in assign.frames:
@@ -82,10 +116,13 @@ class TaskRunner:
             # Interrupted mid-command: the Blender's state is unknown, so it is not reused.
             await self.discard_process()
             raise
+        finally:
+            self._replenish(self.spare_delay)
         await send(m.TaskDone(task_id=assign.task_id, attempt=assign.attempt))
 
     async def verify(self, order: m.Verify, send: Send) -> None:
         """Render the region a check asks for and upload it; reports check_done or check_failed."""
+        self._busy()
         try:
             process = await self._warm_process(order)
             output = self.work_dir / f"check-{order.handle}.png"
@@ -110,6 +147,8 @@ class TaskRunner:
         except asyncio.CancelledError:
             await self.discard_process()
             raise
+        finally:
+            self._replenish(self.spare_delay)
         await send(m.CheckDone(handle=order.handle))
 
     async def _add_yardstick(self, process: RenderProcess, order: m.Verify, output: Path) -> None:
@@ -132,11 +171,18 @@ class TaskRunner:
         if self._process is not None and self._process_key == key and self._process.alive:
             return self._process
         await self.discard_process()
+        self._replenish(0)  # Blender starts while the scene downloads
         # The .blend inside its scene's folder tree, so that its //-relative textures and libraries resolve.
         scene = await asyncio.to_thread(self.scenes.ensure, assign.scene)
-        process = self.new_process(scene_root(scene, assign.scene))
-        self._process = process
-        await process.start()
+        spare = await self._take_spare()
+        moved = await self._move_in(spare, scene, assign.scene) if spare is not None else None
+        if spare is not None and moved is not None:
+            scene, process, self._tree = moved, spare.process, spare.tree
+            self._process = process
+        else:
+            process = self.new_process(scene_root(scene, assign.scene))
+            self._process = process
+            await process.start()
         settings = dict(assign.settings)
         if self.test_seed is not None:  # test only: this CPU stands for another device class
             settings["seed"] = self.test_seed
@@ -158,11 +204,118 @@ class TaskRunner:
             process, self._process, self._process_key = self._process, None, None
             process.kill()
             await process.close()
+        if self._tree is not None:
+            shutil.rmtree(self._tree, ignore_errors=True)
+            self._tree = None
+
+    # ------------------------------------------------------------------------------------------ the spare
+
+    @property
+    def spare(self) -> Spare | None:
+        """The spare Blender, once started (None while none is kept or it is still starting)."""
+        task = self._spare
+        if task is None or not task.done() or task.cancelled() or task.exception() is not None:
+            return None
+        return task.result()
+
+    def keep_spares(self) -> None:
+        """From now on, keep a spare Blender ready for the next job; start one now."""
+        self.spares = True
+        self._replenish(0)
+
+    def _replenish(self, delay: float) -> None:
+        """Start a spare Blender after ``delay`` seconds (a timer: the agent is idle that long) unless one is kept
+        or starting already, or spares are not kept."""
+        if self.spares and self._spare is None:
+            self._spare_started = False
+            self._spare = asyncio.create_task(self._start_spare(delay))
+            self._spare.add_done_callback(_log_spare_failure)
+
+    async def _start_spare(self, delay: float) -> Spare:
+        if delay > 0:
+            await asyncio.sleep(delay)  # the idle delay before a spare is worth its CPU
+        self._spare_started = True
+        # Named as render folders are: remove_stale() removes it if the agent is killed.
+        tree = Path(tempfile.mkdtemp(prefix=f"{FOLDER_PREFIX}{os.getpid()}-scene-", dir=self.work_dir))
+        process = self.new_process(tree)
+        try:
+            await process.start()
+        except BaseException:
+            shutil.rmtree(tree, ignore_errors=True)
+            raise
+        return Spare(process, tree)
+
+    def _busy(self) -> None:
+        """Work came: a spare still in its idle delay is not started (one already starting goes on)."""
+        if self._spare is not None and not self._spare_started and not self._spare.done():
+            self._spare.cancel()
+            self._spare = None
+
+    async def _take_spare(self) -> Spare | None:
+        """The spare (waiting for it if it is starting), or None if there is none or it failed."""
+        task = self._spare
+        if task is None:
+            return None
+        if not self._spare_started and not task.done():
+            self._spare = None
+            task.cancel()
+            return None
+        await asyncio.wait({task})  # cancelled while waiting: the spare stays kept
+        self._spare = None
+        if task.cancelled() or task.exception() is not None:
+            return None  # logged by _log_spare_failure; the job starts a Blender of its own
+        spare = task.result()
+        if not spare.process.alive:
+            await spare.discard()
+            return None
+        return spare
+
+    async def _move_in(self, spare: Spare, scene: Path, order_scene: dict[str, Any]) -> Path | None:
+        """Lay the job's scene tree (where ``scene`` is) into the spare's folder: the main .blend there, or None
+        (the spare discarded) if that fails."""
+        tree = scene_root(scene, order_scene)
+        main, files = scene_files(order_scene)
+        try:
+            await asyncio.to_thread(_lay_out, spare.tree, tree, [f.path for f in files])
+        except (OSError, UnsafeTree) as exc:
+            log.warning("cannot use the spare Blender (%s): starting one for the job", exc)
+            await spare.discard()
+            return None
+        return spare.tree / main
+
+    async def discard_spare(self) -> None:
+        """Stop the spare Blender, or its start."""
+        task, self._spare = self._spare, None
+        if task is None:
+            return
+        if not task.done():
+            task.cancel()
+        await asyncio.wait({task})
+        if not task.cancelled() and task.exception() is None:
+            await task.result().discard()
+
+    async def close(self) -> None:
+        """The agent stops: no warm Blender, no spare."""
+        self.spares = False
+        await self.discard_spare()
+        await self.discard_process()
 
     def clear_work_dir(self) -> None:
         shutil.rmtree(self.work_dir, ignore_errors=True)
         self.work_dir.mkdir(parents=True, exist_ok=True)
 
+
+
+def _lay_out(target: Path, tree: Path, paths: list[str]) -> None:
+    """Link every file of ``tree`` named in ``paths`` into ``target`` at the same path (scene_tree.link_into's
+    checks: no way out of ``target``, no symlinks, nothing overwritten)."""
+    for path in paths:
+        link_into(target, path, tree / path)
+
+
+def _log_spare_failure(task: asyncio.Task[Spare]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.warning("the spare Blender did not start: %s", task.exception())
 
 
 def scene_root(blend: Path, scene: dict) -> Path:
