@@ -251,7 +251,9 @@ def main(argv: list[str] | None = None) -> int:
     started = time.time()
     try:
         farm.start_coordinator()
-        tokens = mint_tokens(farm, trusted_workers=False, artist=("user", "artist"), root=("admin", "root"))
+        # Points for every run's job (the starting grant applies when the artist's account is made).
+        tokens = mint_tokens(farm, {"FRAMEHIVE_STARTING_GRANT": 10**7}, trusted_workers=False,
+                             artist=("user", "artist"), root=("admin", "root"))
         for width, height in sizes:
             label = f"{width}x{height}"
             farm_runs: list[dict[str, Any]] = []
@@ -269,6 +271,10 @@ def main(argv: list[str] | None = None) -> int:
                         local_runs.append(local_run(scene, args.frames, root / f"local-{run}"))
                     loads.append(os.getloadavg()[0])
                     latest = (farm_runs if what == "farm" else local_runs)[-1]
+                    if args.json:  # every run as it ends: a run that fails later loses nothing
+                        results["partial"] = {**results.get("partial", {}), label: {"farm": farm_runs,
+                                                                                    "local": local_runs}}
+                        args.json.write_text(json.dumps(results, indent=2))
                     print(f"{label} repeat {repeat} {what}: {latest['wall_s']:.2f} s", file=sys.stderr, flush=True)
             farm_median = median_of(farm_runs, "wall_s")
             local_median = median_of(local_runs, "wall_s")
