@@ -19,7 +19,7 @@ credit_waiting), never on pixels found faked or since replaced. A failed ringer 
 
 There is no ringer for a tier-1 check (a whole frame at low resolution) nor a claim (trusted re-renders of
 delivered frames), nor when the verifier's owner already looked at the frame, nor when no other owner online may
-take the real check (the ringer would hold the job back).
+take the real check at once (the ringer would hold the job back).
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from ..models import Check, Frame, Job, Task, Worker
 from ..states import CheckState, FrameState, JobState
 from . import keys
 from .checks import new_check
-from .eligibility import opens_at
+from .eligibility import may_take
 
 # Kinds of check a ringer never stands in for.
 NO_STAND_IN = ("tier1", "claim")
@@ -108,11 +108,15 @@ def _has_looked_at(worker: Worker, frame_id: int) -> bool:
 
 
 def _another_could_take(worker: Worker, check: Check) -> bool:
-    """Whether some online worker of another owner than ``worker``'s may take ``check``, now or after its waits."""
+    """Whether some online worker of another owner than ``worker``'s may take ``check`` now, as ``worker`` could.
+
+    Not "after its waits": when the only other owner online is of another device class, the real check would
+    wait FRAMEHIVE_FALLBACK_WAIT for it, and the job with it (a young network's second verifier held a job ten
+    minutes that way)."""
     others = db.session.execute(select(Worker).where(
         Worker.online.is_(True), Worker.account_id != worker.account_id,
         Worker.account_id.notin_(check.excluded_accounts)).limit(OTHERS_LOOKED_AT)).scalars()
-    return any(opens_at(other, check) is not None for other in others)
+    return any(may_take(other, check) for other in others)
 
 
 def _of_a_verified_frame(worker: Worker) -> Check | None:

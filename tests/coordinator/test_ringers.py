@@ -209,6 +209,21 @@ def test_no_ringer_when_nobody_else_could_take_the_real_check(v, app):  # type: 
     assert leasing.claim_check(v["verifier"]).kind == "verify"
 
 
+def test_no_ringer_when_the_only_other_owner_may_take_the_real_check_only_after_its_wait(v, app):  # type: ignore[no-untyped-def]
+    """The only other owner online is of another device class: it may take the real check only once the fallback
+    wait is over, and a ringer would hold the job back that long (ten minutes by default), so there is none until
+    then (a young network's second verifier held a job that way)."""
+    queued = first_check(v)
+    v["arbiter"].blender_version = "5.1.0"  # another device class than the renderer's (and the verifier's)
+    db.session.commit()
+    assert ringers.make_ringer(v["verifier"], like=queued) is None
+    assert v["verifier"].account_id not in queued.excluded_accounts
+    app.config["FRAMEHIVE_FALLBACK_WAIT"] = 0.0  # the wait is over: the other class may take it now
+    ringer = ringers.make_ringer(v["verifier"], like=queued)
+    assert ringer is not None and (ringer.kind, ringer.frame_id) == ("ringer", queued.frame_id)
+    assert v["verifier"].account_id in queued.excluded_accounts
+
+
 def test_a_ringer_pass_earns_trust_only_once_its_frame_is_verified(v, app):  # type: ignore[no-untyped-def]
     queued = first_check(v)
     app.config["FRAMEHIVE_RINGER_RATE"] = 1.0
