@@ -17,17 +17,22 @@ import numpy as np
 from flask import current_app
 
 from .. import frame_analysis as fa
-from ..models import Check
+from ..models import Check, Worker
 from ..storage_access import storage
 
 #: Yardstick seeds are drawn from Cycles' seed range (a 32-bit signed int property); never 0, the default seed.
 YARDSTICK_SEEDS = 2**31 - 1
 
 
+def different_classes(one: Worker | None, other: Worker | None) -> bool:
+    """Whether two workers' renders may differ by the noise of their device classes: their classes differ, or
+    either worker is unknown (a deleted agent's class is not known)."""
+    return one is None or other is None or one.device_class != other.device_class
+
+
 def is_cross(check: Check) -> bool:
     """Whether the renderer and the verifier are of different device classes (or either is unknown)."""
-    return check.renderer is None or check.verifier is None \
-        or check.renderer.device_class != check.verifier.device_class
+    return different_classes(check.renderer, check.verifier)
 
 
 def yardstick_seed() -> int:
@@ -59,8 +64,7 @@ def proven_alike(check: Check, other: Check) -> bool:
 def _alike(check: Check, other: Check, unproven: bool) -> bool:
     limit = current_app.config["FRAMEHIVE_MAX_FRAME_PIXELS"]
     mine, theirs = _region_render(check, limit), _region_render(other, limit)
-    cross = check.verifier is None or other.verifier is None \
-        or check.verifier.device_class != other.verifier.device_class
+    cross = different_classes(check.verifier, other.verifier)
     if cross and theirs[1] is None:
         return unproven
     return fa.judge_region(mine[0], theirs[0], theirs[1], cross).passed

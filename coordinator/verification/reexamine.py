@@ -13,9 +13,9 @@ from sqlalchemy import select
 
 from .. import frame_analysis as fa
 from ..db import db
-from ..models import Check, Frame, Worker
+from ..models import Check, Frame
 from ..storage_access import storage
-from . import penalties
+from . import comparison, penalties
 
 
 def reexamine(frame: Frame) -> None:
@@ -39,8 +39,7 @@ def _matches(check: Check, frame: Frame) -> bool:
     rect, region = fa.Region.from_list(check.render_rect), fa.Region.from_list(check.region)
     top, bottom = fa.split_yardstick(theirs_full, rect.height)
     inner = region.relative_to(rect)
-    renderer: Worker | None = frame.worker
-    cross = renderer is None or check.verifier is None or renderer.device_class != check.verifier.device_class
+    cross = comparison.different_classes(frame.worker, check.verifier)
     if cross and bottom is None:
         return True  # its render has another class's noise and no yardstick to measure it by: no proof of a lie
     return fa.judge_region(fa.crop(honest, region), fa.crop(top, inner),
