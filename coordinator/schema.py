@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,7 +22,6 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import OperationalError
 
 from .migrations import LOCATION, pre_alembic
 
@@ -31,8 +29,6 @@ log = logging.getLogger(__name__)
 
 #: The PostgreSQL advisory lock key held while one coordinator migrates (an arbitrary constant: "FHIV").
 ADVISORY_LOCK_KEY = 0x46484956
-#: How long a coordinator starting on SQLite starts its upgrade over while another one holds the write lock.
-SQLITE_START_DEADLINE = 60.0
 
 
 class SchemaError(RuntimeError):
@@ -68,23 +64,7 @@ def current(connection: Connection) -> tuple[str, ...]:
 
 def upgrade(engine: Engine) -> tuple[str | None, str]:
     """Bring the database to head; returns (its revision before, head). SchemaError if the database is newer than
-    this coordinator or cannot be migrated.
-
-    Two coordinators starting at once on one SQLite file: both read, then both want to write, and SQLite answers
-    one of them "database is locked" at once (waiting could not help it); that one starts over once the other is
-    done, and finds the database at head. PostgreSQL starts are serialised by an advisory lock instead.
-    """
-    deadline = time.monotonic() + SQLITE_START_DEADLINE
-    while True:
-        try:
-            return _upgrade_once(engine)
-        except OperationalError as error:
-            if engine.dialect.name != "sqlite" or "locked" not in str(error) or time.monotonic() > deadline:
-                raise
-            time.sleep(0.1)
-
-
-def _upgrade_once(engine: Engine) -> tuple[str | None, str]:
+    this coordinator or cannot be migrated."""
     target = head()
     scripts = _scripts(LOCATION)
     known = {script.revision for script in scripts.walk_revisions()}
