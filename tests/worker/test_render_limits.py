@@ -187,29 +187,34 @@ def test_a_frame_that_needs_more_memory_than_allowed_is_stopped_while_rendering(
 
             async def sample() -> None:
                 nonlocal peak
-                while process.pid is not None:
-                    peak = max(peak, resident_bytes(process.pid) or 0)
+                while True:
+                    peak = max(peak, resident_bytes(process.pid or 0) or 0)
                     await asyncio.sleep(0.02)
 
             sampler = asyncio.create_task(sample())
-            await process.open(sample_blend, threads=2)
-            await process.render(1, tmp_path / "small.png")
-            sampler.cancel()
+            try:
+                await process.open(sample_blend, threads=2)
+                await process.render(1, tmp_path / "measured.png")
+            finally:
+                sampler.cancel()
             return peak
 
-    async def big_frame(limits: RenderLimits) -> LimitExceeded:
+    async def body(limits: RenderLimits) -> LimitExceeded:
         async with RenderProcess(BlenderLauncher.discover(None), limits=limits, work_root=tmp_path) as process:
-            await process.open(sample_blend, threads=2, settings=BIG_FRAME)  # the open scene fits the limit
+            await process.open(sample_blend, threads=2)
+            await process.render(1, tmp_path / "small.png")  # under the limit: fine
+        async with RenderProcess(BlenderLauncher.discover(None), limits=limits, work_root=tmp_path) as process:
+            await process.open(sample_blend, threads=2, settings=BIG_FRAME)
             with pytest.raises(LimitExceeded) as caught:
                 await process.render(1, tmp_path / "big.png")
             assert not process.alive
             return caught.value
 
     peak = run(peak_of_a_small_frame())
-    assert peak > 0 and (tmp_path / "small.png").is_file()
-    error = run(big_frame(RenderLimits(memory_bytes=peak + MEMORY_MARGIN)))
-    assert error.limit == "memory" and "while rendering frame 1" in str(error), error
-    assert not (tmp_path / "big.png").exists()
+    assert peak > 0
+    error = run(body(RenderLimits(memory_bytes=peak + MEMORY_MARGIN)))
+    assert error.limit == "memory" and "while rendering frame 1" in str(error)
+    assert (tmp_path / "small.png").is_file() and not (tmp_path / "big.png").exists()
 
 
 def test_an_output_size_limit_below_the_png_size_fails_the_check(tmp_path, sample_blend, uploads):
