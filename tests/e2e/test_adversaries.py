@@ -111,7 +111,13 @@ def shared_network(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Network
     """One coordinator and its two honest verifiers for the renderer tests: starting them is most of a test's
     cost on a 2-core machine. Each test brings a cheater of a new owner (trust 0, no history), starts the
     honest renderer only once its cheater is caught, and stops both (cancelling its job if unfinished)."""
-    farm = Farm(tmp_path_factory.mktemp("adversaries") / "farm")
+    root = tmp_path_factory.mktemp("adversaries")
+    # No check floor: a veteran's region checks are then as rare as its trust makes them (BURN_IN / trust), so
+    # only spot checks can catch the veteran below (at the 5 % floor one of its 3 tasks has a region check with
+    # 14 %, which may decide first). The other renderers here are new (every task checked): no floor applies.
+    settings = root / "coordinator.toml"
+    settings.write_text("check_floor = 0.0\n")
+    farm = Farm(root / "farm", coordinator_args=["--config", str(settings)])
     farm.start_coordinator()
     try:
         network = Network.on(farm)
@@ -235,11 +241,20 @@ def test_a_cheating_renderer_is_caught_and_none_of_its_pixels_are_delivered(
     assert_delivered_frames_are_honest(user, job["id"], reference(scene, frames), tmp_path / "out")
 
 
+@pytest.fixture(scope="module")
+def veteran_scene(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The sample scene at 16 samples: the veteran's 2-sample frames are then copies of no frame uploaded
+    before. The low-samples cheater of another test uploads the sample scene's 1-sample frames; were one of
+    them still stored (its job cancelled before an honest re-render replaced it), tier 0 would flag the
+    veteran's identical frame as a copy, and a region check would cover that frame instead of a spot."""
+    return make_scene(tmp_path_factory.mktemp("scenes") / "veteran.blend", frames=SAMPLE_FRAMES, samples=16)
+
+
 def test_a_veteran_that_starts_faking_is_caught_by_spot_checks(
-        shared_network: Network, sample_scene: Path, reference, tmp_path: Path):
-    """A renderer with a long honest record (trust far past the burn-in: region checks at the 5 % floor) turns
-    to 1/8 of the samples. With chunk 4 its 3 tasks' region keys are used with 5 % each, but every frame has a
-    spot key used with 0.8: it escapes only if no spot falls on any of its 12 frames (0.2^12 = 4e-9)."""
+        shared_network: Network, veteran_scene: Path, reference, tmp_path: Path):
+    """A renderer with a long honest record (trust far past the burn-in; this network has no check floor, so its
+    region keys are used with BURN_IN / trust = 1e-8) turns to 1/8 of the samples. Every frame has a spot key
+    used with 0.8: it escapes only if no spot falls on any of its 12 frames (0.2^12 = 4e-9)."""
     network = shared_network
     farm, user, admin = network.farm, network.user, network.admin
     cheater = "mallory-veteran"
@@ -248,9 +263,9 @@ def test_a_veteran_that_starts_faking_is_caught_by_spot_checks(
         wait_online(admin, cheater)
         # Stands in for hundreds of passed region checks (a long honest career), which this test cannot wait for.
         with sqlite3.connect(farm.data_dir / "framehive.sqlite3", timeout=30) as database:
-            database.execute("UPDATE worker SET trust = 1000000 WHERE name = ?", (cheater,))
-        assert workers(admin)[cheater]["trust"] == 1_000_000
-        job = user.submit(sample_scene, frames=f"1-{SAMPLE_FRAMES}", chunk=4)
+            database.execute("UPDATE worker SET trust = 1000000000 WHERE name = ?", (cheater,))
+        assert workers(admin)[cheater]["trust"] == 1_000_000_000
+        job = user.submit(veteran_scene, frames=f"1-{SAMPLE_FRAMES}", chunk=4)
         caught = wait_caught(admin, cheater)
         assert caught["trust"] == 0
         procs.append(network.start_honest_renderer())
@@ -264,7 +279,7 @@ def test_a_veteran_that_starts_faking_is_caught_by_spot_checks(
     assert any(c["kind"] == "spot" for c in failed), failed
     assert all(fa.Region.from_list(c["region"]).area == 64 for c in failed if c["kind"] == "spot"), "8x8 spots"
     assert_never_blamed(admin, HONEST, *VERIFIERS)
-    assert_delivered_frames_are_honest(user, job["id"], reference(sample_scene, SAMPLE_FRAMES), tmp_path / "out")
+    assert_delivered_frames_are_honest(user, job["id"], reference(veteran_scene, SAMPLE_FRAMES), tmp_path / "out")
 
 
 def test_honest_workers_are_never_rejected(farm: Farm, sample_scene: Path, reference, tmp_path: Path):
