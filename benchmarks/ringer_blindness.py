@@ -127,6 +127,7 @@ def run_network(root: Path, frames: int, ringer_rate: float, verifiers: int = 3,
     settings.write_text(f"ringer_rate = {ringer_rate}\n")
     farm = Farm(root / "farm", coordinator_args=["--config", str(settings)])
     agents: list[Agent] = []
+    threads: list[threading.Thread] = []
     try:
         farm.start_coordinator()
         owners = {f"verifier{i}": ("worker", f"verifier{i}") for i in range(1, verifiers + 1)}
@@ -149,6 +150,8 @@ def run_network(root: Path, frames: int, ringer_rate: float, verifiers: int = 3,
     finally:
         for agent in agents:
             agent.stop.set()
+        for thread in threads:  # each sees its stop within a receive timeout, before the coordinator goes
+            thread.join(timeout=10)
         farm.stop()
 
 
