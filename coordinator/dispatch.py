@@ -68,7 +68,7 @@ def verify_message(check: Check) -> m.Verify:
         upload_url=f"/api/v1/worker/checks/{check.handle}/result",
         yardstick_seed=None if check.kind == "tier1" else comparison.yardstick_seed(),
         cross=comparison.is_cross(check),
-        overrides=tier1.overrides() if check.kind == "tier1" else {},
+        overrides=tier1.overrides(*check.render_rect[2:]) if check.kind == "tier1" else {},
     )
 
 

@@ -304,7 +304,7 @@ class Verify(Message):
     # first render measures the region's noise (coordinator/verification/comparison.py). None: never.
     yardstick_seed: int | None = None
     cross: bool = False
-    # Render settings changed for this render only (tier 1: resolution_percentage and pixel_filter_type; the agent's
+    # Render settings changed for this render only (tier 1: the resolution, at 100 %, and pixel_filter_type; the agent's
     # render runner accepts only REGION_OVERRIDES); ``rect`` is in pixels of the resolution they give.
     overrides: dict[str, Any] = field(default_factory=dict)
 

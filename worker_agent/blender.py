@@ -276,7 +276,7 @@ class RenderProcess:
         ``rect`` is in pixels of the output resolution (after resolution_percentage, or after the one in
         ``overrides``), origin at the top left of the image. The PNG is exactly w x h pixels and equals that
         slice of a full render with the same settings (bit-identical with dither 0 and no denoiser).
-        ``overrides`` may set resolution_percentage, samples, pixel_filter_type, use_denoising and seed for
+        ``overrides`` may set resolution_x/_y/_percentage, samples, pixel_filter_type, use_denoising and seed for
         this render only. A rectangle outside the image, empty or not made of integers raises RenderError.
         Limits apply as for :meth:`render`.
         """

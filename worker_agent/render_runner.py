@@ -505,7 +505,8 @@ def _effective_resolution(scene) -> list[int]:
 
 # Settings a verifier may change for one region render (tier-1 low-resolution checks, ringers); the rest of
 # the job's settings stay as the open imposed them.
-REGION_OVERRIDES = ("resolution_percentage", "samples", "pixel_filter_type", "use_denoising", "seed")
+REGION_OVERRIDES = ("resolution_x", "resolution_y", "resolution_percentage", "samples", "pixel_filter_type",
+                    "use_denoising", "seed")
 BORDER_ATTRIBUTES = ("use_border", "use_crop_to_border", "border_min_x", "border_max_x", "border_min_y",
                      "border_max_y")
 
@@ -522,9 +523,9 @@ def _check_overrides(overrides: Any) -> dict[str, Any]:
         checked = _check_settings(overrides)
     except CommandError as exc:
         raise CommandError(f"overrides: {exc}") from None
-    percentage = checked.get("resolution_percentage", 1)
-    if percentage < 1:
-        raise CommandError(f"overrides: resolution_percentage must be at least 1, got {percentage}")
+    for name, least in (("resolution_percentage", 1), ("resolution_x", 4), ("resolution_y", 4)):  # Blender's minima
+        if checked.get(name, least) < least:
+            raise CommandError(f"overrides: {name} must be at least {least}, got {checked[name]}")
     return checked
 
 
@@ -810,8 +811,8 @@ class Runner:
             raise CommandError("the scene burns metadata into its frames (render.use_stamp), which a region "
                                "render would draw in a different place; regions cannot be checked")
         percentage = overrides.get("resolution_percentage", render.resolution_percentage)
-        width = render.resolution_x * percentage // 100
-        height = render.resolution_y * percentage // 100
+        width = overrides.get("resolution_x", render.resolution_x) * percentage // 100
+        height = overrides.get("resolution_y", render.resolution_y) * percentage // 100
         rect = _check_rect(message.get("rect"), width, height)
         border = _border_for(rect, width, height)
         saved_border = {name: getattr(render, name) for name in BORDER_ATTRIBUTES}

@@ -24,7 +24,9 @@ def new_check(kind: str, frame: Frame, region: list[int], excluded: list[int], *
     """Queue a region re-render of ``frame`` for a verifier of none of the ``excluded`` accounts."""
     job: Job = frame.job
     if kind == "tier1":  # the whole frame at low resolution: what the verifier renders is its size
-        rect = Region(0, 0, *tier1.low_size(job.resolution_x, job.resolution_y))
+        factor = tier1.factor_for(job.resolution_x, job.resolution_y)
+        assert factor is not None, f"job {job.id}: no tier-1 key is drawn for a frame of this size"
+        rect = Region(0, 0, *tier1.low_size(job.resolution_x, job.resolution_y, factor))
     else:
         rect = Region.from_list(region).expanded(MARGIN, job.resolution_x, job.resolution_y)
     check = Check(job_id=job.id, task_id=frame.task_id, key_id=key.id if key else None, frame_id=frame.id,

@@ -99,7 +99,7 @@ def _judge_tier1(check: Check, rendered: np.ndarray, result: bytes, promote: Cal
         frame = fa.decode(handle.read(), current_app.config["FRAMEHIVE_MAX_FRAME_PIXELS"])
     if frame.shape[2] != rendered.shape[2]:
         raise fa.BadImage("the tier-1 render and the frame differ in alpha")
-    compared = tier1.compare(frame, rendered)
+    compared = tier1.compare(frame, rendered, frame.shape[1] // rect.width)  # the factor divides the width
     _hold(check)
     check.mode = "tier1"
     check.result_sha256 = keep(check, result, promote)

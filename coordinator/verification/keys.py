@@ -16,6 +16,7 @@ from ..frame_analysis import Region, draw_region
 from ..models import Job, Task, VerificationKey
 from ..states import KeyState
 from ..transitions import move_key
+from . import tier1
 
 # A region check covers about this share of the frame (BENCHMARKS.md: with its margin, 1/16 costs 0.13 of a
 # frame at 320x180 and 0.08 at 960x540, and catches low-sample, upscaled and tampered output that overlaps it).
@@ -42,7 +43,8 @@ def draw_keys(job: Job, task: Task, frames: list[int]) -> list[VerificationKey]:
     if job.policy == "adaptive":
         drawn += [VerificationKey(task_id=task.id, job_id=job.id, frame=f, kind="spot", draw=_rng.random(),
                                   region=draw_region(_rng, width, height, SPOT_FRACTION).as_list()) for f in frames]
-        if float(current_app.config["FRAMEHIVE_TIER1_RATE"]) > 0:  # the whole frame, at low resolution (tier1.py)
+        if float(current_app.config["FRAMEHIVE_TIER1_RATE"]) > 0 and tier1.factor_for(width, height) is not None:
+            # the whole frame, at low resolution (tier1.py)
             whole = Region(0, 0, width, height).as_list()
             drawn += [VerificationKey(task_id=task.id, job_id=job.id, frame=f, kind="tier1", draw=_rng.random(),
                                       region=whole) for f in frames]

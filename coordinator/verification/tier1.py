@@ -1,15 +1,16 @@
 """Tier 1: the whole frame re-rendered at low resolution, compared with the renderer's frame box-downscaled.
 
 Region and spot checks see a cheat only where they overlap it, so a tampered rectangle or a still camera's next
-frame slips past most of them. A tier-1 render sees every part of the frame for a few per cent of its cost
-(benchmarks/local_cheats.py: 0.08 of a 320x180 frame at 1/4 resolution, 0.04 at 1/5). Low resolution is not
+frame slips past most of them. A tier-1 render sees every part of the frame for a per cent or two of its cost
+(BENCHMARKS.md "Local cheats: tier 1": 0.009-0.017 of a 960x540 or 1920x1080 frame at 1/10). Low resolution is not
 bit-exact against a downscaled full render (Cycles samples other points), so the comparison has a tolerance, and
 a tolerance must never punish an honest worker: a tier-1 comparison blames nobody. It names the tile where the
 frame strays most, and a strict region check of that spot, bit-exact and judged by the ordinary machinery
 (decide.py), settles it. An honest frame that a tier-1 render happens to flag costs one region check more.
 
-Not yet scheduled (keys, check kind and the agent's overrides are the next step): this module is the comparison
-and the follow-up region, tested on real renders (tests/coordinator/test_tier1.py).
+Scheduled from per-frame keys (keys.py) at FRAMEHIVE_TIER1_RATE, for frames :func:`factor_for` finds a factor for.
+The verifier renders the low image by setting the scene's resolution to it (percentage 100), whatever
+percentage the artist's scene uses, so the low image frames exactly what the full one does.
 """
 
 from __future__ import annotations
@@ -21,25 +22,46 @@ import numpy as np
 
 from .. import frame_analysis as fa
 
-#: The verifier renders at 1/FACTOR of the job's resolution (resolution_percentage 100 // FACTOR, exact).
-FACTOR = 4
+#: The verifier renders at 1/factor of the job's resolution, the coarsest of these that divides the frame exactly
+#: (an exact factor keeps the low image's framing and pixel grid those of the full frame) and leaves every tile
+#: of the comparison at least a pixel. 1/10 costs 0.9-1.7 % of a frame and sees a 1/16 tamper and the adjacent
+#: frame as well as 1/4 does (BENCHMARKS.md "Local cheats: tier 1": d = 1 on six scenes at every factor).
+FACTORS = (10, 5, 4)
 #: The comparison is made per tile of a TILES x TILES grid: a local cheat would be averaged away over the frame.
 TILES = 8
-#: A tile below this PSNR asks for a follow-up region check. Honest pairs of the 32 spp sample scene stay above
-#: 30.5 dB at 1/4 resolution; a tamper or the adjacent frame fall far below (benchmarks/local_cheats.py). Since a
-#: flag only orders a bit-exact check, a threshold close to the honest floor costs a little work, never a blame.
-MIN_TILE_PSNR = 27.0
+#: A tile below this PSNR asks for a follow-up region check. Measured at 1/10, 1/5 and 1/4 on six scenes (plain
+#: 4-8 spp, OIDN, the compositor's Denoise node; 960x540 and 1920x1080): honest frames at 4 spp and up stay above
+#: 22.2 dB, a 1/16 tamper below 18.1 dB and the adjacent frame below 8.6 dB. A 2 spp frame without a denoiser is
+#: flagged (19 dB): a flag only orders a bit-exact check, so that costs work, never a blame.
+MIN_TILE_PSNR = 21.0
 
 
-def overrides(factor: int = FACTOR) -> dict[str, object]:
-    """What the verifier's render_region changes for a tier-1 render (worker render_runner.REGION_OVERRIDES)."""
-    return {"resolution_percentage": 100 // factor, "pixel_filter_type": "BOX"}
+#: Each tile must hold at least this many low-resolution pixels each way: a tile of one or two pixels measures one
+#: pixel's sampling noise, and honest 64x36 frames at 1/4 (tiles of 2x1 pixels) fell to 18-20 dB.
+MIN_TILE_SIDE = 2
 
 
-def low_size(width: int, height: int, factor: int = FACTOR) -> tuple[int, int]:
-    """The size Blender renders at ``resolution_percentage = 100 // factor`` (its integer rule)."""
-    percentage = 100 // factor
-    return width * percentage // 100, height * percentage // 100
+def factor_for(width: int, height: int) -> int | None:
+    """The factor of a tier-1 render of a ``width`` x ``height`` frame; None when no factor of FACTORS divides
+    both sides and leaves tiles of MIN_TILE_SIDE pixels each way (such a frame, 64x36 or 2048x858, gets region
+    and spot checks only)."""
+    for factor in FACTORS:
+        if width % factor == 0 and height % factor == 0 and min(width, height) // factor >= TILES * MIN_TILE_SIDE:
+            return factor
+    return None
+
+
+def low_size(width: int, height: int, factor: int) -> tuple[int, int]:
+    """The size of the tier-1 render of a ``width`` x ``height`` frame (``factor`` divides both)."""
+    return width // factor, height // factor
+
+
+def overrides(low_width: int, low_height: int) -> dict[str, object]:
+    """What the verifier's render_region changes for a tier-1 render of that size (worker
+    render_runner.REGION_OVERRIDES): the resolution itself, at 100 %, and a box pixel filter (what
+    :func:`frame_analysis.downscale_linear` averages with)."""
+    return {"resolution_x": low_width, "resolution_y": low_height, "resolution_percentage": 100,
+            "pixel_filter_type": "BOX"}
 
 
 @dataclass(frozen=True)
@@ -49,7 +71,7 @@ class Tier1:
     flagged: bool
 
 
-def compare(frame: np.ndarray, low: np.ndarray, factor: int = FACTOR) -> Tier1:
+def compare(frame: np.ndarray, low: np.ndarray, factor: int) -> Tier1:
     """The renderer's full ``frame`` against the verifier's ``low`` render of it."""
     ours = fa.downscale_linear(frame, factor)
     if ours.shape != low.shape:

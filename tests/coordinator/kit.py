@@ -13,11 +13,11 @@ import numpy as np
 from framehive.coordinator import frame_analysis as fa
 from framehive.coordinator import outcomes
 from framehive.coordinator.db import db
-from framehive.coordinator.models import Blob, Check, Frame, Task
+from framehive.coordinator.models import Blob, Check, Frame, Job, Task
 from framehive.coordinator.states import CheckState
 from framehive.coordinator.storage_access import storage
 from framehive.coordinator.tier0 import inspect_frame
-from framehive.coordinator.verification import decide
+from framehive.coordinator.verification import decide, keys
 from sqlalchemy import select
 
 
@@ -40,14 +40,30 @@ def stored_bytes(app, sha: str) -> bytes:  # type: ignore[no-untyped-def]
     return app.extensions["framehive_storage"].path(sha).read_bytes()
 
 
-def render(task: Task, image=noise_png) -> None:  # type: ignore[no-untyped-def]
-    """Upload every frame of the task the way the frame endpoint does (tier 0 included), then task_done."""
+def render(task: Task, image=None) -> None:  # type: ignore[no-untyped-def]
+    """Upload every frame of the task the way the frame endpoint does (tier 0 included), then task_done. Frames
+    are ``image(number)``, by default the noise of their number at the job's size."""
+    job = task.job
     for frame in db.session.execute(select(Frame).filter_by(task_id=task.id)).scalars():
-        data = image(frame.number)
+        data = image(frame.number) if image else noise_png(frame.number, job.resolution_x, job.resolution_y)
         info = inspect_frame(data, frame, 10**8)
         frame.tile_hashes, frame.tile_key, frame.flags = info.tile_hashes, info.tile_key, info.flags
         outcomes.frame_rendered(task, frame.number, store(data, task.worker.account_id), 30)
     outcomes.task_done(task)
+
+
+#: The noise frames' size where tier 1 looks (tier1.factor_for: 1/5, a 32x18 low image); the sample scene's
+#: 64x36 is too small for it.
+TIER1_SIZE = (160, 90)
+
+
+def tier1_on(app, job: Job) -> None:  # type: ignore[no-untyped-def]
+    """Tier 1 for every frame of ``job``, made a TIER1_SIZE job (noise frames have any size), its keys drawn anew."""
+    app.config["FRAMEHIVE_TIER1_RATE"] = 1.0
+    job.resolution_x, job.resolution_y = TIER1_SIZE
+    for task in job.tasks:
+        keys.redraw_keys(job, task, task.frame_numbers)
+    db.session.commit()
 
 
 def judge(check: Check, result: bytes) -> None:
@@ -61,7 +77,9 @@ def judge(check: Check, result: bytes) -> None:
 def answer(check: Check, seed_of_truth: int | None = None) -> None:
     """The verifier uploads its render of the check's rect: the truth (noise of the frame), or a lie."""
     frame = check.frame
-    truth = fa.decode(noise_png(frame.number if seed_of_truth is None else seed_of_truth), 10**8)
+    job = frame.job
+    truth = fa.decode(noise_png(frame.number if seed_of_truth is None else seed_of_truth, job.resolution_x,
+                                job.resolution_y), 10**8)
     judge(check, fa.encode_png(fa.crop(truth, fa.Region.from_list(check.render_rect))))
     db.session.commit()
     decide.apply(check)

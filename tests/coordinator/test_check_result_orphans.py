@@ -23,9 +23,9 @@ from framehive.coordinator import leases
 from framehive.coordinator.auth import create_token
 from framehive.coordinator.db import db
 from framehive.coordinator.models import Blob, Check, Job
-from framehive.coordinator.verification import keys, leasing, tier1
+from framehive.coordinator.verification import leasing
 
-from tests.coordinator.kit import noise_png, render
+from tests.coordinator.kit import TIER1_SIZE, noise_png, render, tier1_on
 from tests.s3 import MotoServer
 
 PREFIX = "blobs"
@@ -81,18 +81,14 @@ def direct_upload(app, token: str, check: Check, worker_id: int, data: bytes):  
 
 
 def test_a_tier1_render_refused_for_its_alpha_leaves_no_object_behind(app, v, moto, bucket):  # type: ignore[no-untyped-def]
-    app.config["FRAMEHIVE_TIER1_RATE"] = 1.0
-    job = db.session.get(Job, v["job_id"])
-    for task in job.tasks:
-        keys.redraw_keys(job, task, task.frame_numbers)
-    db.session.commit()
+    tier1_on(app, db.session.get(Job, v["job_id"]))
     render(leases.claim_task(v["renderer"].id))  # RGB frames
     check = leasing.claim_check(v["verifier"])
     worker = v["verifier"]
     if check is not None and check.kind != "tier1":
         check, worker = leasing.claim_check(v["arbiter"]), v["arbiter"]
     assert check is not None and check.kind == "tier1"
-    low = fa.downscale_linear(fa.decode(noise_png(check.frame.number), 10**8), tier1.FACTOR)
+    low = fa.downscale_linear(fa.decode(noise_png(check.frame.number, *TIER1_SIZE), 10**8), 5)  # factor_for
     rgba = np.concatenate([low, np.full(low.shape[:2] + (1,), 255, np.uint8)], axis=2)
     data = fa.encode_png(rgba)  # the right size, decodes, but has an alpha channel the frame has not
     before = stored_keys(moto, bucket)

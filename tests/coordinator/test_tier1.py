@@ -1,7 +1,8 @@
 """Tier 1 on real Cycles renders (the sample scene at 320x180, 32 spp, CPU): a frame tampered away from the region a
 check looks at passes that check; the low-resolution whole-frame render flags it, points at the tampered tile, and
-a strict region check there fails it. The honest frame passes both. (What tier 1 catches over many placements and
-frames, and what it costs, is measured by benchmarks/local_cheats.py.)"""
+a strict region check there fails it. The honest frame passes both, also when the artist's scene renders at 50 %
+of a larger resolution. (What tier 1 catches over many placements and frames, and what it costs, is measured by
+benchmarks/local_cheats.py.)"""
 
 from __future__ import annotations
 
@@ -15,12 +16,12 @@ from framehive.coordinator import leases
 from framehive.coordinator.db import db
 from framehive.coordinator.dispatch import verify_message
 from framehive.coordinator.models import Check, Job, VerificationKey
-from framehive.coordinator.verification import decide, keys, leasing, tier1
+from framehive.coordinator.verification import decide, leasing, tier1
 from framehive.coordinator.verification.checks import MARGIN
 from framehive.worker_agent.blender import BlenderLauncher, RenderProcess
 from sqlalchemy import select
 
-from tests.coordinator.kit import answer, judge, noise_png, render
+from tests.coordinator.kit import TIER1_SIZE, answer, judge, noise_png, render, tier1_on
 from tests.farm import make_scene
 
 WIDTH, HEIGHT = 320, 180
@@ -53,10 +54,28 @@ def scene(tmp_path_factory: pytest.TempPathFactory) -> Path:
                       frames=2)
 
 
-def test_tier1_catches_a_local_tamper_that_a_region_check_misses(scene: Path, tmp_path: Path) -> None:
+# The artist's own resolution settings: the scene's, or twice its size at 50 % (the same 320x180 output).
+RESOLUTIONS = {"100 %": {}, "50 %": {"resolution_x": 2 * WIDTH, "resolution_y": 2 * HEIGHT,
+                                     "resolution_percentage": 50}}
+
+
+def test_the_tier1_factor_divides_the_frame_and_leaves_a_pixel_a_tile() -> None:
+    assert tier1.factor_for(1920, 1080) == 10 and tier1.low_size(1920, 1080, 10) == (192, 108)
+    assert tier1.factor_for(320, 180) == 10
+    assert tier1.factor_for(2048, 1080) == 4, "10 and 5 do not divide 2048x1080"
+    assert tier1.factor_for(160, 90) == 5, "1/10 leaves tiles of one row"
+    assert tier1.factor_for(2048, 858) is None, "no factor divides 858 and 2048 both"
+    assert tier1.factor_for(64, 36) is None, "at 1/4 the tiles would be 2x1 pixels: one pixel's noise"
+    assert tier1.overrides(32, 18) == {"resolution_x": 32, "resolution_y": 18, "resolution_percentage": 100,
+                                      "pixel_filter_type": "BOX"}
+
+
+@pytest.mark.parametrize("resolution", list(RESOLUTIONS))
+def test_tier1_catches_a_local_tamper_that_a_region_check_misses(scene: Path, tmp_path: Path,
+                                                                  resolution: str) -> None:
     async def run() -> None:
         async with RenderProcess(BlenderLauncher.discover(None)) as process:
-            await process.open(scene, device="CPU", threads=2)
+            await process.open(scene, device="CPU", threads=2, settings=RESOLUTIONS[resolution])
             await process.render(1, tmp_path / "full.png")
             honest = fa.decode((tmp_path / "full.png").read_bytes(), 10**8)[:, :, :3]
             faked = tampered(honest, TAMPER)
@@ -64,12 +83,14 @@ def test_tier1_catches_a_local_tamper_that_a_region_check_misses(scene: Path, tm
             key_render = await region_render(process, KEY, tmp_path / "key.png")
             assert strict_passes(faked, KEY, key_render), "the region check sees only honest pixels"
 
-            w, h = tier1.low_size(WIDTH, HEIGHT)
-            await process.render_region(1, [0, 0, w, h], tmp_path / "low.png", overrides=tier1.overrides())
+            factor = tier1.factor_for(WIDTH, HEIGHT)
+            assert factor is not None
+            w, h = tier1.low_size(WIDTH, HEIGHT, factor)
+            await process.render_region(1, [0, 0, w, h], tmp_path / "low.png", overrides=tier1.overrides(w, h))
             low = fa.decode((tmp_path / "low.png").read_bytes(), 10**8)[:, :, :3]
-            clean = tier1.compare(honest, low)
+            clean = tier1.compare(honest, low, factor)
             assert not clean.flagged, f"honest frame flagged at {clean.min_tile_psnr:.1f} dB"
-            caught = tier1.compare(faked, low)
+            caught = tier1.compare(faked, low, factor)
             assert caught.flagged and caught.min_tile_psnr < clean.min_tile_psnr - 3
             follow = tier1.follow_up_region(caught, WIDTH, HEIGHT)
             assert follow.fits(WIDTH, HEIGHT) and _overlap(follow, TAMPER) > 0
@@ -88,8 +109,8 @@ def _overlap(a: fa.Region, b: fa.Region) -> int:
 
 def answer_tier1(check: Check) -> None:
     """An honest verifier's tier-1 render of a noise frame: the frame at low resolution."""
-    truth = fa.decode(noise_png(check.frame.number), 10**8)
-    judge(check, fa.encode_png(fa.downscale_linear(truth, tier1.FACTOR)))
+    truth = fa.decode(noise_png(check.frame.number, *TIER1_SIZE), 10**8)
+    judge(check, fa.encode_png(fa.downscale_linear(truth, 5)))  # 160x90: tier1.factor_for gives 1/5
     db.session.commit()
     decide.apply(check)
     db.session.commit()
@@ -99,22 +120,18 @@ def test_tier1_checks_are_scheduled_and_a_flag_orders_a_strict_check_of_the_wors
     """Noise frames (``kit``), real database: with FRAMEHIVE_TIER1_RATE every frame of a new renderer gets a tier-1
     check beside its region check; a frame tampered away from the region passes that and is flagged by tier 1,
     which blames nobody but queues a region check of the worst tile, and that one fails the frame."""
-    app.config["FRAMEHIVE_TIER1_RATE"] = 1.0
-    job = db.session.get(Job, v["job_id"])
-    for task in job.tasks:
-        keys.redraw_keys(job, task, task.frame_numbers)
-    db.session.commit()
+    tier1_on(app, db.session.get(Job, v["job_id"]))
     task = leases.claim_task(v["renderer"].id)
     region_key = db.session.execute(select(VerificationKey).filter_by(task_id=task.id, kind="region",
                                                                       state="sealed")).scalar_one()
-    region_key.region = [0, 0, 16, 9]  # the top left; the tamper is at the bottom right
+    region_key.region = [0, 0, 40, 22]  # the top left; the tamper is at the bottom right
     db.session.commit()
     faked = {region_key.frame}
 
     def image(number: int) -> bytes:
-        pixels = fa.decode(noise_png(number), 10**8).copy()
+        pixels = fa.decode(noise_png(number, *TIER1_SIZE), 10**8).copy()
         if number in faked:
-            pixels[24:36, 44:64] = 255 - pixels[24:36, 44:64]
+            pixels[60:90, 110:160] = 255 - pixels[60:90, 110:160]
         return fa.encode_png(pixels)
 
     render(task, image=image)
@@ -122,11 +139,11 @@ def test_tier1_checks_are_scheduled_and_a_flag_orders_a_strict_check_of_the_wors
     assert sorted(c.kind for c in checks) == ["tier1"] * len(task.frame_numbers) + ["verify"]
     tier1_checks = [c for c in checks if c.kind == "tier1"]
     for check in tier1_checks:
-        assert (check.region, check.render_rect) == ([0, 0, 64, 36], [0, 0, 16, 9])
+        assert (check.region, check.render_rect) == ([0, 0, 160, 90], [0, 0, 32, 18])
     leased = leasing.claim_check(v["verifier"])
     order = verify_message(leased)
     assert order.rect == leased.render_rect
-    assert order.overrides == (tier1.overrides() if leased.kind == "tier1" else {})
+    assert order.overrides == (tier1.overrides(32, 18) if leased.kind == "tier1" else {})
     leased.state = "queued"  # answered below in a fixed order
     db.session.commit()
     answer(next(c for c in checks if c.kind == "verify"))
@@ -137,7 +154,7 @@ def test_tier1_checks_are_scheduled_and_a_flag_orders_a_strict_check_of_the_wors
     assert [c.frame.number for c in flagged] == sorted(faked), "only the faked frame is flagged"
     assert v["renderer"].times_caught == 0 and task.state == "verifying", "a flag blames nobody"
     follow = db.session.execute(select(Check).filter_by(parent_id=flagged[0].id)).scalar_one()
-    assert follow.kind == "verify" and _overlap(fa.Region.from_list(follow.region), fa.Region(44, 24, 20, 12)) > 0
+    assert follow.kind == "verify" and _overlap(fa.Region.from_list(follow.region), fa.Region(110, 60, 50, 30)) > 0
     answer(follow)
     assert follow.verdict == "fail", "the strict region check of the worst tile fails the fake"
     arbitration = db.session.execute(select(Check).filter_by(parent_id=follow.id)).scalar_one()

@@ -145,8 +145,10 @@ def test_bad_regions_are_refused_and_the_process_stays_usable(scenes, tmp_path):
                 with pytest.raises(RenderError, match=match) as caught:
                     await process.render_region(1, rect, out)
                 assert caught.value.command == "render_region"
-            with pytest.raises(RenderError, match="unknown overrides: resolution_x"):
-                await process.render_region(1, [0, 0, 4, 4], out, overrides={"resolution_x": 10})
+            with pytest.raises(RenderError, match="unknown overrides: frame_start"):
+                await process.render_region(1, [0, 0, 4, 4], out, overrides={"frame_start": 10})
+            with pytest.raises(RenderError, match="resolution_x must be at least 4, got 3"):
+                await process.render_region(1, [0, 0, 3, 3], out, overrides={"resolution_x": 3})
             with pytest.raises(RenderError, match="overrides: setting samples: expected an integer"):
                 await process.render_region(1, [0, 0, 4, 4], out, overrides={"samples": "lots"})
             with pytest.raises(RenderError, match="pixel_filter_type"):  # Blender refuses the enum: restored
