@@ -276,8 +276,9 @@ def test_a_veteran_that_starts_faking_is_caught_by_spot_checks(
     assert_all_verified(final, SAMPLE_FRAMES, {HONEST})
     assert_caught_by_a_failed_check(final, cheater)
     failed = [c for c in final["checks"] if c["renderer"] == cheater and c["verdict"] == "fail"]
-    assert any(c["kind"] == "spot" for c in failed), failed
-    assert all(fa.Region.from_list(c["region"]).area == 64 for c in failed if c["kind"] == "spot"), "8x8 spots"
+    # An 8x8 spot failed it: the spot check, or a ringer made of one (a second opinion on the same region, which
+    # another verifier renders; in one CI run it was decided first).
+    assert any(c["kind"] in ("spot", "ringer") and fa.Region.from_list(c["region"]).area == 64 for c in failed), failed
     assert_never_blamed(admin, HONEST, *VERIFIERS)
     assert_delivered_frames_are_honest(user, job["id"], reference(veteran_scene, SAMPLE_FRAMES), tmp_path / "out")
 
