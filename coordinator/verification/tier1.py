@@ -24,8 +24,9 @@ from .. import frame_analysis as fa
 
 #: The verifier renders at 1/factor of the job's resolution, the coarsest of these that divides the frame exactly
 #: (an exact factor keeps the low image's framing and pixel grid those of the full frame) and leaves every tile
-#: of the comparison at least a pixel. 1/10 costs 0.9-1.7 % of a frame and sees a 1/16 tamper and the adjacent
-#: frame as well as 1/4 does (BENCHMARKS.md "Local cheats: tier 1": d = 1 on six scenes at every factor).
+#: of the comparison MIN_TILE_SIDE pixels each way. 1/10 costs 0.9-1.7 % of a frame and sees a 1/16 tamper and
+#: the adjacent frame as well as 1/4 does (BENCHMARKS.md "Local cheats: tier 1": d = 1 on six scenes at every
+#: factor).
 FACTORS = (10, 5, 4)
 #: The comparison is made per tile of a TILES x TILES grid: a local cheat would be averaged away over the frame.
 TILES = 8

@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -33,6 +34,27 @@ def engine_for(url: str) -> Engine:
 def stamped(engine: Engine) -> tuple[str, ...]:
     with engine.connect() as connection:
         return schema.current(connection)
+
+
+def at_once(action: Callable[[Engine], object], engines: list[Engine], timeout: float) -> list[object]:
+    """``action`` on every engine, each in its own thread, released together by a barrier: what each returned, or
+    the exception it raised (in the order they finished)."""
+    gate = threading.Barrier(len(engines))
+    results: list[object] = []
+
+    def run(engine: Engine) -> None:
+        gate.wait()
+        try:
+            results.append(action(engine))
+        except Exception as error:  # noqa: BLE001 — the test reports what each raised
+            results.append(error)
+
+    threads = [threading.Thread(target=run, args=(engine,)) for engine in engines]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout)
+    return results
 
 
 def test_a_fresh_database_gets_head_and_matches_the_models(database_url: str) -> None:
@@ -160,21 +182,7 @@ def test_two_coordinators_starting_at_once(database_url: str) -> None:
     """One migrates, the other then finds the database at head (without the advisory lock, two starts on
     PostgreSQL were still waiting for each other after the 120 s deadline)."""
     engines = [engine_for(database_url) for _ in range(2)]
-    gate = threading.Barrier(2)
-    results: list[object] = []
-
-    def start(engine: Engine) -> None:
-        gate.wait()
-        try:
-            results.append(schema.upgrade(engine))
-        except Exception as error:  # noqa: BLE001 — the test reports what a start raised
-            results.append(error)
-
-    threads = [threading.Thread(target=start, args=(engine,)) for engine in engines]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(120)
+    results = at_once(schema.upgrade, engines, 120)
     assert sorted(results, key=str) == sorted([(None, schema.head()), (schema.head(), schema.head())], key=str)
     assert stamped(engines[0]) == (schema.head(),)
     for engine in engines:
@@ -184,25 +192,15 @@ def test_two_coordinators_starting_at_once(database_url: str) -> None:
 def test_two_connections_opening_a_fresh_sqlite_file_at_once_both_open_it_in_wal(tmp_path: Path) -> None:
     """Switching a fresh file to WAL answered one of two connections "database is locked" at once, busy timeout or
     not (22 of 200 pairs before db._switch_to_wal; test_two_coordinators_starting_at_once failed so in CI)."""
-    failures: list[Exception] = []
+    def journal_mode(engine: Engine) -> object:
+        with engine.connect() as connection:
+            return connection.exec_driver_sql("PRAGMA journal_mode").scalar()
+
+    failures: list[object] = []
     for attempt in range(PAIRS):
         url = f"sqlite:///{tmp_path / f'fresh-{attempt}.sqlite3'}"
         engines = [engine_for(url) for _ in range(2)]
-        gate = threading.Barrier(2)
-
-        def open_it(engine: Engine, gate: threading.Barrier = gate) -> None:
-            gate.wait()
-            try:
-                with engine.connect() as connection:
-                    assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
-            except Exception as error:  # noqa: BLE001 — the test reports what a connection raised
-                failures.append(error)
-
-        threads = [threading.Thread(target=open_it, args=(engine,)) for engine in engines]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(60)
+        failures += [mode for mode in at_once(journal_mode, engines, 60) if mode != "wal"]
         for engine in engines:
             engine.dispose()
     assert failures == []
