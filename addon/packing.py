@@ -30,6 +30,8 @@ What BAT 1.23 gets wrong and this module works around (measured on bpy 5.0.1 fil
 - It gzips the .blend files it rewrites with the temporary file's name and the time in the gzip header, so
   each pack had different bytes. Those headers are blanked (:func:`_blank_gzip_header`): the coordinator
   stores blobs by sha256, and packing the same scene twice must upload nothing new.
+- Its ``queue_move`` reads the size of a rewritten .blend after queueing it, when its copying thread may have
+  moved it already: a rare ``FileNotFoundError`` on a busy machine. :class:`_FileCopier` reads it first.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ from pathlib import Path, PurePath
 from blender_asset_tracer import blendfile, bpathlib
 from blender_asset_tracer import pack as bat_pack
 from blender_asset_tracer.blendfile import exceptions as bat_exceptions
+from blender_asset_tracer.pack import filesystem as bat_filesystem
 from blender_asset_tracer.pack import progress as bat_progress
 from blender_asset_tracer.pack import transfer as bat_transfer
 from blender_asset_tracer.trace import expanders, result
@@ -339,11 +342,38 @@ class _Packer(bat_pack.Packer):
         super()._send_to_target(asset_path, target, may_move)
 
     def _create_file_transferer(self) -> bat_transfer.FileTransferer:
-        self._transferer = super()._create_file_transferer()
+        self._transferer = _FileCopier()  # what BAT makes when not compressing (self.compress is never set)
         return self._transferer
 
     def _write_info_file(self) -> None:
         pass  # BAT's pack-info.txt would be uploaded with the scene
+
+
+class _FileCopier(bat_filesystem.FileCopier):
+    """BAT 1.23's FileCopier, with each file's size read before the file is queued.
+
+    BAT's ``queue_copy`` and ``queue_move`` put the file on the queue and then read its size (for progress
+    reports only). Its copying thread may take a move from the queue and finish it in between, when the packing
+    thread is held up (a loaded machine): the size of the rewritten .blend, moved away already, then raised
+    FileNotFoundError in the packing thread (seen once in about 8 CI runs).
+    """
+
+    def queue_copy(self, src: Path, dst: PurePath) -> None:
+        self._queue(src, dst, bat_transfer.Action.COPY)
+
+    def queue_move(self, src: Path, dst: PurePath) -> None:
+        self._queue(src, dst, bat_transfer.Action.MOVE)
+
+    def _queue(self, src: Path, dst: PurePath, action: bat_transfer.Action) -> None:
+        if src.is_dir():
+            raise TypeError(f"only files can be copied or moved, not directories: {src}")
+        assert not self.done.is_set(), "Queueing not allowed after done_and_join() was called"
+        assert not self._abort.is_set(), "Queueing not allowed after abort_and_join() was called"
+        if self.has_error:
+            return
+        size = src.stat().st_size  # before the copying thread can see the file
+        self.queue.put((src, dst, action))
+        self.total_queued_bytes += size
 
 
 class _Reporter(bat_progress.Callback):
