@@ -1,21 +1,30 @@
 """Chaos: coordinators die mid-job (SIGKILL, nothing said to anyone) and the network carries on.
 
-Two coordinators on one PostgreSQL: agents that list both move to the survivor and the job completes, every frame
-verified and paid once, the ledger conserved. One coordinator on SQLite: killed and restarted, its jobs resume.
+Two coordinators on one PostgreSQL and one store (a shared folder, or a bucket of an S3-compatible server), run as
+the README's "Running a network" says: agents that list both move to the survivor, and the artist's
+``framehive submit --wait --out`` gets every frame, each verified and paid once, the ledger conserved; with the
+bucket, no scene, frame or check result byte passes through either coordinator. One coordinator on SQLite: killed
+and restarted, its jobs resume.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 import signal
+import sys
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 from framehive.addon.client import Client
 from sqlalchemy import create_engine, text
 
 from tests.farm import Farm, make_scene, wait_for
 from tests.postgres import PostgresServer
+from tests.s3 import MotoServer, bytes_through
 
 
 def _books(db_url: str) -> dict[str, int]:
@@ -66,11 +75,24 @@ def _progress(user: Client, job_id: int) -> int:
     return sum(f["state"] in ("rendered", "verified") for f in user.job(job_id)["frame_states"])
 
 
-def test_agents_move_to_the_other_coordinator_when_theirs_is_killed(postgres: PostgresServer, tmp_path: Path):
+@pytest.fixture(params=["file", "s3"])
+def shared_store(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """The coordinators' one store: a folder, or a bucket of moto's S3 server (tests/s3.py), the AWS_* environment
+    (the coordinators' too) pointing at it."""
+    if request.param == "file":
+        yield f"file://{tmp_path / 'blobs'}"
+        return
+    with MotoServer.running() as moto:
+        for name, value in moto.environment().items():
+            monkeypatch.setenv(name, value)
+        yield f"s3://{moto.create_bucket()}/blobs"
+
+
+def test_agents_move_to_the_other_coordinator_when_theirs_is_killed(postgres: PostgresServer, shared_store: str,
+                                                                    tmp_path: Path):
     db_url = postgres.create_database()
-    blobs = f"file://{tmp_path / 'blobs'}"
-    doomed = Farm(tmp_path / "a", coordinator_args=["--db", db_url, "--storage", blobs])
-    survivor = Farm(tmp_path / "b", coordinator_args=["--db", db_url, "--storage", blobs])
+    doomed = Farm(tmp_path / "a", coordinator_args=["--db", db_url, "--storage", shared_store])
+    survivor = Farm(tmp_path / "b", coordinator_args=["--db", db_url, "--storage", shared_store])
     scene = make_scene(tmp_path / "slow.blend", frames=12, samples=48)
     try:
         doomed.start_coordinator()
@@ -80,27 +102,44 @@ def test_agents_move_to_the_other_coordinator_when_theirs_is_killed(postgres: Po
                    for owner in ("owner-1", "owner-2")]
         wait_for(lambda: all(_connected(w.log_text(), doomed) for w in workers), 90,
                  "both agents on the first coordinator")
-        user = Client(survivor.url, doomed.token("user", "artist"))
+        token = doomed.token("user", "artist")
+        user = Client(survivor.url, token)
         before = _books(db_url)
         _assert_conserved(before)
 
-        job = user.submit(scene, frames="1-12", chunk=2)
-        wait_for(lambda: _progress(user, job["id"]) >= 3, 180, "a few frames in")
+        # The artist's documented command, at the coordinator that stays up: it waits, then downloads the frames.
+        out = tmp_path / "out"
+        artist = survivor._spawn("artist", [sys.executable, "-m", "framehive.addon.cli", "submit", str(scene),
+                                            "--coordinator", survivor.url, "--token", token, "--frames", "1-12",
+                                            "--chunk", "1", "--wait", "--quiet", "--out", str(out)])
+        job_id = wait_for(lambda: [job["id"] for job in user.jobs()], 60, "the job to be submitted")[0]
+        wait_for(lambda: _progress(user, job_id) >= 3, 180, "a few frames in")
         _kill(doomed)
 
         wait_for(lambda: all(_connected(w.log_text(), survivor) for w in workers), 60,
                  "both agents on the surviving coordinator")
-        final = user.wait(job["id"], poll=0.2, timeout=300)
+        assert artist.popen.wait(300) == 0, artist.log_text()
+        final = user.job(job_id)
 
         assert final["state"] == "completed", final
         assert sorted(f["frame"] for f in final["frame_states"]) == list(range(1, 13))
         assert all(f["state"] == "verified" for f in final["frame_states"]), final["frame_states"]
-        assert _render_payments(db_url, job["id"]) == Counter(range(1, 13)), "each frame paid exactly once"
+        assert _render_payments(db_url, job_id) == Counter(range(1, 13)), "each frame paid exactly once"
         after = _books(db_url)
         _assert_conserved(after)
         assert after.get("mint") == before.get("mint"), "no points were issued by the failover"
-        assert after.get(f"escrow:{job['id']}", 0) >= 0
-        assert len(user.download_job(job["id"], tmp_path / "out")) == 12
+        assert after.get(f"escrow:{job_id}", 0) >= 0
+        downloaded = {path.name: hashlib.sha256(path.read_bytes()).hexdigest() for path in out.iterdir()}
+        assert downloaded == {f"frame_{f['frame']:04d}.png": f["sha256"] for f in final["frame_states"]}
+
+        logs = [farm.coordinator.log_text() for farm in (doomed, survivor) if farm.coordinator]
+        through = [bytes_through(log) for log in logs]
+        if shared_store.startswith("s3://"):
+            assert through == [[], []], "the scene, frames and check results went to the store and came from it"
+            confirmed = re.findall(r'"POST /api/v1/worker/tasks/\d+/frames/\d+/uploads/', "".join(logs))
+            assert len(confirmed) >= 12, "every frame was put in the store and confirmed at a coordinator"
+        else:  # the same reading of the same logs finds the bytes a coordinator on a folder takes in
+            assert any(request.startswith("PUT /api/v1/worker/tasks/") for log in through for request in log), through
     except BaseException:
         print(doomed.logs(), survivor.logs())
         raise
