@@ -21,7 +21,7 @@ from ..storage import BlobTooLarge, HashMismatch, NotUploaded
 from ..storage.local import SHA256_RE
 from ..storage_access import serve, storage
 from .bodies import drain
-from .direct_uploads import announced_size, not_uploaded, object_store, presigned_answer
+from .direct_uploads import announced_size, not_uploaded, object_store, presigned_answer, refusals_discard
 
 bp = Blueprint("blobs", __name__)
 MAX_MISSING_QUERY = 10_000
@@ -107,12 +107,13 @@ def confirm_direct_upload(sha256: str, upload: str):
     account_id = current_caller().account_id
     store = object_store("this coordinator takes uploads by PUT /blobs/<sha256>")
     limit = current_app.config["FRAMEHIVE_MAX_SCENE_BYTES"]
-    if size > limit:
-        raise ApiError(413, "too_large", f"blobs are limited to {limit} bytes")
-    quotas.upload_room(account_id, size, limit)  # again: several uploads may have been handed out at once
+    with refusals_discard(sha256, size, upload):  # over a limit or the quota: the staged bytes go at once
+        if size > limit:
+            raise ApiError(413, "too_large", f"blobs are limited to {limit} bytes")
+        quotas.upload_room(account_id, size, limit)  # again: several uploads may have been handed out at once
     db.session.commit()  # never hold the database while the store is read
     try:
-        store.confirm(sha256, size, upload)
+        store.confirm(sha256, size, upload)  # wrong bytes are deleted there, the right ones kept as the blob
     except NotUploaded:
         raise not_uploaded() from None
     except HashMismatch as exc:

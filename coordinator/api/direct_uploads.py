@@ -59,24 +59,47 @@ def read_staged(store: S3Storage, sha256: str, size: int, upload: str, other_siz
 class Promotion:
     """Keeps a checked staged object as its blob (copied inside the store, the staged one deleted), when called."""
 
-    def __init__(self, store: S3Storage, sha256: str, size: int, upload: str) -> None:
-        self.store, self.sha256, self.size, self.upload = store, sha256, size, upload
+    def __init__(self, sha256: str, size: int, upload: str) -> None:
+        self.sha256, self.size, self.upload = sha256, size, upload
         self.done = False
 
     def __call__(self) -> int:
-        self.store.promote(self.sha256, self.size, self.upload)  # deletes the staged object
+        store = object_store("this coordinator has no object store")  # the confirmation found it before the bytes
+        store.promote(self.sha256, self.size, self.upload)  # deletes the staged object
         self.done = True
         return self.size
 
 
+def discard(sha256: str, size: int, upload: str) -> None:
+    """Delete a staged upload now, if this coordinator has an object store and there is one."""
+    store = storage()
+    if isinstance(store, S3Storage):
+        with suppress(NotUploaded):  # a sha256 or handle that names no staging key
+            store.discard(sha256, size, upload)
+
+
 @contextmanager
-def staged(store: S3Storage, sha256: str, size: int, upload: str) -> Iterator[Promotion]:
-    """The staged object's promotion; unless it ran (refused, or the blob was stored already), the staged bytes are
-    deleted on the way out: they are never kept."""
-    promotion = Promotion(store, sha256, size, upload)
+def refusals_discard(sha256: str, size: int, upload: str) -> Iterator[None]:
+    """A confirmation refused inside (the lease gone, a limit, the quota, the bytes) deletes its staged upload at
+    once, not at the hourly sweep (S3Storage.sweep_staged): the uploader's next try is a new upload. But for 503
+    (busy: try again), whose retry confirms the same staged object."""
     try:
+        yield
+    except ApiError as exc:
+        if exc.status != 503:
+            discard(sha256, size, upload)
+        raise
+    except BaseException:
+        discard(sha256, size, upload)
+        raise
+
+
+@contextmanager
+def staged(sha256: str, size: int, upload: str) -> Iterator[Promotion]:
+    """A confirmation's promotion of the staged upload; unless it ran (refused, a duplicate, or the blob was stored
+    already), the staged bytes are deleted on the way out: they are never kept (see refusals_discard)."""
+    promotion = Promotion(sha256, size, upload)
+    with refusals_discard(sha256, size, upload):
         yield promotion
-    finally:
-        if not promotion.done:
-            with suppress(NotUploaded):
-                store.discard(sha256, size, upload)
+    if not promotion.done:
+        discard(sha256, size, upload)

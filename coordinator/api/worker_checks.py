@@ -60,14 +60,15 @@ def confirm_direct_result_upload(handle: str, upload: str):
     """The verifier's presigned PUT is done: the staged result is read back from the store and checked like a PUT,
     then judged. The staged object becomes the kept render (copied inside the store) or is deleted."""
     size = announced_size()
-    worker_id, sha256, limit = _admit(handle)
-    store = object_store("this coordinator takes check results by PUT")
-    if size > limit:
-        raise ApiError(413, "too_large", f"this check's result is limited to {limit} bytes")
-    data = read_staged(store, sha256, size, upload, "bad_result")
     # Judging keeps the render by copying it to its blob key inside the store (the promotion), once every refusal is
-    # past, and sends the store no byte itself; refused, or not kept as it came: the staged bytes go.
-    with staged(store, sha256, size, upload) as promote:
+    # past, and sends the store no byte itself; refused (the lease gone, too large, wrong bytes), or not kept as it
+    # came: the staged bytes go.
+    with staged(request.headers.get("X-Content-SHA256", ""), size, upload) as promote:
+        worker_id, sha256, limit = _admit(handle)
+        store = object_store("this coordinator takes check results by PUT")
+        if size > limit:
+            raise ApiError(413, "too_large", f"this check's result is limited to {limit} bytes")
+        data = read_staged(store, sha256, size, upload, "bad_result")
         return _take(worker_id, handle, sha256, data, promote)
 
 

@@ -11,7 +11,6 @@ PUT here runs (lease, size, hash, PNG header, tier 0) before the frame counts. O
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import io
 from collections.abc import Callable
@@ -28,7 +27,7 @@ from ..leases import held_task, lease_timeout
 from ..models import Blob, Frame, Task, Worker
 from ..outcomes import frame_rendered
 from ..states import FrameState
-from ..storage import BlobTooLarge, HashMismatch, NotUploaded
+from ..storage import BlobTooLarge, HashMismatch
 from ..storage.local import SHA256_RE
 from ..storage_access import storage
 from ..tier0 import FrameRejected, inspect_frame
@@ -120,19 +119,17 @@ def begin_direct_frame_upload(task_id: int, number: int):
 def confirm_direct_frame_upload(task_id: int, number: int, upload: str):
     """The worker's presigned PUT is done: the staged frame is read back from the store and checked like a PUT."""
     size = announced_size()
-    handle = upload
-    admitted = _admit(task_id, number)
-    store = object_store("this coordinator takes frames by PUT")
-    if not isinstance(admitted, FrameUpload):  # a duplicate: whatever was staged is not needed
-        with contextlib.suppress(NotUploaded):
-            store.discard(request.headers.get("X-Content-SHA256", ""), size, handle)
-        return admitted
-    if size > admitted.limit:
-        raise ApiError(413, "too_large",
-                       f"a {admitted.width}x{admitted.height} frame is limited to {admitted.limit} bytes")
-    db.session.commit()  # never hold the database while the store is read
-    data = read_staged(store, admitted.sha256, size, handle, "bad_frame")
-    with staged(store, admitted.sha256, size, handle) as promote:  # refused, or stored already: staged bytes go
+    # Refused (the lease gone, too large, wrong bytes), a duplicate, or stored already: the staged bytes go.
+    with staged(request.headers.get("X-Content-SHA256", ""), size, upload) as promote:
+        admitted = _admit(task_id, number)
+        store = object_store("this coordinator takes frames by PUT")
+        if not isinstance(admitted, FrameUpload):  # a duplicate: whatever was staged is not needed
+            return admitted
+        if size > admitted.limit:
+            raise ApiError(413, "too_large",
+                           f"a {admitted.width}x{admitted.height} frame is limited to {admitted.limit} bytes")
+        db.session.commit()  # never hold the database while the store is read
+        data = read_staged(store, admitted.sha256, size, upload, "bad_frame")
         return _take(admitted, data, promote)
 
 
