@@ -42,8 +42,11 @@ def check_image(check_id: int, side: str):
     if check is None or side not in ("renderer", "verifier") or not scope.check_images(current_viewer(), check):
         return error(404, "not_found", "no such image")
     region = fa.Region.from_list(check.region)
+    cut: fa.Region | None
     if side == "renderer":
         sha, cut = check.renderer_sha256, region
+    elif check.kind == "tier1":  # the whole frame at low resolution (its render_rect is that size): shown whole
+        sha, cut = check.result_sha256, None
     else:
         sha, cut = check.result_sha256, region.relative_to(fa.Region.from_list(check.render_rect))
     return _png(lambda: preview(str(sha), cut), CHECK_CACHE)

@@ -7,6 +7,8 @@ benchmarks/local_cheats.py.)"""
 from __future__ import annotations
 
 import asyncio
+import re
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -159,3 +161,33 @@ def test_tier1_checks_are_scheduled_and_a_flag_orders_a_strict_check_of_the_wors
     assert follow.verdict == "fail", "the strict region check of the worst tile fails the fake"
     arbitration = db.session.execute(select(Check).filter_by(parent_id=follow.id)).scalar_one()
     assert arbitration.kind == "arbitration" and task.state == "verifying"
+
+
+def test_the_dashboard_shows_a_tier1_check_as_the_whole_frame_and_the_whole_low_render(v, app, tokens):  # type: ignore[no-untyped-def]
+    """A tier-1 check's region is the whole frame and its upload the whole low render (its render_rect is the low
+    size, not a part of the frame): each side is shown whole."""
+    tier1_on(app, db.session.get(Job, v["job_id"]))
+    task = leases.claim_task(v["renderer"].id)
+    render(task)
+    check = db.session.execute(select(Check).filter_by(task_id=task.id, kind="tier1")).scalars().first()
+    answer_tier1(check)
+    assert check.verdict == "pass"
+    check_id = check.id
+
+    def browse() -> dict[str, tuple[int, bytes]]:
+        """An admin's browser: its own requests, outside this test's app context (whose ``g`` would keep the
+        dashboard's viewer of the first request)."""
+        client = app.test_client()
+        csrf = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/dashboard/login").text)
+        assert csrf is not None
+        client.post("/dashboard/login", data={"token": tokens["admin"], "csrf_token": csrf.group(1)})
+        return {side: ((r := client.get(f"/dashboard/img/checks/{check_id}/{side}.png")).status_code, r.data)
+                for side in ("renderer", "verifier")}
+
+    db.session.commit()  # no transaction of this test's open while the browser's requests write (SQLite)
+    with ThreadPoolExecutor(1) as pool:
+        images = pool.submit(browse).result()
+    for side, size in (("renderer", TIER1_SIZE), ("verifier", (32, 18))):
+        status, data = images[side]
+        assert status == 200, (side, data[:300])
+        assert fa.decode(data, 10**8).shape[:2] == size[::-1], side
