@@ -90,11 +90,10 @@ SPOT_RATE = 0.8
 # verification/tier1.py): it sees local cheats that region and spot checks miss; a flag orders a strict region
 # check of the worst tile. 0.75 would catch a renderer tampering 1/16 of 5 frames in 100 in 99.95 % of such jobs,
 # one showing the adjacent frame in 99.994 %, for 0.8-1.5 % more verification compute at 960x540 and 1920x1080
-# (BENCHMARKS.md "Local cheats: tier 1"). Off (0) by default: a job's escrow holds one check per frame, and tier-1
-# checks (and the region checks their flags order) paid from it leave the last frames' renderers unpaid (seen in
-# test_chaos and test_failover with tier 1 on); the escrow must carry their price first. Frames
-# tier1.factor_for has no factor for get none.
-TIER1_RATE = 0.0
+# (BENCHMARKS.md "Local cheats: tier 1"; region and spot checks alone: 45 % and 93 %). Frames tier1.factor_for has
+# no factor for get none. The artist pays for it: a job's price holds TIER1_CHECK_PRICE x this rate per frame
+# (payments.job_price), and the escrow keeps every unpaid frame's render price before it pays any check.
+TIER1_RATE = 0.75
 # A worker caught this many times (as renderer or verifier) is suspended.
 SUSPEND_AFTER = 2
 # Share of passed checks that get a second, independent verifier (catches colluding verifier + renderer).
@@ -117,15 +116,22 @@ FALLBACK_WAIT = 600.0
 # rule's 4 levels allow (benchmarks/comparison.py, part (d) of BENCHMARKS.md: no honest dithered crop fails).
 PINNED_SETTINGS: dict[str, object] = {}
 POLICIES = ("adaptive", "circle", "full")
-# Points (coordinator/ledger.py, payments.py). A job of M frames costs M x (FRAME_PRICE + CHECK_PRICE), held
-# in escrow: the most its frames and their checks can ever pay out, so self-dealing never earns more than
-# it costs (fRender's rule). A renderer working on its own account's job earns SELF_DEALING_RATE of the
-# frame price (SheepIt's 30 %); a caught cheater forfeits STAKE points of its balance to the network.
+# Points (coordinator/ledger.py, payments.py). A job of M frames costs M x (FRAME_PRICE + CHECK_PRICE + the tier-1
+# hold), held in escrow: what its frames and their expected checks pay out, so self-dealing never earns more than
+# it costs (fRender's rule). Renders come first: checks are paid from the escrow only above the price of the renders
+# it still owes, and checks beyond the price (the region checks tier-1 flags order, audits, arbitrations) by the
+# network pool. A renderer working on its own account's job earns SELF_DEALING_RATE of the frame price (SheepIt's
+# 30 %); a caught cheater forfeits STAKE points of its balance to the network.
 FRAME_PRICE = 10
 CHECK_PRICE = 2
 # A spot check renders a small region: it pays less. A frame gets at most one of a region or a spot check from
 # its keys, so CHECK_PRICE per frame in escrow covers both.
 SPOT_CHECK_PRICE = 1
+# A tier-1 check renders the whole frame at 1/10 (else 1/5 or 1/4) of each side: 0.9-1.7 % of a frame at 960x540
+# and 1920x1080, about what a spot costs (1.3 % at 960x540), so it pays what a spot pays. A job's price holds
+# ceil(TIER1_RATE x this) per frame for it (1 at the default rate); the region check a tier-1 flag orders is paid
+# like any region check, from what the escrow has above its render reserve, else by the network pool.
+TIER1_CHECK_PRICE = 1
 SELF_DEALING_RATE = 0.3
 STARTING_GRANT = 1000
 STAKE = 50
@@ -213,6 +219,7 @@ def defaults(data_dir: Path) -> dict[str, Any]:
         "FRAMEHIVE_FRAME_PRICE": FRAME_PRICE,
         "FRAMEHIVE_CHECK_PRICE": CHECK_PRICE,
         "FRAMEHIVE_SPOT_CHECK_PRICE": SPOT_CHECK_PRICE,
+        "FRAMEHIVE_TIER1_CHECK_PRICE": TIER1_CHECK_PRICE,
         "FRAMEHIVE_SELF_DEALING_RATE": SELF_DEALING_RATE,
         "FRAMEHIVE_STARTING_GRANT": STARTING_GRANT,
         "FRAMEHIVE_STAKE": STAKE,

@@ -55,14 +55,15 @@ def _lock(book: str) -> None:
         lock_row({"account": Account, "escrow": Job, "claim": Claim}[kind], int(ident))
 
 
-def transfer(from_book: str, to_book: str, amount: int, reason: str, *, cap: bool = False,
+def transfer(from_book: str, to_book: str, amount: int, reason: str, *, cap: bool = False, keep: int = 0,
              **refs: Any) -> int:
-    """Move ``amount`` points; returns what moved. Raises InsufficientPoints unless ``cap``."""
+    """Move ``amount`` points; returns what moved. Raises InsufficientPoints unless ``cap``. ``keep`` points of
+    the book are not available to this transfer (a job's escrow keeps the price of the renders it still owes)."""
     if amount <= 0 or from_book == to_book:
         return 0
     if from_book != MINT:
         _lock(from_book)
-        available = balance(from_book)
+        available = balance(from_book) - max(0, keep)
         if amount > available:
             if not cap:
                 raise InsufficientPoints(available, amount)

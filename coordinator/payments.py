@@ -1,11 +1,15 @@
 """Who earns what, as ledger transfers. No commits: the caller's transaction holds them.
 
-- Submit: the job's price goes from the artist's account into the job's escrow (402 if short).
+- Submit: the job's price goes from the artist's account into the job's escrow (402 if short): per frame the
+  frame price, one check and the expected tier-1 check (FRAMEHIVE_TIER1_RATE x TIER1_CHECK_PRICE, rounded up).
 - A verified frame pays its renderer the frame price (a reduced rate on its own account's job).
-- A check pays its verifier when its verdict stands (a spot check, a small region, pays less); an
-  arbitration is paid by the loser (what it has), the rest from escrow. Ringers are unpaid (verifiers
-  cannot tell them apart, so they simply lower the expected pay per check); audits of finished jobs are
-  paid by the network pool while it has points.
+- A check pays its verifier when its verdict stands (a spot check or a tier-1 check, small renders, pay less); an
+  arbitration is paid by the loser (what it has), the rest like a check. Ringers are unpaid (verifiers
+  cannot tell them apart, so they simply lower the expected pay per check).
+- Renders come first: a check takes from the escrow only what is above the frame price of every frame of the job
+  not yet paid for (the render reserve), since checks are paid as they pass and renders only when their task is
+  accepted. What the escrow cannot pay (more checks than the job's price carries: tier-1 flags, audits,
+  arbitrations), and every check of a finished job, is paid by the network pool while it has points.
 - A caught renderer gives back what it earned in the job (to the escrow, or to the artist once the job is
   over) and forfeits a stake to the network; a caught verifier forfeits a stake.
 - When a job ends, what is left in its escrow goes back to the artist; when its owner cancels it, a small fee
@@ -17,6 +21,9 @@
 
 from __future__ import annotations
 
+import math
+from typing import Any
+
 from flask import current_app
 from sqlalchemy import event, func, insert, select
 from sqlalchemy.engine import Connection
@@ -26,7 +33,10 @@ from . import config
 from .db import db
 from .ledger import MINT, NETWORK, InsufficientPoints, account_book, balance, claim_book, escrow_book, transfer
 from .models import Account, Check, Claim, Frame, Job, LedgerEntry, Worker
-from .states import ClaimState, JobState
+from .states import ClaimState, FrameState, JobState
+
+# Frames whose render the escrow still owes (a failed or cancelled frame is not paid; a requeue charges anew).
+UNPAID = (FrameState.QUEUED, FrameState.RENDERING, FrameState.RENDERED)
 
 
 def _config(name: str) -> float:
@@ -37,7 +47,16 @@ def _config(name: str) -> float:
 
 
 def job_price(frames: int) -> int:
-    return frames * int(_config("FRAME_PRICE") + _config("CHECK_PRICE"))
+    """The escrow a job of ``frames`` frames holds: the same per frame for every job, shown before submitting
+    (GET /pricing); what its frames and checks do not use goes back to the artist when it ends."""
+    return frames * (int(_config("FRAME_PRICE")) + int(_config("CHECK_PRICE")) + tier1_hold())
+
+
+def tier1_hold() -> int:
+    """Per frame, for its tier-1 check: the rate times its price, rounded up. Held for every frame, whatever its size
+    (a frame tier1.factor_for has no factor for, or a trusted renderer's, gets none and its hold is refunded), so
+    that the price per frame is one number an artist sees before submitting."""
+    return math.ceil(float(_config("TIER1_RATE")) * int(_config("TIER1_CHECK_PRICE")))
 
 
 def charge(job: Job, frames: int) -> None:
@@ -62,11 +81,8 @@ def pay_check(check: Check) -> None:
     verifier: Worker | None = check.verifier
     if verifier is None or check.kind == "ringer":
         return
-    job: Job = check.frame.job
-    source = escrow_book(job.id) if job.state in JobState.ACTIVE else NETWORK
-    price = int(_config("SPOT_CHECK_PRICE" if check.kind == "spot" else "CHECK_PRICE"))
-    transfer(source, account_book(verifier.account_id), price, "check", cap=True,
-             job_id=job.id, check_id=check.id, worker_id=verifier.id, frame=check.frame.number)
+    price = int(_config({"spot": "SPOT_CHECK_PRICE", "tier1": "TIER1_CHECK_PRICE"}.get(check.kind, "CHECK_PRICE")))
+    _pay_for_check(check, verifier, price, "check", frame=check.frame.number)
 
 
 def pay_arbiter(check: Check, loser: Worker | None) -> None:
@@ -79,11 +95,30 @@ def pay_arbiter(check: Check, loser: Worker | None) -> None:
     if loser is not None:
         paid = transfer(account_book(loser.account_id), account_book(arbiter.account_id), price, "arbitration",
                         cap=True, job_id=check.job_id, check_id=check.id, worker_id=arbiter.id)
-    if paid < price:
-        job: Job = check.frame.job
-        source = escrow_book(job.id) if job.state in JobState.ACTIVE else NETWORK
-        transfer(source, account_book(arbiter.account_id), price - paid, "arbitration", cap=True,
-                 job_id=check.job_id, check_id=check.id, worker_id=arbiter.id)
+    _pay_for_check(check, arbiter, price - paid, "arbitration")
+
+
+def _pay_for_check(check: Check, verifier: Worker, amount: int, reason: str, **refs: Any) -> int:
+    """From the job's escrow while the job is active, above its render reserve; the rest from the network pool,
+    as far as it has points. Returns what was paid."""
+    if amount <= 0:
+        return 0
+    job: Job = check.frame.job
+    to_book = account_book(verifier.account_id)
+    refs = {"job_id": job.id, "check_id": check.id, "worker_id": verifier.id, **refs}
+    paid = 0
+    if job.state in JobState.ACTIVE:
+        paid = transfer(escrow_book(job.id), to_book, amount, reason, cap=True, keep=render_reserve(job), **refs)
+    return paid + transfer(NETWORK, to_book, amount - paid, reason, cap=True, **refs)
+
+
+def render_reserve(job: Job) -> int:
+    """What the escrow keeps for renders: the frame price of every frame of ``job`` not yet paid for (queued,
+    rendering, or rendered and not yet accepted). A frame given back by a caught renderer counts again, its pay
+    clawed back into the escrow as far as the renderer had it."""
+    unpaid = db.session.execute(select(func.count()).select_from(Frame).where(
+        Frame.job_id == job.id, Frame.state.in_(UNPAID))).scalar_one()
+    return int(unpaid) * int(_config("FRAME_PRICE"))
 
 
 def claw_back(renderer: Worker, job: Job, frames: list[int] | None = None, to_book: str | None = None) -> int:

@@ -545,6 +545,7 @@ def _account_schemas() -> dict[str, Any]:
 
 
 PRICING_FIELDS = {
-    "frame_price": INT, "check_price": INT, "spot_check_price": INT, "job_price_per_frame": INT,
+    "frame_price": INT, "check_price": INT, "spot_check_price": INT, "tier1_check_price": INT, "tier1_rate": NUM,
+    "tier1_hold_per_frame": INT, "job_price_per_frame": INT,
     "self_dealing_rate": NUM, "starting_grant": INT, "stake": INT, "claim_price_per_frame": INT, "cancel_fee": INT,
     "rules": {"type": "array", "items": STR}}

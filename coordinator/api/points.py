@@ -15,7 +15,7 @@ from ..db import db
 from ..errors import ApiError
 from ..ids import query_id
 from ..models import Account, Claim, Job, LedgerEntry, Worker
-from ..payments import job_price
+from ..payments import job_price, tier1_hold
 from ..states import JobState
 from ..timefmt import iso
 
@@ -30,6 +30,9 @@ def pricing() -> Response:
         "frame_price": config["FRAMEHIVE_FRAME_PRICE"],
         "check_price": config["FRAMEHIVE_CHECK_PRICE"],
         "spot_check_price": config["FRAMEHIVE_SPOT_CHECK_PRICE"],
+        "tier1_check_price": config["FRAMEHIVE_TIER1_CHECK_PRICE"],
+        "tier1_rate": config["FRAMEHIVE_TIER1_RATE"],
+        "tier1_hold_per_frame": tier1_hold(),
         "job_price_per_frame": job_price(1),
         "self_dealing_rate": config["FRAMEHIVE_SELF_DEALING_RATE"],
         "starting_grant": config["FRAMEHIVE_STARTING_GRANT"],
@@ -37,11 +40,14 @@ def pricing() -> Response:
         "claim_price_per_frame": config["FRAMEHIVE_CLAIM_PRICE"],
         "cancel_fee": config["FRAMEHIVE_CANCEL_FEE"],
         "rules": [
-            "submitting a job of M frames holds M x job_price_per_frame points in escrow",
+            "submitting a job of M frames holds M x job_price_per_frame points in escrow: per frame frame_price, "
+            "check_price and tier1_hold_per_frame (tier1_rate x tier1_check_price, rounded up)",
             "each verified frame pays its renderer frame_price (x self_dealing_rate on its own account's job)",
-            "each check whose verdict stands pays its verifier check_price (spot_check_price for a spot check); "
-            "ringers are unpaid",
-            "arbitration is paid by the side found wrong, the rest from escrow",
+            "each check whose verdict stands pays its verifier check_price (spot_check_price for a spot check, "
+            "tier1_check_price for a tier-1 check); ringers are unpaid",
+            "arbitration is paid by the side found wrong, the rest like a check",
+            "checks are paid from escrow only above frame_price for each frame not yet paid, the rest from the "
+            "network pool while it has points: renders are always paid from escrow",
             "a caught cheater gives back what it earned in the job and forfeits the stake",
             "what is left in escrow when the job ends goes back to the artist",
             "an artist cancelling its own job pays cancel_fee out of the escrow to the network",

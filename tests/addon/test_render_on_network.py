@@ -101,8 +101,8 @@ def test_errors_are_clear_and_nothing_is_half_submitted(farm: Farm, project: Pat
     """No workers here: every job stays queued, so the 'pauper' can park most of its points in escrow."""
     pauper = farm.token("user", "pauper")
     client = Client(farm.url, pauper)
-    long_scene = make_scene(tmp_path / "long.blend", frames=80)
-    client.submit(long_scene)  # 80 x 12 points held: 40 left, less than the 12-frame shot's 144
+    long_scene = make_scene(tmp_path / "long.blend", frames=72)
+    client.submit(long_scene)  # 72 x 13 points held: 64 left, less than the 12-frame shot's 156
     balance = client.balance()["balance"]
     secret = tmp_path / "home" / ".ssh" / "id_rsa"
     secret.parent.mkdir(parents=True)
@@ -118,7 +118,7 @@ def test_errors_are_clear_and_nothing_is_half_submitted(farm: Farm, project: Pat
 
     assert "cannot reach" in down["error"] or "refused" in down["error"], down
     assert "token" in bad_token["error"] and "refused" in bad_token["error"], bad_token
-    assert "not enough points" in poor["error"] and "144" in poor["error"] and str(balance) in poor["error"], poor
+    assert "not enough points" in poor["error"] and "156" in poor["error"] and str(balance) in poor["error"], poor
     assert peek["error"] == (f"Framehive: 1 file(s) the scene uses are outside the .blend's folder {project.parent} "
                              f"and would be uploaded with it: {secret.resolve()}; nothing was submitted. To submit "
                              "anyway, call it with allow_outside=True"), peek

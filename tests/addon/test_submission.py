@@ -27,7 +27,7 @@ from tests.images import pixels
 from tests.live import Site, free_port, mint_tokens, running_site
 
 RENDER_TIMEOUT = 120
-POOR_GRANT = 5  # points of the "poor" account: less than any job costs (12 a frame)
+POOR_GRANT = 5  # points of the "poor" account: less than any job costs (13 a frame)
 
 
 @pytest.fixture(scope="module")
@@ -111,10 +111,10 @@ def test_a_scene_is_packed_uploaded_and_submitted(site: Site, sample_scene: Path
     done = final(updates)
     assert done.kind == "done" and done.job is not None, updates
     job = api.job(done.job["id"])
-    assert done.text == f"job {job['id']} submitted: 24 points held"
+    assert done.text == f"job {job['id']} submitted: 26 points held"
     assert (job["name"], job["frames"], job["priority"], job["policy"]) == ("shot / Scene", "3-4", 70, "full")
-    assert (job["scene_path"], job["assets"], job["price"]) == ("shot.blend", [], 24)
-    assert api.balance()["balance"] == balance - 24
+    assert (job["scene_path"], job["assets"], job["price"]) == ("shot.blend", [], 26)
+    assert api.balance()["balance"] == balance - 26
     assert not workdir.exists(), "the scratch folder (copy and pack) is removed"
     assert updates[0] == Update("status", "packing the scene and its files")
     fractions = [u.fraction for u in updates if u.kind == "progress"]
@@ -223,7 +223,7 @@ def test_not_enough_points(site: Site, sample_scene: Path, tmp_path: Path) -> No
 
     error = final(updates_of(submission))
     assert error.kind == "error"
-    assert error.text == (f"not enough points: the job costs 24 points, your balance is {POOR_GRANT}; "
+    assert error.text == (f"not enough points: the job costs 26 points, your balance is {POOR_GRANT}; "
                           "nothing was submitted")
     assert job_ids(poor) == [] and poor.balance()["balance"] == POOR_GRANT
     assert not workdir.exists()

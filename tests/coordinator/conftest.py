@@ -64,10 +64,11 @@ def scene_sha(api, sample_scene: Path) -> str:  # type: ignore[no-untyped-def]
 def v(app, api, scene_sha):  # type: ignore[no-untyped-def]
     """A 4-frame job in 2 tasks, a renderer, a verifier and an arbiter of three owners, and a second
     agent of the renderer's own owner that also verifies. Any owner may arbitrate here (the arbiter's required
-    record is tested on its own, in test_verification.py). No spot or tier-1 checks unless a test turns them on
-    (test_spot_checks.py, test_tier1.py), so each task has exactly its region check."""
+    record is tested on its own, in test_verification.py). No spot checks unless a test turns them on
+    (test_spot_checks.py), and the sample scene's 64x36 gets no tier 1 (kit.tier1_on makes a job one that does), so
+    each task has exactly its region check."""
     app.config.update(FRAMEHIVE_AUDIT_RATE=0.0, FRAMEHIVE_RINGER_RATE=0.0, FRAMEHIVE_ARBITER_MIN_TRUST=0,
-                      FRAMEHIVE_SPOT_RATE=0.0, FRAMEHIVE_TIER1_RATE=0.0)
+                      FRAMEHIVE_SPOT_RATE=0.0)
     job = api.post("/api/v1/jobs", json={"scene": scene_sha, "frames": "1-4", "chunk": 2}).get_json()
     with app.app_context():
         workers = {}

@@ -442,7 +442,7 @@ def make_app(data_dir: Path, database_url: str | None) -> Flask:
     from framehive.coordinator import create_app
 
     config: dict[str, Any] = {"TESTING": True, "FRAMEHIVE_START_REAPER": False, "FRAMEHIVE_AUDIT_RATE": 0.0,
-                              "FRAMEHIVE_RINGER_RATE": 0.0, "FRAMEHIVE_SPOT_RATE": 0.0, "FRAMEHIVE_TIER1_RATE": 0.0,
+                              "FRAMEHIVE_RINGER_RATE": 0.0, "FRAMEHIVE_SPOT_RATE": 0.0,
                               "FRAMEHIVE_LEASE_TIMEOUT": 3600.0}
     if database_url is not None:
         config["SQLALCHEMY_DATABASE_URI"] = database_url

@@ -59,8 +59,7 @@ def test_a_frame_of_your_own_job_is_yours_to_use_and_nobody_elses(app, api, toke
                                                                    sample_scene):  # type: ignore[no-untyped-def]
     job = submit(api, scene_sha, chunk=2).get_json()
     with app.app_context():
-        app.config.update(FRAMEHIVE_AUDIT_RATE=0.0, FRAMEHIVE_RINGER_RATE=0.0, FRAMEHIVE_SPOT_RATE=0.0,
-                          FRAMEHIVE_TIER1_RATE=0.0)
+        app.config.update(FRAMEHIVE_AUDIT_RATE=0.0, FRAMEHIVE_RINGER_RATE=0.0, FRAMEHIVE_SPOT_RATE=0.0)
         owner = Account(name="gpu-owner")
         db.session.add(owner)
         db.session.flush()

@@ -34,8 +34,7 @@ from tests.coordinator import kit
 def net(app, api, scene_sha):  # type: ignore[no-untyped-def]
     """Two jobs of alice: ``job`` (6 frames, a task each) and ``single`` (one task of 2 frames); agents g1, g2 of
     grief, x of xavier and h of olga, online."""
-    app.config.update(FRAMEHIVE_AUDIT_RATE=0.0, FRAMEHIVE_RINGER_RATE=0.0, FRAMEHIVE_SPOT_RATE=0.0,
-                      FRAMEHIVE_TIER1_RATE=0.0)
+    app.config.update(FRAMEHIVE_AUDIT_RATE=0.0, FRAMEHIVE_RINGER_RATE=0.0, FRAMEHIVE_SPOT_RATE=0.0)
     job = api.post("/api/v1/jobs", json={"scene": scene_sha, "frames": "1-6", "chunk": 1}).get_json()
     single = api.post("/api/v1/jobs", json={"scene": scene_sha, "frames": "1-2", "chunk": 2}).get_json()
     with app.app_context():

@@ -62,6 +62,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import math
 import random
 import re
 import sys
@@ -504,12 +505,15 @@ class Ledger(RuleBasedStateMachine):
 
     @property
     def prices(self) -> dict[str, Any]:
-        names = ("FRAME_PRICE", "CHECK_PRICE", "SELF_DEALING_RATE", "STAKE", "CANCEL_FEE", "CLAIM_PRICE")
+        names = ("FRAME_PRICE", "CHECK_PRICE", "SELF_DEALING_RATE", "STAKE", "CANCEL_FEE", "CLAIM_PRICE",
+                 "TIER1_RATE", "TIER1_CHECK_PRICE")
         return {name: self.app.config[f"FRAMEHIVE_{name}"] for name in names}
 
     @property
     def per_frame(self) -> int:
-        return int(self.prices["FRAME_PRICE"]) + int(self.prices["CHECK_PRICE"])
+        """Frame, check and the tier-1 hold (the sample scene gets no tier 1: its hold goes back with the rest)."""
+        tier1 = math.ceil(float(self.prices["TIER1_RATE"]) * int(self.prices["TIER1_CHECK_PRICE"]))
+        return int(self.prices["FRAME_PRICE"]) + int(self.prices["CHECK_PRICE"]) + tier1
 
     def account_id(self, name: str) -> int:
         return db.session.execute(select(Account.id).filter_by(name=name)).scalar_one()

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+from framehive.coordinator import frame_analysis as fa
 from framehive.coordinator import leases, ledger
 from framehive.coordinator.db import db
 from framehive.coordinator.models import Account, Blob, Frame, Job, LedgerEntry, Task
-from framehive.coordinator.verification import leasing
-from sqlalchemy import select
+from framehive.coordinator.verification import decide, leasing
+from sqlalchemy import func, select
 
-from tests.coordinator.kit import answer, noise_png, render
+from tests.coordinator.kit import TIER1_SIZE, answer, judge, noise_png, render, tier1_on
 from tests.coordinator.test_bad_input import row_counts
 
-PRICE = 12  # frame 10 + check 2, per frame
+PRICE = 13  # frame 10 + check 2 + tier-1 hold 1 (rate 0.75 x tier-1 price 1, rounded up), per frame
 
 
 def balance_of(name: str) -> int:
@@ -43,19 +44,21 @@ def test_new_accounts_get_the_starting_grant_as_an_entry(app, tokens, api):  # t
     pricing = api.get("/api/v1/pricing").get_json()
     assert pricing["job_price_per_frame"] == PRICE and pricing["self_dealing_rate"] == 0.3
     assert (pricing["check_price"], pricing["spot_check_price"]) == (2, 1)
+    assert (pricing["tier1_rate"], pricing["tier1_check_price"], pricing["tier1_hold_per_frame"]) == (0.75, 1, 1)
 
 
 def test_submit_holds_the_price_in_escrow_and_402_creates_nothing(app, api, scene_sha):  # type: ignore[no-untyped-def]
     job = api.post("/api/v1/jobs", json={"scene": scene_sha, "frames": "1-12"}).get_json()
-    assert (job["price"], job["escrow"]) == (144, 144)
-    assert api.get("/api/v1/balance").get_json()["balance"] == 1000 - 144
+    assert (job["price"], job["escrow"]) == (12 * PRICE, 12 * PRICE)
+    assert api.get("/api/v1/balance").get_json()["balance"] == 1000 - 12 * PRICE
     for _ in range(5):
         assert api.post("/api/v1/jobs", json={"scene": scene_sha, "frames": "1-12"}).status_code == 201
     before = row_counts(app)
     response = api.post("/api/v1/jobs", json={"scene": scene_sha, "frames": "1-12"})
     assert response.status_code == 402
     error = response.get_json()["error"]
-    assert error["code"] == "insufficient_points" and error["details"] == {"balance": 1000 - 6 * 144, "price": 144}
+    assert error["code"] == "insufficient_points" and error["details"] == {"balance": 1000 - 6 * 12 * PRICE,
+                                                                             "price": 12 * PRICE}
     assert row_counts(app) == before
     with app.app_context():
         assert_conserved()
@@ -124,3 +127,48 @@ def test_admins_grant_points_with_an_explicit_entry(app, tokens):  # type: ignor
     assert [(e["from"], e["amount"], e["memo"]) for e in entries] == [("mint", 250, "prize"),
                                                                      ("mint", 1000, "starting grant")]
     assert client.get("/api/v1/ledger?account=bob", headers=user).status_code == 403
+
+
+def test_checks_beyond_the_escrows_check_budget_never_take_a_renderers_pay(v, app):  # type: ignore[no-untyped-def]
+    """Tier 1 on every frame, and every tier-1 check flags its honest frame (a noisy low render), so each flag
+    orders a region check more, and every passed region check has an audit: checks cost far more than the job's
+    price carries, and they are paid as they pass, before the tasks are accepted. Every renderer is still paid its
+    full price (the escrow keeps the frame price of every frame not yet paid); the checks the escrow cannot carry
+    beyond that are paid by the network pool."""
+    app.config["FRAMEHIVE_AUDIT_RATE"] = 1.0
+    job = db.session.get(Job, v["job_id"])
+    tier1_on(app, job)
+    cheater = Account(name="caught-earlier")
+    db.session.add(cheater)
+    db.session.flush()
+    ledger.transfer(ledger.account_book(cheater.id), ledger.NETWORK, 500, "stake")  # the pool has points
+    db.session.commit()
+    escrow = ledger.balance(ledger.escrow_book(job.id))
+    assert escrow == 4 * PRICE
+    kinds = []
+    for _ in range(2):
+        render(leases.claim_task(v["renderer"].id))
+        for worker in (v["verifier"], v["arbiter"]):  # the arbiter audits what the verifier passed
+            while (check := leasing.claim_check(worker)) is not None:
+                kinds.append(check.kind)
+                if check.kind == "tier1":
+                    noisy = fa.decode(noise_png(check.frame.number + 7000, *TIER1_SIZE), 10**8)
+                    judge(check, fa.encode_png(fa.downscale_linear(noisy, 5)))
+                    db.session.commit()
+                    decide.apply(check)
+                    db.session.commit()
+                    assert check.verdict == "fail", "flagged: a region check of the worst tile follows"
+                else:
+                    answer(check)
+                    assert check.verdict == "pass"
+                assert ledger.balance(ledger.escrow_book(job.id)) >= 0
+    assert sorted(kinds) == ["audit"] * 6 + ["tier1"] * 4 + ["verify"] * 6, "a region check per task, one per flag"
+    assert job.state == "completed"
+    assert balance_of("renderer-owner") == 1000 + 4 * 10, "every frame paid in full, the last ones too"
+    check_pay = balance_of("verifier-owner") + balance_of("arbiter-owner") - 2000
+    assert check_pay == 12 * 2 > escrow - 4 * 10, "more checks than the job's price carries"
+    network_paid = db.session.execute(select(func.sum(LedgerEntry.amount)).filter_by(
+        from_book=ledger.NETWORK, reason="check")).scalar_one()
+    assert network_paid == check_pay - (escrow - 4 * 10), "the network pool paid what the escrow could not"
+    assert ledger.balance(ledger.escrow_book(job.id)) == 0
+    assert_conserved()

@@ -73,11 +73,16 @@ def test_a_running_job_advances_without_reload_and_its_detail_shows_frames_and_c
     dash.until(lambda d: dash.images_loaded(f"{passed} img.crop-renderer") and
                dash.images_loaded(f"{passed} img.crop-verifier"), "both crops of the passed checks")
     dash.screenshot("job-running")
-    check = dash.find(passed).text
+    # Newest first: a tier-1 check (the whole frame at low resolution, 160x90 gets one) may be on top.
+    check = dash.until(lambda d: next((c.text for c in dash.all(passed) if c.text.split()[1] != "tier1"), None),
+                       "a passed region or spot check")
     assert "Renderer" in check and "Verifier" in check and "strict" in check and "maxabs" in check
 
     dash.until(lambda d: job_state(dash) == "completed", "completion", timeout=RENDER_TIMEOUT)
     dash.until(lambda d: dash.count('#frame-grid .cell[data-state="verified"]') == 24, "every frame verified")
+    tier1 = dash.until(lambda d: [c.text for c in dash.all("#checks .check") if c.text.split()[1] == "tier1"],
+                       "tier-1 checks (on by default)")
+    assert all("min_tile_psnr" in text for text in tier1), "each with its tile PSNR"
     dash.until(lambda d: dash.images_loaded("#preview-image"), "the last rendered frame")
     dash.until(lambda d: dash.images_loaded("#thumbs img"), "thumbnails")
     assert {c.text for c in dash.all("#tasks tbody td:nth-child(5)")} <= {"w1", "w2", "w1, w2"}
