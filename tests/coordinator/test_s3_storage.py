@@ -127,7 +127,10 @@ def test_a_job_renders_on_s3_and_frames_are_redirects_to_the_store(
     s3_farm.start_worker("other-box", tokens["other"])
     done = alice.wait(job["id"], poll=0.2, timeout=RENDER_TIMEOUT)
     assert done["state"] == "completed", (done, s3_farm.logs())
-    assert done["checks"] and all(c["verdict"] == "pass" for c in done["checks"]), done["checks"]
+    # An audit (a later second look, drawn at random) may still wait when the job completes; every other check has
+    # passed, and nothing decided has failed.
+    assert done["checks"] and all(c["verdict"] == "pass" for c in done["checks"] if c["kind"] != "audit"), done
+    assert all(c["verdict"] in ("pass", None) for c in done["checks"]), done["checks"]
 
     frames = [entry["sha256"] for entry in done["frame_states"]]
     stored = keys(moto, bucket)
