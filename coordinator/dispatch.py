@@ -1,11 +1,12 @@
 """Push work to the workers connected to this coordinator process.
 
 ``kick()`` is called whenever work or a worker may have become available (a job submitted, a task finished
-or requeued, a worker connected). It leases a task for each idle connection and sends it at once: workers
-never poll. The registry only knows this process's connections; the database decides who holds what. On
-PostgreSQL a kick also tells the other coordinator processes to kick theirs (wakeups.py); a kick caused by such a
-wake-up (or by the sweep) first looks whether another process took leases from this process's agents (a job
-cancelled or failed there, an agent suspended there) and tells those agents to stop.
+or requeued, a worker connected). It leases work (a check, else a task) to each idle connection, a batch of
+agents per transaction, and sends the orders at once: workers never poll. The registry only knows this process's
+connections; the database decides who holds what. On PostgreSQL a kick also tells the other coordinator processes
+to kick theirs (wakeups.py); a kick caused by such a wake-up (or by the sweep) first looks whether another process
+took leases from this process's agents (a job cancelled or failed there, an agent suspended there) and tells those
+agents to stop.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ from .models import Check, Task, Worker
 from .states import CheckState, TaskState
 from .transitions import LostLease, missing_frames
 from .verification import comparison, tier1
-from .verification.leasing import claim_check, release
+from .verification import handles as check_handles
+from .verification.leasing import CheckClaims, release
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,26 @@ class Work:
     id: int
     attempt: int
     handle: str = field(default="", compare=False)  # a check's, as its verifier knows it (handles.py)
+
+
+#: Agents whose claims share one write transaction in the dispatcher's pass, on SQLite. Every transaction there takes
+#: the database's one write lock; with a transaction or two per idle agent each claim waited its turn behind every
+#: other writer (uploads, results, heartbeats), and a pass over 100 agents took up to 5.6 s (issue 16,
+#: benchmarks/fleet.py; BENCHMARKS.md). A bigger batch holds the lock longer while the others wait: this bounds it.
+#: On PostgreSQL each lease commits alone: a lease locks its rows until the commit, and two coordinators' passes
+#: locking several rows each in different orders could deadlock.
+AGENTS_PER_TRANSACTION = 20
+
+
+@dataclass
+class Queued:
+    """What a pass of the dispatcher still expects to find queued: render tasks and checks."""
+
+    tasks: int
+    checks: int
+
+    def any(self) -> bool:
+        return self.tasks > 0 or self.checks > 0
 
 
 @dataclass(eq=False)
@@ -152,28 +174,61 @@ class Dispatcher:
                 self._dropped = max(self._dropped, covers)
 
     def _dispatch_to_idle(self) -> None:
-        """One pass: lease work to the idle connections, one after the other, while any work is queued.
+        """One pass: lease work to the idle connections, a batch of agents after the other, while any work is queued.
 
         One read first counts the queued tasks and checks (leases.queued_work, without SQLite's write lock): with
         none, no agent is asked (before, every idle agent's claims took a write transaction or two to find
         nothing). The pass stops once it has leased as many as were counted: work queued after the count comes
         with a kick of its own, numbered after this pass began, so another pass follows. An agent that gets
         nothing (a blocklist, its Blender, another owner's check) does not lower the count: the next one tries.
+        Each batch leases in one transaction (:meth:`_lease_to`), then its orders are sent, after that commit.
         """
         with self._registry:
             idle = [c for c in self._connections.values() if c.current is None and not c.draining]
         if not idle:
             return
-        tasks, checks = leases.queued_work()
-        for conn in idle:
-            if tasks <= 0 and checks <= 0:
-                break
-            given = self._give_work(conn, tasks=tasks > 0, checks=checks > 0)
-            if given == "task":
-                tasks -= 1
-            elif given == "check":
-                checks -= 1
-        db.session.commit()  # the last agent's read, if it got nothing: SQLite's write lock goes back at once
+        queued = Queued(*leases.queued_work())
+        per_transaction = AGENTS_PER_TRANSACTION if db.engine.dialect.name == "sqlite" else 1
+        while idle and queued.any():
+            batch, idle = idle[:per_transaction], idle[per_transaction:]
+            self._send_orders(self._lease_to(batch, queued, alone=per_transaction == 1), queued)
+
+    def _lease_to(self, batch: list[Connection], queued: Queued,
+                  alone: bool = False) -> list[tuple[Connection, Work, m.Message]]:
+        """Lease work to these idle agents, one after the other, in one transaction: on SQLite one turn at the write
+        lock for the batch, not one or two per agent (each a wait behind every other writer). The orders are
+        built in it too, from what the claims loaded. Returns each agent's work, as its connection will record it,
+        and its order. Commits (rolls back everything on an error: no lease without its order). ``alone`` (one
+        agent, PostgreSQL): a check claim that leased nothing commits before the task claim, as each claim did
+        before batches, so no row lock it took (a ringer's on its check) is held while task rows are locked."""
+        ids = [conn.worker_id for conn in batch]
+        orders: list[tuple[Connection, Work, m.Message]] = []
+        try:
+            workers = {w.id: w for w in db.session.execute(select(Worker).where(Worker.id.in_(ids))).scalars()}
+            checks = CheckClaims(len(batch))  # the open checks, read once for the batch
+            for conn in batch:
+                if not queued.any():
+                    break
+                item = self._give_work(conn, workers.get(conn.worker_id), checks, queued, alone)
+                if isinstance(item, Check):
+                    orders.append((conn, Work("check", item.id, item.attempt, item.handle or ""),
+                                   verify_message(item)))
+                elif item is not None:
+                    orders.append((conn, Work("task", item.id, item.attempt), assign_message(item)))
+            db.session.commit()
+        except BaseException:
+            db.session.rollback()
+            raise
+        return orders
+
+    def _send_orders(self, orders: list[tuple[Connection, Work, m.Message]], queued: Queued) -> None:
+        """Record each agent's new work on its connection, then send the orders, with no transaction open. An agent
+        whose socket died meanwhile gives its work back at once, for the next agent of the pass."""
+        for conn, work, _ in orders:
+            conn.current = work
+        for conn, work, order in orders:
+            if not self._send(conn, order):
+                self._give_back(conn, work, queued)
 
     def _drop_leases_lost_elsewhere(self) -> None:
         """Tell this process's busy agents to stop work whose lease they no longer hold in the database.
@@ -210,33 +265,42 @@ class Dispatcher:
                                       check_id=work.id if work.kind == "check" else None))
         self.drop_leases(lost)
 
-    def _give_work(self, conn: Connection, tasks: bool = True, checks: bool = True) -> str | None:
-        """Checks first (they gate every job's completion), then render tasks; ``tasks``/``checks``: whether any
-        may still be queued. Returns what was leased from the queue: "task", "check", or None (nothing, or a
-        ringer, which stands in for a check left queued)."""
-        worker = db.session.get(Worker, conn.worker_id)
+    def _give_work(self, conn: Connection, worker: Worker | None, checks: CheckClaims, queued: Queued,
+                   alone: bool = False) -> Check | Task | None:
+        """Checks first (they gate every job's completion), then render tasks, each only while ``queued`` says any
+        may be left. Returns what was leased, and counts what it took from the queue: a ringer stands in for a
+        check left queued. No commit (:meth:`_lease_to`)."""
         if worker is None or worker.suspended or worker.pause_reason is not None:
             return None  # a paused worker's owner wants the machine back: nothing new until it resumes
         if worker.connected_at != conn.connected_at:
             return None  # the agent signed on again since, on another coordinator: this connection is stale, and
             # work given here would race that session's (a task its hello handed back, leased again to a dead socket)
-        check = claim_check(worker) if checks else None
+        check = checks.claim(worker) if queued.checks > 0 else None
         if check is not None:
-            conn.current = Work("check", check.id, check.attempt, check.handle or "")
-            if not self._send(conn, verify_message(check)):
-                release(check)
-                db.session.commit()
-                return None  # back in the queue: the next agent may take it
-            return "check" if check.kind != "ringer" else None
-        task = leases.claim_task(conn.worker_id) if tasks else None
-        if task is None:
+            if check.kind != "ringer":
+                queued.checks -= 1
+            return check
+        if alone:
             db.session.commit()
-            return None  # nothing this worker may run (blocklists differ per worker)
-        conn.current = Work("task", task.id, task.attempt)
-        if not self._send(conn, assign_message(task)):
+        task = leases.lease_task(worker) if queued.tasks > 0 else None
+        if task is not None:
+            queued.tasks -= 1
+        return task  # None: nothing this worker may run (blocklists differ per worker)
+
+    def _give_back(self, conn: Connection, work: Work, queued: Queued) -> None:
+        """Work leased to an agent whose socket died before its order went out goes back to the queue, if the lease
+        is still the one given (the connection's end may have taken it back already). Commits."""
+        if work.kind == "check":
+            check = check_handles.held_check(conn.worker_id, work.handle)
+            if check is not None and release(check):
+                queued.checks += 1
+            db.session.commit()
+            return
+        task = leases.held_task(conn.worker_id, work.id, work.attempt)
+        if task is not None:
             leases.hand_back(task)
-            return None
-        return "task"
+            queued.tasks += 1
+        db.session.commit()
 
     @staticmethod
     def _send(conn: Connection, message: m.Message) -> bool:

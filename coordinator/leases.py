@@ -28,7 +28,16 @@ def lease_timeout() -> float:
 
 
 def claim_task(worker_id: int) -> Task | None:
-    """Lease the best queued task this worker may run, or return None. Commits.
+    """Lease the best queued task this worker may run (:func:`lease_task`), or return None. Commits."""
+    worker = db.session.get(Worker, worker_id)
+    task = lease_task(worker) if worker is not None and _anything_queued() else None
+    db.session.commit()
+    return task
+
+
+def lease_task(worker: Worker) -> Task | None:
+    """Lease the best queued task this worker may run, or return None. No commit: the dispatcher's pass leases to
+    several agents in one transaction (dispatch.Dispatcher._lease_to), :func:`claim_task` to one.
 
     Only tasks of queued or running jobs are leased (not of paused ones), highest job priority first. The
     claim repeats the job-state condition, so a pause that commits between the choice and the claim wins on
@@ -36,13 +45,9 @@ def claim_task(worker_id: int) -> Task | None:
     Jobs the worker or its account is blocklisted for are skipped, and tasks its account failed come last, only
     if no online agent of another account may take them (failure_accounting.claim_order).
     """
-    worker = db.session.get(Worker, worker_id)
-    if worker is None or worker.suspended or (worker.roles and "render" not in worker.roles):
-        return None  # unknown, suspended, or a verify-only agent
-    if not _anything_queued():
-        db.session.commit()
-        return None
-    blocked = select(JobBlock.job_id).where(JobBlock.worker_id == worker_id)
+    if worker.suspended or (worker.roles and "render" not in worker.roles):
+        return None  # suspended, or a verify-only agent
+    blocked = select(JobBlock.job_id).where(JobBlock.worker_id == worker.id)
     blocked_account = select(AccountBlock.job_id).where(AccountBlock.account_id == worker.account_id)
     fits = capabilities.render_condition(worker)  # its Blender, its device, the job's cap on agents
     dispatchable = select(Job.id).where(Job.state.in_(JobState.DISPATCHABLE), fits)
@@ -56,24 +61,23 @@ def claim_task(worker_id: int) -> Task | None:
     ).scalars().all()
     for task_id in failure_accounting.claim_order(list(candidates), worker.account_id):
         won = move_where(Task, TaskState.QUEUED, TaskState.LEASED, Task.id == task_id, Task.job_id.in_(dispatchable),
-                         worker_id=worker_id, attempt=Task.attempt + 1, lease_expires=now() + lease_timeout(),
+                         worker_id=worker.id, attempt=Task.attempt + 1, lease_expires=now() + lease_timeout(),
                          updated_at=now())
         if won == 1:
             task = db.session.get(Task, task_id, populate_existing=True)
             assert task is not None
             if task.job.state == JobState.QUEUED:
                 move_job(task.job, JobState.RUNNING)
-            db.session.commit()
             return task
-    db.session.commit()
     return None
 
 
 def _anything_queued() -> bool:
-    """Whether any task of a job that may be dispatched is queued. Every idle agent's claim asks this first: when
-    nothing is queued (every task leased, the jobs waiting for their checks), the claim ends here instead of
-    building and running the per-agent candidate query (its SQL expression alone was 4 % of the coordinator's time
-    at 100 agents, benchmarks/fleet.py)."""
+    """Whether any task of a job that may be dispatched is queued. A claim on its own (claim_task) asks this first:
+    when nothing is queued (every task leased, the jobs waiting for their checks), it ends here instead of building
+    and running the per-agent candidate query (its SQL expression alone was 4 % of the coordinator's time at 100
+    agents, benchmarks/fleet.py). The dispatcher's pass counts the queued work once for all its agents instead
+    (queued_work)."""
     return db.session.execute(select(Task.id).join(Job, Job.id == Task.job_id).where(
         Task.state == TaskState.QUEUED, Job.state.in_(JobState.DISPATCHABLE)).limit(1)).first() is not None
 

@@ -29,35 +29,57 @@ _rng = secrets.SystemRandom()
 
 def claim_check(worker: Worker) -> Check | None:
     """Lease the oldest open check this worker may take (or, sometimes, a ringer). Commits."""
-    if not can_verify(worker):
-        return None
-    candidates = db.session.execute(
-        select(Check).join(Job, Job.id == Check.job_id)
-        .where(Check.state == CheckState.QUEUED, Job.state.in_(JobState.ACTIVE) | Check.kind.in_(AFTER_THE_JOB))
-        .order_by(Check.id).limit(CLAIM_CANDIDATES)
-    ).scalars().all()
-    for check in candidates:
-        if not may_take(worker, check):  # another owner, same class first, arbiters: eligibility.py
-            continue
-        # Ringers stand in for real work only (never for idleness), so they look like any other check and
-        # their share of a verifier's work is the configured rate; one needs nothing already verified, so when it
-        # comes says nothing about the verifier's pace.
-        if _rng.random() < current_app.config["FRAMEHIVE_RINGER_RATE"]:
-            ringer = make_ringer(worker, like=check)
-            if ringer is not None:
-                return _lease(ringer.id, worker)
-        leased = _lease(check.id, worker)
-        if leased is not None:
-            return leased
+    check = CheckClaims().claim(worker)
     db.session.commit()
-    return None
+    return check
+
+
+class CheckClaims:
+    """Claims of checks by one agent after another in one transaction (the dispatcher's pass leases to ``agents``
+    agents in one: dispatch.Dispatcher._lease_to). The open checks are read once: a check leased is taken off the
+    list (nothing else a lease changes is read from it: the eligibility rules read other leases of the frame from
+    the database), and the list holds one more check per agent after the first, so each agent still looks at the
+    CLAIM_CANDIDATES oldest open checks, as it would alone. An agent that may take none of them costs no query, and
+    the checks' frames, jobs and renderers that eligibility looks at stay loaded."""
+
+    def __init__(self, agents: int = 1) -> None:
+        self._agents = agents
+        self._open: list[Check] | None = None
+
+    def claim(self, worker: Worker) -> Check | None:
+        """Lease the oldest open check this worker may take (or, sometimes, a ringer). No commit."""
+        if not can_verify(worker):
+            return None
+        if self._open is None:
+            self._open = list(db.session.execute(
+                select(Check).join(Job, Job.id == Check.job_id)
+                .where(Check.state == CheckState.QUEUED,
+                       Job.state.in_(JobState.ACTIVE) | Check.kind.in_(AFTER_THE_JOB))
+                .order_by(Check.id).limit(CLAIM_CANDIDATES + self._agents - 1)
+            ).scalars())
+        for check in list(self._open):
+            if not may_take(worker, check):  # another owner, same class first, arbiters: eligibility.py
+                continue
+            # Ringers stand in for real work only (never for idleness), so they look like any other check and
+            # their share of a verifier's work is the configured rate; one needs nothing already verified, so when
+            # it comes says nothing about the verifier's pace.
+            if _rng.random() < current_app.config["FRAMEHIVE_RINGER_RATE"]:
+                ringer = make_ringer(worker, like=check)  # the check stays queued; ``like`` now excludes the worker
+                if ringer is not None:
+                    return _lease(ringer.id, worker)
+            leased = _lease(check.id, worker)
+            self._open.remove(check)  # leased now, or (another coordinator) before
+            if leased is not None:
+                return leased
+        return None
 
 
 def _lease(check_id: int, worker: Worker) -> Check | None:
+    """The compare-and-set lease of one check: the check as leased (read again), or None if it was no longer
+    queued. No commit."""
     won = move_where(Check, CheckState.QUEUED, CheckState.LEASED, Check.id == check_id, verifier_id=worker.id,
                      attempt=Check.attempt + 1, handle=new_handle(),
                      lease_expires=now() + float(current_app.config["FRAMEHIVE_LEASE_TIMEOUT"]))
-    db.session.commit()
     return db.session.get(Check, check_id, populate_existing=True) if won == 1 else None
 
 

@@ -11,9 +11,11 @@ import pytest
 from framehive.coordinator import leases, outcomes
 from framehive.coordinator.db import db
 from framehive.coordinator.dispatch import Connection, dispatcher
-from framehive.coordinator.models import Account, AccountBlock, Blob, Job, Task, TaskFailure, Worker
+from framehive.coordinator.models import Account, AccountBlock, Blob, Check, Job, Task, TaskFailure, Worker
 from framehive.coordinator.states import TASK_TRANSITIONS, IllegalTransition, check_move
 from sqlalchemy import event, select, update
+
+from tests.coordinator.kit import render
 
 
 @pytest.fixture
@@ -296,3 +298,41 @@ def test_kicks_that_wait_for_a_pass_are_served_by_it(ctx, app, monkeypatch):  # 
         thread.join(30)
     assert len(asked_agent) == 1
     assert db.session.execute(select(Task.id).where(Task.state == "leased")).first() is None
+
+
+def test_a_pass_leases_to_its_idle_agents_in_one_write_transaction(ctx):  # type: ignore[no-untyped-def]
+    """Three idle agents, three queued tasks: on SQLite the pass takes the write lock once for all three (it took
+    a turn per claim, each behind every other writer, issue 16), and each agent still gets its own task."""
+    conns = connect(ctx, "a", "b", "c")
+    begins: list[str] = []
+
+    def _count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if statement.upper().startswith("BEGIN"):
+            begins.append(statement.upper())
+
+    event.listen(db.engine, "before_cursor_execute", _count)
+    try:
+        dispatcher().kick()
+    finally:
+        event.remove(db.engine, "before_cursor_execute", _count)
+    assert sorted(conn.ws.sent[0]["task_id"] for conn in conns) == [1, 2, 3]  # type: ignore[attr-defined]
+    if db.engine.dialect.name == "sqlite":
+        assert begins.count("BEGIN IMMEDIATE") == 1, begins
+
+
+def test_a_pass_gives_a_check_only_to_an_agent_that_may_take_it(v):  # type: ignore[no-untyped-def]
+    """One pass, one transaction: the renderer's sibling (its owner's other agent), idle first, never gets the
+    renderer's check; it gets the other task, and the verifier, next, gets the check."""
+    render(leases.claim_task(v["renderer"].id))
+    (check,) = db.session.execute(select(Check)).scalars().all()
+    other = db.session.execute(select(Task).where(Task.state == "queued")).scalar_one()
+    sibling, verifier = (Connection(v[name].id, name, Socket(), connected_at=1.0) for name in ("sibling", "verifier"))
+    for conn in (sibling, verifier):
+        db.session.get(Worker, conn.worker_id).connected_at = 1.0
+        dispatcher().register(conn)
+    db.session.commit()
+    dispatcher().kick()
+    to_sibling, to_verifier = sibling.ws.sent, verifier.ws.sent  # type: ignore[attr-defined]
+    assert [(m["type"], m.get("task_id")) for m in to_sibling] == [("assign", other.id)]
+    assert [m["type"] for m in to_verifier] == ["verify"]
+    assert db.session.get(Check, check.id, populate_existing=True).verifier_id == v["verifier"].id
