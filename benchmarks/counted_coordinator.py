@@ -17,6 +17,7 @@ import json
 import os
 import sys
 import threading
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -38,26 +39,42 @@ class StatementCounter:
         self._lock = threading.Lock()
         self.by_verb: Counter[str] = Counter()
         self.by_site: Counter[str] = Counter()  # see call_site
+        self.dispatcher: Counter[str] = Counter()  # statements of the dispatcher's passes, by kind: see in_dispatcher
+        self.passes: list[float] = []  # how long each of the dispatcher's passes took, s (time_passes)
         self._pid = 0  # the process whose answering thread runs (a forked child starts its own)
 
     def statement(self, text: str) -> None:
         words = text.split(None, 1)
         site = call_site()
+        dispatching = in_dispatcher()
         with self._lock:
             if self._pid != os.getpid():
                 self._start_answering()
             self.by_verb[words[0].upper() if words else "?"] += 1
             self.by_site[site] += 1
+            if dispatching:
+                self.dispatcher[" ".join(text.split()[:2]).upper() if text.upper().startswith("BEGIN")
+                                else words[0].upper() if words else "?"] += 1
+
+    def passed(self, seconds: float) -> None:
+        with self._lock:
+            if self._pid != os.getpid():
+                self._start_answering()
+            self.passes.append(seconds)
 
     def reading(self) -> dict[str, Any]:
         with self._lock:
-            by_verb, by_site = dict(self.by_verb), dict(self.by_site)
-        return {"pid": os.getpid(), "statements": sum(by_verb.values()), "by_verb": by_verb, "by_site": by_site}
+            by_verb, by_site, dispatcher = dict(self.by_verb), dict(self.by_site), dict(self.dispatcher)
+            passes = list(self.passes)
+        return {"pid": os.getpid(), "statements": sum(by_verb.values()), "by_verb": by_verb, "by_site": by_site,
+                "dispatcher": dispatcher, "passes": passes}
 
     def _start_answering(self) -> None:
         self._pid = os.getpid()
         self.by_verb.clear()  # a forked child counts its own statements only
         self.by_site.clear()
+        self.dispatcher.clear()
+        self.passes.clear()
         ask, answer = pipes(self.directory, self._pid)
         for path in (ask, answer):
             path.unlink(missing_ok=True)
@@ -95,6 +112,17 @@ def call_site(depth: int = 4) -> str:
     return " < ".join(names) or "(outside the coordinator's code)"
 
 
+def in_dispatcher() -> bool:
+    """Whether the statement is sent by the dispatcher's pass (dispatch.Dispatcher.kick on the stack, at any depth:
+    its claims' statements are often more than four of the coordinator's functions below it)."""
+    frame = sys._getframe(2)
+    while frame is not None:
+        if frame.f_code.co_name == "kick" and frame.f_code.co_filename.endswith(f"{os.sep}dispatch.py"):
+            return True
+        frame = frame.f_back
+    return False
+
+
 # Modules of the coordinator that every statement passes through: left out of call sites.
 PLUMBING = {"db", "gunicorn_server", "serving", "serve"}
 
@@ -106,7 +134,25 @@ def install(directory: Path) -> StatementCounter:
         counter.statement(statement)
 
     event.listen(Engine, "before_cursor_execute", _before)
+    time_passes(counter)
     return counter
+
+
+def time_passes(counter: StatementCounter) -> None:
+    """Time each pass of the dispatcher (``Dispatcher._dispatch_to_idle``, wrapped here: the code is unchanged). A
+    pass runs alone, under the dispatcher's lock, so their sum is how long the dispatcher was busy."""
+    from framehive.coordinator.dispatch import Dispatcher
+
+    original = Dispatcher._dispatch_to_idle
+
+    def timed(self: Dispatcher) -> None:
+        began = time.monotonic()
+        try:
+            original(self)
+        finally:
+            counter.passed(time.monotonic() - began)
+
+    Dispatcher._dispatch_to_idle = timed  # type: ignore[method-assign]
 
 
 def main(argv: list[str]) -> int:

@@ -24,6 +24,9 @@ Measured between the submit and the job's completion (its last frame verified):
 * ``assign_latency_ms`` p50/p99: from the moment an agent is idle (or the submit, whichever is later) to its
   next order (assign or verify) arriving; idle time at the end of the job, when no work is left, is not counted;
 * ``sql_per_frame``: statements the coordinator process sent (benchmarks/counted_coordinator.py), per frame;
+  ``sql_per_frame_dispatcher``: those of the dispatcher's passes, by kind (``BEGIN IMMEDIATE``: a turn at SQLite's
+  write lock); ``dispatcher_passes``: how many passes, how long (p50, p90, max) and the share of the time the
+  dispatcher was busy;
 * ``coordinator_cpu_ms_per_frame`` (user + system, from /proc), ``coordinator_rss_mb`` (at the end) and its peak,
   the coordinator's threads and open files at their highest.
 
@@ -371,6 +374,8 @@ def summarise(args: argparse.Namespace, run: dict[str, Any], coordinator: Coordi
         "sql_per_frame": round(statements / per_frame, 2),
         "sql_per_frame_by_verb": {k: round(v / per_frame, 2) for k, v in sorted(by_verb.items()) if v},
         "sql_per_frame_by_site": {k: round(v / per_frame, 2) for k, v in sites.most_common(30) if v > 0},
+        "sql_per_frame_dispatcher": _dispatcher_statements(start.statements, end.statements, per_frame),
+        "dispatcher_passes": _passes(start.statements, end.statements, seconds),
         "coordinator_cpu_s": round(end.cpu - start.cpu, 2),
         "coordinator_cpu_ms_per_frame": round(1000 * (end.cpu - start.cpu) / per_frame, 3),
         "coordinator_rss_mb": round(rss(coordinator.pid) / 2**20, 1),
@@ -387,6 +392,24 @@ def summarise(args: argparse.Namespace, run: dict[str, Any], coordinator: Coordi
         "errors": len(state.errors),
         "first_errors": state.errors[:20],
     }
+
+
+def _dispatcher_statements(start: dict[str, Any], end: dict[str, Any], frames: int) -> dict[str, float]:
+    """Statements of the dispatcher's passes per frame (the kick on their stack), in all and by kind, SQLite's
+    ``BEGIN IMMEDIATE`` (a turn at the write lock) apart from a deferred ``BEGIN``."""
+    counts = Counter(end.get("dispatcher", {}))
+    counts.subtract(start.get("dispatcher", {}))
+    per_frame = {k: round(v / frames, 2) for k, v in sorted(counts.items()) if v > 0}
+    return {"all": round(sum(v for v in counts.values() if v > 0) / frames, 2), **per_frame}
+
+
+def _passes(start: dict[str, Any], end: dict[str, Any], seconds: float) -> dict[str, Any]:
+    """The dispatcher's passes between two readings: how many, their duration (p50, p90, max; ms), and the share of
+    the window the dispatcher was busy (passes run one at a time)."""
+    durations = [1000 * s for s in end.get("passes", [])[len(start.get("passes", [])):]]
+    return {"count": len(durations), "p50_ms": _ms(percentile(durations, 0.50)),
+            "p90_ms": _ms(percentile(durations, 0.90)), "max_ms": _ms(max(durations, default=None)),
+            "busy_share": round(sum(durations) / 1000 / seconds, 3) if seconds > 0 else None}
 
 
 def _ms(value: float | None) -> float | None:
