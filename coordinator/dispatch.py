@@ -166,9 +166,17 @@ class Dispatcher:
                 return  # a pass that began after this kick's commit ran meanwhile: it did this kick's work
             with self._numbering:
                 covers = self._requested  # this pass serves every kick numbered so far: their commits are done
-            if not announce:
-                self._drop_leases_lost_elsewhere()
-            self._dispatch_to_idle()
+            try:
+                if not announce:
+                    self._drop_leases_lost_elsewhere()
+                self._dispatch_to_idle()
+            except Exception:
+                # The caller is whichever agent's message, upload or request kicked: a pass that fails is not its
+                # fault, and raising here would end that agent's session (and its lease) for another's trouble.
+                # Nothing is marked passed, so the next kick, or the sweep within a second, runs a pass again.
+                db.session.rollback()
+                current_app.logger.exception("a dispatch pass failed; the next kick tries again")
+                return
             self._passed = max(self._passed, covers)
             if not announce:
                 self._dropped = max(self._dropped, covers)
