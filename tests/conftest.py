@@ -12,6 +12,25 @@ import pytest
 from tests.farm import Farm, make_scene
 from tests.postgres import PostgresServer
 
+# The slowest modules run first. Under pytest-xdist (./scripts/test: --dist loadfile) a module runs whole in one
+# process, in collection order, so one of these collected last (the root folder's come after tests/e2e) kept the
+# other process idle at the end of the run. The two that install Blender or the package from PyPI (waiting on
+# downloads) are interleaved with ones that keep the CPUs busy.
+SLOWEST_FIRST = (
+    "tests/test_other_blenders.py",
+    "tests/coordinator/test_fuzzing.py",
+    "tests/test_installs.py",
+    "tests/e2e/test_adversaries.py",
+    "tests/e2e/test_young_network.py",
+    "tests/e2e/test_render_pipeline.py",
+    "tests/e2e/test_failover.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {module: place for place, module in enumerate(SLOWEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0], len(SLOWEST_FIRST)))  # stable: others keep order
+
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):  # type: ignore[no-untyped-def]
