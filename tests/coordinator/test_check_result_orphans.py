@@ -80,10 +80,23 @@ def worker_headers(token: str, worker_id: int, data: bytes) -> dict[str, str]:
             "X-Content-SHA256": hashlib.sha256(data).hexdigest()}
 
 
+def staged_result(app, token: str, check: Check, worker_id: int, data: bytes) -> Callable[[], Any]:  # type: ignore[no-untyped-def]
+    """A verifier's result staged the agent's way with an object store (a presigned PUT); returns the confirmation."""
+    url = f"/api/v1/worker/checks/{check.handle}/result/uploads"
+    return staged_upload(app, url, worker_headers(token, worker_id, data), data)
+
+
 def direct_upload(app, token: str, check: Check, worker_id: int, data: bytes):  # type: ignore[no-untyped-def]
     """A verifier's result the agent's way with an object store: a presigned PUT, then the confirmation."""
-    url = f"/api/v1/worker/checks/{check.handle}/result/uploads"
-    return staged_upload(app, url, worker_headers(token, worker_id, data), data)()
+    return staged_result(app, token, check, worker_id, data)()
+
+
+def verifiers_check(v) -> Check:  # type: ignore[no-untyped-def]
+    """The renderer's task rendered; the check of it that ``v``'s verifier leases."""
+    render(leases.claim_task(v["renderer"].id))
+    check = leasing.claim_check(v["verifier"])
+    assert check is not None
+    return check
 
 
 def staged(moto: MotoServer, bucket: str) -> set[str]:
@@ -136,13 +149,10 @@ def test_a_frame_confirmed_after_its_lease_went_is_refused_and_not_left_staged(a
 
 
 def test_a_result_confirmed_after_its_check_went_is_refused_and_not_left_staged(app, v, moto, bucket):  # type: ignore[no-untyped-def]
-    render(leases.claim_task(v["renderer"].id))
-    check = leasing.claim_check(v["verifier"])
-    assert check is not None
+    check = verifiers_check(v)
     data = noise_png(7, check.render_rect[2], check.render_rect[3])
     token = create_token("worker", "verifier-agent", v["verifier"].account.name)
-    url = f"/api/v1/worker/checks/{check.handle}/result/uploads"
-    confirm = staged_upload(app, url, worker_headers(token, v["verifier"].id, data), data)
+    confirm = staged_result(app, token, check, v["verifier"].id, data)
     assert staged(moto, bucket), "the result is staged"
     assert leasing.release(check)  # the verifier's lease ran out between the PUT and the confirmation
     db.session.commit()
@@ -163,15 +173,12 @@ def test_a_blob_confirmed_over_quota_is_refused_and_not_left_staged(app, tokens,
 
 
 def test_a_result_confirmed_while_decodes_are_busy_stays_staged_for_the_retry(app, v, moto, bucket):  # type: ignore[no-untyped-def]
-    render(leases.claim_task(v["renderer"].id))
-    check = leasing.claim_check(v["verifier"])
-    assert check is not None
+    check = verifiers_check(v)
     job = check.frame.job
     truth = fa.decode(noise_png(check.frame.number, job.resolution_x, job.resolution_y), 10**8)
     data = fa.encode_png(fa.crop(truth, fa.Region.from_list(check.render_rect)))  # an honest render
     token = create_token("worker", "verifier-agent", v["verifier"].account.name)
-    url = f"/api/v1/worker/checks/{check.handle}/result/uploads"
-    confirm = staged_upload(app, url, worker_headers(token, v["verifier"].id, data), data)
+    confirm = staged_result(app, token, check, v["verifier"].id, data)
     app.config.update(FRAMEHIVE_DECODE_SLOTS=1, FRAMEHIVE_DECODE_WAIT=0.1)
     with decode_slot():  # another upload holds the only decode slot
         busy = confirm()

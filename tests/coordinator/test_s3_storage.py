@@ -14,8 +14,6 @@ import hashlib
 import http.client
 import io
 import os
-import shutil
-import tempfile
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -74,14 +72,8 @@ class _Forward(BaseHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def moto() -> Iterator[MotoServer]:
-    root = Path(tempfile.mkdtemp(prefix="framehive-moto-"))
-    server = MotoServer(root)
-    try:
-        server.start()
+    with MotoServer.running() as server:
         yield server
-    finally:
-        server.stop()
-        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture
