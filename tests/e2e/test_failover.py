@@ -13,7 +13,6 @@ import hashlib
 import os
 import re
 import signal
-import sys
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -109,7 +108,7 @@ def test_agents_move_to_the_other_coordinator_when_theirs_is_killed(postgres: Po
 
         # The artist's documented command, at the coordinator that stays up: it waits, then downloads the frames.
         out = tmp_path / "out"
-        artist = survivor._spawn("artist", [sys.executable, "-m", "framehive.addon.cli", "submit", str(scene),
+        artist = survivor._spawn("artist", [survivor.python, "-m", "framehive.addon.cli", "submit", str(scene),
                                             "--coordinator", survivor.url, "--token", token, "--frames", "1-12",
                                             "--chunk", "1", "--wait", "--quiet", "--out", str(out)])
         job_id = wait_for(lambda: [job["id"] for job in user.jobs()], 60, "the job to be submitted")[0]
