@@ -32,15 +32,20 @@ What BAT 1.23 gets wrong and this module works around (measured on bpy 5.0.1 fil
   stores blobs by sha256, and packing the same scene twice must upload nothing new.
 - Its ``queue_move`` reads the size of a rewritten .blend after queueing it, when its copying thread may have
   moved it already: a rare ``FileNotFoundError`` on a busy machine. :class:`_FileCopier` reads it first.
+- Its copying thread notices the end of the queue only after a 0.5 s wait on the empty queue, and the packing
+  thread notices the copying thread's end only after 0.5 s without progress: every pack took a second longer than
+  its work (1.1 s for a single 100 kB .blend). :class:`_FileCopier` looks every 20 ms.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import queue
 import shutil
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePath
@@ -374,6 +379,30 @@ class _FileCopier(bat_filesystem.FileCopier):
         size = src.stat().st_size  # before the copying thread can see the file
         self.queue.put((src, dst, action))
         self.total_queued_bytes += size
+
+    def iter_queue(self) -> Iterator[bat_transfer.QueueItem]:
+        """BAT's, looking at ``done`` and an abort every :data:`_POLL` seconds instead of every 0.5."""
+        while not (self._abort.is_set() or self.has_error):
+            try:
+                item = self.queue.get(timeout=_POLL)
+            except queue.Empty:
+                if self.done.is_set():
+                    return
+                continue
+            self.progress_cb.transfer_file(item[0], item[1])
+            yield item
+
+    def join(self, timeout: float | None = None) -> None:
+        """Wait for the copying thread, passing on its progress reports every :data:`_POLL` seconds (BAT's
+        waits until 0.5 s pass without a report, so it returns up to 0.5 s after the thread ended)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.is_alive() and (deadline is None or time.monotonic() < deadline):
+            threading.Thread.join(self, _POLL)
+            self.progress_cb.flush()  # the reports queued so far, without waiting for more
+        self.progress_cb.flush()
+
+
+_POLL = 0.02  # seconds: how often the copier's two waits look whether the copying is done
 
 
 class _Reporter(bat_progress.Callback):

@@ -280,7 +280,7 @@ async def fleet(args: argparse.Namespace, coordinator: Coordinator, artist_token
         f"(coordinator: {threads(coordinator.pid)} threads, {coordinator.open_files()} open files)")
     serving = [asyncio.create_task(agent.serve()) for agent in connected]
     peaks: Counter[str] = Counter(threads=threads(coordinator.pid), open_files=coordinator.open_files())
-    profiler = start_profiler(args.profile, coordinator.pid) if args.profile else None
+    profiler = start_profiler(args.profile, coordinator.pid, gil=args.profile_gil) if args.profile else None
     try:
         start, end, summary, event = await run_job(args, coordinator, artist, state, scene_sha, peaks)
     finally:
@@ -298,10 +298,13 @@ async def fleet(args: argparse.Namespace, coordinator: Coordinator, artist_token
 # ---------------------------------------------------------------------------------------------- profiling
 
 
-def start_profiler(out: Path, pid: int) -> subprocess.Popen[bytes]:
+def start_profiler(out: Path, pid: int, *, gil: bool = False) -> subprocess.Popen[bytes]:
+    """py-spy on the coordinator; ``gil``: only the thread holding the GIL is sampled (where its CPU goes, waits
+    left out)."""
     py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     return subprocess.Popen([py_spy, "record", "--pid", str(pid), "--format", "raw", "--output", str(out),
-                             "--rate", "50", "--nonblocking"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                             "--rate", "50", "--nonblocking", *(["--gil"] if gil else [])],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
 def stop_profiler(profiler: subprocess.Popen[bytes]) -> None:
@@ -453,6 +456,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--timeout", type=float, default=900, help="give up on the job after this many seconds")
     parser.add_argument("--json", type=Path, help="write the results here")
     parser.add_argument("--profile", type=Path, help="py-spy the coordinator during the job (raw stacks here)")
+    parser.add_argument("--profile-gil", action="store_true",
+                        help="with --profile: sample only the thread holding the GIL (the coordinator's CPU)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory (logs, database)")
     parser.add_argument("--setting", action="append", default=[], metavar="NAME=VALUE",
                         help="a coordinator setting for the run, without its FRAMEHIVE_ prefix (repeatable): "
