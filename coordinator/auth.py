@@ -12,7 +12,7 @@ from typing import Any, cast
 
 from flask import g, request
 from framehive.protocol.json_numbers import is_number
-from sqlalchemy import CursorResult, update
+from sqlalchemy import CursorResult, orm, update
 
 from .db import db, reading
 from .errors import ApiError
@@ -151,8 +151,11 @@ def _active_caller(token: ApiToken | None) -> Caller | None:
 
 
 def caller_for_secret(secret: str) -> Caller | None:
-    """The caller holding ``secret``, or None if it is not an active token (unknown, revoked or expired)."""
-    query = db.select(ApiToken).filter_by(token_hash=hash_token(secret.strip()))
+    """The caller holding ``secret``, or None if it is not an active token (unknown, revoked or expired).
+
+    One statement: the token with its account (every authenticated request and WebSocket upgrade asks)."""
+    query = (db.select(ApiToken).filter_by(token_hash=hash_token(secret.strip()))
+             .options(orm.joinedload(ApiToken.account)))
     return _active_caller(db.session.execute(query).scalar_one_or_none())
 
 

@@ -134,10 +134,11 @@ def create_job(account_id: int, body: Any) -> Job:
     db.session.add(job)
     db.session.flush()
     payments.charge(job, len(frames))
-    for group in splitting.split(frames, chunk):
-        task = Task(job_id=job.id, frames_spec=frameranges.format_frames(group))
-        db.session.add(task)
-        db.session.flush()
+    groups = splitting.split(frames, chunk)
+    tasks = [Task(job_id=job.id, frames_spec=frameranges.format_frames(group)) for group in groups]
+    db.session.add_all(tasks)
+    db.session.flush()  # every task's id in one batched INSERT (a flush per task was a statement per task)
+    for task, group in zip(tasks, groups, strict=True):
         db.session.add_all(Frame(job_id=job.id, task_id=task.id, number=n) for n in group)
         db.session.add_all(draw_keys(job, task, group))
     events.record(events.JOB_SUBMITTED, f"job {job.id} ({job.name}) submitted: {len(frames)} frames "
