@@ -11,12 +11,13 @@ agents to stop.
 
 from __future__ import annotations
 
+import functools
 import threading
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from flask import current_app
+from flask import Flask, current_app
 from framehive.protocol import messages as m
 from sqlalchemy import select
 
@@ -48,6 +49,9 @@ class Work:
 #: locking several rows each in different orders could deadlock.
 AGENTS_PER_TRANSACTION = 20
 
+#: Seconds before the dispatcher's thread tries a failed pass again when no kick comes first.
+RETRY_AFTER = 1.0
+
 
 @dataclass
 class Queued:
@@ -71,6 +75,8 @@ class Connection:
     connected_at: float = 0.0  # its sign-on's Worker.connected_at: another value there is a newer session
     current: Work | None = None  # what it is working on
     draining: bool = False  # handed back its work and is shutting down: assign nothing more
+    heard: float = 0.0  # time.monotonic() of its last sign of life (channel_upkeep writes last_seen from it)
+    token_lost: bool = False  # channel_upkeep found its token revoked or expired: its thread ends the connection
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def send(self, message: m.Message) -> None:
@@ -120,7 +126,31 @@ class Dispatcher:
         # last finished pass began after, _dropped the same for passes that also dropped leases lost elsewhere.
         self._numbering = threading.Lock()
         self._requested = self._passed = self._dropped = 0
+        self._drop_requested = 0  # the number of the last kick that asked for _drop_leases_lost_elsewhere
         self.origin = uuid.uuid4().hex  # names this process in wake-up notifications
+        # The dispatcher's own thread (start()): kicks only number themselves and wake it; None: kicks run the pass.
+        self._kicked = threading.Condition(self._numbering)
+        self._thread: threading.Thread | None = None
+        self._stopping = False
+
+    def start(self, app: Flask) -> None:
+        """Run the passes in a thread of their own from now on: ``kick`` returns once its caller's commit is done
+        and the thread is told, instead of running (or waiting for) a pass itself. A serving coordinator does this
+        (with its reaper): a submit of 1,000 frames to 1,000 idle agents answered only after the pass that leased
+        them all (86 s, issue 16), and every agent's message waited for a pass on the dispatcher's lock (at 1,000
+        agents a thousand threads queued there)."""
+        self._thread = threading.Thread(target=self._run, args=(app,), name="framehive-dispatcher", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """End the thread between passes (a pass running is finished first)."""
+        thread = self._thread
+        if thread is None:
+            return
+        with self._kicked:
+            self._stopping = True
+            self._kicked.notify_all()
+        thread.join(timeout=10)
 
     def register(self, conn: Connection) -> Connection | None:
         """Add a connection; returns the one it replaces (same worker reconnecting), if any."""
@@ -138,6 +168,11 @@ class Dispatcher:
         with self._registry:
             return self._connections.get(worker_id)
 
+    def connections(self) -> list[Connection]:
+        """Every connection of this process, as registered now."""
+        with self._registry:
+            return list(self._connections.values())
+
     def kick(self, announce: bool = True) -> None:
         """Lease and push work to every idle connection. Must run inside an app context.
 
@@ -148,6 +183,9 @@ class Dispatcher:
         two coordinators would wake each other for ever. Such a kick (a wake-up, the sweep) comes after changes
         another process made, so it first cancels the work of this process's agents whose leases were taken
         elsewhere (:meth:`_drop_leases_lost_elsewhere`).
+
+        In a serving coordinator the passes run in the dispatcher's own thread (:meth:`start`): a kick numbers
+        itself and wakes it, and returns. Without it (an app in a test, a command) the kick runs the pass itself.
 
         Kicks that wait for each other are served by one pass: each kick is numbered after its caller's commit,
         and a kick that gets the dispatcher lock after a pass that began later than its number had run returns
@@ -161,6 +199,15 @@ class Dispatcher:
         with self._numbering:
             self._requested += 1
             number = self._requested
+            if not announce:
+                self._drop_requested = number
+            if self._thread is not None:  # the dispatcher's thread runs the pass (start())
+                self._kicked.notify()
+                return
+        self._pass(number, announce)
+
+    def _pass(self, number: int, announce: bool) -> None:
+        """One pass for kick ``number`` unless a pass that began after it has run meanwhile (see kick)."""
         with self._dispatching:
             if (self._passed if announce else self._dropped) >= number:
                 return  # a pass that began after this kick's commit ran meanwhile: it did this kick's work
@@ -180,6 +227,30 @@ class Dispatcher:
             self._passed = max(self._passed, covers)
             if not announce:
                 self._dropped = max(self._dropped, covers)
+
+    def _run(self, app: Flask) -> None:
+        """The dispatcher's thread: a pass whenever a kick came since the last pass began. A pass that fails is
+        logged (kick's ``_pass``) and tried again at the next kick, or after :data:`RETRY_AFTER` seconds."""
+        while True:
+            with self._kicked:
+                while not self._stopping and self._passed >= self._requested:
+                    self._kicked.wait()
+                if self._stopping:
+                    return
+                number = self._requested
+                announce = self._drop_requested <= self._dropped  # a wake-up or the sweep: drop stale leases
+            with app.app_context():
+                try:
+                    self._pass(number, announce)
+                finally:
+                    db.session.remove()
+            with self._kicked:
+                if self._passed < number and not self._stopping:  # the pass failed: not at once again
+                    self._kicked.wait_for(functools.partial(self._kicked_since, number), timeout=RETRY_AFTER)
+
+    def _kicked_since(self, number: int) -> bool:
+        """A kick numbered after ``number`` came, or the thread is stopping (under ``_numbering``)."""
+        return self._stopping or self._requested > number
 
     def _dispatch_to_idle(self) -> None:
         """One pass: lease work to the idle connections, a batch of agents after the other, while any work is queued.

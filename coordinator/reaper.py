@@ -1,4 +1,5 @@
-"""Background thread: expire silent workers' leases, settle jobs nobody may run, and re-kick dispatch.
+"""Background thread: expire silent workers' leases, settle jobs nobody may run, and re-kick dispatch. Starting and
+stopping it starts and stops the dispatcher's own thread too (a serving coordinator's background work).
 
 The re-kick also picks up work that another coordinator (sharing the database) made available and whose wake-up
 this process missed; on PostgreSQL the wake-up listener (wakeups.py) runs beside it and usually comes first.
@@ -25,6 +26,8 @@ class Reaper:
                          if wakeups.is_postgresql(app.config["SQLALCHEMY_DATABASE_URI"]) else None)
 
     def start(self) -> None:
+        """Start the sweep, the wake-up listener and the dispatcher's own thread (dispatch.Dispatcher.start)."""
+        self.app.extensions["framehive_dispatcher"].start(self.app)
         self._thread.start()
         if self.listener is not None:
             self.listener.start()
@@ -34,6 +37,7 @@ class Reaper:
         if self.listener is not None:
             self.listener.stop()
         self._thread.join(timeout=5)
+        self.app.extensions["framehive_dispatcher"].stop()
 
     def wake(self) -> None:
         """Another coordinator announced work or a freed worker: offer work to this process's idle agents."""
