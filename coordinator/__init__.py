@@ -16,6 +16,7 @@ def create_app(test_config: dict[str, Any] | None = None, data_dir: str | Path |
     """Build a coordinator app; its state lives in ``data_dir`` unless the config says otherwise."""
     from . import api, blob_collection, config, dashboard, ids, payments, rate_limits, schema, worker_channel  # noqa: F401
     from .api import bodies
+    from .channel_upkeep import ChannelUpkeep
     from .db import configure_engine, db
     from .dispatch import Dispatcher
     from .errors import register_error_handlers
@@ -40,6 +41,7 @@ def create_app(test_config: dict[str, Any] | None = None, data_dir: str | Path |
         schema.upgrade(db.engine)  # Alembic's revisions to head; refuses a database newer than this coordinator
     app.extensions["framehive_storage"] = open_storage(app.config["FRAMEHIVE_STORAGE"])
     app.extensions["framehive_dispatcher"] = Dispatcher()
+    app.extensions["framehive_channel_upkeep"] = ChannelUpkeep(app)
     register_error_handlers(app)
     rate_limits.init_app(app)
     bodies.init_app(app)

@@ -15,10 +15,10 @@ HEARTBEAT_INTERVAL = 5.0
 # A lease not renewed for this long is lost and the task goes to another worker (several missed heartbeats).
 LEASE_TIMEOUT = 30.0
 # A connected agent's token is read again this often (s), so a revoked or expired token is cut off within this
-# bound even if its agent stays silent; 0 reads it on every message (the behaviour before issue 16).
+# bound even if its agent stays silent (channel_upkeep: one read for every connection of the process; 0.5 s at least).
 TOKEN_RECHECK_INTERVAL = 5.0
 # A connected agent's last_seen is written at most this often (s), and at most every half lease whatever this says
-# (worker_channel: the reaper's offline rule of two lease timeouts stays sound); 0 writes it on every message.
+# (channel_upkeep: the reaper's offline rule of two lease timeouts stays sound; one UPDATE for every agent heard).
 SEEN_INTERVAL = 15.0
 # How often the reaper looks for expired leases and stuck jobs.
 REAPER_INTERVAL = 1.0

@@ -27,12 +27,12 @@ from framehive.protocol.session import (
 )
 from simple_websocket import ConnectionClosed
 
-from . import agent_limits, events, failure_accounting, leases, outcomes, worker_confinement, ws_guard
-from .auth import caller_from_header, token_state
+from . import agent_limits, channel_upkeep, events, failure_accounting, leases, outcomes, worker_confinement, ws_guard
+from .auth import caller_from_header
 from .db import db, reading
 from .dispatch import Connection, dispatcher
 from .errors import ApiError, error_response
-from .models import Account, ApiToken, Worker, now
+from .models import Account, Worker, now
 from .verification import handles as check_handles
 from .verification import leasing as check_leasing
 
@@ -145,83 +145,38 @@ def _sign_on(token_id: int, account_id: int, hello: m.Hello) -> tuple[int, str, 
 
 def _serve(session: CoordinatorSession, conn: Connection, ws) -> None:
     """Handle messages until the socket closes, the worker goes silent for a whole lease, or its token stops being
-    valid (read again every FRAMEHIVE_TOKEN_RECHECK_INTERVAL seconds, whether the agent speaks or not)."""
+    valid. The token's state and last_seen are channel_upkeep's, for every connection at once: this thread wakes
+    at least every half recheck interval to look whether the upkeep found the token lost, and notes each sign of
+    life for its last_seen write."""
     config = current_app.config
     lease_timeout = config["FRAMEHIVE_LEASE_TIMEOUT"]
-    recheck = config["FRAMEHIVE_TOKEN_RECHECK_INTERVAL"]
-    seen = _Seen(conn.worker_id, seen_interval(config["FRAMEHIVE_SEEN_INTERVAL"], lease_timeout))
+    wake = channel_upkeep.wake_interval(config["FRAMEHIVE_TOKEN_RECHECK_INTERVAL"])
+    channel_upkeep.upkeep().ensure_running()
     heard = time.monotonic()  # the last message
-    checked = heard  # the token was valid at sign-on
     while True:
-        if recheck > 0 and time.monotonic() - checked >= recheck:
-            if not _token_holds(conn):
-                return
-            checked = time.monotonic()
+        if conn.token_lost:
+            conn.send(m.Error(code="bad_token", message="the worker token was revoked or has expired"))
+            current_app.logger.warning("worker %s: token revoked or expired; closing", conn.name)
+            return
         deadline = heard + lease_timeout
-        text = ws.receive(timeout=max(0.0, min(deadline, checked + recheck if recheck > 0 else deadline)
-                                      - time.monotonic()))
+        text = ws.receive(timeout=max(0.0, min(deadline, time.monotonic() + wake) - time.monotonic()))
         if text is None:
             if time.monotonic() < deadline:
-                continue  # time to read the token again
+                continue  # time to look at the token's state again
             current_app.logger.warning("worker %s went silent; dropping it", conn.name)
             return
         heard = time.monotonic()
+        if conn.token_lost:
+            continue  # nothing more is done for a revoked token: told and closed above
         try:
-            if recheck <= 0 and not _token_holds(conn):
-                return
             message = session.read(text)
             if isinstance(message, Step):  # malformed: answered, not a sign of life
                 _apply(session, conn, message)
                 continue
-            seen.heard()
+            conn.heard = heard
             _apply(session, conn, session.receive(message, conn.current))
         finally:
             db.session.remove()
-
-
-def _token_holds(conn: Connection) -> bool:
-    """True while the agent's token is active; otherwise tell the agent and return False (the caller closes)."""
-    try:
-        with reading():
-            if _token_still_valid(conn):
-                return True
-    finally:
-        db.session.remove()
-    conn.send(m.Error(code="bad_token", message="the worker token was revoked or has expired"))
-    current_app.logger.warning("worker %s: token revoked or expired; closing", conn.name)
-    return False
-
-
-def _token_still_valid(conn: Connection) -> bool:
-    token = db.session.get(ApiToken, conn.token_id)
-    return token is not None and token_state(token) == "active"
-
-
-def seen_interval(setting: float, lease_timeout: float) -> float:
-    """How often a connected agent's last_seen is written: ``setting``, but at most every half lease.
-
-    The reaper marks offline a worker whose last_seen is two lease timeouts old (leases.mark_silent_workers_offline).
-    A connected agent speaks at least once a lease (else it is dropped as silent), so its last_seen is at most half
-    a lease plus a lease old: always under two leases."""
-    return min(setting, lease_timeout / 2)
-
-
-class _Seen:
-    """Writes the worker's last_seen when it is heard, at most once per ``interval`` seconds (0: every time)."""
-
-    def __init__(self, worker_id: int, interval: float) -> None:
-        self.worker_id = worker_id
-        self.interval = interval
-        self.written = time.monotonic()  # sign-on wrote it
-
-    def heard(self) -> None:
-        if self.interval > 0 and time.monotonic() - self.written < self.interval:
-            return
-        worker = db.session.get(Worker, self.worker_id)
-        assert worker is not None
-        worker.last_seen = now()
-        db.session.commit()
-        self.written = time.monotonic()
 
 
 def _apply(session: CoordinatorSession, conn: Connection, step: Step) -> None:
