@@ -14,7 +14,18 @@ from framehive import __version__ as __version__  # the one version source
 
 def create_app(test_config: dict[str, Any] | None = None, data_dir: str | Path | None = None) -> Flask:
     """Build a coordinator app; its state lives in ``data_dir`` unless the config says otherwise."""
-    from . import api, blob_collection, config, dashboard, ids, payments, rate_limits, schema, worker_channel  # noqa: F401
+    from . import (  # noqa: F401
+        api,
+        blob_collection,
+        config,
+        dashboard,
+        ids,
+        payments,
+        rate_limits,
+        schema,
+        work_slots,
+        worker_channel,
+    )
     from .api import bodies
     from .channel_upkeep import ChannelUpkeep
     from .db import configure_engine, db
@@ -45,6 +56,7 @@ def create_app(test_config: dict[str, Any] | None = None, data_dir: str | Path |
     register_error_handlers(app)
     rate_limits.init_app(app)
     bodies.init_app(app)
+    work_slots.init_app(app)  # after the body hooks, which read no body
     api.register(app)
     dashboard.init_app(app)
     app.register_blueprint(worker_channel.bp)

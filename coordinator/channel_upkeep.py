@@ -11,7 +11,16 @@ statements per frame of a 1,000-agent fleet (benchmarks/fleet.py, issue 16). Her
   (``Connection.token_lost``); its own thread, which wakes at least every half interval, sends ``bad_token`` and
   closes. A silent agent is cut off within the interval of the revocation, as before;
 - every seen interval, one UPDATE of ``last_seen`` for the workers heard since the last one (``Connection.heard``,
-  set by the connection's thread on every message that is a sign of life).
+  set by the connection's thread on every message that is a sign of life);
+- every sixth of a lease, one UPDATE of the leases of the tasks (and one of the checks) that connected agents hold
+  and whose lease was given or renewed a third of a lease ago or more (:data:`RENEW_AT`), for agents heard within a
+  lease (a silent one is dropped after a lease anyway) or whose thread has one of their messages in hand (under
+  load it may wait for a work slot longer than a lease). A lease is so renewed with at least half a lease left,
+  room for this thread's turn at a busy database. A heartbeat was a locked read and a write of its lease: 200
+  write transactions a second at 1,000 agents; and, queued behind other work for a work slot, renewals came too
+  late and leases ran out under agents that were fine (75 of 1,000 with renewals at half a lease and the agent's
+  last message read, 33 with a third, none with this). An agent's heartbeat for its own work needs nothing now
+  (worker_channel).
 
 The thread starts with the first connection (:meth:`ChannelUpkeep.ensure_running`): wherever agents connect, it
 runs.
@@ -26,13 +35,17 @@ from collections.abc import Iterable
 from flask import Flask, current_app
 from sqlalchemy import select, update
 
+from . import leases
 from .auth import token_state
 from .db import db, reading
 from .dispatch import Connection, dispatcher
 from .models import ApiToken, Worker, now
+from .verification import leasing as check_leasing
 
 #: Ids in one statement's IN list (SQLite's default limit on variables is far above; PostgreSQL has none).
 IDS_PER_STATEMENT = 500
+#: A lease is renewed once this share of the lease timeout has passed since it was given or last renewed.
+RENEW_AT = 1 / 3
 #: The shortest period of either duty, whatever the settings say (0 once meant "on every message").
 MIN_PERIOD = 0.5
 
@@ -75,11 +88,17 @@ class ChannelUpkeep:
         config = self.app.config
         recheck = wake_interval(float(config["FRAMEHIVE_TOKEN_RECHECK_INTERVAL"]))
         seen = seen_interval(float(config["FRAMEHIVE_SEEN_INTERVAL"]), float(config["FRAMEHIVE_LEASE_TIMEOUT"]))
-        next_recheck, next_seen = time.monotonic() + recheck, time.monotonic() + seen
-        while not self._stop.wait(max(0.0, min(next_recheck, next_seen) - time.monotonic())):
+        lease_timeout = float(config["FRAMEHIVE_LEASE_TIMEOUT"])
+        renew = max(MIN_PERIOD, lease_timeout * RENEW_AT / 2)
+        start = time.monotonic()
+        next_recheck, next_seen, next_renew = start + recheck, start + seen, start + renew
+        while not self._stop.wait(max(0.0, min(next_recheck, next_seen, next_renew) - time.monotonic())):
             with self.app.app_context():
                 try:
                     connections = dispatcher().connections()
+                    if time.monotonic() >= next_renew:
+                        self.renew_leases(connections, lease_timeout)
+                        next_renew = time.monotonic() + renew
                     if time.monotonic() >= next_recheck:
                         self.recheck_tokens(connections)
                         next_recheck = time.monotonic() + recheck
@@ -89,9 +108,31 @@ class ChannelUpkeep:
                 except Exception:  # the next round tries again; the log says what this one hit
                     db.session.rollback()
                     self.app.logger.exception("the worker channel's upkeep failed")
-                    next_recheck = next_seen = time.monotonic() + MIN_PERIOD
+                    next_recheck = next_seen = next_renew = time.monotonic() + MIN_PERIOD
                 finally:
                     db.session.remove()
+
+    def renew_leases(self, connections: list[Connection], lease_timeout: float) -> None:
+        """Renew the leases of connected agents' work given or renewed RENEW_AT of a lease ago or more (agents heard
+        within a lease): one UPDATE for tasks and one for checks per :data:`IDS_PER_STATEMENT`; on PostgreSQL a
+        transaction per lease, so no two row locks are held at once."""
+        at = time.monotonic()
+        due = [(conn, conn.current) for conn in connections if conn.current is not None
+               and at - conn.lease_written >= lease_timeout * RENEW_AT
+               and (conn.handling or at - conn.heard < lease_timeout)]
+        if not due:
+            return
+        per_transaction = IDS_PER_STATEMENT if db.engine.dialect.name == "sqlite" else 1
+        for start in range(0, len(due), per_transaction):
+            batch = due[start:start + per_transaction]
+            leases.renew_held([(work.id, conn.worker_id, work.attempt) for conn, work in batch
+                               if work is not None and work.kind == "task"])
+            check_leasing.renew_held([(work.id, conn.worker_id, work.handle) for conn, work in batch
+                                      if work is not None and work.kind == "check"])
+            db.session.commit()
+        for conn, work in due:
+            if conn.current is work:  # still the work renewed (a lease lost meanwhile was not)
+                conn.lease_written = at
 
     def recheck_tokens(self, connections: list[Connection]) -> None:
         """Mark every connection whose token is no longer active (revoked, expired, gone). One read per

@@ -57,6 +57,9 @@ MAX_FRAME_PIXELS = 16384 * 16384
 # A frame's header must give the job's size before it is decoded, so one decode costs at most a frame of the
 # job (a 4K RGBA frame: about 70 MB); a few at once keep bursts of a big job's frames bounded.
 DECODE_SLOTS = 4
+# Threads doing a request's or a WebSocket message's work at once (work_slots.py); the others wait asleep. Bodies are
+# read and messages sent without a slot, so slow strangers cannot hold them.
+WORK_SLOTS = 16
 DECODE_WAIT = 60.0
 # JSON request bodies: bigger ones are 413 too_large before they are parsed (a submission of MAX_ASSETS files
 # with long paths fits), deeper nesting is 400 too_deep (the API's own bodies are 2 levels deep).
@@ -199,6 +202,7 @@ def defaults(data_dir: Path) -> dict[str, Any]:
         "FRAMEHIVE_MAX_JOB_BYTES": MAX_JOB_BYTES,
         "FRAMEHIVE_MAX_FRAME_PIXELS": MAX_FRAME_PIXELS,
         "FRAMEHIVE_DECODE_SLOTS": DECODE_SLOTS,
+        "FRAMEHIVE_WORK_SLOTS": WORK_SLOTS,
         "FRAMEHIVE_DECODE_WAIT": DECODE_WAIT,
         "FRAMEHIVE_MAX_JSON_BYTES": MAX_JSON_BYTES,
         "FRAMEHIVE_MAX_JSON_DEPTH": MAX_JSON_DEPTH,

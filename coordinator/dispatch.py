@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import threading
+import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -21,7 +22,7 @@ from flask import Flask, current_app
 from framehive.protocol import messages as m
 from sqlalchemy import select
 
-from . import leases, scene_files, wakeups
+from . import leases, scene_files, wakeups, work_slots
 from .db import db
 from .models import Check, Task, Worker
 from .states import CheckState, TaskState
@@ -76,11 +77,13 @@ class Connection:
     current: Work | None = None  # what it is working on
     draining: bool = False  # handed back its work and is shutting down: assign nothing more
     heard: float = 0.0  # time.monotonic() of its last sign of life (channel_upkeep writes last_seen from it)
+    lease_written: float = 0.0  # time.monotonic() when the lease of ``current`` was last given or renewed
+    handling: bool = False  # its thread has a message of the agent's in hand (waiting for a work slot, or working)
     token_lost: bool = False  # channel_upkeep found its token revoked or expired: its thread ends the connection
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def send(self, message: m.Message) -> None:
-        with self._lock:
+        with work_slots.released(), self._lock:  # an agent that does not read would hold the slot
             self.ws.send(m.encode(message))  # type: ignore[attr-defined]
 
 
@@ -132,6 +135,7 @@ class Dispatcher:
         self._kicked = threading.Condition(self._numbering)
         self._thread: threading.Thread | None = None
         self._stopping = False
+        self._claimed = 0.0  # when the batch being leased began (_lease_to), under _dispatching
 
     def start(self, app: Flask) -> None:
         """Run the passes in a thread of their own from now on: ``kick`` returns once its caller's commit is done
@@ -282,6 +286,7 @@ class Dispatcher:
         before batches, so no row lock it took (a ringer's on its check) is held while task rows are locked."""
         ids = [conn.worker_id for conn in batch]
         orders: list[tuple[Connection, Work, m.Message]] = []
+        self._claimed = time.monotonic()  # no lease of this batch expires before this + the lease timeout
         try:
             workers = {w.id: w for w in db.session.execute(select(Worker).where(Worker.id.in_(ids))).scalars()}
             checks = CheckClaims(len(batch))  # the open checks, read once for the batch
@@ -304,7 +309,7 @@ class Dispatcher:
         """Record each agent's new work on its connection, then send the orders, with no transaction open. An agent
         whose socket died meanwhile gives its work back at once, for the next agent of the pass."""
         for conn, work, _ in orders:
-            conn.current = work
+            conn.current, conn.lease_written = work, self._claimed
         for conn, work, order in orders:
             if not self._send(conn, order):
                 self._give_back(conn, work, queued)

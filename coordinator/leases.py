@@ -10,7 +10,7 @@ import re
 from typing import Any, cast
 
 from flask import current_app
-from sqlalchemy import CursorResult, func, select, update
+from sqlalchemy import CursorResult, func, select, tuple_, update
 
 from . import capabilities, events, failure_accounting
 from .db import ROW_LOCK, db, reading
@@ -128,6 +128,15 @@ def renew(task: Task, rendering_frame: int | None = None) -> None:
         if frame is not None and frame.state == FrameState.QUEUED:
             move_frame(frame, FrameState.RENDERING)
     db.session.commit()
+
+
+def renew_held(held: list[tuple[int, int, int]]) -> None:
+    """Extend the leases (task id, worker id, attempt) whose holder still holds them, in one UPDATE (the rows
+    whose lease changed meanwhile are left alone). No commit. channel_upkeep's, for every connected agent's task."""
+    if held:
+        db.session.execute(update(Task).where(Task.state == TaskState.LEASED,
+                                              tuple_(Task.id, Task.worker_id, Task.attempt).in_(held))
+                           .values(lease_expires=now() + lease_timeout()).execution_options(synchronize_session=False))
 
 
 def hand_back(task: Task) -> None:

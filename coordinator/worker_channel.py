@@ -27,8 +27,18 @@ from framehive.protocol.session import (
 )
 from simple_websocket import ConnectionClosed
 
-from . import agent_limits, channel_upkeep, events, failure_accounting, leases, outcomes, worker_confinement, ws_guard
-from .auth import caller_from_header
+from . import (
+    agent_limits,
+    channel_upkeep,
+    events,
+    failure_accounting,
+    leases,
+    outcomes,
+    work_slots,
+    worker_confinement,
+    ws_guard,
+)
+from .auth import Caller, caller_from_header
 from .db import db, reading
 from .dispatch import Connection, dispatcher
 from .errors import ApiError, error_response
@@ -47,7 +57,7 @@ sock = Sock()
 def _authenticate():
     """Refuse the upgrade with a JSON error unless the caller holds a worker token."""
     try:
-        with reading():
+        with work_slots.slots().held(), reading():
             caller = caller_from_header(request.headers.get("Authorization"))
     except ApiError as exc:
         return error_response(exc.status, exc.code, exc.message)
@@ -72,21 +82,39 @@ def _channel(ws) -> None:
     caller = g.caller
     session = CoordinatorSession()
     hello = session.hello(ws.receive(timeout=HELLO_TIMEOUT))
+    slots = work_slots.slots()  # the connection's own work takes one, as an HTTP request's does (work_slots.py)
+    with slots.held():
+        conn = _open(ws, caller, session, hello)
+    if conn is None:
+        return
+    try:
+        with slots.held():
+            dispatcher().kick()
+            db.session.remove()
+        _serve(session, conn, ws)
+    finally:
+        session.close()
+        with slots.held():
+            _sign_off(conn)
+
+
+def _open(ws, caller: Caller, session: CoordinatorSession, hello: m.Hello | m.Error) -> Connection | None:
+    """Sign the agent on and register its connection, or tell it why not (None)."""
     if isinstance(hello, m.Error):
         ws.send(m.encode(hello))
-        return
+        return None
     unconfined = worker_confinement.refusal(hello.confinement)
     if unconfined is not None:  # its own report, so this only stops honest misconfigured machines
         current_app.logger.warning("worker token %s (%s) refused as %r: unconfined (%s)", caller.token_id,
                                    caller.account_name, hello.name, worker_confinement.summary(hello.confinement))
         ws.send(m.encode(session.refuse(unconfined)))
-        return
+        return None
     signed_on = _sign_on(caller.token_id, caller.account_id, hello)
     if isinstance(signed_on, m.Error):  # a limit of its token: the agent prints the reason and stops
         current_app.logger.warning("worker token %s (%s) refused as %r: %s", caller.token_id, caller.account_name,
                                    hello.name, signed_on.code)
         ws.send(m.encode(session.refuse(signed_on)))
-        return
+        return None
     worker_id, worker_name, connected_at = signed_on
     # Leases left from an earlier connection of this agent are stale: it drops its work when it disconnects. The
     # one its hello names as dropped then is handed back without a failure (protocol.session: a hello after a lost
@@ -95,7 +123,7 @@ def _channel(ws) -> None:
     check_leasing.release_verifier(worker_id)
     db.session.remove()  # no transaction (on SQLite: no write lock) is held from here to kick()
     conn = Connection(worker_id=worker_id, name=worker_name, ws=ws, token_id=caller.token_id,
-                      connected_at=connected_at)
+                      connected_at=connected_at, heard=time.monotonic())
     ws.send(m.encode(session.welcome(worker_id, current_app.config["FRAMEHIVE_HEARTBEAT_INTERVAL"],
                                      current_app.config["FRAMEHIVE_LEASE_TIMEOUT"])))
     old = dispatcher().register(conn)
@@ -103,13 +131,7 @@ def _channel(ws) -> None:
         _close_quietly(old.ws)
     current_app.logger.info("worker %s (%s) connected: %s, Blender %s", worker_name, caller.account_name,
                             hello.device, hello.blender_version)
-    try:
-        dispatcher().kick()
-        db.session.remove()
-        _serve(session, conn, ws)
-    finally:
-        session.close()
-        _sign_off(conn)
+    return conn
 
 
 def _sign_on(token_id: int, account_id: int, hello: m.Hello) -> tuple[int, str, float] | m.Error:
@@ -153,6 +175,7 @@ def _serve(session: CoordinatorSession, conn: Connection, ws) -> None:
     wake = channel_upkeep.wake_interval(config["FRAMEHIVE_TOKEN_RECHECK_INTERVAL"])
     channel_upkeep.upkeep().ensure_running()
     heard = time.monotonic()  # the last message
+    slots = work_slots.slots()
     while True:
         if conn.token_lost:
             conn.send(m.Error(code="bad_token", message="the worker token was revoked or has expired"))
@@ -168,15 +191,40 @@ def _serve(session: CoordinatorSession, conn: Connection, ws) -> None:
         heard = time.monotonic()
         if conn.token_lost:
             continue  # nothing more is done for a revoked token: told and closed above
-        try:
-            message = session.read(text)
-            if isinstance(message, Step):  # malformed: answered, not a sign of life
-                _apply(session, conn, message)
-                continue
+        message = session.read(text)
+        if not isinstance(message, Step):  # malformed: answered, not a sign of life
             conn.heard = heard
-            _apply(session, conn, session.receive(message, conn.current))
+            message = session.receive(message, conn.current)
+            if _nothing_to_do(conn, message):
+                continue  # an idle agent's heartbeat, or one for a lease that runs long enough yet
+        conn.handling = True  # its leases are renewed while it waits for a slot (channel_upkeep)
+        try:
+            with slots.held():
+                _apply(session, conn, message)
         finally:
+            conn.handling = False
             db.session.remove()
+
+
+def _nothing_to_do(conn: Connection, step: Step) -> bool:
+    """Nothing to read or write, and no work slot needed: an idle agent's heartbeat (no event, no reply), or a plain
+    heartbeat (no frame started) for the very work this connection was given, whose lease channel_upkeep renews
+    while the agent is heard (``conn.heard``). A lease taken back meanwhile (the reaper, a cancel, another
+    coordinator) clears ``conn.current`` first (Dispatcher.drop_leases), so the heartbeat then takes the long way
+    and is told. Every heartbeat was a locked read and a write of its lease (issue 16)."""
+    event, work = step.event, conn.current
+    if step.reply is not None or step.release:
+        return False
+    if event is None:
+        return True
+    if work is None:
+        return False
+    if isinstance(event, KeepCheck):
+        return work.kind == "check" and work.handle == event.handle
+    if isinstance(event, KeepTask):
+        return (event.frame is None and work.kind == "task" and work.id == event.task_id
+                and event.attempt in (None, work.attempt))
+    return False
 
 
 def _apply(session: CoordinatorSession, conn: Connection, step: Step) -> None:
@@ -229,14 +277,25 @@ def _renewed(conn: Connection, event: KeepTask | KeepCheck) -> bool:
         check = check_handles.held_check(conn.worker_id, event.handle)
         if check is None:
             return False
+        renewed = time.monotonic()
         check.lease_expires = now() + current_app.config["FRAMEHIVE_LEASE_TIMEOUT"]
         db.session.commit()
+        _renewed_current(conn, "check", check.id, renewed)
         return True
     task = leases.held_task(conn.worker_id, event.task_id, event.attempt)
     if task is None:
         return False
+    renewed = time.monotonic()
     leases.renew(task, event.frame)
+    _renewed_current(conn, "task", task.id, renewed)
     return True
+
+
+def _renewed_current(conn: Connection, kind: str, work_id: int, at: float) -> None:
+    """The lease of the connection's current work was written at ``at`` (time.monotonic())."""
+    work = conn.current
+    if work is not None and (work.kind, work.id) == (kind, work_id):
+        conn.lease_written = at
 
 
 def _finished(conn: Connection, event: TaskEnded) -> None:

@@ -11,7 +11,7 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from .. import blob_access, quotas, scene_files
+from .. import blob_access, quotas, scene_files, work_slots
 from ..auth import current_caller, require
 from ..db import db
 from ..errors import ApiError
@@ -54,10 +54,11 @@ def upload(sha256: str):
     _sha_or_400(sha256)
     account_id = current_caller().account_id
     if blob_access.owned_by(account_id, [sha256]):  # its own: no need to send it again
-        drain(current_app.config["FRAMEHIVE_MAX_SCENE_BYTES"])  # so the client sees our answer
         quotas.record_upload(account_id, sha256)  # fresh for the collector
-        db.session.commit()
-        return jsonify({"sha256": sha256, "size": db.session.get_one(Blob, sha256).size, "existed": True}), 200
+        size = db.session.get_one(Blob, sha256).size
+        db.session.commit()  # before the body is drained: a held-back body must not hold the database
+        drain(current_app.config["FRAMEHIVE_MAX_SCENE_BYTES"])  # so the client sees our answer
+        return jsonify({"sha256": sha256, "size": size, "existed": True}), 200
     # Anything else is received and checked in full, stored or not, and answered alike (no oracle).
     limit = current_app.config["FRAMEHIVE_MAX_SCENE_BYTES"]
     if request.content_length is not None and request.content_length > limit:
@@ -67,7 +68,8 @@ def upload(sha256: str):
     room = quotas.upload_room(account_id, request.content_length, limit)  # 413 quota_exceeded
     db.session.commit()  # never hold the database while the body crosses the network
     try:
-        size = storage().put(sha256, request.stream, room)
+        with work_slots.released():  # the body crosses the network as it is stored
+            size = storage().put(sha256, request.stream, room)
     except HashMismatch as exc:
         raise ApiError(400, "hash_mismatch", str(exc)) from None
     except BlobTooLarge as exc:

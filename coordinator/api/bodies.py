@@ -8,6 +8,7 @@ from typing import Any
 from flask import Flask, current_app, request
 from flask.json.provider import DefaultJSONProvider
 
+from .. import work_slots
 from ..errors import ApiError
 
 DRAIN_CHUNK = 1024 * 1024
@@ -17,7 +18,8 @@ def read_limited(limit: int) -> bytes:
     """The request body, or 413 if it is larger than ``limit`` bytes."""
     if request.content_length is not None and request.content_length > limit:
         raise ApiError(413, "too_large", f"uploads are limited to {limit} bytes")
-    data = request.stream.read(limit + 1)
+    with work_slots.released():  # a stranger's body may trickle in: no slot is held meanwhile
+        data = request.stream.read(limit + 1)
     if len(data) > limit:
         raise ApiError(413, "too_large", f"uploads are limited to {limit} bytes")
     return data
@@ -29,10 +31,11 @@ def drain(limit: int) -> None:
     if request.content_length is not None and request.content_length > limit:
         raise ApiError(413, "too_large", f"uploads are limited to {limit} bytes")
     seen = 0
-    while chunk := request.stream.read(DRAIN_CHUNK):
-        seen += len(chunk)
-        if seen > limit:
-            raise ApiError(413, "too_large", f"uploads are limited to {limit} bytes")
+    with work_slots.released():
+        while chunk := request.stream.read(DRAIN_CHUNK):
+            seen += len(chunk)
+            if seen > limit:
+                raise ApiError(413, "too_large", f"uploads are limited to {limit} bytes")
 
 
 NUL_REFUSED = "NUL bytes are not allowed in names, arguments or text"
@@ -62,6 +65,7 @@ def _limit_json_body() -> None:
     if request.content_length is not None and request.content_length > limit:
         raise ApiError(413, "too_large", f"JSON bodies are limited to {limit} bytes")
     request.max_content_length = limit
+    request.get_data(cache=True)  # read here, before the request takes a work slot (work_slots.init_app)
 
 
 class GuardedJSONProvider(DefaultJSONProvider):

@@ -75,18 +75,24 @@ def _admit(task_id: int, number: int) -> FrameUpload | tuple[Response, int]:
     frame = db.session.execute(db.select(Frame).filter_by(task_id=task_id, number=number)).scalar_one_or_none()
     task = held_task(worker_id, task_id, attempt)
     if frame is not None and frame.state in FrameState.HAVE_PIXELS and frame.worker_id == worker_id:
-        drain(current_app.config["FRAMEHIVE_MAX_FRAME_BYTES"])  # the renderer's own retry: harmless
-        return jsonify({"accepted": False, "reason": "duplicate"}), 200
+        return _duplicate()  # the renderer's own retry: harmless
     if task is None:  # checked before anything else is said about the task or its frames
         raise ApiError(409, "lease_lost", f"you do not hold task {task_id} attempt {attempt}")
     if frame is not None and frame.state in FrameState.HAVE_PIXELS:
-        drain(current_app.config["FRAMEHIVE_MAX_FRAME_BYTES"])
-        return jsonify({"accepted": False, "reason": "duplicate"}), 200
+        return _duplicate()
     if frame is None:
         raise ApiError(400, "bad_frame", f"frame {number} is not part of task {task_id} ({task.frames_spec})")
     width, height = frame.job.resolution_x, frame.job.resolution_y
     return FrameUpload(worker_id, task_id, attempt, number, sha256, frame, task, width, height,
                        upload_limit(width, height))
+
+
+def _duplicate() -> tuple[Response, int]:
+    """The answer to a frame that has its pixels already, once its body is drained. The transaction ends first:
+    on SQLite it holds the one write lock, and a worker holding back the body held every writer (issue 16)."""
+    db.session.commit()
+    drain(current_app.config["FRAMEHIVE_MAX_FRAME_BYTES"])
+    return jsonify({"accepted": False, "reason": "duplicate"}), 200
 
 
 @bp.put("/worker/tasks/<int:task_id>/frames/<int:number>")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import secrets
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import select, tuple_, update
 
 from ..db import db
 from ..models import Check, Job, Worker, now
@@ -95,6 +95,16 @@ def release(check: Check, expired_before: float | None = None) -> bool:
     won = move_where(Check, CheckState.LEASED, CheckState.QUEUED, *same_lease)
     db.session.expire(check, ["state", "lease_expires"])  # read again from the row: released or not
     return won == 1
+
+
+def renew_held(held: list[tuple[int, int, str]]) -> None:
+    """Extend the leases (check id, verifier id, handle) whose verifier still holds them, in one UPDATE. No commit.
+    channel_upkeep's, for every connected agent's check."""
+    if held:
+        db.session.execute(update(Check).where(Check.state == CheckState.LEASED,
+                                               tuple_(Check.id, Check.verifier_id, Check.handle).in_(held))
+                           .values(lease_expires=now() + float(current_app.config["FRAMEHIVE_LEASE_TIMEOUT"]))
+                           .execution_options(synchronize_session=False))
 
 
 def expire() -> list[LostLease]:

@@ -4,11 +4,13 @@ and a protocol-level agent."""
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from typing import Any
 
 import pytest
 import requests
+from framehive.addon.client import Client
 from framehive.coordinator.config import TOKEN_RECHECK_INTERVAL
 from framehive.protocol import messages as m
 from websockets.exceptions import ConnectionClosed
@@ -88,4 +90,33 @@ def test_a_talking_agent_stays_online_past_two_leases(farm: Farm):
 
     wait_for(talked_long_enough, 2.5 * LEASE + 30, "two and a half leases of talk", interval=0.3)
     assert the_worker(farm, headers)["last_seen"] > signed_on
+    worker.close()
+
+
+@pytest.mark.coordinator_args("--lease-timeout", "6", "--heartbeat-interval", "0.5")
+def test_heartbeats_write_nothing_and_the_lease_is_renewed_every_third_of_a_lease(farm: Farm, sample_scene):
+    """Every heartbeat was a locked read and a write of the lease: at 1,000 agents, 200 write transactions a second
+    (issue 16), queued behind other work, so renewals came late and leases ran out under agents that were fine.
+    channel_upkeep renews the leases of agents it hears from once a third of a lease has passed; the lease must never
+    run out while the agent speaks."""
+    worker = ProtocolWorker(farm.url, farm.token("worker", "owner", trusted=True), "w")
+    Client(farm.url, farm.token("user", "artist")).submit(sample_scene, frames="1", chunk=1)
+    assign = worker.receive()
+    assert isinstance(assign, m.Assign)
+    database = sqlite3.connect(f"file:{farm.data_dir / 'framehive.sqlite3'}?mode=ro", uri=True)
+    written: set[float] = set()
+    heartbeats = 0
+    until = time.monotonic() + 2.5 * 6
+    while time.monotonic() < until:
+        worker.send(m.Heartbeat(task_id=assign.task_id))
+        heartbeats += 1
+        state, holder, expires = database.execute("SELECT state, worker_id, lease_expires FROM task WHERE id = ?",
+                                                  (assign.task_id,)).fetchone()
+        assert (state, holder) == ("leased", worker.worker_id)
+        assert expires > time.time(), "the lease ran out while its agent kept sending heartbeats"
+        written.add(expires)
+        time.sleep(0.5)  # the agent's heartbeat period, not synchronisation
+    database.close()
+    assert heartbeats >= 25
+    assert 2 <= len(written) <= 10, f"{len(written)} lease writes for {heartbeats} heartbeats (one each before)"
     worker.close()
