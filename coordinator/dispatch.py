@@ -172,6 +172,14 @@ class Dispatcher:
         with self._registry:
             return self._connections.get(worker_id)
 
+    def between_passes(self) -> threading.RLock:
+        """Held, no pass runs: a connection's end (worker_channel._sign_off) counts what its agent held only after a
+        pass that leased it work has sent the order or given the work back. Otherwise, with passes in their own
+        thread, an agent that hung up just after it became idle was charged a lost lease (a failure towards its
+        account's blocklist) for a task it was never sent (tests/e2e/test_griefing.py saw one). Take it with no
+        transaction open (see kick)."""
+        return self._dispatching
+
     def connections(self) -> list[Connection]:
         """Every connection of this process, as registered now."""
         with self._registry:

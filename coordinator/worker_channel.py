@@ -335,21 +335,24 @@ def _sign_off(conn: Connection) -> None:
     agent replaced this one, here (the registry) or on another coordinator (the worker row's ``connected_at`` is
     no longer this sign-on's, compared for equality so coordinators' clocks need not agree: the agent moved there
     while this coordinator had not yet read this connection's end). That sign-on settled what this connection held
-    (its hello), and what the worker holds now is the newer session's."""
-    dispatcher().unregister(conn)
+    (its hello), and what the worker holds now is the newer session's. A pass running meanwhile ends first
+    (Dispatcher.between_passes): work it leased to this connection is sent or given back before it is counted."""
     try:
-        worker = db.session.get(Worker, conn.worker_id)
-        replaced_elsewhere = worker is not None and worker.connected_at != conn.connected_at
-        if dispatcher().connection(conn.worker_id) is None and not replaced_elsewhere:
-            lost = leases.release_worker(conn.worker_id, "the worker disconnected")
-            check_leasing.release_verifier(conn.worker_id)
+        with dispatcher().between_passes():
+            dispatcher().unregister(conn)
             worker = db.session.get(Worker, conn.worker_id)
-            if worker is not None:
-                worker.online = False
-                events.record(events.WORKER_LEFT, f"worker {worker.name} ({worker.account.name}) left",
-                              worker=worker)
-                db.session.commit()
-            dispatcher().drop_leases(lost)
+            replaced_elsewhere = worker is not None and worker.connected_at != conn.connected_at
+            if dispatcher().connection(conn.worker_id) is None and not replaced_elsewhere:
+                lost = leases.release_worker(conn.worker_id, "the worker disconnected")
+                check_leasing.release_verifier(conn.worker_id)
+                worker = db.session.get(Worker, conn.worker_id)
+                if worker is not None:
+                    worker.online = False
+                    events.record(events.WORKER_LEFT, f"worker {worker.name} ({worker.account.name}) left",
+                                  worker=worker)
+                    db.session.commit()
+                dispatcher().drop_leases(lost)
+            db.session.commit()
         dispatcher().kick()
     finally:
         db.session.remove()
