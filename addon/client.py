@@ -133,6 +133,14 @@ class InvalidSetting(ApiError, ValueError):
         super().__init__(0, code, message)
 
 
+def all_rendered(job: dict[str, Any]) -> bool:
+    """Every frame of a running job has pixels, or failed: only its checks are left (the end is near)."""
+    counts = job.get("counts")
+    if not isinstance(counts, dict) or job.get("state") != JobState.RUNNING:
+        return False
+    return not any(counts.get(state) for state in (FrameState.QUEUED, FrameState.RENDERING))
+
+
 def check_url(url: str) -> str:
     """The coordinator's root URL without blanks around it or slashes at its end; :class:`InvalidSetting`
     when it cannot be one (the API's paths are appended to it as they are)."""
@@ -428,7 +436,9 @@ class Client:
         def judge(answer: dict[str, Any] | ConnectionFailed) -> Round:
             if isinstance(answer, ConnectionFailed):
                 return Round.FAILING
-            return Round.OVER if answer.get("state") in JobState.FINAL else Round.GOING
+            if answer.get("state") in JobState.FINAL:
+                return Round.OVER
+            return Round.CLOSING if all_rendered(answer) else Round.GOING
 
         last = poll_until_over(one_round, judge, interval=poll, grace=RECONNECT_GRACE, timeout=timeout,
                                what=f"job {job_id}")

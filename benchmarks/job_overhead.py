@@ -9,7 +9,8 @@ Run from the repository root::
 farm run, two fresh real worker agents (``framehive-worker`` with the bpy module, ``--threads 1`` each) of two
 owners, neither trusted: new agents, so every task is checked by the other owner's agent (adaptive policy: a region
 check per task plus spot checks), exactly as for a network's newcomers. Fresh agents each run, so later runs are
-not checked less because the agents have earned trust. The agents are online and idle before the clock starts.
+not checked less because the agents have earned trust. The agents are online and idle, their spare
+Blenders started, before the clock starts.
 The artist's side is the real client: ``addon.submission.Submission`` packs the scene (blender-asset-tracer),
 uploads what the coordinator lacks and creates the job (``framehive submit``'s path), ``Client.wait`` polls the job
 once a second until it is over (``--wait``), ``Client.download_job`` brings every verified frame home. Measured:
@@ -172,6 +173,10 @@ def farm_run(farm: Farm, tokens: dict[str, str], scene: Path, frames: int, run: 
     agents = [farm.start_worker(f"a-{run}", owners["one"]), farm.start_worker(f"b-{run}", owners["two"])]
     try:
         wait_for(lambda: online(admin, names), ONLINE_TIMEOUT, f"agents {sorted(names)} online")
+        # and their spare Blenders started, as an agent online for a while has it (packing took 1 s until
+        # 2026-12-07 and so hid the spares' start in the first job's time)
+        wait_for(lambda: all(any("spare Blender is ready" in text for _, text in agent_events(agent))
+                             for agent in agents), ONLINE_TIMEOUT, "the agents' spare Blenders")
         out = root / f"frames-{run}"
         t0 = time.time()
         job, stamps = submit(artist, scene, frames, root / f"submit-{run}")

@@ -243,6 +243,7 @@ class TaskRunner:
         except BaseException:
             shutil.rmtree(tree, ignore_errors=True)
             raise
+        log.info("a spare Blender is ready for the next job")
         return Spare(process, tree)
 
     def _busy(self) -> None:
