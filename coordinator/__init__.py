@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask
+from sqlalchemy.engine import make_url
 
 from framehive import __version__ as __version__  # the one version source
 
@@ -42,9 +43,12 @@ def create_app(test_config: dict[str, Any] | None = None, data_dir: str | Path |
     data.mkdir(parents=True, exist_ok=True)
     app.config.from_mapping(config.defaults(data))
     app.config.from_mapping(config.from_environment(app.config, os.environ))  # the admin's limits
-    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {"pool_pre_ping": True}
     if test_config:
         app.config.from_mapping(test_config)
+    # A server's connections can drop (a restart, a network cut): pinged before use. A SQLite file cannot: the
+    # ping was a statement for every checkout (issue 16).
+    sqlite = make_url(app.config["SQLALCHEMY_DATABASE_URI"]).get_backend_name() == "sqlite"
+    app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {"pool_pre_ping": not sqlite})
 
     db.init_app(app)
     with app.app_context():

@@ -17,7 +17,7 @@ from .db import ROW_LOCK, db, reading
 from .models import AccountBlock, Check, Frame, Job, JobBlock, Task, Worker, now
 from .outcomes import fail_job, record_failure, requeue
 from .states import CheckState, FrameState, JobState, TaskState
-from .transitions import LostLease, move_frame, move_job, move_where
+from .transitions import LostLease, move_job, move_where
 from .verification import leasing, waits
 
 CLAIM_CANDIDATES = 20
@@ -119,15 +119,21 @@ def _locked_task(task_id: int) -> Task | None:
     return db.session.get(Task, task_id, populate_existing=True, with_for_update=ROW_LOCK)
 
 
-def renew(task: Task, rendering_frame: int | None = None) -> None:
-    """Extend the lease; optionally mark the frame the worker just started. Commits."""
-    task.lease_expires = now() + lease_timeout()
-    if rendering_frame is not None:
-        query = select(Frame).filter_by(task_id=task.id, number=rendering_frame)
-        frame = db.session.execute(query).scalar_one_or_none()
-        if frame is not None and frame.state == FrameState.QUEUED:
-            move_frame(frame, FrameState.RENDERING)
+def renew(worker_id: int, task_id: int, attempt: int | None, rendering_frame: int | None = None) -> bool:
+    """Extend the lease ``worker_id`` holds on the task (for ``attempt``, when given), and optionally mark the frame
+    it just started: two compare-and-set UPDATEs, the task's row first as every lease change locks it, and no row
+    read (a heartbeat was a locked read of the task, a read of the frame and two writes: issue 16). False, and
+    nothing written, if the worker does not hold that lease. Commits."""
+    held = [Task.id == task_id, Task.worker_id == worker_id] + ([Task.attempt == attempt] if attempt is not None
+                                                                 else [])
+    renewed = cast(CursorResult[Any], db.session.execute(
+        update(Task).where(Task.state == TaskState.LEASED, *held).values(lease_expires=now() + lease_timeout())
+        .execution_options(synchronize_session=False))).rowcount
+    if renewed and rendering_frame is not None:
+        move_where(Frame, FrameState.QUEUED, FrameState.RENDERING, Frame.task_id == task_id,
+                   Frame.number == rendering_frame)
     db.session.commit()
+    return bool(renewed)
 
 
 def renew_held(held: list[tuple[int, int, int]]) -> None:

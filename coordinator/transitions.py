@@ -126,7 +126,7 @@ def move_claim(claim: Claim, new: str, outcome: str) -> None:
     claim.state, claim.outcome, claim.decided_at = new, outcome, now()
 
 
-def move_where(model: type[Task] | type[Check], old: str, new: str, *where: ColumnElement[bool],
+def move_where(model: type[Task] | type[Check] | type[Frame], old: str, new: str, *where: ColumnElement[bool],
                **values: Any) -> int:
     """Compare-and-set: ``UPDATE model SET state = new, **values WHERE state = old AND where``; the rows moved (1:
     this caller won the row, 0: another transaction moved it first). A lease's effects are the caller's values (its

@@ -273,29 +273,17 @@ def _set_paused(worker: Worker, reason: str | None) -> None:
 
 def _renewed(conn: Connection, event: KeepTask | KeepCheck) -> bool:
     """Renew the lease the agent names; False if it does not hold it."""
-    if isinstance(event, KeepCheck):
-        check = check_handles.held_check(conn.worker_id, event.handle)
-        if check is None:
-            return False
-        renewed = time.monotonic()
-        check.lease_expires = now() + current_app.config["FRAMEHIVE_LEASE_TIMEOUT"]
-        db.session.commit()
-        _renewed_current(conn, "check", check.id, renewed)
-        return True
-    task = leases.held_task(conn.worker_id, event.task_id, event.attempt)
-    if task is None:
-        return False
     renewed = time.monotonic()
-    leases.renew(task, event.frame)
-    _renewed_current(conn, "task", task.id, renewed)
-    return True
-
-
-def _renewed_current(conn: Connection, kind: str, work_id: int, at: float) -> None:
-    """The lease of the connection's current work was written at ``at`` (time.monotonic())."""
-    work = conn.current
-    if work is not None and (work.kind, work.id) == (kind, work_id):
-        conn.lease_written = at
+    if isinstance(event, KeepCheck):
+        held = check_leasing.renew(conn.worker_id, event.handle)
+        current = held and conn.current is not None and conn.current.kind == "check" \
+            and conn.current.handle == event.handle
+    else:
+        held = leases.renew(conn.worker_id, event.task_id, event.attempt, event.frame)
+        current = held and conn.current is not None and (conn.current.kind, conn.current.id) == ("task", event.task_id)
+    if current:
+        conn.lease_written = renewed  # its lease was written now: channel_upkeep's next renewal is a third later
+    return held
 
 
 def _finished(conn: Connection, event: TaskEnded) -> None:

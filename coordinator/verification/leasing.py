@@ -9,9 +9,10 @@ then waits for another owner.
 from __future__ import annotations
 
 import secrets
+from typing import Any, cast
 
 from flask import current_app
-from sqlalchemy import select, tuple_, update
+from sqlalchemy import CursorResult, select, tuple_, update
 
 from ..db import db
 from ..models import Check, Job, Worker, now
@@ -95,6 +96,17 @@ def release(check: Check, expired_before: float | None = None) -> bool:
     won = move_where(Check, CheckState.LEASED, CheckState.QUEUED, *same_lease)
     db.session.expire(check, ["state", "lease_expires"])  # read again from the row: released or not
     return won == 1
+
+
+def renew(worker_id: int, handle: str) -> bool:
+    """Extend the lease ``worker_id`` holds on the check named ``handle``: one compare-and-set UPDATE, no row read.
+    False, and nothing written, if it does not hold it. Commits."""
+    renewed = cast(CursorResult[Any], db.session.execute(
+        update(Check).where(Check.state == CheckState.LEASED, Check.handle == handle, Check.verifier_id == worker_id)
+        .values(lease_expires=now() + float(current_app.config["FRAMEHIVE_LEASE_TIMEOUT"]))
+        .execution_options(synchronize_session=False))).rowcount
+    db.session.commit()
+    return bool(renewed)
 
 
 def renew_held(held: list[tuple[int, int, str]]) -> None:

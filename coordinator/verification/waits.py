@@ -16,9 +16,9 @@ from framehive.protocol import frameranges
 from sqlalchemy import Select, select
 
 from ..db import db
-from ..models import Check, Job, Task, Worker, now
+from ..models import Check, Job, Task, Worker
 from ..states import CheckState, JobState, TaskState
-from .eligibility import can_verify, opens_at
+from .eligibility import can_verify, may_take, opens_at
 
 # Checks that hold the artist's frames back (of a task still verifying: an audit's arbitration after the task was
 # accepted, or a ringer's, decides who lied, not which frames the artist gets).
@@ -47,11 +47,10 @@ def why_checks_wait(job: Job, verifiers: list[Worker]) -> str | None:
         query.where(Check.job_id == job.id).order_by(Check.id).limit(MAX_CHECKS_READ)).scalars()]
     frames: dict[str, set[int]] = defaultdict(set)
     due: dict[str, float] = {}
-    moment = now()
     for check in checks:
+        if any(may_take(w, check) for w in verifiers):
+            continue  # stops at the first agent that may take it now: a healthy network's every check (issue 16)
         opening = {w.id: at for w in verifiers if (at := opens_at(w, check)) is not None}
-        if any(at <= moment for at in opening.values()):
-            continue
         what = _what(check, verifiers, opening)
         frames[what].add(check.frame.number)
         if opening:

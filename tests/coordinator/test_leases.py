@@ -11,8 +11,9 @@ import pytest
 from framehive.coordinator import leases, outcomes
 from framehive.coordinator.db import db
 from framehive.coordinator.dispatch import Connection, dispatcher
-from framehive.coordinator.models import Account, AccountBlock, Blob, Check, Job, Task, TaskFailure, Worker
+from framehive.coordinator.models import Account, AccountBlock, Blob, Check, Frame, Job, Task, TaskFailure, Worker
 from framehive.coordinator.states import TASK_TRANSITIONS, IllegalTransition, check_move
+from framehive.coordinator.verification import leasing as check_leasing
 from sqlalchemy import event, select, update
 
 from tests.coordinator.kit import render
@@ -78,6 +79,37 @@ def test_only_the_lease_holder_and_attempt_match(ctx):  # type: ignore[no-untype
     assert leases.held_task(ctx["a"], task.id, 1) is task
     assert leases.held_task(ctx["b"], task.id, 1) is None
     assert leases.held_task(ctx["a"], task.id, 2) is None
+
+
+def test_a_heartbeat_renews_and_marks_its_frame_in_two_updates_and_only_for_the_holder(ctx):  # type: ignore[no-untyped-def]
+    """A heartbeat naming the frame just started was a locked read of the task, a read of the frame and two writes
+    (with the task read again after the commit: 8 statements a frame at 300 agents, issue 16). Now two
+    compare-and-set UPDATEs; a worker that does not hold the lease (or names another attempt) writes nothing."""
+    task = leases.claim_task(ctx["a"])
+    task_id, before = task.id, task.lease_expires
+    sent: list[str] = []
+
+    def _count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        sent.append(statement.split()[0].upper())
+
+    def frame_states() -> list[str]:
+        return list(db.session.execute(select(Frame.state).where(Frame.task_id == task_id).order_by(Frame.number))
+                    .scalars())
+
+    event.listen(db.engine, "before_cursor_execute", _count)
+    try:
+        assert not leases.renew(ctx["b"], task_id, None, 1)  # not its lease
+        assert not leases.renew(ctx["a"], task_id, 2, 1)  # not this attempt
+        assert frame_states() == ["queued", "queued"]
+        sent.clear()
+        assert leases.renew(ctx["a"], task_id, 1, 2)
+        assert sent == ["UPDATE", "UPDATE"]  # in the transaction the read above began
+    finally:
+        event.remove(db.engine, "before_cursor_execute", _count)
+    assert frame_states() == ["queued", "rendering"]
+    assert db.session.get(Task, task_id, populate_existing=True).lease_expires > before
+    assert leases.renew(ctx["a"], task_id, None)  # a plain heartbeat: the lease only
+    assert frame_states() == ["queued", "rendering"]
 
 
 def test_done_task_completes_the_job_when_all_tasks_are_done(ctx):  # type: ignore[no-untyped-def]
@@ -380,3 +412,20 @@ def test_a_pass_gives_a_check_only_to_an_agent_that_may_take_it(v):  # type: ign
     assert [(m["type"], m.get("task_id")) for m in to_sibling] == [("assign", other.id)]
     assert [m["type"] for m in to_verifier] == ["verify"]
     assert db.session.get(Check, check.id, populate_existing=True).verifier_id == v["verifier"].id
+
+
+def test_a_check_heartbeat_renews_only_the_verifier_s_current_lease(v):  # type: ignore[no-untyped-def]
+    """A check's heartbeat is one compare-and-set UPDATE: its verifier, under the handle of this lease, renews it;
+    another agent, or an old handle, writes nothing and is told it lost the check."""
+    render(leases.claim_task(v["renderer"].id))
+    check = check_leasing.claim_check(v["verifier"])
+    assert check is not None
+    check_id, handle, before = check.id, check.handle, check.lease_expires
+    assert not check_leasing.renew(v["arbiter"].id, handle)
+    assert not check_leasing.renew(v["verifier"].id, "x" * 22)
+    assert db.session.get(Check, check_id, populate_existing=True).lease_expires == before
+    assert check_leasing.renew(v["verifier"].id, handle)
+    assert db.session.get(Check, check_id, populate_existing=True).lease_expires > before
+    assert check_leasing.release(db.session.get(Check, check_id))
+    db.session.commit()
+    assert not check_leasing.renew(v["verifier"].id, handle)  # released: the handle names nothing held
