@@ -40,11 +40,11 @@ def claim_book(claim_id: int) -> str:
 
 
 def balance(book: str) -> int:
-    incoming = db.session.execute(select(func.coalesce(func.sum(LedgerEntry.amount), 0))
-                                  .where(LedgerEntry.to_book == book)).scalar_one()
-    outgoing = db.session.execute(select(func.coalesce(func.sum(LedgerEntry.amount), 0))
-                                  .where(LedgerEntry.from_book == book)).scalar_one()
-    return int(incoming) - int(outgoing)
+    """What entered the book minus what left it: one statement of two indexed sums (two statements before)."""
+    def total(column: Any) -> Any:
+        return select(func.coalesce(func.sum(LedgerEntry.amount), 0)).where(column == book).scalar_subquery()
+
+    return int(db.session.execute(select(total(LedgerEntry.to_book) - total(LedgerEntry.from_book))).scalar_one())
 
 
 def _lock(book: str) -> None:

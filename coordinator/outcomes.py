@@ -132,9 +132,11 @@ def cancel_job(job: Job, by: str | None = None) -> list[LostLease]:
     return lost
 
 
-def frame_rendered(task: Task, number: int, sha256: str, lease_timeout: float) -> bool:
-    """Record an uploaded frame; False if the frame already had pixels (a harmless duplicate)."""
-    frame = db.session.execute(select(Frame).filter_by(task_id=task.id, number=number)).scalar_one()
+def frame_rendered(task: Task, number: int, sha256: str, lease_timeout: float, frame: Frame | None = None) -> bool:
+    """Record an uploaded frame (``frame``: its row, if the caller has it loaded in this transaction); False if the
+    frame already had pixels (a harmless duplicate)."""
+    if frame is None or (frame.task_id, frame.number) != (task.id, number):
+        frame = db.session.execute(select(Frame).filter_by(task_id=task.id, number=number)).scalar_one()
     if frame.state in FrameState.HAVE_PIXELS:
         db.session.commit()
         return False

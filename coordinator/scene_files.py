@@ -100,11 +100,27 @@ def describe(job: Job) -> dict[str, Any]:
     to download (the first three keys are what single-file workers read)."""
     return {
         "sha256": job.scene_sha256,
-        "size": db.session.get_one(Blob, job.scene_sha256).size,
+        "size": _blob_size(job.scene_sha256),
         "url": blob_url(job.scene_sha256),
         "path": job.scene_path,
         "assets": _wire(job.assets or []),
     }
+
+
+#: Sizes of scene blobs by sha256, for orders: content addressed, a blob's size never changes (every order read the
+#: scene's row: a statement per check sent, issue 16). Bounded: cleared when full.
+_SIZES: dict[str, int] = {}
+_SIZES_KEPT = 4096
+
+
+def _blob_size(sha256: str) -> int:
+    size = _SIZES.get(sha256)
+    if size is None:
+        size = db.session.get_one(Blob, sha256).size
+        if len(_SIZES) >= _SIZES_KEPT:
+            _SIZES.clear()
+        _SIZES[sha256] = size
+    return size
 
 
 def blob_url(sha256: str) -> str:

@@ -21,7 +21,7 @@ from werkzeug.wrappers import Response
 
 from .. import frame_analysis as fa
 from ..auth import require
-from ..db import db
+from ..db import db, reading
 from ..errors import ApiError
 from ..models import Check
 from ..storage.local import SHA256_RE
@@ -74,16 +74,18 @@ def confirm_direct_result_upload(handle: str, upload: str):
 
 def _admit(handle: str) -> tuple[int, str, int]:
     """The checks before any byte is looked at: the caller's agent, the announced sha256 and the lease. Returns
-    the agent's id, the sha256 and the result's size limit; commits (no transaction is held while bytes move)."""
-    worker_id = worker_id_from_header()
-    sha256 = request.headers.get("X-Content-SHA256", "")
-    if not SHA256_RE.match(sha256):
-        raise ApiError(400, "bad_hash", "send X-Content-SHA256 with the result's sha256 (64 lowercase hex)")
-    check = _held(worker_id, handle)
-    if check is None:
-        raise ApiError(409, "lease_lost", "you do not hold this check")
-    rect = fa.Region.from_list(check.render_rect)
-    db.session.commit()  # never hold the database while the body crosses the network
+    the agent's id, the sha256 and the result's size limit; commits (no transaction is held while bytes move).
+    Only reads: on SQLite it waits for no writer (db.reading)."""
+    with reading():
+        worker_id = worker_id_from_header()
+        sha256 = request.headers.get("X-Content-SHA256", "")
+        if not SHA256_RE.match(sha256):
+            raise ApiError(400, "bad_hash", "send X-Content-SHA256 with the result's sha256 (64 lowercase hex)")
+        check = _held(worker_id, handle)
+        if check is None:
+            raise ApiError(409, "lease_lost", "you do not hold this check")
+        rect = fa.Region.from_list(check.render_rect)
+        db.session.commit()  # never hold the database while the body crosses the network
     return worker_id, sha256, upload_limit(rect.width, rect.height * fa.YARDSTICK_RENDERS)  # a yardstick below
 
 
@@ -93,7 +95,7 @@ def _take(worker_id: int, handle: str, sha256: str, data: bytes,
     ``promote`` (a staged upload's) is how judging stores the result when it keeps it as it came (decide.judge)."""
     if hashlib.sha256(data).hexdigest() != sha256:
         raise ApiError(400, "hash_mismatch", "the result does not hash to X-Content-SHA256")
-    check = _held(worker_id, handle)
+    check = _held(worker_id, handle, with_parties=True)
     if check is None:
         raise ApiError(409, "lease_lost", "you no longer hold this check")
     rect = fa.Region.from_list(check.render_rect)
@@ -121,5 +123,5 @@ def _result_height(data: bytes, rect: fa.Region) -> int:
     return rect.height * (fa.YARDSTICK_RENDERS if stacked else 1)
 
 
-def _held(worker_id: int, handle: str) -> Check | None:
-    return held_check(worker_id, handle) if HANDLE_RE.fullmatch(handle) else None
+def _held(worker_id: int, handle: str, with_parties: bool = False) -> Check | None:
+    return held_check(worker_id, handle, with_parties=with_parties) if HANDLE_RE.fullmatch(handle) else None

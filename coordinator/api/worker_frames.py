@@ -20,11 +20,11 @@ from flask import Blueprint, current_app, jsonify, request
 from werkzeug.wrappers import Response
 
 from ..auth import current_caller, require
-from ..db import db
+from ..db import db, reading
 from ..errors import ApiError
 from ..ids import lenient_id
 from ..leases import held_task, lease_timeout
-from ..models import Blob, Frame, Task, Worker
+from ..models import Blob, Frame, Worker
 from ..outcomes import frame_rendered
 from ..states import FrameState
 from ..storage import BlobTooLarge, HashMismatch
@@ -58,15 +58,24 @@ class FrameUpload:
     attempt: int | None
     number: int
     sha256: str
-    frame: Frame
-    task: Task
+    frame_id: int
     width: int
     height: int
     limit: int
 
 
 def _admit(task_id: int, number: int) -> FrameUpload | tuple[Response, int]:
-    """The checks before any byte is looked at; a harmless duplicate is answered at once (its body drained)."""
+    """The checks before any byte is looked at; a harmless duplicate is answered at once (its body drained).
+    Commits (no transaction is held while bytes move). Only reads: on SQLite it waits for no writer (db.reading;
+    it queued for the write lock behind every other upload, issue 16)."""
+    with reading():
+        admitted = _admitted(task_id, number)
+        if isinstance(admitted, FrameUpload):
+            db.session.commit()
+    return admitted
+
+
+def _admitted(task_id: int, number: int) -> FrameUpload | tuple[Response, int]:
     worker_id = worker_id_from_header()
     attempt = lenient_id(request.args.get("attempt"))
     sha256 = request.headers.get("X-Content-SHA256", "")
@@ -83,7 +92,7 @@ def _admit(task_id: int, number: int) -> FrameUpload | tuple[Response, int]:
     if frame is None:
         raise ApiError(400, "bad_frame", f"frame {number} is not part of task {task_id} ({task.frames_spec})")
     width, height = frame.job.resolution_x, frame.job.resolution_y
-    return FrameUpload(worker_id, task_id, attempt, number, sha256, frame, task, width, height,
+    return FrameUpload(worker_id, task_id, attempt, number, sha256, frame.id, width, height,
                        upload_limit(width, height))
 
 
@@ -101,7 +110,6 @@ def upload_frame(task_id: int, number: int):
     upload = _admit(task_id, number)
     if not isinstance(upload, FrameUpload):
         return upload
-    db.session.commit()  # never hold the database while the body crosses the network
     data = read_limited(upload.limit)
     return _take(upload, data, lambda: _put(upload.sha256, data, upload.limit))
 
@@ -116,7 +124,6 @@ def begin_direct_frame_upload(task_id: int, number: int):
         return upload
     if size > upload.limit:
         raise ApiError(413, "too_large", f"a {upload.width}x{upload.height} frame is limited to {upload.limit} bytes")
-    db.session.commit()
     return presigned_answer(upload.sha256, size, "image/png")
 
 
@@ -134,7 +141,6 @@ def confirm_direct_frame_upload(task_id: int, number: int, upload: str):
         if size > admitted.limit:
             raise ApiError(413, "too_large",
                            f"a {admitted.width}x{admitted.height} frame is limited to {admitted.limit} bytes")
-        db.session.commit()  # never hold the database while the store is read
         data = read_staged(store, admitted.sha256, size, upload, "bad_frame")
         return _take(admitted, data, promote)
 
@@ -154,7 +160,7 @@ def _take(upload: FrameUpload, data: bytes, store: Callable[[], int]) -> tuple[R
     task = held_task(upload.worker_id, upload.task_id, upload.attempt)  # the lease may have run out meanwhile
     if task is None:
         raise ApiError(409, "lease_lost", f"you no longer hold task {upload.task_id} attempt {upload.attempt}")
-    frame = db.session.get_one(Frame, upload.frame.id)
+    frame = db.session.get_one(Frame, upload.frame_id)
     expect_size(data, upload.width, upload.height, "bad_frame")
     try:
         with decode_slot():
@@ -165,5 +171,5 @@ def _take(upload: FrameUpload, data: bytes, store: Callable[[], int]) -> tuple[R
         size = store()
         db.session.add(Blob(sha256=upload.sha256, size=size, uploader_id=current_caller().account_id))
     frame.tile_hashes, frame.tile_key, frame.flags = tier0.tile_hashes, tier0.tile_key, tier0.flags
-    accepted = frame_rendered(task, upload.number, upload.sha256, lease_timeout())
+    accepted = frame_rendered(task, upload.number, upload.sha256, lease_timeout(), frame)
     return jsonify({"accepted": accepted}), 201 if accepted else 200

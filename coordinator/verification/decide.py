@@ -37,7 +37,7 @@ from sqlalchemy import select
 
 from .. import frame_analysis as fa
 from .. import payments
-from ..db import db, lock, lock_row
+from ..db import db, lock_row
 from ..errors import ApiError
 from ..models import Blob, Check, Job, Task, Worker
 from ..states import CheckState, TaskState
@@ -122,7 +122,10 @@ def _hold(check: Check) -> None:
         return
     held = check.state, check.verifier_id, check.attempt
     lock_row(Job, check.job_id)
-    lock(check)
+    # Not lock(check): the check may have come with its parties joined (handles.held_check), and PostgreSQL locks no
+    # row of an outer join's nullable side. Its row held, then the lease's columns read again.
+    lock_row(Check, check.id)
+    db.session.refresh(check, ["state", "verifier_id", "attempt"])
     if (check.state, check.verifier_id, check.attempt) != held:
         raise ApiError(409, "lease_lost", "you no longer hold this check")
 

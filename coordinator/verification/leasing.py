@@ -125,8 +125,10 @@ def expire() -> list[LostLease]:
     lost = []
     expired = select(Check).where(Check.state == CheckState.LEASED, Check.lease_expires < now())
     for check in db.session.execute(expired).scalars().all():
-        verifier_id = check.verifier_id or 0
+        verifier_id, ran_out = check.verifier_id or 0, check.lease_expires or 0.0
         if release(check, expired_before=now()):
+            current_app.logger.warning("check %s: the lease of worker %s ran out %.1f s ago; queued again", check.id,
+                                       verifier_id, now() - ran_out)
             lost.append(LostLease(0, verifier_id, "check lease expired", check_id=check.id))
         db.session.commit()
     db.session.commit()
