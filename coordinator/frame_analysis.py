@@ -35,7 +35,7 @@ from typing import Any
 import imagehash
 import numpy as np
 from PIL import Image
-from scipy import ndimage, sparse
+from scipy import fftpack, ndimage, sparse
 
 __all__ = [
     "BadImage",
@@ -429,13 +429,25 @@ def _crop_grid(image: np.ndarray, grid: int = 4) -> int:
     return max(1, min(grid, h // MIN_TILE_SIDE, w // MIN_TILE_SIDE))
 
 
+#: imagehash.phash's defaults: a tile is scaled to 32x32, and the 8x8 lowest frequencies of its DCT make 64 bits.
+PHASH_SIDE, PHASH_BITS_SIDE = 32, 8
+
+
 def tile_hashes(image: np.ndarray, grid: int = 4) -> list[str]:
     """imagehash pHash (64-bit, hex) of each tile of a ``grid`` x ``grid`` split, row-major.
 
     RGBA is composited onto :data:`ALPHA_BACKGROUND` first so that transparency differences change the hash.
+    The tiles' DCTs, medians and bits are taken in one batch (issue 16: half the time of a call per tile at 64x36);
+    the hashes are imagehash.phash's bit for bit (``tests/coordinator/test_frame_analysis.py``), so hashes stored
+    before still compare.
     """
-    flat = _flatten(image)
-    return [str(imagehash.phash(Image.fromarray(np.ascontiguousarray(t)))) for t in _tiles(flat, grid)]
+    small = np.stack([np.asarray(Image.fromarray(np.ascontiguousarray(tile)).convert("L")
+                                 .resize((PHASH_SIDE, PHASH_SIDE), Image.Resampling.LANCZOS))
+                      for tile in _tiles(_flatten(image), grid)])
+    dct = fftpack.dct(fftpack.dct(small, axis=1), axis=2)[:, :PHASH_BITS_SIDE, :PHASH_BITS_SIDE]
+    low = dct.reshape(len(small), PHASH_BITS_SIDE * PHASH_BITS_SIDE)
+    bits = low > np.median(low, axis=1, keepdims=True)
+    return [bytes(row).hex() for row in np.packbits(bits, axis=1)]
 
 
 def tile_distance(a: list[str], b: list[str]) -> int:

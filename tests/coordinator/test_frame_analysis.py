@@ -17,6 +17,7 @@ import sys
 import zlib
 from pathlib import Path
 
+import imagehash
 import numpy as np
 import pytest
 from framehive.coordinator import frame_analysis as fa
@@ -354,6 +355,19 @@ def test_tile_hashes(img: dict[str, np.ndarray]) -> None:
     assert fa.tile_distance(hashes["f6"], fa.tile_hashes(copy)) == 0
     with pytest.raises(ValueError):
         fa.tile_distance(hashes["f6"], hashes["f6"][:4])
+
+
+def test_tile_hashes_are_imagehash_phash_of_each_tile(img: dict[str, np.ndarray]) -> None:
+    """The batched hashing gives imagehash.phash's hash of every tile, bit for bit (hashes stored by the hashing per
+    tile still compare): real renders, RGBA, noise, flat tiles, sizes whose tiles are uneven."""
+    rng = np.random.default_rng(16)
+    images = [img[name] for name in ("f1", "f6", "f7", "t6")] + [
+        rng.integers(0, 256, (36, 64, 3), dtype=np.uint8), rng.integers(0, 256, (217, 383, 4), dtype=np.uint8),
+        np.zeros((36, 64, 3), dtype=np.uint8), np.repeat(rng.integers(0, 256, (5, 9, 3), dtype=np.uint8), 8, 0)]
+    for image in images:
+        tiles = fa._tiles(fa._flatten(image), 4)
+        expected = [str(imagehash.phash(Image.fromarray(np.ascontiguousarray(tile)))) for tile in tiles]
+        assert fa.tile_hashes(image) == expected
 
 
 def test_tile_hashes_see_transparency(img: dict[str, np.ndarray]) -> None:
