@@ -226,10 +226,15 @@ def _suspend_if_pattern(account: Account) -> list[Worker]:
 # ------------------------------------------------------------------------------------------- who may take what
 
 
-def online_renderers() -> list[Worker]:
-    """Online agents that may render now (not suspended, with the render role)."""
-    online = db.session.execute(select(Worker).filter_by(online=True, suspended=False)).scalars()
-    return [w for w in online if not w.roles or "render" in w.roles]
+def online_agents() -> list[Worker]:
+    """The agents online and not suspended."""
+    return list(db.session.execute(select(Worker).filter_by(online=True, suspended=False)).scalars())
+
+
+def online_renderers(online: list[Worker] | None = None) -> list[Worker]:
+    """Online agents that may render now (not suspended, with the render role); of ``online`` (online_agents()),
+    if the caller read them already."""
+    return [w for w in (online_agents() if online is None else online) if not w.roles or "render" in w.roles]
 
 
 def claim_order(task_ids: list[int], account_id: int) -> list[int]:

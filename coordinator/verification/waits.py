@@ -27,9 +27,9 @@ HOLDING = ("verify", "spot", "arbitration")
 MAX_CHECKS_READ = 500
 
 
-def online_verifiers() -> list[Worker]:
-    """Agents online that verify now (paused by their owner: not now)."""
-    online = db.session.execute(select(Worker).filter_by(online=True, suspended=False)).scalars()
+def online_verifiers(online: list[Worker]) -> list[Worker]:
+    """Of the agents online and not suspended (failure_accounting.online_agents), those that verify now (paused by
+    their owner: not now)."""
     return [w for w in online if can_verify(w) and w.pause_reason is None]
 
 
