@@ -118,8 +118,7 @@ class ChannelUpkeep:
         transaction per lease, so no two row locks are held at once."""
         at = time.monotonic()
         due = [(conn, conn.current) for conn in connections if conn.current is not None
-               and at - conn.lease_written >= lease_timeout * RENEW_AT
-               and (conn.handling or at - conn.heard < lease_timeout)]
+               and at - conn.lease_written >= lease_timeout * RENEW_AT and conn.alive(at, lease_timeout)]
         if not due:
             return
         per_transaction = IDS_PER_STATEMENT if db.engine.dialect.name == "sqlite" else 1

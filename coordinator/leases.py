@@ -7,6 +7,7 @@ sharing one PostgreSQL) can never both win the same task.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any, cast
 
 from flask import current_app
@@ -170,8 +171,10 @@ def release_worker(worker_id: int, reason: str, handed_back: tuple[int, int] | N
     return lost
 
 
-def expire_leases() -> list[LostLease]:
-    """Requeue tasks whose lease ran out (a silent worker). Commits.
+def expire_leases(still_working: Callable[[int, str, int], bool] | None = None) -> list[LostLease]:
+    """Requeue tasks whose lease ran out (a silent worker). Commits. ``still_working(worker id, "task", task id)``
+    (Dispatcher.still_working): a lease whose agent is connected here with the task in hand and alive is renewed
+    instead.
 
     Each lease is looked at again under its task's row lock: a result, a failure or a heartbeat that came in
     since the expired leases were listed (another thread, or another coordinator on the same database), or this
@@ -186,6 +189,12 @@ def expire_leases() -> list[LostLease]:
         if task is None or task.state != TaskState.LEASED or task.lease_expires is None \
                 or task.lease_expires >= now():
             _race_lost(task_id, "its lease expired")
+            continue
+        if still_working is not None and task.worker_id is not None \
+                and still_working(task.worker_id, "task", task.id):
+            current_app.logger.info("task %s: the lease of worker %s ran out while its agent works; renewed", task.id,
+                                    task.worker_id)
+            task.lease_expires = now() + lease_timeout()
             continue
         lost.append(LostLease(task.id, task.worker_id or 0, "lease expired"))
         lost.extend(record_failure(task, "lease_lost", "no heartbeat before the lease expired"))

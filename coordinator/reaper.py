@@ -52,9 +52,9 @@ class Reaper:
         dispatcher = self.app.extensions["framehive_dispatcher"]
         with self.app.app_context():
             try:
-                requeued = leases.expire_leases()
+                requeued = leases.expire_leases(dispatcher.still_working)
                 dispatcher.drop_leases(requeued)
-                rechecks = check_leasing.expire()
+                rechecks = check_leasing.expire(dispatcher.still_working)
                 dispatcher.drop_leases(rechecks)
                 leases.mark_silent_workers_offline()
                 dispatcher.drop_leases(leases.settle_jobs_nobody_may_run())

@@ -38,15 +38,29 @@ from .direct_uploads import announced_size, object_store, presigned_answer, read
 bp = Blueprint("worker_frames", __name__)
 
 
+#: Each agent's account, by agent id, as uploads found it (kept per app: per database): an agent never moves to
+#: another account and is never deleted, so its id never names another's (a read per upload before, issue 16).
+#: Bounded: cleared when full (agents are free to make).
+_ACCOUNTS_KEPT = 100_000
+
+
 def worker_id_from_header() -> int:
     """The agent's id from X-Framehive-Worker; it must be one of the caller's own agents."""
     value = request.headers.get("X-Framehive-Worker", "")
     if lenient_id(value) is None:
         raise ApiError(400, "bad_request", "send the X-Framehive-Worker header (the id from 'welcome')")
-    worker = db.session.get(Worker, int(value))
-    if worker is None or worker.account_id != current_caller().account_id:
+    worker_id = int(value)
+    account_of: dict[int, int] = current_app.extensions.setdefault("framehive_agent_accounts", {})
+    account_id = account_of.get(worker_id)
+    if account_id is None:
+        worker = db.session.get(Worker, worker_id)
+        if worker is not None:
+            if len(account_of) >= _ACCOUNTS_KEPT:
+                account_of.clear()
+            account_id = account_of[worker_id] = worker.account_id
+    if account_id is None or account_id != current_caller().account_id:
         raise ApiError(403, "forbidden", "that worker is not yours")
-    return worker.id
+    return worker_id
 
 
 @dataclass

@@ -9,6 +9,7 @@ then waits for another owner.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from typing import Any, cast
 
 from flask import current_app
@@ -119,13 +120,19 @@ def renew_held(held: list[tuple[int, int, str]]) -> None:
                            .execution_options(synchronize_session=False))
 
 
-def expire() -> list[LostLease]:
+def expire(still_working: Callable[[int, str, int], bool] | None = None) -> list[LostLease]:
     """Requeue checks whose verifier went silent. Commits, one check at a time (a release waiting for a check's row
-    holds no other)."""
+    holds no other). ``still_working(verifier id, "check", check id)`` (Dispatcher.still_working): a lease whose
+    agent is connected here with the check in hand and alive is renewed instead."""
     lost = []
     expired = select(Check).where(Check.state == CheckState.LEASED, Check.lease_expires < now())
     for check in db.session.execute(expired).scalars().all():
         verifier_id, ran_out = check.verifier_id or 0, check.lease_expires or 0.0
+        if still_working is not None and check.handle and still_working(verifier_id, "check", check.id) \
+                and renew(verifier_id, check.handle):
+            current_app.logger.info("check %s: the lease of worker %s ran out while its agent works; renewed",
+                                    check.id, verifier_id)
+            continue
         if release(check, expired_before=now()):
             current_app.logger.warning("check %s: the lease of worker %s ran out %.1f s ago; queued again", check.id,
                                        verifier_id, now() - ran_out)
