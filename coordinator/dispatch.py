@@ -187,6 +187,16 @@ class Dispatcher:
             return False
         return conn.alive(time.monotonic(), float(current_app.config["FRAMEHIVE_LEASE_TIMEOUT"]))
 
+    def holder(self, worker_id: int) -> str:
+        """What this coordinator knows of an agent whose lease ran out, for the log: connected here or not, when it
+        was last heard, what its connection records it holding."""
+        conn = self.connection(worker_id)
+        if conn is None:
+            return "not connected here"
+        work = f"{conn.current.kind} {conn.current.id}" if conn.current is not None else "nothing"
+        return (f"connected, last heard {time.monotonic() - conn.heard:.1f} s ago, holding {work}"
+                + (", a message of its in hand" if conn.handling else ""))
+
     def between_passes(self) -> threading.RLock:
         """Held, no pass runs: a connection's end (worker_channel._sign_off) counts what its agent held only after a
         pass that leased it work has sent the order or given the work back. Otherwise, with passes in their own

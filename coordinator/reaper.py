@@ -15,6 +15,9 @@ from . import leases, wakeups
 from .db import db
 from .verification import leasing as check_leasing
 
+#: The reasons of the leases that ran out (leases.expire_leases, verification.leasing.expire).
+EXPIRED = ("lease expired", "check lease expired")
+
 
 class Reaper:
     def __init__(self, app: Flask) -> None:
@@ -53,8 +56,12 @@ class Reaper:
         with self.app.app_context():
             try:
                 requeued = leases.expire_leases(dispatcher.still_working)
-                dispatcher.drop_leases(requeued)
                 rechecks = check_leasing.expire(dispatcher.still_working)
+                for lease in (*requeued, *rechecks):
+                    if lease.reason in EXPIRED:
+                        self.app.logger.info("worker %s, whose lease ran out: %s", lease.worker_id,
+                                             dispatcher.holder(lease.worker_id))
+                dispatcher.drop_leases(requeued)
                 dispatcher.drop_leases(rechecks)
                 leases.mark_silent_workers_offline()
                 dispatcher.drop_leases(leases.settle_jobs_nobody_may_run())
