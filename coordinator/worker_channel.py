@@ -40,7 +40,7 @@ from . import (
 )
 from .auth import Caller, caller_from_header
 from .db import db, reading
-from .dispatch import Connection, dispatcher
+from .dispatch import Connection, Work, dispatcher
 from .errors import ApiError, error_response
 from .models import Account, Worker, now
 from .verification import handles as check_handles
@@ -191,16 +191,17 @@ def _serve(session: CoordinatorSession, conn: Connection, ws) -> None:
         heard = time.monotonic()
         if conn.token_lost:
             continue  # nothing more is done for a revoked token: told and closed above
+        held = conn.current  # what the message is read against: the work it may end
         message = session.read(text)
         if not isinstance(message, Step):  # malformed: answered, not a sign of life
             conn.heard = heard
-            message = session.receive(message, conn.current)
+            message = session.receive(message, held)
             if _nothing_to_do(conn, message):
                 continue  # an idle agent's heartbeat, or one for a lease that runs long enough yet
         conn.handling = True  # its leases are renewed while it waits for a slot (channel_upkeep)
         try:
             with slots.held():
-                _apply(session, conn, message)
+                _apply(session, conn, message, held)
         finally:
             conn.handling = False
             db.session.remove()
@@ -227,15 +228,20 @@ def _nothing_to_do(conn: Connection, step: Step) -> bool:
     return False
 
 
-def _apply(session: CoordinatorSession, conn: Connection, step: Step) -> None:
+def _apply(session: CoordinatorSession, conn: Connection, step: Step, held: Work | None) -> None:
     """Do what the session decided about one message: release the worker's order record, apply the event to the
-    books, answer."""
-    if step.release:
+    books, answer. ``held`` is the connection's work the step was decided against (session.receive): only that is
+    released, never work sent to the agent since. A message may wait long for a work slot; meanwhile the work it
+    ends may have ended otherwise (its result judged, its connection's record dropped by the pass's look at leases
+    that ended) and new work been sent, whose record the release then cleared: the agent, still at the new work, was
+    sent more, and the new work's lease ran out under it (issue 16: 2-5 checks a run at 1,000 agents)."""
+    if step.release and conn.current is held:
         conn.current = None
     event = step.event
     if isinstance(event, KeepTask | KeepCheck):
         if not _renewed(conn, event):  # a lease it lost (expired, cancelled, reassigned): tell it to stop
-            _apply(session, conn, session.lost(event, conn.current))
+            current = conn.current
+            _apply(session, conn, session.lost(event, current), current)
     elif isinstance(event, TaskEnded):
         _finished(conn, event)
     elif isinstance(event, HandedBack):

@@ -8,12 +8,15 @@ import time
 from typing import Any
 
 import pytest
-from framehive.coordinator import leases, outcomes
+from framehive.coordinator import leases, outcomes, worker_channel
 from framehive.coordinator.db import db
 from framehive.coordinator.dispatch import Connection, dispatcher
 from framehive.coordinator.models import Account, AccountBlock, Blob, Check, Frame, Job, Task, TaskFailure, Worker
 from framehive.coordinator.states import TASK_TRANSITIONS, IllegalTransition, check_move
+from framehive.coordinator.transitions import LostLease
 from framehive.coordinator.verification import leasing as check_leasing
+from framehive.protocol import messages as m
+from framehive.protocol.session import PROTOCOL_VERSION, CoordinatorSession
 from sqlalchemy import event, select, update
 
 from tests.coordinator.kit import render
@@ -480,3 +483,29 @@ def test_the_sweep_renews_a_check_lease_only_for_the_verifier_at_work_on_it(v, a
     lost = check_leasing.expire(dispatcher().still_working)
     assert [(x.check_id, x.worker_id) for x in lost] == [(check_id, v["verifier"].id)]
     assert db.session.get(Check, check_id, populate_existing=True).state == "queued"
+
+
+def test_a_message_that_waited_releases_only_the_work_it_was_read_against(ctx):  # type: ignore[no-untyped-def]
+    """A task_done read while the agent held task 1 waits for a work slot; meanwhile the connection's record of task
+    1 is dropped and task 2 is sent. Applied then, the message ends task 1 only: the record of task 2 stays, so the
+    agent, at work on task 2, is sent nothing more. (It cleared the record of task 2, the next pass sent task 3,
+    and task 2's lease ran out under the agent: at 1,000 agents, 2-5 checks a run, issue 16.)"""
+    (conn,) = connect(ctx, "a")
+    dispatcher().kick()
+    first = conn.current
+    assert first is not None and first.kind == "task"
+    session = CoordinatorSession()
+    session.hello(m.encode(m.Hello(protocol=PROTOCOL_VERSION, name="a", agent_version="test", blender_version="5.0.1",
+                                   device="CPU", devices=[], threads=1)))
+    session.welcome(ctx["a"], 5, 30)
+    step = session.receive(m.TaskDone(task_id=first.id, attempt=first.attempt), conn.current)  # read now
+    assert step.release
+    dispatcher().drop_leases([LostLease(first.id, ctx["a"], "the record dropped meanwhile")])
+    dispatcher().kick()
+    second = conn.current
+    assert second is not None and second.id != first.id
+    worker_channel._apply(session, conn, step, first)  # applied once it got its slot
+    assert conn.current is second
+    leased = db.session.execute(select(Task.id).where(Task.state == "leased", Task.worker_id == ctx["a"])).scalars()
+    assert list(leased) == [second.id]  # task 1 ended (a failure: no frames), no third task sent
+    assert [sent["task_id"] for sent in conn.ws.sent if sent["type"] == "assign"] == [first.id, second.id]  # type: ignore[attr-defined]
