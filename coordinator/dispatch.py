@@ -179,9 +179,10 @@ class Dispatcher:
 
     def still_working(self, worker_id: int, kind: str, work_id: int) -> bool:
         """Whether the agent is connected here, has this work (``kind`` "task" or "check", and its id) in hand and
-        is alive (Connection.alive): a lease of its that ran out is renewed by the sweep, not taken back. Under load
-        the upkeep's renewal can come too late (its write waits for SQLite's one write lock behind the others: at
-        1,000 agents 2 to 5 check leases of 1,166 ran out under agents that were about to upload, issue 16)."""
+        is alive (Connection.alive): a lease of its that ran out is renewed by the sweep, not taken back. A safety
+        net for an upkeep renewal that comes late (its write waits for SQLite's one write lock behind the others);
+        the leases that ran out at 1,000 agents had another cause (worker_channel._apply), and this was never needed
+        there (issue 16)."""
         conn = self.connection(worker_id)
         if conn is None or conn.current is None or (conn.current.kind, conn.current.id) != (kind, work_id):
             return False

@@ -22,6 +22,8 @@ from .transitions import LostLease, move_job, move_where
 from .verification import leasing, waits
 
 CLAIM_CANDIDATES = 20
+#: The reason of a task lease that ran out (expire_leases), which the reaper logs with what it knows of the agent.
+EXPIRED = "lease expired"
 
 
 def lease_timeout() -> float:
@@ -196,7 +198,7 @@ def expire_leases(still_working: Callable[[int, str, int], bool] | None = None) 
                                     task.worker_id)
             task.lease_expires = now() + lease_timeout()
             continue
-        lost.append(LostLease(task.id, task.worker_id or 0, "lease expired"))
+        lost.append(LostLease(task.id, task.worker_id or 0, EXPIRED))
         lost.extend(record_failure(task, "lease_lost", "no heartbeat before the lease expired"))
     db.session.commit()
     return lost

@@ -15,9 +15,6 @@ from . import leases, wakeups
 from .db import db
 from .verification import leasing as check_leasing
 
-#: The reasons of the leases that ran out (leases.expire_leases, verification.leasing.expire).
-EXPIRED = ("lease expired", "check lease expired")
-
 
 class Reaper:
     def __init__(self, app: Flask) -> None:
@@ -58,7 +55,7 @@ class Reaper:
                 requeued = leases.expire_leases(dispatcher.still_working)
                 rechecks = check_leasing.expire(dispatcher.still_working)
                 for lease in (*requeued, *rechecks):
-                    if lease.reason in EXPIRED:
+                    if lease.reason in (leases.EXPIRED, check_leasing.EXPIRED):
                         self.app.logger.info("worker %s, whose lease ran out: %s", lease.worker_id,
                                              dispatcher.holder(lease.worker_id))
                 dispatcher.drop_leases(requeued)

@@ -27,6 +27,8 @@ CLAIM_CANDIDATES = 50
 # Checks that still matter once their job is over: they decide who lied, not which frames the artist gets.
 AFTER_THE_JOB = ("ringer", "audit", "arbitration", "claim")
 _rng = secrets.SystemRandom()
+#: The reason of a check lease that ran out (expire), which the reaper logs with what it knows of the agent.
+EXPIRED = "check lease expired"
 
 
 def claim_check(worker: Worker) -> Check | None:
@@ -76,12 +78,17 @@ class CheckClaims:
         return None
 
 
+def _lease_end() -> float:
+    """When a check lease given or renewed now runs out."""
+    return now() + float(current_app.config["FRAMEHIVE_LEASE_TIMEOUT"])
+
+
 def _lease(check_id: int, worker: Worker) -> Check | None:
     """The compare-and-set lease of one check: the check as leased (read again), or None if it was no longer
     queued. No commit."""
     won = move_where(Check, CheckState.QUEUED, CheckState.LEASED, Check.id == check_id, verifier_id=worker.id,
                      attempt=Check.attempt + 1, handle=new_handle(),
-                     lease_expires=now() + float(current_app.config["FRAMEHIVE_LEASE_TIMEOUT"]))
+                     lease_expires=_lease_end())
     return db.session.get(Check, check_id, populate_existing=True) if won == 1 else None
 
 
@@ -104,7 +111,7 @@ def renew(worker_id: int, handle: str) -> bool:
     False, and nothing written, if it does not hold it. Commits."""
     renewed = cast(CursorResult[Any], db.session.execute(
         update(Check).where(Check.state == CheckState.LEASED, Check.handle == handle, Check.verifier_id == worker_id)
-        .values(lease_expires=now() + float(current_app.config["FRAMEHIVE_LEASE_TIMEOUT"]))
+        .values(lease_expires=_lease_end())
         .execution_options(synchronize_session=False))).rowcount
     db.session.commit()
     return bool(renewed)
@@ -116,7 +123,7 @@ def renew_held(held: list[tuple[int, int, str]]) -> None:
     if held:
         db.session.execute(update(Check).where(Check.state == CheckState.LEASED,
                                                tuple_(Check.id, Check.verifier_id, Check.handle).in_(held))
-                           .values(lease_expires=now() + float(current_app.config["FRAMEHIVE_LEASE_TIMEOUT"]))
+                           .values(lease_expires=_lease_end())
                            .execution_options(synchronize_session=False))
 
 
@@ -136,7 +143,7 @@ def expire(still_working: Callable[[int, str, int], bool] | None = None) -> list
         if release(check, expired_before=now()):
             current_app.logger.warning("check %s: the lease of worker %s ran out %.1f s ago; queued again", check.id,
                                        verifier_id, now() - ran_out)
-            lost.append(LostLease(0, verifier_id, "check lease expired", check_id=check.id))
+            lost.append(LostLease(0, verifier_id, EXPIRED, check_id=check.id))
         db.session.commit()
     db.session.commit()
     return lost

@@ -434,25 +434,28 @@ def test_a_check_heartbeat_renews_only_the_verifier_s_current_lease(v):  # type:
     assert not check_leasing.renew(v["verifier"].id, handle)  # released: the handle names nothing held
 
 
+def run_out(model: type[Task] | type[Check], ident: int) -> None:
+    """The lease of that task or check ran out long ago."""
+    db.session.execute(update(model).where(model.id == ident).values(lease_expires=0))
+    db.session.commit()
+
+
 def test_the_sweep_renews_a_lease_that_ran_out_under_an_agent_still_at_work(ctx, app):  # type: ignore[no-untyped-def]
-    """Under load the upkeep's renewal can come after the lease ran out (its write waits for SQLite's lock): at 1,000
-    agents 2 to 5 check leases of 1,166 were taken back from agents about to upload. The sweep renews a lease whose
-    agent is connected here, has that work in hand and was heard within a lease; an agent not heard for a lease
-    loses it as before."""
+    """A safety net for an upkeep renewal that comes late (its write waits for SQLite's lock): the sweep renews a
+    lease whose agent is connected here, has that work in hand and was heard within a lease; an agent not heard for
+    a lease loses it as before."""
     (conn,) = connect(ctx, "a")
     dispatcher().kick()
     assert conn.current is not None and conn.current.kind == "task"
     task_id = conn.current.id
-    db.session.execute(update(Task).where(Task.id == task_id).values(lease_expires=0))
-    db.session.commit()
+    run_out(Task, task_id)
     conn.heard = time.monotonic()
     assert leases.expire_leases(dispatcher().still_working) == []
     task = db.session.get(Task, task_id, populate_existing=True)
     assert (task.state, task.worker_id) == ("leased", ctx["a"]) and task.lease_expires > time.time()
     assert leases.expire_leases() == []  # nothing ran out any more
 
-    db.session.execute(update(Task).where(Task.id == task_id).values(lease_expires=0))
-    db.session.commit()
+    run_out(Task, task_id)
     conn.heard = time.monotonic() - 2 * float(app.config["FRAMEHIVE_LEASE_TIMEOUT"])  # silent for two leases
     lost = leases.expire_leases(dispatcher().still_working)
     assert [(x.task_id, x.worker_id) for x in lost] == [(task_id, ctx["a"])]
@@ -470,15 +473,13 @@ def test_the_sweep_renews_a_check_lease_only_for_the_verifier_at_work_on_it(v, a
     dispatcher().kick()
     assert verifier.current is not None and verifier.current.kind == "check"
     check_id = verifier.current.id
-    db.session.execute(update(Check).where(Check.id == check_id).values(lease_expires=0))
-    db.session.commit()
+    run_out(Check, check_id)
     verifier.heard = time.monotonic()
     assert check_leasing.expire(dispatcher().still_working) == []
     check = db.session.get(Check, check_id, populate_existing=True)
     assert check.state == "leased" and check.lease_expires > time.time()
 
-    db.session.execute(update(Check).where(Check.id == check_id).values(lease_expires=0))
-    db.session.commit()
+    run_out(Check, check_id)
     verifier.current = None  # the connection no longer records this check
     lost = check_leasing.expire(dispatcher().still_working)
     assert [(x.check_id, x.worker_id) for x in lost] == [(check_id, v["verifier"].id)]
