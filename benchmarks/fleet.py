@@ -28,7 +28,9 @@ Measured between the submit and the job's completion (its last frame verified):
   write lock); ``dispatcher_passes``: how many passes, how long (p50, p90, max) and the share of the time the
   dispatcher was busy;
 * ``coordinator_cpu_ms_per_frame`` (user + system, from /proc), ``coordinator_rss_mb`` (at the end) and its peak,
-  the coordinator's threads and open files at their highest.
+  the coordinator's threads and open files at their highest;
+* ``agents_cpu_ms_per_frame``: this process's own CPU (the simulated agents and the artist's polls), per frame:
+  on a machine the agents share with the coordinator, what is left of the cores for it.
 
 ``--profile OUT`` runs py-spy on the coordinator for the same window (raw collapsed stacks, all threads, idle
 ones left out) and prints the functions with the most samples.
@@ -168,6 +170,7 @@ class Window:
     wall: float
     cpu: float
     statements: dict[str, Any]
+    agents_cpu: float  # this process: the simulated agents and the artist (user + system)
 
 
 class Artist:
@@ -236,7 +239,7 @@ async def connect_all(agents: list[SimulatedAgent]) -> list[SimulatedAgent]:
 
 async def reading(coordinator: Coordinator) -> Window:
     statements = await asyncio.to_thread(coordinator.statements)
-    return Window(time.time(), coordinator.cpu_seconds(), statements)
+    return Window(time.time(), coordinator.cpu_seconds(), statements, time.process_time())
 
 
 async def run_job(args: argparse.Namespace, coordinator: Coordinator, artist: Artist, state: FleetState,
@@ -381,6 +384,7 @@ def summarise(args: argparse.Namespace, run: dict[str, Any], coordinator: Coordi
         "dispatcher_passes": _passes(start.statements, end.statements, seconds),
         "coordinator_cpu_s": round(end.cpu - start.cpu, 2),
         "coordinator_cpu_ms_per_frame": round(1000 * (end.cpu - start.cpu) / per_frame, 3),
+        "agents_cpu_ms_per_frame": round(1000 * (end.agents_cpu - start.agents_cpu) / per_frame, 3),
         "coordinator_rss_mb": round(rss(coordinator.pid) / 2**20, 1),
         "coordinator_peak_rss_mb": round(peak_rss(coordinator.pid) / 2**20, 1),
         "coordinator_threads_peak": run["peaks"]["threads"],

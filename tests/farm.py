@@ -6,11 +6,14 @@ can show what the coordinator and workers said.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,6 +22,10 @@ from typing import Any, TypeVar
 
 REPO = Path(__file__).resolve().parent.parent
 T = TypeVar("T")
+
+
+# One in-process command at a time: it takes this process's stdout and stderr while it runs.
+_COMMAND = threading.Lock()
 
 
 class Timeout(AssertionError):
@@ -47,13 +54,20 @@ class Proc:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 20) -> int | None:
+        self.signal(sig)
+        return self.wait(timeout)
+
+    def signal(self, sig: int = signal.SIGTERM) -> None:
         if self.popen.poll() is None:
             self.popen.send_signal(sig)
-            try:
-                self.popen.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.popen.kill()
-                self.popen.wait(5)
+
+    def wait(self, timeout: float = 20) -> int | None:
+        """Its exit status, once it has exited; killed after ``timeout`` seconds."""
+        try:
+            self.popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.popen.kill()
+            self.popen.wait(5)
         return self.popen.returncode
 
 
@@ -112,8 +126,10 @@ class Farm:
         return self.start_coordinator(port)
 
     def token(self, kind: str, name: str, account: str | None = None, trusted: bool = False) -> str:
-        argv = [self.python, "-m", "framehive.coordinator.cli", "token", "create", "--kind", kind, "--name", name,
-                "--data-dir", str(self.data_dir)]
+        """A token made by ``framehive-coordinator token create`` on the coordinator's store. The command runs in
+        this process (its own ``main``, the same arguments and environment) when the farm runs this Python: a new
+        interpreter for each token cost 0.7 s of CPU, and the tests make hundreds."""
+        argv = ["token", "create", "--kind", kind, "--name", name, "--data-dir", str(self.data_dir)]
         if account:
             argv += ["--account", account]
         if trusted:
@@ -121,8 +137,17 @@ class Farm:
         for flag in ("--db", "--storage"):  # the same store as the coordinator's
             if flag in self.coordinator_args:
                 argv += [flag, self.coordinator_args[self.coordinator_args.index(flag) + 1]]
-        out = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, check=True, timeout=60)
-        return out.stdout.strip()
+        if self.python != sys.executable:
+            out = subprocess.run([self.python, "-m", "framehive.coordinator.cli", *argv], cwd=REPO,
+                                 capture_output=True, text=True, check=True, timeout=60)
+            return out.stdout.strip()
+        from framehive.coordinator import cli
+
+        with _COMMAND, contextlib.redirect_stdout(io.StringIO()) as out, \
+                contextlib.redirect_stderr(io.StringIO()) as err:
+            code = cli.main(argv)
+        assert code == 0, f"token create exited {code}: {err.getvalue()}"
+        return out.getvalue().strip()
 
     def start_worker(self, name: str, token: str, *extra: str) -> Proc:
         """A worker agent; its token goes in FRAMEHIVE_TOKEN, as the README says (never in argv: ``ps``)."""
@@ -138,8 +163,16 @@ class Farm:
             "--cache-dir", str(self.root / f"cache-{name}"), "--threads", "1", *extra], env={"FRAMEHIVE_TOKEN": token})
 
     def stop(self) -> None:
+        """The agents first, all at once (each hands its work back to a coordinator still up: one at a time, the
+        stops of a farm's agents added up to seconds a test), then the coordinators, last started first."""
+        agents = [proc for proc in self.procs if not proc.name.startswith("coordinator")]
+        for proc in agents:
+            proc.signal()
+        for proc in agents:
+            proc.wait()
         for proc in reversed(self.procs):
-            proc.stop()
+            if proc not in agents:
+                proc.stop()
 
     def logs(self) -> str:
         return "\n".join(f"===== {p.name} =====\n{p.log_text()[-6000:]}" for p in self.procs)
