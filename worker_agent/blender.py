@@ -123,6 +123,17 @@ class BlenderLauncher:
         ]  # fmt: skip
         return cls(argv=argv, kind="binary")
 
+    def command(self, threads: int | None = None) -> list[str]:
+        """The command line that starts a runner; with ``threads``, the whole Blender is held to that many CPU
+        threads, not only its renders: a binary gets Blender's own ``-t``, the module runner ``--threads``
+        (render_runner._import_bpy says why and how)."""
+        if threads is None:
+            return list(self.argv)
+        if self.kind == "binary":
+            at = self.argv.index("--python")
+            return [*self.argv[:at], "-t", str(threads), *self.argv[at:], "--threads", str(threads)]
+        return [*self.argv, "--threads", str(threads)]
+
 
 class RenderProcess:
     """One warm render runner, confined: start it, open a scene, render frames, close it.
@@ -134,8 +145,10 @@ class RenderProcess:
     """
 
     def __init__(self, launcher: BlenderLauncher, log_lines: int = LOG_LINES, *, scene_tree: Path | None = None,
-                 limits: RenderLimits | None = None, work_root: Path | None = None) -> None:
+                 limits: RenderLimits | None = None, work_root: Path | None = None,
+                 threads: int | None = None) -> None:
         self.launcher = launcher
+        self.threads = threads  # CPU threads the whole Blender may use (None: all); see BlenderLauncher.command
         self.scene_tree = scene_tree
         self.limits = limits or RenderLimits()
         self.work_root = work_root
@@ -192,7 +205,7 @@ class RenderProcess:
         if self._proc is not None:
             raise RuntimeError("RenderProcess.start() may be called only once")
         self.folders = confinement.RenderFolders.create(self.work_root)
-        command = confinement.confine(self.launcher.argv, self.folders, self.scene_tree,
+        command = confinement.confine(self.launcher.command(self.threads), self.folders, self.scene_tree,
                                       self.limits.file_size_rlimit(), self.launcher.env)
         self.policy = command.policy
         try:

@@ -9,7 +9,7 @@ Events go to a private protocol stream (the original stdout) as lines ``@@FH {js
 Python print is diverted to stderr, so the protocol stream carries nothing else in the module case; with a
 ``blender`` binary a few lines may precede our script, so readers must ignore lines without the marker.
 
-    start                                  -> {"event": "ready", "blender_version", "devices": [...]}
+    start [--threads N]                    -> {"event": "ready", "blender_version", "devices": [...]}
     {"cmd": "open", "path", "device", "threads", "settings"}
                                            -> {"event": "opened", "scene", "engine", "frame_start",
                                                "frame_end", "resolution", "device", "autoexec_blocked",
@@ -866,13 +866,55 @@ def serve(proto, stdin) -> int:
     return 0
 
 
+def _own_arguments(argv: list[str]) -> list[str]:
+    """The runner's own arguments: those after ``--`` in a blender binary (Blender's come before), else all."""
+    return argv[argv.index("--") + 1:] if "--" in argv else argv[1:]
+
+
+def _threads_argument(args: list[str]) -> int | None:
+    """``--threads N`` of the runner's arguments (N >= 1), or None: as many threads as the machine has."""
+    if "--threads" not in args:
+        return None
+    at = args.index("--threads")
+    value = args[at + 1] if at + 1 < len(args) else ""
+    if not value.isdigit() or int(value) < 1:
+        raise SystemExit(f"framehive: --threads needs a whole number of at least 1, not {value!r}")
+    return int(value)
+
+
+def _import_bpy(threads: int | None):
+    """Import bpy, its task scheduler sized for ``threads`` when given.
+
+    Blender's task scheduler (oneTBB) makes its thread pool as large as the CPUs the process may run on when it
+    is first used, which importing the bpy module does, and Cycles' thread setting does not shrink it: with fewer
+    render threads than CPUs, the pool's other threads spin (sched_yield) beside the render. A runner told to use
+    1 thread of this machine's 2 used both cores (about 12 CPU seconds for 6 seconds of rendering, 5 of them in
+    the kernel), and two such runners took 1.5-2 s a frame instead of 0.9 (BENCHMARKS.md, "Per-job overhead").
+    So the import runs on the first ``threads`` CPUs only, and the process gets every CPU back after it: the
+    pool keeps that size, and the OS still runs the render on whichever CPU is free. A blender binary has bpy
+    imported already; the agent gives it Blender's own ``-t`` instead. Where there is no affinity call (macOS,
+    Windows), the pool keeps the machine's size.
+    """
+    if threads is None or "bpy" in sys.modules or not hasattr(os, "sched_setaffinity"):
+        import bpy as bpy_module
+        return bpy_module
+    allowed = os.sched_getaffinity(0)
+    if threads < len(allowed):
+        os.sched_setaffinity(0, sorted(allowed)[:threads])
+    try:
+        import bpy as bpy_module
+    finally:
+        os.sched_setaffinity(0, allowed)
+    return bpy_module
+
+
 def main() -> int:
     """Entry point in both Blender and a bpy-enabled Python."""
     global bpy
+    threads = _threads_argument(_own_arguments(sys.argv))
     proto = _claim_protocol_stream()
-    import bpy as bpy_module  # after the swap: Blender's start-up messages must not reach the protocol stream
-
-    bpy = bpy_module
+    # after the swap: Blender's start-up messages must not reach the protocol stream
+    bpy = _import_bpy(threads)
     _install_hooks()
     return serve(proto, sys.stdin.buffer)
 

@@ -197,7 +197,8 @@ class TaskRunner:
 
     def new_process(self, scene_tree: Path | None) -> RenderProcess:
         """A Blender for one job: it may read ``scene_tree`` only, and keeps its frames under work_dir."""
-        return RenderProcess(self.launcher, scene_tree=scene_tree, limits=self.limits, work_root=self.work_dir)
+        return RenderProcess(self.launcher, scene_tree=scene_tree, limits=self.limits, work_root=self.work_dir,
+                             threads=self.threads)
 
     async def discard_process(self) -> None:
         if self._process is not None:

@@ -116,6 +116,11 @@ def test_binary_launcher_flags(tmp_path):
     assert argv[argv.index("--python-exit-code") + 1] == "1"
     assert argv[argv.index("--python") + 1] == str(RUNNER_PATH)
     assert argv[-1] == "--"
+    # Held to 2 threads: Blender's own -t before the script, and the runner told as well.
+    held = launcher.command(2)
+    assert held[held.index("-t") + 1] == "2" and held.index("-t") < held.index("--python")
+    assert held[held.index("--") + 1:] == ["--threads", "2"]
+    assert launcher.command(None) == argv
 
 
 def test_probe_through_a_binary_launcher_ignores_blender_chatter(tmp_path):
@@ -164,6 +169,38 @@ def test_open_and_render_two_frames(sample_scene, tmp_path):
         assert image.size == (64, 36)
         assert image.mode == "RGB"
     assert not np.array_equal(pixels(tmp_path / "0001.png"), pixels(tmp_path / "0007.png"))
+
+
+def thread_cpu_ticks(pid: int) -> list[int]:
+    """User + system CPU ticks of each live thread of process ``pid``, busiest first (Linux /proc)."""
+    ticks = []
+    for thread in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{thread}/stat") as stat_file:
+            fields = stat_file.read().rsplit(")", 1)[1].split()
+        ticks.append(int(fields[11]) + int(fields[12]))
+    return sorted(ticks, reverse=True)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads per-thread CPU time from /proc")
+def test_a_runner_given_one_thread_uses_one(sample_scene, tmp_path):
+    # Blender's thread pool (oneTBB) is as large as the machine: with one render thread of two CPUs, the pool's
+    # other thread spun beside the render (sched_yield), as much CPU again as the render. Held to one thread,
+    # the renders' CPU is all in one thread.
+    assert len(os.sched_getaffinity(0)) >= 2, "needs a machine of 2 CPUs or more, where the pool would be larger"
+    launcher = BlenderLauncher.discover(None)
+    assert launcher.command(1) == [*launcher.argv, "--threads", "1"]
+
+    async def body():
+        async with RenderProcess(launcher, threads=1) as process:
+            await process.open(sample_scene, threads=1, settings={"resolution_x": 256, "resolution_y": 144})
+            for frame in (1, 2, 3):
+                await process.render(frame, tmp_path / f"{frame}.png")
+            assert process.pid is not None
+            return thread_cpu_ticks(process.pid)
+
+    ticks = run(body())
+    assert ticks[0] > 10, ticks  # the renders' thread: 3 frames are tenths of a second of CPU
+    assert sum(ticks[1:]) <= ticks[0] // 10, f"other threads used CPU beside the render: {ticks}"
 
 
 def test_same_frame_twice_gives_identical_pixels(sample_scene, tmp_path):
