@@ -21,6 +21,10 @@ T = TypeVar("T")
 
 #: The share of the interval paused after a round judged Round.CLOSING.
 CLOSING_SHARE = 0.25
+#: While a wait is young, the pause after a round is at most this share of the wait's age (and never below the
+#: closing pause): a job over in its first seconds (a small one) is noticed within about a quarter of its time,
+#: not up to a whole interval late; from 4 intervals on, every interval, as before.
+YOUNG_SHARE = 0.25
 
 
 class Round(enum.Enum):
@@ -43,7 +47,10 @@ def poll_until_over(
     """``poll()`` every ``interval`` seconds until ``judge`` calls a round over, or a run of failing rounds has
     lasted ``grace`` seconds since the last round that got through (or since the start); return that round. After a
     round judged CLOSING the pause is a quarter of ``interval`` (:data:`CLOSING_SHARE`): the artist learns that the
-    job is over sooner (half an interval on average before), and only the last moments of a job poll faster.
+    job is over sooner (half an interval on average before), and only the last moments of a job poll faster. A young
+    wait pauses at most a quarter of its age (:data:`YOUNG_SHARE`), from a quarter interval up to the interval: a
+    5-second job is polled about 12 times, not 5 (8 rounds more in all), and one that ends in 1.3 s is seen
+    within 0.25 s, not 0.7.
 
     Raises TimeoutError when ``timeout`` seconds pass first (a round is never cut short: the deadline is looked
     at between rounds, and the pause before the next round never goes past it).
@@ -60,7 +67,8 @@ def poll_until_over(
             last_through = now
         elif now - last_through >= grace:
             return result
-        pause = interval * CLOSING_SHARE if verdict is Round.CLOSING else interval
+        soonest = interval * CLOSING_SHARE
+        pause = soonest if verdict is Round.CLOSING else min(interval, max(soonest, (now - start) * YOUNG_SHARE))
         if deadline is not None:
             if now >= deadline:
                 raise TimeoutError(f"{what} did not finish within {timeout:g} s")
