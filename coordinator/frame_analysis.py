@@ -737,6 +737,11 @@ def _srgb_to_linear(v: np.ndarray) -> np.ndarray:
     return np.where(v <= 0.04045, v / 12.92, ((v + 0.055) / 1.055) ** 2.4)
 
 
+# _srgb_to_linear of every 8-bit value, the same float64 operations on the same inputs (bit for bit): a lookup is
+# 0.3 ms for a 384x216 frame where the power takes 7 (a tier-1 check result's judgement, frame after frame).
+_SRGB_TO_LINEAR_8BIT = _srgb_to_linear(np.arange(256, dtype=np.float64) / 255.0)
+
+
 def _linear_to_srgb(v: np.ndarray) -> np.ndarray:
     v = np.clip(v, 0.0, 1.0)
     return np.where(v <= 0.0031308, v * 12.92, 1.055 * np.power(v, 1 / 2.4) - 0.055)
@@ -777,7 +782,8 @@ def downscale_linear(image: np.ndarray, factor: int) -> np.ndarray:
     channels = img.shape[2]
     if channels not in (1, 3, 4):
         raise ValueError(f"expected a greyscale, RGB or RGBA image, got shape {image.shape}")
-    color = _srgb_to_linear(img[:, :, : min(channels, 3)].astype(np.float64) / 255.0)
+    rgb = img[:, :, : min(channels, 3)]
+    color = _SRGB_TO_LINEAR_8BIT[rgb] if rgb.dtype == np.uint8 else _srgb_to_linear(rgb.astype(np.float64) / 255.0)
     alpha = img[:, :, 3:4].astype(np.float64) / 255.0 if channels == 4 else None
     if alpha is not None:
         color = color * alpha

@@ -452,6 +452,18 @@ def test_downscale_linear_matches_a_low_resolution_render(img: dict[str, np.ndar
     assert fa.cross_metrics(fa.downscale_linear(img["n7"], 2), low)["psnr"] < honest - 8
 
 
+def test_downscale_linear_of_8_bit_frames_is_bit_for_bit_the_formula() -> None:
+    # 8-bit frames are sRGB-decoded by a lookup table: exactly the formula's float64 values, so a tier-1
+    # judgement cannot change with it (a changed PSNR could move a frame across MIN_TILE_PSNR).
+    levels = np.arange(256, dtype=np.uint8)
+    assert np.array_equal(fa._SRGB_TO_LINEAR_8BIT[levels], fa._srgb_to_linear(levels.astype(np.float64) / 255.0))
+    rng = np.random.default_rng(7)
+    for shape, factor in (((216, 384, 3), 4), ((37, 65, 4), 2), ((36, 64), 3)):
+        image = rng.integers(0, 256, shape, dtype=np.uint8)
+        # the same image as int64: the formula's path
+        assert np.array_equal(fa.downscale_linear(image, factor), fa.downscale_linear(image.astype(np.int64), factor))
+
+
 def test_downscale_linear_is_linear_light() -> None:
     checker = np.zeros((4, 4, 3), np.uint8)
     checker[::2, ::2] = checker[1::2, 1::2] = 255
