@@ -90,18 +90,30 @@ class TaskRunner:
         self.scenes.base_url = base_url
 
     async def run(self, assign: m.Assign, send: Send) -> None:
-        """Render the task; reports task_done or task_failed. Raises CancelledError if cancelled."""
+        """Render the task; reports task_done or task_failed. Raises CancelledError if cancelled.
+
+        A frame's upload goes on while the next frame renders (one upload at a time, in frame order): Blender does
+        not wait for the network, which on an owner's uplink can take as long as a render. An upload that fails is
+        seen when the frame after it is rendered, and fails the task as before; a task that fails otherwise lets the
+        upload in flight end first, so the frames rendered before the failure are kept as they were. A cancelled
+        task (the agent stops, the coordinator is gone) does not wait for it."""
         self._busy()
+        upload: asyncio.Task[None] | None = None
         try:
             process = await self._warm_process(assign)
             for frame in assign.frames:
                 await send(m.Progress(task_id=assign.task_id, attempt=assign.attempt, frame=frame))
                 output = self.work_dir / f"task{assign.task_id}_frame{frame:06d}.png"
                 await process.render(frame, str(output))
-                url = assign.upload_url.replace("{frame}", str(frame))
-                await asyncio.to_thread(upload_frame, self.session, self.base_url, url, self.worker_id, output)
-                output.unlink(missing_ok=True)
-                log.info("task %s: frame %s rendered and uploaded", assign.task_id, frame)
+                try:
+                    if upload is not None:
+                        await upload  # the previous frame's
+                except BaseException:
+                    output.unlink(missing_ok=True)
+                    raise
+                upload = asyncio.create_task(self._upload(assign, frame, output))
+            if upload is not None:
+                await upload
         except LeaseLost:
             log.warning("task %s: lease lost, dropping it", assign.task_id)
             return
@@ -109,6 +121,8 @@ class TaskRunner:
             log.error("task %s failed: %s", assign.task_id, exc)
             tail = getattr(exc, "log_tail", "") or (self._process.log_tail() if self._process else "")
             await self.discard_process()  # a failed Blender is not reused
+            if upload is not None:
+                await asyncio.wait({upload})  # the frame before the failure (its own failure is this one, or moot)
             await send(m.TaskFailed(task_id=assign.task_id, attempt=assign.attempt, error=str(exc), log_tail=tail,
                                     limit=getattr(exc, "limit", None)))
             return
@@ -117,8 +131,27 @@ class TaskRunner:
             await self.discard_process()
             raise
         finally:
+            if upload is not None:
+                if not upload.done():
+                    upload.cancel()  # its thread ends the request by itself; what it meets is of no use now
+                elif not upload.cancelled():
+                    upload.exception()  # looked at: a failure of an upload nobody awaited is not logged as lost
             self._replenish(self.spare_delay)
         await send(m.TaskDone(task_id=assign.task_id, attempt=assign.attempt))
+
+    async def _upload(self, assign: m.Assign, frame: int, output: Path) -> None:
+        """Upload one rendered frame of ``assign`` and remove its file (in the upload's thread, so that the file goes
+        even when nobody waits for the upload any more)."""
+        url = assign.upload_url.replace("{frame}", str(frame))
+
+        def upload_and_remove() -> None:
+            try:
+                upload_frame(self.session, self.base_url, url, self.worker_id, output)
+            finally:
+                output.unlink(missing_ok=True)
+
+        await asyncio.to_thread(upload_and_remove)
+        log.info("task %s: frame %s rendered and uploaded", assign.task_id, frame)
 
     async def verify(self, order: m.Verify, send: Send) -> None:
         """Render the region a check asks for and upload it; reports check_done or check_failed."""

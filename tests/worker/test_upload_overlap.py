@@ -1,0 +1,155 @@
+"""A frame's upload goes on while the next frame renders (issue 16, point 3): Blender does not wait for the network.
+
+The real task runner (real Blender) against a loopback HTTP server standing for the coordinator: it serves the scene
+and takes the frames, holding the first frame's upload until the agent has started the second frame (its progress
+message). Before the overlap, the agent started frame 2 only after frame 1's upload was answered, so the held
+upload was released only by its deadline, after which the test failed on the order of events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import http.server
+import re
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import requests
+from framehive.protocol import messages as m
+from framehive.worker_agent import coordinator_urls as urls
+from framehive.worker_agent.blender import BlenderLauncher
+from framehive.worker_agent.task_runner import TaskRunner
+
+TASK, ATTEMPT, JOB = 4, 1, 2
+HOLD = 30.0  # seconds the first frame's upload is held at most: the agent's second frame releases it long before
+FRAME_PUT = re.compile(rf"/api/v1/worker/tasks/{TASK}/frames/(\d+)\?attempt={ATTEMPT}$")
+
+
+class Coordinator:
+    """What the agent's HTTP side meets: the scene's blob, and frames PUT (the first held until ``release``)."""
+
+    def __init__(self, blob: bytes, refuse: int | None = None) -> None:
+        self.blob = blob
+        self.refuse = refuse  # this frame's upload is refused (403)
+        self.sha = hashlib.sha256(blob).hexdigest()
+        self.release = threading.Event()
+        self.events: list[str] = []  # "put 1 begins", "put 1 ends", ... in the order the server saw them
+        self.lock = threading.Lock()
+
+    def note(self, event: str) -> None:
+        with self.lock:
+            self.events.append(event)
+
+
+@contextmanager
+def serving(coordinator: Coordinator) -> Iterator[str]:
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            if self.path != urls.blob_path(coordinator.sha):
+                self.send_error(404)
+                return
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(coordinator.blob)))
+            self.end_headers()
+            self.wfile.write(coordinator.blob)
+
+        def do_POST(self) -> None:  # a presigned upload? None here: the frame comes by PUT
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            body = b'{"url": null}'
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def do_PUT(self) -> None:
+            match = FRAME_PUT.match(self.path)
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            if match is None:
+                self.send_error(404)
+                return
+            frame = int(match.group(1))
+            coordinator.note(f"put {frame} begins")
+            if frame == coordinator.refuse:
+                coordinator.note(f"put {frame} refused")
+                self.send_error(403)
+                return
+            if frame == 1:
+                coordinator.release.wait(HOLD)
+            coordinator.note(f"put {frame} ends")
+            body = b'{"accepted": true}'
+            self.send_response(201)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        coordinator.release.set()
+        server.shutdown()
+        server.server_close()
+
+
+def run_task(coordinator: Coordinator, tmp_path: Path, said: list[m.Message]) -> None:
+    """The task of frames 1-3 run by a real task runner against ``coordinator``; what it said goes to ``said``."""
+
+    async def send(message: m.Message) -> None:
+        said.append(message)
+        if isinstance(message, m.Progress):
+            coordinator.note(f"progress {message.frame}")
+            if message.frame == 2:
+                coordinator.release.set()  # frame 2 started: frame 1's upload may end
+
+    async def body(base_url: str) -> None:
+        session = requests.Session()
+        runner = TaskRunner(BlenderLauncher.discover(None), "CPU", 1, tmp_path / "cache", base_url, session)
+        scene = {"sha256": coordinator.sha, "size": len(coordinator.blob), "url": urls.blob_path(coordinator.sha),
+                 "path": "scene.blend", "assets": []}
+        assign = m.Assign(task_id=TASK, attempt=ATTEMPT, job_id=JOB, frames=[1, 2, 3], scene=scene, settings={},
+                          upload_url=urls.upload_template(TASK, ATTEMPT))
+        try:
+            await asyncio.wait_for(runner.run(assign, send), HOLD * 2)
+        finally:
+            await runner.close()
+
+    with serving(coordinator) as base_url:
+        asyncio.run(body(base_url))
+
+
+def test_the_next_frame_renders_while_a_frame_uploads(sample_scene: Path, tmp_path: Path) -> None:
+    coordinator = Coordinator(sample_scene.read_bytes())
+    said: list[m.Message] = []
+    run_task(coordinator, tmp_path, said)
+    assert isinstance(said[-1], m.TaskDone), said
+    events = coordinator.events
+    # frame 2 was started while frame 1's upload was still open, and every frame arrived, in order
+    assert events.index("progress 2") < events.index("put 1 ends"), events
+    assert [e for e in events if e.startswith("put") and e.endswith("ends")] == ["put 1 ends", "put 2 ends",
+                                                                                  "put 3 ends"], events
+    assert not list((tmp_path / "cache" / "frames").glob("task*.png")), "a frame's file was left behind"
+
+
+def test_a_refused_upload_fails_the_task_and_leaves_no_frame_behind(sample_scene: Path, tmp_path: Path) -> None:
+    # Frame 2's upload is refused while frame 3 renders: the task fails (as before the overlap, one frame later),
+    # frame 1 stays uploaded, and frame 3's file is removed, not uploaded.
+    coordinator = Coordinator(sample_scene.read_bytes(), refuse=2)
+    coordinator.release.set()
+    said: list[m.Message] = []
+    run_task(coordinator, tmp_path, said)
+    failed = said[-1]
+    assert isinstance(failed, m.TaskFailed) and "refused" in failed.error and "403" in failed.error, said
+    assert not any(isinstance(s, m.TaskDone) for s in said)
+    assert "put 1 ends" in coordinator.events and "put 2 refused" in coordinator.events, coordinator.events
+    assert not any(e.startswith("put 3") for e in coordinator.events), coordinator.events
+    assert not list((tmp_path / "cache" / "frames").glob("task*.png")), "a frame's file was left behind"
