@@ -38,6 +38,7 @@ memory, time and file size limits (worker_agent/render_limits.py).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import struct
@@ -860,6 +861,7 @@ def serve(proto, stdin) -> int:
         if not line:
             continue
         event = runner.dispatch(line)
+        _unpin_threads()  # pool threads a render started (see _import_bpy)
         _emit(proto, event)
         if event["event"] == "bye":
             break
@@ -890,22 +892,44 @@ def _import_bpy(threads: int | None):
     render threads than CPUs, the pool's other threads spin (sched_yield) beside the render. A runner told to use
     1 thread of this machine's 2 used both cores (about 12 CPU seconds for 6 seconds of rendering, 5 of them in
     the kernel), and two such runners took 1.5-2 s a frame instead of 0.9 (BENCHMARKS.md, "Per-job overhead").
-    So the import runs on the first ``threads`` CPUs only, and the process gets every CPU back after it: the
-    pool keeps that size, and the OS still runs the render on whichever CPU is free. A blender binary has bpy
-    imported already; the agent gives it Blender's own ``-t`` instead. Where there is no affinity call (macOS,
-    Windows), the pool keeps the machine's size.
+    So the import runs on the first ``threads`` CPUs only: the pool keeps that size. oneTBB also starts its pool's
+    threads on the CPUs it saw then, and the libraries' own threads started during the import inherit them, so
+    every thread of the process is given all the CPUs back after the import and after each command
+    (:func:`_unpin_threads`; a pool thread first started by a render runs on those CPUs until that render ends).
+    A blender binary has bpy imported already; the agent gives it Blender's own ``-t`` instead. Where there is no
+    affinity call (macOS, Windows), the pool keeps the machine's size.
     """
+    global _ALL_CPUS
     if threads is None or "bpy" in sys.modules or not hasattr(os, "sched_setaffinity"):
         import bpy as bpy_module
         return bpy_module
     allowed = os.sched_getaffinity(0)
-    if threads < len(allowed):
-        os.sched_setaffinity(0, sorted(allowed)[:threads])
+    if threads >= len(allowed):
+        import bpy as bpy_module
+        return bpy_module
+    os.sched_setaffinity(0, sorted(allowed)[:threads])
     try:
         import bpy as bpy_module
     finally:
-        os.sched_setaffinity(0, allowed)
+        _ALL_CPUS = allowed
+        _unpin_threads()
     return bpy_module
+
+
+_ALL_CPUS: set[int] | None = None  # the CPUs the process was given, when the import ran on fewer
+
+
+def _unpin_threads() -> None:
+    """Give every thread of this process the CPUs it was started with (after the import ran on fewer)."""
+    if _ALL_CPUS is None:
+        return
+    try:
+        threads = os.listdir("/proc/self/task")
+    except OSError:
+        threads = ["0"]  # no /proc: this thread at least
+    for thread in threads:
+        with contextlib.suppress(OSError, ValueError):  # a thread that has just ended
+            os.sched_setaffinity(int(thread), _ALL_CPUS)
 
 
 def main() -> int:

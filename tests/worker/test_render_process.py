@@ -196,11 +196,28 @@ def test_a_runner_given_one_thread_uses_one(sample_scene, tmp_path):
             for frame in (1, 2, 3):
                 await process.render(frame, tmp_path / f"{frame}.png")
             assert process.pid is not None
-            return thread_cpu_ticks(process.pid)
+            return thread_cpu_ticks(process.pid), thread_cpus(process.pid)
 
-    ticks = run(body())
+    ticks, cpus = run(body())
     assert ticks[0] > 10, ticks  # the renders' thread: 3 frames are tenths of a second of CPU
     assert sum(ticks[1:]) <= ticks[0] // 10, f"other threads used CPU beside the render: {ticks}"
+    # The pool is held to one thread by importing bpy on one CPU; no thread stays on that CPU after (the threads
+    # started during the import inherited it, and oneTBB starts its own on the CPUs it saw then).
+    assert cpus and all(allowed == os.sched_getaffinity(0) for allowed in cpus), cpus
+
+
+def thread_cpus(pid: int) -> list[set[int]]:
+    """The CPUs each live thread of process ``pid`` may run on (Linux /proc)."""
+    cpus = []
+    for thread in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{thread}/status") as status:
+            listed = next(line for line in status if line.startswith("Cpus_allowed_list:")).split(":")[1].strip()
+        allowed: set[int] = set()
+        for part in listed.split(","):
+            low, _, high = part.partition("-")
+            allowed.update(range(int(low), int(high or low) + 1))
+        cpus.append(allowed)
+    return cpus
 
 
 def test_same_frame_twice_gives_identical_pixels(sample_scene, tmp_path):
