@@ -126,10 +126,12 @@ class Start:
 @dataclass(frozen=True)
 class Stop:
     """Stop running the order. ``unwind``: wait until it has stopped before the next action; otherwise it unwinds
-    while the session goes on (new work waits for it)."""
+    while the session goes on (new work waits for it). ``settle``: also let the frame uploads it started end (a
+    graceful stop hands the order back next, and the frames already rendered are kept only if they are in)."""
 
     order: Order
     unwind: bool
+    settle: bool = False
 
 
 @dataclass(frozen=True)
@@ -278,7 +280,7 @@ class AgentSession:
         held, self.held, self.phase = self.held, None, AgentPhase.CLOSED
         if held is None:
             return []
-        return [Note(logging.INFO, f"stopping: handing {describe(held)} back"), Stop(held, unwind=True),
+        return [Note(logging.INFO, f"stopping: handing {describe(held)} back"), Stop(held, unwind=True, settle=True),
                 Send(give_back(held, "the agent is stopping"))]
 
     def lost(self) -> list[AgentAction]:

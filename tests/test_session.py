@@ -225,7 +225,7 @@ def test_a_stopping_agent_stops_its_order_then_hands_it_back(order: m.Assign | m
     agent = welcomed_agent()
     agent.receive(text(order))
     actions = [a for a in agent.stop() if not isinstance(a, Note)]
-    assert actions == [Stop(order, unwind=True), Send(given_back)]
+    assert actions == [Stop(order, unwind=True, settle=True), Send(given_back)]
     assert agent.phase == AgentPhase.CLOSED
 
 

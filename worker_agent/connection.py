@@ -47,6 +47,9 @@ BACKOFF_START = 0.5
 BACKOFF_MAX = 30.0
 # How long to wait for the coordinator's welcome after hello.
 WELCOME_TIMEOUT = 15.0
+# A graceful stop waits this long at most for the frame uploads of the task it hands back (a frame uploads while the
+# next renders): the frames already rendered are kept only if they are in before the hand-back.
+UPLOAD_SETTLE = 30.0
 # Frames and scenes go over HTTP, but an order carries the list of its scene's files, which may be long.
 MAX_WS_MESSAGE = m.MAX_ORDER_BYTES
 
@@ -200,6 +203,8 @@ class Agent:
                 self._start(session, action.order, send)
             elif isinstance(action, session_rules.Stop):
                 await self._stop(action.unwind)
+                if action.settle:
+                    await self.runner.settle_uploads(UPLOAD_SETTLE)
             elif isinstance(action, session_rules.Welcomed):
                 self._dropped = None  # its hello named it: that coordinator has settled the lease
                 self.runner.worker_id = action.worker_id

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import secrets
 import shutil
 import tempfile
 from collections.abc import Awaitable, Callable
@@ -83,6 +84,7 @@ class TaskRunner:
         self._spare: asyncio.Task[Spare] | None = None
         self._spare_started = False  # the spare's task is past its idle delay: Blender is starting
         self.spare_delay = SPARE_IDLE_DELAY
+        self._uploads: set[asyncio.Task[None]] = set()  # frame uploads going on (run: one at a time)
 
     def use_coordinator(self, base_url: str) -> None:
         """Scenes and uploads go to the coordinator the agent is connected to (one of the owner's URLs)."""
@@ -93,25 +95,21 @@ class TaskRunner:
         """Render the task; reports task_done or task_failed. Raises CancelledError if cancelled.
 
         A frame's upload goes on while the next frame renders (one upload at a time, in frame order): Blender does
-        not wait for the network, which on an owner's uplink can take as long as a render. An upload that fails is
-        seen when the frame after it is rendered, and fails the task as before; a task that fails otherwise lets the
+        not wait for the network, which on an owner's uplink can take as long as a render. An upload that fails
+        stops the render beside it and fails the task (a lost lease drops it); a task that fails otherwise lets the
         upload in flight end first, so the frames rendered before the failure are kept as they were. A cancelled
-        task (the agent stops, the coordinator is gone) does not wait for it."""
+        task does not wait for its upload, which goes on by itself (:meth:`settle_uploads` waits for it: a graceful
+        stop does, before it hands the task back; a lost coordinator is not waited for)."""
         self._busy()
         upload: asyncio.Task[None] | None = None
+        run_name = secrets.token_hex(4)  # this run's own file names: an earlier run's upload may still be going
         try:
             process = await self._warm_process(assign)
             for frame in assign.frames:
                 await send(m.Progress(task_id=assign.task_id, attempt=assign.attempt, frame=frame))
-                output = self.work_dir / f"task{assign.task_id}_frame{frame:06d}.png"
-                await process.render(frame, str(output))
-                try:
-                    if upload is not None:
-                        await upload  # the previous frame's
-                except BaseException:
-                    output.unlink(missing_ok=True)
-                    raise
-                upload = asyncio.create_task(self._upload(assign, frame, output))
+                output = self.work_dir / f"task{assign.task_id}_{run_name}_frame{frame:06d}.png"
+                await self._render_beside(process, frame, output, upload)
+                upload = self._start_upload(assign, frame, output)
             if upload is not None:
                 await upload
         except LeaseLost:
@@ -121,8 +119,6 @@ class TaskRunner:
             log.error("task %s failed: %s", assign.task_id, exc)
             tail = getattr(exc, "log_tail", "") or (self._process.log_tail() if self._process else "")
             await self.discard_process()  # a failed Blender is not reused
-            if upload is not None:
-                await asyncio.wait({upload})  # the frame before the failure (its own failure is this one, or moot)
             await send(m.TaskFailed(task_id=assign.task_id, attempt=assign.attempt, error=str(exc), log_tail=tail,
                                     limit=getattr(exc, "limit", None)))
             return
@@ -131,27 +127,64 @@ class TaskRunner:
             await self.discard_process()
             raise
         finally:
-            if upload is not None:
-                if not upload.done():
-                    upload.cancel()  # its thread ends the request by itself; what it meets is of no use now
-                elif not upload.cancelled():
-                    upload.exception()  # looked at: a failure of an upload nobody awaited is not logged as lost
             self._replenish(self.spare_delay)
         await send(m.TaskDone(task_id=assign.task_id, attempt=assign.attempt))
 
-    async def _upload(self, assign: m.Assign, frame: int, output: Path) -> None:
-        """Upload one rendered frame of ``assign`` and remove its file (in the upload's thread, so that the file goes
-        even when nobody waits for the upload any more)."""
+    async def _render_beside(self, process: RenderProcess, frame: int, output: Path,
+                             upload: asyncio.Task[None] | None) -> None:
+        """Render ``frame`` to ``output`` while ``upload`` (the previous frame's) goes on; raise what either met,
+        the upload's first. An upload that fails stops the render (and its Blender: its state is then unknown); a
+        render that fails lets the upload end first. ``output`` is removed on any failure."""
+        render = asyncio.create_task(process.render(frame, str(output)))
+        try:
+            if upload is not None:
+                await asyncio.wait({render, upload}, return_when=asyncio.FIRST_EXCEPTION)
+                if not render.done():  # the upload failed: this frame is of no use
+                    render.cancel()
+                    await asyncio.wait({render})
+                    await self.discard_process()
+                await upload
+            await render
+        except BaseException:
+            if not render.done():  # cancelled from outside
+                render.cancel()
+                await asyncio.wait({render})
+            elif not render.cancelled():
+                render.exception()  # looked at (raised here, or moot beside the upload's failure)
+            output.unlink(missing_ok=True)
+            raise
+
+    def _start_upload(self, assign: m.Assign, frame: int, output: Path) -> asyncio.Task[None]:
+        """Upload one rendered frame of ``assign`` in a thread, then remove its file (in that thread: the file goes
+        even when nobody waits for the upload any more). The upload is the runner's until it ends."""
         url = assign.upload_url.replace("{frame}", str(frame))
 
         def upload_and_remove() -> None:
             try:
                 upload_frame(self.session, self.base_url, url, self.worker_id, output)
+            except OSError as exc:  # the frame's file (requests' own errors are UploadError already)
+                raise UploadError(f"cannot read the rendered frame {frame}: {exc}") from None
             finally:
                 output.unlink(missing_ok=True)
 
-        await asyncio.to_thread(upload_and_remove)
-        log.info("task %s: frame %s rendered and uploaded", assign.task_id, frame)
+        async def upload() -> None:
+            await asyncio.to_thread(upload_and_remove)
+            log.info("task %s: frame %s rendered and uploaded", assign.task_id, frame)
+
+        task = asyncio.create_task(upload())
+        self._uploads.add(task)
+        task.add_done_callback(self._upload_ended)
+        return task
+
+    def _upload_ended(self, task: asyncio.Task[None]) -> None:
+        self._uploads.discard(task)
+        if not task.cancelled() and task.exception() is not None and not isinstance(task.exception(), LeaseLost):
+            log.debug("an upload ended with: %s", task.exception())  # looked at; its run reports it if it waits
+
+    async def settle_uploads(self, timeout: float | None = None) -> None:
+        """Wait until the uploads still going (of runs cancelled meanwhile) have ended, for at most ``timeout``."""
+        if self._uploads:
+            await asyncio.wait(set(self._uploads), timeout=timeout)
 
     async def verify(self, order: m.Verify, send: Send) -> None:
         """Render the region a check asks for and upload it; reports check_done or check_failed."""

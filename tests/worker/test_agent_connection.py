@@ -36,6 +36,9 @@ class RecordingRunner:
     def use_coordinator(self, base_url: str) -> None:
         pass  # it downloads and uploads nothing
 
+    async def settle_uploads(self, timeout: float | None = None) -> None:
+        pass  # no uploads here
+
     async def run(self, assign: m.Assign, send) -> None:  # type: ignore[no-untyped-def]
         self.started.append(assign.task_id)
         assert all(t in self.unwound for t in self.started[:-1]), "started while the previous one was unwinding"

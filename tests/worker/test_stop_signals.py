@@ -36,6 +36,9 @@ class BlockingRunner:
     def use_coordinator(self, base_url: str) -> None:
         pass  # it downloads and uploads nothing
 
+    async def settle_uploads(self, timeout: float | None = None) -> None:
+        pass  # no uploads here
+
     async def verify(self, order: m.Verify, send) -> None:  # type: ignore[no-untyped-def]
         raise AssertionError("no checks here")
 

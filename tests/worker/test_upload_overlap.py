@@ -17,10 +17,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
 import requests
 from framehive.protocol import messages as m
 from framehive.worker_agent import coordinator_urls as urls
-from framehive.worker_agent.blender import BlenderLauncher
+from framehive.worker_agent.blender import BlenderLauncher, RenderProcess
 from framehive.worker_agent.task_runner import TaskRunner
 
 TASK, ATTEMPT, JOB = 4, 1, 2
@@ -152,4 +153,62 @@ def test_a_refused_upload_fails_the_task_and_leaves_no_frame_behind(sample_scene
     assert not any(isinstance(s, m.TaskDone) for s in said)
     assert "put 1 ends" in coordinator.events and "put 2 refused" in coordinator.events, coordinator.events
     assert not any(e.startswith("put 3") for e in coordinator.events), coordinator.events
+    assert not list((tmp_path / "cache" / "frames").glob("task*.png")), "a frame's file was left behind"
+
+
+def test_a_failed_upload_stops_the_render_beside_it(sample_scene: Path, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    # Frame 2 stands for a render of hours (it waits for an event nobody sets, then renders): frame 1's refused
+    # upload must end the task now, not after that render.
+    real_render = RenderProcess.render
+    endless = asyncio.Event()
+
+    async def render(self: RenderProcess, frame: int, output: str, timeout: float | None = None) -> dict:
+        if frame == 2:
+            await endless.wait()
+        return await real_render(self, frame, output)
+
+    monkeypatch.setattr(RenderProcess, "render", render)
+    coordinator = Coordinator(sample_scene.read_bytes(), refuse=1)
+    said: list[m.Message] = []
+    run_task(coordinator, tmp_path, said)  # within its deadline: frame 2's render was stopped
+    failed = said[-1]
+    assert isinstance(failed, m.TaskFailed) and "403" in failed.error, said
+    assert [s.frame for s in said if isinstance(s, m.Progress)] == [1, 2]
+    assert not list((tmp_path / "cache" / "frames").glob("task*.png")), "a frame's file was left behind"
+
+
+def test_a_cancelled_task_leaves_its_upload_going_and_settle_waits_for_it(sample_scene: Path,
+                                                                         tmp_path: Path) -> None:
+    # A graceful stop cancels the task, then waits for the upload in flight before it hands the task back
+    # (connection: Stop.settle), so the frame rendered before the stop is kept.
+    coordinator = Coordinator(sample_scene.read_bytes())
+    progress_2 = asyncio.Event()
+
+    async def send(message: m.Message) -> None:
+        if isinstance(message, m.Progress) and message.frame == 2:
+            progress_2.set()  # frame 1's upload is held now; frame 2 renders
+
+    async def body(base_url: str) -> None:
+        runner = TaskRunner(BlenderLauncher.discover(None), "CPU", 1, tmp_path / "cache", base_url,
+                            requests.Session())
+        scene = {"sha256": coordinator.sha, "size": len(coordinator.blob), "url": urls.blob_path(coordinator.sha),
+                 "path": "scene.blend", "assets": []}
+        assign = m.Assign(task_id=TASK, attempt=ATTEMPT, job_id=JOB, frames=[1, 2, 3], scene=scene, settings={},
+                          upload_url=urls.upload_template(TASK, ATTEMPT))
+        try:
+            work = asyncio.create_task(runner.run(assign, send))
+            await asyncio.wait_for(progress_2.wait(), HOLD)
+            work.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await work
+            assert "put 1 ends" not in coordinator.events  # still held: the cancel did not wait for it
+            coordinator.release.set()
+            await asyncio.wait_for(runner.settle_uploads(), HOLD)
+            assert "put 1 ends" in coordinator.events, coordinator.events  # settle returned after it, not before
+        finally:
+            await runner.close()
+
+    with serving(coordinator) as base_url:
+        asyncio.run(body(base_url))
     assert not list((tmp_path / "cache" / "frames").glob("task*.png")), "a frame's file was left behind"
