@@ -44,13 +44,13 @@ def poll_until_over(
     timeout: float | None = None,
     what: str = "the job",
 ) -> T:
-    """``poll()`` every ``interval`` seconds until ``judge`` calls a round over, or a run of failing rounds has
-    lasted ``grace`` seconds since the last round that got through (or since the start); return that round. After a
-    round judged CLOSING the pause is a quarter of ``interval`` (:data:`CLOSING_SHARE`): the artist learns that the
-    job is over sooner (half an interval on average before), and only the last moments of a job poll faster. A young
-    wait pauses at most a quarter of its age (:data:`YOUNG_SHARE`), from a quarter interval up to the interval: a
-    5-second job is polled about 12 times, not 5 (8 rounds more in all), and one that ends in 1.3 s is seen
-    within 0.25 s, not 0.7.
+    """``poll()`` every ``interval`` seconds until ``judge`` calls a round over, or a run of failing rounds has lasted
+    ``grace`` seconds since the last round that got through (or since the start); return that round. After a round
+    judged CLOSING the pause is a quarter of ``interval`` (:data:`CLOSING_SHARE`): the artist learns that the job is
+    over sooner (half an interval on average before), and only the last moments of a job poll faster. A young wait's
+    going rounds pause at most a quarter of its age (:data:`YOUNG_SHARE`), from a quarter interval up to the
+    interval: a 5-second job is polled about 12 times, not 5 (8 rounds more in all), and one that ends in 1.3 s is
+    seen within 0.25 s, not 0.7.
 
     Raises TimeoutError when ``timeout`` seconds pass first (a round is never cut short: the deadline is looked
     at between rounds, and the pause before the next round never goes past it).
@@ -68,7 +68,12 @@ def poll_until_over(
         elif now - last_through >= grace:
             return result
         soonest = interval * CLOSING_SHARE
-        pause = soonest if verdict is Round.CLOSING else min(interval, max(soonest, (now - start) * YOUNG_SHARE))
+        if verdict is Round.CLOSING:
+            pause = soonest
+        elif verdict is Round.GOING:  # a failing round (a coordinator restarting) is not asked sooner
+            pause = min(interval, max(soonest, (now - start) * YOUNG_SHARE))
+        else:
+            pause = interval
         if deadline is not None:
             if now >= deadline:
                 raise TimeoutError(f"{what} did not finish within {timeout:g} s")

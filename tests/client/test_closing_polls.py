@@ -70,3 +70,11 @@ def job(state: str, **counts: int) -> dict[str, Any]:
 ])
 def test_the_end_is_near_when_nothing_is_left_to_render(answer: dict[str, Any], closing: bool) -> None:
     assert all_rendered(answer) is closing
+
+
+def test_failing_rounds_of_a_young_wait_pause_the_whole_interval(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A coordinator that is restarting is not asked four times as often by every waiting artist.
+    clock = Clock(monkeypatch)
+    verdicts = iter([Round.FAILING, Round.FAILING, Round.GOING, Round.OVER])
+    assert poll_until_over(lambda: next(verdicts), lambda v: v, interval=1.0, grace=60) is Round.OVER
+    assert clock.pauses == [1.0, 1.0, 0.5]  # the going round at age 2 s: a quarter of its age
