@@ -101,6 +101,7 @@ def _log_render_stats(stats: str, *_args: Any) -> None:
 def _exit_when_orphaned(parent: int) -> None:
     while True:
         time.sleep(PARENT_POLL_INTERVAL)
+        _unpin_threads()  # pool threads a long render started get every CPU within a second (see _import_bpy)
         if os.getppid() != parent:
             print("framehive: the agent is gone, exiting", file=sys.stderr, flush=True)
             os._exit(ORPHAN_EXIT_CODE)  # mid-render the main thread is inside Blender; only _exit stops it
@@ -894,8 +895,8 @@ def _import_bpy(threads: int | None):
     the kernel), and two such runners took 1.5-2 s a frame instead of 0.9 (BENCHMARKS.md, "Per-job overhead").
     So the import runs on the first ``threads`` CPUs only: the pool keeps that size. oneTBB also starts its pool's
     threads on the CPUs it saw then, and the libraries' own threads started during the import inherit them, so
-    every thread of the process is given all the CPUs back after the import and after each command
-    (:func:`_unpin_threads`; a pool thread first started by a render runs on those CPUs until that render ends).
+    every thread of the process is given all the CPUs back after the import, after each command and every second
+    (:func:`_unpin_threads`; a pool thread first started by a render runs on those CPUs for a second at most).
     A blender binary has bpy imported already; the agent gives it Blender's own ``-t`` instead. Where there is no
     affinity call (macOS, Windows), the pool keeps the machine's size.
     """
