@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import http.server
 import re
 import threading
 from collections.abc import Iterator
@@ -24,17 +23,20 @@ from framehive.worker_agent import coordinator_urls as urls
 from framehive.worker_agent.blender import BlenderLauncher, RenderProcess
 from framehive.worker_agent.task_runner import TaskRunner
 
+from tests.scripted_http import Answer, scripted_server
+
 TASK, ATTEMPT, JOB = 4, 1, 2
 HOLD = 30.0  # seconds the first frame's upload is held at most: the agent's second frame releases it long before
 FRAME_PUT = re.compile(rf"/api/v1/worker/tasks/{TASK}/frames/(\d+)\?attempt={ATTEMPT}$")
 
 
 class Coordinator:
-    """What the agent's HTTP side meets: the scene's blob, and frames PUT (the first held until ``release``)."""
+    """What the agent's HTTP side meets (a tests/scripted_http script): the scene's blob, and frames PUT, the first
+    held until ``release``, the ``refuse``d one answered 403."""
 
     def __init__(self, blob: bytes, refuse: int | None = None) -> None:
         self.blob = blob
-        self.refuse = refuse  # this frame's upload is refused (403)
+        self.refuse = refuse
         self.sha = hashlib.sha256(blob).hexdigest()
         self.release = threading.Event()
         self.events: list[str] = []  # "put 1 begins", "put 1 ends", ... in the order the server saw them
@@ -44,62 +46,32 @@ class Coordinator:
         with self.lock:
             self.events.append(event)
 
+    def __call__(self, method: str, path: str, _index: int) -> Answer:
+        if method == "GET" and path == urls.blob_path(self.sha):
+            return Answer(body=self.blob, headers={"Content-Type": "application/octet-stream"})
+        if method == "POST":  # a presigned upload? None here: the frame comes by PUT
+            return Answer(body=b'{"url": null}')
+        match = FRAME_PUT.match(path) if method == "PUT" else None
+        if match is None:
+            return Answer(status=404, body=b'{"error": "not_found"}')
+        frame = int(match.group(1))
+        self.note(f"put {frame} begins")
+        if frame == self.refuse:
+            self.note(f"put {frame} refused")
+            return Answer(status=403, body=b'{"error": "forbidden"}')
+        if frame == 1:
+            self.release.wait(HOLD)
+        self.note(f"put {frame} ends")
+        return Answer(status=201, body=b'{"accepted": true}')
+
 
 @contextmanager
 def serving(coordinator: Coordinator) -> Iterator[str]:
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            if self.path != urls.blob_path(coordinator.sha):
-                self.send_error(404)
-                return
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(coordinator.blob)))
-            self.end_headers()
-            self.wfile.write(coordinator.blob)
-
-        def do_POST(self) -> None:  # a presigned upload? None here: the frame comes by PUT
-            self.rfile.read(int(self.headers.get("Content-Length", 0)))
-            body = b'{"url": null}'
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def do_PUT(self) -> None:
-            match = FRAME_PUT.match(self.path)
-            self.rfile.read(int(self.headers.get("Content-Length", 0)))
-            if match is None:
-                self.send_error(404)
-                return
-            frame = int(match.group(1))
-            coordinator.note(f"put {frame} begins")
-            if frame == coordinator.refuse:
-                coordinator.note(f"put {frame} refused")
-                self.send_error(403)
-                return
-            if frame == 1:
-                coordinator.release.wait(HOLD)
-            coordinator.note(f"put {frame} ends")
-            body = b'{"accepted": true}'
-            self.send_response(201)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        coordinator.release.set()
-        server.shutdown()
-        server.server_close()
+    with scripted_server(coordinator) as server:
+        try:
+            yield server.url
+        finally:
+            coordinator.release.set()  # a held upload must not keep the server's shutdown waiting
 
 
 def run_task(coordinator: Coordinator, tmp_path: Path, said: list[m.Message]) -> None:
