@@ -901,11 +901,8 @@ def _import_bpy(threads: int | None):
     affinity call (macOS, Windows), the pool keeps the machine's size.
     """
     global _ALL_CPUS
-    if threads is None or "bpy" in sys.modules or not hasattr(os, "sched_setaffinity"):
-        import bpy as bpy_module
-        return bpy_module
-    allowed = os.sched_getaffinity(0)
-    if threads >= len(allowed):
+    allowed = os.sched_getaffinity(0) if hasattr(os, "sched_setaffinity") else set()
+    if threads is None or "bpy" in sys.modules or threads >= len(allowed):
         import bpy as bpy_module
         return bpy_module
     os.sched_setaffinity(0, sorted(allowed)[:threads])

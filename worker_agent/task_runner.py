@@ -178,8 +178,8 @@ class TaskRunner:
 
     def _upload_ended(self, task: asyncio.Task[None]) -> None:
         self._uploads.discard(task)
-        if not task.cancelled() and task.exception() is not None and not isinstance(task.exception(), LeaseLost):
-            log.debug("an upload ended with: %s", task.exception())  # looked at; its run reports it if it waits
+        if not task.cancelled() and (error := task.exception()) is not None:
+            log.debug("an upload ended with: %r", error)  # looked at; its run reports it if it waits for it
 
     async def settle_uploads(self, timeout: float | None = None) -> None:
         """Wait until the uploads still going (of runs cancelled meanwhile) have ended, for at most ``timeout``."""
