@@ -160,15 +160,20 @@ def spare_ready(agent: Proc) -> bool:
     return bool(ready) and (not work or ready[-1] > work[-1])
 
 
+def coordinator_db(farm: Farm) -> sqlite3.Connection:
+    """The coordinator's SQLite database, read only."""
+    return sqlite3.connect(f"file:{farm.data_dir / 'framehive.sqlite3'}?mode=ro", uri=True, timeout=30)
+
+
 def open_checks(farm: Farm) -> int:
     """Checks queued or leased on the coordinator, of any job."""
-    with sqlite3.connect(f"file:{farm.data_dir / 'framehive.sqlite3'}?mode=ro", uri=True, timeout=30) as db:
+    with coordinator_db(farm) as db:
         return db.execute("select count(*) from \"check\" where state in ('queued', 'leased')").fetchone()[0]
 
 
 def job_rows(farm: Farm, job_id: int) -> dict[str, Any]:
     """The job's own timestamps, its frames' and its checks', read from the coordinator's SQLite."""
-    with sqlite3.connect(f"file:{farm.data_dir / 'framehive.sqlite3'}?mode=ro", uri=True, timeout=30) as db:
+    with coordinator_db(farm) as db:
         job = db.execute("select created_at, started_at, finished_at, state from job where id = ?",
                          (job_id,)).fetchone()
         frames = db.execute("select number, rendered_at, verified_at, worker_id from frame where job_id = ?",
