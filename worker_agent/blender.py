@@ -400,9 +400,12 @@ class RenderProcess:
         return event
 
     async def _next_event(self, name: str, timeout: float | None, timeout_limit: str | None = None) -> dict[str, Any]:
-        """The runner's next event; on timeout Blender is killed, since its state is then unknown."""
+        """The runner's next event; on timeout Blender is killed, since its state is then unknown. ``asyncio.timeout``,
+        not ``wait_for``: Python 3.11's wait_for returns the event when it arrives just as the caller is cancelled, and
+        the cancel is lost (an agent whose coordinator died went on with its task, and crashed sending its outcome)."""
         try:
-            event = await asyncio.wait_for(self._events.get(), timeout)
+            async with asyncio.timeout(timeout):
+                event = await self._events.get()
         except TimeoutError:
             self.kill()
             if timeout_limit is not None and timeout is not None:

@@ -111,7 +111,7 @@ class TaskRunner:
                 await self._render_beside(process, frame, output, upload)
                 upload = self._start_upload(assign, frame, output)
             if upload is not None:
-                await upload
+                await asyncio.shield(upload)  # a cancel stops the waiting, not the upload
         except LeaseLost:
             log.warning("task %s: lease lost, dropping it", assign.task_id)
             return
@@ -143,7 +143,7 @@ class TaskRunner:
                     render.cancel()
                     await asyncio.wait({render})
                     await self.discard_process()
-                await upload
+                await asyncio.shield(upload)  # a cancel stops the waiting, not the upload
             await render
         except BaseException:
             if not render.done():  # cancelled from outside

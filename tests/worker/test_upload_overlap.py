@@ -150,10 +150,12 @@ def test_a_failed_upload_stops_the_render_beside_it(sample_scene: Path, tmp_path
     assert not list((tmp_path / "cache" / "frames").glob("task*.png")), "a frame's file was left behind"
 
 
-def test_a_cancelled_task_leaves_its_upload_going_and_settle_waits_for_it(sample_scene: Path,
-                                                                         tmp_path: Path) -> None:
+@pytest.mark.parametrize("frames", [[1, 2, 3], [1]], ids=["while the next frame renders", "at the task's end"])
+def test_a_cancelled_task_leaves_its_upload_going_and_settle_waits_for_it(sample_scene: Path, tmp_path: Path,
+                                                                         frames: list[int]) -> None:
     # A graceful stop cancels the task, then waits for the upload in flight before it hands the task back
-    # (connection: Stop.settle), so the frame rendered before the stop is kept.
+    # (connection: Stop.settle), so the frame rendered before the stop is kept. Cancelled while it waited for the
+    # last upload, the task cancelled that upload too before it was shielded.
     coordinator = Coordinator(sample_scene.read_bytes())
     progress_2 = asyncio.Event()
 
@@ -161,16 +163,22 @@ def test_a_cancelled_task_leaves_its_upload_going_and_settle_waits_for_it(sample
         if isinstance(message, m.Progress) and message.frame == 2:
             progress_2.set()  # frame 1's upload is held now; frame 2 renders
 
+    async def held() -> None:  # frame 1's upload is at the coordinator, held there
+        while "put 1 begins" not in coordinator.events:
+            await asyncio.sleep(0.02)  # polling interval of a deadline loop (wait_for below)
+
     async def body(base_url: str) -> None:
         runner = TaskRunner(BlenderLauncher.discover(None), "CPU", 1, tmp_path / "cache", base_url,
                             requests.Session())
         scene = {"sha256": coordinator.sha, "size": len(coordinator.blob), "url": urls.blob_path(coordinator.sha),
                  "path": "scene.blend", "assets": []}
-        assign = m.Assign(task_id=TASK, attempt=ATTEMPT, job_id=JOB, frames=[1, 2, 3], scene=scene, settings={},
+        assign = m.Assign(task_id=TASK, attempt=ATTEMPT, job_id=JOB, frames=frames, scene=scene, settings={},
                           upload_url=urls.upload_template(TASK, ATTEMPT))
         try:
             work = asyncio.create_task(runner.run(assign, send))
-            await asyncio.wait_for(progress_2.wait(), HOLD)
+            await asyncio.wait_for(held(), HOLD)
+            if len(frames) > 1:
+                await asyncio.wait_for(progress_2.wait(), HOLD)
             work.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await work
