@@ -285,7 +285,9 @@ class Agent:
         for task in (self._task, self._winding_down):
             if task is not None and not task.done():
                 task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
+                # Its outcome has nobody to go to: work that failed instead of stopping (its last send met the
+                # closed connection before the cancel reached it) is logged by _log_crash, and the agent reconnects.
+                with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
         self._task = self._winding_down = None
 
@@ -321,5 +323,9 @@ def _vet(order: Order) -> str | None:
 
 def _log_crash(task: asyncio.Task[None]) -> None:
     """A bug in the work coroutine must not vanish silently."""
-    if not task.cancelled() and task.exception() is not None:
+    if task.cancelled() or task.exception() is None:
+        return
+    if isinstance(task.exception(), ConnectionClosed):  # not a bug: the connection went first
+        log.info("work ended with the connection (%s)", task.exception())
+    else:
         log.error("work crashed", exc_info=task.exception())

@@ -236,3 +236,50 @@ def test_a_malformed_answer_to_hello_is_fatal_and_says_so(answer: str) -> None:
                 await asyncio.wait_for(agent.run(), DEADLINE)
 
     asyncio.run(scenario())
+
+
+class SendsWhenCancelled(RecordingRunner):
+    """Work whose cancel comes too late: it reports its failure to the connection, which is already gone (as a task
+    whose upload to a killed coordinator failed before the agent saw the connection drop)."""
+
+    async def run(self, assign: m.Assign, send) -> None:  # type: ignore[no-untyped-def]
+        self.started.append(assign.task_id)
+        try:
+            await self.release.wait()
+        finally:
+            await send(m.TaskFailed(task_id=assign.task_id, attempt=assign.attempt, error="upload failed"))
+
+
+def test_work_that_fails_on_the_lost_connection_does_not_end_the_agent() -> None:
+    """The coordinator goes away mid-task and the abandoned work's last send raises ConnectionClosed: the agent
+    reconnects (it used to re-raise the work's error from its clean-up of the lost connection, and the process
+    died instead of reconnecting)."""
+    async def scenario() -> None:
+        runner = SendsWhenCancelled()
+        hellos: list[m.Message] = []
+
+        async def coordinator(ws) -> None:  # type: ignore[no-untyped-def]
+            hellos.append(m.decode(await ws.recv()))
+            await ws.send(m.encode(m.Welcome(worker_id=7, heartbeat_interval=60, lease_timeout=120)))
+            if len(hellos) == 1:
+                await ws.send(m.encode(_assign(1)))
+                await _until(lambda: runner.started == [1], "task 1 to start")
+                return  # the connection closes with the task in hand
+            with contextlib.suppress(websockets.ConnectionClosed):
+                await ws.recv()
+
+        async with websockets.serve(coordinator, "127.0.0.1", 0) as server:
+            port = server.sockets[0].getsockname()[1]
+            agent = Agent(f"http://127.0.0.1:{port}", "token", Identity(name="w", blender_version="5.0.1",
+                          device="CPU", devices=[], threads=1, roles=["render"]), runner)  # type: ignore[arg-type]
+            running = asyncio.create_task(agent.run())
+            try:
+                await _until(lambda: len(hellos) == 2 or running.done(), "the agent to reconnect")
+                assert not running.done(), f"the agent ended instead of reconnecting: {running.exception()!r}"
+            finally:
+                agent.stop()
+                await asyncio.wait_for(asyncio.wait({running}), DEADLINE)
+            second = hellos[1]
+            assert isinstance(second, m.Hello) and (second.dropped_task_id, second.dropped_attempt) == (1, 1)
+
+    asyncio.run(scenario())
