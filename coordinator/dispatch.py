@@ -22,7 +22,7 @@ from flask import Flask, current_app
 from framehive.protocol import messages as m
 from sqlalchemy import select
 
-from . import leases, scene_files, wakeups, work_slots
+from . import leases, scene_files, wakeups, ws_guard
 from .db import db
 from .models import Check, Task, Worker
 from .states import CheckState, TaskState
@@ -83,8 +83,9 @@ class Connection:
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def send(self, message: m.Message) -> None:
-        with work_slots.released(), self._lock:  # an agent that does not read would hold the slot
-            self.ws.send(m.encode(message))  # type: ignore[attr-defined]
+        """Send at once or hang up on the agent (ws_guard.send: it never waits for a peer that does not read)."""
+        with self._lock:
+            ws_guard.send(self.ws, m.encode(message))
 
     def alive(self, at: float, lease_timeout: float) -> bool:
         """Heard within a lease before ``at`` (time.monotonic()), or with a message of its agent's in hand: its

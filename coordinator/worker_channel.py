@@ -8,7 +8,6 @@ one, so an idle socket never holds a database lock.
 
 from __future__ import annotations
 
-import contextlib
 import time
 
 from flask import Blueprint, current_app, g, request
@@ -101,19 +100,19 @@ def _channel(ws) -> None:
 def _open(ws, caller: Caller, session: CoordinatorSession, hello: m.Hello | m.Error) -> Connection | None:
     """Sign the agent on and register its connection, or tell it why not (None)."""
     if isinstance(hello, m.Error):
-        ws.send(m.encode(hello))
+        ws_guard.send(ws, m.encode(hello))
         return None
     unconfined = worker_confinement.refusal(hello.confinement)
     if unconfined is not None:  # its own report, so this only stops honest misconfigured machines
         current_app.logger.warning("worker token %s (%s) refused as %r: unconfined (%s)", caller.token_id,
                                    caller.account_name, hello.name, worker_confinement.summary(hello.confinement))
-        ws.send(m.encode(session.refuse(unconfined)))
+        ws_guard.send(ws, m.encode(session.refuse(unconfined)))
         return None
     signed_on = _sign_on(caller.token_id, caller.account_id, hello)
     if isinstance(signed_on, m.Error):  # a limit of its token: the agent prints the reason and stops
         current_app.logger.warning("worker token %s (%s) refused as %r: %s", caller.token_id, caller.account_name,
                                    hello.name, signed_on.code)
-        ws.send(m.encode(session.refuse(signed_on)))
+        ws_guard.send(ws, m.encode(session.refuse(signed_on)))
         return None
     worker_id, worker_name, connected_at = signed_on
     # Leases left from an earlier connection of this agent are stale: it drops its work when it disconnects. The
@@ -124,11 +123,15 @@ def _open(ws, caller: Caller, session: CoordinatorSession, hello: m.Hello | m.Er
     db.session.remove()  # no transaction (on SQLite: no write lock) is held from here to kick()
     conn = Connection(worker_id=worker_id, name=worker_name, ws=ws, token_id=caller.token_id,
                       connected_at=connected_at, heard=time.monotonic())
-    ws.send(m.encode(session.welcome(worker_id, current_app.config["FRAMEHIVE_HEARTBEAT_INTERVAL"],
-                                     current_app.config["FRAMEHIVE_LEASE_TIMEOUT"])))
+    try:
+        ws_guard.send(ws, m.encode(session.welcome(worker_id, current_app.config["FRAMEHIVE_HEARTBEAT_INTERVAL"],
+                                                   current_app.config["FRAMEHIVE_LEASE_TIMEOUT"])))
+    except ConnectionClosed:  # gone, or not reading (ws_guard.send): signed on, so signed off again
+        _sign_off(conn)
+        return None
     old = dispatcher().register(conn)
     if old is not None:  # the same agent reconnected before its old socket died
-        _close_quietly(old.ws)
+        ws_guard.end(old.ws)
     current_app.logger.info("worker %s (%s) connected: %s, Blender %s", worker_name, caller.account_name,
                             hello.device, hello.blender_version)
     return conn
@@ -351,8 +354,3 @@ def _sign_off(conn: Connection) -> None:
     finally:
         db.session.remove()
     current_app.logger.info("worker %s disconnected", conn.name)
-
-
-def _close_quietly(ws) -> None:
-    with contextlib.suppress(ConnectionClosed, OSError, RuntimeError):
-        ws.close()

@@ -8,6 +8,13 @@
 - The connection really ends: simple-websocket reads in a thread of its own that only stops when a read
   returns, so a peer that stays silent (one that never says hello) kept it forever; :func:`end` shuts the
   socket down, which wakes that read.
+- No send waits for the peer: the coordinator sends from shared threads (the dispatcher's orders, a work slot's
+  welcome or the close of an agent's older connection), and simple-websocket's send blocks once the kernel's
+  buffers towards a peer that does not read are full. One agent that stopped reading held the dispatcher for
+  good, and nobody else got work (tests/coordinator/test_unread_sockets.py). :func:`send` hands the message to
+  the kernel without waiting, or hangs up on the peer: an agent is sent a few small messages a task, so a
+  buffer that cannot take the next one is a peer that does not read. (Windows has no MSG_DONTWAIT: there, on
+  the development server, a send may still wait.)
 """
 
 from __future__ import annotations
@@ -17,6 +24,12 @@ import socket
 from typing import Any
 
 from simple_websocket import ConnectionClosed
+from wsproto.events import CloseConnection, TextMessage
+from wsproto.frame_protocol import CloseReason
+from wsproto.utilities import LocalProtocolError
+
+#: Send without waiting (0 where the platform has no such flag: Windows).
+_DONTWAIT = getattr(socket, "MSG_DONTWAIT", 0)
 
 
 def prepare(environ: dict[str, Any]) -> None:
@@ -28,9 +41,33 @@ def prepare(environ: dict[str, Any]) -> None:
         connection.settimeout(None)
 
 
+def send(ws: Any, text: str) -> None:
+    """Send a text message at once, whole, or hang up on the peer (it does not read what it is sent) and raise
+    ConnectionClosed. Callers serialise their sends to one connection (dispatch.Connection's lock)."""
+    if not ws.connected:
+        raise ConnectionClosed(ws.close_reason, ws.close_message)
+    if not _sent_whole(ws, ws.ws.send(TextMessage(data=text))):
+        _hang_up(ws)
+        raise ConnectionClosed(CloseReason.POLICY_VIOLATION, "the peer does not read what it is sent")
+
+
 def end(ws: Any) -> None:
-    """Close the WebSocket and shut its socket down, so simple-websocket's reader thread ends now."""
-    with contextlib.suppress(ConnectionClosed, OSError, RuntimeError):
-        ws.close()
+    """Close the WebSocket (its close frame only if the kernel takes it at once) and shut its socket down, so
+    simple-websocket's reader thread ends now."""
+    if ws.connected:
+        with contextlib.suppress(LocalProtocolError):  # the peer's close came first: wsproto has answered it
+            _sent_whole(ws, ws.ws.send(CloseConnection(CloseReason.NORMAL_CLOSURE)))
+    _hang_up(ws)
+
+
+def _sent_whole(ws: Any, data: bytes) -> bool:
+    try:
+        return ws.sock.send(data, _DONTWAIT) == len(data)
+    except OSError:  # BlockingIOError (nothing taken), or the connection is gone
+        return False
+
+
+def _hang_up(ws: Any) -> None:
+    ws.connected = False
     with contextlib.suppress(OSError):
         ws.sock.shutdown(socket.SHUT_RDWR)
