@@ -28,7 +28,9 @@ Measured between the submit and the job's completion (its last frame verified):
   write lock); ``dispatcher_passes``: how many passes, how long (p50, p90, max) and the share of the time the
   dispatcher was busy;
 * ``coordinator_cpu_ms_per_frame`` (user + system, from /proc), ``coordinator_rss_mb`` (at the end) and its peak,
-  the coordinator's threads and open files at their highest;
+  the coordinator's threads and open files at their highest; ``coordinator_system_cpu_share``: the kernel's part of
+  that CPU, and ``coordinator_context_switches_per_frame`` (its threads alive at both readings): what its threads
+  cost beyond their Python work;
 * ``agents_cpu_ms_per_frame``: this process's own CPU (the simulated agents and the artist's polls), per frame:
   on a machine the agents share with the coordinator, what is left of the cores for it.
 
@@ -91,8 +93,25 @@ class Coordinator:
 
     def cpu_seconds(self) -> float:
         """User + system time of the serving process, all its threads."""
+        return sum(self.cpu_split())
+
+    def cpu_split(self) -> tuple[float, float]:
+        """User and system time of the serving process, all its threads."""
         fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        tick = os.sysconf("SC_CLK_TCK")
+        return int(fields[11]) / tick, int(fields[12]) / tick
+
+    def context_switches(self) -> int:
+        """Context switches of the serving process's threads alive now (voluntary and not)."""
+        total = 0
+        for task in Path(f"/proc/{self.pid}/task").iterdir():
+            try:
+                status = (task / "status").read_text()
+            except OSError:  # the thread ended meanwhile
+                continue
+            total += sum(int(line.split()[1]) for line in status.splitlines() if line.endswith(
+                tuple("0123456789")) and "ctxt_switches" in line)
+        return total
 
     def open_files(self) -> int:
         return len(os.listdir(f"/proc/{self.pid}/fd"))
@@ -171,6 +190,8 @@ class Window:
     cpu: float
     statements: dict[str, Any]
     agents_cpu: float  # this process: the simulated agents and the artist (user + system)
+    system_cpu: float = 0.0  # the coordinator's system time (part of ``cpu``)
+    switches: int = 0  # the coordinator's threads' context switches (those alive at the reading)
 
 
 class Artist:
@@ -239,7 +260,9 @@ async def connect_all(agents: list[SimulatedAgent]) -> list[SimulatedAgent]:
 
 async def reading(coordinator: Coordinator) -> Window:
     statements = await asyncio.to_thread(coordinator.statements)
-    return Window(time.time(), coordinator.cpu_seconds(), statements, time.process_time())
+    user, system = coordinator.cpu_split()
+    return Window(time.time(), user + system, statements, time.process_time(), system,
+                  await asyncio.to_thread(coordinator.context_switches))
 
 
 async def run_job(args: argparse.Namespace, coordinator: Coordinator, artist: Artist, state: FleetState,
@@ -385,6 +408,8 @@ def summarise(args: argparse.Namespace, run: dict[str, Any], coordinator: Coordi
         "coordinator_cpu_s": round(end.cpu - start.cpu, 2),
         "coordinator_cpu_ms_per_frame": round(1000 * (end.cpu - start.cpu) / per_frame, 3),
         "agents_cpu_ms_per_frame": round(1000 * (end.agents_cpu - start.agents_cpu) / per_frame, 3),
+        "coordinator_system_cpu_share": round((end.system_cpu - start.system_cpu) / max(end.cpu - start.cpu, 1e-9), 3),
+        "coordinator_context_switches_per_frame": round((end.switches - start.switches) / per_frame, 1),
         "coordinator_rss_mb": round(rss(coordinator.pid) / 2**20, 1),
         "coordinator_peak_rss_mb": round(peak_rss(coordinator.pid) / 2**20, 1),
         "coordinator_threads_peak": run["peaks"]["threads"],

@@ -22,7 +22,7 @@ from flask import Flask, current_app
 from framehive.protocol import messages as m
 from sqlalchemy import select
 
-from . import leases, scene_files, wakeups, ws_guard
+from . import leases, scene_files, wakeups
 from .db import db
 from .models import Check, Task, Worker
 from .states import CheckState, TaskState
@@ -71,7 +71,7 @@ class Connection:
 
     worker_id: int
     name: str
-    ws: object
+    ws: object  # ws_guard.Guarded in a serving coordinator: anything with send(text)
     token_id: int = 0  # the worker token it connected with: revoking it ends the connection
     connected_at: float = 0.0  # its sign-on's Worker.connected_at: another value there is a newer session
     current: Work | None = None  # what it is working on
@@ -83,9 +83,9 @@ class Connection:
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def send(self, message: m.Message) -> None:
-        """Send at once or hang up on the agent (ws_guard.send: it never waits for a peer that does not read)."""
+        """Send, or hang up on an agent that does not take it (ws_guard.Guarded: it never waits long)."""
         with self._lock:
-            ws_guard.send(self.ws, m.encode(message))
+            self.ws.send(m.encode(message))  # type: ignore[attr-defined]
 
     def alive(self, at: float, lease_timeout: float) -> bool:
         """Heard within a lease before ``at`` (time.monotonic()), or with a message of its agent's in hand: its

@@ -121,7 +121,7 @@ def _open(ws, caller: Caller, session: CoordinatorSession, hello: m.Hello | m.Er
     dispatcher().drop_leases(leases.release_worker(worker_id, "the worker reconnected", dropped_lease(hello)))
     check_leasing.release_verifier(worker_id)
     db.session.remove()  # no transaction (on SQLite: no write lock) is held from here to kick()
-    conn = Connection(worker_id=worker_id, name=worker_name, ws=ws, token_id=caller.token_id,
+    conn = Connection(worker_id=worker_id, name=worker_name, ws=ws_guard.Guarded(ws), token_id=caller.token_id,
                       connected_at=connected_at, heard=time.monotonic())
     try:
         ws_guard.send(ws, m.encode(session.welcome(worker_id, current_app.config["FRAMEHIVE_HEARTBEAT_INTERVAL"],
@@ -131,7 +131,7 @@ def _open(ws, caller: Caller, session: CoordinatorSession, hello: m.Hello | m.Er
         return None
     old = dispatcher().register(conn)
     if old is not None:  # the same agent reconnected before its old socket died
-        ws_guard.end(old.ws)
+        old.ws.end()  # type: ignore[attr-defined]
     current_app.logger.info("worker %s (%s) connected: %s, Blender %s", worker_name, caller.account_name,
                             hello.device, hello.blender_version)
     return conn

@@ -57,6 +57,19 @@ def prepare(environ: dict[str, Any]) -> None:
         connection.settimeout(None)
 
 
+class Guarded:
+    """A worker's WebSocket as the dispatcher's Connection holds it: its sends never wait long (:func:`send`)."""
+
+    def __init__(self, ws: Any) -> None:
+        self.ws = ws
+
+    def send(self, text: str) -> None:
+        send(self.ws, text)
+
+    def end(self) -> None:
+        end(self.ws)
+
+
 def backlog(ws: Any) -> int:
     """Messages the reader thread has received on ``ws`` that its handler has not taken yet."""
     return len(ws.input_buffer)
