@@ -22,7 +22,7 @@ from flask import Flask, current_app
 from framehive.protocol import messages as m
 from sqlalchemy import select
 
-from . import leases, scene_files, wakeups
+from . import leases, scene_files, wakeups, work_slots
 from .db import db
 from .models import Check, Task, Worker
 from .states import CheckState, TaskState
@@ -83,9 +83,16 @@ class Connection:
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def send(self, message: m.Message) -> None:
-        """Send, or hang up on an agent that does not take it (ws_guard.Guarded: it never waits long)."""
-        with self._lock:
+        """Send, or hang up on an agent that does not take it (ws_guard.Guarded: it waits a few seconds at most, with
+        no work slot held)."""
+        with work_slots.released(), self._lock:
             self.ws.send(m.encode(message))  # type: ignore[attr-defined]
+
+    def backed_up(self) -> bool:
+        """What was sent to the agent before has not all gone (it does not read): the dispatcher gives it nothing,
+        rather than wait on it (ws_guard.Guarded; a stand-in socket without the method never is)."""
+        backed_up = getattr(self.ws, "backed_up", None)
+        return backed_up is not None and backed_up()
 
     def alive(self, at: float, lease_timeout: float) -> bool:
         """Heard within a lease before ``at`` (time.monotonic()), or with a message of its agent's in hand: its
@@ -303,6 +310,7 @@ class Dispatcher:
         """
         with self._registry:
             idle = [c for c in self._connections.values() if c.current is None and not c.draining]
+        idle = [c for c in idle if not c.backed_up()]  # an order would wait on it (ws_guard.SEND_WAIT) for nothing
         if not idle:
             return
         queued = Queued(*leases.queued_work())

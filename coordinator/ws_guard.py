@@ -23,11 +23,18 @@
 
 from __future__ import annotations
 
+import array
 import contextlib
 import select
 import socket
+import sys
 import time
 from typing import Any
+
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None  # type: ignore[assignment]
 
 from simple_websocket import ConnectionClosed
 from wsproto.events import CloseConnection, TextMessage
@@ -43,6 +50,9 @@ MAX_BACKLOG = 32
 #: Seconds a message may take to go whole to the kernel before the channel hangs up on its peer (a shared thread
 #: waits at most this long for one peer).
 SEND_WAIT = 5.0
+
+#: Linux's ioctl for the bytes of a TCP socket's send queue not yet sent (linux/sockios.h).
+_SIOCOUTQNSD = 0x894B if sys.platform.startswith("linux") else None
 
 #: Send without waiting (0 where the platform has no such flag: Windows).
 _DONTWAIT = getattr(socket, "MSG_DONTWAIT", 0)
@@ -68,6 +78,24 @@ class Guarded:
 
     def end(self) -> None:
         end(self.ws)
+
+    def backed_up(self) -> bool:
+        """Bytes sent earlier still wait to go to the peer (its window is shut: it does not read). False where the
+        platform does not say (only Linux does)."""
+        return unsent(self.ws.sock) > 0
+
+
+def unsent(sock: socket.socket) -> int:
+    """Bytes in the kernel's send queue of ``sock`` not sent to the peer yet (Linux's SIOCOUTQNSD; 0 elsewhere, or
+    once the socket is closed)."""
+    if _SIOCOUTQNSD is None:
+        return 0
+    count = array.array("i", [0])
+    try:
+        fcntl.ioctl(sock.fileno(), _SIOCOUTQNSD, count, True)
+    except (OSError, ValueError):
+        return 0
+    return count[0]
 
 
 def backlog(ws: Any) -> int:

@@ -137,8 +137,11 @@ def test_an_agent_that_never_reads_does_not_stop_the_dispatcher(farm: Farm, samp
         honest = ProtocolWorker(farm.url, farm.token("worker", "owner", trusted=True), "honest")
         user = Client(farm.url, farm.token("user", "artist"))
         job = user.submit(sample_scene, frames="1-2", chunk=1)
-        order = honest.receive(timeout=30)  # the dispatcher leases to the deaf agent first (it signed on first)
+        order = honest.receive(timeout=30)  # the dispatcher leased to the deaf agent first (it signed on first)
         assert isinstance(order, m.Assign) and order.job_id == job["id"], order
+        # And it did not wait on the deaf agent either: the first task came to the honest one (it used to go to the
+        # deaf agent, whose order waited ws_guard.SEND_WAIT before the task was given back).
+        assert order.frames == [1], order
         honest.close()
 
 

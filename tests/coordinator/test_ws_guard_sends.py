@@ -61,3 +61,21 @@ def test_a_closed_peer_is_not_waited_for():
         assert not ws_guard._sent_whole(SimpleNamespace(sock=ours), MESSAGE, 30.0)
     finally:
         ours.close()
+
+
+def test_unsent_bytes_are_seen_once_the_peer_stops_reading():
+    """What the dispatcher looks at before it gives an agent work (Linux: SIOCOUTQNSD on a TCP socket)."""
+    server = socket.create_server(("127.0.0.1", 0))
+    peer = socket.socket()
+    peer.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    peer.connect(server.getsockname())
+    ours, _ = server.accept()
+    try:
+        assert ws_guard.unsent(ours) == 0
+        assert not ws_guard._sent_whole(SimpleNamespace(sock=ours), MESSAGE, 0.0)  # the peer reads nothing
+        assert ws_guard.unsent(ours) > 0
+        ours.close()
+        assert ws_guard.unsent(ours) == 0  # a closed socket says nothing
+    finally:
+        for sock in (ours, peer, server):
+            sock.close()
