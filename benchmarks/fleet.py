@@ -239,14 +239,19 @@ class Artist:
         raise AssertionError("unreachable")
 
 
-async def connect_all(agents: list[SimulatedAgent]) -> list[SimulatedAgent]:
-    """Connect every agent, CONNECT_AT_ONCE at a time; returns those welcomed."""
+async def connect_all(agents: list[SimulatedAgent], serving: list[asyncio.Task[None]]) -> list[SimulatedAgent]:
+    """Connect every agent, CONNECT_AT_ONCE at a time; returns those welcomed. Each one welcomed starts serving
+    (``serving``: its task) at once: agents that waited for the others to connect sent no heartbeat meanwhile, and
+    when connecting 1,000 took longer than a lease the first ones were dropped as silent."""
     gate = asyncio.Semaphore(CONNECT_AT_ONCE)
 
     async def one(agent: SimulatedAgent) -> bool:
         async with gate:
             try:
-                return await agent.connect()
+                welcomed = await agent.connect()
+                if welcomed:
+                    serving.append(asyncio.create_task(agent.serve()))
+                return welcomed
             except (OSError, TimeoutError, ValueError) as exc:
                 agent.state.errors.append(f"{agent.name}: connect: {type(exc).__name__}: {exc}")
                 return False
@@ -300,11 +305,11 @@ async def fleet(args: argparse.Namespace, coordinator: Coordinator, artist_token
     agents = [SimulatedAgent(f"fleet-agent-{i}", coordinator.url, worker_tokens[i // AGENTS_PER_TOKEN], state)
               for i in range(args.agents)]
     t = time.monotonic()
-    connected = await connect_all(agents)
+    serving: list[asyncio.Task[None]] = []
+    connected = await connect_all(agents, serving)
     connect_seconds = time.monotonic() - t
     log(f"{len(connected)} of {args.agents} agents connected in {connect_seconds:.1f} s "
         f"(coordinator: {threads(coordinator.pid)} threads, {coordinator.open_files()} open files)")
-    serving = [asyncio.create_task(agent.serve()) for agent in connected]
     peaks: Counter[str] = Counter(threads=threads(coordinator.pid), open_files=coordinator.open_files())
     profiler = start_profiler(args.profile, coordinator.pid, gil=args.profile_gil) if args.profile else None
     try:

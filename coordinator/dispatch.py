@@ -310,7 +310,6 @@ class Dispatcher:
         """
         with self._registry:
             idle = [c for c in self._connections.values() if c.current is None and not c.draining]
-        idle = [c for c in idle if not c.backed_up()]  # an order would wait on it (ws_guard.SEND_WAIT) for nothing
         if not idle:
             return
         queued = Queued(*leases.queued_work())
@@ -399,6 +398,8 @@ class Dispatcher:
         check left queued. No commit (:meth:`_lease_to`)."""
         if worker is None or worker.suspended or worker.pause_reason is not None:
             return None  # a paused worker's owner wants the machine back: nothing new until it resumes
+        if conn.backed_up():
+            return None  # it does not read what it is sent: an order would wait on it (ws_guard.SEND_WAIT) for nothing
         if worker.connected_at != conn.connected_at:
             return None  # the agent signed on again since, on another coordinator: this connection is stale, and
             # work given here would race that session's (a task its hello handed back, leased again to a dead socket)
