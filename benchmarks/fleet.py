@@ -109,8 +109,8 @@ class Coordinator:
                 status = (task / "status").read_text()
             except OSError:  # the thread ended meanwhile
                 continue
-            total += sum(int(line.split()[1]) for line in status.splitlines() if line.endswith(
-                tuple("0123456789")) and "ctxt_switches" in line)
+            total += sum(int(line.split()[1]) for line in status.splitlines()
+                         if line.startswith(("voluntary_ctxt_switches:", "nonvoluntary_ctxt_switches:")))
         return total
 
     def open_files(self) -> int:

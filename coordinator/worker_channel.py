@@ -191,9 +191,10 @@ def _serve(session: CoordinatorSession, conn: Connection, ws) -> None:
                 continue  # time to look at the token's state again
             current_app.logger.warning("worker %s went silent; dropping it", conn.name)
             return
-        if ws_guard.backlog(ws) > ws_guard.MAX_BACKLOG:
+        waiting = ws_guard.backlog(ws)
+        if waiting > ws_guard.MAX_BACKLOG:
             current_app.logger.warning("worker %s sends faster than it is served (%d messages waiting); hanging up",
-                                       conn.name, ws_guard.backlog(ws))
+                                       conn.name, waiting)
             return
         heard = time.monotonic()
         if conn.token_lost:

@@ -4,8 +4,6 @@ is served meanwhile; on both servers of ``serve``."""
 
 from __future__ import annotations
 
-import base64
-import os
 import socket
 import time
 from collections.abc import Iterator
@@ -18,6 +16,7 @@ import requests
 
 from tests.farm import Farm, wait_for
 from tests.proc_stats import threads
+from tests.raw_websocket import closed_by_peer, upgrade
 
 HALF_SENT = 150
 SILENT_WEBSOCKETS = 40
@@ -81,31 +80,7 @@ def half_sent(sockets: Flood) -> None:
 
 def silent_websocket(sockets: Flood, token: str) -> None:
     """A worker WebSocket, upgraded and then never a word (no hello)."""
-    sock = sockets.open()
-    key = base64.b64encode(os.urandom(16)).decode()
-    sock.sendall((f"GET /api/v1/worker/ws HTTP/1.1\r\nHost: coordinator\r\nUpgrade: websocket\r\n"
-                  f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
-                  f"Authorization: Bearer {token}\r\n\r\n").encode())
-    answer = b""
-    while b"\r\n\r\n" not in answer:
-        chunk = sock.recv(4096)
-        assert chunk, "the coordinator closed the upgrade"
-        answer += chunk
-    assert answer.startswith(b"HTTP/1.1 101"), answer
-
-
-def closed_by_peer(sock: socket.socket, timeout: float = 5) -> bool:
-    """Whether the coordinator ended the connection (what it says before, a close frame or an error, is read
-    and dropped)."""
-    sock.settimeout(timeout)
-    try:
-        while sock.recv(4096):
-            pass
-    except TimeoutError:
-        return False
-    except OSError:  # reset: closed too
-        return True
-    return True
+    upgrade(sockets.open(), token)
 
 
 @pytest.mark.coordinator_args("--request-timeout", str(READ_TIMEOUT))

@@ -14,12 +14,10 @@ connection).
 
 from __future__ import annotations
 
-import base64
 import os
 import socket
 import struct
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from urllib.parse import urlsplit
@@ -30,6 +28,7 @@ from framehive.protocol import messages as m
 
 from tests.farm import Farm, wait_for
 from tests.protocol_worker import ProtocolWorker
+from tests.raw_websocket import closed_by_peer, upgrade
 
 FLOOD_SECONDS = 60  # the attacker stops sending after this, whatever happens
 
@@ -59,16 +58,7 @@ def deaf_agent(farm: Farm, token: str, name: str, message: bytes = b"x", burst: 
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before connecting: a small window
     sock.connect((parts.hostname, parts.port))
-    key = base64.b64encode(os.urandom(16)).decode()
-    sock.sendall((f"GET /api/v1/worker/ws HTTP/1.1\r\nHost: coordinator\r\nUpgrade: websocket\r\n"
-                  f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
-                  f"Authorization: Bearer {token}\r\n\r\n").encode())
-    answer = b""
-    while b"\r\n\r\n" not in answer:
-        chunk = sock.recv(1)  # byte by byte: nothing after the answer's head is read
-        assert chunk, "the coordinator closed the upgrade"
-        answer += chunk
-    assert answer.startswith(b"HTTP/1.1 101"), answer
+    upgrade(sock, token)  # nothing after the answer's head is read, ever
     hello = m.Hello(protocol=PROTOCOL_VERSION, name=name, agent_version="test", blender_version="5.0.1",
                     device="CPU", devices=[], threads=1, roles=["render"])
     sock.sendall(frame(m.encode(hello).encode()))
@@ -164,20 +154,6 @@ def test_a_flood_faster_than_the_coordinator_serves_it_is_hung_up_on(farm: Farm)
     connection's thread answers them: once its unanswered backlog passes the bound, the coordinator hangs up."""
     token = farm.token("worker", "flooder")
     with deaf_agent(farm, token, "flooder") as sock:
-        wait_for(lambda: closed_by_peer(sock), 40, "the coordinator to hang up on the flood")
+        wait_for(lambda: closed_by_peer(sock, 1), 40, "the coordinator to hang up on the flood")
     wait_for(lambda: "sends faster than it is served" in farm.logs(), 10, "the coordinator to log why")
 
-
-def closed_by_peer(sock: socket.socket) -> bool:
-    """Reads (and drops) what the coordinator sent for up to a second; True once it has closed the connection."""
-    sock.settimeout(0.1)
-    end = time.monotonic() + 1
-    try:
-        while time.monotonic() < end:
-            if not sock.recv(1 << 16):
-                return True
-    except TimeoutError:
-        return False
-    except OSError:  # reset: closed too
-        return True
-    return False
