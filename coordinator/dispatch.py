@@ -80,6 +80,7 @@ class Connection:
     lease_written: float = 0.0  # time.monotonic() when the lease of ``current`` was last given or renewed
     handling: bool = False  # its thread has a message of the agent's in hand (waiting for a work slot, or working)
     token_lost: bool = False  # channel_upkeep found its token revoked or expired: its thread ends the connection
+    judged: str = ""  # the handle of the last check whose result this process judged for it (Dispatcher.judged)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def send(self, message: m.Message) -> None:
@@ -184,6 +185,14 @@ class Dispatcher:
     def connection(self, worker_id: int) -> Connection | None:
         with self._registry:
             return self._connections.get(worker_id)
+
+    def judged(self, worker_id: int, handle: str) -> None:
+        """The result of check ``handle`` from this agent was judged and committed here: its check_done then needs
+        no read of the check (worker_channel._check_finished; a judged check's lease is over, and a new lease draws a
+        new handle). Called after the commit."""
+        conn = self.connection(worker_id)
+        if conn is not None:
+            conn.judged = handle
 
     def still_working(self, worker_id: int, kind: str, work_id: int) -> bool:
         """Whether the agent is connected here, has this work (``kind`` "task" or "check", and its id) in hand and

@@ -318,8 +318,11 @@ def _finished(conn: Connection, event: TaskEnded) -> None:
 
 
 def _check_finished(conn: Connection, message: m.CheckDone | m.CheckFailed) -> None:
-    """check_done frees the verifier (its upload already carried the verdict's input); check_failed requeues."""
-    check = check_handles.held_check(conn.worker_id, message.handle)
+    """check_done frees the verifier (its upload already carried the verdict's input); check_failed requeues. The
+    check_done of a result judged here reads nothing (Dispatcher.judged): a read of the check for each of them was
+    2 of a frame's statements (issue 16)."""
+    judged = isinstance(message, m.CheckDone) and message.handle == conn.judged
+    check = None if judged else check_handles.held_check(conn.worker_id, message.handle)
     if check is not None:  # still leased: done without an upload, or failed → someone else renders it
         current_app.logger.warning("check %s given back by %s: %s", check.id, conn.name,
                                    getattr(message, "error", "no result uploaded"))

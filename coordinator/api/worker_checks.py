@@ -109,6 +109,7 @@ def _take(worker_id: int, handle: str, sha256: str, data: bytes,
         lost = decide.apply(check)
     db.session.commit()
     dispatcher = current_app.extensions["framehive_dispatcher"]
+    dispatcher.judged(worker_id, handle)
     dispatcher.drop_leases(lost)
     dispatcher.kick()
     return jsonify({"accepted": True}), 201
