@@ -407,7 +407,7 @@ def summarise(args: argparse.Namespace, run: dict[str, Any], coordinator: Coordi
         "sql_statements": statements,
         "sql_per_frame": round(statements / per_frame, 2),
         "sql_per_frame_by_verb": {k: round(v / per_frame, 2) for k, v in sorted(by_verb.items()) if v},
-        "sql_per_frame_by_site": {k: round(v / per_frame, 2) for k, v in sites.most_common(30) if v > 0},
+        "sql_per_frame_by_site": {k: round(v / per_frame, 2) for k, v in sites.most_common(80) if v > 0},
         "sql_per_frame_dispatcher": _dispatcher_statements(start.statements, end.statements, per_frame),
         "dispatcher_passes": _passes(start.statements, end.statements, seconds),
         "coordinator_cpu_s": round(end.cpu - start.cpu, 2),

@@ -41,6 +41,7 @@ def create_app(test_config: dict[str, Any] | None = None, data_dir: str | Path |
         worker_channel,
     )
     from .api import bodies
+    from .caller_cache import CallerCache
     from .channel_upkeep import ChannelUpkeep
     from .db import configure_engine, db
     from .dispatch import Dispatcher
@@ -71,6 +72,7 @@ def create_app(test_config: dict[str, Any] | None = None, data_dir: str | Path |
     app.extensions["framehive_storage"] = open_storage(app.config["FRAMEHIVE_STORAGE"])
     app.extensions["framehive_dispatcher"] = Dispatcher()
     app.extensions["framehive_channel_upkeep"] = ChannelUpkeep(app)
+    app.extensions["framehive_callers"] = CallerCache()
     register_error_handlers(app)
     rate_limits.init_app(app)
     bodies.init_app(app)

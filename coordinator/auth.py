@@ -10,10 +10,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, cast
 
-from flask import g, request
+from flask import current_app, g, request
 from framehive.protocol.json_numbers import is_number
 from sqlalchemy import CursorResult, orm, update
 
+from .caller_cache import callers
 from .db import db, reading
 from .errors import ApiError
 from .models import Account, ApiToken, now
@@ -128,6 +129,9 @@ def revoke_token(token_id: int) -> dict[str, Any]:
         db.session.refresh(token)
         raise ApiError(409, "already_revoked", f"token {token_id} was already revoked at {iso(token.revoked_at)}")
     db.session.commit()
+    cache = callers()
+    if cache is not None:
+        cache.forget({token_id})  # refused from now on here; other coordinators within their recheck interval
     db.session.refresh(token)
     return token_json(token)
 
@@ -153,10 +157,21 @@ def _active_caller(token: ApiToken | None) -> Caller | None:
 def caller_for_secret(secret: str) -> Caller | None:
     """The caller holding ``secret``, or None if it is not an active token (unknown, revoked or expired).
 
-    One statement: the token with its account (every authenticated request and WebSocket upgrade asks)."""
-    query = (db.select(ApiToken).filter_by(token_hash=hash_token(secret.strip()))
-             .options(orm.joinedload(ApiToken.account)))
-    return _active_caller(db.session.execute(query).scalar_one_or_none())
+    One statement: the token with its account (every authenticated request and WebSocket upgrade asks); none for a
+    worker token found active within the recheck interval (caller_cache)."""
+    digest = hash_token(secret.strip())
+    cache = callers()
+    interval = float(current_app.config["FRAMEHIVE_TOKEN_RECHECK_INTERVAL"]) if cache is not None else 0.0
+    if cache is not None:
+        remembered = cache.get(digest, now(), interval)
+        if remembered is not None:
+            return remembered
+    query = db.select(ApiToken).filter_by(token_hash=digest).options(orm.joinedload(ApiToken.account))
+    token = db.session.execute(query).scalar_one_or_none()
+    caller = _active_caller(token)
+    if cache is not None and caller is not None and token is not None and caller.kind == "worker":
+        cache.put(digest, caller, token.expires_at)
+    return caller
 
 
 def caller_for_token_id(token_id: int) -> Caller | None:

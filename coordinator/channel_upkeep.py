@@ -37,6 +37,7 @@ from sqlalchemy import select, update
 
 from . import leases
 from .auth import token_state
+from .caller_cache import callers
 from .db import db, reading
 from .dispatch import Connection, dispatcher
 from .models import ApiToken, Worker, now
@@ -147,6 +148,10 @@ class ChannelUpkeep:
         for conn in connections:
             if conn.token_id not in active:
                 conn.token_lost = True
+        cache = callers()
+        if cache is not None:  # the agents' HTTP requests are served on the same reading (caller_cache)
+            cache.confirm(active)
+            cache.forget(held - active)
 
     def write_seen(self, connections: list[Connection]) -> None:
         """One UPDATE of last_seen for every worker heard since its last write (per chunk of ids)."""
