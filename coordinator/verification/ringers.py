@@ -18,8 +18,9 @@ credit_waiting), never on pixels found faked or since replaced. A failed ringer 
 (decide._on_ringer), which also catches a renderer whose real check was passed by a colluder.
 
 There is no ringer for a tier-1 check (a whole frame at low resolution) nor a claim (trusted re-renders of
-delivered frames), nor when the verifier's owner already looked at the frame, nor when no other owner online may
-take the real check at once (the ringer would hold the job back).
+delivered frames), nor when the verifier's owner already looked at the frame, nor unless two other owners online may
+take the real check at once (with none, the ringer would hold the job back; with one, a dispute of either verdict
+would have no third owner left to judge it).
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ def make_ringer(worker: Worker, like: Check | None = None) -> Check | None:
         return None
     lock(like)  # another verifier's ringer may be excluding its own account from it now (PostgreSQL)
     if like.state != CheckState.QUEUED or worker.account_id in like.excluded_accounts \
-            or _has_looked_at(worker, like.frame_id) or not _another_could_take(worker, like):
+            or _has_looked_at(worker, like.frame_id) or not _others_could_take(worker, like):
         return None
     ringer = new_check("ringer", like.frame, list(like.region), list(like.excluded_accounts), renderer=like.renderer,
                        renderer_sha256=like.renderer_sha256)
@@ -107,8 +108,13 @@ def _has_looked_at(worker: Worker, frame_id: int) -> bool:
         looker.account_id == worker.account_id))).scalar_one()
 
 
-def _another_could_take(worker: Worker, check: Check) -> bool:
-    """Whether some online worker of another owner than ``worker``'s may take ``check`` now, as ``worker`` could.
+def _others_could_take(worker: Worker, check: Check) -> bool:
+    """Whether online workers of two other owners than ``worker``'s may take ``check`` now, as ``worker`` could: one
+    for the real check, and one left to arbitrate whichever of the two fails. A ringer's verdict and the real
+    check's are two owners' looks at the region, and neither may judge the other's dispute (decide._second_opinion,
+    exclude_lookers): with a single other owner, a failed one waited for a third owner that might never come, and
+    the frame with it (issue 16's cross-class test: "frames 3,6 disputed: wait for a third owner", both verifiers
+    online and idle).
 
     Not "after its waits": when the only other owner online is of another device class, the real check would
     wait FRAMEHIVE_FALLBACK_WAIT for it, and the job with it (a young network's second verifier held a job ten
@@ -116,7 +122,8 @@ def _another_could_take(worker: Worker, check: Check) -> bool:
     others = db.session.execute(select(Worker).where(
         Worker.online.is_(True), Worker.account_id != worker.account_id,
         Worker.account_id.notin_(check.excluded_accounts)).limit(OTHERS_LOOKED_AT)).scalars()
-    return any(may_take(other, check) for other in others)
+    owners = {other.account_id for other in others if may_take(other, check)}
+    return len(owners) >= 2
 
 
 def _of_a_verified_frame(worker: Worker) -> Check | None:

@@ -84,3 +84,19 @@ def v(app, api, scene_sha):  # type: ignore[no-untyped-def]
         db.session.commit()
         yield {"job_id": job["id"], **workers}
         db.session.remove()
+
+
+@pytest.fixture
+def referee(v):  # type: ignore[no-untyped-def]
+    """A verifier of a fourth owner, online, added to ``v``: a ringer is made only while two other owners than its
+    verifier's may take the real check (one for it, one left to arbitrate a dispute of either verdict:
+    verification/ringers.py)."""
+    account = Account(name="referee-owner")
+    db.session.add(account)
+    db.session.flush()
+    worker = Worker(account_id=account.id, name="referee", online=True, roles=["render", "verify"],
+                    blender_version="5.0.1", device="CPU")
+    db.session.add(worker)
+    db.session.commit()
+    v["referee"] = worker
+    return worker

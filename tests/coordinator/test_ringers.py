@@ -6,6 +6,7 @@ conftest.py. What a real agent receives, handles and timing included, is measure
 
 from __future__ import annotations
 
+import pytest
 from framehive.coordinator import frame_analysis as fa
 from framehive.coordinator import leases
 from framehive.coordinator.db import db
@@ -20,6 +21,7 @@ from tests.coordinator.kit import answer, noise_png, render
 
 RINGERS = 12
 SECOND_JOB_SEEDS = 100
+pytestmark = pytest.mark.usefixtures("referee")  # a fourth owner: ringers need two other owners (ringers.py)
 
 
 def finish_first_job(v) -> None:  # type: ignore[no-untyped-def]
@@ -204,17 +206,35 @@ def test_no_ringer_when_nobody_else_could_take_the_real_check(v, app):  # type: 
     may take it, a ringer would hold the job back, so there is none."""
     first_check(v)
     v["arbiter"].online = False
+    v["referee"].online = False
     db.session.commit()
     app.config["FRAMEHIVE_RINGER_RATE"] = 1.0
     assert leasing.claim_check(v["verifier"]).kind == "verify"
 
 
+def test_no_ringer_when_only_one_other_owner_could_take_the_real_check(v, app):  # type: ignore[no-untyped-def]
+    """With one other owner, the ringer's verifier and that owner would be the only two to look at the region, and
+    neither may judge a dispute of the other's verdict: a failed one waited for a third owner that might never come,
+    and its frame with it (two verifiers and a render-only cheater: "frames 3,6 disputed: wait for a third owner to
+    re-render the region: none online", both verifiers idle). So there is none; with a third owner online, there is."""
+    queued = first_check(v)
+    v["referee"].online = False
+    db.session.commit()
+    assert ringers.make_ringer(v["verifier"], like=queued) is None
+    assert v["verifier"].account_id not in queued.excluded_accounts
+    v["referee"].online = True
+    db.session.commit()
+    ringer = ringers.make_ringer(v["verifier"], like=queued)
+    assert ringer is not None and ringer.kind == "ringer"
+
+
 def test_no_ringer_when_the_only_other_owner_may_take_the_real_check_only_after_its_wait(v, app):  # type: ignore[no-untyped-def]
-    """The only other owner online is of another device class: it may take the real check only once the fallback
+    """The other owners online are of another device class: they may take the real check only once the fallback
     wait is over, and a ringer would hold the job back that long (ten minutes by default), so there is none until
     then (a young network's second verifier held a job that way)."""
     queued = first_check(v)
     v["arbiter"].blender_version = "5.1.0"  # another device class than the renderer's (and the verifier's)
+    v["referee"].blender_version = "5.1.0"  # so is the fourth owner's: no other owner may take it at once
     db.session.commit()
     assert ringers.make_ringer(v["verifier"], like=queued) is None
     assert v["verifier"].account_id not in queued.excluded_accounts
@@ -265,3 +285,21 @@ def test_a_ringer_pass_on_pixels_found_faked_earns_nothing(v, app):  # type: ign
     answer(leasing.claim_check(v["arbiter"]))  # the truth: a trusted check fails, the renderer is caught
     assert v["renderer"].times_caught == 1
     assert v["verifier"].trust == 0, "a pass on pixels nobody confirmed is no evidence of honesty"
+
+
+def test_whoever_took_the_real_check_after_a_ringer_failed_may_not_judge_its_dispute(v, app):  # type: ignore[no-untyped-def]
+    """A failed ringer's dispute excluded the owners that had looked at the frame when it failed. The real check the
+    ringer stood in for could be leased after that, and its verifier then also took the dispute: one owner both
+    checking and judging a region (seen in issue 16's cross-class runs). Who looked at the region is now read when
+    a dispute would be leased."""
+    queued = first_check(v)
+    app.config["FRAMEHIVE_RINGER_RATE"] = 1.0
+    ringer = leasing.claim_check(v["verifier"])
+    assert ringer is not None and ringer.kind == "ringer"
+    answer(ringer, seed_of_truth=SECOND_JOB_SEEDS)  # the ringer's verifier answers with something else: it fails
+    dispute = db.session.execute(select(Check).filter_by(kind="arbitration", parent_id=ringer.id)).scalar_one()
+    assert v["arbiter"].account_id not in dispute.excluded_accounts  # nobody else had looked at the frame yet
+    app.config["FRAMEHIVE_RINGER_RATE"] = 0.0
+    assert leasing.claim_check(v["arbiter"]).id == queued.id  # the real check, after the ringer failed
+    assert leasing.claim_check(v["arbiter"]) is None, "it looked at the region: not its dispute"
+    assert leasing.claim_check(v["referee"]).id == dispute.id

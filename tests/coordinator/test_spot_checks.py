@@ -144,7 +144,7 @@ def test_the_spot_rate_samples_by_the_keys_dice(v, app):  # type: ignore[no-unty
     assert [(c.kind, c.frame.number) for c in checks] == [("spot", first)], "0.7 is above the rate"
 
 
-def test_a_ringer_standing_in_for_a_spot_is_spot_sized(v, app):  # type: ignore[no-untyped-def]
+def test_a_ringer_standing_in_for_a_spot_is_spot_sized(v, app, referee):  # type: ignore[no-untyped-def]
     at_the_floor(v, app)
     task = leases.claim_task(v["renderer"].id)
     render(task)

@@ -20,10 +20,15 @@ import pytest
 from framehive.worker_agent.test_only import SEED_VARIABLE
 
 from tests.e2e.test_adversaries import Network, start_adversary, wait_caught, wait_online, workers
-from tests.farm import REPO, Farm, reference_render
+from tests.farm import REPO, Farm, make_scene, reference_render
 from tests.images import same_pixels
 
 FRAMES = 6
+# The cheater's frames. A 1-sample fake of the 8-sample scene measures about 6 yardsticks across classes, at the
+# limit: a check fails it about 55 % of the time, and it is caught when a second owner's arbitration fails it too,
+# about 30 % a frame (15 runs' checks, 2026-12-08). With 12 frames it went uncaught in about 2 % of runs (one CI
+# failure); with 36, about 3 in a million. The test ends at the catch, so more frames cost only the unlucky runs.
+CHEATER_FRAMES = 36
 FALLBACK_WAIT = 0  # seconds: checks go across device classes at once (point 2's wait is not under test here)
 
 
@@ -34,6 +39,11 @@ def artist_scene(tmp_path_factory: pytest.TempPathFactory) -> Path:
     subprocess.run([sys.executable, str(REPO / "tests" / "scenes" / "artist_defaults.py"), str(out), "--frames",
                     str(FRAMES + 1)], check=True, capture_output=True, timeout=120)
     return out
+
+
+@pytest.fixture(scope="module")
+def cheater_scene(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_scene(tmp_path_factory.mktemp("scenes") / "cheater.blend", frames=CHEATER_FRAMES)
 
 
 @pytest.fixture
@@ -118,7 +128,7 @@ def test_honest_owners_of_two_device_classes_pass_every_cross_class_check(
 
 @pytest.mark.parametrize("strategy", ["low-samples", "half-res"])
 def test_a_cheater_of_a_third_device_class_is_caught_by_cross_class_checks(
-        strategy: str, mixed_farm: Farm, sample_scene: Path, monkeypatch: pytest.MonkeyPatch):
+        strategy: str, mixed_farm: Farm, cheater_scene: Path, monkeypatch: pytest.MonkeyPatch):
     network = Network.on(mixed_farm)
     start_in_class(mixed_farm, monkeypatch, None,
                    lambda: mixed_farm.start_worker("ann-box", network.token("worker", "ann"), "--roles", "verify"))
@@ -129,7 +139,7 @@ def test_a_cheater_of_a_third_device_class_is_caught_by_cross_class_checks(
         mixed_farm, strategy, network.token("worker", cheater), cheater, "--roles", "render"))
     wait_online(network.admin, "ann-box", "ben-box", cheater)
 
-    job = network.user.submit(sample_scene, frames="1-12", chunk=1)
+    job = network.user.submit(cheater_scene, frames=f"1-{CHEATER_FRAMES}", chunk=1)
     wait_caught(network.admin, cheater, timeout=240)
 
     final = network.user.job(job["id"])
