@@ -21,7 +21,7 @@ from .states import CheckState, FrameState, JobState, TaskState
 from .transitions import LostLease, missing_frames, move_frame, move_job, move_task, rendered
 from .verification import leasing as check_leasing
 from .verification.checks import void_checks
-from .verification.commit import commit_task
+from .verification.commit import commit_task, frames_of
 
 __all__ = ["Done", "LostLease", "cancel_job", "check_limit_hit", "fail_job", "frame_rendered", "record_failure",
            "requeue", "take_back", "task_done"]
@@ -156,13 +156,15 @@ class Done:
 
 
 def task_done(task: Task) -> Done:
-    """The worker says it finished: commit if every frame is in, else count a failure."""
-    missing = missing_frames(task)
+    """The worker says it finished: commit if every frame is in, else count a failure. The frames are read once,
+    for both."""
+    frames = frames_of(task)
+    missing = missing_frames(task, frames)
     lost: list[LostLease] = []
     if missing:
         lost = record_failure(task, "bad_result", f"reported done but frames {frameranges.format_frames(missing)} "
                                                   "were never uploaded")
     else:
-        commit_task(task)
+        commit_task(task, frames)
     db.session.commit()
     return Done(missing, lost)

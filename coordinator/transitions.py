@@ -141,13 +141,11 @@ def move_where(model: type[Task] | type[Check] | type[Frame], old: str, new: str
     return moved.rowcount
 
 
-def missing_frames(task: Task) -> list[int]:
-    """Frames of ``task`` that have no accepted pixels yet."""
-    return [
-        f.number
-        for f in db.session.execute(select(Frame).filter_by(task_id=task.id).order_by(Frame.number)).scalars()
-        if f.state not in FrameState.HAVE_PIXELS
-    ]
+def missing_frames(task: Task, frames: list[Frame] | None = None) -> list[int]:
+    """Frames of ``task`` that have no accepted pixels yet (``frames``: the task's, if the caller has read them)."""
+    if frames is None:
+        frames = list(db.session.execute(select(Frame).filter_by(task_id=task.id).order_by(Frame.number)).scalars())
+    return [f.number for f in frames if f.state not in FrameState.HAVE_PIXELS]
 
 
 def finish_job_if_complete(job: Job) -> None:

@@ -40,6 +40,13 @@ def new_check(kind: str, frame: Frame, region: list[int], excluded: list[int], *
     return check
 
 
+def task_checks(task: Task) -> list[Check]:
+    """Every check of the task's frames, whatever its state or kind (a check's task is its frame's): one statement
+    that settling a task reads instead of one per question (open checks, failed ones, passed ones, waiting ringers,
+    checks to re-examine: issue 16)."""
+    return list(db.session.execute(select(Check).where(Check.task_id == task.id)).scalars())
+
+
 def open_checks(task: Task) -> list[Check]:
     return list(db.session.execute(
         select(Check).where(Check.task_id == task.id, Check.state.in_(CheckState.OPEN))).scalars())

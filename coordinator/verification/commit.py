@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from flask import current_app
 from sqlalchemy import func, select
+from sqlalchemy.orm import joinedload
 
 from .. import payments
 from ..db import db
@@ -17,14 +18,22 @@ from ..models import Check, Frame, Job, Task, VerificationKey, Worker
 from ..states import FrameState, KeyState, TaskState
 from ..transitions import accepted, finish_job_if_complete, move_key, move_task
 from . import keys, trust
-from .checks import new_check
+from .checks import new_check, task_checks
 from .reexamine import reexamine
 
 
-def commit_task(task: Task) -> None:
-    """Use the task's keys, queue checks or accept the frames. No commit: the caller's transaction."""
+def frames_of(task: Task) -> list[Frame]:
+    """The task's frames in number order, with their renderers and the renderers' accounts (committing reads them
+    all: they were a lazy load each, issue 16)."""
+    return list(db.session.execute(select(Frame).filter_by(task_id=task.id).order_by(Frame.number)
+                                   .options(joinedload(Frame.worker).joinedload(Worker.account))).scalars())
+
+
+def commit_task(task: Task, frames_read: list[Frame] | None = None) -> None:
+    """Use the task's keys, queue checks or accept the frames. ``frames_read``: frames_of(task), when the caller has
+    read them in this transaction. No commit: the caller's transaction."""
     job: Job = task.job
-    frames = {f.number: f for f in db.session.execute(select(Frame).filter_by(task_id=task.id)).scalars()}
+    frames = {f.number: f for f in (frames_of(task) if frames_read is None else frames_read)}
     sealed = list(db.session.execute(
         select(VerificationKey).filter_by(task_id=task.id, state=KeyState.SEALED)).scalars())
     used: list[VerificationKey] = []
@@ -67,14 +76,16 @@ def _use_if(key: VerificationKey, use: bool, used: list[VerificationKey]) -> Non
         used.append(key)
 
 
-def accept_task(task: Task) -> None:
-    """Every frame of the task is accepted; the task is done."""
-    checked = set(db.session.execute(
-        select(Check.frame_id).where(Check.task_id == task.id, Check.verdict == "pass")).scalars())
+def accept_task(task: Task, checks: list[Check] | None = None) -> None:
+    """Every frame of the task is accepted; the task is done. ``checks``: every check of the task, when the caller
+    has read them (checks.task_checks), else read here."""
+    if checks is None:
+        checks = task_checks(task)
+    checked = {c.frame_id for c in checks if c.verdict == "pass"}
     for frame in db.session.execute(select(Frame).filter_by(task_id=task.id)).scalars():
         if frame.state == FrameState.RENDERED:
             accepted(frame, "check" if frame.id in checked else "trust")
-            reexamine(frame)
+            reexamine(frame, checks)
             payments.pay_frame(frame)
     move_task(task, TaskState.DONE)
     finish_job_if_complete(task.job)

@@ -33,7 +33,6 @@ from collections.abc import Callable
 
 import numpy as np
 from flask import current_app
-from sqlalchemy import select
 
 from .. import frame_analysis as fa
 from .. import payments
@@ -44,7 +43,7 @@ from ..states import CheckState, TaskState
 from ..storage_access import storage
 from ..transitions import LostLease, move_check
 from . import comparison, penalties, ringers, tier1, trust
-from .checks import new_check, open_checks
+from .checks import new_check, task_checks
 from .commit import accept_task
 
 _rng = secrets.SystemRandom()
@@ -266,21 +265,22 @@ def _second_opinion(kind: str, source: Check, parent: Check) -> Check:
 
 
 def settle(task: Task | None) -> list[LostLease]:
-    """A task whose checks are all decided in the renderer's favour is accepted."""
-    if task is None or task.state != TaskState.VERIFYING or any(c.kind not in ("audit", "ringer")
-                                                                for c in open_checks(task)):
+    """A task whose checks are all decided in the renderer's favour is accepted. Its checks are read once
+    (checks.task_checks: an arbitration is of its disputed check's frame, so of the same task)."""
+    if task is None or task.state != TaskState.VERIFYING:
         return []
-    failed = db.session.execute(
-        select(Check).where(Check.task_id == task.id, Check.verdict == "fail", Check.kind.in_(FIRST_CHECKS))
-    ).scalars()
-    for check in failed:
+    checks = task_checks(task)
+    if any(c.state in CheckState.OPEN and c.kind not in ("audit", "ringer") for c in checks):
+        return []
+    for check in checks:
+        if check.verdict != "fail" or check.kind not in FIRST_CHECKS:
+            continue
         if check.renderer_sha256 != check.frame.blob_sha256:
             continue  # about pixels since replaced (their renderer was caught and the frame rendered again)
         # Otherwise a failed check is settled only by an arbitration that sided with the renderer.
-        arbitrated = db.session.execute(select(Check).where(Check.parent_id == check.id, Check.verdict == "pass"))
-        if arbitrated.first() is None:
+        if not any(c.parent_id == check.id and c.verdict == "pass" for c in checks):
             return []
-    accept_task(task)
-    for ringer in ringers.credit_waiting(task):  # passed before the frame was verified: their answer is known now
+    accept_task(task, checks)
+    for ringer in ringers.credit_waiting(task, checks):  # passed before the frame was verified: known now
         trust.passed(_verifier(ringer))
     return []

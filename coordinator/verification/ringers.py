@@ -80,12 +80,16 @@ def wait_for_answer(ringer: Check) -> None:
     ringer.reason = f"{ringer.reason}; {WAITING}"
 
 
-def credit_waiting(task: Task) -> list[Check]:
+def credit_waiting(task: Task, checks: list[Check] | None = None) -> list[Check]:
     """The passed ringers of ``task``'s frames that waited for them and whose answer is now known; each is marked
-    credited (returned once). No commit."""
-    waiting = db.session.execute(select(Check).where(
-        Check.task_id == task.id, Check.kind == "ringer", Check.verdict == "pass",
-        Check.reason.endswith(WAITING))).scalars().all()
+    credited (returned once). ``checks``: every check of the task, when the caller has read them. No commit."""
+    if checks is None:
+        waiting = list(db.session.execute(select(Check).where(
+            Check.task_id == task.id, Check.kind == "ringer", Check.verdict == "pass",
+            Check.reason.endswith(WAITING))).scalars())
+    else:
+        waiting = [c for c in checks
+                   if c.kind == "ringer" and c.verdict == "pass" and (c.reason or "").endswith(WAITING)]
     known = [ringer for ringer in waiting if answer_known(ringer)]
     for ringer in known:
         ringer.reason = (ringer.reason or "").removesuffix(WAITING) + CREDITED
