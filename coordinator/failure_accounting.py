@@ -46,7 +46,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import func, select
+from sqlalchemy import Exists, exists, func, select
 
 from . import capabilities, events, scene_recheck
 from .db import db
@@ -237,14 +237,23 @@ def online_renderers(online: list[Worker] | None = None) -> list[Worker]:
     return [w for w in (online_agents() if online is None else online) if not w.roles or "render" in w.roles]
 
 
-def claim_order(task_ids: list[int], account_id: int) -> list[int]:
+def failed_by(account_id: int) -> Exists:
+    """Whether an agent of ``account_id`` failed the task of the enclosing query (a column of its candidates: the
+    lease's query asks it with its candidates, claim_order's own read was a statement a lease, issue 16)."""
+    return exists().where(TaskFailure.task_id == Task.id, TaskFailure.worker_id == Worker.id,
+                          Worker.account_id == account_id)
+
+
+def claim_order(task_ids: list[int], account_id: int, failed: set[int] | None = None) -> list[int]:
     """Of these candidate tasks, those an agent of ``account_id`` may lease, in the order to try them: tasks it
-    never failed first; then tasks it failed that no online agent of another account may take."""
+    never failed first; then tasks it failed that no online agent of another account may take. ``failed``: those of
+    them its agents failed, when the caller read it (failed_by), else read here."""
     if not task_ids:
         return []
-    failed = set(db.session.execute(
-        select(TaskFailure.task_id).join(Worker, Worker.id == TaskFailure.worker_id)
-        .where(TaskFailure.task_id.in_(task_ids), Worker.account_id == account_id)).scalars())
+    if failed is None:
+        failed = set(db.session.execute(
+            select(TaskFailure.task_id).join(Worker, Worker.id == TaskFailure.worker_id)
+            .where(TaskFailure.task_id.in_(task_ids), Worker.account_id == account_id)).scalars())
     if not failed:
         return task_ids
     online = online_renderers()

@@ -55,14 +55,15 @@ def lease_task(worker: Worker) -> Task | None:
     fits = capabilities.render_condition(worker)  # its Blender, its device, the job's cap on agents
     dispatchable = select(Job.id).where(Job.state.in_(JobState.DISPATCHABLE), fits)
     candidates = db.session.execute(
-        select(Task.id)
+        select(Task.id, failure_accounting.failed_by(worker.account_id))
         .join(Job, Job.id == Task.job_id)
         .where(Task.state == TaskState.QUEUED, Job.state.in_(JobState.DISPATCHABLE), Job.id.not_in(blocked),
                Job.id.not_in(blocked_account), fits)
         .order_by(Job.priority.desc(), Job.id, Task.id)
         .limit(CLAIM_CANDIDATES)
-    ).scalars().all()
-    for task_id in failure_accounting.claim_order(list(candidates), worker.account_id):
+    ).all()
+    failed = {task_id for task_id, failed_here in candidates if failed_here}
+    for task_id in failure_accounting.claim_order([task_id for task_id, _ in candidates], worker.account_id, failed):
         won = move_where(Task, TaskState.QUEUED, TaskState.LEASED, Task.id == task_id, Task.job_id.in_(dispatchable),
                          worker_id=worker.id, attempt=Task.attempt + 1, lease_expires=now() + lease_timeout(),
                          updated_at=now())

@@ -1,11 +1,11 @@
-"""Settling a task reads its checks once (issue 16: statements a frame, benchmarks/fleet.py).
+"""What a frame's path reads from the database (issue 16: statements a frame, benchmarks/fleet.py).
 
-A passed check's settling asked the database five questions about the task's checks: which are open, which failed,
-which passed (the frames checked), which ringers wait for the answer, and, per frame, which passed checks a re-render
-contradicts. One read of the task's checks now answers them all; what each decides is tested in test_verification.py,
-test_ringers.py and the re-examination tests.
+A task's lease reads whether the agent's account failed its candidates with them. task_done reads the task's
+frames once, with their renderers. A passed check's settling asked the database five questions about the task's
+checks: which are open, which failed, which passed (the frames checked), which ringers wait for the answer, and,
+per frame, which passed checks a re-render contradicts. One read of the task's checks now answers them all; what
+each decides is tested in test_verification.py, test_ringers.py and the re-examination tests.
 """
-
 from __future__ import annotations
 
 import threading
@@ -79,3 +79,12 @@ def test_a_task_done_reads_its_frames_once_with_their_renderers(app, v) -> None:
     assert len([r for r in reads if "FROM frame" in r]) == 1, reads
     assert [r for r in reads if "FROM frame" not in r] == [], reads
     assert db.session.get_one(Task, task_id).state == "verifying"
+
+
+def test_a_lease_reads_the_accounts_failures_with_its_candidates(app, v) -> None:  # type: ignore[no-untyped-def]
+    """claim_order read the failures of the agent's account among the candidates in a statement of its own."""
+    with reads_of(app, ("FROM task",)) as reads:
+        task = leases.claim_task(v["renderer"].id)
+    assert task is not None
+    failures = [r for r in reads if "task_failure" in r]
+    assert len(failures) == 1 and "EXISTS" in failures[0] and "LIMIT" in failures[0], reads
