@@ -126,8 +126,13 @@ def _others_could_take(worker: Worker, check: Check) -> bool:
     others = db.session.execute(select(Worker).where(
         Worker.online.is_(True), Worker.account_id != worker.account_id,
         Worker.account_id.notin_(check.excluded_accounts)).limit(OTHERS_LOOKED_AT)).scalars()
-    owners = {other.account_id for other in others if may_take(other, check)}
-    return len(owners) >= 2
+    owners: set[int] = set()
+    for other in others:
+        if other.account_id not in owners and may_take(other, check):
+            owners.add(other.account_id)
+            if len(owners) == 2:
+                return True
+    return False
 
 
 def _of_a_verified_frame(worker: Worker) -> Check | None:
