@@ -15,7 +15,7 @@ from typing import Any, cast
 from flask import current_app
 from sqlalchemy import CursorResult, select, tuple_, update
 
-from ..db import db
+from ..db import db, lock
 from ..models import Check, Job, Worker, now
 from ..states import CheckState, JobState
 from ..transitions import LostLease, move_where
@@ -89,7 +89,23 @@ def _lease(check_id: int, worker: Worker) -> Check | None:
     won = move_where(Check, CheckState.QUEUED, CheckState.LEASED, Check.id == check_id, verifier_id=worker.id,
                      attempt=Check.attempt + 1, handle=new_handle(),
                      lease_expires=_lease_end())
-    return db.session.get(Check, check_id, populate_existing=True) if won == 1 else None
+    leased = db.session.get(Check, check_id, populate_existing=True) if won == 1 else None
+    if leased is not None and leased.kind == "arbitration":
+        _exclude_from_the_region(leased, worker.account_id)
+    return leased
+
+
+def _exclude_from_the_region(arbitration: Check, account_id: int) -> None:
+    """The arbiter's owner looks at the disputed region now: no queued check of the same frame and region may show
+    it to that owner again. A failed ringer's dispute can be leased while the real check it stood in for is still
+    queued, whose exclusions were fixed when the ringer was made (eligibility.region_lookers covers the other order:
+    the real check leased first). Only arbitrations: a statement a lease for every check otherwise."""
+    twins = db.session.execute(select(Check).where(
+        Check.frame_id == arbitration.frame_id, Check.state == CheckState.QUEUED, Check.id != arbitration.id)).scalars()
+    for twin in twins:
+        if list(twin.region) == list(arbitration.region) and account_id not in twin.excluded_accounts:
+            lock(twin)  # another lease may be changing its exclusions now (a ringer's: ringers.make_ringer)
+            twin.excluded_accounts = sorted({*twin.excluded_accounts, account_id})
 
 
 def release(check: Check, expired_before: float | None = None) -> bool:

@@ -303,3 +303,22 @@ def test_whoever_took_the_real_check_after_a_ringer_failed_may_not_judge_its_dis
     assert leasing.claim_check(v["arbiter"]).id == queued.id  # the real check, after the ringer failed
     assert leasing.claim_check(v["arbiter"]) is None, "it looked at the region: not its dispute"
     assert leasing.claim_check(v["referee"]).id == dispute.id
+
+
+def test_whoever_took_a_ringers_dispute_first_never_gets_the_real_check(v, app):  # type: ignore[no-untyped-def]
+    """The other order: the ringer's dispute is leased while the real check it stood in for is still queued. That
+    check's exclusions were fixed when the ringer was made; the arbiter's owner is added to them at its lease."""
+    queued = first_check(v)
+    app.config["FRAMEHIVE_RINGER_RATE"] = 1.0
+    ringer = leasing.claim_check(v["verifier"])
+    assert ringer is not None and ringer.kind == "ringer"
+    answer(ringer, seed_of_truth=SECOND_JOB_SEEDS)  # it fails: a dispute
+    app.config["FRAMEHIVE_RINGER_RATE"] = 0.0
+    dispute = db.session.execute(select(Check).filter_by(kind="arbitration", parent_id=ringer.id)).scalar_one()
+    leased = leasing._lease(dispute.id, v["referee"])  # the dispute first (a lease's order is not the test here)
+    db.session.commit()
+    assert leased is not None and leased.verifier_id == v["referee"].id
+    db.session.refresh(queued)
+    assert queued.state == "queued" and v["referee"].account_id in queued.excluded_accounts
+    assert leasing.claim_check(v["referee"]) is None, "it judged the region: the real check is not for it"
+    assert leasing.claim_check(v["arbiter"]).id == queued.id
