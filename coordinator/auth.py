@@ -161,9 +161,8 @@ def caller_for_secret(secret: str) -> Caller | None:
     worker token found active within the recheck interval (caller_cache)."""
     digest = hash_token(secret.strip())
     cache = callers()
-    interval = float(current_app.config["FRAMEHIVE_TOKEN_RECHECK_INTERVAL"]) if cache is not None else 0.0
     if cache is not None:
-        remembered = cache.get(digest, now(), interval)
+        remembered = cache.get(digest, now(), float(current_app.config["FRAMEHIVE_TOKEN_RECHECK_INTERVAL"]))
         if remembered is not None:
             return remembered
     query = db.select(ApiToken).filter_by(token_hash=digest).options(orm.joinedload(ApiToken.account))

@@ -244,16 +244,12 @@ def failed_by(account_id: int) -> Exists:
                           Worker.account_id == account_id)
 
 
-def claim_order(task_ids: list[int], account_id: int, failed: set[int] | None = None) -> list[int]:
+def claim_order(task_ids: list[int], account_id: int, failed: set[int]) -> list[int]:
     """Of these candidate tasks, those an agent of ``account_id`` may lease, in the order to try them: tasks it
-    never failed first; then tasks it failed that no online agent of another account may take. ``failed``: those of
-    them its agents failed, when the caller read it (failed_by), else read here."""
+    never failed first; then tasks it failed (``failed``, read with the candidates: failed_by) that no online agent
+    of another account may take."""
     if not task_ids:
         return []
-    if failed is None:
-        failed = set(db.session.execute(
-            select(TaskFailure.task_id).join(Worker, Worker.id == TaskFailure.worker_id)
-            .where(TaskFailure.task_id.in_(task_ids), Worker.account_id == account_id)).scalars())
     if not failed:
         return task_ids
     online = online_renderers()

@@ -281,6 +281,6 @@ def settle(task: Task | None) -> list[LostLease]:
         if not any(c.parent_id == check.id and c.verdict == "pass" for c in checks):
             return []
     accept_task(task, checks)
-    for ringer in ringers.credit_waiting(task, checks):  # passed before the frame was verified: known now
+    for ringer in ringers.credit_waiting(checks):  # passed before the frame was verified: known now
         trust.passed(_verifier(ringer))
     return []

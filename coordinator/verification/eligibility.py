@@ -9,7 +9,9 @@
 - Arbiters are trusted nodes or veterans (``may_arbitrate``). Once an arbitration has waited as long, any third
   owner may take it: its render is the third independent one, and the majority of the three decides (the
   arbiter sides with the renderer or with the verifier that disputed it), settled as any arbitration. Never an
-  owner that took another check of the same region (``region_lookers``, read when it would be leased).
+  owner that took another check of the same region (``lookers``, read when it would be leased: a dispute's
+  exclusions were fixed when it was made, and the real check a ringer stood in for could be leased after the ringer
+  failed, by an owner that then also took the ringer's dispute, seen in issue 16's runs).
 - Claims overturn frames already delivered as verified, so they go to trusted nodes first: of the renderer's
   class at once, of another class once the claim has waited ``FRAMEHIVE_FALLBACK_WAIT``. From then on veterans
   may take them too, of the renderer's class first (another class after a second such wait), except veterans of
@@ -82,10 +84,17 @@ def claim_outsiders(check: Check) -> set[int]:
     claim = db.session.get(Claim, check.claim_id) if check.claim_id is not None else None
     if claim is not None:
         outsiders.add(claim.account_id)
-    lookers = select(Worker.account_id).join(Check, Check.verifier_id == Worker.id).where(
-        Check.frame_id == check.frame_id, Check.id != check.id)
-    outsiders.update(db.session.execute(lookers).scalars())
+    outsiders.update(lookers(check))
     return outsiders
+
+
+def lookers(check: Check, *, same_region: bool = False) -> set[int]:
+    """Accounts whose agents took another check of ``check``'s frame (any state), or only of its very region: they
+    have looked at it."""
+    rows = db.session.execute(select(Worker.account_id, Check.region).join(Check, Check.verifier_id == Worker.id)
+                              .where(Check.frame_id == check.frame_id, Check.id != check.id)).all()
+    return {account_id for account_id, region in rows
+            if not same_region or list(region or []) == list(check.region or [])}
 
 
 def opens_at(worker: Worker, check: Check) -> float | None:
@@ -103,21 +112,11 @@ def opens_at(worker: Worker, check: Check) -> float | None:
             return start + step if same else start + 2 * step
         return None
     if check.kind == "arbitration":
-        if worker.account_id in region_lookers(check):
+        if worker.account_id in lookers(check, same_region=True):
             return None
         if not may_arbitrate(worker):
             return start + step  # any third owner, once the wait for an arbiter is over: the majority decides
     return start if same else start + step
-
-
-def region_lookers(check: Check) -> set[int]:
-    """Accounts whose agents took another check of the same frame and region (any state): they looked at it, so
-    they may not judge a dispute about it. Read at lease time: a dispute's exclusions were fixed when it was made,
-    and the real check a ringer stood in for could be leased after the ringer failed, by an owner that then also
-    took the ringer's dispute (seen in issue 16's runs)."""
-    rows = db.session.execute(select(Worker.account_id, Check.region).join(Check, Check.verifier_id == Worker.id)
-                              .where(Check.frame_id == check.frame_id, Check.id != check.id)).all()
-    return {account_id for account_id, region in rows if list(region or []) == list(check.region or [])}
 
 
 def may_take(worker: Worker, check: Check) -> bool:

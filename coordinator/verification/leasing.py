@@ -98,7 +98,7 @@ def _lease(check_id: int, worker: Worker) -> Check | None:
 def _exclude_from_the_region(arbitration: Check, account_id: int) -> None:
     """The arbiter's owner looks at the disputed region now: no queued check of the same frame and region may show
     it to that owner again. A failed ringer's dispute can be leased while the real check it stood in for is still
-    queued, whose exclusions were fixed when the ringer was made (eligibility.region_lookers covers the other order:
+    queued, whose exclusions were fixed when the ringer was made (eligibility.lookers covers the other order:
     the real check leased first). Only arbitrations: a statement a lease for every check otherwise."""
     twins = db.session.execute(select(Check).where(
         Check.frame_id == arbitration.frame_id, Check.state == CheckState.QUEUED, Check.id != arbitration.id)).scalars()

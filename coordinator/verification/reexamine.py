@@ -25,14 +25,10 @@ def reexamine(frame: Frame, checks: list[Check] | None = None) -> None:
     """``checks``: every check of the frame's task, when the caller has read them (checks.task_checks: a frame's
     checks are of its task); else the frame's are read here."""
     if checks is None:
-        stale = list(db.session.execute(select(Check).where(
-            Check.frame_id == frame.id, Check.verdict == "pass", Check.kind.in_(REEXAMINED_KINDS),
-            Check.reexamined.is_(False), Check.renderer_sha256 != frame.blob_sha256,
-            Check.result_sha256.is_not(None))).scalars())
-    else:
-        stale = [c for c in checks if c.frame_id == frame.id and c.verdict == "pass" and c.kind in REEXAMINED_KINDS
-                 and c.reexamined is False and c.renderer_sha256 is not None
-                 and c.renderer_sha256 != frame.blob_sha256 and c.result_sha256 is not None]
+        checks = list(db.session.execute(select(Check).where(Check.frame_id == frame.id)).scalars())
+    stale = [c for c in checks if c.frame_id == frame.id and c.verdict == "pass" and c.kind in REEXAMINED_KINDS
+             and c.reexamined is False and c.renderer_sha256 is not None
+             and c.renderer_sha256 != frame.blob_sha256 and c.result_sha256 is not None]
     for check in stale:
         check.reexamined = True
         if check.verifier is not None and not _matches(check, frame):

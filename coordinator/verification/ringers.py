@@ -32,11 +32,11 @@ from sqlalchemy.orm import aliased
 
 from .. import capabilities
 from ..db import db, lock
-from ..models import Check, Frame, Job, Task, Worker
+from ..models import Check, Frame, Job, Worker
 from ..states import CheckState, FrameState, JobState
 from . import keys
 from .checks import new_check
-from .eligibility import may_take
+from .eligibility import lookers, may_take
 
 # Kinds of check a ringer never stands in for.
 NO_STAND_IN = ("tier1", "claim")
@@ -80,16 +80,10 @@ def wait_for_answer(ringer: Check) -> None:
     ringer.reason = f"{ringer.reason}; {WAITING}"
 
 
-def credit_waiting(task: Task, checks: list[Check] | None = None) -> list[Check]:
-    """The passed ringers of ``task``'s frames that waited for them and whose answer is now known; each is marked
-    credited (returned once). ``checks``: every check of the task, when the caller has read them. No commit."""
-    if checks is None:
-        waiting = list(db.session.execute(select(Check).where(
-            Check.task_id == task.id, Check.kind == "ringer", Check.verdict == "pass",
-            Check.reason.endswith(WAITING))).scalars())
-    else:
-        waiting = [c for c in checks
-                   if c.kind == "ringer" and c.verdict == "pass" and (c.reason or "").endswith(WAITING)]
+def credit_waiting(checks: list[Check]) -> list[Check]:
+    """Of a task's checks (checks.task_checks), the passed ringers that waited for the task and whose answer is now
+    known; each is marked credited (returned once). No commit."""
+    waiting = [c for c in checks if c.kind == "ringer" and c.verdict == "pass" and (c.reason or "").endswith(WAITING)]
     known = [ringer for ringer in waiting if answer_known(ringer)]
     for ringer in known:
         ringer.reason = (ringer.reason or "").removesuffix(WAITING) + CREDITED
@@ -100,9 +94,7 @@ def exclude_lookers(ringer: Check) -> None:
     """A failed ringer's arbitration excludes, besides whom the ringer did, every owner that rendered a check of the
     frame: the real check's verifier above all, which might be the renderer's partner (decide._second_opinion
     follows parents only, and a ringer has none). No commit."""
-    lookers = db.session.execute(select(Worker.account_id).join(Check, Check.verifier_id == Worker.id).where(
-        Check.frame_id == ringer.frame_id, Check.id != ringer.id)).scalars()
-    ringer.excluded_accounts = sorted({*ringer.excluded_accounts, *lookers})
+    ringer.excluded_accounts = sorted({*ringer.excluded_accounts, *lookers(ringer)})
 
 
 def _has_looked_at(worker: Worker, frame_id: int) -> bool:
