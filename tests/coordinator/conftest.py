@@ -91,12 +91,17 @@ def referee(v):  # type: ignore[no-untyped-def]
     """A verifier of a fourth owner, online, added to ``v``: a ringer is made only while two other owners than its
     verifier's may take the real check (one for it, one left to arbitrate a dispute of either verdict:
     verification/ringers.py)."""
-    account = Account(name="referee-owner")
+    v["referee"] = online_agent("referee", "referee-owner")
+    return v["referee"]
+
+
+def online_agent(name: str, owner: str, trusted: bool = False) -> Worker:
+    """An online agent that renders and verifies, of a new owner (``trusted``: a trusted node), committed."""
+    account = Account(name=owner, trusted=trusted)
     db.session.add(account)
     db.session.flush()
-    worker = Worker(account_id=account.id, name="referee", online=True, roles=["render", "verify"],
+    worker = Worker(account_id=account.id, name=name, online=True, roles=["render", "verify"],
                     blender_version="5.0.1", device="CPU")
     db.session.add(worker)
     db.session.commit()
-    v["referee"] = worker
     return worker

@@ -7,9 +7,7 @@ a revocation made elsewhere; a revocation through this coordinator's API, and an
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from typing import Any
 
 import pytest
@@ -20,7 +18,9 @@ from framehive.coordinator.caller_cache import CallerCache
 from framehive.coordinator.db import db
 from framehive.coordinator.dispatch import Connection
 from framehive.coordinator.models import ApiToken, now
-from sqlalchemy import event, update
+from sqlalchemy import update
+
+from tests.coordinator.statements import statements_of_this_thread
 
 # Any worker route: the token is read before anything else (a worker of nobody's: 403 once the caller is known).
 ROUTE = "/api/v1/worker/tasks/1/frames/1?attempt=1"
@@ -43,23 +43,9 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     return clock
 
 
-@contextmanager
-def token_reads(app: Flask) -> Iterator[list[str]]:
+def token_reads(app: Flask) -> AbstractContextManager[list[str]]:
     """Reads of the api_token table from the calling thread."""
-    reads: list[str] = []
-    me = threading.get_ident()
-
-    def _count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        if threading.get_ident() == me and "FROM api_token" in statement:
-            reads.append(statement)
-
-    with app.app_context():
-        engine = db.engine
-    event.listen(engine, "before_cursor_execute", _count)
-    try:
-        yield reads
-    finally:
-        event.remove(engine, "before_cursor_execute", _count)
+    return statements_of_this_thread(app, lambda text: "FROM api_token" in text)
 
 
 def worker_token(app: Flask, **kw: Any) -> tuple[str, int]:

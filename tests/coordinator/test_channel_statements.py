@@ -8,10 +8,6 @@ was never judged here still gives the check back.
 from __future__ import annotations
 
 import hashlib
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any
 
 from flask import Flask
 from framehive.coordinator import frame_analysis as fa
@@ -23,30 +19,11 @@ from framehive.coordinator.models import Check
 from framehive.coordinator.states import CheckState
 from framehive.coordinator.verification import leasing
 from framehive.protocol import messages as m
-from sqlalchemy import event
 
 from tests.coordinator.kit import noise_png, render
+from tests.coordinator.statements import statements_of_this_thread
 
 READS_THE_HANDLE = '"check".handle = '  # handles.held_check
-
-
-@contextmanager
-def statements_of_this_thread(app: Flask) -> Iterator[list[str]]:
-    """Statements sent from the calling thread (the dispatcher's own thread may run a pass meanwhile)."""
-    statements: list[str] = []
-    me = threading.get_ident()
-
-    def _count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        if threading.get_ident() == me:
-            statements.append(" ".join(statement.split()))
-
-    with app.app_context():
-        engine = db.engine
-    event.listen(engine, "before_cursor_execute", _count)
-    try:
-        yield statements
-    finally:
-        event.remove(engine, "before_cursor_execute", _count)
 
 
 def leased_check(v) -> Check:  # type: ignore[no-untyped-def]

@@ -8,10 +8,7 @@ each decides is tested in test_verification.py, test_ringers.py and the re-exami
 """
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any
+from contextlib import AbstractContextManager
 
 from flask import Flask
 from framehive.coordinator import frame_analysis as fa
@@ -19,31 +16,18 @@ from framehive.coordinator import leases, outcomes
 from framehive.coordinator.db import db
 from framehive.coordinator.models import Frame, Task
 from framehive.coordinator.verification import decide, leasing
-from sqlalchemy import event, select
+from sqlalchemy import select
 
 from tests.coordinator.kit import judge, noise_png, render, store
+from tests.coordinator.statements import statements_of_this_thread
 
 CHECK_READS = 'FROM "check"'
 
 
-@contextmanager
-def reads_of(app: Flask, tables: tuple[str, ...]) -> Iterator[list[str]]:
+def reads_of(app: Flask, tables: tuple[str, ...]) -> AbstractContextManager[list[str]]:
     """SELECTs from the calling thread whose text has one of ``tables`` (``'FROM frame'``...)."""
-    reads: list[str] = []
-    me = threading.get_ident()
-
-    def _count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        text = " ".join(statement.split())
-        if threading.get_ident() == me and text.upper().startswith("SELECT") and any(t in text for t in tables):
-            reads.append(text)
-
-    with app.app_context():
-        engine = db.engine
-    event.listen(engine, "before_cursor_execute", _count)
-    try:
-        yield reads
-    finally:
-        event.remove(engine, "before_cursor_execute", _count)
+    return statements_of_this_thread(
+        app, lambda text: text.upper().startswith("SELECT") and any(t in text for t in tables))
 
 
 def test_a_passed_checks_task_is_settled_on_one_read_of_its_checks(app, v) -> None:  # type: ignore[no-untyped-def]

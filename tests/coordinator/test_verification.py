@@ -16,6 +16,7 @@ from framehive.coordinator.verification import decide, leasing, trust
 from framehive.coordinator.verification.checks import MARGIN
 from sqlalchemy import select
 
+from tests.coordinator.conftest import online_agent
 from tests.coordinator.kit import answer, noise_png, render
 
 
@@ -257,14 +258,7 @@ def test_a_verifier_that_passed_a_cheaters_frames_is_caught_after_the_honest_re_
 @pytest.fixture
 def node(v):  # type: ignore[no-untyped-def]
     """A trusted node of the network (an account the admin marked trusted), able to settle claims."""
-    account = Account(name="network", trusted=True)
-    db.session.add(account)
-    db.session.flush()
-    worker = Worker(account_id=account.id, name="node", online=True, roles=["render", "verify"],
-                    blender_version="5.0.1", device="CPU")
-    db.session.add(worker)
-    db.session.commit()
-    return worker
+    return online_agent("node", "network", trusted=True)
 
 
 def accepted_on_trust(v, image) -> Task:  # type: ignore[no-untyped-def]
