@@ -130,3 +130,15 @@ def test_an_expired_token_is_refused_at_its_expiry_though_remembered() -> None:
     assert cache.get(digest, at=1999.0, within=5.0) == caller
     assert cache.get(digest, at=2000.5, within=5.0) is None
     assert cache.get(hash_token("fhw_other"), at=1999.0, within=5.0) is None
+
+
+def test_the_cache_is_bounded_and_starts_again_empty_when_full(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only active worker tokens get in, but an account with many of them must not grow it without bound."""
+    monkeypatch.setattr(caller_cache, "MAX_ENTRIES", 3)
+    cache = CallerCache()
+    callers = [Caller(token_id=n, account_id=1, account_name="owner", kind="worker") for n in range(4)]
+    for n, caller in enumerate(callers[:3]):
+        cache.put(hash_token(f"fhw_{n}"), caller, expires_at=None)
+    assert all(cache.get(hash_token(f"fhw_{n}"), at=0.0, within=5.0) == callers[n] for n in range(3))
+    cache.put(hash_token("fhw_3"), callers[3], expires_at=None)
+    assert [cache.get(hash_token(f"fhw_{n}"), at=0.0, within=5.0) for n in range(4)] == [None, None, None, callers[3]]
